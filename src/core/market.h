@@ -1,0 +1,75 @@
+/*
+ * market.h - the market-data vocabulary shared by every layer: a candle,
+ * timeframes, symbols, and the checks every candle passes before it may be
+ * stored. Pure functions, no allocation except an_candles (a growable array
+ * the caller owns and frees with an_candles_free). Thread-safe.
+ */
+#ifndef AN_CORE_MARKET_H
+#define AN_CORE_MARKET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+/* One OHLCV candle. ts is the candle's open time in milliseconds since the
+ * Unix epoch, UTC. volume is in the base asset. */
+typedef struct an_candle {
+    int64_t ts;
+    double open, high, low, close, volume;
+} an_candle;
+
+/* A growable array of candles; zero-initialise before use. */
+typedef struct an_candles {
+    an_candle *v;
+    size_t n, cap;
+} an_candles;
+
+an_code an_candles_push(an_candles *a, const an_candle *c, an_err *err);
+void an_candles_free(an_candles *a);
+/* Sorts by ts ascending (stable order for equal ts is not guaranteed). */
+void an_candles_sort(an_candles *a);
+/* Reverses the array in place (newest-first files). */
+void an_candles_reverse(an_candles *a);
+
+#define AN_SYMBOL_MAX 32
+#define AN_TIMEFRAME_MAX 8
+
+/* Length in ms of a Binance interval ("1s", "1m", "3m", ..., "1d", "3d", "1w").
+ * "1M" (a calendar month) returns 0 with *monthly = 1. Returns -1 when the
+ * timeframe is unknown. */
+int64_t an_timeframe_ms(const char *tf, int *monthly);
+
+/* 1 when tf is a timeframe autonama accepts (every Binance interval). */
+int an_timeframe_valid(const char *tf);
+
+/* 1 when ts (ms) is the open time of a tf candle: aligned to the interval,
+ * weeks starting on Monday 00:00 UTC, months on the 1st 00:00 UTC. */
+int an_timeframe_aligned(const char *tf, int64_t ts);
+
+/* Validates a symbol in the seed's form BASE/QUOTE (upper-case letters and
+ * digits, 1..15 each). Fills err naming the symbol when it is not. */
+an_code an_symbol_validate(const char *symbol, an_err *err);
+
+/* Checks one candle: finite values, prices > 0, volume >= 0, low <= open,
+ * close <= high. On failure err names the field; row is put in the message
+ * (pass -1 to leave it out). */
+an_code an_candle_validate(const an_candle *c, long row, an_err *err);
+
+/* Checks a whole batch for one (symbol, timeframe): every candle valid and
+ * aligned, timestamps strictly increasing. */
+an_code an_candles_validate(const char *symbol, const char *tf, const an_candle *v, size_t n,
+                            an_err *err);
+
+/* Formats ms as ISO-8601 UTC "2021-04-20T20:42:00Z" (or with .mmm when ms is
+ * not whole seconds) into buf; returns buf. */
+char *an_time_format(int64_t ms, char *buf, size_t len);
+
+/* Parses "2024-01-01", "2024-01-01T12:30:00Z", "2024-01-01 12:30:00",
+ * or an integer of ms since the epoch. Returns AN_OK and *ms. */
+an_code an_time_parse(const char *s, int64_t *ms, an_err *err);
+
+/* Milliseconds since the Unix epoch, wall clock. */
+int64_t an_now_ms(void);
+
+#endif

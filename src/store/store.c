@@ -1,0 +1,192 @@
+/*
+ * store.c - the store's front: picks the backend, validates arguments once,
+ * and dispatches through the backend's ops table (see store.h).
+ */
+#include "store/store_impl.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *an_store_mode_name(an_store_mode mode)
+{
+    switch (mode) {
+    case AN_STORE_TIMESCALEDB: return "timescaledb";
+    case AN_STORE_POSTGRES: return "postgres";
+    case AN_STORE_DUCKDB: return "duckdb";
+    }
+    return "unknown";
+}
+
+an_query an_query_all(void)
+{
+    an_query q = {INT64_MIN, INT64_MAX, 0, 0};
+    return q;
+}
+
+an_code an_store_open(const an_store_options *opt, an_store **out, an_err *err)
+{
+    *out = NULL;
+    const char *mode = opt->mode && *opt->mode ? opt->mode : "auto";
+    int want_pg;
+    if (strcmp(mode, "duckdb") == 0)
+        want_pg = 0;
+    else if (strcmp(mode, "auto") == 0)
+        want_pg = opt->pg_conninfo && *opt->pg_conninfo;
+    else if (strcmp(mode, "postgres") == 0 || strcmp(mode, "timescaledb") == 0)
+        want_pg = 1;
+    else
+        return an_err_set(err, AN_ERR_INVALID,
+                          "unknown store mode '%.32s': expected auto, timescaledb, postgres or "
+                          "duckdb",
+                          mode);
+    if (want_pg && !(opt->pg_conninfo && *opt->pg_conninfo))
+        return an_err_set(err, AN_ERR_INVALID,
+                          "store mode %s needs a PostgreSQL server: set POSTGRES_SERVER", mode);
+    an_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return an_err_set(err, AN_ERR_NOMEM, "out of memory opening the store");
+    an_code rc = want_pg ? an_pg_store_open(opt, s, err) : an_duckdb_store_open(opt, s, err);
+    if (rc != AN_OK) {
+        free(s);
+        return rc;
+    }
+    if (strcmp(mode, "timescaledb") == 0 && s->mode != AN_STORE_TIMESCALEDB) {
+        an_err_set(err, AN_ERR_UNSUPPORTED,
+                   "store mode timescaledb asked for, but %s has no timescaledb extension",
+                   s->describe);
+        an_store_close(s);
+        return AN_ERR_UNSUPPORTED;
+    }
+    if (strcmp(mode, "postgres") == 0)
+        s->mode = AN_STORE_POSTGRES;
+    *out = s;
+    return AN_OK;
+}
+
+void an_store_close(an_store *s)
+{
+    if (!s)
+        return;
+    if (s->ops && s->ops->close)
+        s->ops->close(s);
+    free(s);
+}
+
+an_store_mode an_store_get_mode(const an_store *s)
+{
+    return s->mode;
+}
+
+const char *an_store_describe(const an_store *s)
+{
+    return s->describe;
+}
+
+int an_store_schema_version(void)
+{
+    return AN_SCHEMA_VERSION;
+}
+
+an_code an_store_migrate(an_store *s, int *applied, an_err *err)
+{
+    int dummy;
+    return s->ops->migrate(s, applied ? applied : &dummy, err);
+}
+
+an_code an_store_check_schema(an_store *s, int *version, an_err *err)
+{
+    int dummy;
+    return s->ops->check_schema(s, version ? version : &dummy, err);
+}
+
+an_code an_store_ping(an_store *s, an_err *err)
+{
+    return s->ops->ping(s, err);
+}
+
+an_code an_store_insert_ohlc(an_store *s, const char *symbol, const char *timeframe,
+                             const an_candle *v, size_t n, an_upsert_counts *counts,
+                             an_err *err)
+{
+    an_upsert_counts dummy;
+    if (!counts)
+        counts = &dummy;
+    memset(counts, 0, sizeof *counts);
+    if (n > 0 && !v)
+        return an_err_set(err, AN_ERR_INVALID, "insert_ohlc_data: no candles given");
+    if (an_candles_validate(symbol, timeframe, v, n, err) != AN_OK)
+        return an_err_prefix(err, "insert_ohlc_data refused the batch");
+    if (n == 0)
+        return AN_OK;
+    return s->ops->insert_ohlc(s, symbol, timeframe, v, n, counts, err);
+}
+
+static an_code check_query(const an_query *q, an_err *err)
+{
+    if (q->start_ms != INT64_MIN && q->end_ms != INT64_MAX && q->end_ms < q->start_ms)
+        return an_err_set(err, AN_ERR_INVALID, "the end of the time range is before its start");
+    return AN_OK;
+}
+
+an_code an_store_get_ohlc(an_store *s, const char *symbol, const char *timeframe,
+                          const an_query *q, an_candles *out, an_err *err)
+{
+    an_query all = an_query_all();
+    if (!q)
+        q = &all;
+    if (an_symbol_validate(symbol, err) != AN_OK)
+        return AN_ERR_INVALID;
+    if (!an_timeframe_valid(timeframe))
+        return an_err_set(err, AN_ERR_INVALID, "unknown timeframe '%.16s'",
+                          timeframe ? timeframe : "(null)");
+    if (check_query(q, err) != AN_OK)
+        return AN_ERR_INVALID;
+    return s->ops->get_ohlc(s, "ohlc_data", symbol, timeframe, q, out, err);
+}
+
+an_code an_store_get_rollup(an_store *s, const char *symbol, const char *rollup,
+                            const an_query *q, an_candles *out, an_err *err)
+{
+    an_query all = an_query_all();
+    if (!q)
+        q = &all;
+    if (an_symbol_validate(symbol, err) != AN_OK)
+        return AN_ERR_INVALID;
+    const char *src;
+    if (rollup && strcmp(rollup, "1h") == 0)
+        src = "ohlc_1h";
+    else if (rollup && strcmp(rollup, "1d") == 0)
+        src = "ohlc_1d";
+    else
+        return an_err_set(err, AN_ERR_INVALID, "no rollup '%.16s': there are 1h and 1d",
+                          rollup ? rollup : "(null)");
+    if (check_query(q, err) != AN_OK)
+        return AN_ERR_INVALID;
+    return s->ops->get_ohlc(s, src, symbol, NULL, q, out, err);
+}
+
+an_code an_store_get_latest_timestamp(an_store *s, const char *symbol, const char *timeframe,
+                                      int64_t *ts, int *found, an_err *err)
+{
+    *found = 0;
+    *ts = 0;
+    if (an_symbol_validate(symbol, err) != AN_OK)
+        return AN_ERR_INVALID;
+    if (!an_timeframe_valid(timeframe))
+        return an_err_set(err, AN_ERR_INVALID, "unknown timeframe '%.16s'",
+                          timeframe ? timeframe : "(null)");
+    return s->ops->latest(s, symbol, timeframe, ts, found, err);
+}
+
+an_code an_store_refresh_rollups(an_store *s, int64_t from_ms, int64_t to_ms, an_err *err)
+{
+    return s->ops->refresh_rollups(s, from_ms, to_ms, err);
+}
+
+an_code an_store_list_series(an_store *s, an_series_info **out, size_t *n, an_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    return s->ops->list_series(s, out, n, err);
+}

@@ -1,0 +1,144 @@
+/*
+ * store.h - the store: where candles, indicators and results live.
+ *
+ * One interface, three backends (DESIGN.md, "Store modes"):
+ *   timescaledb  PostgreSQL with the timescaledb extension: hypertables,
+ *                continuous aggregates for the 1h/1d rollups, compression and
+ *                retention policies.
+ *   postgres     plain PostgreSQL: the same tables; rollups are materialized
+ *                views refreshed by an_store_refresh_rollups.
+ *   duckdb       one DuckDB file at DUCKDB_PATH (the embedded default, and the
+ *                fallback while the primary is unreachable); rollups are views.
+ * The same names everywhere: trading.ohlc_data, trading.ohlc_1h,
+ * trading.ohlc_1d, analytics.indicators, optimization.results, and the
+ * migration ledger autonama.schema_version.
+ *
+ * An an_store is opaque and owned by whoever opened it; an_store_close(NULL)
+ * is a no-op. Every function is safe to call from several threads at once
+ * (PostgreSQL through a connection pool, DuckDB under the backend's lock).
+ */
+#ifndef AN_STORE_STORE_H
+#define AN_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/market.h"
+
+typedef enum an_store_mode {
+    AN_STORE_TIMESCALEDB = 0,
+    AN_STORE_POSTGRES,
+    AN_STORE_DUCKDB
+} an_store_mode;
+
+/* "timescaledb", "postgres", "duckdb". */
+const char *an_store_mode_name(an_store_mode mode);
+
+typedef struct an_store an_store;
+
+typedef struct an_store_options {
+    /* libpq connection string ("host=... port=... ..."); NULL or "" means the
+     * embedded DuckDB store. Never logged unredacted. */
+    const char *pg_conninfo;
+    /* PostgreSQL connection pool size (1..64). The PGlite TimescaleDB test
+     * server takes one connection at a time: the pool is forced to 1 there. */
+    int pool_size;
+    /* Seconds to wait for a PostgreSQL connection before giving up. */
+    int connect_timeout_s;
+    /* "auto" (default), "timescaledb", "postgres" or "duckdb". */
+    const char *mode;
+    /* Path of the DuckDB file (DUCKDB_PATH). */
+    const char *duckdb_path;
+    /* TimescaleDB policies, as PostgreSQL intervals ("7 days"); NULL or ""
+     * disables. compress_after is on by default (see config), retention off. */
+    const char *compress_after;
+    const char *retention;
+} an_store_options;
+
+/* Opens the store the options name. For PostgreSQL this connects (and fails
+ * with AN_ERR_CONNECT / AN_ERR_AUTH naming the server, never the password);
+ * the mode is timescaledb when the extension is installed in the database (or
+ * can be created by migrate), else postgres. For DuckDB this opens or creates
+ * the file (AN_ERR_READONLY, AN_ERR_CORRUPT when it cannot). Does not create
+ * the schema: see an_store_migrate. */
+an_code an_store_open(const an_store_options *opt, an_store **out, an_err *err);
+void an_store_close(an_store *s);
+
+an_store_mode an_store_get_mode(const an_store *s);
+
+/* A human description of where the store is: "127.0.0.1:5432/autonama" or
+ * the DuckDB path. No secrets. */
+const char *an_store_describe(const an_store *s);
+
+/* The schema version this binary expects. */
+int an_store_schema_version(void);
+
+/* Creates or upgrades the schema; idempotent. *applied (may be NULL) is the
+ * number of migrations run now (0 when already current). */
+an_code an_store_migrate(an_store *s, int *applied, an_err *err);
+
+/* AN_OK when the schema exists at the expected version; AN_ERR_SCHEMA with a
+ * message saying what is missing otherwise. *version gets the stored version
+ * (0 when there is none). */
+an_code an_store_check_schema(an_store *s, int *version, an_err *err);
+
+/* A trivial round trip (SELECT 1): AN_OK when the store answers. */
+an_code an_store_ping(an_store *s, an_err *err);
+
+typedef struct an_upsert_counts {
+    int64_t inserted;  /* new rows */
+    int64_t updated;   /* existing rows whose values changed */
+    int64_t unchanged; /* existing rows written again with the same values */
+} an_upsert_counts;
+
+/* Batched upsert of n candles of one (symbol, timeframe), keyed by
+ * (symbol, timeframe, timestamp). The batch is validated first
+ * (an_candles_validate); nothing is written when any row is bad. Atomic: all
+ * rows or none. counts may be NULL. */
+an_code an_store_insert_ohlc(an_store *s, const char *symbol, const char *timeframe,
+                             const an_candle *v, size_t n, an_upsert_counts *counts,
+                             an_err *err);
+
+typedef struct an_query {
+    int64_t start_ms; /* inclusive; INT64_MIN for none */
+    int64_t end_ms;   /* exclusive; INT64_MAX for none */
+    size_t limit;     /* 0 for no limit */
+    int descending;   /* 1: newest first (the limit keeps the newest) */
+} an_query;
+
+/* A query over everything, oldest first, no limit. */
+an_query an_query_all(void);
+
+/* Candles of (symbol, timeframe) stored in trading.ohlc_data, appended to out
+ * (the caller owns out). */
+an_code an_store_get_ohlc(an_store *s, const char *symbol, const char *timeframe,
+                          const an_query *q, an_candles *out, an_err *err);
+
+/* The 1h or 1d rollup of the symbol's 1m candles (trading.ohlc_1h / _1d).
+ * rollup is "1h" or "1d". */
+an_code an_store_get_rollup(an_store *s, const char *symbol, const char *rollup,
+                            const an_query *q, an_candles *out, an_err *err);
+
+/* Open time of the newest stored candle; *found = 0 when there is none. */
+an_code an_store_get_latest_timestamp(an_store *s, const char *symbol, const char *timeframe,
+                                      int64_t *ts, int *found, an_err *err);
+
+/* Brings the 1h/1d rollups up to date for candles in [from_ms, to_ms)
+ * (INT64_MIN/INT64_MAX for everything). TimescaleDB: refreshes the continuous
+ * aggregates; PostgreSQL: refreshes the materialized views; DuckDB: nothing to
+ * do (views). */
+an_code an_store_refresh_rollups(an_store *s, int64_t from_ms, int64_t to_ms, an_err *err);
+
+typedef struct an_series_info {
+    char symbol[AN_SYMBOL_MAX];
+    char timeframe[AN_TIMEFRAME_MAX];
+    int64_t first_ms, last_ms;
+    int64_t rows;
+} an_series_info;
+
+/* Every stored (symbol, timeframe) with its first/last open time and row
+ * count, sorted by symbol then timeframe. *out is malloc'd; the caller frees. */
+an_code an_store_list_series(an_store *s, an_series_info **out, size_t *n, an_err *err);
+
+#endif

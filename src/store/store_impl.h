@@ -1,0 +1,43 @@
+/*
+ * store_impl.h - what a store backend implements (internal to src/store/).
+ *
+ * Each backend fills an an_store_ops table; store.c validates arguments
+ * once and dispatches through it, so callers never know which backend runs.
+ * Backends may assume: symbol/timeframe valid, candles validated, q non-NULL.
+ */
+#ifndef AN_STORE_IMPL_H
+#define AN_STORE_IMPL_H
+
+#include "store/store.h"
+
+typedef struct an_store_ops {
+    an_code (*migrate)(an_store *s, int *applied, an_err *err);
+    an_code (*check_schema)(an_store *s, int *version, an_err *err);
+    an_code (*ping)(an_store *s, an_err *err);
+    an_code (*insert_ohlc)(an_store *s, const char *symbol, const char *tf, const an_candle *v,
+                           size_t n, an_upsert_counts *counts, an_err *err);
+    /* source: "ohlc_data", "ohlc_1h" or "ohlc_1d"; tf is NULL for rollups */
+    an_code (*get_ohlc)(an_store *s, const char *source, const char *symbol, const char *tf,
+                        const an_query *q, an_candles *out, an_err *err);
+    an_code (*latest)(an_store *s, const char *symbol, const char *tf, int64_t *ts, int *found,
+                      an_err *err);
+    an_code (*refresh_rollups)(an_store *s, int64_t from_ms, int64_t to_ms, an_err *err);
+    an_code (*list_series)(an_store *s, an_series_info **out, size_t *n, an_err *err);
+    void (*close)(an_store *s);
+} an_store_ops;
+
+struct an_store {
+    const an_store_ops *ops;
+    an_store_mode mode;
+    char describe[256];
+    void *impl; /* the backend's own state; freed by ops->close */
+};
+
+/* The schema version both backends migrate to. */
+#define AN_SCHEMA_VERSION 1
+
+/* Backend constructors: fill s->ops, s->mode, s->describe and s->impl. */
+an_code an_pg_store_open(const an_store_options *opt, an_store *s, an_err *err);
+an_code an_duckdb_store_open(const an_store_options *opt, an_store *s, an_err *err);
+
+#endif
