@@ -67,7 +67,13 @@ an_code an_err_prefix(an_err *e, const char *fmt, ...)
     va_end(ap);
     char old[AN_ERR_MSG_MAX];
     memcpy(old, e->msg, sizeof old);
-    snprintf(e->msg, sizeof e->msg, "%s: %s", pre, old);
+    size_t n = strnlen(pre, sizeof pre - 3);
+    memcpy(e->msg, pre, n);
+    e->msg[n++] = ':';
+    e->msg[n++] = ' ';
+    size_t rest = strnlen(old, sizeof e->msg - n - 1);
+    memcpy(e->msg + n, old, rest);
+    e->msg[n + rest] = '\0';
     return e->code;
 }
 

@@ -58,8 +58,6 @@ an_code an_store_open(const an_store_options *opt, an_store **out, an_err *err)
         an_store_close(s);
         return AN_ERR_UNSUPPORTED;
     }
-    if (strcmp(mode, "postgres") == 0)
-        s->mode = AN_STORE_POSTGRES;
     *out = s;
     return AN_OK;
 }

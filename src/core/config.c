@@ -1,0 +1,367 @@
+/*
+ * config.c - the configuration table and its loader (see config.h).
+ */
+#include "core/config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/market.h"
+
+typedef enum { T_STR, T_INT, T_SECRET, T_ENUM, T_SYMBOLS, T_TIMEFRAME, T_ADDR, T_LEVEL } ctype;
+
+typedef struct cdef {
+    an_cfg_key key;
+    const char *env;  /* NULL: flag only */
+    const char *flag; /* without the leading "--" */
+    ctype type;
+    const char *def;
+    long min, max;      /* T_INT bounds */
+    const char *choices; /* T_ENUM: "a|b|c" */
+    const char *help;
+} cdef;
+
+static const cdef table[AN_CFG__COUNT] = {
+    {AN_CFG_POSTGRES_SERVER, "POSTGRES_SERVER", "pg-server", T_STR, NULL, 0, 0, NULL,
+     "PostgreSQL/TimescaleDB host; unset means the embedded DuckDB store"},
+    {AN_CFG_POSTGRES_PORT, "POSTGRES_PORT", "pg-port", T_INT, "5432", 1, 65535, NULL,
+     "PostgreSQL port"},
+    {AN_CFG_POSTGRES_USER, "POSTGRES_USER", "pg-user", T_STR, "postgres", 0, 0, NULL,
+     "PostgreSQL user"},
+    {AN_CFG_POSTGRES_PASSWORD, "POSTGRES_PASSWORD", NULL, T_SECRET, NULL, 0, 0, NULL,
+     "PostgreSQL password (environment only; never logged)"},
+    {AN_CFG_POSTGRES_DB, "POSTGRES_DB", "pg-db", T_STR, "autonama", 0, 0, NULL,
+     "PostgreSQL database"},
+    {AN_CFG_POSTGRES_SSLMODE, "POSTGRES_SSLMODE", "pg-sslmode", T_ENUM, "prefer", 0, 0,
+     "disable|allow|prefer|require|verify-ca|verify-full", "libpq sslmode"},
+    {AN_CFG_DUCKDB_PATH, "DUCKDB_PATH", "duckdb-path", T_STR, "data/autonama.duckdb", 0, 0, NULL,
+     "DuckDB file: the embedded store and the fallback"},
+    {AN_CFG_STORE, "AUTONAMA_STORE", "store", T_ENUM, "auto", 0, 0,
+     "auto|timescaledb|postgres|duckdb",
+     "store mode; auto = TimescaleDB/PostgreSQL when POSTGRES_SERVER is set, else DuckDB"},
+    {AN_CFG_PG_POOL_SIZE, "AUTONAMA_PG_POOL_SIZE", "pg-pool-size", T_INT, "4", 1, 64, NULL,
+     "PostgreSQL connections in the pool"},
+    {AN_CFG_CONNECT_TIMEOUT, "AUTONAMA_CONNECT_TIMEOUT", "connect-timeout", T_INT, "10", 1, 300,
+     NULL, "seconds to wait for a database connection"},
+    {AN_CFG_COMPRESS_AFTER, "AUTONAMA_COMPRESS_AFTER", "compress-after", T_STR, "30 days", 0, 0,
+     NULL, "TimescaleDB: compress candle chunks older than this interval (empty: off)"},
+    {AN_CFG_RETENTION, "AUTONAMA_RETENTION", "retention", T_STR, "", 0, 0, NULL,
+     "TimescaleDB: drop candle chunks older than this interval (empty: off, the default)"},
+    {AN_CFG_BINANCE_BASE_URL, "BINANCE_BASE_URL", "binance-base-url", T_STR,
+     "https://api.binance.com", 0, 0, NULL, "Binance REST base URL"},
+    {AN_CFG_SYMBOLS, "AUTONAMA_SYMBOLS", "symbols", T_SYMBOLS,
+     "BTC/USDT,ETH/USDT,ADA/USDT,BNB/USDT,SOL/USDT", 0, 0, NULL,
+     "comma-separated symbols (BASE/QUOTE)"},
+    {AN_CFG_TIMEFRAME, "AUTONAMA_TIMEFRAME", "timeframe", T_TIMEFRAME, "1m", 0, 0, NULL,
+     "candle timeframe ingested and checked for freshness"},
+    {AN_CFG_HTTP_ADDR, "AUTONAMA_HTTP_ADDR", "http-addr", T_ADDR, "127.0.0.1:8000", 0, 0, NULL,
+     "HTTP listen address host:port"},
+    {AN_CFG_API_KEY, "AUTONAMA_API_KEY", NULL, T_SECRET, NULL, 0, 0, NULL,
+     "API key for POST routes (environment only; never logged)"},
+    {AN_CFG_FRESHNESS_MAX_AGE, "AUTONAMA_FRESHNESS_MAX_AGE", "max-age", T_INT, "3600", 1,
+     100000000, NULL, "health: seconds after which a symbol's newest candle is stale"},
+    {AN_CFG_LOG_LEVEL, "AUTONAMA_LOG_LEVEL", "log-level", T_LEVEL, "info", 0, 0, NULL,
+     "debug|info|warn|error|off"},
+    {AN_CFG_FORMAT, NULL, "format", T_ENUM, "auto", 0, 0,
+     "auto|freqtrade-json|cryptodatadownload-csv|csv|binance-csv", "import: file format"},
+    {AN_CFG_SYMBOL, NULL, "symbol", T_STR, NULL, 0, 0, NULL,
+     "import: the file's symbol when its name does not say"},
+    {AN_CFG_SINCE, NULL, "since", T_STR, NULL, 0, 0, NULL, "start time (YYYY-MM-DD[THH:MM])"},
+    {AN_CFG_UNTIL, NULL, "until", T_STR, NULL, 0, 0, NULL, "end time (exclusive)"},
+};
+
+static an_code validate(const cdef *d, const char *v, const char *origin, an_err *err)
+{
+    char shown[80];
+    if (d->type == T_SECRET)
+        snprintf(shown, sizeof shown, "(hidden)");
+    else
+        snprintf(shown, sizeof shown, "'%.60s'", v);
+    switch (d->type) {
+    case T_INT: {
+        errno = 0;
+        char *end;
+        long x = strtol(v, &end, 10);
+        if (errno || end == v || *end || x < d->min || x > d->max)
+            return an_err_set(err, AN_ERR_INVALID, "%s: %s must be an integer in [%ld, %ld]",
+                              origin, shown, d->min, d->max);
+        return AN_OK;
+    }
+    case T_ENUM: {
+        size_t len = strlen(v);
+        for (const char *p = d->choices; p && *p;) {
+            const char *bar = strchr(p, '|');
+            size_t n = bar ? (size_t)(bar - p) : strlen(p);
+            if (n == len && strncmp(p, v, n) == 0)
+                return AN_OK;
+            p = bar ? bar + 1 : NULL;
+        }
+        return an_err_set(err, AN_ERR_INVALID, "%s: %s is not one of %s", origin, shown,
+                          d->choices);
+    }
+    case T_TIMEFRAME:
+        if (!an_timeframe_valid(v))
+            return an_err_set(err, AN_ERR_INVALID,
+                              "%s: %s is not a timeframe (1s, 1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, "
+                              "6h, 8h, 12h, 1d, 3d, 1w, 1M)",
+                              origin, shown);
+        return AN_OK;
+    case T_LEVEL:
+        if (an_log_level_parse(v) < 0)
+            return an_err_set(err, AN_ERR_INVALID,
+                              "%s: %s is not a log level (debug, info, warn, error, off)",
+                              origin, shown);
+        return AN_OK;
+    case T_ADDR: {
+        const char *colon = strrchr(v, ':');
+        if (!colon || colon == v)
+            return an_err_set(err, AN_ERR_INVALID, "%s: %s must be host:port", origin, shown);
+        errno = 0;
+        char *end;
+        long port = strtol(colon + 1, &end, 10);
+        if (errno || end == colon + 1 || *end || port < 0 || port > 65535)
+            return an_err_set(err, AN_ERR_INVALID, "%s: %s has a bad port (0..65535)", origin,
+                              shown);
+        return AN_OK;
+    }
+    case T_SYMBOLS: {
+        char *copy = strdup(v);
+        if (!copy)
+            return an_err_set(err, AN_ERR_NOMEM, "out of memory");
+        an_code rc = AN_OK;
+        int count = 0;
+        char *save = NULL;
+        for (char *tok = strtok_r(copy, ",", &save); tok && rc == AN_OK;
+             tok = strtok_r(NULL, ",", &save)) {
+            while (*tok == ' ')
+                tok++;
+            size_t n = strlen(tok);
+            while (n && tok[n - 1] == ' ')
+                tok[--n] = '\0';
+            rc = an_symbol_validate(tok, err);
+            if (rc != AN_OK)
+                an_err_prefix(err, "%s", origin);
+            count++;
+        }
+        free(copy);
+        if (rc == AN_OK && count == 0)
+            rc = an_err_set(err, AN_ERR_INVALID, "%s: no symbols given", origin);
+        return rc;
+    }
+    case T_STR:
+    case T_SECRET:
+        if (strlen(v) > 4096)
+            return an_err_set(err, AN_ERR_INVALID, "%s: value too long", origin);
+        return AN_OK;
+    }
+    return AN_OK;
+}
+
+static an_code set_val(an_config *cfg, const cdef *d, const char *v, int from, an_err *err)
+{
+    char origin[80];
+    if (from == 1)
+        snprintf(origin, sizeof origin, "environment variable %s", d->env);
+    else
+        snprintf(origin, sizeof origin, "flag --%s", d->flag);
+    if (validate(d, v, origin, err) != AN_OK)
+        return AN_ERR_INVALID;
+    char *copy = strdup(v);
+    if (!copy)
+        return an_err_set(err, AN_ERR_NOMEM, "out of memory");
+    free(cfg->val[d->key]);
+    cfg->val[d->key] = copy;
+    cfg->from[d->key] = from;
+    return AN_OK;
+}
+
+an_code an_config_load(an_config *cfg, int argc, char **argv, an_err *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->args = calloc((size_t)argc + 1, sizeof *cfg->args);
+    if (!cfg->args)
+        return an_err_set(err, AN_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < AN_CFG__COUNT; i++) {
+        const cdef *d = &table[i];
+        if (d->def && !(cfg->val[i] = strdup(d->def)))
+            return an_err_set(err, AN_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < AN_CFG__COUNT; i++) {
+        const cdef *d = &table[i];
+        const char *v = d->env ? getenv(d->env) : NULL;
+        if (v && *v && set_val(cfg, d, v, 1, err) != AN_OK)
+            return AN_ERR_INVALID;
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0 || strcmp(a, "--") == 0) {
+            if (strcmp(a, "--") == 0) {
+                for (i++; i < argc; i++)
+                    cfg->args[cfg->nargs++] = argv[i];
+                break;
+            }
+            cfg->args[cfg->nargs++] = argv[i];
+            continue;
+        }
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        const cdef *d = NULL;
+        for (int k = 0; k < AN_CFG__COUNT; k++)
+            if (table[k].flag && strlen(table[k].flag) == nlen &&
+                strncmp(table[k].flag, name, nlen) == 0)
+                d = &table[k];
+        if (!d)
+            return an_err_set(err, AN_ERR_INVALID, "unknown flag --%.*s (see autonama --help)",
+                              (int)(nlen > 40 ? 40 : nlen), name);
+        const char *v = eq ? eq + 1 : NULL;
+        if (!v) {
+            if (i + 1 >= argc)
+                return an_err_set(err, AN_ERR_INVALID, "flag --%s needs a value", d->flag);
+            v = argv[++i];
+        }
+        if (set_val(cfg, d, v, 2, err) != AN_OK)
+            return AN_ERR_INVALID;
+    }
+    return AN_OK;
+}
+
+void an_config_free(an_config *cfg)
+{
+    for (int i = 0; i < AN_CFG__COUNT; i++) {
+        if (cfg->val[i]) {
+            if (table[i].type == T_SECRET)
+                memset(cfg->val[i], 0, strlen(cfg->val[i]));
+            free(cfg->val[i]);
+        }
+        cfg->val[i] = NULL;
+    }
+    free(cfg->args);
+    cfg->args = NULL;
+    cfg->nargs = 0;
+}
+
+const char *an_config_get(const an_config *cfg, an_cfg_key key)
+{
+    return cfg->val[key];
+}
+
+long an_config_int(const an_config *cfg, an_cfg_key key)
+{
+    return cfg->val[key] ? strtol(cfg->val[key], NULL, 10) : 0;
+}
+
+int an_config_is_set(const an_config *cfg, an_cfg_key key)
+{
+    return cfg->from[key] != 0;
+}
+
+int an_config_has_postgres(const an_config *cfg)
+{
+    const char *s = cfg->val[AN_CFG_POSTGRES_SERVER];
+    return s && *s;
+}
+
+/* Appends key='value' with libpq quoting (backslash before ' and \). */
+static void append_kv(char *buf, size_t len, const char *key, const char *val)
+{
+    size_t o = strlen(buf);
+    int w = snprintf(buf + o, len - o, "%s%s='", o ? " " : "", key);
+    if (w < 0)
+        return;
+    o += (size_t)w;
+    for (const char *p = val; *p && o + 3 < len; p++) {
+        if (*p == '\'' || *p == '\\')
+            buf[o++] = '\\';
+        buf[o++] = *p;
+    }
+    if (o + 1 < len)
+        buf[o++] = '\'';
+    buf[o] = '\0';
+}
+
+char *an_config_pg_conninfo(const an_config *cfg)
+{
+    size_t len = 64;
+    for (int k = AN_CFG_POSTGRES_SERVER; k <= AN_CFG_POSTGRES_SSLMODE; k++)
+        len += 16 + 2 * (cfg->val[k] ? strlen(cfg->val[k]) : 0);
+    char *buf = calloc(1, len);
+    if (!buf)
+        return NULL;
+    append_kv(buf, len, "host", cfg->val[AN_CFG_POSTGRES_SERVER] ? cfg->val[AN_CFG_POSTGRES_SERVER]
+                                                                   : "localhost");
+    append_kv(buf, len, "port", cfg->val[AN_CFG_POSTGRES_PORT]);
+    append_kv(buf, len, "user", cfg->val[AN_CFG_POSTGRES_USER]);
+    if (cfg->val[AN_CFG_POSTGRES_PASSWORD])
+        append_kv(buf, len, "password", cfg->val[AN_CFG_POSTGRES_PASSWORD]);
+    append_kv(buf, len, "dbname", cfg->val[AN_CFG_POSTGRES_DB]);
+    append_kv(buf, len, "sslmode", cfg->val[AN_CFG_POSTGRES_SSLMODE]);
+    return buf;
+}
+
+an_code an_config_symbols(const an_config *cfg, char ***out, size_t *n, an_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    const char *v = cfg->val[AN_CFG_SYMBOLS];
+    size_t cap = 1;
+    for (const char *p = v; *p; p++)
+        cap += *p == ',';
+    char **list = calloc(cap, sizeof *list);
+    char *copy = strdup(v);
+    if (!list || !copy) {
+        free(list);
+        free(copy);
+        return an_err_set(err, AN_ERR_NOMEM, "out of memory");
+    }
+    size_t count = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        size_t len = strlen(tok);
+        while (len && tok[len - 1] == ' ')
+            tok[--len] = '\0';
+        if (!len)
+            continue;
+        if (an_symbol_validate(tok, err) != AN_OK || !(list[count] = strdup(tok))) {
+            an_config_free_list(list, count);
+            free(copy);
+            return err && err->code != AN_OK ? err->code
+                                             : an_err_set(err, AN_ERR_NOMEM, "out of memory");
+        }
+        count++;
+    }
+    free(copy);
+    *out = list;
+    *n = count;
+    return AN_OK;
+}
+
+void an_config_free_list(char **list, size_t n)
+{
+    for (size_t i = 0; list && i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
+void an_config_print_help(void *file)
+{
+    FILE *f = file;
+    fprintf(f, "Settings (flags override environment variables, which override defaults):\n");
+    for (int i = 0; i < AN_CFG__COUNT; i++) {
+        const cdef *d = &table[i];
+        char flag[48] = "", env[48] = "";
+        if (d->flag)
+            snprintf(flag, sizeof flag, "--%s", d->flag);
+        if (d->env)
+            snprintf(env, sizeof env, "%s", d->env);
+        fprintf(f, "  %-22s %-28s %s", flag, env, d->help);
+        if (d->def && *d->def)
+            fprintf(f, " [default: %s]", d->def);
+        fputc('\n', f);
+    }
+}

@@ -1,0 +1,81 @@
+/*
+ * config.h - the configuration, as one table (config.c): each setting has a
+ * name, a type, a default, bounds, its environment variable (the seed's names
+ * first), its command-line flag and a help line. The same table drives the
+ * environment, the flags, validation and `autonama --help`.
+ *
+ * Flags override the environment, which overrides the defaults. Values are
+ * validated on load; a bad one gives AN_ERR_INVALID naming the variable or
+ * flag and the value (secrets are never echoed). An an_config is plain data
+ * owned by the caller; an_config_free releases it. Not thread-safe while
+ * loading; read-only afterwards.
+ */
+#ifndef AN_CORE_CONFIG_H
+#define AN_CORE_CONFIG_H
+
+#include <stddef.h>
+
+#include "core/error.h"
+
+typedef enum an_cfg_key {
+    AN_CFG_POSTGRES_SERVER = 0,
+    AN_CFG_POSTGRES_PORT,
+    AN_CFG_POSTGRES_USER,
+    AN_CFG_POSTGRES_PASSWORD,
+    AN_CFG_POSTGRES_DB,
+    AN_CFG_POSTGRES_SSLMODE,
+    AN_CFG_DUCKDB_PATH,
+    AN_CFG_STORE,
+    AN_CFG_PG_POOL_SIZE,
+    AN_CFG_CONNECT_TIMEOUT,
+    AN_CFG_COMPRESS_AFTER,
+    AN_CFG_RETENTION,
+    AN_CFG_BINANCE_BASE_URL,
+    AN_CFG_SYMBOLS,
+    AN_CFG_TIMEFRAME,
+    AN_CFG_HTTP_ADDR,
+    AN_CFG_API_KEY,
+    AN_CFG_FRESHNESS_MAX_AGE,
+    AN_CFG_LOG_LEVEL,
+    /* command options (flags only) */
+    AN_CFG_FORMAT,
+    AN_CFG_SYMBOL,
+    AN_CFG_SINCE,
+    AN_CFG_UNTIL,
+    AN_CFG__COUNT
+} an_cfg_key;
+
+typedef struct an_config {
+    char *val[AN_CFG__COUNT]; /* NULL when unset and without default */
+    int from[AN_CFG__COUNT];  /* 0 default, 1 environment, 2 flag */
+    char **args;              /* positional arguments after the command */
+    int nargs;
+} an_config;
+
+/* Loads defaults, then the environment, then flags from argv[0..argc).
+ * Positional arguments are collected into cfg->args. */
+an_code an_config_load(an_config *cfg, int argc, char **argv, an_err *err);
+void an_config_free(an_config *cfg);
+
+const char *an_config_get(const an_config *cfg, an_cfg_key key);
+/* Integer value (validated on load); 0 when unset. */
+long an_config_int(const an_config *cfg, an_cfg_key key);
+/* 1 when the setting came from the environment or a flag. */
+int an_config_is_set(const an_config *cfg, an_cfg_key key);
+
+/* 1 when a PostgreSQL server is configured (POSTGRES_SERVER set). */
+int an_config_has_postgres(const an_config *cfg);
+
+/* Builds a libpq connection string from the POSTGRES_* settings (values
+ * quoted). Returns a malloc'd string (contains the password: never log it). */
+char *an_config_pg_conninfo(const an_config *cfg);
+
+/* Splits AUTONAMA_SYMBOLS / --symbols ("BTC/USDT,ETH/USDT") into a malloc'd
+ * array of malloc'd strings, each validated; free with an_config_free_list. */
+an_code an_config_symbols(const an_config *cfg, char ***out, size_t *n, an_err *err);
+void an_config_free_list(char **list, size_t n);
+
+/* Prints the settings table (name, env, flag, default, help) to f. */
+void an_config_print_help(void *file);
+
+#endif

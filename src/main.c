@@ -1,0 +1,280 @@
+/*
+ * main.c - the autonama command line: parses the command and dispatches.
+ *
+ *   autonama serve       HTTP API + dashboard + scheduler (the main job)
+ *   autonama migrate     create or upgrade the schema (idempotent)
+ *   autonama health      connection, schema, freshness; JSON; exit 0 only when healthy
+ *   autonama import F... load candles from files into the store
+ *
+ * Every command prints its result as one JSON object on stdout; logs and the
+ * one-line error go to stderr. Exit status: 0 success, 1 failure, 2 bad
+ * input or configuration.
+ */
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/http.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "source/import.h"
+#include "store/store.h"
+#include "tasks/health.h"
+#include "tasks/service.h"
+
+#define AN_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: autonama COMMAND [flags] [args]\n\n"
+               "commands:\n"
+               "  serve              run the HTTP server (GET /health) on AUTONAMA_HTTP_ADDR\n"
+               "  migrate            create or upgrade the schema (idempotent)\n"
+               "  health             check connection, schema and data freshness (JSON);\n"
+               "                     exit 0 only when healthy\n"
+               "  import FILE...     load candles from freqtrade JSON, CryptoDataDownload CSV,\n"
+               "                     a CSV with a header, or a Binance public-data klines CSV\n"
+               "                     [--format F] [--symbol BASE/QUOTE] [--timeframe TF]\n"
+               "  version            print the version\n\n");
+    an_config_print_help(f);
+}
+
+static void print_json(json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT);
+    if (s) {
+        puts(s);
+        free(s);
+    }
+    fflush(stdout);
+}
+
+/* The one error line, and a failed result on stdout. */
+static int fail(const char *command, const an_err *err)
+{
+    fprintf(stderr, "autonama %s: error: %s\n", command, err->msg);
+    json_t *o = json_pack("{s:s, s:s, s:s}", "status", "failed", "error", err->msg, "code",
+                          an_code_str(err->code));
+    print_json(o);
+    json_decref(o);
+    return an_code_exit_status(err->code);
+}
+
+static const char *approach(an_store *s)
+{
+    switch (an_store_get_mode(s)) {
+    case AN_STORE_TIMESCALEDB: return "timescaledb_first";
+    case AN_STORE_POSTGRES: return "postgres_first";
+    case AN_STORE_DUCKDB: return "duckdb_embedded";
+    }
+    return "unknown";
+}
+
+static int cmd_migrate(const an_config *cfg)
+{
+    an_err err = {0};
+    an_store *s = NULL;
+    if (an_service_open_store(cfg, &s, &err) != AN_OK)
+        return fail("migrate", &err);
+    int applied = 0, version = 0;
+    if (an_store_migrate(s, &applied, &err) != AN_OK ||
+        an_store_check_schema(s, &version, &err) != AN_OK) {
+        an_store_close(s);
+        return fail("migrate", &err);
+    }
+    json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:i}", "status", "completed", "store_mode",
+                          an_store_mode_name(an_store_get_mode(s)), "store",
+                          an_store_describe(s), "schema_version", version, "migrations_applied",
+                          applied);
+    print_json(o);
+    json_decref(o);
+    an_store_close(s);
+    return 0;
+}
+
+static int cmd_health(const an_config *cfg)
+{
+    an_err err = {0};
+    an_store *s = NULL;
+    if (an_service_open_store(cfg, &s, &err) != AN_OK)
+        s = NULL;
+    int healthy = 0;
+    json_t *o = an_health_check(cfg, s, &err, an_now_ms(), &healthy);
+    print_json(o);
+    if (!healthy) {
+        json_t *problems = json_object_get(o, "problems");
+        const char *first = json_string_value(json_array_get(problems, 0));
+        fprintf(stderr, "autonama health: unhealthy: %s%s\n", first ? first : "unknown",
+                json_array_size(problems) > 1 ? " (and more: see the JSON)" : "");
+    }
+    json_decref(o);
+    an_store_close(s);
+    return healthy ? 0 : 1;
+}
+
+static int cmd_import(const an_config *cfg)
+{
+    an_err err = {0};
+    if (cfg->nargs < 1) {
+        an_err_set(&err, AN_ERR_INVALID, "no file given: autonama import FILE...");
+        return fail("import", &err);
+    }
+    an_import_format fmt;
+    if (an_import_format_parse(an_config_get(cfg, AN_CFG_FORMAT), &fmt, &err) != AN_OK)
+        return fail("import", &err);
+    const char *symbol = an_config_get(cfg, AN_CFG_SYMBOL);
+    const char *tf = an_config_is_set(cfg, AN_CFG_TIMEFRAME) ? an_config_get(cfg, AN_CFG_TIMEFRAME)
+                                                             : NULL;
+    an_store *s = NULL;
+    if (an_service_open_store(cfg, &s, &err) != AN_OK)
+        return fail("import", &err);
+    int version = 0;
+    if (an_store_check_schema(s, &version, &err) != AN_OK) {
+        an_store_close(s);
+        return fail("import", &err);
+    }
+    json_t *files = json_array();
+    int64_t ok = 0, failed = 0;
+    int64_t rollup_from = INT64_MAX, rollup_to = INT64_MIN;
+    for (int i = 0; i < cfg->nargs; i++) {
+        const char *path = cfg->args[i];
+        an_import_result r = {0};
+        an_upsert_counts counts = {0};
+        json_t *fo = json_pack("{s:s}", "path", path);
+        an_err ferr = {0};
+        if (an_import_read(path, fmt, symbol, tf, &r, &ferr) == AN_OK &&
+            an_store_insert_ohlc(s, r.symbol, r.timeframe, r.candles.v, r.candles.n, &counts,
+                                 &ferr) == AN_OK) {
+            ok++;
+            json_object_set_new(fo, "status", json_string("success"));
+            json_object_set_new(fo, "format", json_string(an_import_format_name(r.format)));
+            json_object_set_new(fo, "symbol", json_string(r.symbol));
+            json_object_set_new(fo, "timeframe", json_string(r.timeframe));
+            json_object_set_new(fo, "rows", json_integer((json_int_t)r.candles.n));
+            json_object_set_new(fo, "inserted", json_integer(counts.inserted));
+            json_object_set_new(fo, "updated", json_integer(counts.updated));
+            json_object_set_new(fo, "unchanged", json_integer(counts.unchanged));
+            AN_INFO("import",
+                    "msg=\"imported\" file=\"%s\" symbol=%s timeframe=%s rows=%zu inserted=%" PRId64
+                    " updated=%" PRId64,
+                    path, r.symbol, r.timeframe, r.candles.n, counts.inserted, counts.updated);
+            if (strcmp(r.timeframe, "1m") == 0 && r.candles.n > 0) {
+                if (r.candles.v[0].ts < rollup_from)
+                    rollup_from = r.candles.v[0].ts;
+                if (r.candles.v[r.candles.n - 1].ts + 60000 > rollup_to)
+                    rollup_to = r.candles.v[r.candles.n - 1].ts + 60000;
+            }
+        } else {
+            failed++;
+            fprintf(stderr, "autonama import: error: %s\n", ferr.msg);
+            json_object_set_new(fo, "status", json_string("failed"));
+            json_object_set_new(fo, "error", json_string(ferr.msg));
+        }
+        an_import_result_free(&r);
+        json_array_append_new(files, fo);
+    }
+    if (rollup_from < rollup_to) {
+        /* whole days around the range, so the 1d buckets are complete */
+        int64_t day = 86400000LL;
+        if (an_store_refresh_rollups(s, rollup_from / day * day, (rollup_to + day - 1) / day * day,
+                                     &err) != AN_OK)
+            AN_WARN("import", "msg=\"rollup refresh failed\" error=\"%s\"", err.msg);
+    }
+    json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I}, s:o}", "status",
+                          failed ? (ok ? "partial" : "failed") : "completed", "approach",
+                          approach(s), "store_mode", an_store_mode_name(an_store_get_mode(s)),
+                          "categories_processed", 1, "summary", "total_success", (json_int_t)ok,
+                          "total_failed", (json_int_t)failed, "total_skipped", (json_int_t)0,
+                          "files", files);
+    print_json(o);
+    json_decref(o);
+    an_store_close(s);
+    return failed ? 1 : 0;
+}
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static int cmd_serve(const an_config *cfg)
+{
+    an_err err = {0};
+    an_service svc;
+    an_service_init(&svc, cfg);
+    an_http_server *h = NULL;
+    if (an_http_start(cfg, &svc, &h, &err) != AN_OK) {
+        an_service_destroy(&svc);
+        return fail("serve", &err);
+    }
+    const char *addr = an_config_get(cfg, AN_CFG_HTTP_ADDR);
+    char host[256];
+    snprintf(host, sizeof host, "%.*s", (int)(strrchr(addr, ':') - addr), addr);
+    AN_INFO("serve", "msg=\"listening\" addr=%s:%d", host, an_http_port(h));
+    /* open (and migrate) the store now, so the first request finds it ready */
+    if (!an_service_store(&svc, &err))
+        AN_WARN("serve", "msg=\"store not available yet; /health reports why\"");
+    else
+        AN_INFO("serve", "msg=\"store ready\" mode=%s store=%s",
+                an_store_mode_name(an_store_get_mode(svc.store)), an_store_describe(svc.store));
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    while (!stop_requested)
+        pause();
+    AN_INFO("serve", "msg=\"stopping\"");
+    an_http_stop(h);
+    an_service_destroy(&svc);
+    json_t *o = json_pack("{s:s}", "status", "stopped");
+    print_json(o);
+    json_decref(o);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("autonama %s\n", AN_VERSION);
+        return 0;
+    }
+    an_config cfg;
+    an_err err = {0};
+    if (an_config_load(&cfg, argc - 2, argv + 2, &err) != AN_OK) {
+        an_config_free(&cfg);
+        return fail(cmd, &err);
+    }
+    an_log_set_level((an_log_level)an_log_level_parse(an_config_get(&cfg, AN_CFG_LOG_LEVEL)));
+    int rc;
+    if (strcmp(cmd, "serve") == 0)
+        rc = cmd_serve(&cfg);
+    else if (strcmp(cmd, "migrate") == 0)
+        rc = cmd_migrate(&cfg);
+    else if (strcmp(cmd, "health") == 0)
+        rc = cmd_health(&cfg);
+    else if (strcmp(cmd, "import") == 0)
+        rc = cmd_import(&cfg);
+    else {
+        an_err_set(&err, AN_ERR_INVALID,
+                   "unknown command '%.40s' (commands: serve, migrate, health, import, version; "
+                   "see autonama --help)",
+                   cmd);
+        rc = fail("autonama", &err);
+    }
+    an_config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,995 @@
+/*
+ * pg_store.c - the PostgreSQL and TimescaleDB store backends (see store.h).
+ *
+ * Owns a small pool of libpq connections (mutex + condition variable); every
+ * op borrows one connection for its duration, so any thread may call any op.
+ * The mode is timescaledb when trading.ohlc_data is a hypertable, or, before
+ * the schema exists, when the timescaledb extension is installed or can be
+ * created; otherwise postgres. On TimescaleDB the rollups are continuous
+ * aggregates with refresh policies, ohlc_data and analytics.indicators are
+ * hypertables with compression; on plain PostgreSQL the rollups are
+ * materialized views that an_store_refresh_rollups refreshes.
+ *
+ * Writes are batched: one INSERT ... SELECT FROM unnest(arrays) ... ON
+ * CONFLICT DO UPDATE per 10,000 rows, all batches of a call in one
+ * transaction. The PGlite TimescaleDB test server takes one connection at a
+ * time: it is recognised by its version string and the pool is sized to 1.
+ */
+#include "store/store_impl.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+
+#define POOL_MAX 64
+#define INSERT_BATCH 10000
+
+typedef struct pg_pool {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    char *conninfo; /* with our connect_timeout and options appended; secret */
+    int size;
+    int busy[POOL_MAX];
+    PGconn *conns[POOL_MAX];
+    int acquire_timeout_s;
+} pg_pool;
+
+typedef struct pg_store {
+    pg_pool pool;
+    int is_pglite;
+    int ts_available; /* extension can be created */
+    int ts_installed;
+    char *compress_after;
+    char *retention;
+} pg_store;
+
+static const char *COMPONENT = "store";
+
+/* ---- errors ------------------------------------------------------------- */
+
+/* Folds a multi-line libpq message into one line. */
+static void one_line(char *msg)
+{
+    char *w = msg;
+    int space = 0;
+    for (char *r = msg; *r; r++) {
+        if (*r == '\n' || *r == '\t' || *r == '\r' || *r == ' ') {
+            space = 1;
+            continue;
+        }
+        if (space && w != msg)
+            *w++ = ' ';
+        space = 0;
+        *w++ = *r;
+    }
+    *w = '\0';
+}
+
+static an_code conn_error(PGconn *c, const char *what, an_err *err)
+{
+    const char *m = c ? PQerrorMessage(c) : "out of memory";
+    char msg[AN_ERR_MSG_MAX];
+    snprintf(msg, sizeof msg, "%s", m ? m : "");
+    one_line(msg);
+    an_code code = AN_ERR_CONNECT;
+    if (strstr(msg, "password authentication failed") || strstr(msg, "no password supplied") ||
+        strstr(msg, "authentication failed"))
+        code = AN_ERR_AUTH;
+    else if (strstr(msg, "does not exist"))
+        code = AN_ERR_NOT_FOUND;
+    return an_err_set(err, code, "%s: %s", what, msg);
+}
+
+static an_code res_error(PGresult *r, PGconn *c, const char *what, an_err *err)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *prim = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (!prim)
+        prim = PQerrorMessage(c);
+    char msg[AN_ERR_MSG_MAX];
+    snprintf(msg, sizeof msg, "%s", prim ? prim : "unknown error");
+    one_line(msg);
+    if (PQstatus(c) != CONNECTION_OK)
+        return an_err_set(err, AN_ERR_CONNECT, "%s: connection lost: %s", what, msg);
+    an_code code = AN_ERR_DB;
+    if (state && (strcmp(state, "3F000") == 0 || strcmp(state, "42P01") == 0))
+        code = AN_ERR_SCHEMA;
+    else if (state && strcmp(state, "25006") == 0)
+        code = AN_ERR_READONLY;
+    else if (state && strncmp(state, "08", 2) == 0)
+        code = AN_ERR_CONNECT;
+    else if (state && strncmp(state, "22", 2) == 0)
+        code = AN_ERR_INVALID;
+    if (code == AN_ERR_SCHEMA)
+        return an_err_set(err, code, "%s: %s (SQLSTATE %s): run `autonama migrate`", what, msg,
+                          state);
+    return an_err_set(err, code, "%s: %s (SQLSTATE %s)", what, msg, state ? state : "none");
+}
+
+/* ---- pool --------------------------------------------------------------- */
+
+/* Server notices go to the debug log, not raw to stderr. */
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    char q[512];
+    AN_DEBUG(COMPONENT, "msg=\"server notice\" notice=\"%s\"", an_log_quote(message, q, sizeof q));
+}
+
+static PGconn *pool_connect(pg_pool *p, an_err *err)
+{
+    PGconn *c = PQconnectdb(p->conninfo);
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        conn_error(c, "cannot connect to PostgreSQL", err);
+        PQfinish(c);
+        return NULL;
+    }
+    PQsetNoticeProcessor(c, on_notice, NULL);
+    /* the PGlite server ignores startup options: set them again */
+    PGresult *r = PQexec(c, "SET TIME ZONE 'UTC'; SET client_min_messages = warning");
+    PQclear(r);
+    return c;
+}
+
+/* Borrows a connection, connecting or reconnecting as needed. */
+static an_code pool_acquire(pg_pool *p, PGconn **out, int *slot, an_err *err)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += p->acquire_timeout_s;
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        for (int i = 0; i < p->size; i++) {
+            if (!p->busy[i]) {
+                p->busy[i] = 1;
+                PGconn *c = p->conns[i];
+                p->conns[i] = NULL;
+                pthread_mutex_unlock(&p->lock);
+                if (c && PQstatus(c) != CONNECTION_OK) {
+                    PQreset(c);
+                    if (PQstatus(c) != CONNECTION_OK) {
+                        PQfinish(c);
+                        c = NULL;
+                    }
+                }
+                if (!c)
+                    c = pool_connect(p, err);
+                if (!c) {
+                    pthread_mutex_lock(&p->lock);
+                    p->busy[i] = 0;
+                    pthread_cond_signal(&p->cond);
+                    pthread_mutex_unlock(&p->lock);
+                    return err ? err->code : AN_ERR_CONNECT;
+                }
+                *out = c;
+                *slot = i;
+                return AN_OK;
+            }
+        }
+        if (pthread_cond_timedwait(&p->cond, &p->lock, &deadline) == ETIMEDOUT) {
+            pthread_mutex_unlock(&p->lock);
+            return an_err_set(err, AN_ERR_TIMEOUT,
+                              "no free PostgreSQL connection within %d s (pool of %d)",
+                              p->acquire_timeout_s, p->size);
+        }
+    }
+}
+
+static void pool_release(pg_pool *p, PGconn *c, int slot)
+{
+    /* a connection left inside a failed transaction is rolled back first */
+    if (c && PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) != PQTRANS_IDLE) {
+        PGresult *r = PQexec(c, "ROLLBACK");
+        PQclear(r);
+    }
+    pthread_mutex_lock(&p->lock);
+    p->conns[slot] = c;
+    p->busy[slot] = 0;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void pool_destroy(pg_pool *p)
+{
+    for (int i = 0; i < POOL_MAX; i++)
+        PQfinish(p->conns[i]);
+    if (p->conninfo) {
+        memset(p->conninfo, 0, strlen(p->conninfo));
+        free(p->conninfo);
+    }
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->cond);
+}
+
+/* ---- small query helpers ----------------------------------------------- */
+
+static an_code exec_cmd(PGconn *c, const char *sql, const char *what, an_err *err)
+{
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        an_code rc = res_error(r, c, what, err);
+        PQclear(r);
+        return rc;
+    }
+    PQclear(r);
+    return AN_OK;
+}
+
+/* Runs a query returning one value; *val gets a malloc'd copy (NULL when no
+ * row or SQL NULL). */
+static an_code query_value(PGconn *c, const char *sql, int nparams, const char *const *params,
+                           char **val, const char *what, an_err *err)
+{
+    *val = NULL;
+    PGresult *r = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        an_code rc = res_error(r, c, what, err);
+        PQclear(r);
+        return rc;
+    }
+    if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) {
+        *val = strdup(PQgetvalue(r, 0, 0));
+        if (!*val) {
+            PQclear(r);
+            return an_err_set(err, AN_ERR_NOMEM, "%s: out of memory", what);
+        }
+    }
+    PQclear(r);
+    return AN_OK;
+}
+
+static int query_bool(PGconn *c, const char *sql, an_code *rc, an_err *err)
+{
+    char *v = NULL;
+    *rc = query_value(c, sql, 0, NULL, &v, sql, err);
+    int b = v && (v[0] == 't' || v[0] == '1');
+    free(v);
+    return b;
+}
+
+/* ---- mode detection ----------------------------------------------------- */
+
+static an_code detect(pg_store *ps, PGconn *c, an_store *s, an_err *err)
+{
+    an_code rc;
+    ps->ts_installed =
+        query_bool(c, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')",
+                   &rc, err);
+    if (rc != AN_OK)
+        return rc;
+    ps->ts_available = query_bool(
+        c, "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')",
+        &rc, err);
+    if (rc != AN_OK)
+        return rc;
+    int hyper = 0, have_table = 0;
+    if (ps->ts_installed) {
+        hyper = query_bool(c,
+                           "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables "
+                           "WHERE hypertable_schema = 'trading' AND hypertable_name = "
+                           "'ohlc_data')",
+                           &rc, err);
+        if (rc != AN_OK)
+            return rc;
+    }
+    have_table = query_bool(c, "SELECT to_regclass('trading.ohlc_data') IS NOT NULL", &rc, err);
+    if (rc != AN_OK)
+        return rc;
+    if (have_table)
+        s->mode = hyper ? AN_STORE_TIMESCALEDB : AN_STORE_POSTGRES;
+    else
+        s->mode = (ps->ts_installed || ps->ts_available) ? AN_STORE_TIMESCALEDB
+                                                         : AN_STORE_POSTGRES;
+    return AN_OK;
+}
+
+/* ---- migrations --------------------------------------------------------- */
+
+static const char *MIGRATION_1_COMMON[] = {
+    "CREATE SCHEMA IF NOT EXISTS trading",
+    "CREATE SCHEMA IF NOT EXISTS analytics",
+    "CREATE SCHEMA IF NOT EXISTS optimization",
+    "CREATE TABLE trading.ohlc_data ("
+    " symbol text NOT NULL, timeframe text NOT NULL, \"timestamp\" timestamptz NOT NULL,"
+    " open double precision NOT NULL, high double precision NOT NULL,"
+    " low double precision NOT NULL, close double precision NOT NULL,"
+    " volume double precision NOT NULL,"
+    " PRIMARY KEY (symbol, timeframe, \"timestamp\"))",
+    "CREATE TABLE analytics.indicators ("
+    " symbol text NOT NULL, timeframe text NOT NULL, \"timestamp\" timestamptz NOT NULL,"
+    " indicator_name text NOT NULL, indicator_value double precision,"
+    " PRIMARY KEY (symbol, timeframe, indicator_name, \"timestamp\"))",
+    "CREATE TABLE optimization.results ("
+    " id bigserial PRIMARY KEY, symbol text NOT NULL, strategy text NOT NULL,"
+    " parameters jsonb, metrics jsonb, created_at timestamptz NOT NULL DEFAULT now())",
+    NULL,
+};
+
+#define ROLLUP_TS(bucket)                                                                      \
+    "SELECT symbol, time_bucket(INTERVAL '" bucket "', \"timestamp\") AS \"timestamp\","       \
+    " first(open, \"timestamp\") AS open, max(high) AS high, min(low) AS low,"                 \
+    " last(close, \"timestamp\") AS close, sum(volume) AS volume, count(*) AS candle_count"    \
+    " FROM trading.ohlc_data WHERE timeframe = '1m'"                                           \
+    " GROUP BY symbol, time_bucket(INTERVAL '" bucket "', \"timestamp\")"
+
+static const char *MIGRATION_1_TIMESCALE[] = {
+    "SELECT create_hypertable('trading.ohlc_data', 'timestamp',"
+    " chunk_time_interval => INTERVAL '7 days')",
+    "SELECT create_hypertable('analytics.indicators', 'timestamp',"
+    " chunk_time_interval => INTERVAL '30 days')",
+    "CREATE MATERIALIZED VIEW trading.ohlc_1h WITH (timescaledb.continuous,"
+    " timescaledb.materialized_only = false) AS " ROLLUP_TS("1 hour") " WITH NO DATA",
+    "CREATE MATERIALIZED VIEW trading.ohlc_1d WITH (timescaledb.continuous,"
+    " timescaledb.materialized_only = false) AS " ROLLUP_TS("1 day") " WITH NO DATA",
+    "SELECT add_continuous_aggregate_policy('trading.ohlc_1h', start_offset => INTERVAL '3"
+    " days', end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '15 minutes')",
+    "SELECT add_continuous_aggregate_policy('trading.ohlc_1d', start_offset => INTERVAL '7"
+    " days', end_offset => INTERVAL '1 day', schedule_interval => INTERVAL '1 hour')",
+    "ALTER TABLE trading.ohlc_data SET (timescaledb.compress,"
+    " timescaledb.compress_segmentby = 'symbol, timeframe',"
+    " timescaledb.compress_orderby = '\"timestamp\" DESC')",
+    "ALTER TABLE analytics.indicators SET (timescaledb.compress,"
+    " timescaledb.compress_segmentby = 'symbol, timeframe, indicator_name',"
+    " timescaledb.compress_orderby = '\"timestamp\" DESC')",
+    NULL,
+};
+
+#define ROLLUP_PG(bucket)                                                                      \
+    "SELECT symbol, date_bin(INTERVAL '" bucket "', \"timestamp\","                            \
+    " TIMESTAMPTZ '2000-01-01 00:00:00+00') AS \"timestamp\","                                 \
+    " (array_agg(open ORDER BY \"timestamp\"))[1] AS open, max(high) AS high,"                 \
+    " min(low) AS low, (array_agg(close ORDER BY \"timestamp\" DESC))[1] AS close,"            \
+    " sum(volume) AS volume, count(*) AS candle_count"                                         \
+    " FROM trading.ohlc_data WHERE timeframe = '1m' GROUP BY 1, 2"
+
+static const char *MIGRATION_1_POSTGRES[] = {
+    "CREATE MATERIALIZED VIEW trading.ohlc_1h AS " ROLLUP_PG("1 hour") " WITH NO DATA",
+    "CREATE UNIQUE INDEX ohlc_1h_key ON trading.ohlc_1h (symbol, \"timestamp\")",
+    "CREATE MATERIALIZED VIEW trading.ohlc_1d AS " ROLLUP_PG("1 day") " WITH NO DATA",
+    "CREATE UNIQUE INDEX ohlc_1d_key ON trading.ohlc_1d (symbol, \"timestamp\")",
+    NULL,
+};
+
+static an_code run_list(PGconn *c, const char *const *list, an_err *err)
+{
+    for (int i = 0; list[i]; i++) {
+        an_code rc = exec_cmd(c, list[i], "migrate", err);
+        if (rc != AN_OK)
+            return rc;
+    }
+    return AN_OK;
+}
+
+static an_code stored_version(PGconn *c, int *version, an_err *err)
+{
+    an_code rc;
+    *version = 0;
+    int have = query_bool(c, "SELECT to_regclass('autonama.schema_version') IS NOT NULL", &rc,
+                          err);
+    if (rc != AN_OK || !have)
+        return rc;
+    char *v = NULL;
+    rc = query_value(c, "SELECT max(version) FROM autonama.schema_version", 0, NULL, &v,
+                     "read schema version", err);
+    if (rc == AN_OK && v)
+        *version = atoi(v);
+    free(v);
+    return rc;
+}
+
+/* Compression and retention policies follow the configuration on every
+ * migrate (they are settings, not schema): remove, then add when enabled. */
+static an_code apply_policies(pg_store *ps, PGconn *c, an_err *err)
+{
+    an_code rc = exec_cmd(c,
+                          "SELECT remove_compression_policy('trading.ohlc_data', if_exists =>"
+                          " true)",
+                          "migrate: compression policy", err);
+    if (rc != AN_OK)
+        return rc;
+    if (ps->compress_after && *ps->compress_after) {
+        const char *params[1] = {ps->compress_after};
+        PGresult *r = PQexecParams(c,
+                                   "SELECT add_compression_policy('trading.ohlc_data',"
+                                   " compress_after => $1::interval)",
+                                   1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            rc = res_error(r, c, "migrate: compression policy", err);
+            PQclear(r);
+            return rc;
+        }
+        PQclear(r);
+    }
+    rc = exec_cmd(c, "SELECT remove_retention_policy('trading.ohlc_data', if_exists => true)",
+                  "migrate: retention policy", err);
+    if (rc != AN_OK)
+        return rc;
+    if (ps->retention && *ps->retention) {
+        const char *params[1] = {ps->retention};
+        PGresult *r = PQexecParams(c,
+                                   "SELECT add_retention_policy('trading.ohlc_data',"
+                                   " drop_after => $1::interval)",
+                                   1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            rc = res_error(r, c, "migrate: retention policy", err);
+            PQclear(r);
+            return rc;
+        }
+        PQclear(r);
+    }
+    return AN_OK;
+}
+
+static an_code pg_migrate(an_store *s, int *applied, an_err *err)
+{
+    pg_store *ps = s->impl;
+    PGconn *c;
+    int slot;
+    *applied = 0;
+    an_code rc = pool_acquire(&ps->pool, &c, &slot, err);
+    if (rc != AN_OK)
+        return rc;
+    int version = 0;
+    rc = stored_version(c, &version, err);
+    if (rc != AN_OK)
+        goto out;
+    if (version > AN_SCHEMA_VERSION) {
+        rc = an_err_set(err, AN_ERR_SCHEMA,
+                        "the database's schema is version %d, newer than this autonama "
+                        "(%d): upgrade autonama",
+                        version, AN_SCHEMA_VERSION);
+        goto out;
+    }
+    if (version < 1) {
+        int use_ts = s->mode == AN_STORE_TIMESCALEDB;
+        if (use_ts && !ps->ts_installed) {
+            rc = exec_cmd(c, "CREATE EXTENSION IF NOT EXISTS timescaledb",
+                          "migrate: create extension timescaledb", err);
+            if (rc != AN_OK) {
+                AN_WARN(COMPONENT, "msg=\"timescaledb extension unavailable, using plain "
+                                   "PostgreSQL\"");
+                use_ts = 0;
+                s->mode = AN_STORE_POSTGRES;
+            } else {
+                ps->ts_installed = 1;
+            }
+        }
+        /* PGlite cannot run TimescaleDB's DDL inside one transaction block
+         * with cagg creation; DDL of each step commits on its own there. A
+         * failure leaves no schema_version row, so migrate can be rerun. */
+        if (!ps->is_pglite && (rc = exec_cmd(c, "BEGIN", "migrate", err)) != AN_OK)
+            goto out;
+        rc = exec_cmd(c,
+                      "CREATE SCHEMA IF NOT EXISTS autonama; CREATE TABLE IF NOT EXISTS "
+                      "autonama.schema_version (version integer PRIMARY KEY, applied_at "
+                      "timestamptz NOT NULL DEFAULT now(), description text NOT NULL)",
+                      "migrate", err);
+        if (rc == AN_OK)
+            rc = run_list(c, MIGRATION_1_COMMON, err);
+        if (rc == AN_OK && use_ts) {
+            /* continuous aggregates cannot be created in a transaction block */
+            if (!ps->is_pglite)
+                rc = exec_cmd(c, "COMMIT", "migrate", err);
+            for (int i = 0; rc == AN_OK && MIGRATION_1_TIMESCALE[i]; i++)
+                rc = exec_cmd(c, MIGRATION_1_TIMESCALE[i], "migrate", err);
+            if (rc == AN_OK && !ps->is_pglite)
+                rc = exec_cmd(c, "BEGIN", "migrate", err);
+        } else if (rc == AN_OK) {
+            rc = run_list(c, MIGRATION_1_POSTGRES, err);
+        }
+        if (rc == AN_OK)
+            rc = exec_cmd(c,
+                          use_ts ? "INSERT INTO autonama.schema_version (version, description)"
+                                   " VALUES (1, 'initial schema (timescaledb)')"
+                                 : "INSERT INTO autonama.schema_version (version, description)"
+                                   " VALUES (1, 'initial schema (postgres)')",
+                          "migrate", err);
+        if (rc == AN_OK && !ps->is_pglite)
+            rc = exec_cmd(c, "COMMIT", "migrate", err);
+        if (rc != AN_OK)
+            goto out;
+        *applied = 1;
+        AN_INFO(COMPONENT, "msg=\"schema migrated\" version=1 mode=%s",
+                an_store_mode_name(s->mode));
+    }
+    if (s->mode == AN_STORE_TIMESCALEDB)
+        rc = apply_policies(ps, c, err);
+out:
+    pool_release(&ps->pool, c, slot);
+    return rc;
+}
+
+static an_code pg_check_schema(an_store *s, int *version, an_err *err)
+{
+    pg_store *ps = s->impl;
+    PGconn *c;
+    int slot;
+    an_code rc = pool_acquire(&ps->pool, &c, &slot, err);
+    if (rc != AN_OK)
+        return rc;
+    rc = stored_version(c, version, err);
+    if (rc == AN_OK && *version == 0)
+        rc = an_err_set(err, AN_ERR_SCHEMA,
+                        "database %s has no autonama schema: run `autonama migrate`",
+                        s->describe);
+    else if (rc == AN_OK && *version != AN_SCHEMA_VERSION)
+        rc = an_err_set(err, AN_ERR_SCHEMA,
+                        "database %s has schema version %d, this autonama needs %d: run "
+                        "`autonama migrate`",
+                        s->describe, *version, AN_SCHEMA_VERSION);
+    if (rc == AN_OK) {
+        static const char *rels[] = {"trading.ohlc_data", "trading.ohlc_1h", "trading.ohlc_1d",
+                                     "analytics.indicators", "optimization.results"};
+        for (size_t i = 0; i < sizeof rels / sizeof rels[0] && rc == AN_OK; i++) {
+            const char *params[1] = {rels[i]};
+            char *v = NULL;
+            rc = query_value(c, "SELECT to_regclass($1) IS NOT NULL", 1, params, &v,
+                             "check schema", err);
+            if (rc == AN_OK && !(v && v[0] == 't'))
+                rc = an_err_set(err, AN_ERR_SCHEMA,
+                                "database %s lacks %s: run `autonama migrate`", s->describe,
+                                rels[i]);
+            free(v);
+        }
+    }
+    pool_release(&ps->pool, c, slot);
+    return rc;
+}
+
+static an_code pg_ping(an_store *s, an_err *err)
+{
+    pg_store *ps = s->impl;
+    PGconn *c;
+    int slot;
+    an_code rc = pool_acquire(&ps->pool, &c, &slot, err);
+    if (rc != AN_OK)
+        return rc;
+    rc = exec_cmd(c, "SELECT 1", "ping", err);
+    pool_release(&ps->pool, c, slot);
+    return rc;
+}
+
+/* ---- insert ------------------------------------------------------------- */
+
+typedef struct sbuf {
+    char *p;
+    size_t n, cap;
+} sbuf;
+
+static int sbuf_reserve(sbuf *b, size_t more)
+{
+    if (b->n + more + 1 <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->n + more + 1)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p)
+        return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+/* Appends a PostgreSQL array literal of n values at stride; kind 0 = int64,
+ * 1 = double. */
+static int array_literal(sbuf *b, const an_candle *v, size_t n, size_t field)
+{
+    b->n = 0;
+    if (sbuf_reserve(b, n * 26 + 2) < 0)
+        return -1;
+    b->p[b->n++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            b->p[b->n++] = ',';
+        int w;
+        if (field == 0) {
+            w = snprintf(b->p + b->n, 24, "%" PRId64, v[i].ts);
+        } else {
+            const double *f = &v[i].open;
+            w = snprintf(b->p + b->n, 26, "%.17g", f[field - 1]);
+        }
+        b->n += (size_t)w;
+    }
+    b->p[b->n++] = '}';
+    b->p[b->n] = '\0';
+    return 0;
+}
+
+static const char *UPSERT_SQL =
+    "WITH up AS ("
+    " INSERT INTO trading.ohlc_data AS d"
+    " (symbol, timeframe, \"timestamp\", open, high, low, close, volume)"
+    " SELECT $1, $2, TIMESTAMPTZ 'epoch' + t.ms * INTERVAL '1 millisecond',"
+    " t.o, t.h, t.l, t.c, t.v"
+    " FROM unnest($3::int8[], $4::float8[], $5::float8[], $6::float8[], $7::float8[],"
+    " $8::float8[]) AS t(ms, o, h, l, c, v)"
+    " ON CONFLICT (symbol, timeframe, \"timestamp\") DO UPDATE SET"
+    " open = excluded.open, high = excluded.high, low = excluded.low,"
+    " close = excluded.close, volume = excluded.volume"
+    " WHERE (d.open, d.high, d.low, d.close, d.volume) IS DISTINCT FROM"
+    " (excluded.open, excluded.high, excluded.low, excluded.close, excluded.volume)"
+    " RETURNING (xmax = 0) AS ins)"
+    " SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM up";
+
+static an_code pg_insert_ohlc(an_store *s, const char *symbol, const char *tf,
+                              const an_candle *v, size_t n, an_upsert_counts *counts,
+                              an_err *err)
+{
+    pg_store *ps = s->impl;
+    PGconn *c;
+    int slot;
+    sbuf arrays[6] = {{0}};
+    an_code rc = pool_acquire(&ps->pool, &c, &slot, err);
+    if (rc != AN_OK)
+        return rc;
+    if ((rc = exec_cmd(c, "BEGIN", "insert_ohlc_data", err)) != AN_OK)
+        goto out;
+    for (size_t off = 0; off < n; off += INSERT_BATCH) {
+        size_t m = n - off < INSERT_BATCH ? n - off : INSERT_BATCH;
+        for (size_t f = 0; f < 6; f++) {
+            if (array_literal(&arrays[f], v + off, m, f) < 0) {
+                rc = an_err_set(err, AN_ERR_NOMEM, "insert_ohlc_data: out of memory");
+                goto out;
+            }
+        }
+        const char *params[8] = {symbol,       tf,           arrays[0].p, arrays[1].p,
+                                 arrays[2].p, arrays[3].p, arrays[4].p, arrays[5].p};
+        PGresult *r = PQexecParams(c, UPSERT_SQL, 8, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            rc = res_error(r, c, "insert_ohlc_data", err);
+            PQclear(r);
+            goto out;
+        }
+        int64_t ins = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        int64_t upd = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+        PQclear(r);
+        counts->inserted += ins;
+        counts->updated += upd;
+        counts->unchanged += (int64_t)m - ins - upd;
+    }
+    rc = exec_cmd(c, "COMMIT", "insert_ohlc_data", err);
+out:
+    if (rc != AN_OK)
+        memset(counts, 0, sizeof *counts);
+    for (size_t f = 0; f < 6; f++)
+        free(arrays[f].p);
+    pool_release(&ps->pool, c, slot); /* rolls back an open transaction */
+    return rc;
+}
+
+/* ---- reads -------------------------------------------------------------- */
+
+static an_code pg_get_ohlc(an_store *s, const char *source, const char *symbol, const char *tf,
+                           const an_query *q, an_candles *out, an_err *err)
+{
+    pg_store *ps = s->impl;
+    char sql[768], start[24], end[24], limit[24];
+    const char *params[5];
+    int np = 0;
+    int pos = snprintf(sql, sizeof sql,
+                       "SELECT (extract(epoch FROM \"timestamp\") * 1000)::int8, open, high, "
+                       "low, close, volume FROM trading.%s WHERE symbol = $1",
+                       source);
+    params[np++] = symbol;
+    if (tf) {
+        params[np++] = tf;
+        pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " AND timeframe = $%d", np);
+    }
+    if (q->start_ms != INT64_MIN) {
+        snprintf(start, sizeof start, "%" PRId64, q->start_ms);
+        params[np++] = start;
+        pos += snprintf(sql + pos, sizeof sql - (size_t)pos,
+                        " AND \"timestamp\" >= TIMESTAMPTZ 'epoch' + $%d::int8 * INTERVAL '1 "
+                        "millisecond'",
+                        np);
+    }
+    if (q->end_ms != INT64_MAX) {
+        snprintf(end, sizeof end, "%" PRId64, q->end_ms);
+        params[np++] = end;
+        pos += snprintf(sql + pos, sizeof sql - (size_t)pos,
+                        " AND \"timestamp\" < TIMESTAMPTZ 'epoch' + $%d::int8 * INTERVAL '1 "
+                        "millisecond'",
+                        np);
+    }
+    pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " ORDER BY \"timestamp\" %s",
+                    q->descending ? "DESC" : "ASC");
+    if (q->limit > 0) {
+        snprintf(limit, sizeof limit, "%zu", q->limit);
+        params[np++] = limit;
+        snprintf(sql + pos, sizeof sql - (size_t)pos, " LIMIT $%d", np);
+    }
+    PGconn *c;
+    int slot;
+    an_code rc = pool_acquire(&ps->pool, &c, &slot, err);
+    if (rc != AN_OK)
+        return rc;
+    PGresult *r = PQexecParams(c, sql, np, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = res_error(r, c, "get_ohlc_data", err);
+        goto out;
+    }
+    int rows = PQntuples(r);
+    for (int i = 0; i < rows; i++) {
+        an_candle k;
+        k.ts = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        k.open = strtod(PQgetvalue(r, i, 1), NULL);
+        k.high = strtod(PQgetvalue(r, i, 2), NULL);
+        k.low = strtod(PQgetvalue(r, i, 3), NULL);
+        k.close = strtod(PQgetvalue(r, i, 4), NULL);
+        k.volume = strtod(PQgetvalue(r, i, 5), NULL);
+        if ((rc = an_candles_push(out, &k, err)) != AN_OK)
+            goto out;
+    }
+out:
+    PQclear(r);
+    pool_release(&ps->pool, c, slot);
+    return rc;
+}
+
+static an_code pg_latest(an_store *s, const char *symbol, const char *tf, int64_t *ts,
+                         int *found, an_err *err)
+{
+    pg_store *ps = s->impl;
+    PGconn *c;
+    int slot;
+    an_code rc = pool_acquire(&ps->pool, &c, &slot, err);
+    if (rc != AN_OK)
+        return rc;
+    const char *params[2] = {symbol, tf};
+    char *v = NULL;
+    /* ORDER BY ... LIMIT 1 walks the primary key backwards (and lets
+     * TimescaleDB start from the newest chunk) */
+    rc = query_value(c,
+                     "SELECT (extract(epoch FROM \"timestamp\") * 1000)::int8 FROM "
+                     "trading.ohlc_data WHERE symbol = $1 AND timeframe = $2 ORDER BY "
+                     "\"timestamp\" DESC LIMIT 1",
+                     2, params, &v, "get_latest_timestamp", err);
+    if (rc == AN_OK && v) {
+        *ts = strtoll(v, NULL, 10);
+        *found = 1;
+    }
+    free(v);
+    pool_release(&ps->pool, c, slot);
+    return rc;
+}
+
+static an_code pg_refresh_rollups(an_store *s, int64_t from_ms, int64_t to_ms, an_err *err)
+{
+    pg_store *ps = s->impl;
+    PGconn *c;
+    int slot;
+    an_code rc = pool_acquire(&ps->pool, &c, &slot, err);
+    if (rc != AN_OK)
+        return rc;
+    static const char *views[2] = {"trading.ohlc_1h", "trading.ohlc_1d"};
+    for (int i = 0; i < 2 && rc == AN_OK; i++) {
+        if (s->mode == AN_STORE_TIMESCALEDB) {
+            char from[24], to[24];
+            const char *params[3] = {views[i], NULL, NULL};
+            if (from_ms != INT64_MIN) {
+                snprintf(from, sizeof from, "%" PRId64, from_ms);
+                params[1] = from;
+            }
+            if (to_ms != INT64_MAX) {
+                snprintf(to, sizeof to, "%" PRId64, to_ms);
+                params[2] = to;
+            }
+            PGresult *r = PQexecParams(
+                c,
+                "CALL refresh_continuous_aggregate($1::regclass,"
+                " TIMESTAMPTZ 'epoch' + $2::int8 * INTERVAL '1 millisecond',"
+                " TIMESTAMPTZ 'epoch' + $3::int8 * INTERVAL '1 millisecond')",
+                3, NULL, params, NULL, NULL, 0);
+            if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+                rc = res_error(r, c, "refresh rollups", err);
+            PQclear(r);
+        } else {
+            /* the whole view; CONCURRENTLY keeps readers unblocked once populated */
+            char sql[160], *pop = NULL;
+            const char *params[1] = {views[i] + 8};
+            rc = query_value(c,
+                             "SELECT ispopulated FROM pg_matviews WHERE schemaname = 'trading' "
+                             "AND matviewname = $1",
+                             1, params, &pop, "refresh rollups", err);
+            if (rc != AN_OK)
+                break;
+            if (!pop) {
+                free(pop);
+                rc = an_err_set(err, AN_ERR_SCHEMA, "%s is missing: run `autonama migrate`",
+                                views[i]);
+                break;
+            }
+            snprintf(sql, sizeof sql, "REFRESH MATERIALIZED VIEW %s%s",
+                     pop[0] == 't' ? "CONCURRENTLY " : "", views[i]);
+            free(pop);
+            rc = exec_cmd(c, sql, "refresh rollups", err);
+        }
+    }
+    pool_release(&ps->pool, c, slot);
+    return rc;
+}
+
+static an_code pg_list_series(an_store *s, an_series_info **out, size_t *n, an_err *err)
+{
+    pg_store *ps = s->impl;
+    PGconn *c;
+    int slot;
+    an_code rc = pool_acquire(&ps->pool, &c, &slot, err);
+    if (rc != AN_OK)
+        return rc;
+    PGresult *r = PQexec(c, "SELECT symbol, timeframe,"
+                            " (extract(epoch FROM min(\"timestamp\")) * 1000)::int8,"
+                            " (extract(epoch FROM max(\"timestamp\")) * 1000)::int8, count(*)"
+                            " FROM trading.ohlc_data GROUP BY symbol, timeframe"
+                            " ORDER BY symbol, timeframe");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = res_error(r, c, "list series", err);
+        goto out;
+    }
+    int rows = PQntuples(r);
+    if (rows > 0) {
+        *out = calloc((size_t)rows, sizeof **out);
+        if (!*out) {
+            rc = an_err_set(err, AN_ERR_NOMEM, "list series: out of memory");
+            goto out;
+        }
+    }
+    for (int i = 0; i < rows; i++) {
+        an_series_info *si = &(*out)[i];
+        snprintf(si->symbol, sizeof si->symbol, "%s", PQgetvalue(r, i, 0));
+        snprintf(si->timeframe, sizeof si->timeframe, "%s", PQgetvalue(r, i, 1));
+        si->first_ms = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+        si->last_ms = strtoll(PQgetvalue(r, i, 3), NULL, 10);
+        si->rows = strtoll(PQgetvalue(r, i, 4), NULL, 10);
+    }
+    *n = (size_t)rows;
+out:
+    PQclear(r);
+    pool_release(&ps->pool, c, slot);
+    return rc;
+}
+
+static void pg_close(an_store *s)
+{
+    pg_store *ps = s->impl;
+    if (!ps)
+        return;
+    pool_destroy(&ps->pool);
+    free(ps->compress_after);
+    free(ps->retention);
+    free(ps);
+    s->impl = NULL;
+}
+
+static const an_store_ops PG_OPS = {
+    .migrate = pg_migrate,
+    .check_schema = pg_check_schema,
+    .ping = pg_ping,
+    .insert_ohlc = pg_insert_ohlc,
+    .get_ohlc = pg_get_ohlc,
+    .latest = pg_latest,
+    .refresh_rollups = pg_refresh_rollups,
+    .list_series = pg_list_series,
+    .close = pg_close,
+};
+
+/* ---- open --------------------------------------------------------------- */
+
+static void describe(PGconn *c, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s:%s/%s", PQhost(c) ? PQhost(c) : "?", PQport(c) ? PQport(c) : "?",
+             PQdb(c) ? PQdb(c) : "?");
+}
+
+/* Describes a conninfo without connecting (for errors): host:port/dbname. */
+static void describe_conninfo(const char *conninfo, char *buf, size_t len)
+{
+    char *errmsg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &errmsg);
+    const char *host = "localhost", *port = "5432", *db = "?";
+    for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+        if (!o->val)
+            continue;
+        if (strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0)
+            host = o->val;
+        else if (strcmp(o->keyword, "port") == 0)
+            port = o->val;
+        else if (strcmp(o->keyword, "dbname") == 0)
+            db = o->val;
+    }
+    snprintf(buf, len, "%s:%s/%s", host, port, db);
+    PQconninfoFree(opts);
+    PQfreemem(errmsg);
+}
+
+an_code an_pg_store_open(const an_store_options *opt, an_store *s, an_err *err)
+{
+    pg_store *ps = calloc(1, sizeof *ps);
+    if (!ps)
+        return an_err_set(err, AN_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&ps->pool.lock, NULL);
+    pthread_cond_init(&ps->pool.cond, NULL);
+    ps->pool.acquire_timeout_s = 60;
+    char where[200];
+    describe_conninfo(opt->pg_conninfo, where, sizeof where);
+    char *perr = NULL;
+    PQconninfoOption *parsed = PQconninfoParse(opt->pg_conninfo, &perr);
+    if (!parsed) {
+        an_err_set(err, AN_ERR_INVALID, "invalid PostgreSQL connection settings: %s",
+                   perr ? perr : "unparseable");
+        PQfreemem(perr);
+        goto fail;
+    }
+    PQconninfoFree(parsed);
+    int timeout = opt->connect_timeout_s > 0 ? opt->connect_timeout_s : 10;
+    size_t len = strlen(opt->pg_conninfo) + 200;
+    ps->pool.conninfo = malloc(len);
+    if (!ps->pool.conninfo) {
+        an_err_set(err, AN_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    /* later keywords win in libpq: ours come last */
+    snprintf(ps->pool.conninfo, len,
+             "%s connect_timeout=%d application_name=autonama keepalives=1 "
+             "keepalives_idle=30 options='-c client_min_messages=warning'",
+             opt->pg_conninfo, timeout);
+    PGconn *c = pool_connect(&ps->pool, err);
+    if (!c) {
+        an_err_prefix(err, "PostgreSQL at %s", where);
+        goto fail;
+    }
+    describe(c, s->describe, sizeof s->describe);
+    char *ver = NULL;
+    an_code rc = query_value(c, "SELECT version()", 0, NULL, &ver, "version", err);
+    if (rc != AN_OK) {
+        PQfinish(c);
+        goto fail;
+    }
+    ps->is_pglite = ver && strstr(ver, "Emscripten") != NULL;
+    free(ver);
+    int size = opt->pool_size > 0 ? opt->pool_size : 4;
+    if (size > POOL_MAX)
+        size = POOL_MAX;
+    if (ps->is_pglite)
+        size = 1;
+    ps->pool.size = size;
+    ps->pool.conns[0] = c;
+    if ((rc = detect(ps, c, s, err)) != AN_OK)
+        goto fail;
+    if (opt->mode && strcmp(opt->mode, "postgres") == 0 && s->mode == AN_STORE_TIMESCALEDB) {
+        /* plain mode asked for: honoured unless the schema already is hypertables */
+        int have = query_bool(c, "SELECT to_regclass('trading.ohlc_data') IS NOT NULL", &rc, err);
+        if (rc != AN_OK)
+            goto fail;
+        if (!have)
+            s->mode = AN_STORE_POSTGRES;
+    }
+    ps->compress_after = strdup(opt->compress_after ? opt->compress_after : "");
+    ps->retention = strdup(opt->retention ? opt->retention : "");
+    if (!ps->compress_after || !ps->retention) {
+        an_err_set(err, AN_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    s->ops = &PG_OPS;
+    s->impl = ps;
+    AN_INFO(COMPONENT, "msg=\"connected\" server=%s mode=%s pool=%d%s", s->describe,
+            an_store_mode_name(s->mode), size, ps->is_pglite ? " pglite=true" : "");
+    return AN_OK;
+fail:
+    if (err && err->code == AN_OK)
+        an_err_set(err, AN_ERR_CONNECT, "cannot open PostgreSQL at %s", where);
+    pool_destroy(&ps->pool);
+    free(ps->compress_after);
+    free(ps->retention);
+    free(ps);
+    return err ? err->code : AN_ERR_CONNECT;
+}

@@ -1,0 +1,87 @@
+/*
+ * service.c - the serve-time state: the store, opened lazily (see service.h).
+ */
+#include "tasks/service.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+
+an_code an_service_store_options(const an_config *cfg, an_store_options *opt, char **conninfo,
+                                 an_err *err)
+{
+    memset(opt, 0, sizeof *opt);
+    *conninfo = NULL;
+    const char *mode = an_config_get(cfg, AN_CFG_STORE);
+    if (an_config_has_postgres(cfg) && strcmp(mode, "duckdb") != 0) {
+        *conninfo = an_config_pg_conninfo(cfg);
+        if (!*conninfo)
+            return an_err_set(err, AN_ERR_NOMEM, "out of memory");
+    }
+    opt->pg_conninfo = *conninfo;
+    opt->pool_size = (int)an_config_int(cfg, AN_CFG_PG_POOL_SIZE);
+    opt->connect_timeout_s = (int)an_config_int(cfg, AN_CFG_CONNECT_TIMEOUT);
+    opt->mode = mode;
+    opt->duckdb_path = an_config_get(cfg, AN_CFG_DUCKDB_PATH);
+    opt->compress_after = an_config_get(cfg, AN_CFG_COMPRESS_AFTER);
+    opt->retention = an_config_get(cfg, AN_CFG_RETENTION);
+    return AN_OK;
+}
+
+an_code an_service_open_store(const an_config *cfg, an_store **out, an_err *err)
+{
+    an_store_options opt;
+    char *conninfo = NULL;
+    an_code rc = an_service_store_options(cfg, &opt, &conninfo, err);
+    if (rc == AN_OK)
+        rc = an_store_open(&opt, out, err);
+    if (conninfo) {
+        memset(conninfo, 0, strlen(conninfo));
+        free(conninfo);
+    }
+    return rc;
+}
+
+void an_service_init(an_service *svc, const an_config *cfg)
+{
+    memset(svc, 0, sizeof *svc);
+    svc->cfg = cfg;
+    pthread_mutex_init(&svc->lock, NULL);
+}
+
+an_store *an_service_store(an_service *svc, an_err *err)
+{
+    pthread_mutex_lock(&svc->lock);
+    if (!svc->store) {
+        an_err e = {0};
+        an_store *s = NULL;
+        if (an_service_open_store(svc->cfg, &s, &e) == AN_OK) {
+            int applied = 0;
+            if (an_store_migrate(s, &applied, &e) != AN_OK) {
+                AN_WARN("service", "msg=\"migrate failed\" error=\"%s\"", e.msg);
+                an_store_close(s);
+                s = NULL;
+            }
+        }
+        if (s) {
+            svc->store = s;
+            an_err_clear(&svc->open_err);
+        } else if (memcmp(&svc->open_err, &e, sizeof e) != 0) {
+            AN_WARN("service", "msg=\"store unavailable\" error=\"%s\"", e.msg);
+            svc->open_err = e;
+        }
+    }
+    an_store *s = svc->store;
+    if (!s && err)
+        *err = svc->open_err;
+    pthread_mutex_unlock(&svc->lock);
+    return s;
+}
+
+void an_service_destroy(an_service *svc)
+{
+    an_store_close(svc->store);
+    svc->store = NULL;
+    pthread_mutex_destroy(&svc->lock);
+}

@@ -1,0 +1,37 @@
+/*
+ * service.h - the long-lived state of `autonama serve`: the configuration
+ * and the store, opened lazily and reopened after a failure, so the server
+ * keeps answering while the database is down and recovers by itself.
+ * Thread-safe: an_service_store serialises (re)opening under a mutex.
+ */
+#ifndef AN_TASKS_SERVICE_H
+#define AN_TASKS_SERVICE_H
+
+#include <pthread.h>
+
+#include "core/config.h"
+#include "store/store.h"
+
+typedef struct an_service {
+    const an_config *cfg;
+    pthread_mutex_t lock;
+    an_store *store;  /* NULL while it cannot be opened */
+    an_err open_err;  /* why, when store is NULL */
+    int migrated;     /* migrate ran on this store */
+} an_service;
+
+/* Fills options from the configuration. conninfo (malloc'd, secret) is
+ * returned in *conninfo for the caller to free, or NULL for DuckDB. */
+an_code an_service_store_options(const an_config *cfg, an_store_options *opt, char **conninfo,
+                                 an_err *err);
+
+/* Opens the configured store (the command-line commands use this too). */
+an_code an_service_open_store(const an_config *cfg, an_store **out, an_err *err);
+
+void an_service_init(an_service *svc, const an_config *cfg);
+/* The store, (re)opening and migrating it if needed; NULL with *err filled
+ * when it cannot be opened now. The store stays owned by the service. */
+an_store *an_service_store(an_service *svc, an_err *err);
+void an_service_destroy(an_service *svc);
+
+#endif

@@ -1,0 +1,451 @@
+/*
+ * test_store.c - the store suite, run once per backend:
+ *   test_store duckdb | postgres | timescaledb
+ * postgres reads its connection string from AUTONAMA_TEST_PG, timescaledb
+ * from AUTONAMA_TEST_TS (scripts/test-services start prints both). Each run
+ * starts from an empty schema. The same assertions hold on every backend.
+ */
+#include <libpq-fe.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include "source/import.h"
+#include "store/store.h"
+#include "test.h"
+
+static const char *backend;
+static char duck_path[256];
+static const char *conninfo;
+
+static an_store *open_store(void)
+{
+    an_store_options opt = {0};
+    opt.pool_size = 4;
+    opt.connect_timeout_s = 10;
+    opt.compress_after = "30 days";
+    if (strcmp(backend, "duckdb") == 0) {
+        opt.mode = "duckdb";
+        opt.duckdb_path = duck_path;
+    } else {
+        opt.mode = backend;
+        opt.pg_conninfo = conninfo;
+    }
+    an_store *s = NULL;
+    an_err err = {0};
+    if (an_store_open(&opt, &s, &err) != AN_OK) {
+        fprintf(stderr, "cannot open the %s store: %s\n", backend, err.msg);
+        exit(1);
+    }
+    return s;
+}
+
+/* Drops everything autonama created, so the suite starts from nothing. */
+static void reset_backend(void)
+{
+    if (strcmp(backend, "duckdb") == 0) {
+        snprintf(duck_path, sizeof duck_path, "/tmp/autonama-test-store-%d.duckdb", (int)getpid());
+        unlink(duck_path);
+        char wal[300];
+        snprintf(wal, sizeof wal, "%s.wal", duck_path);
+        unlink(wal);
+        return;
+    }
+    PGconn *c = PQconnectdb(conninfo);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "cannot connect to %s: %s\n", backend, PQerrorMessage(c));
+        exit(1);
+    }
+    PGresult *r = PQexec(c, "SET client_min_messages = warning;"
+                            "DROP SCHEMA IF EXISTS trading CASCADE;"
+                            "DROP SCHEMA IF EXISTS analytics CASCADE;"
+                            "DROP SCHEMA IF EXISTS optimization CASCADE;"
+                            "DROP SCHEMA IF EXISTS autonama CASCADE;");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        fprintf(stderr, "reset failed: %s\n", PQerrorMessage(c));
+        exit(1);
+    }
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* A deterministic 1m series: a random walk that satisfies every candle rule. */
+static void make_series(an_candles *out, int64_t start, size_t n, unsigned seed)
+{
+    double price = 20000.0;
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        double step = ((double)((seed >> 8) % 2001) - 1000.0) / 100.0;
+        double open = price, close = price + step;
+        if (close < 1)
+            close = 1;
+        double high = (open > close ? open : close) + (double)((seed >> 4) % 500) / 100.0;
+        double low = (open < close ? open : close) - (double)((seed >> 12) % 500) / 100.0;
+        if (low <= 0)
+            low = 0.5;
+        an_candle c = {start + (int64_t)i * 60000, open, high, low, close,
+                       (double)((seed >> 3) % 100000) / 1000.0};
+        an_candles_push(out, &c, NULL);
+        price = close;
+    }
+}
+
+static int same_candle(const an_candle *a, const an_candle *b)
+{
+    return a->ts == b->ts && a->open == b->open && a->high == b->high && a->low == b->low &&
+           a->close == b->close && a->volume == b->volume;
+}
+
+static void test_migrate_twice(void)
+{
+    an_err err = {0};
+    an_store *s = open_store();
+    int version = -1;
+    AN_CHECK(an_store_check_schema(s, &version, &err) == AN_ERR_SCHEMA);
+    AN_CHECK_MSG(strstr(err.msg, "migrate") != NULL, "message: %s", err.msg);
+    AN_CHECK_INT(version, 0);
+    int applied = -1;
+    AN_CHECK_OK(an_store_migrate(s, &applied, &err), err);
+    AN_CHECK_INT(applied, 1);
+    AN_CHECK_OK(an_store_migrate(s, &applied, &err), err);
+    AN_CHECK_INT(applied, 0);
+    AN_CHECK_OK(an_store_check_schema(s, &version, &err), err);
+    AN_CHECK_INT(version, an_store_schema_version());
+    AN_CHECK_STR(an_store_mode_name(an_store_get_mode(s)), backend);
+    an_store_close(s);
+    /* a fresh handle sees the same schema and migrates nothing */
+    s = open_store();
+    AN_CHECK_OK(an_store_migrate(s, &applied, &err), err);
+    AN_CHECK_INT(applied, 0);
+    AN_CHECK_STR(an_store_mode_name(an_store_get_mode(s)), backend);
+    an_store_close(s);
+}
+
+static void test_insert_twice_and_open_candle(void)
+{
+    an_err err = {0};
+    an_store *s = open_store();
+    an_candles in = {0}, got = {0};
+    const int64_t start = 1700000040000LL / 60000 * 60000;
+    make_series(&in, start, 10000, 7);
+    an_upsert_counts c1, c2, c3;
+    AN_CHECK_OK(an_store_insert_ohlc(s, "TST/USDT", "1m", in.v, in.n, &c1, &err), err);
+    AN_CHECK_INT(c1.inserted, 10000);
+    AN_CHECK_INT(c1.updated, 0);
+    AN_CHECK_OK(an_store_insert_ohlc(s, "TST/USDT", "1m", in.v, in.n, &c2, &err), err);
+    AN_CHECK_INT(c2.inserted, 0);
+    AN_CHECK_INT(c2.updated, 0);
+    AN_CHECK_INT(c2.unchanged, 10000);
+    AN_CHECK_OK(an_store_get_ohlc(s, "TST/USDT", "1m", NULL, &got, &err), err);
+    AN_CHECK_INT(got.n, 10000);
+    size_t mismatches = 0;
+    for (size_t i = 0; i < got.n && i < in.n; i++)
+        mismatches += !same_candle(&got.v[i], &in.v[i]);
+    AN_CHECK_INT(mismatches, 0);
+
+    /* the still-open last candle changes: updated in place, not duplicated */
+    an_candle open = in.v[in.n - 1];
+    open.close = open.high; /* price moved up to the high */
+    open.volume += 12.5;
+    AN_CHECK_OK(an_store_insert_ohlc(s, "TST/USDT", "1m", &open, 1, &c3, &err), err);
+    AN_CHECK_INT(c3.inserted, 0);
+    AN_CHECK_INT(c3.updated, 1);
+    an_candles_free(&got);
+    AN_CHECK_OK(an_store_get_ohlc(s, "TST/USDT", "1m", NULL, &got, &err), err);
+    AN_CHECK_INT(got.n, 10000);
+    AN_CHECK(got.n == 10000 && same_candle(&got.v[9999], &open));
+
+    /* a partially new batch: 100 old (one changed) + 50 new */
+    an_candles more = {0};
+    make_series(&more, start + 10000LL * 60000, 50, 99);
+    an_candles mixed = {0};
+    for (size_t i = 9900; i < 10000; i++)
+        an_candles_push(&mixed, i == 9999 ? &open : &in.v[i], NULL);
+    mixed.v[0].volume += 1.0;
+    for (size_t i = 0; i < more.n; i++)
+        an_candles_push(&mixed, &more.v[i], NULL);
+    AN_CHECK_OK(an_store_insert_ohlc(s, "TST/USDT", "1m", mixed.v, mixed.n, &c3, &err), err);
+    AN_CHECK_INT(c3.inserted, 50);
+    AN_CHECK_INT(c3.updated, 1);
+    AN_CHECK_INT(c3.unchanged, 99);
+    int64_t latest = 0;
+    int found = 0;
+    AN_CHECK_OK(an_store_get_latest_timestamp(s, "TST/USDT", "1m", &latest, &found, &err), err);
+    AN_CHECK_INT(found, 1);
+    AN_CHECK_INT(latest, start + 10049LL * 60000);
+    AN_CHECK_OK(an_store_get_latest_timestamp(s, "NONE/USDT", "1m", &latest, &found, &err), err);
+    AN_CHECK_INT(found, 0);
+    AN_CHECK_OK(an_store_get_latest_timestamp(s, "TST/USDT", "5m", &latest, &found, &err), err);
+    AN_CHECK_INT(found, 0);
+    an_candles_free(&in);
+    an_candles_free(&got);
+    an_candles_free(&more);
+    an_candles_free(&mixed);
+    an_store_close(s);
+}
+
+static void test_range_queries(void)
+{
+    an_err err = {0};
+    an_store *s = open_store();
+    an_candles all = {0}, got = {0};
+    AN_CHECK_OK(an_store_get_ohlc(s, "TST/USDT", "1m", NULL, &all, &err), err);
+    AN_CHECK_INT(all.n, 10050);
+    if (all.n < 10050)
+        goto out;
+    /* [start, end) */
+    an_query q = an_query_all();
+    q.start_ms = all.v[100].ts;
+    q.end_ms = all.v[200].ts;
+    AN_CHECK_OK(an_store_get_ohlc(s, "TST/USDT", "1m", &q, &got, &err), err);
+    AN_CHECK_INT(got.n, 100);
+    AN_CHECK(got.n == 100 && same_candle(&got.v[0], &all.v[100]) &&
+             same_candle(&got.v[99], &all.v[199]));
+    an_candles_free(&got);
+    /* newest first with a limit keeps the newest */
+    q = an_query_all();
+    q.descending = 1;
+    q.limit = 500;
+    AN_CHECK_OK(an_store_get_ohlc(s, "TST/USDT", "1m", &q, &got, &err), err);
+    AN_CHECK_INT(got.n, 500);
+    AN_CHECK(got.n == 500 && same_candle(&got.v[0], &all.v[10049]) &&
+             same_candle(&got.v[499], &all.v[10049 - 499]));
+    an_candles_free(&got);
+    /* oldest first with a limit keeps the oldest; start bound inclusive */
+    q = an_query_all();
+    q.start_ms = all.v[5].ts;
+    q.limit = 3;
+    AN_CHECK_OK(an_store_get_ohlc(s, "TST/USDT", "1m", &q, &got, &err), err);
+    AN_CHECK_INT(got.n, 3);
+    AN_CHECK(got.n == 3 && got.v[0].ts == all.v[5].ts && got.v[2].ts == all.v[7].ts);
+    an_candles_free(&got);
+    /* a range between candles, and one past the end: empty */
+    q = an_query_all();
+    q.start_ms = all.v[10].ts + 1;
+    q.end_ms = all.v[11].ts;
+    AN_CHECK_OK(an_store_get_ohlc(s, "TST/USDT", "1m", &q, &got, &err), err);
+    AN_CHECK_INT(got.n, 0);
+    q.start_ms = all.v[10049].ts + 60000;
+    q.end_ms = INT64_MAX;
+    AN_CHECK_OK(an_store_get_ohlc(s, "TST/USDT", "1m", &q, &got, &err), err);
+    AN_CHECK_INT(got.n, 0);
+    /* another symbol or timeframe sees nothing */
+    AN_CHECK_OK(an_store_get_ohlc(s, "TST/BTC", "1m", NULL, &got, &err), err);
+    AN_CHECK_INT(got.n, 0);
+    AN_CHECK_OK(an_store_get_ohlc(s, "TST/USDT", "1h", NULL, &got, &err), err);
+    AN_CHECK_INT(got.n, 0);
+    /* end before start is refused */
+    q.start_ms = 1000;
+    q.end_ms = 0;
+    AN_CHECK(an_store_get_ohlc(s, "TST/USDT", "1m", &q, &got, &err) == AN_ERR_INVALID);
+out:
+    an_candles_free(&all);
+    an_candles_free(&got);
+    an_store_close(s);
+}
+
+/* The oracle for the rollups: a GROUP BY in C over the same candles. */
+static void group_by(const an_candles *in, int64_t bucket, an_candles *out)
+{
+    for (size_t i = 0; i < in->n; i++) {
+        int64_t b = in->v[i].ts / bucket * bucket;
+        an_candle *last = out->n ? &out->v[out->n - 1] : NULL;
+        if (!last || last->ts != b) {
+            an_candle c = in->v[i];
+            c.ts = b;
+            an_candles_push(out, &c, NULL);
+        } else {
+            if (in->v[i].high > last->high)
+                last->high = in->v[i].high;
+            if (in->v[i].low < last->low)
+                last->low = in->v[i].low;
+            last->close = in->v[i].close;
+            last->volume += in->v[i].volume;
+        }
+    }
+}
+
+static int near(double a, double b)
+{
+    return a == b || fabs(a - b) <= 1e-9 * fmax(fabs(a), fabs(b));
+}
+
+static void check_rollup(an_store *s, const char *symbol, const an_candles *src, const char *tf,
+                         int64_t bucket)
+{
+    an_err err = {0};
+    an_candles want = {0}, got = {0};
+    group_by(src, bucket, &want);
+    AN_CHECK_OK(an_store_get_rollup(s, symbol, tf, NULL, &got, &err), err);
+    AN_CHECK_MSG(got.n == want.n, "%s %s rollup: %zu rows, want %zu", symbol, tf, got.n, want.n);
+    size_t bad = 0;
+    for (size_t i = 0; i < got.n && i < want.n; i++) {
+        const an_candle *g = &got.v[i], *w = &want.v[i];
+        if (!(g->ts == w->ts && g->open == w->open && g->high == w->high && g->low == w->low &&
+              g->close == w->close && near(g->volume, w->volume))) {
+            if (bad++ < 3)
+                fprintf(stderr, "  %s %s bucket %" PRId64 ": got %.10g %.10g %.10g %.10g %.10g"
+                                " want %.10g %.10g %.10g %.10g %.10g\n",
+                        symbol, tf, w->ts, g->open, g->high, g->low, g->close, g->volume,
+                        w->open, w->high, w->low, w->close, w->volume);
+        }
+    }
+    AN_CHECK_INT(bad, 0);
+    an_candles_free(&want);
+    an_candles_free(&got);
+}
+
+static void test_rollups_real_candles(void)
+{
+    an_err err = {0};
+    an_store *s = open_store();
+    char path[512];
+    snprintf(path, sizeof path, "%s/BTC_USDT-1m.json", an_test_data_dir());
+    an_import_result r = {0};
+    AN_CHECK_OK(an_import_read(path, AN_IMPORT_AUTO, NULL, NULL, &r, &err), err);
+    AN_CHECK_INT(r.candles.n, 42915);
+    an_upsert_counts c;
+    AN_CHECK_OK(an_store_insert_ohlc(s, r.symbol, r.timeframe, r.candles.v, r.candles.n, &c, &err),
+                err);
+    AN_CHECK_INT(c.inserted, 42915);
+    AN_CHECK_OK(an_store_refresh_rollups(s, INT64_MIN, INT64_MAX, &err), err);
+    check_rollup(s, "BTC/USDT", &r.candles, "1h", 3600000LL);
+    check_rollup(s, "BTC/USDT", &r.candles, "1d", 86400000LL);
+    /* the synthetic series of the other tests rolls up too */
+    an_candles tst = {0};
+    AN_CHECK_OK(an_store_get_ohlc(s, "TST/USDT", "1m", NULL, &tst, &err), err);
+    check_rollup(s, "TST/USDT", &tst, "1h", 3600000LL);
+    /* a candle that changes moves its buckets after a refresh */
+    an_candle last = r.candles.v[r.candles.n - 1];
+    last.high *= 1.01;
+    last.close = last.high;
+    AN_CHECK_OK(an_store_insert_ohlc(s, "BTC/USDT", "1m", &last, 1, &c, &err), err);
+    AN_CHECK_INT(c.updated, 1);
+    r.candles.v[r.candles.n - 1] = last;
+    AN_CHECK_OK(an_store_refresh_rollups(s, last.ts / 86400000LL * 86400000LL,
+                                         last.ts / 86400000LL * 86400000LL + 86400000LL, &err),
+                err);
+    check_rollup(s, "BTC/USDT", &r.candles, "1h", 3600000LL);
+    check_rollup(s, "BTC/USDT", &r.candles, "1d", 86400000LL);
+    an_candles_free(&tst);
+    an_import_result_free(&r);
+    an_store_close(s);
+}
+
+static void test_list_series(void)
+{
+    an_err err = {0};
+    an_store *s = open_store();
+    an_series_info *list = NULL;
+    size_t n = 0;
+    AN_CHECK_OK(an_store_list_series(s, &list, &n, &err), err);
+    AN_CHECK_INT(n, 2);
+    if (n == 2) {
+        AN_CHECK_STR(list[0].symbol, "BTC/USDT");
+        AN_CHECK_STR(list[0].timeframe, "1m");
+        AN_CHECK_INT(list[0].rows, 42915);
+        AN_CHECK_INT(list[0].first_ms, 1618951320000LL);
+        AN_CHECK_STR(list[1].symbol, "TST/USDT");
+        AN_CHECK_INT(list[1].rows, 10050);
+    }
+    free(list);
+    an_store_close(s);
+}
+
+static int64_t count_rows(an_store *s)
+{
+    an_err err = {0};
+    an_series_info *list = NULL;
+    size_t n = 0;
+    int64_t total = 0;
+    if (an_store_list_series(s, &list, &n, &err) != AN_OK)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        total += list[i].rows;
+    free(list);
+    return total;
+}
+
+static void expect_refused(an_store *s, const char *symbol, const char *tf, const an_candle *v,
+                           size_t n, const char *needle)
+{
+    an_err err = {0};
+    an_upsert_counts c;
+    an_code rc = an_store_insert_ohlc(s, symbol, tf, v, n, &c, &err);
+    AN_CHECK_MSG(rc == AN_ERR_INVALID, "want invalid for '%s', got %s", needle, an_code_str(rc));
+    AN_CHECK_MSG(strstr(err.msg, needle) != NULL, "message '%s' lacks '%s'", err.msg, needle);
+    AN_CHECK_INT(c.inserted + c.updated, 0);
+}
+
+static void test_invalid_input_refused(void)
+{
+    an_store *s = open_store();
+    int64_t before = count_rows(s);
+    an_candles v = {0};
+    make_series(&v, 1600000020000LL / 60000 * 60000, 20000, 3);
+    expect_refused(s, "btcusdt", "1m", v.v, v.n, "invalid symbol");
+    expect_refused(s, "BTC/USDT", "7m", v.v, v.n, "unknown timeframe");
+    an_candle keep = v.v[15000];
+    v.v[15000].high = v.v[15000].low - 1;
+    expect_refused(s, "NEW/USDT", "1m", v.v, v.n, "row 15000");
+    v.v[15000] = keep;
+    v.v[17000].ts += 1000;
+    expect_refused(s, "NEW/USDT", "1m", v.v, v.n, "not aligned");
+    v.v[17000].ts -= 1000;
+    v.v[5].ts = v.v[4].ts;
+    expect_refused(s, "NEW/USDT", "1m", v.v, v.n, "duplicate");
+    v.v[5].ts = v.v[4].ts + 60000;
+    v.v[7].close = NAN;
+    expect_refused(s, "NEW/USDT", "1m", v.v, v.n, "close is not a finite number");
+    v.v[7].close = v.v[7].open;
+    v.v[9].volume = -1;
+    expect_refused(s, "NEW/USDT", "1m", v.v, v.n, "volume must not be negative");
+    v.v[9].volume = 1;
+    v.v[11].open = 0;
+    expect_refused(s, "NEW/USDT", "1m", v.v, v.n, "open must be positive");
+    AN_CHECK_INT(count_rows(s), before);
+    /* after all that, the good batch goes in whole */
+    v.v[11].open = v.v[11].low;
+    an_err err = {0};
+    an_upsert_counts c;
+    AN_CHECK_OK(an_store_insert_ohlc(s, "NEW/USDT", "1m", v.v, v.n, &c, &err), err);
+    AN_CHECK_INT(c.inserted, 20000);
+    AN_CHECK_INT(count_rows(s), before + 20000);
+    /* bad reads are refused too */
+    an_candles got = {0};
+    AN_CHECK(an_store_get_ohlc(s, "BTC-USDT", "1m", NULL, &got, &err) == AN_ERR_INVALID);
+    AN_CHECK(an_store_get_rollup(s, "BTC/USDT", "4h", NULL, &got, &err) == AN_ERR_INVALID);
+    an_candles_free(&v);
+    an_store_close(s);
+}
+
+int main(int argc, char **argv)
+{
+    backend = argc > 1 ? argv[1] : "duckdb";
+    if (strcmp(backend, "postgres") == 0 || strcmp(backend, "timescaledb") == 0) {
+        const char *var = strcmp(backend, "postgres") == 0 ? "AUTONAMA_TEST_PG" : "AUTONAMA_TEST_TS";
+        conninfo = getenv(var);
+        if (!conninfo || !*conninfo) {
+            fprintf(stderr, "%s is not set: start the servers with scripts/test-services start "
+                            "(make test does)\n",
+                    var);
+            return 1;
+        }
+    } else if (strcmp(backend, "duckdb") != 0) {
+        fprintf(stderr, "usage: test_store duckdb|postgres|timescaledb\n");
+        return 2;
+    }
+    reset_backend();
+    AN_RUN(test_migrate_twice);
+    AN_RUN(test_insert_twice_and_open_candle);
+    AN_RUN(test_range_queries);
+    AN_RUN(test_rollups_real_candles);
+    AN_RUN(test_list_series);
+    AN_RUN(test_invalid_input_refused);
+    if (strcmp(backend, "duckdb") == 0) {
+        unlink(duck_path);
+        char wal[300];
+        snprintf(wal, sizeof wal, "%s.wal", duck_path);
+        unlink(wal);
+    }
+    return AN_TEST_DONE();
+}
