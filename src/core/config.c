@@ -63,7 +63,7 @@ static const cdef table[AN_CFG__COUNT] = {
     {AN_CFG_API_KEY, "AUTONAMA_API_KEY", NULL, T_SECRET, NULL, 0, 0, NULL,
      "API key for POST routes (environment only; never logged)"},
     {AN_CFG_FRESHNESS_MAX_AGE, "AUTONAMA_FRESHNESS_MAX_AGE", "max-age", T_INT, "3600", 1,
-     100000000, NULL, "health: seconds after which a symbol's newest candle is stale"},
+     10000000000L, NULL, "health: seconds after which a symbol's newest candle is stale"},
     {AN_CFG_LOG_LEVEL, "AUTONAMA_LOG_LEVEL", "log-level", T_LEVEL, "info", 0, 0, NULL,
      "debug|info|warn|error|off"},
     {AN_CFG_FORMAT, NULL, "format", T_ENUM, "auto", 0, 0,

@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# Drives the real binary: migrate, import of every real candle file, health,
+# serve over a real socket, and every kind of bad configuration, on all three
+# store modes. Needs AN_BIN, AN_DATA_DIR, AUTONAMA_TEST_PG, AUTONAMA_TEST_TS.
+set -uo pipefail
+
+BIN=${AN_BIN:?AN_BIN not set}
+DATA=${AN_DATA_DIR:?AN_DATA_DIR not set}
+: "${AUTONAMA_TEST_PG:?AUTONAMA_TEST_PG not set: run through make test}"
+: "${AUTONAMA_TEST_TS:?AUTONAMA_TEST_TS not set: run through make test}"
+work=$(mktemp -d /tmp/autonama-cli.XXXXXX)
+trap 'rm -rf "$work"; [ -n "${serve_pid:-}" ] && kill "$serve_pid" 2>/dev/null' EXIT
+
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok - $*"; }
+bad() { failed=$((failed + 1)); echo "not ok - $*"; }
+check() { # description, then a command that must succeed
+    local d=$1
+    shift
+    if "$@"; then ok "$d"; else bad "$d"; fi
+}
+
+# key=value of a libpq conninfo string
+kv() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+
+# env for a mode: clears every setting, then sets what the mode needs
+mode_env() {
+    unset POSTGRES_SERVER POSTGRES_PORT POSTGRES_USER POSTGRES_PASSWORD POSTGRES_DB DUCKDB_PATH \
+        AUTONAMA_STORE AUTONAMA_SYMBOLS AUTONAMA_TIMEFRAME AUTONAMA_FRESHNESS_MAX_AGE
+    export AUTONAMA_LOG_LEVEL=warn
+    case $1 in
+    duckdb)
+        export DUCKDB_PATH=$work/store.duckdb
+        ;;
+    postgres | timescaledb)
+        local ci
+        [ "$1" = postgres ] && ci=$AUTONAMA_TEST_PG || ci=$AUTONAMA_TEST_TS
+        export POSTGRES_SERVER=$(kv "$ci" host) POSTGRES_PORT=$(kv "$ci" port)
+        export POSTGRES_USER=$(kv "$ci" user) POSTGRES_PASSWORD=$(kv "$ci" password)
+        export POSTGRES_DB=$(kv "$ci" dbname) AUTONAMA_STORE=$1
+        ;;
+    esac
+}
+
+psql_mode() { # mode, sql -> value
+    local ci
+    [ "$1" = postgres ] && ci=$AUTONAMA_TEST_PG || ci=$AUTONAMA_TEST_TS
+    PGPASSWORD=$(kv "$ci" password) psql -X -q -t -A -h "$(kv "$ci" host)" -p "$(kv "$ci" port)" \
+        -U "$(kv "$ci" user)" -d "$(kv "$ci" dbname)" -c "SET client_min_messages=warning" -c "$2" \
+        2>/dev/null | tail -n 1
+}
+
+reset_mode() {
+    case $1 in
+    duckdb) rm -f "$work/store.duckdb" "$work/store.duckdb.wal" ;;
+    *) psql_mode "$1" "DROP SCHEMA IF EXISTS trading CASCADE; DROP SCHEMA IF EXISTS analytics CASCADE;
+                      DROP SCHEMA IF EXISTS optimization CASCADE; DROP SCHEMA IF EXISTS autonama CASCADE" >/dev/null ;;
+    esac
+}
+
+json() { # file, python expression over j
+    python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1" 2>/dev/null
+}
+
+# one error line on stderr, non-zero exit, within 30 s, and no crash
+expect_clean_failure() { # description, needle, command...
+    local d=$1 needle=$2
+    shift 2
+    local rc
+    timeout 30 "$@" >"$work/out" 2>"$work/err"
+    rc=$?
+    local lines
+    lines=$(grep -c . "$work/err")
+    if [ $rc -ne 0 ] && [ $rc -lt 124 ] && [ "$lines" -eq 1 ] && grep -qi -- "$needle" "$work/err"; then
+        ok "$d (exit $rc: $(cat "$work/err"))"
+    else
+        bad "$d: exit $rc, $lines stderr lines, want one naming '$needle':"
+        sed 's/^/    /' "$work/err"
+    fi
+}
+
+declare -A ROWS=([BTC_USDT-1m.json]=42915 [ETH_USDT-1m.json]=42915 [BTC_USDT-5m.json]=65741
+    [BTC_USDT-1h.json]=5482 [ETH_USDT-1h.json]=5482 [Coinbase_BTCUSD_d.csv]=1770)
+
+for mode in duckdb postgres timescaledb; do
+    echo "# mode $mode"
+    mode_env $mode
+    reset_mode $mode
+
+    # a store without our schema: import and health say so, cleanly
+    expect_clean_failure "$mode: import before migrate names the missing schema" "migrate" \
+        "$BIN" import "$DATA/BTC_USDT-1h.json"
+    "$BIN" health >"$work/h.json" 2>/dev/null
+    check "$mode: health without schema exits 1 and says schema" \
+        test "$?" = 1 -a "$(json "$work/h.json" "j['checks']['schema']['ok']")" = False
+
+    "$BIN" migrate >"$work/m1.json" && "$BIN" migrate >"$work/m2.json"
+    check "$mode: migrate twice applies once" \
+        test "$(json "$work/m1.json" "j['migrations_applied']")/$(json "$work/m2.json" "j['migrations_applied']")" = 1/0
+    check "$mode: migrate reports the mode" test "$(json "$work/m1.json" "j['store_mode']")" = $mode
+
+    for f in "${!ROWS[@]}"; do
+        "$BIN" import "$DATA/$f" >"$work/i.json" 2>"$work/err"
+        check "$mode: import $f stores ${ROWS[$f]} rows" \
+            test "$(json "$work/i.json" "j['files'][0]['inserted']")" = "${ROWS[$f]}"
+    done
+    "$BIN" import "$DATA/BTC_USDT-1m.json" "$DATA/Coinbase_BTCUSD_d.csv" >"$work/i2.json" 2>/dev/null
+    check "$mode: re-import changes nothing" \
+        test "$(json "$work/i2.json" "[f['inserted']+f['updated'] for f in j['files']]")" = "[0, 0]"
+    check "$mode: import result has the seed's shape" \
+        test "$(json "$work/i2.json" "(j['status'], j['summary']['total_success'], j['summary']['total_failed'], j['categories_processed'])")" = "('completed', 2, 0, 1)"
+
+    if [ $mode != duckdb ]; then
+        # count and spot-checked values straight from the database
+        check "$mode: BTC/USDT 1m row count in trading.ohlc_data" \
+            test "$(psql_mode $mode "SELECT count(*) FROM trading.ohlc_data WHERE symbol='BTC/USDT' AND timeframe='1m'")" = 42915
+        check "$mode: first BTC/USDT 1h candle" \
+            test "$(psql_mode $mode "SELECT open||','||high||','||low||','||close||','||volume FROM trading.ohlc_data WHERE symbol='BTC/USDT' AND timeframe='1h' ORDER BY timestamp LIMIT 1")" = "19695.87,19720,19479.8,19565.47,4570.361518"
+        check "$mode: oldest Coinbase daily candle" \
+            test "$(psql_mode $mode "SELECT to_char(timestamp AT TIME ZONE 'UTC','YYYY-MM-DD')||','||volume FROM trading.ohlc_data WHERE symbol='BTC/USD' AND timeframe='1d' ORDER BY timestamp LIMIT 1")" = "2014-12-01,0.05656"
+        check "$mode: 1h rollup of the 1m candles" \
+            test "$(psql_mode $mode "SELECT count(*) FROM trading.ohlc_1h WHERE symbol='ETH/USDT'")" = 721
+    fi
+
+    # health: the real files are from 2021, so stale under the default threshold...
+    export AUTONAMA_SYMBOLS=BTC/USDT,ETH/USDT AUTONAMA_TIMEFRAME=1m
+    "$BIN" health >"$work/h.json" 2>"$work/err"
+    rc=$?
+    check "$mode: health of 2021 data is unhealthy (exit $rc)" \
+        test $rc = 1 -a "$(json "$work/h.json" "j['checks']['freshness']['ok']")" = False
+    check "$mode: health names the stale symbol" grep -q "BTC/USDT 1m is stale" "$work/err"
+    # ...and fresh under a threshold of 10 years
+    AUTONAMA_FRESHNESS_MAX_AGE=315360000 "$BIN" health >"$work/h.json" 2>/dev/null
+    rc=$?
+    check "$mode: health with a 10-year threshold is healthy (exit $rc)" \
+        test $rc = 0 -a "$(json "$work/h.json" "j['status']")" = healthy
+    check "$mode: health gives the newest BTC/USDT candle" \
+        test "$(json "$work/h.json" "j['checks']['freshness']['symbols'][0]['latest']")" = 2021-05-20T20:40:00Z
+    "$BIN" health --symbols BTC/USDT,SOL/USDT --max-age 315360000 >"$work/h.json" 2>/dev/null
+    check "$mode: a symbol with no data is unhealthy" \
+        test "$?" = 1 -a "$(json "$work/h.json" "j['checks']['freshness']['symbols'][1]['fresh']")" = False
+    unset AUTONAMA_SYMBOLS AUTONAMA_TIMEFRAME
+
+    # a bad file is refused whole, naming the row, and nothing of it is stored
+    cp "$DATA/BTC_USDT-1h.json" "$work/ZZZ_USDT-1h.json"
+    sed -i 's/\[1606784400000,19565.47,19639.99,19433.15/[1606784400000,19565.47,19000.0,19433.15/' "$work/ZZZ_USDT-1h.json"
+    expect_clean_failure "$mode: a file with high below low is refused" "high" \
+        "$BIN" import "$work/ZZZ_USDT-1h.json"
+    "$BIN" health --symbols ZZZ/USDT --timeframe 1h --max-age 315360000 >"$work/h.json" 2>/dev/null
+    check "$mode: nothing of the refused file was stored" \
+        test "$(json "$work/h.json" "j['checks']['freshness']['symbols'][0]['latest']")" = None
+
+    # serve answers /health over a real socket, and stops on SIGTERM
+    AUTONAMA_HTTP_ADDR=127.0.0.1:0 AUTONAMA_LOG_LEVEL=info "$BIN" serve >"$work/serve.out" 2>"$work/serve.err" &
+    serve_pid=$!
+    port=""
+    for _ in $(seq 1 100); do
+        port=$(sed -n 's/.*msg="listening" addr=127.0.0.1:\([0-9]*\).*/\1/p' "$work/serve.err")
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    code=$(curl -s -o "$work/health.json" -w '%{http_code}' "http://127.0.0.1:$port/health")
+    check "$mode: GET /health answers 503 with the checks (got $code)" \
+        test "$code" = 503 -a "$(json "$work/health.json" "j['checks']['connection']['ok']")" = True
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$port/health")
+    check "$mode: POST /health is 405 (got $code)" test "$code" = 405
+    code=$(curl -s -o "$work/nf.json" -w '%{http_code}' "http://127.0.0.1:$port/nope")
+    check "$mode: unknown route is a JSON 404 (got $code)" \
+        test "$code" = 404 -a "$(json "$work/nf.json" "j['error']")" = "no such route"
+    kill -TERM $serve_pid
+    wait $serve_pid
+    rc=$?
+    serve_pid=""
+    check "$mode: serve exits 0 on SIGTERM (exit $rc)" test $rc = 0
+done
+
+echo "# bad configuration"
+mode_env postgres
+export POSTGRES_PORT=1
+expect_clean_failure "unreachable server" "connection refused" "$BIN" migrate
+mode_env postgres
+export POSTGRES_PASSWORD=wrong-password
+expect_clean_failure "wrong password" "password authentication failed" "$BIN" migrate
+check "the wrong password is not echoed" bash -c "! grep -q wrong-password '$work/err' '$work/out'"
+mode_env postgres
+export POSTGRES_DB=no_such_db
+expect_clean_failure "missing database" "no_such_db" "$BIN" migrate
+# a server on loopback that accepts connections and never says a word
+python3 -c '
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+print(s.getsockname()[1], flush=True)
+conns = []
+for _ in range(40):
+    s.settimeout(1)
+    try: conns.append(s.accept()[0])
+    except OSError: pass
+' >"$work/mute.port" &
+mute_pid=$!
+for _ in $(seq 1 50); do [ -s "$work/mute.port" ] && break; sleep 0.1; done
+mode_env postgres
+export POSTGRES_PORT=$(cat "$work/mute.port") AUTONAMA_CONNECT_TIMEOUT=2
+expect_clean_failure "a server that never answers times out" "timeout" "$BIN" migrate
+kill $mute_pid 2>/dev/null
+mode_env duckdb
+export POSTGRES_PORT=notaport
+expect_clean_failure "a non-numeric port" "POSTGRES_PORT" "$BIN" migrate
+mode_env duckdb
+expect_clean_failure "an unknown store mode" "not one of" "$BIN" migrate --store sqlite
+expect_clean_failure "an unknown command" "unknown command" "$BIN" frobnicate
+expect_clean_failure "an unknown flag" "unknown flag" "$BIN" migrate --nope 1
+expect_clean_failure "a bad symbol list" "invalid symbol" "$BIN" health --symbols btcusdt
+mkdir -p "$work/ro"
+printf 'this is not a duckdb file, just text\n%.0s' $(seq 1 200) >"$work/ro/corrupt.duckdb"
+export DUCKDB_PATH=$work/ro/corrupt.duckdb
+expect_clean_failure "a corrupt DUCKDB_PATH" "corrupt.duckdb" "$BIN" migrate
+export DUCKDB_PATH=$work/ro/good.duckdb
+"$BIN" migrate >/dev/null 2>&1
+chmod 0444 "$work/ro/good.duckdb"
+chmod 0555 "$work/ro"
+if [ "$(id -u)" -eq 0 ]; then
+    # root ignores file modes: run the read-only cases as nobody
+    chmod 0755 "$work"
+    expect_clean_failure "a read-only DUCKDB_PATH" "read-only" \
+        runuser -u nobody -- env DUCKDB_PATH="$DUCKDB_PATH" AUTONAMA_LOG_LEVEL=warn "$BIN" import "$DATA/BTC_USDT-1h.json"
+    expect_clean_failure "a DUCKDB_PATH in a read-only directory" "read-only" \
+        runuser -u nobody -- env DUCKDB_PATH="$work/ro/new.duckdb" AUTONAMA_LOG_LEVEL=warn "$BIN" migrate
+else
+    expect_clean_failure "a read-only DUCKDB_PATH" "read-only" "$BIN" import "$DATA/BTC_USDT-1h.json"
+    expect_clean_failure "a DUCKDB_PATH in a read-only directory" "read-only" \
+        env DUCKDB_PATH="$work/ro/new.duckdb" "$BIN" migrate
+fi
+chmod 0755 "$work/ro"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
