@@ -29,7 +29,7 @@
 #include "core/log.h"
 
 #define POOL_MAX 64
-#define INSERT_BATCH 10000
+#define INSERT_BATCH 50000
 
 typedef struct pg_pool {
     pthread_mutex_t lock;
@@ -260,14 +260,13 @@ static int query_bool(PGconn *c, const char *sql, an_code *rc, an_err *err)
 static an_code detect(pg_store *ps, PGconn *c, an_store *s, an_err *err)
 {
     an_code rc;
-    ps->ts_installed =
-        query_bool(c, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')",
-                   &rc, err);
+    ps->ts_installed = query_bool(
+        c, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')", &rc, err);
     if (rc != AN_OK)
         return rc;
     ps->ts_available = query_bool(
-        c, "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')",
-        &rc, err);
+        c, "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')", &rc,
+        err);
     if (rc != AN_OK)
         return rc;
     int hyper = 0, have_table = 0;
@@ -286,8 +285,7 @@ static an_code detect(pg_store *ps, PGconn *c, an_store *s, an_err *err)
     if (have_table)
         s->mode = hyper ? AN_STORE_TIMESCALEDB : AN_STORE_POSTGRES;
     else
-        s->mode = (ps->ts_installed || ps->ts_available) ? AN_STORE_TIMESCALEDB
-                                                         : AN_STORE_POSTGRES;
+        s->mode = (ps->ts_installed || ps->ts_available) ? AN_STORE_TIMESCALEDB : AN_STORE_POSTGRES;
     return AN_OK;
 }
 
@@ -313,11 +311,11 @@ static const char *MIGRATION_1_COMMON[] = {
     NULL,
 };
 
-#define ROLLUP_TS(bucket)                                                                      \
-    "SELECT symbol, time_bucket(INTERVAL '" bucket "', \"timestamp\") AS \"timestamp\","       \
-    " first(open, \"timestamp\") AS open, max(high) AS high, min(low) AS low,"                 \
-    " last(close, \"timestamp\") AS close, sum(volume) AS volume, count(*) AS candle_count"    \
-    " FROM trading.ohlc_data WHERE timeframe = '1m'"                                           \
+#define ROLLUP_TS(bucket)                                                                          \
+    "SELECT symbol, time_bucket(INTERVAL '" bucket "', \"timestamp\") AS \"timestamp\","           \
+    " first(open, \"timestamp\") AS open, max(high) AS high, min(low) AS low,"                     \
+    " last(close, \"timestamp\") AS close, sum(volume) AS volume, count(*) AS candle_count"        \
+    " FROM trading.ohlc_data WHERE timeframe = '1m'"                                               \
     " GROUP BY symbol, time_bucket(INTERVAL '" bucket "', \"timestamp\")"
 
 static const char *MIGRATION_1_TIMESCALE[] = {
@@ -342,12 +340,12 @@ static const char *MIGRATION_1_TIMESCALE[] = {
     NULL,
 };
 
-#define ROLLUP_PG(bucket)                                                                      \
-    "SELECT symbol, date_bin(INTERVAL '" bucket "', \"timestamp\","                            \
-    " TIMESTAMPTZ '2000-01-01 00:00:00+00') AS \"timestamp\","                                 \
-    " (array_agg(open ORDER BY \"timestamp\"))[1] AS open, max(high) AS high,"                 \
-    " min(low) AS low, (array_agg(close ORDER BY \"timestamp\" DESC))[1] AS close,"            \
-    " sum(volume) AS volume, count(*) AS candle_count"                                         \
+#define ROLLUP_PG(bucket)                                                                          \
+    "SELECT symbol, date_bin(INTERVAL '" bucket "', \"timestamp\","                                \
+    " TIMESTAMPTZ '2000-01-01 00:00:00+00') AS \"timestamp\","                                     \
+    " (array_agg(open ORDER BY \"timestamp\"))[1] AS open, max(high) AS high,"                     \
+    " min(low) AS low, (array_agg(close ORDER BY \"timestamp\" DESC))[1] AS close,"                \
+    " sum(volume) AS volume, count(*) AS candle_count"                                             \
     " FROM trading.ohlc_data WHERE timeframe = '1m' GROUP BY 1, 2"
 
 static const char *MIGRATION_1_POSTGRES[] = {
@@ -372,8 +370,7 @@ static an_code stored_version(PGconn *c, int *version, an_err *err)
 {
     an_code rc;
     *version = 0;
-    int have = query_bool(c, "SELECT to_regclass('autonama.schema_version') IS NOT NULL", &rc,
-                          err);
+    int have = query_bool(c, "SELECT to_regclass('autonama.schema_version') IS NOT NULL", &rc, err);
     if (rc != AN_OK || !have)
         return rc;
     char *v = NULL;
@@ -518,8 +515,7 @@ static an_code pg_check_schema(an_store *s, int *version, an_err *err)
     rc = stored_version(c, version, err);
     if (rc == AN_OK && *version == 0)
         rc = an_err_set(err, AN_ERR_SCHEMA,
-                        "database %s has no autonama schema: run `autonama migrate`",
-                        s->describe);
+                        "database %s has no autonama schema: run `autonama migrate`", s->describe);
     else if (rc == AN_OK && *version != AN_SCHEMA_VERSION)
         rc = an_err_set(err, AN_ERR_SCHEMA,
                         "database %s has schema version %d, this autonama needs %d: run "
@@ -531,12 +527,11 @@ static an_code pg_check_schema(an_store *s, int *version, an_err *err)
         for (size_t i = 0; i < sizeof rels / sizeof rels[0] && rc == AN_OK; i++) {
             const char *params[1] = {rels[i]};
             char *v = NULL;
-            rc = query_value(c, "SELECT to_regclass($1) IS NOT NULL", 1, params, &v,
-                             "check schema", err);
+            rc = query_value(c, "SELECT to_regclass($1) IS NOT NULL", 1, params, &v, "check schema",
+                             err);
             if (rc == AN_OK && !(v && v[0] == 't'))
-                rc = an_err_set(err, AN_ERR_SCHEMA,
-                                "database %s lacks %s: run `autonama migrate`", s->describe,
-                                rels[i]);
+                rc = an_err_set(err, AN_ERR_SCHEMA, "database %s lacks %s: run `autonama migrate`",
+                                s->describe, rels[i]);
             free(v);
         }
     }
@@ -579,28 +574,55 @@ static int sbuf_reserve(sbuf *b, size_t more)
     return 0;
 }
 
-/* Appends a PostgreSQL array literal of n values at stride; kind 0 = int64,
- * 1 = double. */
-static int array_literal(sbuf *b, const an_candle *v, size_t n, size_t field)
+/* Binary array parameters (PostgreSQL's array_send format): no float
+ * formatting on our side, no float parsing on the server's. */
+#define OID_INT8 20
+#define OID_FLOAT8 701
+#define OID_TIMESTAMPTZ 1184
+#define OID_FLOAT8_ARRAY 1022
+#define OID_TIMESTAMPTZ_ARRAY 1185
+/* microseconds from the Unix epoch to PostgreSQL's (2000-01-01) */
+#define PG_EPOCH_US 946684800000000LL
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static void put_be64(unsigned char *p, uint64_t v)
+{
+    put_be32(p, (uint32_t)(v >> 32));
+    put_be32(p + 4, (uint32_t)v);
+}
+
+/* field 0: timestamps as timestamptz[]; 1..5: open..volume as float8[] */
+static int binary_array(sbuf *b, const an_candle *v, size_t n, size_t field)
 {
     b->n = 0;
-    if (sbuf_reserve(b, n * 26 + 2) < 0)
+    if (sbuf_reserve(b, 20 + n * 12) < 0)
         return -1;
-    b->p[b->n++] = '{';
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            b->p[b->n++] = ',';
-        int w;
+    unsigned char *p = (unsigned char *)b->p;
+    put_be32(p, 1);                                             /* ndim */
+    put_be32(p + 4, 0);                                         /* no NULLs */
+    put_be32(p + 8, field == 0 ? OID_TIMESTAMPTZ : OID_FLOAT8); /* element type */
+    put_be32(p + 12, (uint32_t)n);                              /* length */
+    put_be32(p + 16, 1);                                        /* lower bound */
+    p += 20;
+    for (size_t i = 0; i < n; i++, p += 12) {
+        uint64_t bits;
         if (field == 0) {
-            w = snprintf(b->p + b->n, 24, "%" PRId64, v[i].ts);
+            bits = (uint64_t)(v[i].ts * 1000 - PG_EPOCH_US);
         } else {
             const double *f = &v[i].open;
-            w = snprintf(b->p + b->n, 26, "%.17g", f[field - 1]);
+            memcpy(&bits, &f[field - 1], sizeof bits);
         }
-        b->n += (size_t)w;
+        put_be32(p, 8);
+        put_be64(p + 4, bits);
     }
-    b->p[b->n++] = '}';
-    b->p[b->n] = '\0';
+    b->n = 20 + n * 12;
     return 0;
 }
 
@@ -608,10 +630,9 @@ static const char *UPSERT_SQL =
     "WITH up AS ("
     " INSERT INTO trading.ohlc_data AS d"
     " (symbol, timeframe, \"timestamp\", open, high, low, close, volume)"
-    " SELECT $1, $2, TIMESTAMPTZ 'epoch' + t.ms * INTERVAL '1 millisecond',"
-    " t.o, t.h, t.l, t.c, t.v"
-    " FROM unnest($3::int8[], $4::float8[], $5::float8[], $6::float8[], $7::float8[],"
-    " $8::float8[]) AS t(ms, o, h, l, c, v)"
+    " SELECT $1, $2, t.ts, t.o, t.h, t.l, t.c, t.v"
+    " FROM unnest($3::timestamptz[], $4::float8[], $5::float8[], $6::float8[], $7::float8[],"
+    " $8::float8[]) AS t(ts, o, h, l, c, v)"
     " ON CONFLICT (symbol, timeframe, \"timestamp\") DO UPDATE SET"
     " open = excluded.open, high = excluded.high, low = excluded.low,"
     " close = excluded.close, volume = excluded.volume"
@@ -620,9 +641,90 @@ static const char *UPSERT_SQL =
     " RETURNING (xmax = 0) AS ins)"
     " SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM up";
 
-static an_code pg_insert_ohlc(an_store *s, const char *symbol, const char *tf,
-                              const an_candle *v, size_t n, an_upsert_counts *counts,
-                              an_err *err)
+/* Plain insert for a batch whose key range holds no stored row yet (the
+ * common case: a backfill or an incremental run appending new candles). It
+ * skips ON CONFLICT's speculative insertion; a concurrent writer that got
+ * there first makes it fail with a unique violation, and the batch is then
+ * redone as an upsert (see insert_batch). */
+static const char *INSERT_NEW_SQL =
+    "INSERT INTO trading.ohlc_data"
+    " (symbol, timeframe, \"timestamp\", open, high, low, close, volume)"
+    " SELECT $1, $2, t.ts, t.o, t.h, t.l, t.c, t.v"
+    " FROM unnest($3::timestamptz[], $4::float8[], $5::float8[], $6::float8[], $7::float8[],"
+    " $8::float8[]) AS t(ts, o, h, l, c, v)";
+
+static const char *RANGE_EMPTY_SQL =
+    "SELECT NOT EXISTS (SELECT 1 FROM trading.ohlc_data WHERE symbol = $1 AND timeframe = $2"
+    " AND \"timestamp\" BETWEEN $3::timestamptz AND $4::timestamptz)";
+
+static an_code insert_batch(PGconn *c, const char *symbol, const char *tf, const an_candle *v,
+                            size_t m, sbuf *arrays, an_upsert_counts *counts, an_err *err)
+{
+    for (size_t f = 0; f < 6; f++)
+        if (binary_array(&arrays[f], v, m, f) < 0)
+            return an_err_set(err, AN_ERR_NOMEM, "insert_ohlc_data: out of memory");
+    const char *params[8] = {symbol,      tf,          arrays[0].p, arrays[1].p,
+                             arrays[2].p, arrays[3].p, arrays[4].p, arrays[5].p};
+    static const Oid types[8] = {0,
+                                 0,
+                                 OID_TIMESTAMPTZ_ARRAY,
+                                 OID_FLOAT8_ARRAY,
+                                 OID_FLOAT8_ARRAY,
+                                 OID_FLOAT8_ARRAY,
+                                 OID_FLOAT8_ARRAY,
+                                 OID_FLOAT8_ARRAY};
+    int lengths[8] = {0, 0};
+    int formats[8] = {0, 0, 1, 1, 1, 1, 1, 1};
+    for (int k = 2; k < 8; k++)
+        lengths[k] = (int)arrays[k - 2].n;
+
+    /* fast path: nothing stored in [first, last] yet */
+    char first[40], last[40];
+    an_time_format(v[0].ts, first, sizeof first);
+    an_time_format(v[m - 1].ts, last, sizeof last);
+    const char *rparams[4] = {symbol, tf, first, last};
+    char *empty = NULL;
+    an_code rc = query_value(c, RANGE_EMPTY_SQL, 4, rparams, &empty, "insert_ohlc_data", err);
+    int fast = rc == AN_OK && empty && empty[0] == 't';
+    free(empty);
+    if (rc != AN_OK)
+        return rc;
+    if (fast) {
+        if ((rc = exec_cmd(c, "SAVEPOINT batch", "insert_ohlc_data", err)) != AN_OK)
+            return rc;
+        PGresult *r = PQexecParams(c, INSERT_NEW_SQL, 8, types, params, lengths, formats, 0);
+        if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+            PQclear(r);
+            counts->inserted += (int64_t)m;
+            return exec_cmd(c, "RELEASE SAVEPOINT batch", "insert_ohlc_data", err);
+        }
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        if (!state || strcmp(state, "23505") != 0) {
+            rc = res_error(r, c, "insert_ohlc_data", err);
+            PQclear(r);
+            return rc;
+        }
+        PQclear(r); /* a concurrent writer got there first: upsert instead */
+        if ((rc = exec_cmd(c, "ROLLBACK TO SAVEPOINT batch", "insert_ohlc_data", err)) != AN_OK)
+            return rc;
+    }
+    PGresult *r = PQexecParams(c, UPSERT_SQL, 8, types, params, lengths, formats, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = res_error(r, c, "insert_ohlc_data", err);
+        PQclear(r);
+        return rc;
+    }
+    int64_t ins = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    int64_t upd = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+    PQclear(r);
+    counts->inserted += ins;
+    counts->updated += upd;
+    counts->unchanged += (int64_t)m - ins - upd;
+    return AN_OK;
+}
+
+static an_code pg_insert_ohlc(an_store *s, const char *symbol, const char *tf, const an_candle *v,
+                              size_t n, an_upsert_counts *counts, an_err *err)
 {
     pg_store *ps = s->impl;
     PGconn *c;
@@ -633,30 +735,12 @@ static an_code pg_insert_ohlc(an_store *s, const char *symbol, const char *tf,
         return rc;
     if ((rc = exec_cmd(c, "BEGIN", "insert_ohlc_data", err)) != AN_OK)
         goto out;
-    for (size_t off = 0; off < n; off += INSERT_BATCH) {
+    for (size_t off = 0; off < n && rc == AN_OK; off += INSERT_BATCH) {
         size_t m = n - off < INSERT_BATCH ? n - off : INSERT_BATCH;
-        for (size_t f = 0; f < 6; f++) {
-            if (array_literal(&arrays[f], v + off, m, f) < 0) {
-                rc = an_err_set(err, AN_ERR_NOMEM, "insert_ohlc_data: out of memory");
-                goto out;
-            }
-        }
-        const char *params[8] = {symbol,       tf,           arrays[0].p, arrays[1].p,
-                                 arrays[2].p, arrays[3].p, arrays[4].p, arrays[5].p};
-        PGresult *r = PQexecParams(c, UPSERT_SQL, 8, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            rc = res_error(r, c, "insert_ohlc_data", err);
-            PQclear(r);
-            goto out;
-        }
-        int64_t ins = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-        int64_t upd = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
-        PQclear(r);
-        counts->inserted += ins;
-        counts->updated += upd;
-        counts->unchanged += (int64_t)m - ins - upd;
+        rc = insert_batch(c, symbol, tf, v + off, m, arrays, counts, err);
     }
-    rc = exec_cmd(c, "COMMIT", "insert_ohlc_data", err);
+    if (rc == AN_OK)
+        rc = exec_cmd(c, "COMMIT", "insert_ohlc_data", err);
 out:
     if (rc != AN_OK)
         memset(counts, 0, sizeof *counts);
@@ -735,8 +819,8 @@ out:
     return rc;
 }
 
-static an_code pg_latest(an_store *s, const char *symbol, const char *tf, int64_t *ts,
-                         int *found, an_err *err)
+static an_code pg_latest(an_store *s, const char *symbol, const char *tf, int64_t *ts, int *found,
+                         an_err *err)
 {
     pg_store *ps = s->impl;
     PGconn *c;
@@ -783,12 +867,12 @@ static an_code pg_refresh_rollups(an_store *s, int64_t from_ms, int64_t to_ms, a
                 snprintf(to, sizeof to, "%" PRId64, to_ms);
                 params[2] = to;
             }
-            PGresult *r = PQexecParams(
-                c,
-                "CALL refresh_continuous_aggregate($1::regclass,"
-                " TIMESTAMPTZ 'epoch' + $2::int8 * INTERVAL '1 millisecond',"
-                " TIMESTAMPTZ 'epoch' + $3::int8 * INTERVAL '1 millisecond')",
-                3, NULL, params, NULL, NULL, 0);
+            PGresult *r =
+                PQexecParams(c,
+                             "CALL refresh_continuous_aggregate($1::regclass,"
+                             " TIMESTAMPTZ 'epoch' + $2::int8 * INTERVAL '1 millisecond',"
+                             " TIMESTAMPTZ 'epoch' + $3::int8 * INTERVAL '1 millisecond')",
+                             3, NULL, params, NULL, NULL, 0);
             if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
                 rc = res_error(r, c, "refresh rollups", err);
             PQclear(r);
