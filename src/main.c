@@ -87,9 +87,8 @@ static int cmd_migrate(const an_config *cfg)
         return fail("migrate", &err);
     }
     json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:i}", "status", "completed", "store_mode",
-                          an_store_mode_name(an_store_get_mode(s)), "store",
-                          an_store_describe(s), "schema_version", version, "migrations_applied",
-                          applied);
+                          an_store_mode_name(an_store_get_mode(s)), "store", an_store_describe(s),
+                          "schema_version", version, "migrations_applied", applied);
     print_json(o);
     json_decref(o);
     an_store_close(s);
@@ -127,8 +126,8 @@ static int cmd_import(const an_config *cfg)
     if (an_import_format_parse(an_config_get(cfg, AN_CFG_FORMAT), &fmt, &err) != AN_OK)
         return fail("import", &err);
     const char *symbol = an_config_get(cfg, AN_CFG_SYMBOL);
-    const char *tf = an_config_is_set(cfg, AN_CFG_TIMEFRAME) ? an_config_get(cfg, AN_CFG_TIMEFRAME)
-                                                             : NULL;
+    const char *tf =
+        an_config_is_set(cfg, AN_CFG_TIMEFRAME) ? an_config_get(cfg, AN_CFG_TIMEFRAME) : NULL;
     an_store *s = NULL;
     if (an_service_open_store(cfg, &s, &err) != AN_OK)
         return fail("import", &err);
@@ -184,12 +183,12 @@ static int cmd_import(const an_config *cfg)
                                      &err) != AN_OK)
             AN_WARN("import", "msg=\"rollup refresh failed\" error=\"%s\"", err.msg);
     }
-    json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I}, s:o}", "status",
-                          failed ? (ok ? "partial" : "failed") : "completed", "approach",
-                          approach(s), "store_mode", an_store_mode_name(an_store_get_mode(s)),
-                          "categories_processed", 1, "summary", "total_success", (json_int_t)ok,
-                          "total_failed", (json_int_t)failed, "total_skipped", (json_int_t)0,
-                          "files", files);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I}, s:o}", "status",
+                  failed ? (ok ? "partial" : "failed") : "completed", "approach", approach(s),
+                  "store_mode", an_store_mode_name(an_store_get_mode(s)), "categories_processed", 1,
+                  "summary", "total_success", (json_int_t)ok, "total_failed", (json_int_t)failed,
+                  "total_skipped", (json_int_t)0, "files", files);
     print_json(o);
     json_decref(o);
     an_store_close(s);

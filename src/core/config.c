@@ -20,7 +20,7 @@ typedef struct cdef {
     const char *flag; /* without the leading "--" */
     ctype type;
     const char *def;
-    long min, max;      /* T_INT bounds */
+    long min, max;       /* T_INT bounds */
     const char *choices; /* T_ENUM: "a|b|c" */
     const char *help;
 } cdef;
@@ -113,8 +113,8 @@ static an_code validate(const cdef *d, const char *v, const char *origin, an_err
     case T_LEVEL:
         if (an_log_level_parse(v) < 0)
             return an_err_set(err, AN_ERR_INVALID,
-                              "%s: %s is not a log level (debug, info, warn, error, off)",
-                              origin, shown);
+                              "%s: %s is not a log level (debug, info, warn, error, off)", origin,
+                              shown);
         return AN_OK;
     case T_ADDR: {
         const char *colon = strrchr(v, ':');
@@ -291,8 +291,8 @@ char *an_config_pg_conninfo(const an_config *cfg)
     char *buf = calloc(1, len);
     if (!buf)
         return NULL;
-    append_kv(buf, len, "host", cfg->val[AN_CFG_POSTGRES_SERVER] ? cfg->val[AN_CFG_POSTGRES_SERVER]
-                                                                   : "localhost");
+    append_kv(buf, len, "host",
+              cfg->val[AN_CFG_POSTGRES_SERVER] ? cfg->val[AN_CFG_POSTGRES_SERVER] : "localhost");
     append_kv(buf, len, "port", cfg->val[AN_CFG_POSTGRES_PORT]);
     append_kv(buf, len, "user", cfg->val[AN_CFG_POSTGRES_USER]);
     if (cfg->val[AN_CFG_POSTGRES_PASSWORD])

@@ -29,10 +29,10 @@ void an_log_set_level(an_log_level lvl);
 void an_log_write(an_log_level lvl, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define AN_LOG(lvl, comp, ...)                                                                 \
-    do {                                                                                       \
-        if ((lvl) >= an_log_min_level)                                                         \
-            an_log_write((lvl), (comp), __VA_ARGS__);                                          \
+#define AN_LOG(lvl, comp, ...)                                                                     \
+    do {                                                                                           \
+        if ((lvl) >= an_log_min_level)                                                             \
+            an_log_write((lvl), (comp), __VA_ARGS__);                                              \
     } while (0)
 #define AN_DEBUG(comp, ...) AN_LOG(AN_LOG_DEBUG, comp, __VA_ARGS__)
 #define AN_INFO(comp, ...) AN_LOG(AN_LOG_INFO, comp, __VA_ARGS__)

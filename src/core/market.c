@@ -61,12 +61,10 @@ static const struct {
     const char *name;
     int64_t ms;
 } timeframes[] = {
-    {"1s", 1000LL},           {"1m", 60000LL},           {"3m", 180000LL},
-    {"5m", 300000LL},         {"15m", 900000LL},         {"30m", 1800000LL},
-    {"1h", 3600000LL},        {"2h", 7200000LL},         {"4h", 14400000LL},
-    {"6h", 21600000LL},       {"8h", 28800000LL},        {"12h", 43200000LL},
-    {"1d", 86400000LL},       {"3d", 259200000LL},       {"1w", 604800000LL},
-    {"1M", 0},
+    {"1s", 1000LL},     {"1m", 60000LL},     {"3m", 180000LL},    {"5m", 300000LL},
+    {"15m", 900000LL},  {"30m", 1800000LL},  {"1h", 3600000LL},   {"2h", 7200000LL},
+    {"4h", 14400000LL}, {"6h", 21600000LL},  {"8h", 28800000LL},  {"12h", 43200000LL},
+    {"1d", 86400000LL}, {"3d", 259200000LL}, {"1w", 604800000LL}, {"1M", 0},
 };
 
 int64_t an_timeframe_ms(const char *tf, int *monthly)
@@ -193,8 +191,8 @@ an_code an_candles_validate(const char *symbol, const char *tf, const an_candle 
         if (i > 0 && v[i].ts <= v[i - 1].ts) {
             char t[40];
             return an_err_set(err, AN_ERR_INVALID,
-                              "%s %s: row %zu: timestamp %s is %s the previous row's", symbol,
-                              tf, i, an_time_format(v[i].ts, t, sizeof t),
+                              "%s %s: row %zu: timestamp %s is %s the previous row's", symbol, tf,
+                              i, an_time_format(v[i].ts, t, sizeof t),
                               v[i].ts == v[i - 1].ts ? "a duplicate of" : "earlier than");
         }
     }
@@ -212,8 +210,8 @@ char *an_time_format(int64_t ms, char *buf, size_t len)
         return buf;
     }
     if (frac)
-        snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+        snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
     else
         snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
@@ -274,8 +272,8 @@ an_code an_time_parse(const char *s, int64_t *ms, an_err *err)
     int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap))
         goto fail;
-    *ms = (days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec) *
-          1000LL;
+    *ms =
+        (days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec) * 1000LL;
     return AN_OK;
 fail:
     return an_err_set(err, AN_ERR_INVALID,

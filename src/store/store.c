@@ -104,8 +104,7 @@ an_code an_store_ping(an_store *s, an_err *err)
 }
 
 an_code an_store_insert_ohlc(an_store *s, const char *symbol, const char *timeframe,
-                             const an_candle *v, size_t n, an_upsert_counts *counts,
-                             an_err *err)
+                             const an_candle *v, size_t n, an_upsert_counts *counts, an_err *err)
 {
     an_upsert_counts dummy;
     if (!counts)
@@ -127,8 +126,8 @@ static an_code check_query(const an_query *q, an_err *err)
     return AN_OK;
 }
 
-an_code an_store_get_ohlc(an_store *s, const char *symbol, const char *timeframe,
-                          const an_query *q, an_candles *out, an_err *err)
+an_code an_store_get_ohlc(an_store *s, const char *symbol, const char *timeframe, const an_query *q,
+                          an_candles *out, an_err *err)
 {
     an_query all = an_query_all();
     if (!q)
@@ -143,8 +142,8 @@ an_code an_store_get_ohlc(an_store *s, const char *symbol, const char *timeframe
     return s->ops->get_ohlc(s, "ohlc_data", symbol, timeframe, q, out, err);
 }
 
-an_code an_store_get_rollup(an_store *s, const char *symbol, const char *rollup,
-                            const an_query *q, an_candles *out, an_err *err)
+an_code an_store_get_rollup(an_store *s, const char *symbol, const char *rollup, const an_query *q,
+                            an_candles *out, an_err *err)
 {
     an_query all = an_query_all();
     if (!q)

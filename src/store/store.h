@@ -97,8 +97,7 @@ typedef struct an_upsert_counts {
  * (an_candles_validate); nothing is written when any row is bad. Atomic: all
  * rows or none. counts may be NULL. */
 an_code an_store_insert_ohlc(an_store *s, const char *symbol, const char *timeframe,
-                             const an_candle *v, size_t n, an_upsert_counts *counts,
-                             an_err *err);
+                             const an_candle *v, size_t n, an_upsert_counts *counts, an_err *err);
 
 typedef struct an_query {
     int64_t start_ms; /* inclusive; INT64_MIN for none */
@@ -112,13 +111,13 @@ an_query an_query_all(void);
 
 /* Candles of (symbol, timeframe) stored in trading.ohlc_data, appended to out
  * (the caller owns out). */
-an_code an_store_get_ohlc(an_store *s, const char *symbol, const char *timeframe,
-                          const an_query *q, an_candles *out, an_err *err);
+an_code an_store_get_ohlc(an_store *s, const char *symbol, const char *timeframe, const an_query *q,
+                          an_candles *out, an_err *err);
 
 /* The 1h or 1d rollup of the symbol's 1m candles (trading.ohlc_1h / _1d).
  * rollup is "1h" or "1d". */
-an_code an_store_get_rollup(an_store *s, const char *symbol, const char *rollup,
-                            const an_query *q, an_candles *out, an_err *err);
+an_code an_store_get_rollup(an_store *s, const char *symbol, const char *rollup, const an_query *q,
+                            an_candles *out, an_err *err);
 
 /* Open time of the newest stored candle; *found = 0 when there is none. */
 an_code an_store_get_latest_timestamp(an_store *s, const char *symbol, const char *timeframe,

@@ -43,8 +43,7 @@ json_t *an_health_check(const an_config *cfg, an_store *store, const an_err *ope
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (!store) {
         json_object_set_new(conn, "error", json_string(open_err ? open_err->msg : "no store"));
-        json_array_append_new(problems,
-                              json_string(open_err ? open_err->msg : "store not opened"));
+        json_array_append_new(problems, json_string(open_err ? open_err->msg : "store not opened"));
     } else if (an_store_ping(store, &err) != AN_OK) {
         json_object_set_new(conn, "error", json_string(err.msg));
         json_array_append_new(problems, json_string(err.msg));
@@ -90,8 +89,7 @@ json_t *an_health_check(const an_config *cfg, an_store *store, const an_err *ope
                 int64_t ts = 0;
                 int found = 0;
                 json_object_set_new(o, "symbol", json_string(list[i]));
-                if (an_store_get_latest_timestamp(store, list[i], tf, &ts, &found, &err) !=
-                    AN_OK) {
+                if (an_store_get_latest_timestamp(store, list[i], tf, &ts, &found, &err) != AN_OK) {
                     ok_fresh = 0;
                     json_object_set_new(o, "fresh", json_false());
                     json_object_set_new(o, "error", json_string(err.msg));

@@ -15,9 +15,9 @@
 typedef struct an_service {
     const an_config *cfg;
     pthread_mutex_t lock;
-    an_store *store;  /* NULL while it cannot be opened */
-    an_err open_err;  /* why, when store is NULL */
-    int migrated;     /* migrate ran on this store */
+    an_store *store; /* NULL while it cannot be opened */
+    an_err open_err; /* why, when store is NULL */
+    int migrated;    /* migrate ran on this store */
 } an_service;
 
 /* Fills options from the configuration. conninfo (malloc'd, secret) is

@@ -82,7 +82,11 @@ static void make_series(an_candles *out, int64_t start, size_t n, unsigned seed)
         double low = (open < close ? open : close) - (double)((seed >> 12) % 500) / 100.0;
         if (low <= 0)
             low = 0.5;
-        an_candle c = {start + (int64_t)i * 60000, open, high, low, close,
+        an_candle c = {start + (int64_t)i * 60000,
+                       open,
+                       high,
+                       low,
+                       close,
                        (double)((seed >> 3) % 100000) / 1000.0};
         an_candles_push(out, &c, NULL);
         price = close;
@@ -283,10 +287,11 @@ static void check_rollup(an_store *s, const char *symbol, const an_candles *src,
         if (!(g->ts == w->ts && g->open == w->open && g->high == w->high && g->low == w->low &&
               g->close == w->close && near(g->volume, w->volume))) {
             if (bad++ < 3)
-                fprintf(stderr, "  %s %s bucket %" PRId64 ": got %.10g %.10g %.10g %.10g %.10g"
-                                " want %.10g %.10g %.10g %.10g %.10g\n",
-                        symbol, tf, w->ts, g->open, g->high, g->low, g->close, g->volume,
-                        w->open, w->high, w->low, w->close, w->volume);
+                fprintf(stderr,
+                        "  %s %s bucket %" PRId64 ": got %.10g %.10g %.10g %.10g %.10g"
+                        " want %.10g %.10g %.10g %.10g %.10g\n",
+                        symbol, tf, w->ts, g->open, g->high, g->low, g->close, g->volume, w->open,
+                        w->high, w->low, w->close, w->volume);
         }
     }
     AN_CHECK_INT(bad, 0);
@@ -422,11 +427,13 @@ int main(int argc, char **argv)
 {
     backend = argc > 1 ? argv[1] : "duckdb";
     if (strcmp(backend, "postgres") == 0 || strcmp(backend, "timescaledb") == 0) {
-        const char *var = strcmp(backend, "postgres") == 0 ? "AUTONAMA_TEST_PG" : "AUTONAMA_TEST_TS";
+        const char *var =
+            strcmp(backend, "postgres") == 0 ? "AUTONAMA_TEST_PG" : "AUTONAMA_TEST_TS";
         conninfo = getenv(var);
         if (!conninfo || !*conninfo) {
-            fprintf(stderr, "%s is not set: start the servers with scripts/test-services start "
-                            "(make test does)\n",
+            fprintf(stderr,
+                    "%s is not set: start the servers with scripts/test-services start "
+                    "(make test does)\n",
                     var);
             return 1;
         }

@@ -22,8 +22,8 @@ static void test_timeframes(void)
     AN_CHECK_INT(an_timeframe_ms("1H", NULL), -1); /* case-sensitive, as Binance */
     AN_CHECK(!an_timeframe_valid(""));
     AN_CHECK(!an_timeframe_valid(NULL));
-    const char *all[] = {"1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h",
-                         "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M"};
+    const char *all[] = {"1s", "1m", "3m", "5m",  "15m", "30m", "1h", "2h",
+                         "4h", "6h", "8h", "12h", "1d",  "3d",  "1w", "1M"};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         AN_CHECK_MSG(an_timeframe_valid(all[i]), "%s", all[i]);
 }
@@ -60,8 +60,10 @@ static void test_time_parse_format(void)
     AN_CHECK_OK(an_time_parse("1618951320000", &t, &err), err);
     AN_CHECK_STR(an_time_format(t, buf, sizeof buf), "2021-04-20T20:42:00Z");
     AN_CHECK_STR(an_time_format(1500, buf, sizeof buf), "1970-01-01T00:00:01.500Z");
-    const char *bad[] = {"", "2023-02-29", "2024-13-01", "2024-01-01T25:00", "yesterday",
-                         "2024-01-01T10:00+02:00", "2024-1-1", "99999999999999999999"};
+    const char *bad[] = {"",           "2023-02-29",
+                         "2024-13-01", "2024-01-01T25:00",
+                         "yesterday",  "2024-01-01T10:00+02:00",
+                         "2024-1-1",   "99999999999999999999"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         an_code rc = an_time_parse(bad[i], &t, &err);
         AN_CHECK_MSG(rc == AN_ERR_INVALID, "'%s' accepted", bad[i]);
@@ -87,7 +89,12 @@ static void test_candle_checks(void)
     AN_CHECK(strstr(err.msg, "volume is not a finite number") != NULL);
     AN_CHECK_OK(an_symbol_validate("BTC/USDT", &err), err);
     AN_CHECK_OK(an_symbol_validate("1INCH/USDT", &err), err);
-    const char *bad[] = {"BTCUSDT", "btc/usdt", "BTC/", "/USDT", "BTC/USDT/X", "BTC USDT",
+    const char *bad[] = {"BTCUSDT",
+                         "btc/usdt",
+                         "BTC/",
+                         "/USDT",
+                         "BTC/USDT/X",
+                         "BTC USDT",
                          "BTC/USDT'; DROP TABLE x; --"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         AN_CHECK_MSG(an_symbol_validate(bad[i], &err) == AN_ERR_INVALID, "'%s' accepted", bad[i]);
