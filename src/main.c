@@ -56,7 +56,7 @@ static void print_json(json_t *o)
 /* The one error line, and a failed result on stdout. */
 static int fail(const char *command, const an_err *err)
 {
-    fprintf(stderr, "autonama %s: error: %s\n", command, err->msg);
+    fprintf(stderr, "autonama%s%s: error: %s\n", *command ? " " : "", command, err->msg);
     json_t *o = json_pack("{s:s, s:s, s:s}", "status", "failed", "error", err->msg, "code",
                           an_code_str(err->code));
     print_json(o);
@@ -272,7 +272,7 @@ int main(int argc, char **argv)
                    "unknown command '%.40s' (commands: serve, migrate, health, import, version; "
                    "see autonama --help)",
                    cmd);
-        rc = fail("autonama", &err);
+        rc = fail("", &err);
     }
     an_config_free(&cfg);
     return rc;

@@ -119,8 +119,12 @@ for mode in duckdb postgres timescaledb; do
             test "$(psql_mode $mode "SELECT open||','||high||','||low||','||close||','||volume FROM trading.ohlc_data WHERE symbol='BTC/USDT' AND timeframe='1h' ORDER BY timestamp LIMIT 1")" = "19695.87,19720,19479.8,19565.47,4570.361518"
         check "$mode: oldest Coinbase daily candle" \
             test "$(psql_mode $mode "SELECT to_char(timestamp AT TIME ZONE 'UTC','YYYY-MM-DD')||','||volume FROM trading.ohlc_data WHERE symbol='BTC/USD' AND timeframe='1d' ORDER BY timestamp LIMIT 1")" = "2014-12-01,0.05656"
-        check "$mode: 1h rollup of the 1m candles" \
-            test "$(psql_mode $mode "SELECT count(*) FROM trading.ohlc_1h WHERE symbol='ETH/USDT'")" = 721
+        check "$mode: 1h rollup of the 1m candles has one row per hour with candles" \
+            test "$(psql_mode $mode "SELECT count(*) FROM trading.ohlc_1h WHERE symbol='ETH/USDT'")" = \
+            "$(psql_mode $mode "SELECT count(DISTINCT date_trunc('hour', timestamp)) FROM trading.ohlc_data WHERE symbol='ETH/USDT' AND timeframe='1m'")"
+        check "$mode: 1h rollup volume equals the 1m sum" \
+            test "$(psql_mode $mode "SELECT round(sum(volume)::numeric, 4) FROM trading.ohlc_1h WHERE symbol='ETH/USDT'")" = \
+            "$(psql_mode $mode "SELECT round(sum(volume)::numeric, 4) FROM trading.ohlc_data WHERE symbol='ETH/USDT' AND timeframe='1m'")"
     fi
 
     # health: the real files are from 2021, so stale under the default threshold...
