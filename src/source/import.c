@@ -481,7 +481,7 @@ static an_code read_header_csv(ctx *c, char *p, long line, int cdd, an_candles *
     find_cols(f, nf, &k, cdd);
     if (k.time < 0 && k.unix_time >= 0)
         k.time = k.unix_time;
-    const char *missing = k.time < 0     ? "a time column (timestamp, date, time or open_time)"
+    const char *missing = k.time < 0     ? "time (timestamp, date, time or open_time)"
                           : k.open < 0   ? "open"
                           : k.high < 0   ? "high"
                           : k.low < 0    ? "low"
@@ -574,7 +574,7 @@ static an_import_format detect(const char *buf)
     const char *p = buf;
     while (*p && isspace((unsigned char)*p))
         p++;
-    if (*p == '[')
+    if (*p == '[' || *p == '{')
         return AN_IMPORT_FREQTRADE_JSON;
     const char *nl = strchr(p, '\n');
     size_t n = nl ? (size_t)(nl - p) : strlen(p);

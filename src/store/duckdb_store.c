@@ -1,19 +1,25 @@
 /*
  * duckdb_store.c - the embedded DuckDB store backend (see store.h).
  *
- * Owns one duckdb_database (the file at DUCKDB_PATH) and one connection;
- * every op takes the backend's mutex for its duration, so any thread may call
- * any op. Candles are written through an appender into a temporary staging
- * table, then merged with one INSERT ... ON CONFLICT DO UPDATE inside a
- * transaction. The 1h and 1d rollups are views over the 1m candles, always
- * current. Timestamps are TIMESTAMP values holding UTC (no ICU needed).
+ * Owns one DuckDB database (the file at DUCKDB_PATH) and one connection to
+ * it, guarded by a mutex: any thread may call any op, and they run one at a
+ * time. The database comes from a process-wide DuckDB instance cache, so two
+ * handles on the same file in one process share one database instead of
+ * opening it twice (which DuckDB allows and which can corrupt the file).
+ *
+ * Timestamps are plain TIMESTAMP columns holding UTC (DuckDB's TIMESTAMPTZ
+ * would bucket the rollups by the session's time zone); an_candle.ts in ms
+ * maps to TIMESTAMP micros exactly (ms * 1000). The 1h/1d rollups are views
+ * over the 1m candles. Writes go through an appender into a TEMP staging
+ * table, then one INSERT ... SELECT ... ON CONFLICT DO UPDATE, all in one
+ * transaction; reads use prepared statements and read whole data chunks.
  */
 #include "store/store_impl.h"
 
 #include <duckdb.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,189 +29,338 @@
 
 #include "core/log.h"
 
+/* DuckDB's TIMESTAMP range, in ms (its infinities sit just outside). */
+#define TS_MIN_MS (-9223372022400000LL)
+#define TS_MAX_MS 9223372036854775LL
+
 typedef struct duck_store {
-    pthread_mutex_t lock;
+    pthread_mutex_t lock; /* guards con and everything run on it */
     duckdb_database db;
     duckdb_connection con;
-    char path[4096];
 } duck_store;
 
 static const char *COMPONENT = "store";
 
-/* ---- helpers ------------------------------------------------------------ */
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static duckdb_instance_cache cache; /* process-wide; lives until exit */
 
-/* Runs sql; on failure fills err with what and DuckDB's message. */
-static an_code run(duck_store *ds, const char *sql, const char *what, an_err *err)
+static void cache_init(void)
 {
-    duckdb_result res;
-    if (duckdb_query(ds->con, sql, &res) == DuckDBError) {
-        const char *m = duckdb_result_error(&res);
-        an_code rc = an_err_set(err, AN_ERR_DB, "%s: %s", what, m ? m : "unknown DuckDB error");
-        if (m && (strstr(m, "read-only") || strstr(m, "read only")))
-            err->code = rc = AN_ERR_READONLY;
-        duckdb_destroy_result(&res);
-        return rc;
+    cache = duckdb_create_instance_cache();
+}
+
+/* ---- errors ------------------------------------------------------------- */
+
+/* Copies a DuckDB message folded onto one line (they carry newlines and
+ * "Did you mean" hints). */
+static void one_line(char *out, size_t len, const char *msg)
+{
+    size_t w = 0;
+    int space = 0;
+    for (const char *r = msg ? msg : "unknown error"; *r && w + 1 < len; r++) {
+        if (*r == '\n' || *r == '\r' || *r == '\t' || *r == ' ') {
+            space = 1;
+            continue;
+        }
+        if (space && w > 0 && w + 2 < len)
+            out[w++] = ' ';
+        space = 0;
+        out[w++] = *r;
     }
-    duckdb_destroy_result(&res);
-    return AN_OK;
+    out[w] = '\0';
+}
+
+static an_code code_for(duckdb_error_type type, const char *msg)
+{
+    if (msg && (strstr(msg, "read-only") || strstr(msg, "Read-only") ||
+                strstr(msg, "Permission denied")))
+        return AN_ERR_READONLY;
+    switch (type) {
+    case DUCKDB_ERROR_CATALOG: return AN_ERR_SCHEMA;
+    case DUCKDB_ERROR_OUT_OF_MEMORY: return AN_ERR_NOMEM;
+    case DUCKDB_ERROR_IO: return AN_ERR_IO;
+    case DUCKDB_ERROR_INTERRUPT: return AN_ERR_TIMEOUT;
+    case DUCKDB_ERROR_PERMISSION: return AN_ERR_READONLY;
+    case DUCKDB_ERROR_INTERNAL: return AN_ERR_INTERNAL;
+    default: return AN_ERR_DB;
+    }
+}
+
+static an_code duck_error(duckdb_error_type type, const char *msg, const char *what, an_err *err)
+{
+    char line[AN_ERR_MSG_MAX];
+    one_line(line, sizeof line, msg);
+    an_code code = code_for(type, msg);
+    if (code == AN_ERR_SCHEMA)
+        return an_err_set(err, code, "%s: %s: run `autonama migrate`", what, line);
+    return an_err_set(err, code, "%s: %s", what, line);
+}
+
+static an_code result_error(duckdb_result *r, const char *what, an_err *err)
+{
+    return duck_error(duckdb_result_error_type(r), duckdb_result_error(r), what, err);
+}
+
+/* ---- small query helpers ------------------------------------------------ */
+
+static an_code exec(duck_store *ds, const char *sql, const char *what, an_err *err)
+{
+    duckdb_result r;
+    an_code rc = AN_OK;
+    if (duckdb_query(ds->con, sql, &r) != DuckDBSuccess)
+        rc = result_error(&r, what, err);
+    duckdb_destroy_result(&r);
+    return rc;
+}
+
+/* Ends a failed transaction; its own failure (no transaction left, after a
+ * failed COMMIT) does not matter. */
+static void rollback(duck_store *ds)
+{
+    duckdb_result r;
+    duckdb_query(ds->con, "ROLLBACK", &r);
+    duckdb_destroy_result(&r);
 }
 
 static an_code prepare(duck_store *ds, const char *sql, duckdb_prepared_statement *st,
                        const char *what, an_err *err)
 {
-    if (duckdb_prepare(ds->con, sql, st) == DuckDBError) {
-        an_code rc = an_err_set(err, AN_ERR_DB, "%s: %s", what, duckdb_prepare_error(*st));
-        duckdb_destroy_prepare(st);
-        return rc;
-    }
-    return AN_OK;
+    if (duckdb_prepare(ds->con, sql, st) == DuckDBSuccess)
+        return AN_OK;
+    /* a prepare error has no type: classify by DuckDB's own prefix */
+    const char *msg = duckdb_prepare_error(*st);
+    duckdb_error_type type = DUCKDB_ERROR_INVALID;
+    if (msg && strncmp(msg, "Catalog Error", 13) == 0)
+        type = DUCKDB_ERROR_CATALOG;
+    an_code rc = duck_error(type, msg, what, err);
+    duckdb_destroy_prepare(st);
+    return rc;
 }
 
-static an_code exec_prepared(duckdb_prepared_statement st, duckdb_result *res, const char *what,
-                             an_err *err)
+/* Executes st into *r; on failure *r is destroyed already. */
+static an_code execute(duckdb_prepared_statement st, duckdb_result *r, const char *what,
+                       an_err *err)
 {
-    if (duckdb_execute_prepared(st, res) == DuckDBError) {
-        const char *m = duckdb_result_error(res);
-        an_code rc = an_err_set(err, AN_ERR_DB, "%s: %s", what, m ? m : "unknown DuckDB error");
-        duckdb_destroy_result(res);
-        return rc;
-    }
-    return AN_OK;
+    if (duckdb_execute_prepared(st, r) == DuckDBSuccess)
+        return AN_OK;
+    an_code rc = result_error(r, what, err);
+    duckdb_destroy_result(r);
+    return rc;
 }
 
-static duckdb_timestamp ts_of(int64_t ms)
+static int bind_ok(duckdb_state a)
 {
-    duckdb_timestamp t = {ms * 1000};
-    return t;
+    return a == DuckDBSuccess;
+}
+
+/* Reads the first ncols columns of row 0 of a result as int64 (BIGINT,
+ * INTEGER, TIMESTAMP micros). null[c] = 1 when there is no row or the value
+ * is NULL. */
+static an_code first_row(duckdb_result *r, idx_t ncols, int64_t *v, int *null, const char *what,
+                         an_err *err)
+{
+    for (idx_t c = 0; c < ncols; c++) {
+        v[c] = 0;
+        null[c] = 1;
+    }
+    duckdb_data_chunk chunk = duckdb_fetch_chunk(*r);
+    if (!chunk)
+        return AN_OK;
+    an_code rc = AN_OK;
+    for (idx_t c = 0; c < ncols && duckdb_data_chunk_get_size(chunk) > 0; c++) {
+        duckdb_type type = duckdb_column_type(r, c);
+        duckdb_vector vec = duckdb_data_chunk_get_vector(chunk, c);
+        uint64_t *valid = duckdb_vector_get_validity(vec);
+        void *data = duckdb_vector_get_data(vec);
+        if (valid && !duckdb_validity_row_is_valid(valid, 0))
+            continue;
+        null[c] = 0;
+        if (type == DUCKDB_TYPE_BIGINT || type == DUCKDB_TYPE_TIMESTAMP) {
+            v[c] = ((int64_t *)data)[0];
+        } else if (type == DUCKDB_TYPE_INTEGER) {
+            v[c] = ((int32_t *)data)[0];
+        } else {
+            rc = an_err_set(err, AN_ERR_INTERNAL, "%s: unexpected column type %d", what,
+                            (int)type);
+            break;
+        }
+    }
+    duckdb_destroy_data_chunk(&chunk);
+    return rc;
+}
+
+/* Runs a query without parameters that returns one integer. */
+static an_code query_int64(duck_store *ds, const char *sql, int64_t *v, int *null,
+                           const char *what, an_err *err)
+{
+    duckdb_result r;
+    if (duckdb_query(ds->con, sql, &r) != DuckDBSuccess) {
+        an_code rc = result_error(&r, what, err);
+        duckdb_destroy_result(&r);
+        return rc;
+    }
+    an_code rc = first_row(&r, 1, v, null, what, err);
+    duckdb_destroy_result(&r);
+    return rc;
 }
 
 /* ---- schema ------------------------------------------------------------- */
 
-#define ROLLUP_VIEW(name, bucket)                                                                  \
-    "CREATE VIEW trading." name " AS SELECT symbol, time_bucket(INTERVAL '" bucket "',"            \
-    " \"timestamp\") AS \"timestamp\", arg_min(open, \"timestamp\") AS open,"                      \
-    " max(high) AS high, min(low) AS low, arg_max(close, \"timestamp\") AS close,"                 \
-    " sum(volume) AS volume, count(*) AS candle_count FROM trading.ohlc_data"                      \
-    " WHERE timeframe = '1m' GROUP BY ALL"
+/* Bucketing a plain TIMESTAMP needs no time zone: hour and day buckets start
+ * on the UTC hour and midnight. */
+#define ROLLUP(width)                                                                              \
+    " AS SELECT symbol, time_bucket(INTERVAL '" width "', \"timestamp\") AS \"timestamp\","        \
+    " arg_min(open, \"timestamp\") AS open, max(high) AS high, min(low) AS low,"                   \
+    " arg_max(close, \"timestamp\") AS close, sum(volume) AS volume,"                              \
+    " count(*) AS candle_count"                                                                    \
+    " FROM trading.ohlc_data WHERE timeframe = '1m'"                                               \
+    " GROUP BY symbol, time_bucket(INTERVAL '" width "', \"timestamp\")"
 
-static const char *MIGRATION_1[] = {
+/* Version 1. Tables are created without IF NOT EXISTS: a same-named table
+ * that no migration made is reported, not silently adopted. */
+static const char *const MIGRATION_1[] = {
     "CREATE SCHEMA IF NOT EXISTS trading",
     "CREATE SCHEMA IF NOT EXISTS analytics",
     "CREATE SCHEMA IF NOT EXISTS optimization",
-    "CREATE TABLE trading.ohlc_data (symbol VARCHAR NOT NULL, timeframe VARCHAR NOT NULL,"
-    " \"timestamp\" TIMESTAMP NOT NULL, open DOUBLE NOT NULL, high DOUBLE NOT NULL,"
-    " low DOUBLE NOT NULL, close DOUBLE NOT NULL, volume DOUBLE NOT NULL,"
-    " PRIMARY KEY (symbol, timeframe, \"timestamp\"))",
-    "CREATE TABLE analytics.indicators (symbol VARCHAR NOT NULL, timeframe VARCHAR NOT NULL,"
-    " \"timestamp\" TIMESTAMP NOT NULL, indicator_name VARCHAR NOT NULL,"
-    " indicator_value DOUBLE, PRIMARY KEY (symbol, timeframe, indicator_name, \"timestamp\"))",
+    "CREATE TABLE trading.ohlc_data ("
+    " symbol VARCHAR NOT NULL, timeframe VARCHAR NOT NULL, \"timestamp\" TIMESTAMP NOT NULL,"
+    " open DOUBLE NOT NULL, high DOUBLE NOT NULL, low DOUBLE NOT NULL, close DOUBLE NOT NULL,"
+    " volume DOUBLE NOT NULL, PRIMARY KEY (symbol, timeframe, \"timestamp\"))",
+    "CREATE TABLE analytics.indicators ("
+    " symbol VARCHAR NOT NULL, timeframe VARCHAR NOT NULL, \"timestamp\" TIMESTAMP NOT NULL,"
+    " indicator_name VARCHAR NOT NULL, indicator_value DOUBLE,"
+    " PRIMARY KEY (symbol, timeframe, indicator_name, \"timestamp\"))",
     "CREATE SEQUENCE optimization.results_id_seq",
-    "CREATE TABLE optimization.results (id BIGINT PRIMARY KEY DEFAULT"
-    " nextval('optimization.results_id_seq'), symbol VARCHAR NOT NULL,"
-    " strategy VARCHAR NOT NULL, parameters VARCHAR, metrics VARCHAR,"
+    "CREATE TABLE optimization.results ("
+    " id BIGINT PRIMARY KEY DEFAULT nextval('optimization.results_id_seq'),"
+    " symbol VARCHAR NOT NULL, strategy VARCHAR NOT NULL, parameters VARCHAR, metrics VARCHAR,"
     " created_at TIMESTAMP DEFAULT current_timestamp)",
-    ROLLUP_VIEW("ohlc_1h", "1 hour"),
-    ROLLUP_VIEW("ohlc_1d", "1 day"),
-    "INSERT INTO autonama.schema_version (version, description) VALUES (1, 'initial schema"
-    " (duckdb)')",
+    "CREATE VIEW trading.ohlc_1h" ROLLUP("1 hour"),
+    "CREATE VIEW trading.ohlc_1d" ROLLUP("1 day"),
+    "INSERT INTO autonama.schema_version (version, description)"
+    " VALUES (1, 'initial schema (duckdb)')",
     NULL,
 };
 
 static an_code stored_version(duck_store *ds, int *version, an_err *err)
 {
+    int64_t v;
+    int null;
     *version = 0;
-    duckdb_result res;
-    if (duckdb_query(ds->con,
-                     "SELECT count(*) FROM information_schema.tables WHERE table_schema ="
-                     " 'autonama' AND table_name = 'schema_version'",
-                     &res) == DuckDBError) {
-        an_code rc =
-            an_err_set(err, AN_ERR_DB, "read schema version: %s", duckdb_result_error(&res));
-        duckdb_destroy_result(&res);
+    an_code rc = query_int64(ds,
+                             "SELECT count(*) FROM duckdb_tables() WHERE database_name = "
+                             "current_database() AND schema_name = 'autonama' AND table_name = "
+                             "'schema_version'",
+                             &v, &null, "read schema version", err);
+    if (rc != AN_OK || v == 0)
         return rc;
-    }
-    int64_t have = duckdb_value_int64(&res, 0, 0);
-    duckdb_destroy_result(&res);
-    if (!have)
-        return AN_OK;
-    if (duckdb_query(ds->con, "SELECT coalesce(max(version), 0) FROM autonama.schema_version",
-                     &res) == DuckDBError) {
-        an_code rc =
-            an_err_set(err, AN_ERR_DB, "read schema version: %s", duckdb_result_error(&res));
-        duckdb_destroy_result(&res);
-        return rc;
-    }
-    *version = (int)duckdb_value_int64(&res, 0, 0);
-    duckdb_destroy_result(&res);
-    return AN_OK;
+    rc = query_int64(ds, "SELECT max(version) FROM autonama.schema_version", &v, &null,
+                     "read schema version", err);
+    if (rc == AN_OK && !null)
+        *version = (int)v;
+    return rc;
 }
 
 static an_code duck_migrate(an_store *s, int *applied, an_err *err)
 {
     duck_store *ds = s->impl;
+    int version = 0;
     *applied = 0;
     pthread_mutex_lock(&ds->lock);
-    int version = 0;
-    an_code rc = stored_version(ds, &version, err);
+    an_code rc = exec(ds, "BEGIN TRANSACTION", "migrate", err);
+    if (rc != AN_OK)
+        goto out;
+    rc = exec(ds,
+              "CREATE SCHEMA IF NOT EXISTS autonama; CREATE TABLE IF NOT EXISTS "
+              "autonama.schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP DEFAULT "
+              "current_timestamp, description VARCHAR)",
+              "migrate", err);
+    if (rc == AN_OK)
+        rc = stored_version(ds, &version, err);
     if (rc == AN_OK && version > AN_SCHEMA_VERSION)
         rc = an_err_set(err, AN_ERR_SCHEMA,
-                        "%s has schema version %d, newer than this autonama (%d): upgrade "
-                        "autonama",
-                        ds->path, version, AN_SCHEMA_VERSION);
-    if (rc == AN_OK && version < 1) {
-        rc = run(ds, "BEGIN TRANSACTION", "migrate", err);
-        if (rc == AN_OK)
-            rc = run(ds,
-                     "CREATE SCHEMA IF NOT EXISTS autonama; CREATE TABLE IF NOT EXISTS"
-                     " autonama.schema_version (version INTEGER PRIMARY KEY, applied_at"
-                     " TIMESTAMP DEFAULT current_timestamp, description VARCHAR NOT NULL)",
-                     "migrate", err);
-        for (int i = 0; rc == AN_OK && MIGRATION_1[i]; i++)
-            rc = run(ds, MIGRATION_1[i], "migrate", err);
-        if (rc == AN_OK)
-            rc = run(ds, "COMMIT", "migrate", err);
-        if (rc != AN_OK) {
-            an_err ignore;
-            run(ds, "ROLLBACK", "migrate", &ignore);
-        } else {
-            *applied = 1;
-            AN_INFO(COMPONENT, "msg=\"schema migrated\" version=1 mode=duckdb");
+                        "DuckDB file %s has schema version %d, newer than this autonama (%d): "
+                        "upgrade autonama",
+                        s->describe, version, AN_SCHEMA_VERSION);
+    for (int i = 0; rc == AN_OK && version < 1 && MIGRATION_1[i]; i++)
+        rc = exec(ds, MIGRATION_1[i], "migrate to version 1", err);
+    if (rc == AN_OK)
+        rc = exec(ds, "COMMIT", "migrate", err);
+    if (rc != AN_OK) {
+        rollback(ds);
+        /* another handle on this database may have migrated at the same
+         * moment (a write-write conflict): then there is nothing to do */
+        int now = 0;
+        an_err ignored;
+        if (stored_version(ds, &now, &ignored) == AN_OK && now == AN_SCHEMA_VERSION &&
+            version < AN_SCHEMA_VERSION) {
+            an_err_clear(err);
+            rc = AN_OK;
         }
+        goto out;
     }
+    if (version < 1) {
+        *applied = 1;
+        AN_INFO(COMPONENT, "msg=\"schema migrated\" version=1 mode=duckdb path=\"%s\"",
+                s->describe);
+    }
+out:
     pthread_mutex_unlock(&ds->lock);
     return rc;
 }
 
 static an_code duck_check_schema(an_store *s, int *version, an_err *err)
 {
+    static const char *const rels[][2] = {
+        {"trading", "ohlc_data"},    {"trading", "ohlc_1h"},      {"trading", "ohlc_1d"},
+        {"analytics", "indicators"}, {"optimization", "results"},
+    };
     duck_store *ds = s->impl;
+    duckdb_prepared_statement st = NULL;
     pthread_mutex_lock(&ds->lock);
     an_code rc = stored_version(ds, version, err);
-    if (rc == AN_OK && *version == 0)
+    if (rc != AN_OK)
+        goto out;
+    if (*version == 0) {
         rc = an_err_set(err, AN_ERR_SCHEMA,
-                        "DuckDB file %s has no autonama schema: run `autonama migrate`", ds->path);
-    else if (rc == AN_OK && *version != AN_SCHEMA_VERSION)
-        rc = an_err_set(err, AN_ERR_SCHEMA,
-                        "DuckDB file %s has schema version %d, this autonama needs %d: run "
-                        "`autonama migrate`",
-                        ds->path, *version, AN_SCHEMA_VERSION);
-    if (rc == AN_OK) {
-        duckdb_result res;
-        if (duckdb_query(ds->con,
-                         "SELECT count(*) FROM information_schema.tables WHERE"
-                         " (table_schema, table_name) IN (('trading', 'ohlc_data'),"
-                         " ('trading', 'ohlc_1h'), ('trading', 'ohlc_1d'),"
-                         " ('analytics', 'indicators'), ('optimization', 'results'))",
-                         &res) == DuckDBError) {
-            rc = an_err_set(err, AN_ERR_DB, "check schema: %s", duckdb_result_error(&res));
-        } else if (duckdb_value_int64(&res, 0, 0) != 5) {
-            rc = an_err_set(err, AN_ERR_SCHEMA,
-                            "DuckDB file %s lacks some of the autonama tables: run `autonama "
-                            "migrate`",
-                            ds->path);
-        }
-        duckdb_destroy_result(&res);
+                        "DuckDB file %s has no autonama schema: run `autonama migrate`",
+                        s->describe);
+        goto out;
     }
+    if (*version != AN_SCHEMA_VERSION) {
+        rc = an_err_set(err, AN_ERR_SCHEMA,
+                        "DuckDB file %s has schema version %d, this autonama needs %d: %s",
+                        s->describe, *version, AN_SCHEMA_VERSION,
+                        *version > AN_SCHEMA_VERSION ? "upgrade autonama"
+                                                     : "run `autonama migrate`");
+        goto out;
+    }
+    rc = prepare(ds,
+                 "SELECT count(*) FROM (SELECT schema_name, table_name AS name FROM "
+                 "duckdb_tables() WHERE database_name = current_database() UNION ALL SELECT "
+                 "schema_name, view_name FROM duckdb_views() WHERE database_name = "
+                 "current_database()) WHERE schema_name = $1 AND name = $2",
+                 &st, "check schema", err);
+    for (size_t i = 0; rc == AN_OK && i < sizeof rels / sizeof rels[0]; i++) {
+        duckdb_result r;
+        int64_t n;
+        int null;
+        if (!bind_ok(duckdb_bind_varchar(st, 1, rels[i][0])) ||
+            !bind_ok(duckdb_bind_varchar(st, 2, rels[i][1]))) {
+            rc = an_err_set(err, AN_ERR_INTERNAL, "check schema: cannot bind parameters");
+            break;
+        }
+        if ((rc = execute(st, &r, "check schema", err)) != AN_OK)
+            break;
+        rc = first_row(&r, 1, &n, &null, "check schema", err);
+        duckdb_destroy_result(&r);
+        if (rc == AN_OK && n == 0)
+            rc = an_err_set(err, AN_ERR_SCHEMA, "DuckDB file %s lacks %s.%s: run `autonama migrate`",
+                            s->describe, rels[i][0], rels[i][1]);
+    }
+out:
+    if (st)
+        duckdb_destroy_prepare(&st);
     pthread_mutex_unlock(&ds->lock);
     return rc;
 }
@@ -213,154 +368,299 @@ static an_code duck_check_schema(an_store *s, int *version, an_err *err)
 static an_code duck_ping(an_store *s, an_err *err)
 {
     duck_store *ds = s->impl;
+    int64_t v;
+    int null;
     pthread_mutex_lock(&ds->lock);
-    an_code rc = run(ds, "SELECT 1", "ping", err);
+    an_code rc = query_int64(ds, "SELECT 1", &v, &null, "ping", err);
     pthread_mutex_unlock(&ds->lock);
+    if (rc == AN_OK && (null || v != 1))
+        rc = an_err_set(err, AN_ERR_INTERNAL, "ping: SELECT 1 did not return 1");
     return rc;
 }
 
-/* ---- insert ------------------------------------------------------------- */
+/* ---- writes ------------------------------------------------------------- */
 
-static const char *MERGE_COUNTS_SQL =
-    "SELECT count(*) FILTER (WHERE d.symbol IS NULL),"
-    " count(*) FILTER (WHERE d.symbol IS NOT NULL AND (d.open, d.high, d.low, d.close,"
-    " d.volume) IS DISTINCT FROM (s.open, s.high, s.low, s.close, s.volume))"
-    " FROM stage_ohlc s LEFT JOIN trading.ohlc_data d ON d.symbol = s.symbol"
-    " AND d.timeframe = s.timeframe AND d.\"timestamp\" = s.\"timestamp\"";
+/* The staging table lives in the connection's temp catalog and is empty
+ * between calls: each insert fills it and empties it again before COMMIT,
+ * and a ROLLBACK restores it to empty. */
+static const char STAGE_SQL[] = "CREATE TEMP TABLE IF NOT EXISTS an_stage (ts TIMESTAMP, open "
+                                "DOUBLE, high DOUBLE, low DOUBLE, close DOUBLE, volume DOUBLE)";
 
-static const char *MERGE_SQL =
-    "INSERT INTO trading.ohlc_data SELECT s.* FROM stage_ohlc s"
-    " LEFT JOIN trading.ohlc_data d ON d.symbol = s.symbol AND d.timeframe = s.timeframe"
-    " AND d.\"timestamp\" = s.\"timestamp\""
-    " WHERE d.symbol IS NULL OR (d.open, d.high, d.low, d.close, d.volume) IS DISTINCT FROM"
-    " (s.open, s.high, s.low, s.close, s.volume)"
-    " ON CONFLICT (symbol, timeframe, \"timestamp\") DO UPDATE SET open = excluded.open,"
-    " high = excluded.high, low = excluded.low, close = excluded.close,"
-    " volume = excluded.volume";
+/* How many of the batch's keys exist, and how many of those differ. The
+ * range on "timestamp" lets DuckDB skip row groups by their zone maps. */
+static const char COUNT_SQL[] =
+    "SELECT count(*), count(*) FILTER (WHERE o.open <> s.open OR o.high <> s.high OR o.low <> "
+    "s.low OR o.close <> s.close OR o.volume <> s.volume) FROM temp.an_stage s JOIN "
+    "trading.ohlc_data o ON o.\"timestamp\" = s.ts WHERE o.symbol = $1 AND o.timeframe = $2 AND "
+    "o.\"timestamp\" BETWEEN $3 AND $4";
 
-static an_code duck_insert_ohlc(an_store *s, const char *symbol, const char *tf, const an_candle *v,
-                                size_t n, an_upsert_counts *counts, an_err *err)
+static const char INSERT_SQL[] =
+    "INSERT INTO trading.ohlc_data (symbol, timeframe, \"timestamp\", open, high, low, close, "
+    "volume) SELECT $1::VARCHAR, $2::VARCHAR, ts, open, high, low, close, volume FROM "
+    "temp.an_stage";
+
+/* Unchanged rows are left alone (no new row version, no WAL). */
+static const char UPSERT_SQL[] =
+    "INSERT INTO trading.ohlc_data (symbol, timeframe, \"timestamp\", open, high, low, close, "
+    "volume) SELECT $1::VARCHAR, $2::VARCHAR, ts, open, high, low, close, volume FROM "
+    "temp.an_stage ON CONFLICT (symbol, timeframe, \"timestamp\") DO UPDATE SET open = "
+    "excluded.open, high = excluded.high, low = excluded.low, close = excluded.close, volume = "
+    "excluded.volume WHERE ohlc_data.open <> excluded.open OR ohlc_data.high <> excluded.high OR "
+    "ohlc_data.low <> excluded.low OR ohlc_data.close <> excluded.close OR ohlc_data.volume <> "
+    "excluded.volume";
+
+/* Appends the candles to the staging table, a whole vector at a time. */
+static an_code stage(duck_store *ds, const an_candle *v, size_t n, an_err *err)
 {
-    duck_store *ds = s->impl;
     duckdb_appender app = NULL;
-    int in_tx = 0;
-    pthread_mutex_lock(&ds->lock);
-    an_code rc = run(ds,
-                     "CREATE TEMP TABLE IF NOT EXISTS stage_ohlc (symbol VARCHAR, timeframe"
-                     " VARCHAR, \"timestamp\" TIMESTAMP, open DOUBLE, high DOUBLE, low DOUBLE,"
-                     " close DOUBLE, volume DOUBLE); DELETE FROM stage_ohlc",
-                     "insert_ohlc_data", err);
-    if (rc != AN_OK)
-        goto out;
-    if (duckdb_appender_create(ds->con, NULL, "stage_ohlc", &app) == DuckDBError) {
-        rc = an_err_set(err, AN_ERR_DB, "insert_ohlc_data: appender: %s",
-                        duckdb_appender_error(app));
+    duckdb_data_chunk chunk = NULL;
+    duckdb_logical_type types[6];
+    an_code rc = AN_OK;
+    types[0] = duckdb_create_logical_type(DUCKDB_TYPE_TIMESTAMP);
+    for (int c = 1; c < 6; c++)
+        types[c] = duckdb_create_logical_type(DUCKDB_TYPE_DOUBLE);
+    chunk = duckdb_create_data_chunk(types, 6);
+    for (int c = 0; c < 6; c++)
+        duckdb_destroy_logical_type(&types[c]);
+    if (!chunk) {
+        rc = an_err_set(err, AN_ERR_NOMEM, "insert_ohlc_data: out of memory");
         goto out;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (duckdb_append_varchar(app, symbol) == DuckDBError ||
-            duckdb_append_varchar(app, tf) == DuckDBError ||
-            duckdb_append_timestamp(app, ts_of(v[i].ts)) == DuckDBError ||
-            duckdb_append_double(app, v[i].open) == DuckDBError ||
-            duckdb_append_double(app, v[i].high) == DuckDBError ||
-            duckdb_append_double(app, v[i].low) == DuckDBError ||
-            duckdb_append_double(app, v[i].close) == DuckDBError ||
-            duckdb_append_double(app, v[i].volume) == DuckDBError ||
-            duckdb_appender_end_row(app) == DuckDBError) {
-            rc = an_err_set(err, AN_ERR_DB, "insert_ohlc_data: append row %zu: %s", i,
-                            duckdb_appender_error(app));
-            goto out;
+    if (duckdb_appender_create_ext(ds->con, "temp", "main", "an_stage", &app) != DuckDBSuccess) {
+        rc = an_err_set(err, AN_ERR_INTERNAL, "insert_ohlc_data: cannot create the appender");
+        goto out;
+    }
+    const size_t cap = duckdb_vector_size();
+    for (size_t off = 0; off < n; off += cap) {
+        size_t m = n - off < cap ? n - off : cap;
+        int64_t *ts = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 0));
+        double *col[5];
+        for (int c = 0; c < 5; c++)
+            col[c] = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, (idx_t)c + 1));
+        for (size_t i = 0; i < m; i++) {
+            const an_candle *k = &v[off + i];
+            ts[i] = k->ts * 1000;
+            col[0][i] = k->open;
+            col[1][i] = k->high;
+            col[2][i] = k->low;
+            col[3][i] = k->close;
+            col[4][i] = k->volume;
         }
+        duckdb_data_chunk_set_size(chunk, m);
+        if (duckdb_append_data_chunk(app, chunk) != DuckDBSuccess)
+            break;
+        duckdb_data_chunk_reset(chunk);
     }
-    if (duckdb_appender_close(app) == DuckDBError) {
-        rc = an_err_set(err, AN_ERR_DB, "insert_ohlc_data: %s", duckdb_appender_error(app));
-        goto out;
+    if (duckdb_appender_close(app) != DuckDBSuccess) {
+        duckdb_error_data e = duckdb_appender_error_data(app);
+        rc = duck_error(duckdb_error_data_error_type(e), duckdb_error_data_message(e),
+                        "insert_ohlc_data: staging", err);
+        duckdb_destroy_error_data(&e);
     }
-    if ((rc = run(ds, "BEGIN TRANSACTION", "insert_ohlc_data", err)) != AN_OK)
-        goto out;
-    in_tx = 1;
-    duckdb_result res;
-    if (duckdb_query(ds->con, MERGE_COUNTS_SQL, &res) == DuckDBError) {
-        rc = an_err_set(err, AN_ERR_DB, "insert_ohlc_data: %s", duckdb_result_error(&res));
-        duckdb_destroy_result(&res);
-        goto out;
-    }
-    int64_t ins = duckdb_value_int64(&res, 0, 0), upd = duckdb_value_int64(&res, 1, 0);
-    duckdb_destroy_result(&res);
-    if (ins + upd > 0 && (rc = run(ds, MERGE_SQL, "insert_ohlc_data", err)) != AN_OK)
-        goto out;
-    if ((rc = run(ds, "COMMIT", "insert_ohlc_data", err)) != AN_OK)
-        goto out;
-    in_tx = 0;
-    counts->inserted = ins;
-    counts->updated = upd;
-    counts->unchanged = (int64_t)n - ins - upd;
 out:
-    if (in_tx) {
-        an_err ignore;
-        run(ds, "ROLLBACK", "insert_ohlc_data", &ignore);
-    }
     if (app)
         duckdb_appender_destroy(&app);
+    if (chunk)
+        duckdb_destroy_data_chunk(&chunk);
+    return rc;
+}
+
+static an_code bind_key(duckdb_prepared_statement st, const char *symbol, const char *tf)
+{
+    if (bind_ok(duckdb_bind_varchar(st, 1, symbol)) && bind_ok(duckdb_bind_varchar(st, 2, tf)))
+        return AN_OK;
+    return AN_ERR_INTERNAL;
+}
+
+static an_code duck_insert_ohlc(an_store *s, const char *symbol, const char *tf,
+                                const an_candle *v, size_t n, an_upsert_counts *counts,
+                                an_err *err)
+{
+    duck_store *ds = s->impl;
+    duckdb_prepared_statement count_st = NULL, write_st = NULL;
+    duckdb_result r;
+    int64_t found[2];
+    int null[2];
+    for (size_t i = 0; i < n; i++)
+        if (v[i].ts < TS_MIN_MS || v[i].ts > TS_MAX_MS)
+            return an_err_set(err, AN_ERR_INVALID,
+                              "insert_ohlc_data: row %zu: timestamp %" PRId64
+                              " ms is outside DuckDB's range",
+                              i, v[i].ts);
+    pthread_mutex_lock(&ds->lock);
+    an_code rc = exec(ds, "BEGIN TRANSACTION", "insert_ohlc_data", err);
+    if (rc != AN_OK)
+        goto out;
+    if ((rc = stage(ds, v, n, err)) != AN_OK)
+        goto out;
+    rc = prepare(ds, COUNT_SQL, &count_st, "insert_ohlc_data", err);
+    if (rc != AN_OK)
+        goto out;
+    if (bind_key(count_st, symbol, tf) != AN_OK ||
+        !bind_ok(duckdb_bind_timestamp(count_st, 3, (duckdb_timestamp){v[0].ts * 1000})) ||
+        !bind_ok(duckdb_bind_timestamp(count_st, 4, (duckdb_timestamp){v[n - 1].ts * 1000}))) {
+        rc = an_err_set(err, AN_ERR_INTERNAL, "insert_ohlc_data: cannot bind parameters");
+        goto out;
+    }
+    if ((rc = execute(count_st, &r, "insert_ohlc_data", err)) != AN_OK)
+        goto out;
+    rc = first_row(&r, 2, found, null, "insert_ohlc_data", err);
+    duckdb_destroy_result(&r);
+    if (rc != AN_OK)
+        goto out;
+    int64_t existing = found[0], changed = found[1];
+    /* all keys new: a plain INSERT, no conflict handling needed */
+    rc = prepare(ds, existing == 0 ? INSERT_SQL : UPSERT_SQL, &write_st, "insert_ohlc_data", err);
+    if (rc != AN_OK)
+        goto out;
+    if (bind_key(write_st, symbol, tf) != AN_OK) {
+        rc = an_err_set(err, AN_ERR_INTERNAL, "insert_ohlc_data: cannot bind parameters");
+        goto out;
+    }
+    if ((rc = execute(write_st, &r, "insert_ohlc_data", err)) != AN_OK)
+        goto out;
+    int64_t written = (int64_t)duckdb_rows_changed(&r);
+    duckdb_destroy_result(&r);
+    counts->inserted = (int64_t)n - existing;
+    counts->updated = changed;
+    counts->unchanged = existing - changed;
+    if (written != counts->inserted + counts->updated) {
+        rc = an_err_set(err, AN_ERR_INTERNAL,
+                        "insert_ohlc_data: wrote %" PRId64 " rows, expected %" PRId64, written,
+                        counts->inserted + counts->updated);
+        goto out;
+    }
+    if ((rc = exec(ds, "DELETE FROM temp.an_stage", "insert_ohlc_data", err)) != AN_OK)
+        goto out;
+    rc = exec(ds, "COMMIT", "insert_ohlc_data", err);
+out:
+    if (rc != AN_OK) {
+        rollback(ds);
+        memset(counts, 0, sizeof *counts);
+    }
+    if (count_st)
+        duckdb_destroy_prepare(&count_st);
+    if (write_st)
+        duckdb_destroy_prepare(&write_st);
     pthread_mutex_unlock(&ds->lock);
+    if (rc == AN_OK)
+        AN_DEBUG(COMPONENT,
+                 "msg=\"stored\" symbol=%s timeframe=%s inserted=%" PRId64 " updated=%" PRId64
+                 " unchanged=%" PRId64,
+                 symbol, tf, counts->inserted, counts->updated, counts->unchanged);
     return rc;
 }
 
 /* ---- reads -------------------------------------------------------------- */
 
+static int64_t us_to_ms(int64_t us)
+{
+    return us / 1000 - (us % 1000 < 0); /* floor: exact for whole ms */
+}
+
+/* Appends every row of a (timestamp, open, high, low, close, volume) result. */
+static an_code read_candles(duckdb_result *r, an_candles *out, const char *what, an_err *err)
+{
+    if (duckdb_column_count(r) != 6 || duckdb_column_type(r, 0) != DUCKDB_TYPE_TIMESTAMP)
+        return an_err_set(err, AN_ERR_INTERNAL, "%s: unexpected result shape", what);
+    for (idx_t c = 1; c < 6; c++)
+        if (duckdb_column_type(r, c) != DUCKDB_TYPE_DOUBLE)
+            return an_err_set(err, AN_ERR_INTERNAL, "%s: column %d is not DOUBLE", what, (int)c);
+    duckdb_data_chunk chunk;
+    while ((chunk = duckdb_fetch_chunk(*r)) != NULL) {
+        idx_t rows = duckdb_data_chunk_get_size(chunk);
+        if (rows == 0) {
+            duckdb_destroy_data_chunk(&chunk);
+            break;
+        }
+        const int64_t *ts = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 0));
+        const double *col[5];
+        int has_nulls = duckdb_vector_get_validity(duckdb_data_chunk_get_vector(chunk, 0)) != NULL;
+        for (idx_t c = 0; c < 5; c++) {
+            duckdb_vector vec = duckdb_data_chunk_get_vector(chunk, c + 1);
+            col[c] = duckdb_vector_get_data(vec);
+            has_nulls |= duckdb_vector_get_validity(vec) != NULL;
+        }
+        an_code rc = AN_OK;
+        for (idx_t i = 0; i < rows && rc == AN_OK; i++) {
+            an_candle k = {us_to_ms(ts[i]), col[0][i], col[1][i], col[2][i], col[3][i],
+                           col[4][i]};
+            rc = an_candles_push(out, &k, err);
+        }
+        /* the columns are NOT NULL; a NULL here means the schema changed */
+        for (idx_t c = 0; c < 6 && has_nulls && rc == AN_OK; c++) {
+            uint64_t *valid = duckdb_vector_get_validity(duckdb_data_chunk_get_vector(chunk, c));
+            for (idx_t i = 0; valid && i < rows; i++)
+                if (!duckdb_validity_row_is_valid(valid, i)) {
+                    rc = an_err_set(err, AN_ERR_INTERNAL, "%s: NULL in column %d", what, (int)c);
+                    break;
+                }
+        }
+        duckdb_destroy_data_chunk(&chunk);
+        if (rc != AN_OK)
+            return rc;
+    }
+    return AN_OK;
+}
+
 static an_code duck_get_ohlc(an_store *s, const char *source, const char *symbol, const char *tf,
                              const an_query *q, an_candles *out, an_err *err)
 {
     duck_store *ds = s->impl;
+    if (strcmp(source, "ohlc_data") != 0 && strcmp(source, "ohlc_1h") != 0 &&
+        strcmp(source, "ohlc_1d") != 0)
+        return an_err_set(err, AN_ERR_INTERNAL, "get_ohlc_data: unknown source '%.16s'", source);
+    /* bounds beyond DuckDB's range select everything or nothing */
+    int has_start = q->start_ms != INT64_MIN && q->start_ms > TS_MIN_MS;
+    int has_end = q->end_ms != INT64_MAX && q->end_ms <= TS_MAX_MS;
+    if ((q->start_ms != INT64_MIN && q->start_ms > TS_MAX_MS) ||
+        (q->end_ms != INT64_MAX && q->end_ms <= TS_MIN_MS))
+        return AN_OK;
     char sql[512];
+    idx_t np = 1;
     int pos = snprintf(sql, sizeof sql,
-                       "SELECT epoch_us(\"timestamp\"), open, high, low, close, volume FROM"
-                       " trading.%s WHERE symbol = $1 AND (%s) AND \"timestamp\" >= $3 AND"
-                       " \"timestamp\" < $4 ORDER BY \"timestamp\" %s",
-                       source, tf ? "timeframe = $2" : "$2::VARCHAR IS NULL",
-                       q->descending ? "DESC" : "ASC");
+                       "SELECT \"timestamp\", open, high, low, close, volume FROM trading.%s "
+                       "WHERE symbol = $1",
+                       source);
+    if (tf)
+        pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " AND timeframe = $%d", (int)++np);
+    if (has_start)
+        pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " AND \"timestamp\" >= $%d",
+                        (int)++np);
+    if (has_end)
+        pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " AND \"timestamp\" < $%d",
+                        (int)++np);
+    pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " ORDER BY \"timestamp\" %s",
+                    q->descending ? "DESC" : "ASC");
     if (q->limit > 0)
-        snprintf(sql + pos, sizeof sql - (size_t)pos, " LIMIT %zu", q->limit);
-    pthread_mutex_lock(&ds->lock);
+        snprintf(sql + pos, sizeof sql - (size_t)pos, " LIMIT $%d", (int)++np);
+
     duckdb_prepared_statement st = NULL;
-    duckdb_result res;
-    int have_res = 0;
+    duckdb_result r;
+    pthread_mutex_lock(&ds->lock);
     an_code rc = prepare(ds, sql, &st, "get_ohlc_data", err);
     if (rc != AN_OK)
         goto out;
-    /* TIMESTAMP spans about 290,000 years: clamp the open bounds */
-    int64_t lo = q->start_ms == INT64_MIN ? -9000000000000000LL : q->start_ms;
-    int64_t hi = q->end_ms == INT64_MAX ? 9000000000000000LL : q->end_ms;
-    duckdb_bind_varchar(st, 1, symbol);
+    idx_t p = 1;
+    int ok = bind_ok(duckdb_bind_varchar(st, p++, symbol));
     if (tf)
-        duckdb_bind_varchar(st, 2, tf);
-    else
-        duckdb_bind_null(st, 2);
-    duckdb_bind_timestamp(st, 3, ts_of(lo / 1000 * 1000 == lo ? lo : lo));
-    duckdb_bind_timestamp(st, 4, ts_of(hi));
-    if ((rc = exec_prepared(st, &res, "get_ohlc_data", err)) != AN_OK)
+        ok = ok && bind_ok(duckdb_bind_varchar(st, p++, tf));
+    if (has_start)
+        ok = ok && bind_ok(duckdb_bind_timestamp(st, p++, (duckdb_timestamp){q->start_ms * 1000}));
+    if (has_end)
+        ok = ok && bind_ok(duckdb_bind_timestamp(st, p++, (duckdb_timestamp){q->end_ms * 1000}));
+    if (q->limit > 0)
+        ok = ok && bind_ok(duckdb_bind_int64(
+                       st, p++, q->limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)q->limit));
+    if (!ok) {
+        rc = an_err_set(err, AN_ERR_INTERNAL, "get_ohlc_data: cannot bind parameters");
         goto out;
-    have_res = 1;
-    for (;;) {
-        duckdb_data_chunk chunk = duckdb_fetch_chunk(res);
-        if (!chunk)
-            break;
-        idx_t rows = duckdb_data_chunk_get_size(chunk);
-        const int64_t *ts = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 0));
-        const double *col[5];
-        for (int k = 0; k < 5; k++)
-            col[k] = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, (idx_t)k + 1));
-        for (idx_t i = 0; i < rows && rc == AN_OK; i++) {
-            an_candle c = {ts[i] / 1000, col[0][i], col[1][i], col[2][i], col[3][i], col[4][i]};
-            rc = an_candles_push(out, &c, err);
-        }
-        duckdb_destroy_data_chunk(&chunk);
-        if (rc != AN_OK)
-            break;
     }
+    if ((rc = execute(st, &r, "get_ohlc_data", err)) != AN_OK)
+        goto out;
+    rc = read_candles(&r, out, "get_ohlc_data", err);
+    duckdb_destroy_result(&r);
 out:
-    if (have_res)
-        duckdb_destroy_result(&res);
     if (st)
         duckdb_destroy_prepare(&st);
     pthread_mutex_unlock(&ds->lock);
@@ -371,25 +671,30 @@ static an_code duck_latest(an_store *s, const char *symbol, const char *tf, int6
                            an_err *err)
 {
     duck_store *ds = s->impl;
-    pthread_mutex_lock(&ds->lock);
     duckdb_prepared_statement st = NULL;
-    duckdb_result res;
+    duckdb_result r;
+    int64_t us = 0;
+    int null = 1;
+    pthread_mutex_lock(&ds->lock);
     an_code rc = prepare(ds,
-                         "SELECT epoch_us(max(\"timestamp\")) FROM trading.ohlc_data WHERE"
-                         " symbol = $1 AND timeframe = $2",
+                         "SELECT max(\"timestamp\") FROM trading.ohlc_data WHERE symbol = $1 AND "
+                         "timeframe = $2",
                          &st, "get_latest_timestamp", err);
-    if (rc == AN_OK) {
-        duckdb_bind_varchar(st, 1, symbol);
-        duckdb_bind_varchar(st, 2, tf);
-        rc = exec_prepared(st, &res, "get_latest_timestamp", err);
-        if (rc == AN_OK) {
-            if (!duckdb_value_is_null(&res, 0, 0)) {
-                *ts = duckdb_value_int64(&res, 0, 0) / 1000;
-                *found = 1;
-            }
-            duckdb_destroy_result(&res);
-        }
+    if (rc != AN_OK)
+        goto out;
+    if (bind_key(st, symbol, tf) != AN_OK) {
+        rc = an_err_set(err, AN_ERR_INTERNAL, "get_latest_timestamp: cannot bind parameters");
+        goto out;
     }
+    if ((rc = execute(st, &r, "get_latest_timestamp", err)) != AN_OK)
+        goto out;
+    rc = first_row(&r, 1, &us, &null, "get_latest_timestamp", err);
+    duckdb_destroy_result(&r);
+    if (rc == AN_OK && !null) {
+        *ts = us_to_ms(us);
+        *found = 1;
+    }
+out:
     if (st)
         duckdb_destroy_prepare(&st);
     pthread_mutex_unlock(&ds->lock);
@@ -398,47 +703,73 @@ static an_code duck_latest(an_store *s, const char *symbol, const char *tf, int6
 
 static an_code duck_refresh_rollups(an_store *s, int64_t from_ms, int64_t to_ms, an_err *err)
 {
-    (void)s, (void)from_ms, (void)to_ms, (void)err;
-    return AN_OK; /* the rollups are views */
+    (void)s;
+    (void)from_ms;
+    (void)to_ms;
+    (void)err;
+    return AN_OK; /* the rollups are views: always current */
 }
 
 static an_code duck_list_series(an_store *s, an_series_info **out, size_t *n, an_err *err)
 {
     duck_store *ds = s->impl;
-    pthread_mutex_lock(&ds->lock);
-    duckdb_result res;
+    duckdb_result r;
+    an_series_info *list = NULL;
+    size_t len = 0, cap = 0;
     an_code rc = AN_OK;
+    pthread_mutex_lock(&ds->lock);
     if (duckdb_query(ds->con,
-                     "SELECT symbol, timeframe, epoch_us(min(\"timestamp\")),"
-                     " epoch_us(max(\"timestamp\")), count(*) FROM trading.ohlc_data"
-                     " GROUP BY ALL ORDER BY symbol, timeframe",
-                     &res) == DuckDBError) {
-        rc = an_err_set(err, AN_ERR_DB, "list series: %s", duckdb_result_error(&res));
-        duckdb_destroy_result(&res);
+                     "SELECT symbol, timeframe, min(\"timestamp\"), max(\"timestamp\"), count(*) "
+                     "FROM trading.ohlc_data GROUP BY symbol, timeframe ORDER BY symbol, "
+                     "timeframe",
+                     &r) != DuckDBSuccess) {
+        rc = result_error(&r, "list series", err);
         goto out;
     }
-    idx_t rows = duckdb_row_count(&res);
-    if (rows > 0 && !(*out = calloc(rows, sizeof **out))) {
-        rc = an_err_set(err, AN_ERR_NOMEM, "list series: out of memory");
-        duckdb_destroy_result(&res);
-        goto out;
+    duckdb_data_chunk chunk;
+    while (rc == AN_OK && (chunk = duckdb_fetch_chunk(r)) != NULL) {
+        idx_t rows = duckdb_data_chunk_get_size(chunk);
+        duckdb_string_t *sym = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 0));
+        duckdb_string_t *tfs = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 1));
+        int64_t *first = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 2));
+        int64_t *last = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 3));
+        int64_t *count = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 4));
+        if (len + rows > cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            while (ncap < len + rows)
+                ncap *= 2;
+            an_series_info *p = realloc(list, ncap * sizeof *p);
+            if (!p) {
+                rc = an_err_set(err, AN_ERR_NOMEM, "list series: out of memory");
+                duckdb_destroy_data_chunk(&chunk);
+                break;
+            }
+            list = p;
+            cap = ncap;
+        }
+        for (idx_t i = 0; i < rows; i++) {
+            an_series_info *si = &list[len++];
+            memset(si, 0, sizeof *si);
+            snprintf(si->symbol, sizeof si->symbol, "%.*s", (int)duckdb_string_t_length(sym[i]),
+                     duckdb_string_t_data(&sym[i]));
+            snprintf(si->timeframe, sizeof si->timeframe, "%.*s",
+                     (int)duckdb_string_t_length(tfs[i]), duckdb_string_t_data(&tfs[i]));
+            si->first_ms = us_to_ms(first[i]);
+            si->last_ms = us_to_ms(last[i]);
+            si->rows = count[i];
+        }
+        duckdb_destroy_data_chunk(&chunk);
     }
-    for (idx_t i = 0; i < rows; i++) {
-        an_series_info *si = &(*out)[i];
-        char *sym = duckdb_value_varchar(&res, 0, i), *tf = duckdb_value_varchar(&res, 1, i);
-        snprintf(si->symbol, sizeof si->symbol, "%s", sym ? sym : "");
-        snprintf(si->timeframe, sizeof si->timeframe, "%s", tf ? tf : "");
-        duckdb_free(sym);
-        duckdb_free(tf);
-        si->first_ms = duckdb_value_int64(&res, 2, i) / 1000;
-        si->last_ms = duckdb_value_int64(&res, 3, i) / 1000;
-        si->rows = duckdb_value_int64(&res, 4, i);
-    }
-    *n = (size_t)rows;
-    duckdb_destroy_result(&res);
+    duckdb_destroy_result(&r);
 out:
     pthread_mutex_unlock(&ds->lock);
-    return rc;
+    if (rc != AN_OK) {
+        free(list);
+        return rc;
+    }
+    *out = list;
+    *n = len;
+    return AN_OK;
 }
 
 static void duck_close(an_store *s)
@@ -467,129 +798,209 @@ static const an_store_ops DUCK_OPS = {
 
 /* ---- open --------------------------------------------------------------- */
 
-/* mkdir -p of path's parent directory. */
-static int make_parent(const char *path)
+static an_code fs_error(int e, const char *what, const char *path, an_err *err)
 {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash || slash == dir)
-        return 0;
-    *slash = '\0';
-    for (char *p = dir + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-        return -1;
-    return 0;
+    an_code code = (e == EACCES || e == EPERM || e == EROFS) ? AN_ERR_READONLY : AN_ERR_IO;
+    return an_err_set(err, code, "%s %s: %s", what, path, strerror(e));
 }
 
-/* Classifies why the file cannot be opened, before DuckDB tries. */
-static an_code precheck(const char *path, an_err *err)
+/* mkdir -p of the directory part of path. */
+static an_code make_parents(const char *path, const char *shown, an_err *err)
 {
-    struct stat st;
-    if (stat(path, &st) == 0) {
-        if (!S_ISREG(st.st_mode))
-            return an_err_set(err, AN_ERR_INVALID, "DUCKDB_PATH %s is not a regular file", path);
-        if (access(path, R_OK | W_OK) != 0)
-            return an_err_set(err, AN_ERR_READONLY,
-                              "DuckDB file %s is read-only or unreadable for this user (%s)", path,
-                              strerror(errno));
-        if (st.st_size > 0) {
-            /* a DuckDB file carries "DUCK" at byte 8 */
-            char magic[12] = {0};
-            int fd = open(path, O_RDONLY);
-            ssize_t got = fd >= 0 ? read(fd, magic, sizeof magic) : -1;
-            if (fd >= 0)
-                close(fd);
-            if (got < 12 || memcmp(magic + 8, "DUCK", 4) != 0)
-                return an_err_set(err, AN_ERR_CORRUPT,
-                                  "%s is not a DuckDB database file (corrupt, or another kind "
-                                  "of file): move it away or point DUCKDB_PATH elsewhere",
-                                  path);
-        }
+    char dir[PATH_MAX];
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+        return an_err_set(err, AN_ERR_INVALID, "DuckDB path is too long: %.64s...", shown);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
         return AN_OK;
+    *slash = '\0';
+    for (char *p = dir + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char keep = *p;
+        *p = '\0';
+        struct stat st;
+        if (stat(dir, &st) != 0) {
+            if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+                return fs_error(errno, "cannot create the directory", dir, err);
+        } else if (!S_ISDIR(st.st_mode)) {
+            return an_err_set(err, AN_ERR_IO, "cannot use %s for the DuckDB file %s: %s is not a "
+                              "directory", dir, shown, dir);
+        }
+        *p = keep;
+        if (keep == '\0')
+            return AN_OK;
     }
-    if (make_parent(path) < 0)
-        return an_err_set(err, AN_ERR_READONLY, "cannot create the directory of DuckDB file %s: %s",
-                          path, strerror(errno));
-    char dir[4096];
+}
+
+/* Checks what DuckDB would otherwise fail on later or less clearly: the
+ * file and its directory must be writable (DuckDB writes path.wal beside
+ * it); an empty file is removed so that DuckDB creates a fresh database
+ * (it refuses a 0-byte file). */
+static an_code check_file(const char *path, an_err *err)
+{
+    char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
-    if (slash)
-        *(slash == dir ? slash + 1 : slash) = '\0';
-    else
+    if (!slash)
         snprintf(dir, sizeof dir, ".");
-    if (access(dir, W_OK) != 0)
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return an_err_set(err, AN_ERR_IO, "DuckDB path %s is a directory, not a file", path);
+        if (access(path, R_OK) != 0)
+            return an_err_set(err, AN_ERR_IO, "cannot read the DuckDB file %s: %s", path,
+                              strerror(errno));
+        if (access(path, W_OK) != 0)
+            return an_err_set(err, AN_ERR_READONLY, "DuckDB file %s is read-only: %s", path,
+                              strerror(errno));
+        if (access(dir, W_OK | X_OK) != 0)
+            return an_err_set(err, AN_ERR_READONLY,
+                              "directory %s of the DuckDB file %s is not writable (DuckDB "
+                              "writes its WAL beside the file): %s",
+                              dir, path, strerror(errno));
+        if (st.st_size == 0) {
+            AN_INFO(COMPONENT, "msg=\"empty file: creating a new DuckDB database\" path=\"%s\"",
+                    path);
+            if (unlink(path) != 0)
+                return fs_error(errno, "cannot replace the empty file", path, err);
+        }
+    } else if (errno != ENOENT) {
+        return fs_error(errno, "cannot open the DuckDB file", path, err);
+    } else if (access(dir, W_OK | X_OK) != 0) {
         return an_err_set(err, AN_ERR_READONLY,
-                          "cannot create DuckDB file %s: directory %s is read-only for this user",
-                          path, dir);
+                          "cannot create the DuckDB file %s: directory %s is not writable: %s",
+                          path, dir, strerror(errno));
+    }
+    return AN_OK;
+}
+
+/* Classifies duckdb_open_ext's error text. */
+static an_code open_error(const char *msg, const char *path, an_err *err)
+{
+    char line[AN_ERR_MSG_MAX];
+    one_line(line, sizeof line, msg);
+    if (strstr(line, "Could not set lock") || strstr(line, "Conflicting lock"))
+        return an_err_set(err, AN_ERR_IO, "DuckDB file %s is in use: another process holds it (%s)",
+                          path, line);
+    if (strstr(line, "not a valid DuckDB database") || strstr(line, "Corrupt database") ||
+        strstr(line, "Could not read enough bytes") || strstr(line, "checksum"))
+        return an_err_set(err, AN_ERR_CORRUPT, "%s is not a usable DuckDB database: %s", path,
+                          line);
+    if (strstr(line, "version number") || strstr(line, "storage version"))
+        return an_err_set(err, AN_ERR_UNSUPPORTED,
+                          "%s was written by an incompatible DuckDB version (this is %s): %s",
+                          path, duckdb_library_version(), line);
+    if (strstr(line, "Permission denied") || strstr(line, "Read-only file system") ||
+        strstr(line, "read-only"))
+        return an_err_set(err, AN_ERR_READONLY, "cannot write the DuckDB file %s: %s", path, line);
+    return an_err_set(err, AN_ERR_IO, "cannot open the DuckDB file %s: %s", path, line);
+}
+
+/* The absolute path of a file whose directory exists (the key of the
+ * instance cache, so "./x.duckdb" and "x.duckdb" are one database). */
+static an_code absolute(const char *path, char *out, size_t len, an_err *err)
+{
+    char dir[PATH_MAX], real[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    const char *base = path;
+    if (!slash) {
+        snprintf(dir, sizeof dir, ".");
+    } else {
+        base = path + (slash - dir) + 1;
+        if (slash == dir)
+            dir[1] = '\0';
+        else
+            *slash = '\0';
+    }
+    if (!realpath(dir, real))
+        return fs_error(errno, "cannot resolve the directory of", path, err);
+    if (snprintf(out, len, "%s/%s", strcmp(real, "/") == 0 ? "" : real, base) >= (int)len)
+        return an_err_set(err, AN_ERR_INVALID, "DuckDB path is too long: %.64s...", path);
     return AN_OK;
 }
 
 an_code an_duckdb_store_open(const an_store_options *opt, an_store *s, an_err *err)
 {
     const char *path = opt->duckdb_path;
+    char abs[PATH_MAX];
+    char *open_err = NULL;
+    duckdb_config cfg = NULL;
+    an_code rc;
     if (!path || !*path)
-        return an_err_set(err, AN_ERR_INVALID, "DUCKDB_PATH is empty");
-    if (strlen(path) >= sizeof(((duck_store *)0)->path))
-        return an_err_set(err, AN_ERR_INVALID, "DUCKDB_PATH is too long");
-    an_code rc = precheck(path, err);
-    if (rc != AN_OK)
-        return rc;
+        return an_err_set(err, AN_ERR_INVALID, "DUCKDB_PATH is empty: set the DuckDB file's path");
+    int memory = strcmp(path, ":memory:") == 0;
+    if (path[strlen(path) - 1] == '/')
+        return an_err_set(err, AN_ERR_INVALID, "DUCKDB_PATH %s names a directory, not a file",
+                          path);
+    if (!memory) {
+        if ((rc = make_parents(path, path, err)) != AN_OK)
+            return rc;
+        if ((rc = check_file(path, err)) != AN_OK)
+            return rc;
+        if ((rc = absolute(path, abs, sizeof abs, err)) != AN_OK)
+            return rc;
+    }
     duck_store *ds = calloc(1, sizeof *ds);
     if (!ds)
-        return an_err_set(err, AN_ERR_NOMEM, "out of memory");
-    snprintf(ds->path, sizeof ds->path, "%s", path);
+        return an_err_set(err, AN_ERR_NOMEM, "out of memory opening %s", path);
     pthread_mutex_init(&ds->lock, NULL);
-    duckdb_config config = NULL;
-    char *open_err = NULL;
-    if (duckdb_create_config(&config) == DuckDBError) {
-        rc = an_err_set(err, AN_ERR_NOMEM, "DuckDB: cannot create a configuration");
+    if (duckdb_create_config(&cfg) != DuckDBSuccess) {
+        rc = an_err_set(err, AN_ERR_NOMEM, "out of memory opening %s", path);
         goto fail;
     }
-    /* no network here, and none wanted: never download extensions */
-    duckdb_set_config(config, "autoinstall_known_extensions", "false");
-    duckdb_set_config(config, "autoload_known_extensions", "false");
-    if (duckdb_open_ext(path, &ds->db, config, &open_err) == DuckDBError) {
-        const char *m = open_err ? open_err : "unknown error";
-        an_code code = AN_ERR_IO;
-        if (strstr(m, "lock"))
-            rc = an_err_set(err, code,
-                            "DuckDB file %s is in use by another process (%s): stop it or use "
-                            "another DUCKDB_PATH",
-                            path, m);
-        else if (strstr(m, "Read-only") || strstr(m, "read-only") || strstr(m, "Permission"))
-            rc = an_err_set(err, AN_ERR_READONLY, "cannot open DuckDB file %s: %s", path, m);
-        else if (strstr(m, "not a valid DuckDB") || strstr(m, "Corrupt") || strstr(m, "corrupt") ||
-                 strstr(m, "version"))
-            rc = an_err_set(err, AN_ERR_CORRUPT, "cannot open DuckDB file %s: %s", path, m);
-        else
-            rc = an_err_set(err, code, "cannot open DuckDB file %s: %s", path, m);
-        duckdb_free(open_err);
+    /* no network here: never download an extension behind the user's back */
+    if (duckdb_set_config(cfg, "autoinstall_known_extensions", "false") != DuckDBSuccess) {
+        rc = an_err_set(err, AN_ERR_INTERNAL, "DuckDB refused autoinstall_known_extensions=false");
         goto fail;
     }
-    duckdb_destroy_config(&config);
-    config = NULL;
-    if (duckdb_connect(ds->db, &ds->con) == DuckDBError) {
-        rc = an_err_set(err, AN_ERR_IO, "cannot connect to DuckDB file %s", path);
-        duckdb_close(&ds->db);
+    duckdb_state st;
+    if (memory) {
+        st = duckdb_open_ext(NULL, &ds->db, cfg, &open_err);
+    } else {
+        pthread_once(&cache_once, cache_init);
+        st = duckdb_get_or_create_from_cache(cache, abs, &ds->db, cfg, &open_err);
+    }
+    if (st != DuckDBSuccess) {
+        ds->db = NULL;
+        rc = open_error(open_err, path, err);
         goto fail;
     }
+    if (duckdb_connect(ds->db, &ds->con) != DuckDBSuccess) {
+        rc = an_err_set(err, AN_ERR_IO, "cannot connect to the DuckDB database %s", path);
+        goto fail;
+    }
+    /* belt and braces (settings of a cached database are not ours alone) */
+    if ((rc = exec(ds, "SET autoinstall_known_extensions = false", path, err)) != AN_OK)
+        goto fail;
+    /* current_timestamp defaults are stored as UTC wall-clock time */
+    an_err tz_err;
+    if (exec(ds, "SET TimeZone = 'UTC'", path, &tz_err) != AN_OK)
+        AN_DEBUG(COMPONENT, "msg=\"cannot set TimeZone (no ICU)\" path=\"%s\"", path);
+    if ((rc = exec(ds, STAGE_SQL, path, err)) != AN_OK)
+        goto fail;
+    duckdb_destroy_config(&cfg);
+    snprintf(s->describe, sizeof s->describe, "%s", path);
     s->ops = &DUCK_OPS;
     s->mode = AN_STORE_DUCKDB;
-    snprintf(s->describe, sizeof s->describe, "%s", path);
     s->impl = ds;
-    AN_DEBUG(COMPONENT, "msg=\"opened\" mode=duckdb path=\"%s\"", path);
+    AN_INFO(COMPONENT, "msg=\"opened\" mode=duckdb path=\"%s\" duckdb=%s", path,
+            duckdb_library_version());
     return AN_OK;
 fail:
-    if (config)
-        duckdb_destroy_config(&config);
+    if (open_err)
+        duckdb_free(open_err);
+    if (cfg)
+        duckdb_destroy_config(&cfg);
+    if (ds->con)
+        duckdb_disconnect(&ds->con);
+    if (ds->db)
+        duckdb_close(&ds->db);
     pthread_mutex_destroy(&ds->lock);
     free(ds);
     return rc;
