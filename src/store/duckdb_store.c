@@ -72,8 +72,8 @@ static void one_line(char *out, size_t len, const char *msg)
 
 static an_code code_for(duckdb_error_type type, const char *msg)
 {
-    if (msg && (strstr(msg, "read-only") || strstr(msg, "Read-only") ||
-                strstr(msg, "Permission denied")))
+    if (msg &&
+        (strstr(msg, "read-only") || strstr(msg, "Read-only") || strstr(msg, "Permission denied")))
         return AN_ERR_READONLY;
     switch (type) {
     case DUCKDB_ERROR_CATALOG: return AN_ERR_SCHEMA;
@@ -180,8 +180,7 @@ static an_code first_row(duckdb_result *r, idx_t ncols, int64_t *v, int *null, c
         } else if (type == DUCKDB_TYPE_INTEGER) {
             v[c] = ((int32_t *)data)[0];
         } else {
-            rc = an_err_set(err, AN_ERR_INTERNAL, "%s: unexpected column type %d", what,
-                            (int)type);
+            rc = an_err_set(err, AN_ERR_INTERNAL, "%s: unexpected column type %d", what, (int)type);
             break;
         }
     }
@@ -190,8 +189,8 @@ static an_code first_row(duckdb_result *r, idx_t ncols, int64_t *v, int *null, c
 }
 
 /* Runs a query without parameters that returns one integer. */
-static an_code query_int64(duck_store *ds, const char *sql, int64_t *v, int *null,
-                           const char *what, an_err *err)
+static an_code query_int64(duck_store *ds, const char *sql, int64_t *v, int *null, const char *what,
+                           an_err *err)
 {
     duckdb_result r;
     if (duckdb_query(ds->con, sql, &r) != DuckDBSuccess) {
@@ -216,8 +215,14 @@ static an_code query_int64(duck_store *ds, const char *sql, int64_t *v, int *nul
     " FROM trading.ohlc_data WHERE timeframe = '1m'"                                               \
     " GROUP BY symbol, time_bucket(INTERVAL '" width "', \"timestamp\")"
 
+static const char LEDGER_SQL[] =
+    "CREATE SCHEMA IF NOT EXISTS autonama; CREATE TABLE IF NOT EXISTS autonama.schema_version "
+    "(version INTEGER PRIMARY KEY, applied_at TIMESTAMP DEFAULT current_timestamp, description "
+    "VARCHAR)";
+
 /* Version 1. Tables are created without IF NOT EXISTS: a same-named table
- * that no migration made is reported, not silently adopted. */
+ * that no migration made is reported, not silently adopted. Each migration
+ * ends by recording its version, in the same transaction. */
 static const char *const MIGRATION_1[] = {
     "CREATE SCHEMA IF NOT EXISTS trading",
     "CREATE SCHEMA IF NOT EXISTS analytics",
@@ -241,6 +246,9 @@ static const char *const MIGRATION_1[] = {
     " VALUES (1, 'initial schema (duckdb)')",
     NULL,
 };
+
+/* MIGRATIONS[v] takes the schema from version v - 1 to v. */
+static const char *const *const MIGRATIONS[AN_SCHEMA_VERSION + 1] = {NULL, MIGRATION_1};
 
 static an_code stored_version(duck_store *ds, int *version, an_err *err)
 {
@@ -270,39 +278,39 @@ static an_code duck_migrate(an_store *s, int *applied, an_err *err)
     an_code rc = exec(ds, "BEGIN TRANSACTION", "migrate", err);
     if (rc != AN_OK)
         goto out;
-    rc = exec(ds,
-              "CREATE SCHEMA IF NOT EXISTS autonama; CREATE TABLE IF NOT EXISTS "
-              "autonama.schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP DEFAULT "
-              "current_timestamp, description VARCHAR)",
-              "migrate", err);
-    if (rc == AN_OK)
-        rc = stored_version(ds, &version, err);
+    rc = stored_version(ds, &version, err);
     if (rc == AN_OK && version > AN_SCHEMA_VERSION)
         rc = an_err_set(err, AN_ERR_SCHEMA,
                         "DuckDB file %s has schema version %d, newer than this autonama (%d): "
                         "upgrade autonama",
                         s->describe, version, AN_SCHEMA_VERSION);
-    for (int i = 0; rc == AN_OK && version < 1 && MIGRATION_1[i]; i++)
-        rc = exec(ds, MIGRATION_1[i], "migrate to version 1", err);
+    if (rc == AN_OK && version < AN_SCHEMA_VERSION)
+        rc = exec(ds, LEDGER_SQL, "migrate", err);
+    for (int v = version + 1; rc == AN_OK && v <= AN_SCHEMA_VERSION; v++) {
+        char what[48];
+        snprintf(what, sizeof what, "migrate to version %d", v);
+        for (int i = 0; rc == AN_OK && MIGRATIONS[v][i]; i++)
+            rc = exec(ds, MIGRATIONS[v][i], what, err);
+    }
     if (rc == AN_OK)
         rc = exec(ds, "COMMIT", "migrate", err);
     if (rc != AN_OK) {
         rollback(ds);
         /* another handle on this database may have migrated at the same
-         * moment (a write-write conflict): then there is nothing to do */
+         * moment (a write-write conflict): then there is nothing left to do */
         int now = 0;
         an_err ignored;
-        if (stored_version(ds, &now, &ignored) == AN_OK && now == AN_SCHEMA_VERSION &&
-            version < AN_SCHEMA_VERSION) {
+        if (version < AN_SCHEMA_VERSION && stored_version(ds, &now, &ignored) == AN_OK &&
+            now == AN_SCHEMA_VERSION) {
             an_err_clear(err);
             rc = AN_OK;
         }
         goto out;
     }
-    if (version < 1) {
-        *applied = 1;
-        AN_INFO(COMPONENT, "msg=\"schema migrated\" version=1 mode=duckdb path=\"%s\"",
-                s->describe);
+    if (version < AN_SCHEMA_VERSION) {
+        *applied = AN_SCHEMA_VERSION - version;
+        AN_INFO(COMPONENT, "msg=\"schema migrated\" from=%d version=%d mode=duckdb path=\"%s\"",
+                version, AN_SCHEMA_VERSION, s->describe);
     }
 out:
     pthread_mutex_unlock(&ds->lock);
@@ -328,11 +336,10 @@ static an_code duck_check_schema(an_store *s, int *version, an_err *err)
         goto out;
     }
     if (*version != AN_SCHEMA_VERSION) {
-        rc = an_err_set(err, AN_ERR_SCHEMA,
-                        "DuckDB file %s has schema version %d, this autonama needs %d: %s",
-                        s->describe, *version, AN_SCHEMA_VERSION,
-                        *version > AN_SCHEMA_VERSION ? "upgrade autonama"
-                                                     : "run `autonama migrate`");
+        rc = an_err_set(
+            err, AN_ERR_SCHEMA, "DuckDB file %s has schema version %d, this autonama needs %d: %s",
+            s->describe, *version, AN_SCHEMA_VERSION,
+            *version > AN_SCHEMA_VERSION ? "upgrade autonama" : "run `autonama migrate`");
         goto out;
     }
     rc = prepare(ds,
@@ -354,9 +361,12 @@ static an_code duck_check_schema(an_store *s, int *version, an_err *err)
             break;
         rc = first_row(&r, 1, &n, &null, "check schema", err);
         duckdb_destroy_result(&r);
+        /* migrate does not recreate it: the ledger says version 1 is there */
         if (rc == AN_OK && n == 0)
-            rc = an_err_set(err, AN_ERR_SCHEMA, "DuckDB file %s lacks %s.%s: run `autonama migrate`",
-                            s->describe, rels[i][0], rels[i][1]);
+            rc = an_err_set(err, AN_ERR_SCHEMA,
+                            "DuckDB file %s lacks %s.%s although it records schema version %d: "
+                            "it was changed outside autonama; restore it or use a new file",
+                            s->describe, rels[i][0], rels[i][1], *version);
     }
 out:
     if (st)
@@ -409,6 +419,15 @@ static const char UPSERT_SQL[] =
     "ohlc_data.low <> excluded.low OR ohlc_data.close <> excluded.close OR ohlc_data.volume <> "
     "excluded.volume";
 
+static an_code appender_error(duckdb_appender app, const char *what, an_err *err)
+{
+    duckdb_error_data e = duckdb_appender_error_data(app);
+    an_code rc =
+        duck_error(duckdb_error_data_error_type(e), duckdb_error_data_message(e), what, err);
+    duckdb_destroy_error_data(&e);
+    return rc;
+}
+
 /* Appends the candles to the staging table, a whole vector at a time. */
 static an_code stage(duck_store *ds, const an_candle *v, size_t n, an_err *err)
 {
@@ -427,7 +446,10 @@ static an_code stage(duck_store *ds, const an_candle *v, size_t n, an_err *err)
         goto out;
     }
     if (duckdb_appender_create_ext(ds->con, "temp", "main", "an_stage", &app) != DuckDBSuccess) {
-        rc = an_err_set(err, AN_ERR_INTERNAL, "insert_ohlc_data: cannot create the appender");
+        if (app)
+            rc = appender_error(app, "insert_ohlc_data: staging", err);
+        else
+            rc = an_err_set(err, AN_ERR_INTERNAL, "insert_ohlc_data: cannot create an appender");
         goto out;
     }
     const size_t cap = duckdb_vector_size();
@@ -447,17 +469,16 @@ static an_code stage(duck_store *ds, const an_candle *v, size_t n, an_err *err)
             col[4][i] = k->volume;
         }
         duckdb_data_chunk_set_size(chunk, m);
-        if (duckdb_append_data_chunk(app, chunk) != DuckDBSuccess)
-            break;
+        if (duckdb_append_data_chunk(app, chunk) != DuckDBSuccess) {
+            rc = appender_error(app, "insert_ohlc_data: staging", err);
+            goto out;
+        }
         duckdb_data_chunk_reset(chunk);
     }
-    if (duckdb_appender_close(app) != DuckDBSuccess) {
-        duckdb_error_data e = duckdb_appender_error_data(app);
-        rc = duck_error(duckdb_error_data_error_type(e), duckdb_error_data_message(e),
-                        "insert_ohlc_data: staging", err);
-        duckdb_destroy_error_data(&e);
-    }
+    if (duckdb_appender_close(app) != DuckDBSuccess)
+        rc = appender_error(app, "insert_ohlc_data: staging", err);
 out:
+    /* on failure the caller rolls back whatever reached the staging table */
     if (app)
         duckdb_appender_destroy(&app);
     if (chunk)
@@ -472,9 +493,8 @@ static an_code bind_key(duckdb_prepared_statement st, const char *symbol, const 
     return AN_ERR_INTERNAL;
 }
 
-static an_code duck_insert_ohlc(an_store *s, const char *symbol, const char *tf,
-                                const an_candle *v, size_t n, an_upsert_counts *counts,
-                                an_err *err)
+static an_code duck_insert_ohlc(an_store *s, const char *symbol, const char *tf, const an_candle *v,
+                                size_t n, an_upsert_counts *counts, an_err *err)
 {
     duck_store *ds = s->impl;
     duckdb_prepared_statement count_st = NULL, write_st = NULL;
@@ -508,27 +528,29 @@ static an_code duck_insert_ohlc(an_store *s, const char *symbol, const char *tf,
     duckdb_destroy_result(&r);
     if (rc != AN_OK)
         goto out;
-    int64_t existing = found[0], changed = found[1];
-    /* all keys new: a plain INSERT, no conflict handling needed */
-    rc = prepare(ds, existing == 0 ? INSERT_SQL : UPSERT_SQL, &write_st, "insert_ohlc_data", err);
-    if (rc != AN_OK)
-        goto out;
-    if (bind_key(write_st, symbol, tf) != AN_OK) {
-        rc = an_err_set(err, AN_ERR_INTERNAL, "insert_ohlc_data: cannot bind parameters");
-        goto out;
-    }
-    if ((rc = execute(write_st, &r, "insert_ohlc_data", err)) != AN_OK)
-        goto out;
-    int64_t written = (int64_t)duckdb_rows_changed(&r);
-    duckdb_destroy_result(&r);
-    counts->inserted = (int64_t)n - existing;
-    counts->updated = changed;
-    counts->unchanged = existing - changed;
-    if (written != counts->inserted + counts->updated) {
-        rc = an_err_set(err, AN_ERR_INTERNAL,
-                        "insert_ohlc_data: wrote %" PRId64 " rows, expected %" PRId64, written,
-                        counts->inserted + counts->updated);
-        goto out;
+    counts->inserted = (int64_t)n - found[0];
+    counts->updated = found[1];
+    counts->unchanged = found[0] - found[1];
+    if (counts->inserted + counts->updated > 0) {
+        /* all keys new: a plain INSERT, no conflict handling needed */
+        rc = prepare(ds, found[0] == 0 ? INSERT_SQL : UPSERT_SQL, &write_st, "insert_ohlc_data",
+                     err);
+        if (rc != AN_OK)
+            goto out;
+        if (bind_key(write_st, symbol, tf) != AN_OK) {
+            rc = an_err_set(err, AN_ERR_INTERNAL, "insert_ohlc_data: cannot bind parameters");
+            goto out;
+        }
+        if ((rc = execute(write_st, &r, "insert_ohlc_data", err)) != AN_OK)
+            goto out;
+        int64_t written = (int64_t)duckdb_rows_changed(&r);
+        duckdb_destroy_result(&r);
+        if (written != counts->inserted + counts->updated) {
+            rc = an_err_set(err, AN_ERR_INTERNAL,
+                            "insert_ohlc_data: wrote %" PRId64 " rows, expected %" PRId64, written,
+                            counts->inserted + counts->updated);
+            goto out;
+        }
     }
     if ((rc = exec(ds, "DELETE FROM temp.an_stage", "insert_ohlc_data", err)) != AN_OK)
         goto out;
@@ -558,7 +580,8 @@ static int64_t us_to_ms(int64_t us)
     return us / 1000 - (us % 1000 < 0); /* floor: exact for whole ms */
 }
 
-/* Appends every row of a (timestamp, open, high, low, close, volume) result. */
+/* Appends every row of a (timestamp, open, high, low, close, volume) result;
+ * on failure out is left as it was. */
 static an_code read_candles(duckdb_result *r, an_candles *out, const char *what, an_err *err)
 {
     if (duckdb_column_count(r) != 6 || duckdb_column_type(r, 0) != DUCKDB_TYPE_TIMESTAMP)
@@ -566,41 +589,34 @@ static an_code read_candles(duckdb_result *r, an_candles *out, const char *what,
     for (idx_t c = 1; c < 6; c++)
         if (duckdb_column_type(r, c) != DUCKDB_TYPE_DOUBLE)
             return an_err_set(err, AN_ERR_INTERNAL, "%s: column %d is not DOUBLE", what, (int)c);
+    const size_t n0 = out->n;
+    an_code rc = AN_OK;
     duckdb_data_chunk chunk;
-    while ((chunk = duckdb_fetch_chunk(*r)) != NULL) {
+    while (rc == AN_OK && (chunk = duckdb_fetch_chunk(*r)) != NULL) {
         idx_t rows = duckdb_data_chunk_get_size(chunk);
-        if (rows == 0) {
-            duckdb_destroy_data_chunk(&chunk);
-            break;
-        }
-        const int64_t *ts = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 0));
+        const int64_t *ts = NULL;
         const double *col[5];
-        int has_nulls = duckdb_vector_get_validity(duckdb_data_chunk_get_vector(chunk, 0)) != NULL;
-        for (idx_t c = 0; c < 5; c++) {
-            duckdb_vector vec = duckdb_data_chunk_get_vector(chunk, c + 1);
-            col[c] = duckdb_vector_get_data(vec);
-            has_nulls |= duckdb_vector_get_validity(vec) != NULL;
+        for (idx_t c = 0; c < 6; c++) {
+            duckdb_vector vec = duckdb_data_chunk_get_vector(chunk, c);
+            if (c == 0)
+                ts = duckdb_vector_get_data(vec);
+            else
+                col[c - 1] = duckdb_vector_get_data(vec);
+            /* the columns are NOT NULL: a NULL means the schema was changed */
+            uint64_t *valid = duckdb_vector_get_validity(vec);
+            for (idx_t i = 0; valid && i < rows && rc == AN_OK; i++)
+                if (!duckdb_validity_row_is_valid(valid, i))
+                    rc = an_err_set(err, AN_ERR_INTERNAL, "%s: NULL in column %d", what, (int)c);
         }
-        an_code rc = AN_OK;
         for (idx_t i = 0; i < rows && rc == AN_OK; i++) {
-            an_candle k = {us_to_ms(ts[i]), col[0][i], col[1][i], col[2][i], col[3][i],
-                           col[4][i]};
+            an_candle k = {us_to_ms(ts[i]), col[0][i], col[1][i], col[2][i], col[3][i], col[4][i]};
             rc = an_candles_push(out, &k, err);
         }
-        /* the columns are NOT NULL; a NULL here means the schema changed */
-        for (idx_t c = 0; c < 6 && has_nulls && rc == AN_OK; c++) {
-            uint64_t *valid = duckdb_vector_get_validity(duckdb_data_chunk_get_vector(chunk, c));
-            for (idx_t i = 0; valid && i < rows; i++)
-                if (!duckdb_validity_row_is_valid(valid, i)) {
-                    rc = an_err_set(err, AN_ERR_INTERNAL, "%s: NULL in column %d", what, (int)c);
-                    break;
-                }
-        }
         duckdb_destroy_data_chunk(&chunk);
-        if (rc != AN_OK)
-            return rc;
     }
-    return AN_OK;
+    if (rc != AN_OK)
+        out->n = n0;
+    return rc;
 }
 
 static an_code duck_get_ohlc(an_store *s, const char *source, const char *symbol, const char *tf,
@@ -625,11 +641,10 @@ static an_code duck_get_ohlc(an_store *s, const char *source, const char *symbol
     if (tf)
         pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " AND timeframe = $%d", (int)++np);
     if (has_start)
-        pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " AND \"timestamp\" >= $%d",
-                        (int)++np);
+        pos +=
+            snprintf(sql + pos, sizeof sql - (size_t)pos, " AND \"timestamp\" >= $%d", (int)++np);
     if (has_end)
-        pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " AND \"timestamp\" < $%d",
-                        (int)++np);
+        pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " AND \"timestamp\" < $%d", (int)++np);
     pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " ORDER BY \"timestamp\" %s",
                     q->descending ? "DESC" : "ASC");
     if (q->limit > 0)
@@ -800,16 +815,18 @@ static const an_store_ops DUCK_OPS = {
 
 static an_code fs_error(int e, const char *what, const char *path, an_err *err)
 {
-    an_code code = (e == EACCES || e == EPERM || e == EROFS) ? AN_ERR_READONLY : AN_ERR_IO;
-    return an_err_set(err, code, "%s %s: %s", what, path, strerror(e));
+    if (e == EACCES || e == EPERM || e == EROFS)
+        return an_err_set(err, AN_ERR_READONLY, "%s %s: read-only for this user: %s", what, path,
+                          strerror(e));
+    return an_err_set(err, AN_ERR_IO, "%s %s: %s", what, path, strerror(e));
 }
 
 /* mkdir -p of the directory part of path. */
-static an_code make_parents(const char *path, const char *shown, an_err *err)
+static an_code make_parents(const char *path, an_err *err)
 {
     char dir[PATH_MAX];
     if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
-        return an_err_set(err, AN_ERR_INVALID, "DuckDB path is too long: %.64s...", shown);
+        return an_err_set(err, AN_ERR_INVALID, "DuckDB path is too long: %.64s...", path);
     char *slash = strrchr(dir, '/');
     if (!slash || slash == dir)
         return AN_OK;
@@ -821,11 +838,22 @@ static an_code make_parents(const char *path, const char *shown, an_err *err)
         *p = '\0';
         struct stat st;
         if (stat(dir, &st) != 0) {
-            if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-                return fs_error(errno, "cannot create the directory", dir, err);
+            if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+                int e = errno;
+                if (e == EACCES || e == EPERM || e == EROFS)
+                    return an_err_set(err, AN_ERR_READONLY,
+                                      "cannot create the directory %s for the DuckDB file %s: "
+                                      "its parent is read-only for this user: %s",
+                                      dir, path, strerror(e));
+                return an_err_set(err, AN_ERR_IO,
+                                  "cannot create the directory %s for the DuckDB file %s: %s", dir,
+                                  path, strerror(e));
+            }
         } else if (!S_ISDIR(st.st_mode)) {
-            return an_err_set(err, AN_ERR_IO, "cannot use %s for the DuckDB file %s: %s is not a "
-                              "directory", dir, shown, dir);
+            return an_err_set(err, AN_ERR_IO,
+                              "cannot use %s for the DuckDB file %s: %s is not a "
+                              "directory",
+                              dir, path, dir);
         }
         *p = keep;
         if (keep == '\0')
@@ -835,8 +863,8 @@ static an_code make_parents(const char *path, const char *shown, an_err *err)
 
 /* Checks what DuckDB would otherwise fail on later or less clearly: the
  * file and its directory must be writable (DuckDB writes path.wal beside
- * it); an empty file is removed so that DuckDB creates a fresh database
- * (it refuses a 0-byte file). */
+ * it). An empty file with no WAL (touch, mktemp) is removed so that DuckDB
+ * creates a fresh database: DuckDB refuses a 0-byte file. */
 static an_code check_file(const char *path, an_err *err)
 {
     char dir[PATH_MAX];
@@ -860,10 +888,12 @@ static an_code check_file(const char *path, an_err *err)
                               strerror(errno));
         if (access(dir, W_OK | X_OK) != 0)
             return an_err_set(err, AN_ERR_READONLY,
-                              "directory %s of the DuckDB file %s is not writable (DuckDB "
-                              "writes its WAL beside the file): %s",
+                              "directory %s of the DuckDB file %s is read-only for this user "
+                              "(DuckDB writes its WAL beside the file): %s",
                               dir, path, strerror(errno));
-        if (st.st_size == 0) {
+        char wal[PATH_MAX + 8];
+        snprintf(wal, sizeof wal, "%s.wal", path);
+        if (st.st_size == 0 && access(wal, F_OK) != 0) {
             AN_INFO(COMPONENT, "msg=\"empty file: creating a new DuckDB database\" path=\"%s\"",
                     path);
             if (unlink(path) != 0)
@@ -873,7 +903,8 @@ static an_code check_file(const char *path, an_err *err)
         return fs_error(errno, "cannot open the DuckDB file", path, err);
     } else if (access(dir, W_OK | X_OK) != 0) {
         return an_err_set(err, AN_ERR_READONLY,
-                          "cannot create the DuckDB file %s: directory %s is not writable: %s",
+                          "cannot create the DuckDB file %s: directory %s is read-only for this "
+                          "user: %s",
                           path, dir, strerror(errno));
     }
     return AN_OK;
@@ -889,15 +920,17 @@ static an_code open_error(const char *msg, const char *path, an_err *err)
                           path, line);
     if (strstr(line, "not a valid DuckDB database") || strstr(line, "Corrupt database") ||
         strstr(line, "Could not read enough bytes") || strstr(line, "checksum"))
-        return an_err_set(err, AN_ERR_CORRUPT, "%s is not a usable DuckDB database: %s", path,
-                          line);
+        return an_err_set(err, AN_ERR_CORRUPT,
+                          "%s is not a usable DuckDB database (move it away or point DUCKDB_PATH "
+                          "elsewhere): %s",
+                          path, line);
     if (strstr(line, "version number") || strstr(line, "storage version"))
         return an_err_set(err, AN_ERR_UNSUPPORTED,
-                          "%s was written by an incompatible DuckDB version (this is %s): %s",
-                          path, duckdb_library_version(), line);
+                          "%s was written by an incompatible DuckDB version (this is %s): %s", path,
+                          duckdb_library_version(), line);
     if (strstr(line, "Permission denied") || strstr(line, "Read-only file system") ||
         strstr(line, "read-only"))
-        return an_err_set(err, AN_ERR_READONLY, "cannot write the DuckDB file %s: %s", path, line);
+        return an_err_set(err, AN_ERR_READONLY, "DuckDB file %s is read-only: %s", path, line);
     return an_err_set(err, AN_ERR_IO, "cannot open the DuckDB file %s: %s", path, line);
 }
 
@@ -939,7 +972,7 @@ an_code an_duckdb_store_open(const an_store_options *opt, an_store *s, an_err *e
         return an_err_set(err, AN_ERR_INVALID, "DUCKDB_PATH %s names a directory, not a file",
                           path);
     if (!memory) {
-        if ((rc = make_parents(path, path, err)) != AN_OK)
+        if ((rc = make_parents(path, err)) != AN_OK)
             return rc;
         if ((rc = check_file(path, err)) != AN_OK)
             return rc;
