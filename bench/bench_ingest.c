@@ -40,7 +40,11 @@ static void make_series(an_candles *out, size_t n)
             close = 100;
         double hi = (open > close ? open : close) + (double)((seed >> 4) % 500) / 100.0;
         double lo = (open < close ? open : close) - (double)((seed >> 12) % 500) / 100.0;
-        an_candle c = {start + (int64_t)i * 60000, open, hi, lo, close,
+        an_candle c = {start + (int64_t)i * 60000,
+                       open,
+                       hi,
+                       lo,
+                       close,
                        (double)((seed >> 3) % 100000) / 1000.0};
         an_candles_push(out, &c, NULL);
         price = close;
@@ -189,8 +193,8 @@ static void write_csv(const an_candles *c)
     for (size_t i = 0; i < c->n; i++) {
         char ts[40];
         an_time_format(c->v[i].ts, ts, sizeof ts);
-        fprintf(f, "BEN/USDT,1m,%s,%.17g,%.17g,%.17g,%.17g,%.17g\n", ts, c->v[i].open,
-                c->v[i].high, c->v[i].low, c->v[i].close, c->v[i].volume);
+        fprintf(f, "BEN/USDT,1m,%s,%.17g,%.17g,%.17g,%.17g,%.17g\n", ts, c->v[i].open, c->v[i].high,
+                c->v[i].low, c->v[i].close, c->v[i].volume);
     }
     fclose(f);
 }
@@ -260,8 +264,8 @@ int main(int argc, char **argv)
         unlink(csv_path);
         double r_ours = (double)rows / t_ours, r_copy = (double)rows / t_copy,
                r_row = PER_ROW_ROWS / t_row;
-        printf("%-14s %-38s %9zu %9.3f %12.0f\n", "PostgreSQL 15", "insert_ohlc_data (ours)",
-               rows, t_ours, r_ours);
+        printf("%-14s %-38s %9zu %9.3f %12.0f\n", "PostgreSQL 15", "insert_ohlc_data (ours)", rows,
+               t_ours, r_ours);
         printf("%-14s %-38s %9zu %9.3f %12.0f\n", "PostgreSQL 15", "psql \\copy (CSV)", rows,
                t_copy, r_copy);
         printf("%-14s %-38s %9d %9.3f %12.0f\n", "PostgreSQL 15", "one INSERT per row (seed)",
