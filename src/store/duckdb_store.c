@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -958,6 +959,31 @@ static an_code absolute(const char *path, char *out, size_t len, an_err *err)
     return AN_OK;
 }
 
+/* DuckDB names the database (its catalog) after the file: a file called
+ * autonama.duckdb or trading.duckdb makes "autonama.schema_version" or
+ * "trading.ohlc_data" ambiguous between that catalog and our schema. Refuse
+ * such names up front with a clear message. */
+static an_code check_catalog_name(const char *path, an_err *err)
+{
+    static const char *schemas[] = {"trading", "analytics", "optimization", "autonama",
+                                    "main",    "temp",      "system"};
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    char stem[256];
+    snprintf(stem, sizeof stem, "%s", base);
+    char *dot = strrchr(stem, '.');
+    if (dot && dot != stem)
+        *dot = '\0';
+    for (size_t i = 0; i < sizeof schemas / sizeof schemas[0]; i++)
+        if (strcasecmp(stem, schemas[i]) == 0)
+            return an_err_set(err, AN_ERR_INVALID,
+                              "DUCKDB_PATH %s: DuckDB names the database after the file, and "
+                              "'%s' clashes with a schema of the same name inside it: choose "
+                              "another file name (the default is data/financial_data.duckdb)",
+                              path, stem);
+    return AN_OK;
+}
+
 an_code an_duckdb_store_open(const an_store_options *opt, an_store *s, an_err *err)
 {
     const char *path = opt->duckdb_path;
@@ -972,6 +998,8 @@ an_code an_duckdb_store_open(const an_store_options *opt, an_store *s, an_err *e
         return an_err_set(err, AN_ERR_INVALID, "DUCKDB_PATH %s names a directory, not a file",
                           path);
     if (!memory) {
+        if ((rc = check_catalog_name(path, err)) != AN_OK)
+            return rc;
         if ((rc = make_parents(path, err)) != AN_OK)
             return rc;
         if ((rc = check_file(path, err)) != AN_OK)

@@ -215,6 +215,14 @@ expect_clean_failure "an unknown store mode" "not one of" "$BIN" migrate --store
 expect_clean_failure "an unknown command" "unknown command" "$BIN" frobnicate
 expect_clean_failure "an unknown flag" "unknown flag" "$BIN" migrate --nope 1
 expect_clean_failure "a bad symbol list" "invalid symbol" "$BIN" health --symbols btcusdt
+expect_clean_failure "a DUCKDB_PATH whose name clashes with a schema" "clashes" \
+    env DUCKDB_PATH="$work/autonama.duckdb" "$BIN" migrate
+mode_env duckdb
+unset DUCKDB_PATH
+(cd "$work" && "$BIN" migrate >"$work/default.json" 2>/dev/null)
+check "the default DUCKDB_PATH (data/financial_data.duckdb) migrates" \
+    test "$(json "$work/default.json" "j['migrations_applied']")" = 1 -a -f "$work/data/financial_data.duckdb"
+mode_env duckdb
 mkdir -p "$work/ro"
 printf 'this is not a duckdb file, just text\n%.0s' $(seq 1 200) >"$work/ro/corrupt.duckdb"
 export DUCKDB_PATH=$work/ro/corrupt.duckdb
