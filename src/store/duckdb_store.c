@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "store/store_duckdb.h"
 
 /* DuckDB's TIMESTAMP range, in ms (its infinities sit just outside). */
 #define TS_MIN_MS (-9223372022400000LL)
@@ -248,8 +249,20 @@ static const char *const MIGRATION_1[] = {
     NULL,
 };
 
+/* Version 2: the ledger of indicator runs (see store.h). */
+static const char *const MIGRATION_2[] = {
+    "CREATE TABLE analytics.indicator_runs ("
+    " symbol VARCHAR NOT NULL, timeframe VARCHAR NOT NULL, spec VARCHAR NOT NULL,"
+    " through_ts TIMESTAMP NOT NULL, candles BIGINT NOT NULL, digest UBIGINT NOT NULL,"
+    " updated_at TIMESTAMP DEFAULT current_timestamp, PRIMARY KEY (symbol, timeframe))",
+    "INSERT INTO autonama.schema_version (version, description)"
+    " VALUES (2, 'analytics.indicator_runs')",
+    NULL,
+};
+
 /* MIGRATIONS[v] takes the schema from version v - 1 to v. */
-static const char *const *const MIGRATIONS[AN_SCHEMA_VERSION + 1] = {NULL, MIGRATION_1};
+static const char *const *const MIGRATIONS[AN_SCHEMA_VERSION + 1] = {NULL, MIGRATION_1,
+                                                                     MIGRATION_2};
 
 static an_code stored_version(duck_store *ds, int *version, an_err *err)
 {
@@ -788,6 +801,287 @@ out:
     return AN_OK;
 }
 
+/* ---- indicators --------------------------------------------------------- */
+
+static const char IND_STAGE_SQL[] = "CREATE TEMP TABLE IF NOT EXISTS an_ind_stage (ts TIMESTAMP,"
+                                    " name VARCHAR, value DOUBLE)";
+
+static const char IND_COUNT_SQL[] =
+    "SELECT count(*), count(*) FILTER (WHERE o.indicator_value IS DISTINCT FROM s.value)"
+    " FROM temp.an_ind_stage s JOIN analytics.indicators o ON o.\"timestamp\" = s.ts AND"
+    " o.indicator_name = s.name WHERE o.symbol = $1 AND o.timeframe = $2";
+
+static const char IND_UPSERT_SQL[] =
+    "INSERT INTO analytics.indicators (symbol, timeframe, \"timestamp\", indicator_name,"
+    " indicator_value) SELECT $1::VARCHAR, $2::VARCHAR, ts, name, value FROM temp.an_ind_stage"
+    " ON CONFLICT (symbol, timeframe, indicator_name, \"timestamp\") DO UPDATE SET"
+    " indicator_value = excluded.indicator_value WHERE indicators.indicator_value IS DISTINCT"
+    " FROM excluded.indicator_value";
+
+static const char IND_INSERT_SQL[] =
+    "INSERT INTO analytics.indicators (symbol, timeframe, \"timestamp\", indicator_name,"
+    " indicator_value) SELECT $1::VARCHAR, $2::VARCHAR, ts, name, value FROM temp.an_ind_stage";
+
+static an_code duck_upsert_indicators(an_store *s, const char *symbol, const char *tf,
+                                      const an_indicator_batch *b, an_upsert_counts *counts,
+                                      an_err *err)
+{
+    duck_store *ds = s->impl;
+    duckdb_appender app = NULL;
+    duckdb_prepared_statement count_st = NULL, write_st = NULL;
+    duckdb_result r;
+    pthread_mutex_lock(&ds->lock);
+    an_code rc = exec(ds, IND_STAGE_SQL, "upsert indicators", err);
+    if (rc == AN_OK)
+        rc = exec(ds, "BEGIN TRANSACTION", "upsert indicators", err);
+    if (rc != AN_OK)
+        goto out;
+    if (duckdb_appender_create_ext(ds->con, "temp", "main", "an_ind_stage", &app) !=
+        DuckDBSuccess) {
+        rc = app ? appender_error(app, "upsert indicators", err)
+                 : an_err_set(err, AN_ERR_INTERNAL, "upsert indicators: no appender");
+        goto out;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        if (duckdb_append_timestamp(app, (duckdb_timestamp){b->ts[i] * 1000}) != DuckDBSuccess ||
+            duckdb_append_varchar(app, b->names[b->name_idx[i]]) != DuckDBSuccess ||
+            duckdb_append_double(app, b->value[i]) != DuckDBSuccess ||
+            duckdb_appender_end_row(app) != DuckDBSuccess) {
+            rc = appender_error(app, "upsert indicators", err);
+            goto out;
+        }
+    }
+    if (duckdb_appender_close(app) != DuckDBSuccess) {
+        rc = appender_error(app, "upsert indicators", err);
+        goto out;
+    }
+    int64_t found[2];
+    int null[2];
+    if ((rc = prepare(ds, IND_COUNT_SQL, &count_st, "upsert indicators", err)) != AN_OK)
+        goto out;
+    if (bind_key(count_st, symbol, tf) != AN_OK) {
+        rc = an_err_set(err, AN_ERR_INTERNAL, "upsert indicators: cannot bind");
+        goto out;
+    }
+    if ((rc = execute(count_st, &r, "upsert indicators", err)) != AN_OK)
+        goto out;
+    rc = first_row(&r, 2, found, null, "upsert indicators", err);
+    duckdb_destroy_result(&r);
+    if (rc != AN_OK)
+        goto out;
+    counts->inserted = (int64_t)b->n - found[0];
+    counts->updated = found[1];
+    counts->unchanged = found[0] - found[1];
+    if (counts->inserted + counts->updated > 0) {
+        rc = prepare(ds, found[0] == 0 ? IND_INSERT_SQL : IND_UPSERT_SQL, &write_st,
+                     "upsert indicators", err);
+        if (rc != AN_OK)
+            goto out;
+        if (bind_key(write_st, symbol, tf) != AN_OK) {
+            rc = an_err_set(err, AN_ERR_INTERNAL, "upsert indicators: cannot bind");
+            goto out;
+        }
+        if ((rc = execute(write_st, &r, "upsert indicators", err)) != AN_OK)
+            goto out;
+        duckdb_destroy_result(&r);
+    }
+    if ((rc = exec(ds, "DELETE FROM temp.an_ind_stage", "upsert indicators", err)) == AN_OK)
+        rc = exec(ds, "COMMIT", "upsert indicators", err);
+out:
+    if (rc != AN_OK) {
+        rollback(ds);
+        memset(counts, 0, sizeof *counts);
+    }
+    if (app)
+        duckdb_appender_destroy(&app);
+    if (count_st)
+        duckdb_destroy_prepare(&count_st);
+    if (write_st)
+        duckdb_destroy_prepare(&write_st);
+    pthread_mutex_unlock(&ds->lock);
+    return rc;
+}
+
+static an_code duck_get_indicators(an_store *s, const char *symbol, const char *tf,
+                                   const char *name, const an_query *q, an_indicator_points *out,
+                                   an_err *err)
+{
+    duck_store *ds = s->impl;
+    char sql[512];
+    int pos = snprintf(sql, sizeof sql,
+                       "SELECT epoch_ms(\"timestamp\"), indicator_name, indicator_value FROM"
+                       " analytics.indicators WHERE symbol = $1 AND timeframe = $2 AND"
+                       " indicator_value IS NOT NULL AND ($3::VARCHAR IS NULL OR indicator_name"
+                       " = $3) AND \"timestamp\" >= make_timestamp($4 * 1000) AND \"timestamp\""
+                       " < make_timestamp($5 * 1000) ORDER BY indicator_name, \"timestamp\" %s",
+                       q->descending ? "DESC" : "ASC");
+    if (q->limit > 0)
+        snprintf(sql + pos, sizeof sql - (size_t)pos, " LIMIT %zu", q->limit);
+    int64_t lo = q->start_ms < TS_MIN_MS / 2 ? TS_MIN_MS / 2 : q->start_ms;
+    int64_t hi = q->end_ms > TS_MAX_MS / 2 ? TS_MAX_MS / 2 : q->end_ms;
+    duckdb_prepared_statement st = NULL;
+    duckdb_result r;
+    int have = 0;
+    pthread_mutex_lock(&ds->lock);
+    an_code rc = prepare(ds, sql, &st, "get indicators", err);
+    if (rc != AN_OK)
+        goto out;
+    if (bind_key(st, symbol, tf) != AN_OK ||
+        !bind_ok(name ? duckdb_bind_varchar(st, 3, name) : duckdb_bind_null(st, 3)) ||
+        !bind_ok(duckdb_bind_int64(st, 4, lo)) || !bind_ok(duckdb_bind_int64(st, 5, hi))) {
+        rc = an_err_set(err, AN_ERR_INTERNAL, "get indicators: cannot bind");
+        goto out;
+    }
+    if ((rc = execute(st, &r, "get indicators", err)) != AN_OK)
+        goto out;
+    have = 1;
+    duckdb_data_chunk chunk;
+    while (rc == AN_OK && (chunk = duckdb_fetch_chunk(r)) != NULL) {
+        idx_t rows = duckdb_data_chunk_get_size(chunk);
+        const int64_t *ts = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 0));
+        duckdb_vector names = duckdb_data_chunk_get_vector(chunk, 1);
+        duckdb_string_t *nm = duckdb_vector_get_data(names);
+        const double *val = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 2));
+        for (idx_t i = 0; i < rows && rc == AN_OK; i++) {
+            if (out->n == out->cap) {
+                size_t cap = out->cap ? out->cap * 2 : 1024;
+                an_indicator_point *v = realloc(out->v, cap * sizeof *v);
+                if (!v) {
+                    rc = an_err_set(err, AN_ERR_NOMEM, "get indicators: out of memory");
+                    break;
+                }
+                out->v = v;
+                out->cap = cap;
+            }
+            an_indicator_point *pt = &out->v[out->n++];
+            pt->ts = ts[i];
+            uint32_t len = duckdb_string_t_length(nm[i]);
+            const char *data = duckdb_string_t_data(&nm[i]);
+            snprintf(pt->name, sizeof pt->name, "%.*s", (int)len, data);
+            pt->value = val[i];
+        }
+        duckdb_destroy_data_chunk(&chunk);
+    }
+out:
+    if (have)
+        duckdb_destroy_result(&r);
+    if (st)
+        duckdb_destroy_prepare(&st);
+    pthread_mutex_unlock(&ds->lock);
+    return rc;
+}
+
+static an_code duck_get_run(an_store *s, const char *symbol, const char *tf, an_indicator_run *run,
+                            int *found, an_err *err)
+{
+    duck_store *ds = s->impl;
+    duckdb_prepared_statement st = NULL;
+    duckdb_result r;
+    pthread_mutex_lock(&ds->lock);
+    an_code rc = prepare(ds,
+                         "SELECT spec, epoch_ms(through_ts), candles, digest::VARCHAR FROM"
+                         " analytics.indicator_runs WHERE symbol = $1 AND timeframe = $2",
+                         &st, "read indicator run", err);
+    if (rc == AN_OK && bind_key(st, symbol, tf) != AN_OK)
+        rc = an_err_set(err, AN_ERR_INTERNAL, "read indicator run: cannot bind");
+    if (rc == AN_OK && (rc = execute(st, &r, "read indicator run", err)) == AN_OK) {
+        if (duckdb_row_count(&r) == 1) {
+            char *spec = duckdb_value_varchar(&r, 0, 0), *dg = duckdb_value_varchar(&r, 3, 0);
+            snprintf(run->spec, sizeof run->spec, "%s", spec ? spec : "");
+            run->through_ms = duckdb_value_int64(&r, 1, 0);
+            run->candles = duckdb_value_int64(&r, 2, 0);
+            run->digest = dg ? strtoull(dg, NULL, 10) : 0;
+            duckdb_free(spec);
+            duckdb_free(dg);
+            *found = 1;
+        }
+        duckdb_destroy_result(&r);
+    }
+    if (st)
+        duckdb_destroy_prepare(&st);
+    pthread_mutex_unlock(&ds->lock);
+    return rc;
+}
+
+static an_code duck_put_run(an_store *s, const char *symbol, const char *tf,
+                            const an_indicator_run *run, an_err *err)
+{
+    duck_store *ds = s->impl;
+    duckdb_prepared_statement st = NULL;
+    duckdb_result r;
+    char digest[24];
+    snprintf(digest, sizeof digest, "%" PRIu64, run->digest);
+    pthread_mutex_lock(&ds->lock);
+    an_code rc = prepare(ds,
+                         "INSERT INTO analytics.indicator_runs (symbol, timeframe, spec,"
+                         " through_ts, candles, digest, updated_at) VALUES ($1, $2, $3,"
+                         " make_timestamp($4 * 1000), $5, $6::UBIGINT, current_timestamp)"
+                         " ON CONFLICT (symbol, timeframe) DO UPDATE SET spec = excluded.spec,"
+                         " through_ts = excluded.through_ts, candles = excluded.candles,"
+                         " digest = excluded.digest, updated_at = excluded.updated_at",
+                         &st, "save indicator run", err);
+    if (rc == AN_OK &&
+        (bind_key(st, symbol, tf) != AN_OK || !bind_ok(duckdb_bind_varchar(st, 3, run->spec)) ||
+         !bind_ok(duckdb_bind_int64(st, 4, run->through_ms)) ||
+         !bind_ok(duckdb_bind_int64(st, 5, run->candles)) ||
+         !bind_ok(duckdb_bind_varchar(st, 6, digest))))
+        rc = an_err_set(err, AN_ERR_INTERNAL, "save indicator run: cannot bind");
+    if (rc == AN_OK && (rc = execute(st, &r, "save indicator run", err)) == AN_OK)
+        duckdb_destroy_result(&r);
+    if (st)
+        duckdb_destroy_prepare(&st);
+    pthread_mutex_unlock(&ds->lock);
+    return rc;
+}
+
+static an_code duck_export_closes(an_store *s, const char *source, const char *symbol,
+                                  const char *tf, an_closes_cb cb, void *ctx, an_err *err)
+{
+    duck_store *ds = s->impl;
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT epoch_ms(\"timestamp\"), close FROM trading.%s WHERE symbol = $1%s"
+             " ORDER BY \"timestamp\"",
+             source, tf ? " AND timeframe = $2" : "");
+    duckdb_prepared_statement st = NULL;
+    duckdb_result r;
+    int have = 0;
+    pthread_mutex_lock(&ds->lock);
+    an_code rc = prepare(ds, sql, &st, "export series", err);
+    if (rc != AN_OK)
+        goto out;
+    if (!bind_ok(duckdb_bind_varchar(st, 1, symbol)) ||
+        (tf && !bind_ok(duckdb_bind_varchar(st, 2, tf)))) {
+        rc = an_err_set(err, AN_ERR_INTERNAL, "export series: cannot bind");
+        goto out;
+    }
+    if ((rc = execute(st, &r, "export series", err)) != AN_OK)
+        goto out;
+    have = 1;
+    duckdb_data_chunk chunk;
+    while (rc == AN_OK && (chunk = duckdb_fetch_chunk(r)) != NULL) {
+        idx_t rows = duckdb_data_chunk_get_size(chunk);
+        const int64_t *ts = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 0));
+        const double *close = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 1));
+        rc = cb(ctx, ts, close, rows, err);
+        duckdb_destroy_data_chunk(&chunk);
+    }
+out:
+    if (have)
+        duckdb_destroy_result(&r);
+    if (st)
+        duckdb_destroy_prepare(&st);
+    pthread_mutex_unlock(&ds->lock);
+    return rc;
+}
+
+duckdb_database an_duckdb_store_database(an_store *s)
+{
+    if (!s || s->mode != AN_STORE_DUCKDB || !s->impl)
+        return NULL;
+    return ((duck_store *)s->impl)->db;
+}
+
 static void duck_close(an_store *s)
 {
     duck_store *ds = s->impl;
@@ -809,6 +1103,11 @@ static const an_store_ops DUCK_OPS = {
     .latest = duck_latest,
     .refresh_rollups = duck_refresh_rollups,
     .list_series = duck_list_series,
+    .upsert_indicators = duck_upsert_indicators,
+    .get_indicators = duck_get_indicators,
+    .get_run = duck_get_run,
+    .put_run = duck_put_run,
+    .export_closes = duck_export_closes,
     .close = duck_close,
 };
 

@@ -356,6 +356,19 @@ static const char *MIGRATION_1_POSTGRES[] = {
     NULL,
 };
 
+/* Version 2: the ledger of indicator runs, so a run knows what it computed
+ * last time (through which candle, over how many candles, with which digest
+ * of their closes) and writes only what is new or changed. */
+static const char *MIGRATION_2[] = {
+    "CREATE TABLE analytics.indicator_runs ("
+    " symbol text NOT NULL, timeframe text NOT NULL, spec text NOT NULL,"
+    " through_ts timestamptz NOT NULL, candles bigint NOT NULL, digest text NOT NULL,"
+    " updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (symbol, timeframe))",
+    "INSERT INTO autonama.schema_version (version, description)"
+    " VALUES (2, 'analytics.indicator_runs')",
+    NULL,
+};
+
 static an_code run_list(PGconn *c, const char *const *list, an_err *err)
 {
     for (int i = 0; list[i]; i++) {
@@ -494,7 +507,20 @@ static an_code pg_migrate(an_store *s, int *applied, an_err *err)
         if (rc != AN_OK)
             goto out;
         *applied = 1;
+        version = 1;
         AN_INFO(COMPONENT, "msg=\"schema migrated\" version=1 mode=%s",
+                an_store_mode_name(s->mode));
+    }
+    if (version < 2) {
+        if (!ps->is_pglite && (rc = exec_cmd(c, "BEGIN", "migrate", err)) != AN_OK)
+            goto out;
+        rc = run_list(c, MIGRATION_2, err);
+        if (rc == AN_OK && !ps->is_pglite)
+            rc = exec_cmd(c, "COMMIT", "migrate", err);
+        if (rc != AN_OK)
+            goto out;
+        *applied += 1;
+        AN_INFO(COMPONENT, "msg=\"schema migrated\" version=2 mode=%s",
                 an_store_mode_name(s->mode));
     }
     if (s->mode == AN_STORE_TIMESCALEDB)
@@ -942,6 +968,414 @@ out:
     return rc;
 }
 
+/* ---- indicators --------------------------------------------------------- */
+
+#define OID_INT4 23
+#define OID_INT4_ARRAY 1007
+
+static const char *IND_UPSERT_SQL =
+    "WITH up AS ("
+    " INSERT INTO analytics.indicators AS d"
+    " (symbol, timeframe, \"timestamp\", indicator_name, indicator_value)"
+    " SELECT $1, $2, t.ts, ($3::text[])[t.k], t.v"
+    " FROM unnest($4::timestamptz[], $5::int4[], $6::float8[]) AS t(ts, k, v)"
+    " ON CONFLICT (symbol, timeframe, indicator_name, \"timestamp\") DO UPDATE SET"
+    " indicator_value = excluded.indicator_value"
+    " WHERE d.indicator_value IS DISTINCT FROM excluded.indicator_value"
+    " RETURNING (xmax = 0) AS ins)"
+    " SELECT count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM up";
+
+static const char *IND_INSERT_SQL =
+    "INSERT INTO analytics.indicators"
+    " (symbol, timeframe, \"timestamp\", indicator_name, indicator_value)"
+    " SELECT $1, $2, t.ts, ($3::text[])[t.k], t.v"
+    " FROM unnest($4::timestamptz[], $5::int4[], $6::float8[]) AS t(ts, k, v)";
+
+static const char *IND_RANGE_EMPTY_SQL =
+    "SELECT NOT EXISTS (SELECT 1 FROM analytics.indicators WHERE symbol = $1 AND timeframe = $2"
+    " AND \"timestamp\" BETWEEN $3::timestamptz AND $4::timestamptz)";
+
+/* array_send format of n values: kind 0 timestamptz (from ms), 1 int4
+ * (name index + 1), 2 float8 */
+static int binary_values(sbuf *b, const an_indicator_batch *ib, size_t off, size_t n, int kind)
+{
+    size_t w = kind == 1 ? 4 : 8;
+    if (sbuf_reserve(b, 20 + n * (4 + w)) < 0)
+        return -1;
+    unsigned char *p = (unsigned char *)b->p;
+    put_be32(p, 1);
+    put_be32(p + 4, 0);
+    put_be32(p + 8, kind == 0 ? OID_TIMESTAMPTZ : kind == 1 ? OID_INT4 : OID_FLOAT8);
+    put_be32(p + 12, (uint32_t)n);
+    put_be32(p + 16, 1);
+    p += 20;
+    for (size_t i = off; i < off + n; i++) {
+        put_be32(p, (uint32_t)w);
+        if (kind == 0) {
+            put_be64(p + 4, (uint64_t)(ib->ts[i] * 1000 - PG_EPOCH_US));
+        } else if (kind == 1) {
+            put_be32(p + 4, (uint32_t)(ib->name_idx[i] + 1));
+        } else {
+            uint64_t bits;
+            memcpy(&bits, &ib->value[i], sizeof bits);
+            put_be64(p + 4, bits);
+        }
+        p += 4 + w;
+    }
+    b->n = 20 + n * (4 + w);
+    return 0;
+}
+
+static an_code pg_upsert_indicators(an_store *s, const char *symbol, const char *tf,
+                                    const an_indicator_batch *b, an_upsert_counts *counts,
+                                    an_err *err)
+{
+    pg_store *ps = s->impl;
+    sbuf arr[3] = {{0}}, names = {0};
+    PGconn *c;
+    int slot;
+    an_code rc = pool_acquire(&ps->pool, &c, &slot, err);
+    if (rc != AN_OK)
+        return rc;
+    /* the names as a text[] literal; names are [a-z0-9_.] (checked by store.c) */
+    size_t need = 3;
+    for (int k = 0; k < b->n_names; k++)
+        need += strlen(b->names[k]) + 1;
+    if (sbuf_reserve(&names, need) < 0) {
+        rc = an_err_set(err, AN_ERR_NOMEM, "upsert indicators: out of memory");
+        goto out;
+    }
+    names.n = 0;
+    names.p[names.n++] = '{';
+    for (int k = 0; k < b->n_names; k++) {
+        size_t l = strlen(b->names[k]);
+        if (k)
+            names.p[names.n++] = ',';
+        memcpy(names.p + names.n, b->names[k], l);
+        names.n += l;
+    }
+    names.p[names.n++] = '}';
+    names.p[names.n] = '\0';
+    if ((rc = exec_cmd(c, "BEGIN", "upsert indicators", err)) != AN_OK)
+        goto out;
+    for (size_t off = 0; off < b->n && rc == AN_OK; off += INSERT_BATCH) {
+        size_t m = b->n - off < INSERT_BATCH ? b->n - off : INSERT_BATCH;
+        int64_t lo = b->ts[off], hi = b->ts[off];
+        for (size_t i = off; i < off + m; i++) {
+            lo = b->ts[i] < lo ? b->ts[i] : lo;
+            hi = b->ts[i] > hi ? b->ts[i] : hi;
+        }
+        for (int k = 0; k < 3; k++)
+            if (binary_values(&arr[k], b, off, m, k) < 0) {
+                rc = an_err_set(err, AN_ERR_NOMEM, "upsert indicators: out of memory");
+                goto out;
+            }
+        const char *params[6] = {symbol, tf, names.p, arr[0].p, arr[1].p, arr[2].p};
+        static const Oid types[6] = {
+            0, 0, 0, OID_TIMESTAMPTZ_ARRAY, OID_INT4_ARRAY, OID_FLOAT8_ARRAY};
+        int lengths[6] = {0, 0, 0, (int)arr[0].n, (int)arr[1].n, (int)arr[2].n};
+        int formats[6] = {0, 0, 0, 1, 1, 1};
+        char first[40], last[40], *empty = NULL;
+        const char *rparams[4] = {symbol, tf, an_time_format(lo, first, sizeof first),
+                                  an_time_format(hi, last, sizeof last)};
+        rc = query_value(c, IND_RANGE_EMPTY_SQL, 4, rparams, &empty, "upsert indicators", err);
+        int fast = rc == AN_OK && empty && empty[0] == 't';
+        free(empty);
+        if (rc != AN_OK)
+            goto out;
+        if (fast) {
+            if ((rc = exec_cmd(c, "SAVEPOINT ind", "upsert indicators", err)) != AN_OK)
+                goto out;
+            PGresult *r = PQexecParams(c, IND_INSERT_SQL, 6, types, params, lengths, formats, 0);
+            if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+                PQclear(r);
+                counts->inserted += (int64_t)m;
+                rc = exec_cmd(c, "RELEASE SAVEPOINT ind", "upsert indicators", err);
+                continue;
+            }
+            const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+            if (!state || strcmp(state, "23505") != 0) {
+                rc = res_error(r, c, "upsert indicators", err);
+                PQclear(r);
+                goto out;
+            }
+            PQclear(r);
+            if ((rc = exec_cmd(c, "ROLLBACK TO SAVEPOINT ind", "upsert indicators", err)) != AN_OK)
+                goto out;
+        }
+        PGresult *r = PQexecParams(c, IND_UPSERT_SQL, 6, types, params, lengths, formats, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            rc = res_error(r, c, "upsert indicators", err);
+            PQclear(r);
+            goto out;
+        }
+        int64_t ins = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        int64_t upd = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+        PQclear(r);
+        counts->inserted += ins;
+        counts->updated += upd;
+        counts->unchanged += (int64_t)m - ins - upd;
+    }
+    if (rc == AN_OK)
+        rc = exec_cmd(c, "COMMIT", "upsert indicators", err);
+out:
+    if (rc != AN_OK)
+        memset(counts, 0, sizeof *counts);
+    for (int k = 0; k < 3; k++)
+        free(arr[k].p);
+    free(names.p);
+    pool_release(&ps->pool, c, slot);
+    return rc;
+}
+
+static an_code pg_get_indicators(an_store *s, const char *symbol, const char *tf, const char *name,
+                                 const an_query *q, an_indicator_points *out, an_err *err)
+{
+    pg_store *ps = s->impl;
+    char sql[768], start[24], end[24], limit[24];
+    const char *params[6] = {symbol, tf};
+    int np = 2;
+    int pos = snprintf(sql, sizeof sql,
+                       "SELECT (extract(epoch FROM \"timestamp\") * 1000)::int8, indicator_name,"
+                       " indicator_value FROM analytics.indicators WHERE symbol = $1 AND"
+                       " timeframe = $2 AND indicator_value IS NOT NULL");
+    if (name) {
+        params[np++] = name;
+        pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " AND indicator_name = $%d", np);
+    }
+    if (q->start_ms != INT64_MIN) {
+        snprintf(start, sizeof start, "%" PRId64, q->start_ms);
+        params[np++] = start;
+        pos += snprintf(sql + pos, sizeof sql - (size_t)pos,
+                        " AND \"timestamp\" >= TIMESTAMPTZ 'epoch' + $%d::int8 * INTERVAL '1 "
+                        "millisecond'",
+                        np);
+    }
+    if (q->end_ms != INT64_MAX) {
+        snprintf(end, sizeof end, "%" PRId64, q->end_ms);
+        params[np++] = end;
+        pos += snprintf(sql + pos, sizeof sql - (size_t)pos,
+                        " AND \"timestamp\" < TIMESTAMPTZ 'epoch' + $%d::int8 * INTERVAL '1 "
+                        "millisecond'",
+                        np);
+    }
+    pos += snprintf(sql + pos, sizeof sql - (size_t)pos,
+                    " ORDER BY indicator_name, \"timestamp\" %s", q->descending ? "DESC" : "ASC");
+    if (q->limit > 0) {
+        snprintf(limit, sizeof limit, "%zu", q->limit);
+        params[np++] = limit;
+        snprintf(sql + pos, sizeof sql - (size_t)pos, " LIMIT $%d", np);
+    }
+    PGconn *c;
+    int slot;
+    an_code rc = pool_acquire(&ps->pool, &c, &slot, err);
+    if (rc != AN_OK)
+        return rc;
+    PGresult *r = PQexecParams(c, sql, np, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = res_error(r, c, "get indicators", err);
+        goto out;
+    }
+    int rows = PQntuples(r);
+    for (int i = 0; i < rows; i++) {
+        if (out->n == out->cap) {
+            size_t cap = out->cap ? out->cap * 2 : 1024;
+            an_indicator_point *v = realloc(out->v, cap * sizeof *v);
+            if (!v) {
+                rc = an_err_set(err, AN_ERR_NOMEM, "get indicators: out of memory");
+                goto out;
+            }
+            out->v = v;
+            out->cap = cap;
+        }
+        an_indicator_point *pt = &out->v[out->n++];
+        pt->ts = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        snprintf(pt->name, sizeof pt->name, "%s", PQgetvalue(r, i, 1));
+        pt->value = strtod(PQgetvalue(r, i, 2), NULL);
+    }
+out:
+    PQclear(r);
+    pool_release(&ps->pool, c, slot);
+    return rc;
+}
+
+static an_code pg_get_run(an_store *s, const char *symbol, const char *tf, an_indicator_run *run,
+                          int *found, an_err *err)
+{
+    pg_store *ps = s->impl;
+    PGconn *c;
+    int slot;
+    an_code rc = pool_acquire(&ps->pool, &c, &slot, err);
+    if (rc != AN_OK)
+        return rc;
+    const char *params[2] = {symbol, tf};
+    PGresult *r = PQexecParams(c,
+                               "SELECT spec, (extract(epoch FROM through_ts) * 1000)::int8,"
+                               " candles, digest FROM analytics.indicator_runs WHERE symbol = $1"
+                               " AND timeframe = $2",
+                               2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = res_error(r, c, "read indicator run", err);
+    } else if (PQntuples(r) == 1) {
+        snprintf(run->spec, sizeof run->spec, "%s", PQgetvalue(r, 0, 0));
+        run->through_ms = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+        run->candles = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+        run->digest = strtoull(PQgetvalue(r, 0, 3), NULL, 10);
+        *found = 1;
+    }
+    PQclear(r);
+    pool_release(&ps->pool, c, slot);
+    return rc;
+}
+
+static an_code pg_put_run(an_store *s, const char *symbol, const char *tf,
+                          const an_indicator_run *run, an_err *err)
+{
+    pg_store *ps = s->impl;
+    PGconn *c;
+    int slot;
+    an_code rc = pool_acquire(&ps->pool, &c, &slot, err);
+    if (rc != AN_OK)
+        return rc;
+    char through[24], candles[24], digest[24];
+    snprintf(through, sizeof through, "%" PRId64, run->through_ms);
+    snprintf(candles, sizeof candles, "%" PRId64, run->candles);
+    snprintf(digest, sizeof digest, "%" PRIu64, run->digest);
+    const char *params[6] = {symbol, tf, run->spec, through, candles, digest};
+    PGresult *r = PQexecParams(
+        c,
+        "INSERT INTO analytics.indicator_runs (symbol, timeframe, spec, through_ts, candles,"
+        " digest, updated_at) VALUES ($1, $2, $3, TIMESTAMPTZ 'epoch' + $4::int8 * INTERVAL"
+        " '1 millisecond', $5, $6, now()) ON CONFLICT (symbol, timeframe) DO UPDATE SET spec ="
+        " excluded.spec, through_ts = excluded.through_ts, candles = excluded.candles, digest ="
+        " excluded.digest, updated_at = excluded.updated_at",
+        6, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = res_error(r, c, "save indicator run", err);
+    PQclear(r);
+    pool_release(&ps->pool, c, slot);
+    return rc;
+}
+
+static uint32_t get_be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t get_be64(const unsigned char *p)
+{
+    return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+}
+
+/* COPY (SELECT "timestamp", close ...) TO STDOUT (FORMAT binary), parsed as
+ * it streams: an 11-byte signature, flags and extension header, then per row
+ * an int16 field count and per field an int32 length and the bytes. */
+static an_code pg_export_closes(an_store *s, const char *source, const char *symbol, const char *tf,
+                                an_closes_cb cb, void *ctx, an_err *err)
+{
+    pg_store *ps = s->impl;
+    PGconn *c;
+    int slot;
+    an_code rc = pool_acquire(&ps->pool, &c, &slot, err);
+    if (rc != AN_OK)
+        return rc;
+    enum { BATCH = 8192 };
+    int64_t *ts = malloc(BATCH * sizeof *ts);
+    double *close = malloc(BATCH * sizeof *close);
+    size_t n = 0, hdr_done = 0;
+    char *sym = PQescapeLiteral(c, symbol, strlen(symbol));
+    char *tfl = tf ? PQescapeLiteral(c, tf, strlen(tf)) : NULL;
+    char sql[512];
+    if (!ts || !close || !sym || (tf && !tfl)) {
+        rc = an_err_set(err, AN_ERR_NOMEM, "export series: out of memory");
+        goto out;
+    }
+    snprintf(sql, sizeof sql,
+             "COPY (SELECT \"timestamp\", close::float8 FROM trading.%s WHERE symbol = %s%s%s"
+             " ORDER BY \"timestamp\") TO STDOUT (FORMAT binary)",
+             source, sym, tfl ? " AND timeframe = " : "", tfl ? tfl : "");
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COPY_OUT) {
+        rc = res_error(r, c, "export series", err);
+        PQclear(r);
+        goto out;
+    }
+    PQclear(r);
+    for (;;) {
+        char *buf = NULL;
+        int len = PQgetCopyData(c, &buf, 0);
+        if (len == -1)
+            break; /* done */
+        if (len < 0) {
+            rc = an_err_set(err, AN_ERR_DB, "export series: %s", PQerrorMessage(c));
+            goto drain;
+        }
+        const unsigned char *p = (const unsigned char *)buf, *end = p + len;
+        if (!hdr_done) {
+            if (len < 19 || memcmp(p, "PGCOPY\n\377\r\n\0", 11) != 0) {
+                PQfreemem(buf);
+                rc = an_err_set(err, AN_ERR_DB, "export series: not a binary COPY stream");
+                goto drain;
+            }
+            uint32_t ext = get_be32(p + 15);
+            p += 19 + ext;
+            hdr_done = 1;
+        }
+        while (p + 2 <= end && rc == AN_OK) {
+            int16_t fields = (int16_t)((p[0] << 8) | p[1]);
+            p += 2;
+            if (fields == -1)
+                break;
+            if (fields != 2 || p + 4 + 8 + 4 + 8 > end || get_be32(p) != 8 ||
+                get_be32(p + 12) != 8) {
+                rc = an_err_set(err, AN_ERR_DB, "export series: unexpected row layout");
+                break;
+            }
+            ts[n] = ((int64_t)get_be64(p + 4) + PG_EPOCH_US) / 1000;
+            uint64_t bits = get_be64(p + 16);
+            memcpy(&close[n], &bits, sizeof bits);
+            p += 24;
+            if (++n == BATCH) {
+                rc = cb(ctx, ts, close, n, err);
+                n = 0;
+            }
+        }
+        PQfreemem(buf);
+        if (rc != AN_OK)
+            goto drain;
+    }
+    if (n > 0)
+        rc = cb(ctx, ts, close, n, err);
+drain:
+    /* finish the COPY whatever happened, so the connection is usable */
+    while (rc != AN_OK) {
+        char *buf = NULL;
+        int len = PQgetCopyData(c, &buf, 0);
+        if (buf)
+            PQfreemem(buf);
+        if (len < 0)
+            break;
+    }
+    for (PGresult *res; (res = PQgetResult(c));) {
+        if (rc == AN_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
+            rc = res_error(res, c, "export series", err);
+        PQclear(res);
+    }
+out:
+    PQfreemem(sym);
+    PQfreemem(tfl);
+    free(ts);
+    free(close);
+    pool_release(&ps->pool, c, slot);
+    return rc;
+}
+
+static const char *pg_conninfo(const an_store *s)
+{
+    const pg_store *ps = s->impl;
+    return ps->pool.conninfo;
+}
+
 static void pg_close(an_store *s)
 {
     pg_store *ps = s->impl;
@@ -963,6 +1397,12 @@ static const an_store_ops PG_OPS = {
     .latest = pg_latest,
     .refresh_rollups = pg_refresh_rollups,
     .list_series = pg_list_series,
+    .upsert_indicators = pg_upsert_indicators,
+    .get_indicators = pg_get_indicators,
+    .get_run = pg_get_run,
+    .put_run = pg_put_run,
+    .export_closes = pg_export_closes,
+    .pg_conninfo = pg_conninfo,
     .close = pg_close,
 };
 

@@ -4,6 +4,7 @@
  */
 #include "store/store_impl.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,4 +187,114 @@ an_code an_store_list_series(an_store *s, an_series_info **out, size_t *n, an_er
     *out = NULL;
     *n = 0;
     return s->ops->list_series(s, out, n, err);
+}
+
+void an_indicator_points_free(an_indicator_points *p)
+{
+    if (!p)
+        return;
+    free(p->v);
+    p->v = NULL;
+    p->n = p->cap = 0;
+}
+
+static int valid_name(const char *n)
+{
+    size_t len = n ? strlen(n) : 0;
+    if (len == 0 || len >= AN_INDICATOR_NAME_MAX)
+        return 0;
+    for (const char *c = n; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_' || *c == '.'))
+            return 0;
+    return 1;
+}
+
+static an_code check_key(const char *symbol, const char *tf, an_err *err)
+{
+    if (an_symbol_validate(symbol, err) != AN_OK)
+        return AN_ERR_INVALID;
+    if (!an_timeframe_valid(tf))
+        return an_err_set(err, AN_ERR_INVALID, "unknown timeframe '%.16s'", tf ? tf : "(null)");
+    return AN_OK;
+}
+
+an_code an_store_upsert_indicators(an_store *s, const char *symbol, const char *timeframe,
+                                   const an_indicator_batch *b, an_upsert_counts *counts,
+                                   an_err *err)
+{
+    an_upsert_counts dummy;
+    if (!counts)
+        counts = &dummy;
+    memset(counts, 0, sizeof *counts);
+    if (check_key(symbol, timeframe, err) != AN_OK)
+        return AN_ERR_INVALID;
+    for (int k = 0; k < b->n_names; k++)
+        if (!valid_name(b->names[k]))
+            return an_err_set(err, AN_ERR_INVALID,
+                              "invalid indicator name '%.40s': lower-case letters, digits, _ "
+                              "and . only",
+                              b->names[k] ? b->names[k] : "(null)");
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->name_idx[i] < 0 || b->name_idx[i] >= b->n_names)
+            return an_err_set(err, AN_ERR_INVALID, "indicator row %zu: bad name index", i);
+        if (!isfinite(b->value[i]))
+            return an_err_set(err, AN_ERR_INVALID, "indicator row %zu (%s): value not finite", i,
+                              b->names[b->name_idx[i]]);
+    }
+    if (b->n == 0)
+        return AN_OK;
+    return s->ops->upsert_indicators(s, symbol, timeframe, b, counts, err);
+}
+
+an_code an_store_get_indicators(an_store *s, const char *symbol, const char *timeframe,
+                                const char *name, const an_query *q, an_indicator_points *out,
+                                an_err *err)
+{
+    an_query all = an_query_all();
+    if (!q)
+        q = &all;
+    if (check_key(symbol, timeframe, err) != AN_OK)
+        return AN_ERR_INVALID;
+    if (name && !valid_name(name))
+        return an_err_set(err, AN_ERR_INVALID, "invalid indicator name '%.40s'", name);
+    if (check_query(q, err) != AN_OK)
+        return AN_ERR_INVALID;
+    return s->ops->get_indicators(s, symbol, timeframe, name, q, out, err);
+}
+
+an_code an_store_get_indicator_run(an_store *s, const char *symbol, const char *timeframe,
+                                   an_indicator_run *run, int *found, an_err *err)
+{
+    *found = 0;
+    memset(run, 0, sizeof *run);
+    if (check_key(symbol, timeframe, err) != AN_OK)
+        return AN_ERR_INVALID;
+    return s->ops->get_run(s, symbol, timeframe, run, found, err);
+}
+
+an_code an_store_put_indicator_run(an_store *s, const char *symbol, const char *timeframe,
+                                   const an_indicator_run *run, an_err *err)
+{
+    if (check_key(symbol, timeframe, err) != AN_OK)
+        return AN_ERR_INVALID;
+    return s->ops->put_run(s, symbol, timeframe, run, err);
+}
+
+an_code an_store_export_closes(an_store *s, const char *source, const char *symbol,
+                               const char *timeframe, an_closes_cb cb, void *ctx, an_err *err)
+{
+    if (an_symbol_validate(symbol, err) != AN_OK)
+        return AN_ERR_INVALID;
+    int rollup = strcmp(source, "ohlc_1h") == 0 || strcmp(source, "ohlc_1d") == 0;
+    if (!rollup && strcmp(source, "ohlc_data") != 0)
+        return an_err_set(err, AN_ERR_INVALID, "no series source '%.20s'", source);
+    if (!rollup && !an_timeframe_valid(timeframe))
+        return an_err_set(err, AN_ERR_INVALID, "unknown timeframe '%.16s'",
+                          timeframe ? timeframe : "(null)");
+    return s->ops->export_closes(s, source, symbol, rollup ? NULL : timeframe, cb, ctx, err);
+}
+
+const char *an_store_pg_conninfo(const an_store *s)
+{
+    return s->ops->pg_conninfo ? s->ops->pg_conninfo(s) : NULL;
 }

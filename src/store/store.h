@@ -140,4 +140,73 @@ typedef struct an_series_info {
  * count, sorted by symbol then timeframe. *out is malloc'd; the caller frees. */
 an_code an_store_list_series(an_store *s, an_series_info **out, size_t *n, an_err *err);
 
+/* ---- indicators: analytics.indicators, the seed's long format ---------- */
+
+#define AN_INDICATOR_NAME_MAX 32
+
+/* n indicator rows of one (symbol, timeframe): row i is (ts[i],
+ * names[name_idx[i]], value[i]). Values are finite. */
+typedef struct an_indicator_batch {
+    const char *const *names;
+    int n_names;
+    const int64_t *ts; /* candle open time, ms */
+    const int *name_idx;
+    const double *value;
+    size_t n;
+} an_indicator_batch;
+
+/* Batched upsert keyed by (symbol, timeframe, indicator_name, timestamp);
+ * rows whose value is unchanged are not rewritten. Atomic. */
+an_code an_store_upsert_indicators(an_store *s, const char *symbol, const char *timeframe,
+                                   const an_indicator_batch *b, an_upsert_counts *counts,
+                                   an_err *err);
+
+typedef struct an_indicator_point {
+    int64_t ts;
+    char name[AN_INDICATOR_NAME_MAX];
+    double value;
+} an_indicator_point;
+
+typedef struct an_indicator_points {
+    an_indicator_point *v;
+    size_t n, cap;
+} an_indicator_points;
+
+void an_indicator_points_free(an_indicator_points *p);
+
+/* Stored indicator values of (symbol, timeframe), one name or all (name
+ * NULL), ordered by name then time; q's range applies to the time, its limit
+ * to the rows. Appended to out. */
+an_code an_store_get_indicators(an_store *s, const char *symbol, const char *timeframe,
+                                const char *name, const an_query *q, an_indicator_points *out,
+                                an_err *err);
+
+/* What the last indicator run of (symbol, timeframe) computed: the indicator
+ * spec, the newest candle it saw, how many candles, and a digest of their
+ * (time, close) pairs. analytics.indicator_runs. */
+typedef struct an_indicator_run {
+    char spec[256];
+    int64_t through_ms;
+    int64_t candles;
+    uint64_t digest;
+} an_indicator_run;
+
+an_code an_store_get_indicator_run(an_store *s, const char *symbol, const char *timeframe,
+                                   an_indicator_run *run, int *found, an_err *err);
+an_code an_store_put_indicator_run(an_store *s, const char *symbol, const char *timeframe,
+                                   const an_indicator_run *run, an_err *err);
+
+/* Streams the (open time ms, close) pairs of a series oldest first through
+ * cb, in batches. source is "ohlc_data" (tf required), "ohlc_1h" or
+ * "ohlc_1d" (tf NULL). On PostgreSQL this is COPY (SELECT ...) TO STDOUT
+ * (FORMAT binary). A non-AN_OK return from cb stops the stream. */
+typedef an_code (*an_closes_cb)(void *ctx, const int64_t *ts, const double *close, size_t n,
+                                an_err *err);
+an_code an_store_export_closes(an_store *s, const char *source, const char *symbol,
+                               const char *timeframe, an_closes_cb cb, void *ctx, an_err *err);
+
+/* The libpq connection string of a PostgreSQL store (secret: never log it),
+ * NULL for DuckDB. For the analytics engine's direct path. */
+const char *an_store_pg_conninfo(const an_store *s);
+
 #endif

@@ -23,6 +23,18 @@ typedef struct an_store_ops {
                       an_err *err);
     an_code (*refresh_rollups)(an_store *s, int64_t from_ms, int64_t to_ms, an_err *err);
     an_code (*list_series)(an_store *s, an_series_info **out, size_t *n, an_err *err);
+    an_code (*upsert_indicators)(an_store *s, const char *symbol, const char *tf,
+                                 const an_indicator_batch *b, an_upsert_counts *counts,
+                                 an_err *err);
+    an_code (*get_indicators)(an_store *s, const char *symbol, const char *tf, const char *name,
+                              const an_query *q, an_indicator_points *out, an_err *err);
+    an_code (*get_run)(an_store *s, const char *symbol, const char *tf, an_indicator_run *run,
+                       int *found, an_err *err);
+    an_code (*put_run)(an_store *s, const char *symbol, const char *tf, const an_indicator_run *run,
+                       an_err *err);
+    an_code (*export_closes)(an_store *s, const char *source, const char *symbol, const char *tf,
+                             an_closes_cb cb, void *ctx, an_err *err);
+    const char *(*pg_conninfo)(const an_store *s);
     void (*close)(an_store *s);
 } an_store_ops;
 
@@ -34,7 +46,7 @@ struct an_store {
 };
 
 /* The schema version both backends migrate to. */
-#define AN_SCHEMA_VERSION 1
+#define AN_SCHEMA_VERSION 2
 
 /* Backend constructors: fill s->ops, s->mode, s->describe and s->impl. */
 an_code an_pg_store_open(const an_store_options *opt, an_store *s, an_err *err);

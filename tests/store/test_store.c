@@ -112,7 +112,7 @@ static void test_migrate_twice(void)
     AN_CHECK_INT(version, 0);
     int applied = -1;
     AN_CHECK_OK(an_store_migrate(s, &applied, &err), err);
-    AN_CHECK_INT(applied, 1);
+    AN_CHECK_INT(applied, an_store_schema_version());
     AN_CHECK_OK(an_store_migrate(s, &applied, &err), err);
     AN_CHECK_INT(applied, 0);
     AN_CHECK_OK(an_store_check_schema(s, &version, &err), err);
