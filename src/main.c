@@ -5,6 +5,7 @@
  *   autonama migrate     create or upgrade the schema (idempotent)
  *   autonama health      connection, schema, freshness; JSON; exit 0 only when healthy
  *   autonama import F... load candles from files into the store
+ *   autonama indicators  calculate indicators (DuckDB) into analytics.indicators
  *
  * Every command prints its result as one JSON object on stdout; logs and the
  * one-line error go to stderr. Exit status: 0 success, 1 failure, 2 bad
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "analytics/engine.h"
 #include "api/http.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -30,16 +32,20 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: autonama COMMAND [flags] [args]\n\n"
-               "commands:\n"
-               "  serve              run the HTTP server (GET /health) on AUTONAMA_HTTP_ADDR\n"
-               "  migrate            create or upgrade the schema (idempotent)\n"
-               "  health             check connection, schema and data freshness (JSON);\n"
-               "                     exit 0 only when healthy\n"
-               "  import FILE...     load candles from freqtrade JSON, CryptoDataDownload CSV,\n"
-               "                     a CSV with a header, or a Binance public-data klines CSV\n"
-               "                     [--format F] [--symbol BASE/QUOTE] [--timeframe TF]\n"
-               "  version            print the version\n\n");
+    fprintf(f,
+            "usage: autonama COMMAND [flags] [args]\n\n"
+            "commands:\n"
+            "  serve              run the HTTP server (GET /health) on AUTONAMA_HTTP_ADDR\n"
+            "  migrate            create or upgrade the schema (idempotent)\n"
+            "  health             check connection, schema and data freshness (JSON);\n"
+            "                     exit 0 only when healthy\n"
+            "  import FILE...     load candles from freqtrade JSON, CryptoDataDownload CSV,\n"
+            "                     a CSV with a header, or a Binance public-data klines CSV\n"
+            "                     [--format F] [--symbol BASE/QUOTE] [--timeframe TF]\n"
+            "  indicators         calculate indicators with DuckDB and store the new ones\n"
+            "                     [--symbols S,..] [--timeframe TF | --timeframes TF,..]\n"
+            "                     [--indicators sma:20,rsi:14,...] [--load-path auto|direct|copy]\n"
+            "  version            print the version\n\n");
     an_config_print_help(f);
 }
 
@@ -195,6 +201,81 @@ static int cmd_import(const an_config *cfg)
     return failed ? 1 : 0;
 }
 
+/* The seed's calculate_indicators_for_symbol, for each symbol x timeframe. */
+static int cmd_indicators(const an_config *cfg)
+{
+    an_err err = {0};
+    an_ind_set set;
+    an_load_pref pref;
+    if (an_ind_set_parse(an_config_get(cfg, AN_CFG_INDICATORS), &set, &err) != AN_OK ||
+        an_load_pref_parse(an_config_get(cfg, AN_CFG_LOAD_PATH), &pref, &err) != AN_OK)
+        return fail("indicators", &err);
+    char **symbols = NULL, **tfs = NULL;
+    size_t nsym = 0, ntf = 0;
+    if (an_config_symbols(cfg, &symbols, &nsym, &err) != AN_OK)
+        return fail("indicators", &err);
+    if (an_config_indicator_timeframes(cfg, &tfs, &ntf, &err) != AN_OK) {
+        an_config_free_list(symbols, nsym);
+        return fail("indicators", &err);
+    }
+    an_store *s = NULL;
+    int version = 0;
+    if (an_service_open_store(cfg, &s, &err) != AN_OK ||
+        an_store_check_schema(s, &version, &err) != AN_OK) {
+        an_store_close(s);
+        an_config_free_list(symbols, nsym);
+        an_config_free_list(tfs, ntf);
+        return fail("indicators", &err);
+    }
+    json_t *list = json_array();
+    int64_t ok = 0, failed = 0, skipped = 0;
+    for (size_t i = 0; i < nsym; i++) {
+        for (size_t t = 0; t < ntf; t++) {
+            an_engine_result r;
+            an_err e = {0};
+            json_t *o = json_pack("{s:s, s:s}", "symbol", symbols[i], "timeframe", tfs[t]);
+            if (an_engine_run(s, symbols[i], tfs[t], &set, pref, &r, &e) != AN_OK) {
+                failed++;
+                fprintf(stderr, "autonama indicators: error: %s %s: %s\n", symbols[i], tfs[t],
+                        e.msg);
+                json_object_set_new(o, "status", json_string("failed"));
+                json_object_set_new(o, "error", json_string(e.msg));
+            } else {
+                if (r.candles == 0)
+                    skipped++;
+                else
+                    ok++;
+                json_object_set_new(o, "status", json_string(r.candles ? "success" : "skipped"));
+                json_object_set_new(o, "source", json_string(r.source));
+                json_object_set_new(o, "load_path", json_string(r.load_path));
+                if (r.fallback_reason[0])
+                    json_object_set_new(o, "fallback_reason", json_string(r.fallback_reason));
+                json_object_set_new(o, "candles", json_integer(r.candles));
+                json_object_set_new(o, "computed", json_integer(r.computed));
+                json_object_set_new(o, "sent", json_integer(r.sent));
+                json_object_set_new(o, "inserted", json_integer(r.written.inserted));
+                json_object_set_new(o, "updated", json_integer(r.written.updated));
+                json_object_set_new(o, "unchanged", json_integer(r.written.unchanged));
+                json_object_set_new(o, "recomputed_history", json_boolean(r.full));
+                json_object_set_new(o, "seconds", json_real(r.seconds));
+            }
+            json_array_append_new(list, o);
+        }
+    }
+    json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I}, s:o}", "status",
+                            failed ? (ok ? "partial" : "failed") : "completed", "approach",
+                            approach(s), "store_mode", an_store_mode_name(an_store_get_mode(s)),
+                            "indicators", set.text, "categories_processed", 1, "summary",
+                            "total_success", (json_int_t)ok, "total_failed", (json_int_t)failed,
+                            "total_skipped", (json_int_t)skipped, "series", list);
+    print_json(out);
+    json_decref(out);
+    an_store_close(s);
+    an_config_free_list(symbols, nsym);
+    an_config_free_list(tfs, ntf);
+    return failed ? 1 : 0;
+}
+
 static volatile sig_atomic_t stop_requested;
 
 static void on_signal(int sig)
@@ -267,9 +348,12 @@ int main(int argc, char **argv)
         rc = cmd_health(&cfg);
     else if (strcmp(cmd, "import") == 0)
         rc = cmd_import(&cfg);
+    else if (strcmp(cmd, "indicators") == 0)
+        rc = cmd_indicators(&cfg);
     else {
         an_err_set(&err, AN_ERR_INVALID,
-                   "unknown command '%.40s' (commands: serve, migrate, health, import, version; "
+                   "unknown command '%.40s' (commands: serve, migrate, health, import, indicators, "
+                   "version; "
                    "see autonama --help)",
                    cmd);
         rc = fail("", &err);

@@ -12,7 +12,17 @@
 #include "core/log.h"
 #include "core/market.h"
 
-typedef enum { T_STR, T_INT, T_SECRET, T_ENUM, T_SYMBOLS, T_TIMEFRAME, T_ADDR, T_LEVEL } ctype;
+typedef enum {
+    T_STR,
+    T_INT,
+    T_SECRET,
+    T_ENUM,
+    T_SYMBOLS,
+    T_TIMEFRAME,
+    T_TIMEFRAMES,
+    T_ADDR,
+    T_LEVEL
+} ctype;
 
 typedef struct cdef {
     an_cfg_key key;
@@ -66,6 +76,14 @@ static const cdef table[AN_CFG__COUNT] = {
      10000000000L, NULL, "health: seconds after which a symbol's newest candle is stale"},
     {AN_CFG_LOG_LEVEL, "AUTONAMA_LOG_LEVEL", "log-level", T_LEVEL, "info", 0, 0, NULL,
      "debug|info|warn|error|off"},
+    {AN_CFG_INDICATORS, "AUTONAMA_INDICATORS", "indicators", T_STR,
+     "sma:20,sma:50,sma:200,ema:12,ema:26,rsi:14,bbands:20:2,macd:12:26:9", 0, 0, NULL,
+     "indicators to calculate (sma:N, ema:N, rsi:N, bbands:N:DEV, macd:F:S:SIG)"},
+    {AN_CFG_INDICATOR_TIMEFRAMES, "AUTONAMA_INDICATOR_TIMEFRAMES", "timeframes", T_TIMEFRAMES,
+     "1m,1h,1d", 0, 0, NULL,
+     "timeframes the indicators task covers (1h/1d from the rollups when not stored)"},
+    {AN_CFG_LOAD_PATH, "AUTONAMA_LOAD_PATH", "load-path", T_ENUM, "auto", 0, 0, "auto|direct|copy",
+     "how DuckDB reads PostgreSQL: the postgres extension (direct) or libpq COPY"},
     {AN_CFG_FORMAT, NULL, "format", T_ENUM, "auto", 0, 0,
      "auto|freqtrade-json|cryptodatadownload-csv|csv|binance-csv", "import: file format"},
     {AN_CFG_SYMBOL, NULL, "symbol", T_STR, NULL, 0, 0, NULL,
@@ -110,6 +128,23 @@ static an_code validate(const cdef *d, const char *v, const char *origin, an_err
                               "6h, 8h, 12h, 1d, 3d, 1w, 1M)",
                               origin, shown);
         return AN_OK;
+    case T_TIMEFRAMES: {
+        char copy[256];
+        snprintf(copy, sizeof copy, "%s", v);
+        int count = 0;
+        char *save = NULL;
+        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            while (*tok == ' ')
+                tok++;
+            if (!an_timeframe_valid(tok))
+                return an_err_set(err, AN_ERR_INVALID, "%s: '%.16s' is not a timeframe", origin,
+                                  tok);
+            count++;
+        }
+        if (!count)
+            return an_err_set(err, AN_ERR_INVALID, "%s: no timeframes given", origin);
+        return AN_OK;
+    }
     case T_LEVEL:
         if (an_log_level_parse(v) < 0)
             return an_err_set(err, AN_ERR_INVALID,
@@ -364,4 +399,37 @@ void an_config_print_help(void *file)
             fprintf(f, " [default: %s]", d->def);
         fputc('\n', f);
     }
+}
+
+an_code an_config_indicator_timeframes(const an_config *cfg, char ***out, size_t *n, an_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    const char *v = cfg->from[AN_CFG_TIMEFRAME] ? cfg->val[AN_CFG_TIMEFRAME]
+                                                : cfg->val[AN_CFG_INDICATOR_TIMEFRAMES];
+    char **list = calloc(strlen(v) / 2 + 2, sizeof *list);
+    char *copy = strdup(v);
+    if (!list || !copy) {
+        free(list);
+        free(copy);
+        return an_err_set(err, AN_ERR_NOMEM, "out of memory");
+    }
+    size_t count = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        if (!*tok)
+            continue;
+        if (!(list[count] = strdup(tok))) {
+            an_config_free_list(list, count);
+            free(copy);
+            return an_err_set(err, AN_ERR_NOMEM, "out of memory");
+        }
+        count++;
+    }
+    free(copy);
+    *out = list;
+    *n = count;
+    return AN_OK;
 }

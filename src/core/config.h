@@ -37,6 +37,9 @@ typedef enum an_cfg_key {
     AN_CFG_API_KEY,
     AN_CFG_FRESHNESS_MAX_AGE,
     AN_CFG_LOG_LEVEL,
+    AN_CFG_INDICATORS,
+    AN_CFG_INDICATOR_TIMEFRAMES,
+    AN_CFG_LOAD_PATH,
     /* command options (flags only) */
     AN_CFG_FORMAT,
     AN_CFG_SYMBOL,
@@ -74,6 +77,10 @@ char *an_config_pg_conninfo(const an_config *cfg);
  * array of malloc'd strings, each validated; free with an_config_free_list. */
 an_code an_config_symbols(const an_config *cfg, char ***out, size_t *n, an_err *err);
 void an_config_free_list(char **list, size_t n);
+
+/* The indicator timeframes: --timeframe when given, else
+ * AUTONAMA_INDICATOR_TIMEFRAMES / --timeframes ("1m,1h,1d"). */
+an_code an_config_indicator_timeframes(const an_config *cfg, char ***out, size_t *n, an_err *err);
 
 /* Prints the settings table (name, env, flag, default, help) to f. */
 void an_config_print_help(void *file);

@@ -1370,6 +1370,19 @@ out:
     return rc;
 }
 
+static void pg_release_idle(an_store *s)
+{
+    pg_store *ps = s->impl;
+    pthread_mutex_lock(&ps->pool.lock);
+    for (int i = 0; i < ps->pool.size; i++) {
+        if (!ps->pool.busy[i] && ps->pool.conns[i]) {
+            PQfinish(ps->pool.conns[i]);
+            ps->pool.conns[i] = NULL;
+        }
+    }
+    pthread_mutex_unlock(&ps->pool.lock);
+}
+
 static const char *pg_conninfo(const an_store *s)
 {
     const pg_store *ps = s->impl;
@@ -1403,6 +1416,7 @@ static const an_store_ops PG_OPS = {
     .put_run = pg_put_run,
     .export_closes = pg_export_closes,
     .pg_conninfo = pg_conninfo,
+    .release_idle = pg_release_idle,
     .close = pg_close,
 };
 

@@ -298,3 +298,9 @@ const char *an_store_pg_conninfo(const an_store *s)
 {
     return s->ops->pg_conninfo ? s->ops->pg_conninfo(s) : NULL;
 }
+
+void an_store_release_idle(an_store *s)
+{
+    if (s->ops->release_idle)
+        s->ops->release_idle(s);
+}

@@ -205,6 +205,11 @@ typedef an_code (*an_closes_cb)(void *ctx, const int64_t *ts, const double *clos
 an_code an_store_export_closes(an_store *s, const char *source, const char *symbol,
                                const char *timeframe, an_closes_cb cb, void *ctx, an_err *err);
 
+/* Closes the store's idle PostgreSQL connections (they reconnect on next
+ * use), so another client (DuckDB's postgres extension) can connect to a
+ * server that takes one connection at a time. No-op for DuckDB. */
+void an_store_release_idle(an_store *s);
+
 /* The libpq connection string of a PostgreSQL store (secret: never log it),
  * NULL for DuckDB. For the analytics engine's direct path. */
 const char *an_store_pg_conninfo(const an_store *s);

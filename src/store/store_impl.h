@@ -35,6 +35,7 @@ typedef struct an_store_ops {
     an_code (*export_closes)(an_store *s, const char *source, const char *symbol, const char *tf,
                              an_closes_cb cb, void *ctx, an_err *err);
     const char *(*pg_conninfo)(const an_store *s);
+    void (*release_idle)(an_store *s);
     void (*close)(an_store *s);
 } an_store_ops;
 

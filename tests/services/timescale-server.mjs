@@ -60,6 +60,20 @@ if (!Number.isInteger(port) || port <= 0 || port > 65535) {
     process.exit(2);
 }
 
+// A client that resets its connection (for example one that gave up waiting
+// in pglite-socket's queue) makes pglite-socket reject a promise nobody
+// handles, which would kill the server. A real server shrugs that off: log it
+// and keep serving.
+process.on('unhandledRejection', (e) => console.error('timescale-server: client error:', e?.code ?? e));
+process.on('uncaughtException', (e) => {
+    if (e && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) {
+        console.error('timescale-server: client error:', e.code);
+        return;
+    }
+    console.error('timescale-server: fatal:', e);
+    process.exit(1);
+});
+
 const db = await PGlite.create({ dataDir, extensions: { timescaledb } });
 await db.exec('CREATE EXTENSION IF NOT EXISTS timescaledb');
 const server = new PGLiteSocketServer({ db, port, host: '127.0.0.1' });

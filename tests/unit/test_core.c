@@ -171,6 +171,10 @@ static void test_redact_uri(void)
     AN_CHECK_STR(out, "postgresql://bob:***@db:5432/x");
     an_log_redact("host=a password=plain user=b", out, sizeof out);
     AN_CHECK_STR(out, "host=a password=*** user=b");
+    /* DuckDB's postgres extension quotes the whole connection string */
+    an_log_redact("Unable to connect to Postgres at \"host='h' password='p w\\'x' dbname='d'\"",
+                  out, sizeof out);
+    AN_CHECK_STR(out, "Unable to connect to Postgres at \"host='h' password=*** dbname='d'\"");
 }
 
 int main(void)
