@@ -6,7 +6,8 @@
  * data chunk at a time into two arrays, compute every indicator with the
  * TA-Lib-exact kernels, compare against the ledger of the last run
  * (analytics.indicator_runs: through which candle, how many candles, a digest
- * of their (time, close) pairs), and send the store only the rows at or
+ * of their (time, close) pairs but the newest, which may have been open), and
+ * send the store only the rows at or
  * after the last run's newest candle when the history it saw is unchanged,
  * or every row when it is not (the store's upsert then rewrites only values
  * that differ).
@@ -582,8 +583,10 @@ an_code an_engine_run(an_store *s, const char *symbol, const char *timeframe, co
         size_t k = 0;
         while (k < ser.n && ser.ts[k] <= last.through_ms)
             k++;
-        if ((int64_t)k == last.candles && digest(&ser, k) == last.digest && k > 0) {
-            from = k - 1; /* the last run's newest candle may have been open */
+        /* the newest of them may have been open then and changed since: it
+         * is left out of the digest, and its rows are sent again */
+        if ((int64_t)k == last.candles && k > 0 && digest(&ser, k - 1) == last.digest) {
+            from = k - 1;
             res->full = 0;
         }
     }
@@ -620,7 +623,7 @@ an_code an_engine_run(an_store *s, const char *symbol, const char *timeframe, co
         goto out;
 
     /* 5. the ledger */
-    an_indicator_run now = {{0}, ser.ts[ser.n - 1], (int64_t)ser.n, digest(&ser, ser.n)};
+    an_indicator_run now = {{0}, ser.ts[ser.n - 1], (int64_t)ser.n, digest(&ser, ser.n - 1)};
     snprintf(now.spec, sizeof now.spec, "%s", set->text);
     rc = an_store_put_indicator_run(s, symbol, timeframe, &now, err);
 out:
