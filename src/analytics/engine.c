@@ -601,10 +601,13 @@ an_code an_engine_run(an_store *s, const char *symbol, const char *timeframe, co
         goto out;
     }
     size_t m = 0;
-    for (int k = 0; k < nout; k++) {
+    for (int k = 0; k < nout; k++)
         for (size_t i = 0; i < ser.n; i++)
             res->computed += !isnan(vals[k][i]);
-        for (size_t i = from; i < ser.n; i++) {
+    /* time-major: each write batch then covers its own time range, which a
+     * first run finds empty and writes with a plain INSERT */
+    for (size_t i = from; i < ser.n; i++) {
+        for (int k = 0; k < nout; k++) {
             if (isnan(vals[k][i]))
                 continue;
             bts[m] = ser.ts[i];
