@@ -296,14 +296,15 @@ static const char *MIGRATION_1_COMMON[] = {
     "CREATE SCHEMA IF NOT EXISTS analytics",
     "CREATE SCHEMA IF NOT EXISTS optimization",
     "CREATE TABLE trading.ohlc_data ("
-    " symbol text NOT NULL, timeframe text NOT NULL, \"timestamp\" timestamptz NOT NULL,"
-    " open double precision NOT NULL, high double precision NOT NULL,"
-    " low double precision NOT NULL, close double precision NOT NULL,"
-    " volume double precision NOT NULL,"
+    " symbol text COLLATE \"C\" NOT NULL, timeframe text COLLATE \"C\" NOT NULL,"
+    " \"timestamp\" timestamptz NOT NULL, open double precision NOT NULL,"
+    " high double precision NOT NULL, low double precision NOT NULL,"
+    " close double precision NOT NULL, volume double precision NOT NULL,"
     " PRIMARY KEY (symbol, timeframe, \"timestamp\"))",
     "CREATE TABLE analytics.indicators ("
-    " symbol text NOT NULL, timeframe text NOT NULL, \"timestamp\" timestamptz NOT NULL,"
-    " indicator_name text NOT NULL, indicator_value double precision,"
+    " symbol text COLLATE \"C\" NOT NULL, timeframe text COLLATE \"C\" NOT NULL,"
+    " \"timestamp\" timestamptz NOT NULL, indicator_name text COLLATE \"C\" NOT NULL,"
+    " indicator_value double precision,"
     " PRIMARY KEY (symbol, timeframe, indicator_name, \"timestamp\"))",
     "CREATE TABLE optimization.results ("
     " id bigserial PRIMARY KEY, symbol text NOT NULL, strategy text NOT NULL,"

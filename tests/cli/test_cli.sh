@@ -155,6 +155,28 @@ for mode in duckdb postgres timescaledb; do
     check "$mode: nothing of the refused file was stored" \
         test "$(json "$work/h.json" "j['checks']['freshness']['symbols'][0]['latest']")" = None
 
+    # indicators: every symbol x timeframe, the load path reported, then incremental
+    "$BIN" indicators --symbols BTC/USDT,ETH/USDT --timeframes 1m,1h,1d >"$work/ind.json" 2>"$work/err"
+    rc=$?
+    want_path=$([ $mode = duckdb ] && echo embedded || echo direct)
+    check "$mode: indicators for 2 symbols x 3 timeframes (exit $rc)" \
+        test $rc = 0 -a "$(json "$work/ind.json" "(j['status'], j['summary']['total_success'], sorted(set(s['load_path'] for s in j['series'])))")" = "('completed', 6, ['$want_path'])"
+    check "$mode: indicators wrote every value of BTC/USDT 1m" \
+        test "$(json "$work/ind.json" "j['series'][0]['inserted'] == j['series'][0]['computed'] > 500000")" = True
+    check "$mode: 1d indicators come from the 1d rollup" \
+        test "$(json "$work/ind.json" "j['series'][2]['source']")" = ohlc_1d
+    "$BIN" indicators --symbols BTC/USDT --timeframe 1m >"$work/ind2.json" 2>/dev/null
+    check "$mode: a second indicators run sends only the newest candle's rows" \
+        test "$(json "$work/ind2.json" "(j['series'][0]['sent'], j['series'][0]['inserted'], j['series'][0]['updated'])")" = "(12, 0, 0)"
+    if [ $mode != duckdb ]; then
+        "$BIN" indicators --symbols ETH/USDT --timeframe 1h --load-path copy >"$work/ind3.json" 2>/dev/null
+        check "$mode: the copy load path" test "$(json "$work/ind3.json" "j['series'][0]['load_path']")" = copy
+        check "$mode: sma_20 of BTC/USDT 1m stored in analytics.indicators" \
+            test "$(psql_mode $mode "SELECT count(*) FROM analytics.indicators WHERE symbol='BTC/USDT' AND timeframe='1m' AND indicator_name='sma_20'")" = 42896
+    fi
+    expect_clean_failure "$mode: a bad indicator spec is refused" "bad indicator" \
+        "$BIN" indicators --indicators sma:0
+
     # serve answers /health over a real socket, and stops on SIGTERM
     AUTONAMA_HTTP_ADDR=127.0.0.1:0 AUTONAMA_LOG_LEVEL=info "$BIN" serve >"$work/serve.out" 2>"$work/serve.err" &
     serve_pid=$!
