@@ -4,6 +4,7 @@
  *   autonama serve       HTTP API + dashboard + scheduler (the main job)
  *   autonama migrate     create or upgrade the schema (idempotent)
  *   autonama health      connection, schema, freshness; JSON; exit 0 only when healthy
+ *   autonama ingest      fetch Binance klines (the seed's update_market_data)
  *   autonama import F... load candles from files into the store
  *   autonama indicators  calculate indicators (DuckDB) into analytics.indicators
  *
@@ -26,6 +27,7 @@
 #include "source/import.h"
 #include "store/store.h"
 #include "tasks/health.h"
+#include "tasks/ingest.h"
 #include "tasks/service.h"
 
 #define AN_VERSION "0.1.0"
@@ -201,6 +203,99 @@ static int cmd_import(const an_config *cfg)
     return failed ? 1 : 0;
 }
 
+static volatile int ingest_stop;
+
+static void on_ingest_signal(int sig)
+{
+    (void)sig;
+    ingest_stop = 1;
+}
+
+/* The seed's update_market_data for crypto (Binance klines). */
+static int cmd_ingest(const an_config *cfg)
+{
+    an_err err = {0};
+    char **symbols = NULL;
+    size_t n = 0;
+    int64_t since = INT64_MIN, until = INT64_MAX;
+    const char *s_since = an_config_get(cfg, AN_CFG_SINCE),
+               *s_until = an_config_get(cfg, AN_CFG_UNTIL);
+    if ((s_since && an_time_parse(s_since, &since, &err) != AN_OK) ||
+        (s_until && an_time_parse(s_until, &until, &err) != AN_OK))
+        return fail("ingest", &err);
+    if (an_config_symbols(cfg, &symbols, &n, &err) != AN_OK)
+        return fail("ingest", &err);
+    an_store *s = NULL;
+    int version = 0;
+    if (an_service_open_store(cfg, &s, &err) != AN_OK ||
+        an_store_check_schema(s, &version, &err) != AN_OK) {
+        an_store_close(s);
+        an_config_free_list(symbols, n);
+        return fail("ingest", &err);
+    }
+    struct sigaction sa = {0};
+    sa.sa_handler = on_ingest_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    an_ingest_options o = {0};
+    o.base_url = an_config_get(cfg, AN_CFG_BINANCE_BASE_URL);
+    o.symbols = (const char *const *)symbols;
+    o.n_symbols = n;
+    o.timeframe = an_config_get(cfg, AN_CFG_TIMEFRAME);
+    o.since_ms = since;
+    o.until_ms = until;
+    o.lookback = an_config_int(cfg, AN_CFG_INGEST_LOOKBACK);
+    o.force = an_config_bool(cfg, AN_CFG_FORCE);
+    o.parallel = (int)an_config_int(cfg, AN_CFG_INGEST_PARALLEL);
+    o.timeout_ms = (int)an_config_int(cfg, AN_CFG_BINANCE_TIMEOUT_MS);
+    o.max_tries = (int)an_config_int(cfg, AN_CFG_BINANCE_MAX_TRIES);
+    o.backoff_ms = (int)an_config_int(cfg, AN_CFG_BINANCE_BACKOFF_MS);
+    o.weight_budget = (int)an_config_int(cfg, AN_CFG_BINANCE_WEIGHT_BUDGET);
+    o.stop = &ingest_stop;
+    o.progress = isatty(2);
+    an_ingest_symbol *res = calloc(n, sizeof *res);
+    if (!res || an_ingest_run(s, &o, res, &err) != AN_OK) {
+        if (!res)
+            an_err_set(&err, AN_ERR_NOMEM, "out of memory");
+        free(res);
+        an_store_close(s);
+        an_config_free_list(symbols, n);
+        return fail("ingest", &err);
+    }
+    int64_t ok = 0, failed = 0, skipped = 0;
+    json_t *syms = json_object();
+    for (size_t i = 0; i < n; i++) {
+        an_ingest_symbol *r = &res[i];
+        const char *status = r->status != AN_OK ? "failed" : r->skipped ? "skipped" : "success";
+        failed += r->status != AN_OK;
+        skipped += r->status == AN_OK && r->skipped;
+        ok += r->status == AN_OK && !r->skipped;
+        json_t *o2 =
+            json_pack("{s:s, s:I, s:I, s:I, s:I, s:i, s:I, s:I, s:I}", "status", status, "fetched",
+                      (json_int_t)r->fetched, "inserted", (json_int_t)r->inserted, "updated",
+                      (json_int_t)r->updated, "unchanged", (json_int_t)r->unchanged,
+                      "holes_repaired", r->holes, "requests", (json_int_t)r->requests, "retries",
+                      (json_int_t)r->retries, "refused_replies", (json_int_t)r->refused);
+        if (r->status != AN_OK)
+            json_object_set_new(o2, "error", json_string(r->error));
+        json_object_set_new(syms, r->symbol, o2);
+    }
+    json_t *out =
+        json_pack("{s:s, s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I}, s:{s:{s:I, s:I, s:I, s:o}}}",
+                  "status", failed ? (ok || skipped ? "partial" : "failed") : "completed",
+                  "approach", approach(s), "store_mode", an_store_mode_name(an_store_get_mode(s)),
+                  "timeframe", o.timeframe, "categories_processed", 1, "summary", "total_success",
+                  (json_int_t)ok, "total_failed", (json_int_t)failed, "total_skipped",
+                  (json_int_t)skipped, "categories", "crypto", "success", (json_int_t)ok, "failed",
+                  (json_int_t)failed, "skipped", (json_int_t)skipped, "symbols", syms);
+    print_json(out);
+    json_decref(out);
+    free(res);
+    an_store_close(s);
+    an_config_free_list(symbols, n);
+    return failed ? 1 : 0;
+}
+
 /* The seed's calculate_indicators_for_symbol, for each symbol x timeframe. */
 static int cmd_indicators(const an_config *cfg)
 {
@@ -350,9 +445,12 @@ int main(int argc, char **argv)
         rc = cmd_import(&cfg);
     else if (strcmp(cmd, "indicators") == 0)
         rc = cmd_indicators(&cfg);
+    else if (strcmp(cmd, "ingest") == 0)
+        rc = cmd_ingest(&cfg);
     else {
         an_err_set(&err, AN_ERR_INVALID,
-                   "unknown command '%.40s' (commands: serve, migrate, health, import, indicators, "
+                   "unknown command '%.40s' (commands: serve, migrate, health, ingest, import, "
+                   "indicators, "
                    "version; "
                    "see autonama --help)",
                    cmd);

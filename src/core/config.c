@@ -21,7 +21,8 @@ typedef enum {
     T_TIMEFRAME,
     T_TIMEFRAMES,
     T_ADDR,
-    T_LEVEL
+    T_LEVEL,
+    T_BOOL
 } ctype;
 
 typedef struct cdef {
@@ -84,6 +85,20 @@ static const cdef table[AN_CFG__COUNT] = {
      "timeframes the indicators task covers (1h/1d from the rollups when not stored)"},
     {AN_CFG_LOAD_PATH, "AUTONAMA_LOAD_PATH", "load-path", T_ENUM, "auto", 0, 0, "auto|direct|copy",
      "how DuckDB reads PostgreSQL: the postgres extension (direct) or libpq COPY"},
+    {AN_CFG_INGEST_PARALLEL, "AUTONAMA_INGEST_PARALLEL", "parallel", T_INT, "3", 1, 16, NULL,
+     "ingest: symbols fetched at once"},
+    {AN_CFG_INGEST_LOOKBACK, "AUTONAMA_INGEST_LOOKBACK", "lookback", T_INT, "1000", 1, 100000000,
+     NULL, "ingest: candles fetched for a symbol with none stored (without --since)"},
+    {AN_CFG_BINANCE_WEIGHT_BUDGET, "AUTONAMA_BINANCE_WEIGHT_BUDGET", "weight-budget", T_INT, "6000",
+     10, 1000000, NULL, "Binance request weight per minute to stay under (10% headroom)"},
+    {AN_CFG_BINANCE_TIMEOUT_MS, "AUTONAMA_BINANCE_TIMEOUT_MS", "http-timeout-ms", T_INT, "10000",
+     100, 600000, NULL, "Binance: timeout of one request"},
+    {AN_CFG_BINANCE_MAX_TRIES, "AUTONAMA_BINANCE_MAX_TRIES", "max-tries", T_INT, "10", 1, 100, NULL,
+     "Binance: tries per request before a symbol is given up"},
+    {AN_CFG_BINANCE_BACKOFF_MS, "AUTONAMA_BINANCE_BACKOFF_MS", "backoff-ms", T_INT, "250", 1, 60000,
+     NULL, "Binance: first retry delay (doubles, with jitter)"},
+    {AN_CFG_FORCE, NULL, "force", T_BOOL, "false", 0, 0, NULL,
+     "ingest: refetch and rewrite [--since, --until) even where fresh"},
     {AN_CFG_FORMAT, NULL, "format", T_ENUM, "auto", 0, 0,
      "auto|freqtrade-json|cryptodatadownload-csv|csv|binance-csv", "import: file format"},
     {AN_CFG_SYMBOL, NULL, "symbol", T_STR, NULL, 0, 0, NULL,
@@ -145,6 +160,10 @@ static an_code validate(const cdef *d, const char *v, const char *origin, an_err
             return an_err_set(err, AN_ERR_INVALID, "%s: no timeframes given", origin);
         return AN_OK;
     }
+    case T_BOOL:
+        if (strcmp(v, "true") && strcmp(v, "false") && strcmp(v, "1") && strcmp(v, "0"))
+            return an_err_set(err, AN_ERR_INVALID, "%s: %s must be true or false", origin, shown);
+        return AN_OK;
     case T_LEVEL:
         if (an_log_level_parse(v) < 0)
             return an_err_set(err, AN_ERR_INVALID,
@@ -253,6 +272,8 @@ an_code an_config_load(an_config *cfg, int argc, char **argv, an_err *err)
             return an_err_set(err, AN_ERR_INVALID, "unknown flag --%.*s (see autonama --help)",
                               (int)(nlen > 40 ? 40 : nlen), name);
         const char *v = eq ? eq + 1 : NULL;
+        if (!v && d->type == T_BOOL)
+            v = "true"; /* a bare boolean flag */
         if (!v) {
             if (i + 1 >= argc)
                 return an_err_set(err, AN_ERR_INVALID, "flag --%s needs a value", d->flag);
@@ -292,6 +313,12 @@ long an_config_int(const an_config *cfg, an_cfg_key key)
 int an_config_is_set(const an_config *cfg, an_cfg_key key)
 {
     return cfg->from[key] != 0;
+}
+
+int an_config_bool(const an_config *cfg, an_cfg_key key)
+{
+    const char *v = cfg->val[key];
+    return v && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
 }
 
 int an_config_has_postgres(const an_config *cfg)

@@ -40,6 +40,13 @@ typedef enum an_cfg_key {
     AN_CFG_INDICATORS,
     AN_CFG_INDICATOR_TIMEFRAMES,
     AN_CFG_LOAD_PATH,
+    AN_CFG_INGEST_PARALLEL,
+    AN_CFG_INGEST_LOOKBACK,
+    AN_CFG_BINANCE_WEIGHT_BUDGET,
+    AN_CFG_BINANCE_TIMEOUT_MS,
+    AN_CFG_BINANCE_MAX_TRIES,
+    AN_CFG_BINANCE_BACKOFF_MS,
+    AN_CFG_FORCE,
     /* command options (flags only) */
     AN_CFG_FORMAT,
     AN_CFG_SYMBOL,
@@ -65,6 +72,9 @@ const char *an_config_get(const an_config *cfg, an_cfg_key key);
 long an_config_int(const an_config *cfg, an_cfg_key key);
 /* 1 when the setting came from the environment or a flag. */
 int an_config_is_set(const an_config *cfg, an_cfg_key key);
+
+/* A boolean setting ("true"/"1"). */
+int an_config_bool(const an_config *cfg, an_cfg_key key);
 
 /* 1 when a PostgreSQL server is configured (POSTGRES_SERVER set). */
 int an_config_has_postgres(const an_config *cfg);

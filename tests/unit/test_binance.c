@@ -1,0 +1,112 @@
+/*
+ * test_binance.c - the klines reply parser: Binance's exact wire format is
+ * accepted, and every kind of bad reply is refused whole with an error that
+ * names the symbol, interval, row and field.
+ */
+#include "source/binance.h"
+#include "test.h"
+
+/* a 1m row opening at t, closing at ct = t + 59999 */
+#define ROW(t, ct, o, h, l, c, v)                                                                  \
+    "[" #t ",\"" o "\",\"" h "\",\"" l "\",\"" c "\",\"" v "\"," #ct                               \
+    ",\"100.0\",5,\"1.0\",\"2.0\",\"0\"]"
+
+static const char *GOOD =
+    "[[1618951320000,\"56738.76000000\",\"56840.30000000\",\"56733.23000000\","
+    "\"56813.98000000\",\"50.97520000\",1618951379999,\"2894123.12\",1200,\"25.1\","
+    "\"1420000.5\",\"0\"],"
+    "[1618951380000,\"56813.98000000\",\"56813.98000000\",\"56755.41000000\","
+    "\"56777.00000000\",\"42.08946100\",1618951439999,\"2390000.0\",900,\"20.0\",\"1100000.0\","
+    "\"0\"]]";
+
+static void test_good_reply(void)
+{
+    an_candles c = {0};
+    an_err err = {0};
+    AN_CHECK_OK(an_binance_parse_klines(GOOD, strlen(GOOD), "BTC/USDT", "1m", &c, &err), err);
+    AN_CHECK_INT(c.n, 2);
+    if (c.n == 2) {
+        AN_CHECK_INT(c.v[0].ts, 1618951320000LL);
+        AN_CHECK_DBL(c.v[0].open, 56738.76);
+        AN_CHECK_DBL(c.v[0].high, 56840.3);
+        AN_CHECK_DBL(c.v[0].low, 56733.23);
+        AN_CHECK_DBL(c.v[0].close, 56813.98);
+        AN_CHECK_DBL(c.v[0].volume, 50.9752);
+        AN_CHECK_DBL(c.v[1].volume, 42.089461);
+    }
+    /* an empty page is fine */
+    AN_CHECK_OK(an_binance_parse_klines("[]", 2, "BTC/USDT", "1m", &c, &err), err);
+    AN_CHECK_INT(c.n, 2);
+    an_candles_free(&c);
+}
+
+static void refused(const char *label, const char *body, const char *needle)
+{
+    an_candles c = {0};
+    an_candle keep = {60000, 1, 1, 1, 1, 1};
+    an_candles_push(&c, &keep, NULL); /* what was there before stays */
+    an_err err = {0};
+    an_code rc = an_binance_parse_klines(body, strlen(body), "BTC/USDT", "1m", &c, &err);
+    AN_CHECK_MSG(rc != AN_OK, "%s accepted", label);
+    AN_CHECK_MSG(strstr(err.msg, needle) != NULL, "%s: '%s' lacks '%s'", label, err.msg, needle);
+    AN_CHECK_MSG(strstr(err.msg, "BTCUSDT 1m") != NULL, "%s: '%s' does not name the series", label,
+                 err.msg);
+    AN_CHECK_MSG(c.n == 1, "%s: %zu candles kept", label, c.n);
+    an_candles_free(&c);
+}
+
+static void test_bad_replies(void)
+{
+    refused("non-numeric price", "[" ROW(60000, 119999, "abc", "2", "1", "1.5", "3") "]", "open");
+    refused("negative volume", "[" ROW(60000, 119999, "1", "2", "1", "1.5", "-3") "]", "volume");
+    refused("number instead of string",
+            "[[60000,1.0,\"2\",\"1\",\"1.5\",\"3\",119999,\"1\",1,\"1\",\"1\",\"0\"]]",
+            "open is not");
+    refused("string open time",
+            "[[\"60000\",\"1\",\"2\",\"1\",\"1.5\",\"3\",119999,\"1\",1,\"1\",\"1\",\"0\"]]",
+            "open time is not an integer");
+    refused("11 fields", "[[60000,\"1\",\"2\",\"1\",\"1.5\",\"3\",119999,\"1\",1,\"1\",\"1\"]]",
+            "12-field");
+    refused("high below low", "[" ROW(60000, 119999, "1", "0.5", "0.9", "0.9", "3") "]",
+            "high is below low");
+    refused("open above high", "[" ROW(60000, 119999, "3", "2", "1", "1.5", "3") "]",
+            "open is outside");
+    refused("close below low", "[" ROW(60000, 119999, "1.5", "2", "1", "0.5", "3") "]",
+            "close is outside");
+    refused("misaligned", "[" ROW(60001, 120000, "1", "2", "1", "1.5", "3") "]", "not aligned");
+    refused("bad close time",
+            "[[60000,\"1\",\"2\",\"1\",\"1.5\",\"3\",120000,\"1\",1,\"1\",\"1\",\"0\"]]",
+            "close time");
+    refused("duplicate",
+            "[" ROW(60000, 119999, "1", "2", "1", "1.5", "3") "," ROW(60000, 119999, "1", "2", "1",
+                                                                      "1.5", "3") "]",
+            "duplicated");
+    refused("out of order",
+            "[" ROW(120000, 179999, "1", "2", "1", "1.5", "3") "," ROW(60000, 119999, "1", "2", "1",
+                                                                       "1.5", "3") "]",
+            "out of order");
+    refused("malformed", "[[60000,\"1\",\"2\"", "malformed JSON");
+    refused("not an array", "{\"code\":-1121}", "not an array");
+    refused("exponent", "[" ROW(60000, 119999, "1e3", "2", "1", "1.5", "3") "]", "open");
+}
+
+static void test_symbol(void)
+{
+    char out[32];
+    an_binance_symbol("BTC/USDT", out, sizeof out);
+    AN_CHECK_STR(out, "BTCUSDT");
+    an_binance_options o = {0};
+    o.base_url = "ftp://x";
+    an_binance *b = NULL;
+    an_err err = {0};
+    AN_CHECK(an_binance_open(&o, &b, &err) == AN_ERR_INVALID);
+    AN_CHECK(strstr(err.msg, "BINANCE_BASE_URL") != NULL);
+}
+
+int main(void)
+{
+    AN_RUN(test_good_reply);
+    AN_RUN(test_bad_replies);
+    AN_RUN(test_symbol);
+    return AN_TEST_DONE();
+}
