@@ -269,6 +269,34 @@ static void test_equals_talib_every_path(void)
     an_store_close(s);
 }
 
+/* Every real candle file through the store and the engine equals TA-Lib. */
+static void test_every_real_file(void)
+{
+    static const char *files[][3] = {{"BTC_USDT-1m.json", "RBTC/USDT", "1m"},
+                                     {"ETH_USDT-1m.json", "RETH/USDT", "1m"},
+                                     {"BTC_USDT-5m.json", "RBTC/USDT", "5m"},
+                                     {"ETH_USDT-1h.json", "RETH/USDT", "1h"},
+                                     {"Coinbase_BTCUSD_d.csv", "RBTC/USD", "1d"}};
+    an_store *s = open_store();
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        an_err err = {0};
+        an_candles c = load_file(files[f][0]);
+        an_upsert_counts u;
+        AN_CHECK_OK(an_store_insert_ohlc(s, files[f][1], files[f][2], c.v, c.n, &u, &err), err);
+        an_engine_result r = run(s, files[f][1], files[f][2], AN_LOAD_AUTO);
+        AN_CHECK_INT(r.candles, (int64_t)c.n);
+        double *closes = malloc(c.n * sizeof *closes);
+        closes_of(&c, closes);
+        AN_CHECK(run_oracle(closes, c.n) == 0);
+        for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
+            check_against_oracle(s, files[f][1], files[f][2], &c, NAMES[i][0], NAMES[i][1]);
+        free_oracle();
+        free(closes);
+        an_candles_free(&c);
+    }
+    an_store_close(s);
+}
+
 static void test_incremental(void)
 {
     an_err err = {0};
@@ -369,6 +397,7 @@ int main(int argc, char **argv)
     reset_backend();
     AN_RUN(test_bad_specs);
     AN_RUN(test_equals_talib_every_path);
+    AN_RUN(test_every_real_file);
     AN_RUN(test_incremental);
     AN_RUN(test_rollups_and_empty);
     if (!is_pg())
