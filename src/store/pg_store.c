@@ -779,11 +779,46 @@ out:
 
 /* ---- reads -------------------------------------------------------------- */
 
+/* Appends a query's time range, order and limit to sql as parameters
+ * $np+1...; bufs hold the parameters' text and must outlive the query. */
+typedef struct range_params {
+    char start[24], end[24], limit[24];
+} range_params;
+
+static int append_range(char *sql, size_t cap, int pos, const an_query *q, const char *order_by,
+                        const char **params, int *np, range_params *bufs)
+{
+    if (q->start_ms != INT64_MIN) {
+        snprintf(bufs->start, sizeof bufs->start, "%" PRId64, q->start_ms);
+        params[(*np)++] = bufs->start;
+        pos += snprintf(sql + pos, cap - (size_t)pos,
+                        " AND \"timestamp\" >= TIMESTAMPTZ 'epoch' + $%d::int8 * INTERVAL '1 "
+                        "millisecond'",
+                        *np);
+    }
+    if (q->end_ms != INT64_MAX) {
+        snprintf(bufs->end, sizeof bufs->end, "%" PRId64, q->end_ms);
+        params[(*np)++] = bufs->end;
+        pos += snprintf(sql + pos, cap - (size_t)pos,
+                        " AND \"timestamp\" < TIMESTAMPTZ 'epoch' + $%d::int8 * INTERVAL '1 "
+                        "millisecond'",
+                        *np);
+    }
+    pos += snprintf(sql + pos, cap - (size_t)pos, " ORDER BY %s\"timestamp\" %s", order_by,
+                    q->descending ? "DESC" : "ASC");
+    if (q->limit > 0) {
+        snprintf(bufs->limit, sizeof bufs->limit, "%zu", q->limit);
+        params[(*np)++] = bufs->limit;
+        pos += snprintf(sql + pos, cap - (size_t)pos, " LIMIT $%d", *np);
+    }
+    return pos;
+}
+
 static an_code pg_get_ohlc(an_store *s, const char *source, const char *symbol, const char *tf,
                            const an_query *q, an_candles *out, an_err *err)
 {
     pg_store *ps = s->impl;
-    char sql[768], start[24], end[24], limit[24];
+    char sql[768];
     const char *params[5];
     int np = 0;
     int pos = snprintf(sql, sizeof sql,
@@ -795,29 +830,8 @@ static an_code pg_get_ohlc(an_store *s, const char *source, const char *symbol, 
         params[np++] = tf;
         pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " AND timeframe = $%d", np);
     }
-    if (q->start_ms != INT64_MIN) {
-        snprintf(start, sizeof start, "%" PRId64, q->start_ms);
-        params[np++] = start;
-        pos += snprintf(sql + pos, sizeof sql - (size_t)pos,
-                        " AND \"timestamp\" >= TIMESTAMPTZ 'epoch' + $%d::int8 * INTERVAL '1 "
-                        "millisecond'",
-                        np);
-    }
-    if (q->end_ms != INT64_MAX) {
-        snprintf(end, sizeof end, "%" PRId64, q->end_ms);
-        params[np++] = end;
-        pos += snprintf(sql + pos, sizeof sql - (size_t)pos,
-                        " AND \"timestamp\" < TIMESTAMPTZ 'epoch' + $%d::int8 * INTERVAL '1 "
-                        "millisecond'",
-                        np);
-    }
-    pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " ORDER BY \"timestamp\" %s",
-                    q->descending ? "DESC" : "ASC");
-    if (q->limit > 0) {
-        snprintf(limit, sizeof limit, "%zu", q->limit);
-        params[np++] = limit;
-        snprintf(sql + pos, sizeof sql - (size_t)pos, " LIMIT $%d", np);
-    }
+    range_params bufs;
+    append_range(sql, sizeof sql, pos, q, "", params, &np, &bufs);
     PGconn *c;
     int slot;
     an_code rc = pool_acquire(&ps->pool, &c, &slot, err);
@@ -1133,7 +1147,7 @@ static an_code pg_get_indicators(an_store *s, const char *symbol, const char *tf
                                  const an_query *q, an_indicator_points *out, an_err *err)
 {
     pg_store *ps = s->impl;
-    char sql[768], start[24], end[24], limit[24];
+    char sql[768];
     const char *params[6] = {symbol, tf};
     int np = 2;
     int pos = snprintf(sql, sizeof sql,
@@ -1144,29 +1158,8 @@ static an_code pg_get_indicators(an_store *s, const char *symbol, const char *tf
         params[np++] = name;
         pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " AND indicator_name = $%d", np);
     }
-    if (q->start_ms != INT64_MIN) {
-        snprintf(start, sizeof start, "%" PRId64, q->start_ms);
-        params[np++] = start;
-        pos += snprintf(sql + pos, sizeof sql - (size_t)pos,
-                        " AND \"timestamp\" >= TIMESTAMPTZ 'epoch' + $%d::int8 * INTERVAL '1 "
-                        "millisecond'",
-                        np);
-    }
-    if (q->end_ms != INT64_MAX) {
-        snprintf(end, sizeof end, "%" PRId64, q->end_ms);
-        params[np++] = end;
-        pos += snprintf(sql + pos, sizeof sql - (size_t)pos,
-                        " AND \"timestamp\" < TIMESTAMPTZ 'epoch' + $%d::int8 * INTERVAL '1 "
-                        "millisecond'",
-                        np);
-    }
-    pos += snprintf(sql + pos, sizeof sql - (size_t)pos,
-                    " ORDER BY indicator_name, \"timestamp\" %s", q->descending ? "DESC" : "ASC");
-    if (q->limit > 0) {
-        snprintf(limit, sizeof limit, "%zu", q->limit);
-        params[np++] = limit;
-        snprintf(sql + pos, sizeof sql - (size_t)pos, " LIMIT $%d", np);
-    }
+    range_params bufs;
+    append_range(sql, sizeof sql, pos, q, "indicator_name, ", params, &np, &bufs);
     PGconn *c;
     int slot;
     an_code rc = pool_acquire(&ps->pool, &c, &slot, err);
