@@ -296,6 +296,55 @@ static int cmd_ingest(const an_config *cfg)
     return failed ? 1 : 0;
 }
 
+/* The shortest %g form that reads back as the same double. */
+static const char *fmt_double(double v, char *buf, size_t len)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, len, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    return buf;
+}
+
+/* Candles of one series as CSV on stdout (open time in ms, then OHLCV). */
+static int cmd_export(const an_config *cfg)
+{
+    an_err err = {0};
+    const char *symbol = an_config_get(cfg, AN_CFG_SYMBOL);
+    const char *tf = an_config_get(cfg, AN_CFG_TIMEFRAME);
+    an_query q = an_query_all();
+    const char *s_since = an_config_get(cfg, AN_CFG_SINCE),
+               *s_until = an_config_get(cfg, AN_CFG_UNTIL);
+    if (!symbol) {
+        an_err_set(&err, AN_ERR_INVALID, "export needs --symbol BASE/QUOTE");
+        return fail("export", &err);
+    }
+    if ((s_since && an_time_parse(s_since, &q.start_ms, &err) != AN_OK) ||
+        (s_until && an_time_parse(s_until, &q.end_ms, &err) != AN_OK))
+        return fail("export", &err);
+    an_store *s = NULL;
+    int version = 0;
+    an_candles c = {0};
+    if (an_service_open_store(cfg, &s, &err) != AN_OK ||
+        an_store_check_schema(s, &version, &err) != AN_OK ||
+        an_store_get_ohlc(s, symbol, tf, &q, &c, &err) != AN_OK) {
+        an_store_close(s);
+        return fail("export", &err);
+    }
+    printf("timestamp,open,high,low,close,volume\n");
+    for (size_t i = 0; i < c.n; i++) {
+        char a[32], b[32], d[32], e[32], f[32];
+        printf("%" PRId64 ",%s,%s,%s,%s,%s\n", c.v[i].ts, fmt_double(c.v[i].open, a, sizeof a),
+               fmt_double(c.v[i].high, b, sizeof b), fmt_double(c.v[i].low, d, sizeof d),
+               fmt_double(c.v[i].close, e, sizeof e), fmt_double(c.v[i].volume, f, sizeof f));
+    }
+    fflush(stdout);
+    an_candles_free(&c);
+    an_store_close(s);
+    return 0;
+}
+
 /* The seed's calculate_indicators_for_symbol, for each symbol x timeframe. */
 static int cmd_indicators(const an_config *cfg)
 {
@@ -447,6 +496,8 @@ int main(int argc, char **argv)
         rc = cmd_indicators(&cfg);
     else if (strcmp(cmd, "ingest") == 0)
         rc = cmd_ingest(&cfg);
+    else if (strcmp(cmd, "export") == 0)
+        rc = cmd_export(&cfg);
     else {
         an_err_set(&err, AN_ERR_INVALID,
                    "unknown command '%.40s' (commands: serve, migrate, health, ingest, import, "
