@@ -144,20 +144,27 @@ for mode in duckdb postgres timescaledb; do
     check "$mode: after the bad replies CCC/USDT equals the server's series" same_as_server CCC/USDT
 done
 
-# every fault at 20% of requests: the backfill still ends with exactly the server's candles
-echo "# faults at 20%"
+# every fault at 20% of requests: a backfill of one full year of 1m candles for
+# three symbols still ends with exactly the server's candles
+echo "# faults at 20%, one year x 3 symbols"
 mode_env postgres
 reset_mode postgres
-start_server --fault-rate 0.2 --faults 429,418,500,502,503,slow,truncate,malformed,wrongtype,reset --slow-seconds 3
-"$BIN" ingest --symbols AAA/USDT,BBB/USDT,CCC/USDT --since 2024-01-01 --max-tries 12 >"$work/f1.json" 2>"$work/f1.err"
+START=1672531200000                # 2023-01-01
+END=$((START + 365 * 86400000))    # 2024-01-01
+start_server --fault-rate 0.2 --faults 429,418,500,502,503,slow,truncate,malformed,wrongtype,reset \
+    --slow-seconds 3
+"$BIN" ingest --symbols AAA/USDT,BBB/USDT,CCC/USDT --since 2023-01-01 --max-tries 12 >"$work/f1.json" 2>"$work/f1.err"
 check "faults: the backfill completes (retries: $(json "$work/f1.json" "sum(s['retries'] for s in j['categories']['crypto']['symbols'].values())"))" \
-    test "$(json "$work/f1.json" "j['status']")" = completed
+    test "$(json "$work/f1.json" "(j['status'], [s['inserted'] for s in j['categories']['crypto']['symbols'].values()])")" = "('completed', [525600, 525600, 525600])"
+control faults '{"rate":0}'
+for s in AAAUSDT BBBUSDT CCCUSDT; do server_csv $s "$work/server_$s.csv"; done
 for s in AAA/USDT BBB/USDT CCC/USDT; do
-    check "faults: $s equals the server's series" same_as_server $s
+    check "faults: $s equals the server's year (count and every value)" same_as_server $s
 done
-"$BIN" ingest --symbols AAA/USDT,BBB/USDT,CCC/USDT --since 2024-01-01 --max-tries 12 >"$work/f2.json" 2>/dev/null
+control faults '{"rate":0.2}'
+"$BIN" ingest --symbols AAA/USDT,BBB/USDT,CCC/USDT --since 2023-01-01 --max-tries 12 >"$work/f2.json" 2>/dev/null
 check "faults: a second run fetches nothing new" \
-    test "$(json "$work/f2.json" "sum(s['inserted'] + s['updated'] for s in j['categories']['crypto']['symbols'].values())")" = 0
+    test "$(json "$work/f2.json" "(j['status'], sum(s['inserted'] + s['updated'] for s in j['categories']['crypto']['symbols'].values()))")" = "('completed', 0)"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
