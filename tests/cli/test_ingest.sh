@@ -31,7 +31,7 @@ START=1704067200000
 END=$((START + 14 * 86400000))
 start_server() { # extra args...
     [ -n "$server_pid" ] && kill $server_pid 2>/dev/null && wait $server_pid 2>/dev/null
-    python3 "$SRC/tests/fake_binance/fake_binance.py" --port 0 --data-dir "$DATA" \
+    python3 "$SRC/tests/fake_binance/server.py" --port 0 --data-dir "$DATA" \
         --generate AAAUSDT:1m:$START:$END --generate BBBUSDT:1m:$START:$END \
         --generate CCCUSDT:1m:$START:$END --server-time-ms $((END + 30000)) --seed 7 "$@" \
         >"$work/server.out" 2>"$work/server.err" &
