@@ -362,17 +362,216 @@ an_code an_binance_symbol_info(an_binance *b, const char *symbol, int *exists, a
 
 /* ---- klines ------------------------------------------------------------- */
 
-static int parse_decimal(json_t *v, double *out)
+/*
+ * The klines reply is parsed by a small scanner made for its one shape (an
+ * array of 12-value arrays) instead of a general JSON tree: it allocates
+ * nothing per value and reads each decimal string once. It still checks the
+ * whole reply is well-formed JSON. Decimal strings of up to 15 significant
+ * digits and 22 decimals (every price and volume Binance sends) are converted
+ * exactly (an integer mantissa divided by a power of ten, both exact in a
+ * double: the quotient is correctly rounded, as strtod's is); longer ones go
+ * through strtod.
+ */
+typedef struct scan {
+    const char *p, *end;
+} scan;
+
+typedef enum tok { TOK_BAD = 0, TOK_STRING, TOK_NUMBER, TOK_OTHER } tok;
+
+static void skip_ws(scan *s)
 {
-    const char *s = json_string_value(v);
-    if (!s || !*s)
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
+        s->p++;
+}
+
+static int take(scan *s, char c)
+{
+    skip_ws(s);
+    if (s->p < s->end && *s->p == c) {
+        s->p++;
+        return 1;
+    }
+    return 0;
+}
+
+/* A JSON string at s->p (after the opening quote is checked): *b, *n get its
+ * raw bytes; *plain is 0 when it has escapes. */
+static int scan_string(scan *s, const char **b, size_t *n, int *plain)
+{
+    const char *p = s->p + 1;
+    *plain = 1;
+    *b = p;
+    while (p < s->end && *p != '"') {
+        if ((unsigned char)*p < 0x20)
+            return -1;
+        if (*p == '\\') {
+            *plain = 0;
+            if (++p >= s->end)
+                return -1;
+        }
+        p++;
+    }
+    if (p >= s->end)
         return -1;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || *p == '.'))
-            return -1; /* decimal strings only: no sign, exponent, nan, inf */
+    *n = (size_t)(p - *b);
+    s->p = p + 1;
+    return 0;
+}
+
+/* A JSON number: *b, *n get its text. */
+static int scan_number(scan *s, const char **b, size_t *n)
+{
+    const char *p = s->p;
+    *b = p;
+    if (p < s->end && *p == '-')
+        p++;
+    if (p >= s->end || *p < '0' || *p > '9')
+        return -1;
+    if (*p == '0')
+        p++;
+    else
+        while (p < s->end && *p >= '0' && *p <= '9')
+            p++;
+    if (p < s->end && *p == '.') {
+        p++;
+        if (p >= s->end || *p < '0' || *p > '9')
+            return -1;
+        while (p < s->end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    if (p < s->end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < s->end && (*p == '+' || *p == '-'))
+            p++;
+        if (p >= s->end || *p < '0' || *p > '9')
+            return -1;
+        while (p < s->end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    *n = (size_t)(p - *b);
+    s->p = p;
+    return 0;
+}
+
+/* Any JSON value (for the ignored field, and to tell a wrong type from
+ * broken JSON). depth bounds nesting. */
+static int skip_value(scan *s, int depth)
+{
+    skip_ws(s);
+    if (s->p >= s->end || depth > 64)
+        return -1;
+    const char *b;
+    size_t n;
+    int plain;
+    switch (*s->p) {
+    case '"': return scan_string(s, &b, &n, &plain);
+    case '[':
+    case '{': {
+        char close = *s->p == '[' ? ']' : '}';
+        int obj = close == '}';
+        s->p++;
+        if (take(s, close))
+            return 0;
+        do {
+            if (obj) {
+                skip_ws(s);
+                if (s->p >= s->end || *s->p != '"' || scan_string(s, &b, &n, &plain) < 0 ||
+                    !take(s, ':'))
+                    return -1;
+            }
+            if (skip_value(s, depth + 1) < 0)
+                return -1;
+        } while (take(s, ','));
+        return take(s, close) ? 0 : -1;
+    }
+    case 't':
+        if (s->end - s->p >= 4 && !memcmp(s->p, "true", 4))
+            return s->p += 4, 0;
+        return -1;
+    case 'f':
+        if (s->end - s->p >= 5 && !memcmp(s->p, "false", 5))
+            return s->p += 5, 0;
+        return -1;
+    case 'n':
+        if (s->end - s->p >= 4 && !memcmp(s->p, "null", 4))
+            return s->p += 4, 0;
+        return -1;
+    default: return scan_number(s, &b, &n);
+    }
+}
+
+/* Reads the next value: a string or number is returned as text; anything
+ * else is skipped and reported as TOK_OTHER. TOK_BAD: not JSON. */
+static tok next_value(scan *s, const char **b, size_t *n, int *plain)
+{
+    skip_ws(s);
+    if (s->p >= s->end)
+        return TOK_BAD;
+    if (*s->p == '"')
+        return scan_string(s, b, n, plain) < 0 ? TOK_BAD : TOK_STRING;
+    if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9'))
+        return scan_number(s, b, n) < 0 ? TOK_BAD : TOK_NUMBER;
+    return skip_value(s, 1) < 0 ? TOK_BAD : TOK_OTHER;
+}
+
+/* A non-negative JSON integer (no fraction, no exponent). */
+static int parse_uint(const char *b, size_t n, int64_t *out)
+{
+    if (n == 0 || n > 18)
+        return -1;
+    int64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (b[i] < '0' || b[i] > '9')
+            return -1;
+        v = v * 10 + (b[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* A decimal string: digits with at most one '.', at least one digit; no
+ * sign, exponent, nan or inf. */
+static int parse_decimal(const char *b, size_t n, double *out)
+{
+    uint64_t m = 0;
+    int sig = 0, frac = 0, dot = 0, digits = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = b[i];
+        if (c == '.') {
+            if (dot++)
+                return -1;
+            continue;
+        }
+        if (c < '0' || c > '9')
+            return -1;
+        digits++;
+        if (m == 0 && c == '0') {
+            frac += dot;
+            continue;
+        }
+        if (sig < 19)
+            m = m * 10 + (uint64_t)(c - '0');
+        sig++;
+        frac += dot;
+    }
+    if (!digits)
+        return -1;
+    if (sig <= 15 && frac <= 22) {
+        *out = (double)m / POW10[frac];
+        return 0;
+    }
+    char tmp[128];
+    if (n >= sizeof tmp)
+        return -1;
+    memcpy(tmp, b, n);
+    tmp[n] = 0;
     char *end;
     errno = 0;
-    double d = strtod(s, &end);
+    double d = strtod(tmp, &end);
     if (errno || *end || !isfinite(d))
         return -1;
     *out = d;
@@ -388,69 +587,115 @@ an_code an_binance_parse_klines(const char *body, size_t len, const char *symbol
     int64_t iv = an_timeframe_ms(interval, &monthly);
     if (iv < 0)
         return an_err_set(err, AN_ERR_INVALID, "%s: unknown interval '%.8s'", ex, interval);
-    json_error_t je;
-    json_t *root = json_loadb(body ? body : "", len, 0, &je);
-    if (!root)
-        return an_err_set(err, AN_ERR_PARSE, "%s %s: malformed JSON: %s", ex, interval, je.text);
-    const size_t n0 = out->n;
-    an_code rc = AN_OK;
-    if (!json_is_array(root)) {
-        rc = an_err_set(err, AN_ERR_PARSE, "%s %s: klines reply is not an array", ex, interval);
-        goto out;
-    }
     static const char *fields[12] = {"open time", "open",       "high",        "low",
                                      "close",     "volume",     "close time",  "quote volume",
                                      "trades",    "taker base", "taker quote", "ignore"};
-    for (size_t i = 0; i < json_array_size(root) && rc == AN_OK; i++) {
-        json_t *row = json_array_get(root, i);
-        if (!json_is_array(row) || json_array_size(row) != 12) {
-            rc = an_err_set(err, AN_ERR_PARSE, "%s %s row %zu: not a 12-field kline", ex, interval,
-                            i);
-            break;
-        }
-        double f[12] = {0};
-        for (int k = 0; k < 12 && rc == AN_OK; k++) {
-            json_t *v = json_array_get(row, (size_t)k);
-            if (k == 0 || k == 6 || k == 8) {
-                if (!json_is_integer(v) || json_integer_value(v) < 0)
-                    rc = an_err_set(err, AN_ERR_PARSE, "%s %s row %zu: %s is not an integer", ex,
-                                    interval, i, fields[k]);
-                else
-                    f[k] = (double)json_integer_value(v);
-            } else if (k != 11 && parse_decimal(v, &f[k]) < 0) {
-                rc = an_err_set(err, AN_ERR_PARSE,
-                                "%s %s row %zu: %s is not a non-negative decimal string", ex,
-                                interval, i, fields[k]);
+    scan s = {body ? body : "", (body ? body : "") + len};
+    const size_t n0 = out->n;
+    an_code rc = AN_OK;
+    skip_ws(&s);
+    if (s.p < s.end && *s.p != '[') {
+        rc =
+            skip_value(&s, 0) == 0
+                ? an_err_set(err, AN_ERR_PARSE, "%s %s: klines reply is not an array", ex, interval)
+                : an_err_set(err, AN_ERR_PARSE, "%s %s: malformed JSON at byte %zu", ex, interval,
+                             (size_t)(s.p - body));
+        goto out;
+    }
+    if (!take(&s, '['))
+        goto malformed;
+    if (!take(&s, ']')) {
+        for (size_t i = 0;; i++) {
+            skip_ws(&s);
+            if (s.p >= s.end)
+                goto malformed;
+            if (*s.p != '[') {
+                if (skip_value(&s, 1) < 0)
+                    goto malformed;
+                rc = an_err_set(err, AN_ERR_PARSE, "%s %s row %zu: not a 12-field kline", ex,
+                                interval, i);
+                goto out;
             }
-        }
-        if (rc != AN_OK)
-            break;
-        int64_t open_ms = json_integer_value(json_array_get(row, 0));
-        int64_t close_ms = json_integer_value(json_array_get(row, 6));
-        an_candle c = {open_ms, f[1], f[2], f[3], f[4], f[5]};
-        an_err e;
-        if (an_candle_validate(&c, -1, &e) != AN_OK) {
-            rc = an_err_set(err, AN_ERR_INVALID, "%s %s row %zu: %s", ex, interval, i, e.msg);
-        } else if (!an_timeframe_aligned(interval, open_ms)) {
-            rc = an_err_set(err, AN_ERR_INVALID,
-                            "%s %s row %zu: open time %" PRId64 " is not aligned to %s", ex,
-                            interval, i, open_ms, interval);
-        } else if (!monthly && close_ms != open_ms + iv - 1) {
-            rc = an_err_set(err, AN_ERR_INVALID,
-                            "%s %s row %zu: close time %" PRId64 " is not open time + %s - 1 ms",
-                            ex, interval, i, close_ms, interval);
-        } else if (out->n > n0 && open_ms <= out->v[out->n - 1].ts) {
-            rc = an_err_set(err, AN_ERR_INVALID, "%s %s row %zu: open time %" PRId64 " is %s", ex,
-                            interval, i, open_ms,
-                            open_ms == out->v[out->n - 1].ts ? "duplicated" : "out of order");
-        } else {
-            rc = an_candles_push(out, &c, err);
+            s.p++;
+            double f[12] = {0};
+            int64_t iv_f[3] = {0}; /* open time, close time, trades */
+            int k = 0;
+            if (!take(&s, ']')) {
+                do {
+                    const char *b = NULL;
+                    size_t n = 0;
+                    int plain = 1;
+                    tok t = next_value(&s, &b, &n, &plain);
+                    if (t == TOK_BAD)
+                        goto malformed;
+                    if (rc != AN_OK || k >= 12) {
+                        k++;
+                        continue; /* keep scanning: a broken row beats a wrong type */
+                    }
+                    if (k == 0 || k == 6 || k == 8) {
+                        if (t != TOK_NUMBER || parse_uint(b, n,
+                                                          &iv_f[k == 0   ? 0
+                                                                : k == 6 ? 1
+                                                                         : 2]) < 0)
+                            rc =
+                                an_err_set(err, AN_ERR_PARSE, "%s %s row %zu: %s is not an integer",
+                                           ex, interval, i, fields[k]);
+                    } else if (k != 11 &&
+                               (t != TOK_STRING || !plain || parse_decimal(b, n, &f[k]) < 0)) {
+                        rc = an_err_set(err, AN_ERR_PARSE,
+                                        "%s %s row %zu: %s is not a non-negative decimal string",
+                                        ex, interval, i, fields[k]);
+                    }
+                    k++;
+                } while (take(&s, ','));
+                if (!take(&s, ']'))
+                    goto malformed;
+            }
+            if (k != 12 && rc == AN_OK)
+                rc = an_err_set(err, AN_ERR_PARSE, "%s %s row %zu: not a 12-field kline", ex,
+                                interval, i);
+            if (rc != AN_OK)
+                goto out;
+            int64_t open_ms = iv_f[0], close_ms = iv_f[1];
+            an_candle c = {open_ms, f[1], f[2], f[3], f[4], f[5]};
+            an_err e;
+            if (an_candle_validate(&c, -1, &e) != AN_OK) {
+                rc = an_err_set(err, AN_ERR_INVALID, "%s %s row %zu: %s", ex, interval, i, e.msg);
+            } else if (!an_timeframe_aligned(interval, open_ms)) {
+                rc = an_err_set(err, AN_ERR_INVALID,
+                                "%s %s row %zu: open time %" PRId64 " is not aligned to %s", ex,
+                                interval, i, open_ms, interval);
+            } else if (!monthly && close_ms != open_ms + iv - 1) {
+                rc =
+                    an_err_set(err, AN_ERR_INVALID,
+                               "%s %s row %zu: close time %" PRId64 " is not open time + %s - 1 ms",
+                               ex, interval, i, close_ms, interval);
+            } else if (out->n > n0 && open_ms <= out->v[out->n - 1].ts) {
+                rc = an_err_set(err, AN_ERR_INVALID, "%s %s row %zu: open time %" PRId64 " is %s",
+                                ex, interval, i, open_ms,
+                                open_ms == out->v[out->n - 1].ts ? "duplicated" : "out of order");
+            } else {
+                rc = an_candles_push(out, &c, err);
+            }
+            if (rc != AN_OK)
+                goto out;
+            if (take(&s, ','))
+                continue;
+            if (take(&s, ']'))
+                break;
+            goto malformed;
         }
     }
+    skip_ws(&s);
+    if (s.p != s.end)
+        goto malformed;
+    goto out;
+malformed:
+    rc = an_err_set(err, AN_ERR_PARSE, "%s %s: malformed JSON at byte %zu of %zu", ex, interval,
+                    (size_t)(s.p - (body ? body : "")), len);
 out:
     if (rc != AN_OK)
         out->n = n0; /* nothing of a refused reply is kept */
-    json_decref(root);
     return rc;
 }
 

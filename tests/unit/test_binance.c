@@ -90,6 +90,113 @@ static void test_bad_replies(void)
     refused("exponent", "[" ROW(60000, 119999, "1e3", "2", "1", "1.5", "3") "]", "open");
 }
 
+/* Valid JSON in other layouts parses the same: whitespace anywhere, any value
+ * in the ignored field. */
+static void test_layouts(void)
+{
+    const char *spaced =
+        " \n[ [ 1618951320000 , \"56738.76000000\" ,\"56840.30000000\",\t\"56733.23000000\","
+        "\"56813.98000000\",\"50.97520000\",1618951379999,\"2894123.12\",1200,\"25.1\","
+        "\"1420000.5\", {\"x\": [1, true, null, \"a\\\"b\"]} ]\r\n] ";
+    an_candles c = {0};
+    an_err err = {0};
+    AN_CHECK_OK(an_binance_parse_klines(spaced, strlen(spaced), "BTC/USDT", "1m", &c, &err), err);
+    AN_CHECK_INT(c.n, 1);
+    if (c.n == 1)
+        AN_CHECK_DBL(c.v[0].low, 56733.23);
+    an_candles_free(&c);
+}
+
+/* Every proper prefix of a good reply is broken JSON, and trailing bytes
+ * after it are too: each is refused whole. */
+static void test_every_prefix(void)
+{
+    size_t len = strlen(GOOD);
+    int refused_all = 1;
+    for (size_t n = 0; n < len; n++) {
+        an_candles c = {0};
+        an_err err = {0};
+        an_code rc = an_binance_parse_klines(GOOD, n, "BTC/USDT", "1m", &c, &err);
+        if (rc == AN_OK || c.n != 0 || !strstr(err.msg, "malformed JSON")) {
+            refused_all = 0;
+            AN_CHECK_MSG(0, "prefix of %zu bytes: rc %d, %zu candles, '%s'", n, (int)rc, c.n,
+                         err.msg);
+        }
+        an_candles_free(&c);
+        if (!refused_all)
+            break;
+    }
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s,", GOOD);
+    refused("trailing comma", buf, "malformed JSON");
+    snprintf(buf, sizeof buf, "%s[]", GOOD);
+    refused("trailing array", buf, "malformed JSON");
+    refused("missing comma between rows",
+            "[" ROW(60000, 119999, "1", "2", "1", "1.5", "3")
+                ROW(120000, 179999, "1", "2", "1", "1.5", "3") "]",
+            "malformed JSON");
+    refused("html", "<html>not json</html>", "malformed JSON");
+    refused("bad literal", "[" ROW(60000, 119999, "1", "2", "1", "1.5", "3") ",nul]",
+            "malformed JSON");
+    refused("control character in a string",
+            "[[60000,\"1\n\",\"2\",\"1\",\"1.5\",\"3\",119999,\"1\",1,\"1\",\"1\",\"0\"]]",
+            "malformed JSON");
+    refused("escaped digits", "[" ROW(60000, 119999, "\\u0031", "2", "1", "1.5", "3") "]",
+            "open is not");
+    refused("13 fields",
+            "[[60000,\"1\",\"2\",\"1\",\"1.5\",\"3\",119999,\"1\",1,\"1\",\"1\",\"0\",7]]",
+            "12-field");
+    refused("row not an array", "[{\"open\":1}]", "12-field");
+    refused("fractional trades",
+            "[[60000,\"1\",\"2\",\"1\",\"1.5\",\"3\",119999,\"1\",1.5,\"1\",\"1\",\"0\"]]",
+            "trades is not an integer");
+    refused("negative open time",
+            "[[-60000,\"1\",\"2\",\"1\",\"1.5\",\"3\",-1,\"1\",1,\"1\",\"1\",\"0\"]]",
+            "open time is not an integer");
+    refused("two dots", "[" ROW(60000, 119999, "1.2.3", "2", "1", "1.5", "3") "]", "open is not");
+    refused("lone dot", "[" ROW(60000, 119999, ".", "2", "1", "1.5", "3") "]", "open is not");
+    refused("empty string", "[" ROW(60000, 119999, "", "2", "1", "1.5", "3") "]", "open is not");
+}
+
+/* Decimal strings convert to exactly what strtod gives (the exchange's 8
+ * decimals, long mantissas, leading and trailing zeros). */
+static void test_decimals_exact(void)
+{
+    unsigned long long x = 12345;
+    int mismatches = 0;
+    for (int i = 0; i < 20000; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        /* 1 to 19 digits */
+        unsigned long long a = (x >> 1) % (10000000000000000000ULL / (1ULL << ((x >> 59) % 60)));
+        char num[64];
+        int whole = (int)(x % 7), frac = (int)((x >> 8) % 12);
+        snprintf(num, sizeof num, "%llu", a);
+        size_t len = strlen(num);
+        /* place a dot so there are `frac` decimals, padding with zeros */
+        char dec[80];
+        if ((size_t)frac >= len)
+            snprintf(dec, sizeof dec, "%d.%0*d%s", whole % 2, (int)((size_t)frac - len), 0, num);
+        else
+            snprintf(dec, sizeof dec, "%.*s.%s", (int)(len - (size_t)frac), num,
+                     num + len - (size_t)frac);
+        char body[512];
+        snprintf(body, sizeof body,
+                 "[[60000,\"%s\",\"%s\",\"%s\",\"%s\",\"%s\",119999,\"1\",1,\"1\",\"1\","
+                 "\"0\"]]",
+                 dec, dec, dec, dec, dec);
+        an_candles c = {0};
+        an_err err = {0};
+        if (an_binance_parse_klines(body, strlen(body), "BTC/USDT", "1m", &c, &err) != AN_OK) {
+            if (strtod(dec, NULL) > 0 && mismatches++ < 5)
+                AN_CHECK_MSG(0, "'%s' refused: %s", dec, err.msg);
+        } else if (c.v[0].volume != strtod(dec, NULL) && mismatches++ < 5) {
+            AN_CHECK_MSG(0, "'%s' -> %.17g, strtod %.17g", dec, c.v[0].volume, strtod(dec, NULL));
+        }
+        an_candles_free(&c);
+    }
+    AN_CHECK_INT(mismatches, 0);
+}
+
 static void test_symbol(void)
 {
     char out[32];
@@ -107,6 +214,9 @@ int main(void)
 {
     AN_RUN(test_good_reply);
     AN_RUN(test_bad_replies);
+    AN_RUN(test_layouts);
+    AN_RUN(test_every_prefix);
+    AN_RUN(test_decimals_exact);
     AN_RUN(test_symbol);
     return AN_TEST_DONE();
 }
