@@ -107,6 +107,45 @@ int an_timeframe_aligned(const char *tf, int64_t ts)
     return ts % ms == 0;
 }
 
+int64_t an_timeframe_floor(const char *tf, int64_t ts)
+{
+    int monthly = 0;
+    int64_t ms = an_timeframe_ms(tf, &monthly);
+    if (ms < 0 || ts < 0)
+        return -1;
+    if (monthly) {
+        time_t t = (time_t)(ts / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        tm.tm_mday = 1;
+        tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+        return (int64_t)timegm(&tm) * 1000;
+    }
+    if (ms == 604800000LL) { /* weeks open on Monday: the epoch was a Thursday */
+        int64_t off = 4 * 86400000LL;
+        return ts < off ? off - ms : (ts - off) / ms * ms + off;
+    }
+    return ts / ms * ms;
+}
+
+int64_t an_timeframe_next(const char *tf, int64_t open)
+{
+    int monthly = 0;
+    int64_t ms = an_timeframe_ms(tf, &monthly);
+    if (ms < 0)
+        return -1;
+    if (monthly) {
+        time_t t = (time_t)(open / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        tm.tm_mon += 1; /* timegm normalises December + 1 */
+        tm.tm_mday = 1;
+        tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+        return (int64_t)timegm(&tm) * 1000;
+    }
+    return open + ms;
+}
+
 static int valid_asset(const char *s, size_t n)
 {
     if (n < 1 || n > 15)

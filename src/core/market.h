@@ -47,6 +47,13 @@ int an_timeframe_valid(const char *tf);
  * weeks starting on Monday 00:00 UTC, months on the 1st 00:00 UTC. */
 int an_timeframe_aligned(const char *tf, int64_t ts);
 
+/* The open time of the tf candle that contains ts (ms; ts >= 0), and the open
+ * time of the candle after the one opening at open. Both follow Binance's
+ * calendar: weeks open on Monday 00:00 UTC, months on the 1st. -1 when tf is
+ * unknown. */
+int64_t an_timeframe_floor(const char *tf, int64_t ts);
+int64_t an_timeframe_next(const char *tf, int64_t open);
+
 /* Validates a symbol in the seed's form BASE/QUOTE (upper-case letters and
  * digits, 1..15 each). Fills err naming the symbol when it is not. */
 an_code an_symbol_validate(const char *symbol, an_err *err);

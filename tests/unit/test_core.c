@@ -46,6 +46,30 @@ static void test_alignment(void)
     AN_CHECK(!an_timeframe_aligned("1M", t + 86400000LL));
 }
 
+/* floor and next follow Binance's calendar, and agree with alignment */
+static void test_floor_next(void)
+{
+    int64_t t = 1709294400123LL; /* 2024-03-01T12:00:00.123Z, a Friday */
+    AN_CHECK_INT(an_timeframe_floor("1m", t), 1709294400000LL);
+    AN_CHECK_INT(an_timeframe_floor("4h", t), 1709294400000LL - 0);
+    AN_CHECK_INT(an_timeframe_floor("1d", t), 1709251200000LL);
+    AN_CHECK_INT(an_timeframe_floor("1w", t), 1708905600000LL);              /* Monday 2024-02-26 */
+    AN_CHECK_INT(an_timeframe_floor("1M", t), 1709251200000LL);              /* 2024-03-01 */
+    AN_CHECK_INT(an_timeframe_next("1M", 1709251200000LL), 1711929600000LL); /* 2024-04-01 */
+    AN_CHECK_INT(an_timeframe_next("1M", 1701388800000LL), 1704067200000LL); /* Dec -> Jan */
+    AN_CHECK_INT(an_timeframe_next("1M", 1706745600000LL), 1709251200000LL); /* leap Feb */
+    AN_CHECK_INT(an_timeframe_next("1w", 1708905600000LL), 1708905600000LL + 604800000LL);
+    AN_CHECK_INT(an_timeframe_floor("7x", t), -1);
+    static const char *tfs[] = {"1s", "1m", "3m", "5m",  "15m", "30m", "1h", "2h",
+                                "4h", "6h", "8h", "12h", "1d",  "3d",  "1w", "1M"};
+    for (size_t i = 0; i < sizeof tfs / sizeof *tfs; i++) {
+        int64_t f = an_timeframe_floor(tfs[i], t), n = an_timeframe_next(tfs[i], f);
+        AN_CHECK_MSG(an_timeframe_aligned(tfs[i], f) && an_timeframe_aligned(tfs[i], n) && f <= t &&
+                         t < n,
+                     "%s: floor %lld next %lld", tfs[i], (long long)f, (long long)n);
+    }
+}
+
 static void test_time_parse_format(void)
 {
     int64_t t = 0;
@@ -181,6 +205,7 @@ int main(void)
 {
     AN_RUN(test_timeframes);
     AN_RUN(test_alignment);
+    AN_RUN(test_floor_next);
     AN_RUN(test_time_parse_format);
     AN_RUN(test_candle_checks);
     AN_RUN(test_config);
