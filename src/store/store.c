@@ -177,6 +177,24 @@ an_code an_store_get_latest_timestamp(an_store *s, const char *symbol, const cha
     return s->ops->latest(s, symbol, timeframe, ts, found, err);
 }
 
+an_code an_store_get_first_timestamp(an_store *s, const char *symbol, const char *timeframe,
+                                     int64_t *ts, int *found, an_err *err)
+{
+    *found = 0;
+    *ts = 0;
+    /* the oldest row by the key's order: an index walk on every backend */
+    an_query q = an_query_all();
+    q.limit = 1;
+    an_candles c = {0};
+    an_code rc = an_store_get_ohlc(s, symbol, timeframe, &q, &c, err);
+    if (rc == AN_OK && c.n == 1) {
+        *ts = c.v[0].ts;
+        *found = 1;
+    }
+    an_candles_free(&c);
+    return rc;
+}
+
 an_code an_store_refresh_rollups(an_store *s, int64_t from_ms, int64_t to_ms, an_err *err)
 {
     return s->ops->refresh_rollups(s, from_ms, to_ms, err);

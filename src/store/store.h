@@ -123,6 +123,10 @@ an_code an_store_get_rollup(an_store *s, const char *symbol, const char *rollup,
 an_code an_store_get_latest_timestamp(an_store *s, const char *symbol, const char *timeframe,
                                       int64_t *ts, int *found, an_err *err);
 
+/* Open time of the oldest stored candle; *found = 0 when there is none. */
+an_code an_store_get_first_timestamp(an_store *s, const char *symbol, const char *timeframe,
+                                     int64_t *ts, int *found, an_err *err);
+
 /* Brings the 1h/1d rollups up to date for candles in [from_ms, to_ms)
  * (INT64_MIN/INT64_MAX for everything). TimescaleDB: refreshes the continuous
  * aggregates; PostgreSQL: refreshes the materialized views; DuckDB: nothing to
