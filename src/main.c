@@ -44,6 +44,10 @@ static void usage(FILE *f)
             "  import FILE...     load candles from freqtrade JSON, CryptoDataDownload CSV,\n"
             "                     a CSV with a header, or a Binance public-data klines CSV\n"
             "                     [--format F] [--symbol BASE/QUOTE] [--timeframe TF]\n"
+            "  ingest             fetch candles for each category from its provider\n"
+            "                     (crypto: Binance klines) [--categories C,..] [--symbols S,..]\n"
+            "                     [--timeframe TF] [--since T [--until T]] [--force]\n"
+            "  export             one series' candles as CSV [--symbol S] [--timeframe TF]\n"
             "  indicators         calculate indicators with DuckDB and store the new ones\n"
             "                     [--symbols S,..] [--timeframe TF | --timeframes TF,..]\n"
             "                     [--indicators sma:20,rsi:14,...] [--load-path auto|direct|copy]\n"
@@ -211,26 +215,89 @@ static void on_ingest_signal(int sig)
     ingest_stop = 1;
 }
 
-/* The seed's update_market_data for crypto (Binance klines). */
+/* One category's update; its part of the result goes into cats. */
+static void ingest_category(const an_config *cfg, an_store *s, const char *category,
+                            an_ingest_options *o, json_t *cats, int64_t *ok, int64_t *failed,
+                            int64_t *skipped)
+{
+    an_err err = {0};
+    an_category_config cc;
+    int64_t c_ok = 0, c_failed = 0, c_skipped = 0;
+    json_t *co = json_object();
+    an_ingest_symbol *res = NULL;
+    if (an_config_category(cfg, category, &cc, &err) != AN_OK)
+        goto failed;
+    o->category = category;
+    o->provider = cc.provider;
+    o->source = cc.source;
+    o->symbols = (const char *const *)cc.symbols;
+    o->n_symbols = cc.n_symbols;
+    if (!(res = calloc(cc.n_symbols, sizeof *res))) {
+        an_err_set(&err, AN_ERR_NOMEM, "out of memory");
+        goto failed;
+    }
+    if (an_ingest_run(s, o, res, &err) != AN_OK)
+        goto failed;
+    json_t *syms = json_object();
+    for (size_t i = 0; i < cc.n_symbols; i++) {
+        an_ingest_symbol *r = &res[i];
+        const char *status = r->status != AN_OK ? "failed" : r->skipped ? "skipped" : "success";
+        c_failed += r->status != AN_OK;
+        c_skipped += r->status == AN_OK && r->skipped;
+        c_ok += r->status == AN_OK && !r->skipped;
+        json_t *o2 = json_pack(
+            "{s:s, s:I, s:I, s:I, s:I, s:i, s:I, s:I, s:I, s:I}", "status", status, "fetched",
+            (json_int_t)r->fetched, "inserted", (json_int_t)r->inserted, "updated",
+            (json_int_t)r->updated, "unchanged", (json_int_t)r->unchanged, "holes_repaired",
+            r->holes, "requests", (json_int_t)r->requests, "retries", (json_int_t)r->retries,
+            "refused_replies", (json_int_t)r->refused, "rate_limited", (json_int_t)r->rate_limited);
+        if (r->status != AN_OK)
+            json_object_set_new(o2, "error", json_string(r->error));
+        json_object_set_new(syms, r->symbol, o2);
+    }
+    json_object_set_new(co, "provider", json_string(cc.provider));
+    json_object_set_new(co, "success", json_integer(c_ok));
+    json_object_set_new(co, "failed", json_integer(c_failed));
+    json_object_set_new(co, "skipped", json_integer(c_skipped));
+    json_object_set_new(co, "symbols", syms);
+    goto out;
+failed:
+    /* the whole category failed (no provider, no symbols, a bad setting) */
+    fprintf(stderr, "autonama ingest: error: %s: %s\n", category, err.msg);
+    c_failed = cc.n_symbols ? (int64_t)cc.n_symbols : 1;
+    json_object_set_new(co, "status", json_string("failed"));
+    json_object_set_new(co, "error", json_string(err.msg));
+    json_object_set_new(co, "failed", json_integer(c_failed));
+out:
+    json_object_set_new(cats, category, co);
+    *ok += c_ok;
+    *failed += c_failed;
+    *skipped += c_skipped;
+    free(res);
+    an_config_free_list(cc.symbols, cc.n_symbols);
+}
+
+/* The seed's update_market_data: every configured category (crypto from
+ * Binance by default) from its provider into the store. */
 static int cmd_ingest(const an_config *cfg)
 {
     an_err err = {0};
-    char **symbols = NULL;
-    size_t n = 0;
+    char **categories = NULL;
+    size_t ncat = 0;
     int64_t since = INT64_MIN, until = INT64_MAX;
     const char *s_since = an_config_get(cfg, AN_CFG_SINCE),
                *s_until = an_config_get(cfg, AN_CFG_UNTIL);
     if ((s_since && an_time_parse(s_since, &since, &err) != AN_OK) ||
         (s_until && an_time_parse(s_until, &until, &err) != AN_OK))
         return fail("ingest", &err);
-    if (an_config_symbols(cfg, &symbols, &n, &err) != AN_OK)
+    if (an_config_categories(cfg, &categories, &ncat, &err) != AN_OK)
         return fail("ingest", &err);
     an_store *s = NULL;
     int version = 0;
     if (an_service_open_store(cfg, &s, &err) != AN_OK ||
         an_store_check_schema(s, &version, &err) != AN_OK) {
         an_store_close(s);
-        an_config_free_list(symbols, n);
+        an_config_free_list(categories, ncat);
         return fail("ingest", &err);
     }
     struct sigaction sa = {0};
@@ -239,8 +306,6 @@ static int cmd_ingest(const an_config *cfg)
     sigaction(SIGTERM, &sa, NULL);
     an_ingest_options o = {0};
     o.base_url = an_config_get(cfg, AN_CFG_BINANCE_BASE_URL);
-    o.symbols = (const char *const *)symbols;
-    o.n_symbols = n;
     o.timeframe = an_config_get(cfg, AN_CFG_TIMEFRAME);
     o.since_ms = since;
     o.until_ms = until;
@@ -253,46 +318,27 @@ static int cmd_ingest(const an_config *cfg)
     o.weight_budget = (int)an_config_int(cfg, AN_CFG_BINANCE_WEIGHT_BUDGET);
     o.stop = &ingest_stop;
     o.progress = isatty(2);
-    an_ingest_symbol *res = calloc(n, sizeof *res);
-    if (!res || an_ingest_run(s, &o, res, &err) != AN_OK) {
-        if (!res)
-            an_err_set(&err, AN_ERR_NOMEM, "out of memory");
-        free(res);
+    if (o.force && since == INT64_MIN) {
+        an_err_set(&err, AN_ERR_INVALID, "--force needs --since: the range to refetch");
         an_store_close(s);
-        an_config_free_list(symbols, n);
+        an_config_free_list(categories, ncat);
         return fail("ingest", &err);
     }
     int64_t ok = 0, failed = 0, skipped = 0;
-    json_t *syms = json_object();
-    for (size_t i = 0; i < n; i++) {
-        an_ingest_symbol *r = &res[i];
-        const char *status = r->status != AN_OK ? "failed" : r->skipped ? "skipped" : "success";
-        failed += r->status != AN_OK;
-        skipped += r->status == AN_OK && r->skipped;
-        ok += r->status == AN_OK && !r->skipped;
-        json_t *o2 =
-            json_pack("{s:s, s:I, s:I, s:I, s:I, s:i, s:I, s:I, s:I}", "status", status, "fetched",
-                      (json_int_t)r->fetched, "inserted", (json_int_t)r->inserted, "updated",
-                      (json_int_t)r->updated, "unchanged", (json_int_t)r->unchanged,
-                      "holes_repaired", r->holes, "requests", (json_int_t)r->requests, "retries",
-                      (json_int_t)r->retries, "refused_replies", (json_int_t)r->refused);
-        if (r->status != AN_OK)
-            json_object_set_new(o2, "error", json_string(r->error));
-        json_object_set_new(syms, r->symbol, o2);
-    }
+    json_t *cats = json_object();
+    for (size_t c = 0; c < ncat; c++)
+        ingest_category(cfg, s, categories[c], &o, cats, &ok, &failed, &skipped);
     json_t *out =
-        json_pack("{s:s, s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I}, s:{s:{s:I, s:I, s:I, s:o}}}",
-                  "status", failed ? (ok || skipped ? "partial" : "failed") : "completed",
-                  "approach", approach(s), "store_mode", an_store_mode_name(an_store_get_mode(s)),
-                  "timeframe", o.timeframe, "categories_processed", 1, "summary", "total_success",
+        json_pack("{s:s, s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I}, s:o}", "status",
+                  failed ? (ok || skipped ? "partial" : "failed") : "completed", "approach",
+                  approach(s), "store_mode", an_store_mode_name(an_store_get_mode(s)), "timeframe",
+                  o.timeframe, "categories_processed", (int)ncat, "summary", "total_success",
                   (json_int_t)ok, "total_failed", (json_int_t)failed, "total_skipped",
-                  (json_int_t)skipped, "categories", "crypto", "success", (json_int_t)ok, "failed",
-                  (json_int_t)failed, "skipped", (json_int_t)skipped, "symbols", syms);
+                  (json_int_t)skipped, "categories", cats);
     print_json(out);
     json_decref(out);
-    free(res);
     an_store_close(s);
-    an_config_free_list(symbols, n);
+    an_config_free_list(categories, ncat);
     return failed ? 1 : 0;
 }
 

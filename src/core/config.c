@@ -22,7 +22,8 @@ typedef enum {
     T_TIMEFRAMES,
     T_ADDR,
     T_LEVEL,
-    T_BOOL
+    T_BOOL,
+    T_ENUMLIST
 } ctype;
 
 typedef struct cdef {
@@ -99,6 +100,30 @@ static const cdef table[AN_CFG__COUNT] = {
      NULL, "Binance: first retry delay (doubles, with jitter)"},
     {AN_CFG_FORCE, NULL, "force", T_BOOL, "false", 0, 0, NULL,
      "ingest: refetch and rewrite [--since, --until) even where fresh"},
+    {AN_CFG_CATEGORIES, "AUTONAMA_CATEGORIES", "categories", T_ENUMLIST, "crypto", 0, 0,
+     "crypto|forex|stock|commodity", "ingest: the categories to update (comma-separated)"},
+    {AN_CFG_CRYPTO_PROVIDER, "AUTONAMA_CRYPTO_PROVIDER", "crypto-provider", T_STR, "binance", 0, 0,
+     NULL, "crypto: the provider (binance, files)"},
+    {AN_CFG_CRYPTO_SOURCE, "AUTONAMA_CRYPTO_SOURCE", "crypto-source", T_STR, NULL, 0, 0, NULL,
+     "crypto: where the provider reads (default BINANCE_BASE_URL; a directory for files)"},
+    {AN_CFG_FOREX_PROVIDER, "AUTONAMA_FOREX_PROVIDER", "forex-provider", T_STR, NULL, 0, 0, NULL,
+     "forex: the provider (e.g. files)"},
+    {AN_CFG_FOREX_SOURCE, "AUTONAMA_FOREX_SOURCE", "forex-source", T_STR, NULL, 0, 0, NULL,
+     "forex: where the provider reads (a URL, a directory)"},
+    {AN_CFG_FOREX_SYMBOLS, "AUTONAMA_FOREX_SYMBOLS", "forex-symbols", T_SYMBOLS, NULL, 0, 0, NULL,
+     "forex: symbols (BASE/QUOTE, e.g. EUR/USD)"},
+    {AN_CFG_STOCK_PROVIDER, "AUTONAMA_STOCK_PROVIDER", "stock-provider", T_STR, NULL, 0, 0, NULL,
+     "stock: the provider"},
+    {AN_CFG_STOCK_SOURCE, "AUTONAMA_STOCK_SOURCE", "stock-source", T_STR, NULL, 0, 0, NULL,
+     "stock: where the provider reads"},
+    {AN_CFG_STOCK_SYMBOLS, "AUTONAMA_STOCK_SYMBOLS", "stock-symbols", T_SYMBOLS, NULL, 0, 0, NULL,
+     "stock: symbols (e.g. AAPL/USD)"},
+    {AN_CFG_COMMODITY_PROVIDER, "AUTONAMA_COMMODITY_PROVIDER", "commodity-provider", T_STR, NULL, 0,
+     0, NULL, "commodity: the provider"},
+    {AN_CFG_COMMODITY_SOURCE, "AUTONAMA_COMMODITY_SOURCE", "commodity-source", T_STR, NULL, 0, 0,
+     NULL, "commodity: where the provider reads"},
+    {AN_CFG_COMMODITY_SYMBOLS, "AUTONAMA_COMMODITY_SYMBOLS", "commodity-symbols", T_SYMBOLS, NULL,
+     0, 0, NULL, "commodity: symbols (e.g. XAU/USD)"},
     {AN_CFG_FORMAT, NULL, "format", T_ENUM, "auto", 0, 0,
      "auto|freqtrade-json|cryptodatadownload-csv|csv|binance-csv", "import: file format"},
     {AN_CFG_SYMBOL, NULL, "symbol", T_STR, NULL, 0, 0, NULL,
@@ -158,6 +183,33 @@ static an_code validate(const cdef *d, const char *v, const char *origin, an_err
         }
         if (!count)
             return an_err_set(err, AN_ERR_INVALID, "%s: no timeframes given", origin);
+        return AN_OK;
+    }
+    case T_ENUMLIST: {
+        int count = 0;
+        for (const char *p = v; *p;) {
+            while (*p == ' ' || *p == ',')
+                p++;
+            if (!*p)
+                break;
+            size_t n = strcspn(p, ", ");
+            int okv = 0;
+            for (const char *c = d->choices; c && *c;) {
+                const char *bar = strchr(c, '|');
+                size_t cn = bar ? (size_t)(bar - c) : strlen(c);
+                if (cn == n && strncmp(c, p, n) == 0)
+                    okv = 1;
+                c = bar ? bar + 1 : NULL;
+            }
+            if (!okv)
+                return an_err_set(err, AN_ERR_INVALID, "%s: '%.*s' is not one of %s", origin,
+                                  (int)(n > 40 ? 40 : n), p, d->choices);
+            count++;
+            p += n;
+        }
+        if (!count)
+            return an_err_set(err, AN_ERR_INVALID, "%s: nothing given (one or more of %s)", origin,
+                              d->choices);
         return AN_OK;
     }
     case T_BOOL:
@@ -364,11 +416,11 @@ char *an_config_pg_conninfo(const an_config *cfg)
     return buf;
 }
 
-an_code an_config_symbols(const an_config *cfg, char ***out, size_t *n, an_err *err)
+/* A comma-separated list into malloc'd strings; symbols are validated. */
+static an_code split_list(const char *v, int symbols, char ***out, size_t *n, an_err *err)
 {
     *out = NULL;
     *n = 0;
-    const char *v = cfg->val[AN_CFG_SYMBOLS];
     size_t cap = 1;
     for (const char *p = v; *p; p++)
         cap += *p == ',';
@@ -389,7 +441,7 @@ an_code an_config_symbols(const an_config *cfg, char ***out, size_t *n, an_err *
             tok[--len] = '\0';
         if (!len)
             continue;
-        if (an_symbol_validate(tok, err) != AN_OK || !(list[count] = strdup(tok))) {
+        if ((symbols && an_symbol_validate(tok, err) != AN_OK) || !(list[count] = strdup(tok))) {
             an_config_free_list(list, count);
             free(copy);
             return err && err->code != AN_OK ? err->code
@@ -401,6 +453,54 @@ an_code an_config_symbols(const an_config *cfg, char ***out, size_t *n, an_err *
     *out = list;
     *n = count;
     return AN_OK;
+}
+
+an_code an_config_symbols(const an_config *cfg, char ***out, size_t *n, an_err *err)
+{
+    return split_list(cfg->val[AN_CFG_SYMBOLS], 1, out, n, err);
+}
+
+an_code an_config_categories(const an_config *cfg, char ***out, size_t *n, an_err *err)
+{
+    return split_list(cfg->val[AN_CFG_CATEGORIES], 0, out, n, err);
+}
+
+an_code an_config_category(const an_config *cfg, const char *category, an_category_config *out,
+                           an_err *err)
+{
+    static const struct {
+        const char *name, *env;
+        an_cfg_key provider, source, symbols;
+    } cats[] = {
+        {"crypto", "CRYPTO", AN_CFG_CRYPTO_PROVIDER, AN_CFG_CRYPTO_SOURCE, AN_CFG_SYMBOLS},
+        {"forex", "FOREX", AN_CFG_FOREX_PROVIDER, AN_CFG_FOREX_SOURCE, AN_CFG_FOREX_SYMBOLS},
+        {"stock", "STOCK", AN_CFG_STOCK_PROVIDER, AN_CFG_STOCK_SOURCE, AN_CFG_STOCK_SYMBOLS},
+        {"commodity", "COMMODITY", AN_CFG_COMMODITY_PROVIDER, AN_CFG_COMMODITY_SOURCE,
+         AN_CFG_COMMODITY_SYMBOLS},
+    };
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < sizeof cats / sizeof *cats; i++) {
+        if (strcmp(cats[i].name, category) != 0)
+            continue;
+        out->provider = cfg->val[cats[i].provider];
+        out->source = cfg->val[cats[i].source];
+        if (!out->source && out->provider && strcmp(out->provider, "binance") == 0)
+            out->source = cfg->val[AN_CFG_BINANCE_BASE_URL];
+        if (!out->provider || !*out->provider)
+            return an_err_set(err, AN_ERR_INVALID,
+                              "category %s has no provider: set AUTONAMA_%s_PROVIDER (e.g. files) "
+                              "and AUTONAMA_%s_SOURCE",
+                              category, cats[i].env, cats[i].env);
+        const char *syms =
+            cfg->from[AN_CFG_SYMBOLS] == 2 ? cfg->val[AN_CFG_SYMBOLS] : cfg->val[cats[i].symbols];
+        if (!syms || !*syms)
+            return an_err_set(err, AN_ERR_INVALID,
+                              "category %s has no symbols: set AUTONAMA_%s_SYMBOLS or --symbols",
+                              category, cats[i].env);
+        return split_list(syms, 1, &out->symbols, &out->n_symbols, err);
+    }
+    return an_err_set(err, AN_ERR_INVALID,
+                      "unknown category '%.40s' (crypto, forex, stock, commodity)", category);
 }
 
 void an_config_free_list(char **list, size_t n)

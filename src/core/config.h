@@ -47,6 +47,18 @@ typedef enum an_cfg_key {
     AN_CFG_BINANCE_MAX_TRIES,
     AN_CFG_BINANCE_BACKOFF_MS,
     AN_CFG_FORCE,
+    AN_CFG_CATEGORIES,
+    AN_CFG_CRYPTO_PROVIDER,
+    AN_CFG_CRYPTO_SOURCE,
+    AN_CFG_FOREX_PROVIDER,
+    AN_CFG_FOREX_SOURCE,
+    AN_CFG_FOREX_SYMBOLS,
+    AN_CFG_STOCK_PROVIDER,
+    AN_CFG_STOCK_SOURCE,
+    AN_CFG_STOCK_SYMBOLS,
+    AN_CFG_COMMODITY_PROVIDER,
+    AN_CFG_COMMODITY_SOURCE,
+    AN_CFG_COMMODITY_SYMBOLS,
     /* command options (flags only) */
     AN_CFG_FORMAT,
     AN_CFG_SYMBOL,
@@ -87,6 +99,24 @@ char *an_config_pg_conninfo(const an_config *cfg);
  * array of malloc'd strings, each validated; free with an_config_free_list. */
 an_code an_config_symbols(const an_config *cfg, char ***out, size_t *n, an_err *err);
 void an_config_free_list(char **list, size_t n);
+
+/* The categories to ingest (AUTONAMA_CATEGORIES / --categories: crypto,
+ * forex, stock, commodity), as a list like an_config_symbols. */
+an_code an_config_categories(const an_config *cfg, char ***out, size_t *n, an_err *err);
+
+/* A category's provider, its source (a URL or a directory) and its symbols.
+ * crypto: AUTONAMA_CRYPTO_PROVIDER (binance), AUTONAMA_CRYPTO_SOURCE (default
+ * BINANCE_BASE_URL), AUTONAMA_SYMBOLS; forex, stock, commodity:
+ * AUTONAMA_<CATEGORY>_PROVIDER, _SOURCE and _SYMBOLS. A --symbols flag
+ * overrides the symbols of every category of the run. AN_ERR_INVALID naming
+ * the variables when a category has no provider or no symbols. */
+typedef struct an_category_config {
+    const char *provider, *source; /* owned by cfg */
+    char **symbols;                /* free with an_config_free_list */
+    size_t n_symbols;
+} an_category_config;
+an_code an_config_category(const an_config *cfg, const char *category, an_category_config *out,
+                           an_err *err);
 
 /* The indicator timeframes: --timeframe when given, else
  * AUTONAMA_INDICATOR_TIMEFRAMES / --timeframes ("1m,1h,1d"). */

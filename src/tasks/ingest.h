@@ -1,10 +1,12 @@
 /*
- * ingest.h - the seed's update_market_data for crypto: fetch Binance klines
- * into the store, symbols in parallel (bounded), pages of 1,000, smart
- * incremental updates (from the newest stored candle, which may have been
- * the open one), backfill of a range, repair of holes inside it, and --force
- * to refetch a range whatever is stored. Every page is validated by the
- * client before it reaches the store.
+ * ingest.h - the seed's update_market_data for one category: fetch candles
+ * from the category's provider (source/provider.h: Binance klines for crypto
+ * by default) into the store, symbols in parallel (bounded), page by page,
+ * smart incremental updates (from the newest stored candle, which may have
+ * been the open one), backfill of a range, repair of holes inside it, and
+ * --force to refetch a range whatever is stored. Every page is validated by
+ * the provider before it reaches the store; store writes overlap fetching
+ * (one batch in flight per symbol).
  */
 #ifndef AN_TASKS_INGEST_H
 #define AN_TASKS_INGEST_H
@@ -16,7 +18,10 @@
 #include "store/store.h"
 
 typedef struct an_ingest_options {
-    const char *base_url;
+    const char *category; /* NULL: "crypto" (for logs and results) */
+    const char *provider; /* NULL: "binance" */
+    const char *source;   /* the provider's location; NULL: base_url */
+    const char *base_url; /* Binance's (BINANCE_BASE_URL) */
     const char *const *symbols;
     size_t n_symbols;
     const char *timeframe;
@@ -36,11 +41,12 @@ typedef struct an_ingest_symbol {
     char error[AN_ERR_MSG_MAX];
     int skipped; /* already fresh: nothing to fetch */
     int64_t fetched, inserted, updated, unchanged;
-    int64_t requests, retries, refused;
+    int64_t requests, retries, refused, rate_limited;
     int holes; /* holes inside the range that were refetched */
 } an_ingest_symbol;
 
-/* Runs the update; results[i] (n_symbols of them, caller-allocated) says
+/* Runs the update; after it the 1h/1d rollups are refreshed over what was
+ * written (1m candles). results[i] (n_symbols of them, caller-allocated) says
  * what happened to each symbol. Returns AN_OK when the run itself could go
  * on (individual symbols may still have failed: see results). */
 an_code an_ingest_run(an_store *s, const an_ingest_options *o, an_ingest_symbol *results,
