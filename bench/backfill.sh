@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# bench/backfill: candles/s of `autonama ingest` backfilling one full year of
+# 1m candles (525,600) of one symbol from the fake exchange (no faults, no
+# rate limit), side by side in the same run with `autonama import` of the
+# same rows from a file (the ceiling of the store path), and the ratio.
+# Target: ratio >= 0.8.
+#
+# Each round starts from an empty store; rounds alternate ingest and import
+# so the machine's noise hits both alike; the median of the rounds is
+# reported. Runs on the DuckDB store, and on PostgreSQL 15 when
+# AUTONAMA_TEST_PG is set (scripts/run-bench starts it).
+#   bench/backfill.sh [ROUNDS]   (AN_BIN: the autonama binary, default build/autonama)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${AN_BIN:-$root/build/autonama}
+ROUNDS=${1:-3}
+work=$(mktemp -d /tmp/autonama-bench-backfill.XXXXXX)
+server_pid=""
+trap '[ -n "$server_pid" ] && kill $server_pid 2>/dev/null; rm -rf "$work"' EXIT
+
+START=1672531200000             # 2023-01-01
+END=$((START + 365 * 86400000)) # 2024-01-01
+ROWS=525600
+# --cache-blocks: the server keeps the whole year rendered, so what is
+# measured is our client and store, not the fake's candle generation
+python3 "$root/tests/fake_binance/server.py" --port 0 --generate "BENUSDT:1m:$START:$END" \
+    --server-time-ms $((END + 30000)) --seed 3 --weight-limit 100000000 --cache-blocks 600 \
+    >"$work/server.out" 2>"$work/server.err" &
+server_pid=$!
+for _ in $(seq 1 100); do
+    port=$(sed -n 's/^listening 127.0.0.1:\([0-9]*\)$/\1/p' "$work/server.out")
+    [ -n "$port" ] && break
+    sleep 0.1
+done
+[ -n "${port:-}" ] || { echo "bench/backfill: the fake exchange did not start" >&2; exit 1; }
+export BINANCE_BASE_URL=http://127.0.0.1:$port AUTONAMA_LOG_LEVEL=warn
+export AUTONAMA_BINANCE_WEIGHT_BUDGET=1000000
+
+kv() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+mode_env() {
+    unset POSTGRES_SERVER POSTGRES_PORT POSTGRES_USER POSTGRES_PASSWORD POSTGRES_DB AUTONAMA_STORE
+    export DUCKDB_PATH=$work/store.duckdb
+    if [ "$1" = postgres ]; then
+        local ci=$AUTONAMA_TEST_PG
+        export POSTGRES_SERVER=$(kv "$ci" host) POSTGRES_PORT=$(kv "$ci" port) POSTGRES_USER=$(kv "$ci" user)
+        export POSTGRES_PASSWORD=$(kv "$ci" password) POSTGRES_DB=$(kv "$ci" dbname) AUTONAMA_STORE=postgres
+    fi
+}
+reset_store() {
+    if [ "$1" = postgres ]; then
+        PGPASSWORD=$POSTGRES_PASSWORD psql -X -q -h "$POSTGRES_SERVER" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" \
+            -d "$POSTGRES_DB" -c "SET client_min_messages=warning; DROP SCHEMA IF EXISTS trading CASCADE;
+            DROP SCHEMA IF EXISTS analytics CASCADE; DROP SCHEMA IF EXISTS optimization CASCADE;
+            DROP SCHEMA IF EXISTS autonama CASCADE" >/dev/null
+    else
+        rm -f "$work/store.duckdb" "$work/store.duckdb.wal"
+    fi
+    "$BIN" migrate >/dev/null
+}
+now() { date +%s.%N; }
+rows_of() { python3 -c "import json,sys; j=json.load(sys.stdin); print($1)"; }
+
+# warm-up: render the year on the server, and keep its candles as a file
+mode_env duckdb
+reset_store duckdb
+"$BIN" ingest --symbols BEN/USDT --since 2023-01-01 >/dev/null
+"$BIN" export --symbol BEN/USDT --timeframe 1m >"$work/BENUSDT-1m.csv"
+got=$(($(wc -l <"$work/BENUSDT-1m.csv") - 1))
+[ "$got" -eq "$ROWS" ] || { echo "bench/backfill: warm-up stored $got candles, not $ROWS" >&2; exit 1; }
+
+modes=duckdb
+[ -n "${AUTONAMA_TEST_PG:-}" ] && modes="duckdb postgres"
+status=0
+for mode in $modes; do
+    mode_env "$mode"
+    ing=() imp=()
+    for r in $(seq 1 "$ROUNDS"); do
+        reset_store "$mode"
+        t0=$(now)
+        n=$("$BIN" ingest --symbols BEN/USDT --since 2023-01-01 | rows_of "j['categories']['crypto']['symbols']['BEN/USDT']['inserted']")
+        t1=$(now)
+        [ "$n" -eq "$ROWS" ] || { echo "bench/backfill: $mode ingest stored $n" >&2; exit 1; }
+        ing+=("$(python3 -c "print($t1 - $t0)")")
+        reset_store "$mode"
+        t0=$(now)
+        n=$("$BIN" import "$work/BENUSDT-1m.csv" --symbol BEN/USDT --timeframe 1m | rows_of "j['files'][0]['inserted']")
+        t1=$(now)
+        [ "$n" -eq "$ROWS" ] || { echo "bench/backfill: $mode import stored $n" >&2; exit 1; }
+        imp+=("$(python3 -c "print($t1 - $t0)")")
+    done
+    python3 - "$mode" "$ROWS" "${ing[*]}" "${imp[*]}" <<'PY' || status=1
+import statistics, sys
+mode, rows = sys.argv[1], int(sys.argv[2])
+ing = [float(x) for x in sys.argv[3].split()]
+imp = [float(x) for x in sys.argv[4].split()]
+a, b = statistics.median(ing), statistics.median(imp)
+ratio = (rows / a) / (rows / b)
+print(f"backfill {mode:8s} ingest (fake exchange) {rows / a:10,.0f} candles/s  "
+      f"[{', '.join(f'{x:.2f}' for x in ing)} s]")
+print(f"backfill {mode:8s} import (file)          {rows / b:10,.0f} candles/s  "
+      f"[{', '.join(f'{x:.2f}' for x in imp)} s]")
+verdict = "PASS" if ratio >= 0.8 else "FAIL"
+print(f"backfill {mode:8s} ratio ingest/import    {ratio:10.2f}  (target >= 0.8) {verdict}")
+sys.exit(0 if ratio >= 0.8 else 1)
+PY
+done
+exit $status
