@@ -82,15 +82,14 @@ static int cmp_name(const void *a, const void *b)
 }
 
 /* The file names of (symbol, tf) in the directory, sorted. */
-static an_code list_files(files_conn *c, const char *symbol, const char *tf, char ***out,
-                          size_t *n, an_err *err)
+static an_code list_files(files_conn *c, const char *symbol, const char *tf, char ***out, size_t *n,
+                          an_err *err)
 {
     *out = NULL;
     *n = 0;
     DIR *d = opendir(c->dir);
     if (!d)
-        return an_err_set(err, AN_ERR_IO, "files provider: cannot read directory '%.300s'",
-                          c->dir);
+        return an_err_set(err, AN_ERR_IO, "files provider: cannot read directory '%.300s'", c->dir);
     size_t cap = 0;
     an_code rc = AN_OK;
     struct dirent *de;
