@@ -680,12 +680,84 @@ static const char *INSERT_NEW_SQL =
     " FROM unnest($3::timestamptz[], $4::float8[], $5::float8[], $6::float8[], $7::float8[],"
     " $8::float8[]) AS t(ts, o, h, l, c, v)";
 
+/* The same plain insert as binary COPY (real servers: the PGlite test server
+ * dies on COPY FROM STDIN). Measured ~1.5x the unnest INSERT: the rows stream
+ * straight into the table, with no array to build and unnest on the server. */
+static const char *COPY_NEW_SQL =
+    "COPY trading.ohlc_data (symbol, timeframe, \"timestamp\", open, high, low, close, volume)"
+    " FROM STDIN (FORMAT binary)";
+
+/* COPY's binary format: a signature, flags and an empty header extension;
+ * per row a field count and (length, bytes) per field; -1 at the end. */
+static int copy_rows(sbuf *b, const char *symbol, const char *tf, const an_candle *v, size_t n)
+{
+    static const unsigned char SIG[19] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0};
+    size_t ls = strlen(symbol), lt = strlen(tf);
+    size_t row = 2 + 4 + ls + 4 + lt + 6 * 12;
+    b->n = 0;
+    if (sbuf_reserve(b, sizeof SIG + n * row + 2) < 0)
+        return -1;
+    unsigned char *p = (unsigned char *)b->p;
+    memcpy(p, SIG, sizeof SIG); /* flags and extension length are the zeros at its end */
+    p += sizeof SIG;
+    for (size_t i = 0; i < n; i++) {
+        p[0] = 0;
+        p[1] = 8;
+        put_be32(p + 2, (uint32_t)ls);
+        memcpy(p + 6, symbol, ls);
+        p += 6 + ls;
+        put_be32(p, (uint32_t)lt);
+        memcpy(p + 4, tf, lt);
+        p += 4 + lt;
+        const double *f = &v[i].open;
+        for (int k = 0; k < 6; k++, p += 12) {
+            uint64_t bits;
+            if (k == 0) {
+                bits = (uint64_t)(v[i].ts * 1000 - PG_EPOCH_US);
+            } else {
+                memcpy(&bits, &f[k - 1], sizeof bits);
+            }
+            put_be32(p, 8);
+            put_be64(p + 4, bits);
+        }
+    }
+    p[0] = 0xff;
+    p[1] = 0xff;
+    b->n = (size_t)(p + 2 - (unsigned char *)b->p);
+    return 0;
+}
+
+/* Runs the COPY; the result (COMMAND_OK, or the error) is returned for the
+ * caller to look at, as PQexecParams's would be. */
+static PGresult *copy_in(PGconn *c, const sbuf *rows)
+{
+    PGresult *r = PQexec(c, COPY_NEW_SQL);
+    if (PQresultStatus(r) != PGRES_COPY_IN)
+        return r;
+    PQclear(r);
+    int ok = 1;
+    for (size_t off = 0; off < rows->n && ok;) {
+        size_t chunk = rows->n - off < (1u << 20) ? rows->n - off : (1u << 20);
+        ok = PQputCopyData(c, rows->p + off, (int)chunk) == 1;
+        off += chunk;
+    }
+    PQputCopyEnd(c, ok ? NULL : "autonama: sending the rows failed");
+    PGresult *last = NULL;
+    while ((r = PQgetResult(c)) != NULL) {
+        if (last)
+            PQclear(last);
+        last = r;
+    }
+    return last;
+}
+
 static const char *RANGE_EMPTY_SQL =
     "SELECT NOT EXISTS (SELECT 1 FROM trading.ohlc_data WHERE symbol = $1 AND timeframe = $2"
     " AND \"timestamp\" BETWEEN $3::timestamptz AND $4::timestamptz)";
 
-static an_code insert_batch(PGconn *c, const char *symbol, const char *tf, const an_candle *v,
-                            size_t m, sbuf *arrays, an_upsert_counts *counts, an_err *err)
+static an_code insert_batch(PGconn *c, int use_copy, const char *symbol, const char *tf,
+                            const an_candle *v, size_t m, sbuf *arrays, an_upsert_counts *counts,
+                            an_err *err)
 {
     for (size_t f = 0; f < 6; f++)
         if (binary_array(&arrays[f], v, m, f) < 0)
@@ -719,7 +791,14 @@ static an_code insert_batch(PGconn *c, const char *symbol, const char *tf, const
     if (fast) {
         if ((rc = exec_cmd(c, "SAVEPOINT batch", "insert_ohlc_data", err)) != AN_OK)
             return rc;
-        PGresult *r = PQexecParams(c, INSERT_NEW_SQL, 8, types, params, lengths, formats, 0);
+        PGresult *r;
+        if (use_copy) {
+            if (copy_rows(&arrays[6], symbol, tf, v, m) < 0)
+                return an_err_set(err, AN_ERR_NOMEM, "insert_ohlc_data: out of memory");
+            r = copy_in(c, &arrays[6]);
+        } else {
+            r = PQexecParams(c, INSERT_NEW_SQL, 8, types, params, lengths, formats, 0);
+        }
         if (PQresultStatus(r) == PGRES_COMMAND_OK) {
             PQclear(r);
             counts->inserted += (int64_t)m;
@@ -756,7 +835,7 @@ static an_code pg_insert_ohlc(an_store *s, const char *symbol, const char *tf, c
     pg_store *ps = s->impl;
     PGconn *c;
     int slot;
-    sbuf arrays[6] = {{0}};
+    sbuf arrays[7] = {{0}}; /* six arrays, and the COPY rows */
     an_code rc = pool_acquire(&ps->pool, &c, &slot, err);
     if (rc != AN_OK)
         return rc;
@@ -764,14 +843,14 @@ static an_code pg_insert_ohlc(an_store *s, const char *symbol, const char *tf, c
         goto out;
     for (size_t off = 0; off < n && rc == AN_OK; off += INSERT_BATCH) {
         size_t m = n - off < INSERT_BATCH ? n - off : INSERT_BATCH;
-        rc = insert_batch(c, symbol, tf, v + off, m, arrays, counts, err);
+        rc = insert_batch(c, !ps->is_pglite, symbol, tf, v + off, m, arrays, counts, err);
     }
     if (rc == AN_OK)
         rc = exec_cmd(c, "COMMIT", "insert_ohlc_data", err);
 out:
     if (rc != AN_OK)
         memset(counts, 0, sizeof *counts);
-    for (size_t f = 0; f < 6; f++)
+    for (size_t f = 0; f < 7; f++)
         free(arrays[f].p);
     pool_release(&ps->pool, c, slot); /* rolls back an open transaction */
     return rc;
