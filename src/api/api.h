@@ -52,8 +52,8 @@ typedef struct an_api_reply {
     int oom; /* the body hit AN_API_BODY_CAP or malloc failed */
     const char *content_type;
     an_api_cache cache;
-    int64_t rows;      /* data rows in the reply (metrics) */
-    int store_up;      /* -1 not touched, 0 store unavailable, 1 answered */
+    int64_t rows;       /* data rows in the reply (metrics) */
+    int store_up;       /* -1 not touched, 0 store unavailable, 1 answered */
     int auth_challenge; /* add WWW-Authenticate: Bearer */
 } an_api_reply;
 
@@ -78,11 +78,11 @@ unsigned an_api_status_for(an_code code);
 typedef void (*an_api_handler)(const an_api_request *rq, an_api_reply *rp);
 
 typedef struct an_api_route {
-    const char *method; /* "GET" or "POST" */
-    const char *path;   /* exact, or the prefix before a {param} tail */
-    int tail;           /* 1: path is a prefix and a non-empty tail follows */
-    int auth;           /* 1: requires Authorization: Bearer AUTONAMA_API_KEY */
-    const char *name;   /* metrics label, e.g. "/api/v1/data/ohlc" */
+    const char *method;        /* "GET" or "POST" */
+    const char *path;          /* exact, or the prefix before a {param} tail */
+    int tail;                  /* 1: path is a prefix and a non-empty tail follows */
+    int auth;                  /* 1: requires Authorization: Bearer AUTONAMA_API_KEY */
+    const char *name;          /* metrics label, e.g. "/api/v1/data/ohlc" */
     const char *const *params; /* query parameters accepted, NULL-terminated */
     an_api_handler fn;
 } an_api_route;

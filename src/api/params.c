@@ -74,8 +74,8 @@ an_code an_api_parse_limit(const char *v, long max, long *out, an_err *err)
                           max);
     for (const char *c = v; *c; c++)
         if (!isdigit((unsigned char)*c))
-            return an_err_set(err, AN_ERR_INVALID,
-                              "limit '%.20s' is not an integer from 1 to %ld", v, max);
+            return an_err_set(err, AN_ERR_INVALID, "limit '%.20s' is not an integer from 1 to %ld",
+                              v, max);
     errno = 0;
     long l = strtol(v, NULL, 10);
     if (errno || l < 1 || l > max)
@@ -126,8 +126,8 @@ int an_api_indicator_name_valid(const char *name)
         const char *prefix;
         int min, max;
     } fam[] = {
-        {"sma", 1, 1},       {"ema", 1, 1},         {"rsi", 1, 1},
-        {"bb_upper", 1, 3},  {"bb_middle", 1, 3},   {"bb_lower", 1, 3},
+        {"sma", 1, 1},         {"ema", 1, 1},       {"rsi", 1, 1},
+        {"bb_upper", 1, 3},    {"bb_middle", 1, 3}, {"bb_lower", 1, 3},
         {"macd_signal", 0, 3}, {"macd_hist", 0, 3}, {"macd", 0, 3},
     };
     if (!name || strlen(name) >= AN_INDICATOR_NAME_MAX)
@@ -139,8 +139,7 @@ int an_api_indicator_name_valid(const char *name)
         int k = numbers(name + l);
         if (k < 0)
             continue; /* "macd_signal" must not be read as macd + "_signal" */
-        if (k >= fam[i].min && k <= fam[i].max &&
-            (fam[i].min > 0 || k == 0 || k == fam[i].max))
+        if (k >= fam[i].min && k <= fam[i].max && (fam[i].min > 0 || k == 0 || k == fam[i].max))
             return 1;
     }
     return 0;

@@ -26,9 +26,9 @@
 #define MAX_NAMES 32
 
 /* The default indicator set's names (engine.h's AN_IND_DEFAULT). */
-static const char *const DEFAULT_NAMES[] = {
-    "sma_20",      "sma_50",       "sma_200",     "ema_12", "ema_26",      "rsi_14",
-    "bb_upper_20", "bb_middle_20", "bb_lower_20", "macd",   "macd_signal", "macd_hist"};
+static const char *const DEFAULT_NAMES[] = {"sma_20",      "sma_50", "sma_200",     "ema_12",
+                                            "ema_26",      "rsi_14", "bb_upper_20", "bb_middle_20",
+                                            "bb_lower_20", "macd",   "macd_signal", "macd_hist"};
 
 /* ---- reply body --------------------------------------------------------- */
 
@@ -295,8 +295,8 @@ static int parse_common(const an_api_request *rq, an_api_reply *rp, common *c, l
         return 0;
     }
     if (!an_api_timeframe_known(c->tf)) {
-        an_api_error(rp, 400, "timeframe", "unknown timeframe '%.16s': use 1m, 5m, 15m, 1h, 4h or 1d",
-                     c->tf);
+        an_api_error(rp, 400, "timeframe",
+                     "unknown timeframe '%.16s': use 1m, 5m, 15m, 1h, 4h or 1d", c->tf);
         return 0;
     }
     const char *v;
@@ -369,8 +369,8 @@ static int plan_for(const an_api_request *rq, an_api_reply *rp, an_store *s, con
                              c->symbol);
             else
                 an_api_error(rp, 404, "timeframe",
-                             "no %s candles for %s: nothing stored can serve that timeframe",
-                             c->tf, c->symbol);
+                             "no %s candles for %s: nothing stored can serve that timeframe", c->tf,
+                             c->symbol);
         }
     }
     return 0;
@@ -498,8 +498,9 @@ static void h_ohlc(const an_api_request *rq, an_api_reply *rp)
     rp->rows = (int64_t)cs.n;
     an_api_puts(rp, "{\"symbol\":");
     an_api_put_jstr(rp, c.symbol);
-    an_api_printf(rp, ",\"timeframe\":\"%s\",\"source\":\"%s\",\"source_timeframe\":\"%s\","
-                      "\"order\":\"%s\",\"count\":%zu,\"candles\":[",
+    an_api_printf(rp,
+                  ",\"timeframe\":\"%s\",\"source\":\"%s\",\"source_timeframe\":\"%s\","
+                  "\"order\":\"%s\",\"count\":%zu,\"candles\":[",
                   c.tf, an_tf_source_name(plan.source), plan.from_tf,
                   c.q.descending ? "desc" : "asc", cs.n);
     double row[MAX_NAMES];
@@ -622,22 +623,23 @@ static void h_symbols(const an_api_request *rq, an_api_reply *rp)
         an_api_put_jstr(rp, list[i].symbol);
         an_api_puts(rp, ",\"stored\":[");
         for (size_t j = i; j < n && strcmp(list[j].symbol, list[i].symbol) == 0; j++)
-            an_api_printf(rp,
-                          "%s{\"timeframe\":\"%s\",\"first\":\"%s\",\"last\":\"%s\",\"first_ts\":%" PRId64
-                          ",\"last_ts\":%" PRId64 ",\"rows\":%" PRId64 "}",
-                          j > i ? "," : "", list[j].timeframe,
-                          an_time_format(list[j].first_ms, t1, sizeof t1),
-                          an_time_format(list[j].last_ms, t2, sizeof t2), list[j].first_ms,
-                          list[j].last_ms, list[j].rows);
+            an_api_printf(
+                rp,
+                "%s{\"timeframe\":\"%s\",\"first\":\"%s\",\"last\":\"%s\",\"first_ts\":%" PRId64
+                ",\"last_ts\":%" PRId64 ",\"rows\":%" PRId64 "}",
+                j > i ? "," : "", list[j].timeframe,
+                an_time_format(list[j].first_ms, t1, sizeof t1),
+                an_time_format(list[j].last_ms, t2, sizeof t2), list[j].first_ms, list[j].last_ms,
+                list[j].rows);
         an_api_puts(rp, "],\"timeframes\":[");
         int k = 0;
         for (size_t t = 0; t < an_api_ntimeframes; t++) {
             an_tf_plan p = an_api_plan_timeframe(list[i].symbol, an_api_timeframes[t], list, n);
             if (p.source == AN_TF_NONE)
                 continue;
-            an_api_printf(rp, "%s{\"timeframe\":\"%s\",\"source\":\"%s\",\"source_timeframe\":\"%s\"}",
-                          k++ ? "," : "", an_api_timeframes[t], an_tf_source_name(p.source),
-                          p.from_tf);
+            an_api_printf(
+                rp, "%s{\"timeframe\":\"%s\",\"source\":\"%s\",\"source_timeframe\":\"%s\"}",
+                k++ ? "," : "", an_api_timeframes[t], an_tf_source_name(p.source), p.from_tf);
         }
         an_api_puts(rp, "]}");
     }
@@ -673,6 +675,16 @@ static void h_metrics(const an_api_request *rq, an_api_reply *rp)
     an_http_metrics_render(rq->server, rp);
 }
 
+extern const unsigned char an_openapi_json[];
+extern const size_t an_openapi_json_len;
+
+static void h_openapi(const an_api_request *rq, an_api_reply *rp)
+{
+    (void)rq;
+    an_api_put(rp, (const char *)an_openapi_json, an_openapi_json_len);
+    rp->cache = AN_API_REVALIDATE;
+}
+
 static void h_auth(const an_api_request *rq, an_api_reply *rp)
 {
     (void)rq;
@@ -682,8 +694,8 @@ static void h_auth(const an_api_request *rq, an_api_reply *rp)
 /* ---- the table ---------------------------------------------------------- */
 
 static const char *const P_NONE[] = {NULL};
-static const char *const P_OHLC[] = {"symbol", "timeframe", "limit", "start", "end",
-                                     "order",  "indicators", NULL};
+static const char *const P_OHLC[] = {"symbol", "timeframe", "limit",      "start",
+                                     "end",    "order",     "indicators", NULL};
 static const char *const P_IND[] = {"symbol", "timeframe", "names", "start",
                                     "end",    "limit",     "order", NULL};
 
@@ -696,5 +708,6 @@ const an_api_route an_api_routes[] = {
     {"GET", "/health", 0, 0, "/health", P_NONE, h_health},
     {"GET", "/metrics", 0, 0, "/metrics", P_NONE, h_metrics},
     {"GET", "/api/v1/auth", 0, 1, "/api/v1/auth", P_NONE, h_auth},
+    {"GET", "/openapi.json", 0, 0, "/openapi.json", P_NONE, h_openapi},
 };
 const size_t an_api_nroutes = sizeof an_api_routes / sizeof an_api_routes[0];
