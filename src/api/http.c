@@ -54,7 +54,9 @@ typedef struct cache_entry {
     char *key;
     struct MHD_Response *resp;
     char etag[40];
-    int64_t expires_ms;
+    int64_t expires_ms;         /* fresh until then */
+    int64_t stale_until_ms;     /* then served stale while one request refreshes it */
+    atomic_llong refreshing_ms; /* when a request took on the refresh (0: none) */
 } cache_entry;
 
 struct an_http_server {
@@ -246,6 +248,8 @@ static enum MHD_Result send_reply(an_http_server *h, struct MHD_Connection *conn
             e->resp = r; /* the cache's reference */
             snprintf(e->etag, sizeof e->etag, "%s", etag);
             e->expires_ms = an_now_ms() + ttl;
+            e->stale_until_ms = e->expires_ms + ttl;
+            atomic_store(&e->refreshing_ms, 0);
             pthread_rwlock_unlock(&h->cache_lock);
             keep = 1;
         }
@@ -445,7 +449,19 @@ static enum MHD_Result dispatch(an_http_server *h, struct MHD_Connection *conn, 
         int64_t now = an_now_ms();
         pthread_rwlock_rdlock(&h->cache_lock);
         cache_entry *e = &h->cache[slot];
-        if (e->resp && e->expires_ms > now && strcmp(e->key, key) == 0) {
+        int serve = 0;
+        if (e->resp && strcmp(e->key, key) == 0) {
+            if (now < e->expires_ms) {
+                serve = 1;
+            } else if (now < e->stale_until_ms) {
+                /* expired: one request recomputes it, the others get the
+                 * previous reply meanwhile (no stampede, no latency spike) */
+                long long r = atomic_load(&e->refreshing_ms);
+                serve = now - r < 2000 ||
+                        !atomic_compare_exchange_strong(&e->refreshing_ms, &r, (long long)now);
+            }
+        }
+        if (serve) {
             const char *inm = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "If-None-Match");
             enum MHD_Result ret;
             atomic_fetch_add(&h->cache_hits, 1);

@@ -204,7 +204,10 @@ static an_code series_get(const an_api_request *rq, an_store *s, int refresh, an
                           size_t *n, an_err *err)
 {
     an_api_state *st = rq->state;
-    long ttl = an_config_int(rq->cfg, AN_CFG_HTTP_CACHE_TTL_MS);
+    /* the list decides plans and windows, which stay right when it is a
+     * little old (a symbol not found reloads it): kept 30 s, unless the
+     * reply cache is off */
+    long ttl = an_config_int(rq->cfg, AN_CFG_HTTP_CACHE_TTL_MS) > 0 ? 30000 : 0;
     pthread_mutex_lock(&st->lock);
     int64_t age = rq->now_ms - st->fetched_ms;
     int stale = st->fetched_ms == 0 || age >= ttl || age < 0 || (refresh && age >= 250);
@@ -345,8 +348,9 @@ static an_api_cache cache_kind(const common *c, int64_t tf_ms, int64_t now_ms)
 
 /* Finds the plan for (symbol, tf); 404 naming the parameter when none. */
 static int plan_for(const an_api_request *rq, an_api_reply *rp, an_store *s, const common *c,
-                    an_tf_plan *plan)
+                    an_tf_plan *plan, an_series_info *src)
 {
+    memset(src, 0, sizeof *src);
     an_err e = {0};
     for (int attempt = 0; attempt < 2; attempt++) {
         an_series_info *list = NULL;
@@ -360,6 +364,10 @@ static int plan_for(const an_api_request *rq, an_api_reply *rp, an_store *s, con
         for (size_t i = 0; i < n; i++)
             known |= strcmp(list[i].symbol, c->symbol) == 0;
         *plan = an_api_plan_timeframe(c->symbol, c->tf, list, n);
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(list[i].symbol, c->symbol) == 0 &&
+                strcmp(list[i].timeframe, plan->from_tf) == 0)
+                *src = list[i];
         free(list);
         if (plan->source != AN_TF_NONE)
             return 1;
@@ -376,15 +384,14 @@ static int plan_for(const an_api_request *rq, an_api_reply *rp, an_store *s, con
     return 0;
 }
 
-static an_code read_candles(an_store *s, const common *c, const an_tf_plan *plan, an_candles *out,
-                            an_err *err)
+static an_code read_candles(an_store *s, const common *c, const an_query *q, const an_tf_plan *plan,
+                            an_candles *out, an_err *err)
 {
     switch (plan->source) {
-    case AN_TF_STORED: return an_store_get_ohlc(s, c->symbol, c->tf, &c->q, out, err);
-    case AN_TF_ROLLUP: return an_store_get_rollup(s, c->symbol, c->tf, &c->q, out, err);
+    case AN_TF_STORED: return an_store_get_ohlc(s, c->symbol, c->tf, q, out, err);
+    case AN_TF_ROLLUP: return an_store_get_rollup(s, c->symbol, c->tf, q, out, err);
     case AN_TF_BUCKET:
-        return an_store_get_ohlc_bucketed(s, c->symbol, plan->from_tf, plan->tf_ms, &c->q, out,
-                                          err);
+        return an_store_get_ohlc_bucketed(s, c->symbol, plan->from_tf, plan->tf_ms, q, out, err);
     case AN_TF_NONE: break;
     }
     return an_err_set(err, AN_ERR_INTERNAL, "no plan");
@@ -474,14 +481,37 @@ static void h_ohlc(const an_api_request *rq, an_api_reply *rp)
     if (!s)
         return;
     an_tf_plan plan;
-    if (!plan_for(rq, rp, s, &c, &plan))
+    an_series_info src;
+    if (!plan_for(rq, rp, s, &c, &plan, &src))
         return;
     an_candles cs = {0};
     an_indicator_points pts = {0};
     an_err e = {0};
-    if (read_candles(s, &c, &plan, &cs, &e) != AN_OK) {
+    /* newest first with a limit and no start (the common request): read
+     * only the window the limit can reach from the newest stored candle, so
+     * the store scans limit rows, not the whole series; when gaps leave it
+     * short, read again without the window */
+    an_query q = c.q;
+    int windowed = 0;
+    if (q.descending && q.limit > 0 && q.start_ms == INT64_MIN && src.rows > 0) {
+        int64_t last = src.last_ms < q.end_ms ? src.last_ms : q.end_ms - 1;
+        last -= last % plan.tf_ms;
+        int64_t span = (int64_t)(q.limit - 1) * plan.tf_ms;
+        if (last - span > src.first_ms) {
+            q.start_ms = last - span;
+            windowed = 1;
+        }
+    }
+    if (read_candles(s, &c, &q, &plan, &cs, &e) != AN_OK) {
         store_failed(rp, &e);
         goto out;
+    }
+    if (windowed && cs.n < c.q.limit) {
+        cs.n = 0;
+        if (read_candles(s, &c, &c.q, &plan, &cs, &e) != AN_OK) {
+            store_failed(rp, &e);
+            goto out;
+        }
     }
     if (nn > 0 && cs.n > 0) {
         an_query iq = an_query_all();
@@ -546,15 +576,17 @@ static void h_indicators(const an_api_request *rq, an_api_reply *rp)
     an_store *s = store_or_503(rq, rp);
     if (!s)
         return;
-    an_tf_plan plan;
-    if (!plan_for(rq, rp, s, &c, &plan))
-        return;
     an_indicator_points pts = {0};
     an_err e = {0};
     if (read_indicators(s, c.symbol, c.tf, names, nn, &c.q, &pts, &e) != AN_OK) {
         store_failed(rp, &e);
         goto out;
     }
+    rp->store_up = 1;
+    an_tf_plan plan = {AN_TF_STORED, "", an_timeframe_ms(c.tf, NULL)};
+    an_series_info src;
+    if (pts.n == 0 && !plan_for(rq, rp, s, &c, &plan, &src)) /* 404 for what cannot exist */
+        goto out;
     qsort(pts.v, pts.n, sizeof *pts.v, cmp_point_ts);
     /* distinct timestamps, the limit's worth from the requested end */
     size_t nts = 0;

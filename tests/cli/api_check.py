@@ -276,6 +276,20 @@ def check(mode, data_dir):
     ok(r.headers.get("cache-control", "").startswith("public, max-age="),
        t + "closed history: Cache-Control public, max-age")
 
+    # --- newest first across the real gap (2021-04-25 04:00 to 08:44): the
+    # window read from the newest candle comes up short and is read again
+    gap_end = ms("2021-04-25") + 9 * 3600000
+    r = req("/api/v1/data/ohlc", query={"symbol": "BTC/USDT", "timeframe": "1m", "limit": 500,
+                                        "end": str(gap_end)})
+    want = [x for x in btc1m if x[0] < gap_end][-500:]
+    ok(r.status == 200 and same_candles(list(reversed(r.json["candles"])), want) is None,
+       t + "1m newest 500 before a gap's end: the 500 the file has, across the gap")
+    r = req("/api/v1/data/ohlc", query={"symbol": "BTC/USDT", "timeframe": "15m", "limit": 40,
+                                        "end": str(gap_end)})
+    want = list(reversed([b for b in bucket(btc1m, 900000) if b[0] < gap_end][-40:]))
+    ok(r.status == 200 and same_candles(r.json["candles"], want, exact_volume=False) is None,
+       t + "15m newest 40 before a gap's end: across the gap")
+
     # --- 4h and 15m bucketed from 1m = an independent GROUP BY
     for tf, bms in (("4h", 4 * 3600000), ("15m", 900000)):
         r = req("/api/v1/data/ohlc", query={"symbol": "BTC/USDT", "timeframe": tf,
