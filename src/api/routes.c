@@ -205,9 +205,9 @@ static an_code series_get(const an_api_request *rq, an_store *s, int refresh, an
 {
     an_api_state *st = rq->state;
     /* the list decides plans and windows, which stay right when it is a
-     * little old (a symbol not found reloads it): kept 30 s, unless the
-     * reply cache is off */
-    long ttl = an_config_int(rq->cfg, AN_CFG_HTTP_CACHE_TTL_MS) > 0 ? 30000 : 0;
+     * little old (a symbol not found reloads it, /api/v1/symbols too): kept
+     * 30 s, as listing every series scans the whole table */
+    const int64_t ttl = 30000;
     pthread_mutex_lock(&st->lock);
     int64_t age = rq->now_ms - st->fetched_ms;
     int stale = st->fetched_ms == 0 || age >= ttl || age < 0 || (refresh && age >= 250);
