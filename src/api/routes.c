@@ -198,8 +198,9 @@ void an_api_state_free(an_api_state *st)
     free(st);
 }
 
-/* A copy of the stored series (the caller frees *out). refresh: reload unless
- * the copy is younger than 250 ms (used when a symbol was not found). */
+/* A copy of the stored series (the caller frees *out). refresh 1: reload
+ * unless the copy is younger than 250 ms (a symbol was not found); 2: reload
+ * (GET /api/v1/symbols, whose counts must be current). */
 static an_code series_get(const an_api_request *rq, an_store *s, int refresh, an_series_info **out,
                           size_t *n, an_err *err)
 {
@@ -210,7 +211,8 @@ static an_code series_get(const an_api_request *rq, an_store *s, int refresh, an
     const int64_t ttl = 30000;
     pthread_mutex_lock(&st->lock);
     int64_t age = rq->now_ms - st->fetched_ms;
-    int stale = st->fetched_ms == 0 || age >= ttl || age < 0 || (refresh && age >= 250);
+    int stale = st->fetched_ms == 0 || age >= ttl || age < 0 || (refresh == 1 && age >= 250) ||
+                refresh == 2;
     an_code rc = AN_OK;
     if (stale) {
         an_series_info *list = NULL;
@@ -639,7 +641,7 @@ static void h_symbols(const an_api_request *rq, an_api_reply *rp)
     an_series_info *list = NULL;
     size_t n = 0;
     an_err e = {0};
-    if (series_get(rq, s, 1, &list, &n, &e) != AN_OK) {
+    if (series_get(rq, s, 2, &list, &n, &e) != AN_OK) {
         store_failed(rp, &e);
         return;
     }

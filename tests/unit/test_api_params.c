@@ -19,9 +19,8 @@ static an_series_info S(const char *sym, const char *tf, int64_t rows)
 
 static void test_plan(void)
 {
-    an_series_info v[] = {S("BTC/USDT", "1m", 10), S("BTC/USDT", "5m", 10),
-                          S("ETH/USDT", "5m", 10), S("ETH/USDT", "1h", 10),
-                          S("SOL/USDT", "1d", 10)};
+    an_series_info v[] = {S("BTC/USDT", "1m", 10), S("BTC/USDT", "5m", 10), S("ETH/USDT", "5m", 10),
+                          S("ETH/USDT", "1h", 10), S("SOL/USDT", "1d", 10)};
     size_t n = sizeof v / sizeof v[0];
     an_tf_plan p;
     /* stored wins */
@@ -94,11 +93,12 @@ static void test_limit_time(void)
 
 static void test_names(void)
 {
-    const char *good[] = {"sma_20", "ema_12", "rsi_14", "bb_upper_20", "bb_lower_20_2",
-                          "bb_middle_20", "macd", "macd_signal", "macd_hist", "macd_5_35_5",
-                          "macd_signal_5_35_5"};
-    const char *bad[] = {"sma", "sma_", "sma_x", "foo_1", "macd_5", "rsi_14_2", "SMA_20",
-                         "sma_20;drop", "", "bb_upper", "macd_signal_", "sma_1.", "sma__20"};
+    const char *good[] = {
+        "sma_20", "ema_12",      "rsi_14",    "bb_upper_20", "bb_lower_20_2",     "bb_middle_20",
+        "macd",   "macd_signal", "macd_hist", "macd_5_35_5", "macd_signal_5_35_5"};
+    const char *bad[] = {"sma",          "sma_",   "sma_x",       "foo_1", "macd_5",
+                         "rsi_14_2",     "SMA_20", "sma_20;drop", "",      "bb_upper",
+                         "macd_signal_", "sma_1.", "sma__20"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         AN_CHECK_MSG(an_api_indicator_name_valid(good[i]), "%s should be valid", good[i]);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
