@@ -377,7 +377,7 @@ static enum MHD_Result dispatch(an_http_server *h, struct MHD_Connection *conn, 
         }
     }
     if (!path_known)
-        return send_error(h, conn, rc, MHD_HTTP_NOT_FOUND, NULL, NULL, 0, "no such route: %s", url);
+        return send_error(h, conn, rc, MHD_HTTP_NOT_FOUND, NULL, NULL, 0, "no such route%s", "");
     if (strcmp(method, "OPTIONS") == 0) { /* CORS preflight */
         rc->route = found;
         struct MHD_Response *r =
