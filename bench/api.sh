@@ -91,10 +91,12 @@ http {
     uwsgi_temp_path $work/nginx/tmp/uwsgi;
     scgi_temp_path $work/nginx/tmp/scgi;
     sendfile on;
+    open_file_cache max=16;
+    open_file_cache_valid 60s;
     tcp_nopush on;
     keepalive_requests 1000000;
     server {
-        listen 127.0.0.1:$port;
+        listen 127.0.0.1:$port reuseport;
         location / { root $work/nginx/www; default_type application/json; }
     }
 }
