@@ -179,13 +179,32 @@ struct an_api_state {
     an_series_info *series;
     size_t n;
     int64_t fetched_ms; /* 0: never */
+    /* after the store failed as unavailable, data routes answer 503 at once
+     * until then (no request waits on a connect timeout meanwhile) */
+    pthread_mutex_t down_lock; /* guards the two below (lock is held across queries) */
+    int64_t down_until_ms;
+    char down_msg[AN_ERR_MSG_MAX];
 };
+
+#define DOWN_HOLD_MS 1000
+
+static void mark_down(const an_api_request *rq, const char *msg)
+{
+    an_api_state *st = rq->state;
+    pthread_mutex_lock(&st->down_lock);
+    st->down_until_ms =
+        an_now_ms() + DOWN_HOLD_MS; /* from now: the failure may have taken a while */
+    snprintf(st->down_msg, sizeof st->down_msg, "%s", msg);
+    pthread_mutex_unlock(&st->down_lock);
+}
 
 an_api_state *an_api_state_new(void)
 {
     an_api_state *st = calloc(1, sizeof *st);
-    if (st)
+    if (st) {
         pthread_mutex_init(&st->lock, NULL);
+        pthread_mutex_init(&st->down_lock, NULL);
+    }
     return st;
 }
 
@@ -195,6 +214,7 @@ void an_api_state_free(an_api_state *st)
         return;
     free(st->series);
     pthread_mutex_destroy(&st->lock);
+    pthread_mutex_destroy(&st->down_lock);
     free(st);
 }
 
@@ -254,20 +274,34 @@ static const char *arg(const an_api_request *rq, const char *key)
 /* The store, or NULL with a 503 naming why. */
 static an_store *store_or_503(const an_api_request *rq, an_api_reply *rp)
 {
+    an_api_state *st = rq->state;
+    char msg[AN_ERR_MSG_MAX] = "";
+    pthread_mutex_lock(&st->down_lock);
+    if (an_now_ms() < st->down_until_ms)
+        snprintf(msg, sizeof msg, "%s", st->down_msg);
+    pthread_mutex_unlock(&st->down_lock);
+    if (msg[0]) {
+        rp->store_up = 0;
+        an_api_error(rp, 503, NULL, "the store is unavailable: %s", msg);
+        return NULL;
+    }
     an_err err = {0};
     an_store *s = an_service_store(rq->svc, &err);
     if (!s) {
         rp->store_up = 0;
+        mark_down(rq, err.msg);
         an_api_error(rp, 503, NULL, "the store is unavailable: %s", err.msg);
     }
     return s;
 }
 
-static void store_failed(an_api_reply *rp, const an_err *err)
+static void store_failed(const an_api_request *rq, an_api_reply *rp, const an_err *err)
 {
     unsigned st = an_api_status_for(err->code);
-    if (st == 503)
+    if (st == 503) {
         rp->store_up = 0;
+        mark_down(rq, err->msg);
+    }
     char q[AN_ERR_MSG_MAX + 64];
     AN_WARN("api", "msg=\"store read failed\" error=\"%s\"", an_log_quote(err->msg, q, sizeof q));
     an_api_error(rp, st, NULL, "%s%s", st == 503 ? "the store is unavailable: " : "", err->msg);
@@ -358,7 +392,7 @@ static int plan_for(const an_api_request *rq, an_api_reply *rp, an_store *s, con
         an_series_info *list = NULL;
         size_t n = 0;
         if (series_get(rq, s, attempt, &list, &n, &e) != AN_OK) {
-            store_failed(rp, &e);
+            store_failed(rq, rp, &e);
             return 0;
         }
         rp->store_up = 1;
@@ -505,13 +539,13 @@ static void h_ohlc(const an_api_request *rq, an_api_reply *rp)
         }
     }
     if (read_candles(s, &c, &q, &plan, &cs, &e) != AN_OK) {
-        store_failed(rp, &e);
+        store_failed(rq, rp, &e);
         goto out;
     }
     if (windowed && cs.n < c.q.limit) {
         cs.n = 0;
         if (read_candles(s, &c, &c.q, &plan, &cs, &e) != AN_OK) {
-            store_failed(rp, &e);
+            store_failed(rq, rp, &e);
             goto out;
         }
     }
@@ -521,7 +555,7 @@ static void h_ohlc(const an_api_request *rq, an_api_reply *rp)
         iq.start_ms = lo < hi ? lo : hi;
         iq.end_ms = (lo < hi ? hi : lo) + 1;
         if (read_indicators(s, c.symbol, c.tf, names, nn, &iq, &pts, &e) != AN_OK) {
-            store_failed(rp, &e);
+            store_failed(rq, rp, &e);
             goto out;
         }
         qsort(pts.v, pts.n, sizeof *pts.v, cmp_point_ts);
@@ -581,7 +615,7 @@ static void h_indicators(const an_api_request *rq, an_api_reply *rp)
     an_indicator_points pts = {0};
     an_err e = {0};
     if (read_indicators(s, c.symbol, c.tf, names, nn, &c.q, &pts, &e) != AN_OK) {
-        store_failed(rp, &e);
+        store_failed(rq, rp, &e);
         goto out;
     }
     rp->store_up = 1;
@@ -642,7 +676,7 @@ static void h_symbols(const an_api_request *rq, an_api_reply *rp)
     size_t n = 0;
     an_err e = {0};
     if (series_get(rq, s, 2, &list, &n, &e) != AN_OK) {
-        store_failed(rp, &e);
+        store_failed(rq, rp, &e);
         return;
     }
     rp->store_up = 1;

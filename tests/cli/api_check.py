@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Checks a running `autonama serve` over real sockets (stdlib only).
 
+  (hung BASE OBSERVED: the database accepts and never answers: quick 503s)
+
   api_check.py check BASE MODE DATA_DIR OBSERVED   full checks against a loaded store
   api_check.py down BASE OBSERVED                  the store is unreachable: 503s, /health says why
   api_check.py recovered BASE OBSERVED             waits until data routes answer again
@@ -530,6 +532,25 @@ def down(base):
     ok(r.status == 403, "no AUTONAMA_API_KEY: key routes -> 403")
 
 
+def hung(base):
+    """The database accepts connections and never answers (a blackhole)."""
+    req("/api/v1/data/ohlc", query={"symbol": "BTC/USDT", "timeframe": "1m", "limit": 3})
+    time.sleep(1.2)  # past the hold: the next request tries to reconnect
+    t0 = time.time()
+    r = req("/api/v1/data/ohlc", query={"symbol": "BTC/USDT", "timeframe": "1m", "limit": 3})
+    first = time.time() - t0
+    ok(r.status == 503 and first < 6,
+       "database hangs: data route -> 503 within the connect timeout (%d after %.1f s)" %
+       (r.status, first))
+    t0 = time.time()
+    r = req("/api/v1/data/ohlc", query={"symbol": "BTC/USDT", "timeframe": "1h", "limit": 3})
+    second = time.time() - t0
+    ok(r.status == 503 and second < 0.5,
+       "database hangs: the next data request gets its 503 at once (%.2f s)" % second)
+    r = req("/openapi.json")
+    ok(r.status == 200, "database hangs: routes without the store still answer")
+
+
 def recovered(base):
     deadline = time.time() + 60
     st = 0
@@ -577,6 +598,7 @@ def conformance(spec_path, obs_path):
 
 
 def proxy(port, host, target):
+    """Forwards to host:target; with target 0, accepts and never answers."""
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(("127.0.0.1", port))
@@ -597,8 +619,12 @@ def proxy(port, host, target):
             except OSError:
                 pass
 
+    held = []
     while True:
         c, _ = ls.accept()
+        if target == 0:
+            held.append(c)
+            continue
         try:
             u = socket.create_connection((host, target))
         except OSError:
@@ -623,6 +649,9 @@ def main():
             obs = sys.argv[5]
         elif cmd == "down":
             down(BASE)
+            obs = sys.argv[3]
+        elif cmd == "hung":
+            hung(BASE)
             obs = sys.argv[3]
         elif cmd == "recovered":
             recovered(BASE)

@@ -140,6 +140,15 @@ for mode in duckdb postgres timescaledb; do
         proxy_pid=$!
         python3 "$check_py" recovered "$base" "$observed" || status=1
         kill "$proxy_pid" && wait "$proxy_pid" 2>/dev/null
+        python3 "$check_py" proxy "$pport" "$POSTGRES_SERVER" 0 & # a blackhole
+        proxy_pid=$!
+        sleep 0.3
+        python3 "$check_py" hung "$base" "$observed" || status=1
+        kill "$proxy_pid" && wait "$proxy_pid" 2>/dev/null
+        python3 "$check_py" proxy "$pport" "$POSTGRES_SERVER" "$target_port" &
+        proxy_pid=$!
+        python3 "$check_py" recovered "$base" "$observed" || status=1
+        kill "$proxy_pid" && wait "$proxy_pid" 2>/dev/null
         proxy_pid=
         stop_serve
         unset AUTONAMA_CONNECT_TIMEOUT
