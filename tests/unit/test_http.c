@@ -116,8 +116,10 @@ static void test_hook_and_auth(void)
 
     /* the 401s and the 200 are counted under their route */
     r = http(port, "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    AN_CHECK(r && strstr(r, "autonama_http_requests_total{route=\"/api/v1/auth\",code=\"4xx\"} 2\n"));
-    AN_CHECK(r && strstr(r, "autonama_http_requests_total{route=\"/api/v1/auth\",code=\"2xx\"} 1\n"));
+    AN_CHECK(r &&
+             strstr(r, "autonama_http_requests_total{route=\"/api/v1/auth\",code=\"4xx\"} 2\n"));
+    AN_CHECK(r &&
+             strstr(r, "autonama_http_requests_total{route=\"/api/v1/auth\",code=\"2xx\"} 1\n"));
     free(r);
 
     an_http_stop(h);
