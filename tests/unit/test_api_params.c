@@ -2,8 +2,11 @@
  * test_api_params.c - the API's parameter parsing and the timeframe plan
  * (src/api/params.c).
  */
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "api/api.h"
 #include "api/params.h"
 #include "test.h"
 
@@ -130,8 +133,88 @@ static void test_bearer(void)
     AN_CHECK(!an_api_bearer_ok("Bearer x", NULL));
 }
 
+/* JSON numbers read back as the same double; exchange values stay short. */
+static void test_doubles(void)
+{
+    an_api_reply rp = {0};
+    const double fixed[] = {0,
+                            1,
+                            -1,
+                            40116.04,
+                            0.00001234,
+                            2888.177015999999,
+                            1e-300,
+                            1.7976931348623157e308,
+                            89999999.99999999,
+                            9e7,
+                            0.1,
+                            -221.62459349985875,
+                            123456.78901234};
+    srand(7);
+    for (int i = 0; i < 200000; i++) {
+        double v;
+        if (i < (int)(sizeof fixed / sizeof fixed[0]))
+            v = fixed[i];
+        else if (i % 2)
+            v = (double)(rand() % 100000000) / 100.0 + (double)(rand() % 1000) * 1000.0;
+        else {
+            uint64_t bits = ((uint64_t)rand() << 33) ^ ((uint64_t)rand() << 11) ^ (uint64_t)rand();
+            memcpy(&v, &bits, sizeof v);
+            if (!isfinite(v))
+                continue;
+        }
+        rp.len = 0;
+        an_api_put_double(&rp, v);
+        AN_CHECK(!rp.oom);
+        if (rp.oom)
+            break;
+        char *end;
+        double back = strtod(rp.body, &end);
+        if (back != v || *end) {
+            AN_CHECK_MSG(0, "%.17g printed as %s", v, rp.body);
+            break;
+        }
+    }
+    rp.len = 0;
+    an_api_put_double(&rp, 40116.04);
+    AN_CHECK_STR(rp.body, "40116.04");
+    rp.len = 0;
+    an_api_put_double(&rp, -0.5);
+    AN_CHECK_STR(rp.body, "-0.5");
+    rp.len = 0;
+    an_api_put_double(&rp, NAN);
+    AN_CHECK_STR(rp.body, "null");
+    free(rp.body);
+}
+
+/* Random bytes into every parser: no crash (ASan), no acceptance of junk. */
+static void test_random_input(void)
+{
+    char s[48], names[8][AN_INDICATOR_NAME_MAX];
+    an_err e;
+    srand(11);
+    for (int i = 0; i < 100000; i++) {
+        size_t n = (size_t)(rand() % 47);
+        for (size_t k = 0; k < n; k++)
+            s[k] = (char)(1 + rand() % 255);
+        s[n] = '\0';
+        long l;
+        int64_t ms;
+        int nn;
+        (void)an_api_parse_limit(s, 5000, &l, &e);
+        (void)an_api_parse_time(s, &ms, &e);
+        (void)an_api_parse_names(s, names, 8, &nn, &e);
+        (void)an_api_indicator_name_valid(s);
+        (void)an_api_bearer_ok(s, "key");
+        (void)an_api_timeframe_known(s);
+    }
+    AN_CHECK(1);
+}
+
 int main(void)
 {
+    AN_RUN(test_doubles);
+    AN_RUN(test_random_input);
     AN_RUN(test_plan);
     AN_RUN(test_limit_time);
     AN_RUN(test_names);
