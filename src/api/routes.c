@@ -401,10 +401,14 @@ static int parse_common(const an_api_request *rq, an_api_reply *rp, common *c, l
     return 1;
 }
 
-/* History that cannot change: every candle of the range has closed. */
-static an_api_cache cache_kind(const common *c, int64_t tf_ms, int64_t now_ms)
+/* History that cannot change: every candle of the range has closed, and
+ * the store already holds candles from the range's end on (so ingestion has
+ * gone past it: a range not backfilled yet is not declared final). src is
+ * the series the candles come from. */
+static an_api_cache cache_kind(const common *c, int64_t tf_ms, int64_t now_ms,
+                               const an_series_info *src)
 {
-    if (c->has_end && c->q.end_ms <= now_ms - tf_ms)
+    if (c->has_end && c->q.end_ms <= now_ms - tf_ms && src->rows > 0 && c->q.end_ms <= src->last_ms)
         return AN_API_IMMUTABLE;
     return AN_API_REVALIDATE;
 }
@@ -587,7 +591,7 @@ static void h_ohlc(const an_api_request *rq, an_api_reply *rp)
         }
         qsort(pts.v, pts.n, sizeof *pts.v, cmp_point_ts);
     }
-    rp->cache = cache_kind(&c, plan.tf_ms, rq->now_ms);
+    rp->cache = cache_kind(&c, plan.tf_ms, rq->now_ms, &src);
     rp->rows = (int64_t)cs.n;
     an_api_puts(rp, "{\"symbol\":");
     an_api_put_jstr(rp, c.symbol);
@@ -646,9 +650,9 @@ static void h_indicators(const an_api_request *rq, an_api_reply *rp)
         goto out;
     }
     rp->store_up = 1;
-    an_tf_plan plan = {AN_TF_STORED, "", an_timeframe_ms(c.tf, NULL)};
+    an_tf_plan plan;
     an_series_info src;
-    if (pts.n == 0 && !plan_for(rq, rp, s, &c, &plan, &src)) /* 404 for what cannot exist */
+    if (!plan_for(rq, rp, s, &c, &plan, &src)) /* 404 for what cannot exist */
         goto out;
     qsort(pts.v, pts.n, sizeof *pts.v, cmp_point_ts);
     /* distinct timestamps, the limit's worth from the requested end */
@@ -665,7 +669,7 @@ static void h_indicators(const an_api_request *rq, an_api_reply *rp)
     for (size_t i = 0; i < pts.n; i++)
         if (i == 0 || pts.v[i].ts != pts.v[i - 1].ts)
             starts[m++] = i;
-    rp->cache = cache_kind(&c, plan.tf_ms, rq->now_ms);
+    rp->cache = cache_kind(&c, plan.tf_ms, rq->now_ms, &src);
     rp->rows = (int64_t)keep;
     an_api_puts(rp, "{\"symbol\":");
     an_api_put_jstr(rp, c.symbol);

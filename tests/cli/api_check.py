@@ -277,6 +277,10 @@ def check(mode, data_dir):
        t + "start (ms) inclusive, end (ISO) exclusive: one day of 1m candles")
     ok(r.headers.get("cache-control", "").startswith("public, max-age="),
        t + "closed history: Cache-Control public, max-age")
+    r = req("/api/v1/data/ohlc", query={"symbol": "BTC/USDT", "timeframe": "1m",
+                                        "start": "2021-05-20T20:00:00Z", "end": "2021-05-22"})
+    ok(r.status == 200 and r.headers.get("cache-control") == "no-cache",
+       t + "a closed range past the newest stored candle is not declared final")
 
     # --- newest first across the real gap (2021-04-25 04:00 to 08:44): the
     # window read from the newest candle comes up short and is read again
