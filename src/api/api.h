@@ -32,6 +32,8 @@ typedef struct an_api_request {
     const char *tail; /* for a route with a {param} tail: what follows its prefix */
     const an_api_arg *args;
     size_t nargs;
+    const char *body; /* the request body (NUL-terminated), NULL when none */
+    size_t body_len;
     const an_config *cfg;
     an_service *svc;
     an_http_server *server;
@@ -89,6 +91,10 @@ typedef struct an_api_route {
 
 extern const an_api_route an_api_routes[];
 extern const size_t an_api_nroutes;
+
+/* 1 when url is rt's path (exact), or, for a tail route, rt's prefix then a
+ * non-empty tail without '/' (*tail points at it; NULL for exact routes). */
+int an_api_route_match(const an_api_route *rt, const char *url, const char **tail);
 
 an_api_state *an_api_state_new(void);
 void an_api_state_free(an_api_state *st);

@@ -80,7 +80,8 @@ struct an_http_server {
 typedef struct req_ctx {
     struct timespec t0;
     size_t uri_len;
-    size_t body;
+    size_t body; /* bytes received */
+    char *data;  /* the body itself, up to max_body (malloc'd, NUL-terminated) */
     int started;
     int route; /* index into an_api_routes, or -1 */
     unsigned status;
@@ -332,7 +333,7 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
 
 /* ---- dispatch ----------------------------------------------------------- */
 
-static int path_matches(const an_api_route *rt, const char *url, const char **tail)
+int an_api_route_match(const an_api_route *rt, const char *url, const char **tail)
 {
     size_t l = strlen(rt->path);
     if (!rt->tail) {
@@ -367,7 +368,7 @@ static enum MHD_Result dispatch(an_http_server *h, struct MHD_Connection *conn, 
     int found = -1, path_known = 0;
     for (size_t i = 0; i < an_api_nroutes; i++) {
         const char *t;
-        if (!path_matches(&an_api_routes[i], url, &t))
+        if (!an_api_route_match(&an_api_routes[i], url, &t))
             continue;
         path_known = 1;
         if (!strstr(allow, an_api_routes[i].method)) {
@@ -495,7 +496,18 @@ static enum MHD_Result dispatch(an_http_server *h, struct MHD_Connection *conn, 
         atomic_fetch_add(&h->cache_misses, 1);
     }
 
-    an_api_request rq = {m, url, tail, args.v, args.n, h->cfg, h->svc, h, h->state, an_now_ms()};
+    an_api_request rq = {.method = m,
+                         .path = url,
+                         .tail = tail,
+                         .args = args.v,
+                         .nargs = args.n,
+                         .body = rc->data,
+                         .body_len = rc->data ? rc->body : 0,
+                         .cfg = h->cfg,
+                         .svc = h->svc,
+                         .server = h,
+                         .state = h->state,
+                         .now_ms = an_now_ms()};
     an_api_reply rp = {0};
     rp.status = 200;
     rp.content_type = "application/json";
@@ -517,7 +529,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                               size_t *upload_size, void **con_cls)
 {
     (void)version;
-    (void)upload;
     an_http_server *h = cls;
     req_ctx *rc = *con_cls;
     if (!rc)
@@ -526,7 +537,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         rc->started = 1;
         return MHD_YES;
     }
-    if (*upload_size) { /* no route takes a body yet: counted, dropped */
+    if (*upload_size) { /* kept up to max_body (POST routes read it), counted beyond */
+        if (rc->body + *upload_size <= h->max_body) {
+            char *d = realloc(rc->data, rc->body + *upload_size + 1);
+            if (!d)
+                return MHD_NO;
+            memcpy(d + rc->body, upload, *upload_size);
+            d[rc->body + *upload_size] = '\0';
+            rc->data = d;
+        }
         rc->body += *upload_size;
         *upload_size = 0;
         return MHD_YES;
@@ -573,6 +592,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         if (rc->rows > 0)
             atomic_fetch_add(&m->rows, (uint_fast64_t)rc->rows);
     }
+    free(rc->data);
     free(rc);
 }
 

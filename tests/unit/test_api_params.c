@@ -211,8 +211,31 @@ static void test_random_input(void)
     AN_CHECK(1);
 }
 
+/* The task routes will use a {param} tail: /api/v1/tasks/{id}. */
+static void test_route_match(void)
+{
+    static const char *const none[] = {NULL};
+    an_api_route exact = {"GET", "/api/v1/tasks", 0, 0, "/api/v1/tasks", none, NULL};
+    an_api_route tail = {"GET", "/api/v1/tasks/", 1, 0, "/api/v1/tasks/{id}", none, NULL};
+    const char *t = "x";
+    AN_CHECK(an_api_route_match(&exact, "/api/v1/tasks", &t) && t == NULL);
+    AN_CHECK(!an_api_route_match(&exact, "/api/v1/tasks/", &t));
+    AN_CHECK(!an_api_route_match(&exact, "/api/v1/task", &t));
+    AN_CHECK(an_api_route_match(&tail, "/api/v1/tasks/42", &t) && strcmp(t, "42") == 0);
+    AN_CHECK(an_api_route_match(&tail, "/api/v1/tasks/update_market_data", &t));
+    AN_CHECK_STR(t, "update_market_data");
+    AN_CHECK(!an_api_route_match(&tail, "/api/v1/tasks/", &t));
+    AN_CHECK(!an_api_route_match(&tail, "/api/v1/tasks", &t));
+    AN_CHECK(!an_api_route_match(&tail, "/api/v1/tasks/42/x", &t));
+    /* every real route matches its own path */
+    for (size_t i = 0; i < an_api_nroutes; i++)
+        AN_CHECK(an_api_routes[i].tail ||
+                 an_api_route_match(&an_api_routes[i], an_api_routes[i].path, &t));
+}
+
 int main(void)
 {
+    AN_RUN(test_route_match);
     AN_RUN(test_doubles);
     AN_RUN(test_random_input);
     AN_RUN(test_plan);
