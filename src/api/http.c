@@ -38,6 +38,7 @@
 #define CACHE_SLOTS 128
 #define CACHE_MAX_BYTES (1024 * 1024) /* replies larger than this are not kept */
 #define GZIP_MIN 1024                 /* smaller replies go uncompressed */
+#define STALE_MS 10000                /* how long an expired reply may stand in */
 
 static const double LAT_LE[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10};
@@ -73,10 +74,26 @@ struct an_http_server {
     cache_entry cache[CACHE_SLOTS];
     route_metrics m[MAX_ROUTES + 1]; /* [an_api_nroutes]: requests matching no route */
     atomic_int store_up;             /* -1 unknown, 0 down, 1 up */
+    /* the workers that run handlers, and their queue */
+    pthread_t *workers;
+    int nworkers;
+    pthread_mutex_t q_lock;
+    pthread_cond_t q_cond;
+    struct req_ctx *q_head, *q_tail;
+    int stopping;
     atomic_uint_fast64_t cache_hits, cache_misses, not_modified;
 };
 
-/* One request's state, from the URI log callback to the completion one. */
+typedef struct args_acc {
+    an_api_arg v[AN_API_MAX_ARGS];
+    size_t n;
+    int overflow;
+} args_acc;
+
+/* One request's state, from the URI log callback to the completion one. A
+ * request that runs a handler is suspended and handed to a worker thread
+ * (the event threads never wait on the store); the worker fills rp and
+ * resumes it, and the event thread sends the reply. */
 typedef struct req_ctx {
     struct timespec t0;
     size_t uri_len;
@@ -86,6 +103,15 @@ typedef struct req_ctx {
     int route; /* index into an_api_routes, or -1 */
     unsigned status;
     int64_t rows;
+    /* handed to a worker */
+    struct MHD_Connection *conn;
+    int done; /* the worker filled rp */
+    args_acc args;
+    an_api_request rq;
+    an_api_reply rp;
+    int gz;
+    char *key; /* the reply cache key (malloc'd), NULL: not cacheable */
+    struct req_ctx *next;
 } req_ctx;
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -257,7 +283,10 @@ static enum MHD_Result send_reply(an_http_server *h, struct MHD_Connection *conn
             e->resp = r; /* the cache's reference */
             snprintf(e->etag, sizeof e->etag, "%s", etag);
             e->expires_ms = an_now_ms() + ttl;
-            e->stale_until_ms = e->expires_ms + ttl;
+            /* a slow store (measured: > 1 s right after a bulk load on
+             * PostgreSQL) must not show through: the previous reply stays
+             * servable for 10 s while one request recomputes it */
+            e->stale_until_ms = e->expires_ms + (ttl > STALE_MS ? ttl : STALE_MS);
             atomic_store(&e->refreshing_ms, 0);
             pthread_rwlock_unlock(&h->cache_lock);
             keep = 1;
@@ -310,12 +339,6 @@ static enum MHD_Result send_error(an_http_server *h, struct MHD_Connection *conn
 
 /* ---- query parameters --------------------------------------------------- */
 
-typedef struct args_acc {
-    an_api_arg v[AN_API_MAX_ARGS];
-    size_t n;
-    int overflow;
-} args_acc;
-
 static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                                    const char *value)
 {
@@ -329,6 +352,51 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
     a->v[a->n].value = value ? value : "";
     a->n++;
     return MHD_YES;
+}
+
+/* ---- handlers on the workers -------------------------------------------- */
+
+static void run_handler(an_http_server *h, req_ctx *rc)
+{
+    an_api_routes[rc->route].fn(&rc->rq, &rc->rp);
+    if (rc->rp.store_up >= 0)
+        atomic_store(&h->store_up, rc->rp.store_up);
+    rc->done = 1;
+}
+
+/* On the event thread, once the handler ran: sends its reply. */
+static enum MHD_Result finish(an_http_server *h, struct MHD_Connection *conn, req_ctx *rc)
+{
+    an_api_reply *rp = &rc->rp;
+    if (rp->oom) {
+        free(rp->body);
+        rp->body = NULL;
+        return send_error(h, conn, rc, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL, 0,
+                          "the reply is too large or memory ran out%s", "");
+    }
+    rc->rows = rp->rows;
+    return send_reply(h, conn, rc, rp, rc->gz, rc->key);
+}
+
+static void *worker(void *arg)
+{
+    an_http_server *h = arg;
+    for (;;) {
+        pthread_mutex_lock(&h->q_lock);
+        while (!h->q_head && !h->stopping)
+            pthread_cond_wait(&h->q_cond, &h->q_lock);
+        req_ctx *rc = h->q_head;
+        if (!rc) { /* stopping and nothing left */
+            pthread_mutex_unlock(&h->q_lock);
+            return NULL;
+        }
+        h->q_head = rc->next;
+        if (!h->q_head)
+            h->q_tail = NULL;
+        pthread_mutex_unlock(&h->q_lock);
+        run_handler(h, rc);
+        MHD_resume_connection(rc->conn);
+    }
 }
 
 /* ---- dispatch ----------------------------------------------------------- */
@@ -411,25 +479,25 @@ static enum MHD_Result dispatch(an_http_server *h, struct MHD_Connection *conn, 
     rc->route = found;
     const an_api_route *rt = &an_api_routes[found];
 
-    args_acc args = {0};
-    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, &args);
-    if (args.overflow) {
+    args_acc *ap = &rc->args;
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, ap);
+    if (ap->overflow) {
         char d[16];
         snprintf(d, sizeof d, "%d", AN_API_MAX_ARGS);
         return send_error(h, conn, rc, MHD_HTTP_BAD_REQUEST, NULL, NULL, 0,
                           "too many query parameters (at most %s)", d);
     }
-    for (size_t i = 0; i < args.n; i++) {
+    for (size_t i = 0; i < ap->n; i++) {
         int known = 0;
         for (const char *const *p = rt->params; *p && !known; p++)
-            known = strcmp(*p, args.v[i].key) == 0;
+            known = strcmp(*p, ap->v[i].key) == 0;
         char k[64];
-        snprintf(k, sizeof k, "%.60s", args.v[i].key);
+        snprintf(k, sizeof k, "%.60s", ap->v[i].key);
         if (!known)
             return send_error(h, conn, rc, MHD_HTTP_BAD_REQUEST, k, NULL, 0,
                               "unknown query parameter '%s'", k);
         for (size_t j = 0; j < i; j++)
-            if (strcmp(args.v[j].key, args.v[i].key) == 0)
+            if (strcmp(ap->v[j].key, ap->v[i].key) == 0)
                 return send_error(h, conn, rc, MHD_HTTP_BAD_REQUEST, k, NULL, 0,
                                   "query parameter '%s' given more than once", k);
     }
@@ -448,8 +516,8 @@ static enum MHD_Result dispatch(an_http_server *h, struct MHD_Connection *conn, 
     /* the reply cache: key = path, parameters in order, encoding */
     char key[4096];
     size_t kl = (size_t)snprintf(key, sizeof key, "%s %s?", rt->method, url);
-    for (size_t i = 0; i < args.n && kl < sizeof key; i++)
-        kl += (size_t)snprintf(key + kl, sizeof key - kl, "%s=%s&", args.v[i].key, args.v[i].value);
+    for (size_t i = 0; i < ap->n && kl < sizeof key; i++)
+        kl += (size_t)snprintf(key + kl, sizeof key - kl, "%s=%s&", ap->v[i].key, ap->v[i].value);
     if (kl < sizeof key)
         kl += (size_t)snprintf(key + kl, sizeof key - kl, "#%d", gz);
     int keyed = !rt->auth && kl < sizeof key;
@@ -496,32 +564,41 @@ static enum MHD_Result dispatch(an_http_server *h, struct MHD_Connection *conn, 
         atomic_fetch_add(&h->cache_misses, 1);
     }
 
-    an_api_request rq = {.method = m,
-                         .path = url,
-                         .tail = tail,
-                         .args = args.v,
-                         .nargs = args.n,
-                         .body = rc->data,
-                         .body_len = rc->data ? rc->body : 0,
-                         .cfg = h->cfg,
-                         .svc = h->svc,
-                         .server = h,
-                         .state = h->state,
-                         .now_ms = an_now_ms()};
-    an_api_reply rp = {0};
-    rp.status = 200;
-    rp.content_type = "application/json";
-    rp.store_up = -1;
-    rt->fn(&rq, &rp);
-    if (rp.store_up >= 0)
-        atomic_store(&h->store_up, rp.store_up);
-    if (rp.oom) {
-        free(rp.body);
-        return send_error(h, conn, rc, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL, 0,
-                          "the reply is too large or memory ran out%s", "");
+    rc->rq = (an_api_request){.method = m,
+                              .path = url,
+                              .tail = tail,
+                              .args = ap->v,
+                              .nargs = ap->n,
+                              .body = rc->data,
+                              .body_len = rc->data ? rc->body : 0,
+                              .cfg = h->cfg,
+                              .svc = h->svc,
+                              .server = h,
+                              .state = h->state,
+                              .now_ms = an_now_ms()};
+    rc->rp = (an_api_reply){.status = 200, .content_type = "application/json", .store_up = -1};
+    rc->gz = gz;
+    rc->key = keyed ? strdup(key) : NULL;
+    rc->conn = conn;
+    /* suspended before it is queued (under the queue's lock), as a worker
+     * may resume it as soon as it sees it */
+    pthread_mutex_lock(&h->q_lock);
+    int queued = !h->stopping && h->nworkers > 0;
+    if (queued) {
+        MHD_suspend_connection(conn);
+        rc->next = NULL;
+        if (h->q_tail)
+            h->q_tail->next = rc;
+        else
+            h->q_head = rc;
+        h->q_tail = rc;
+        pthread_cond_signal(&h->q_cond);
     }
-    rc->rows = rp.rows;
-    return send_reply(h, conn, rc, &rp, gz, keyed ? key : NULL);
+    pthread_mutex_unlock(&h->q_lock);
+    if (queued)
+        return MHD_YES;
+    run_handler(h, rc); /* stopping: run it here */
+    return finish(h, conn, rc);
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
@@ -537,6 +614,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         rc->started = 1;
         return MHD_YES;
     }
+    if (rc->done) /* resumed: the worker ran the handler */
+        return finish(h, conn, rc);
     if (*upload_size) { /* kept up to max_body (POST routes read it), counted beyond */
         if (rc->body + *upload_size <= h->max_body) {
             char *d = realloc(rc->data, rc->body + *upload_size + 1);
@@ -593,6 +672,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             atomic_fetch_add(&m->rows, (uint_fast64_t)rc->rows);
     }
     free(rc->data);
+    free(rc->key);
+    free(rc->rp.body);
     free(rc);
 }
 
@@ -674,6 +755,19 @@ void an_http_metrics_render(an_http_server *h, an_api_reply *rp)
 
 /* ---- start / stop ------------------------------------------------------- */
 
+static void stop_workers(an_http_server *h)
+{
+    pthread_mutex_lock(&h->q_lock);
+    h->stopping = 1;
+    pthread_cond_broadcast(&h->q_cond);
+    pthread_mutex_unlock(&h->q_lock);
+    for (int i = 0; i < h->nworkers; i++)
+        pthread_join(h->workers[i], NULL);
+    free(h->workers);
+    h->workers = NULL;
+    h->nworkers = 0;
+}
+
 static void log_mhd(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
@@ -735,10 +829,19 @@ an_code an_http_start_with(const an_config *cfg, an_service *svc, const an_http_
     snprintf(h->cors, sizeof h->cors, "%s", cors);
     atomic_store(&h->store_up, -1);
     pthread_rwlock_init(&h->cache_lock, NULL);
+    pthread_mutex_init(&h->q_lock, NULL);
+    pthread_cond_init(&h->q_cond, NULL);
+    int nw = (int)an_config_int(cfg, AN_CFG_HTTP_WORKERS);
+    h->workers = calloc((size_t)nw, sizeof *h->workers);
+    for (int i = 0; h->workers && i < nw; i++) {
+        if (pthread_create(&h->workers[i], NULL, worker, h) != 0)
+            break;
+        h->nworkers++;
+    }
     /* the connection's memory holds the request line and headers: room for
      * the longest URL we accept, so a long one gets our JSON 414 */
     size_t mem = 2 * h->max_url + 32 * 1024;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     h->d = MHD_start_daemon(
@@ -751,6 +854,7 @@ an_code an_http_start_with(const an_config *cfg, an_service *svc, const an_http_
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!h->d) {
+        stop_workers(h);
         an_api_state_free(h->state);
         pthread_rwlock_destroy(&h->cache_lock);
         free(h);
@@ -774,6 +878,10 @@ void an_http_stop(an_http_server *h)
 {
     if (!h)
         return;
+    /* the workers finish what is queued (resuming those connections: the
+     * daemon must have none suspended when it stops); requests arriving
+     * meanwhile run on the event threads */
+    stop_workers(h);
     MHD_stop_daemon(h->d);
     for (size_t i = 0; i < CACHE_SLOTS; i++) {
         if (h->cache[i].resp)
@@ -781,6 +889,8 @@ void an_http_stop(an_http_server *h)
         free(h->cache[i].key);
     }
     pthread_rwlock_destroy(&h->cache_lock);
+    pthread_mutex_destroy(&h->q_lock);
+    pthread_cond_destroy(&h->q_cond);
     an_api_state_free(h->state);
     free(h);
 }
