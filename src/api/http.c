@@ -228,13 +228,14 @@ static enum MHD_Result queue(struct MHD_Connection *conn, req_ctx *rc, unsigned 
 
 /* Queues a reply built by a handler (or an error) and, when allowed,
  * keeps it in the cache under key. Takes the reply's body. */
-static enum MHD_Result send_reply(an_http_server *h, struct MHD_Connection *conn, req_ctx *rc,
-                                  an_api_reply *rp, int gz, const char *key)
+/* Builds the response of a handler's reply (takes its body); etag gets the
+ * ETag ("" when the reply is not cacheable). NULL when out of memory. */
+static struct MHD_Response *build_response(an_http_server *h, an_api_reply *rp, int gz,
+                                           char etag[40])
 {
-    char etag[40] = "";
+    etag[0] = '\0';
     if (rp->status == 200 && rp->cache != AN_API_NO_STORE)
-        snprintf(etag, sizeof etag, "\"%016" PRIx64 "%s\"", fnv1a(rp->body, rp->len),
-                 gz ? "-gz" : "");
+        snprintf(etag, 40, "\"%016" PRIx64 "%s\"", fnv1a(rp->body, rp->len), gz ? "-gz" : "");
     char *body = rp->body;
     size_t len = rp->len;
     int gzipped = 0;
@@ -249,11 +250,12 @@ static enum MHD_Result send_reply(an_http_server *h, struct MHD_Connection *conn
         }
     }
     rp->body = NULL;
+    rp->len = len;
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, body ? body : (void *)"", MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(body);
-        return MHD_NO;
+        return NULL;
     }
     MHD_add_response_header(r, "Content-Type",
                             rp->content_type ? rp->content_type : "application/json");
@@ -267,31 +269,47 @@ static enum MHD_Result send_reply(an_http_server *h, struct MHD_Connection *conn
     if (rp->auth_challenge)
         MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"autonama\"");
     add_common_headers(h, r);
+    return r;
+}
 
-    int keep = 0;
-    if (key && etag[0] && len <= CACHE_MAX_BYTES && h->ttl_ms > 0) {
-        int64_t ttl = rp->cache == AN_API_IMMUTABLE ? 300000 : h->ttl_ms;
-        char *k = strdup(key);
-        if (k) {
-            size_t slot = fnv1a(key, strlen(key)) % CACHE_SLOTS;
-            pthread_rwlock_wrlock(&h->cache_lock);
-            cache_entry *e = &h->cache[slot];
-            if (e->resp)
-                MHD_destroy_response(e->resp);
-            free(e->key);
-            e->key = k;
-            e->resp = r; /* the cache's reference */
-            snprintf(e->etag, sizeof e->etag, "%s", etag);
-            e->expires_ms = an_now_ms() + ttl;
-            /* a slow store (measured: > 1 s right after a bulk load on
-             * PostgreSQL) must not show through: the previous reply stays
-             * servable for 10 s while one request recomputes it */
-            e->stale_until_ms = e->expires_ms + (ttl > STALE_MS ? ttl : STALE_MS);
-            atomic_store(&e->refreshing_ms, 0);
-            pthread_rwlock_unlock(&h->cache_lock);
-            keep = 1;
-        }
-    }
+/* Keeps r in the reply cache under key (the cache then owns that reference);
+ * 1 when kept, 0 when the caller still owns r. */
+static int cache_put(an_http_server *h, const char *key, struct MHD_Response *r, const char *etag,
+                     size_t len, an_api_cache kind)
+{
+    if (!key || !etag[0] || len > CACHE_MAX_BYTES || h->ttl_ms <= 0)
+        return 0;
+    int64_t ttl = kind == AN_API_IMMUTABLE ? 300000 : h->ttl_ms;
+    char *k = strdup(key);
+    if (!k)
+        return 0;
+    size_t slot = fnv1a(key, strlen(key)) % CACHE_SLOTS;
+    pthread_rwlock_wrlock(&h->cache_lock);
+    cache_entry *e = &h->cache[slot];
+    if (e->resp)
+        MHD_destroy_response(e->resp);
+    free(e->key);
+    e->key = k;
+    e->resp = r;
+    snprintf(e->etag, sizeof e->etag, "%s", etag);
+    e->expires_ms = an_now_ms() + ttl;
+    /* a slow store (measured: > 1 s right after a bulk load on PostgreSQL)
+     * must not show through: the previous reply stays servable while a
+     * background job recomputes it */
+    e->stale_until_ms = e->expires_ms + (ttl > STALE_MS ? ttl : STALE_MS);
+    atomic_store(&e->refreshing_ms, 0);
+    pthread_rwlock_unlock(&h->cache_lock);
+    return 1;
+}
+
+static enum MHD_Result send_reply(an_http_server *h, struct MHD_Connection *conn, req_ctx *rc,
+                                  an_api_reply *rp, int gz, const char *key)
+{
+    char etag[40];
+    struct MHD_Response *r = build_response(h, rp, gz, etag);
+    if (!r)
+        return MHD_NO;
+    int keep = cache_put(h, key, r, etag, rp->len, rp->cache);
     const char *inm = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "If-None-Match");
     enum MHD_Result ret;
     if (etag[0] && etag_matches(inm, etag)) {
@@ -378,6 +396,71 @@ static enum MHD_Result finish(an_http_server *h, struct MHD_Connection *conn, re
     return send_reply(h, conn, rc, rp, rc->gz, rc->key);
 }
 
+/* A background refresh owns copies of what its request pointed at. */
+static void free_job(req_ctx *rc)
+{
+    for (size_t i = 0; i < rc->args.n; i++) {
+        free((char *)rc->args.v[i].key);
+        free((char *)rc->args.v[i].value);
+    }
+    free((char *)rc->rq.path);
+    free(rc->data);
+    free(rc->key);
+    free(rc->rp.body);
+    free(rc);
+}
+
+static int enqueue(an_http_server *h, req_ctx *rc)
+{
+    pthread_mutex_lock(&h->q_lock);
+    int queued = !h->stopping && h->nworkers > 0;
+    if (queued) {
+        rc->next = NULL;
+        if (h->q_tail)
+            h->q_tail->next = rc;
+        else
+            h->q_head = rc;
+        h->q_tail = rc;
+        pthread_cond_signal(&h->q_cond);
+    }
+    pthread_mutex_unlock(&h->q_lock);
+    return queued;
+}
+
+/* Queues a background recomputation of a request's reply (its cache entry
+ * has expired); the request itself is answered from the cache. */
+static void refresh_later(an_http_server *h, const req_ctx *rc, const an_api_route *rt,
+                          const char *url, const char *tail, const char *key, int gz)
+{
+    req_ctx *j = calloc(1, sizeof *j);
+    if (!j)
+        return;
+    j->route = rc->route;
+    j->gz = gz;
+    j->key = strdup(key);
+    char *path = strdup(url);
+    int ok = j->key && path;
+    for (size_t i = 0; ok && i < rc->args.n; i++) {
+        j->args.v[i].key = strdup(rc->args.v[i].key);
+        j->args.v[i].value = strdup(rc->args.v[i].value);
+        j->args.n = i + 1;
+        ok = j->args.v[i].key && j->args.v[i].value;
+    }
+    j->rq = (an_api_request){.method = rt->method,
+                             .path = path,
+                             .tail = path && tail ? path + (tail - url) : NULL,
+                             .args = j->args.v,
+                             .nargs = j->args.n,
+                             .cfg = h->cfg,
+                             .svc = h->svc,
+                             .server = h,
+                             .state = h->state,
+                             .now_ms = an_now_ms()};
+    j->rp = (an_api_reply){.status = 200, .content_type = "application/json", .store_up = -1};
+    if (!ok || !enqueue(h, j))
+        free_job(j);
+}
+
 static void *worker(void *arg)
 {
     an_http_server *h = arg;
@@ -395,7 +478,18 @@ static void *worker(void *arg)
             h->q_tail = NULL;
         pthread_mutex_unlock(&h->q_lock);
         run_handler(h, rc);
-        MHD_resume_connection(rc->conn);
+        if (rc->conn) {
+            MHD_resume_connection(rc->conn);
+            continue;
+        }
+        /* a background refresh: into the cache, or left for a later one */
+        char etag[40];
+        if (!rc->rp.oom && rc->rp.status == 200) {
+            struct MHD_Response *r = build_response(h, &rc->rp, rc->gz, etag);
+            if (r && !cache_put(h, rc->key, r, etag, rc->rp.len, rc->rp.cache))
+                MHD_destroy_response(r);
+        }
+        free_job(rc);
     }
 }
 
@@ -526,18 +620,23 @@ static enum MHD_Result dispatch(an_http_server *h, struct MHD_Connection *conn, 
         int64_t now = an_now_ms();
         pthread_rwlock_rdlock(&h->cache_lock);
         cache_entry *e = &h->cache[slot];
-        int serve = 0;
+        int serve = 0, refresh = 0;
         if (e->resp && strcmp(e->key, key) == 0) {
             if (now < e->expires_ms) {
                 serve = 1;
             } else if (now < e->stale_until_ms) {
-                /* expired: one request recomputes it, the others get the
-                 * previous reply meanwhile (no stampede, no latency spike) */
+                /* expired: the first request to see it queues a background
+                 * recomputation; everyone gets the previous reply meanwhile
+                 * (no stampede, and no client waits on the store) */
                 long long r = atomic_load(&e->refreshing_ms);
-                serve = now - r < 2000 ||
-                        !atomic_compare_exchange_strong(&e->refreshing_ms, &r, (long long)now);
+                serve = 1;
+                if (now - r >= 2000 &&
+                    atomic_compare_exchange_strong(&e->refreshing_ms, &r, (long long)now))
+                    refresh = 1;
             }
         }
+        if (refresh) /* recomputed on a worker; this request gets the previous reply */
+            refresh_later(h, rc, rt, url, tail, key, gz);
         if (serve) {
             const char *inm = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "If-None-Match");
             enum MHD_Result ret;
