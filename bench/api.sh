@@ -8,7 +8,7 @@
 #
 #   bench/api.sh [duckdb|postgres|all]    (default: all; postgres needs
 #                                          AUTONAMA_TEST_PG: scripts/run-bench api)
-# Environment: AN_BENCH_SECONDS (10), AN_BENCH_CONNECTIONS (64),
+# Environment: AN_BENCH_SECONDS (10), AN_BENCH_ROUNDS (3), AN_BENCH_CONNECTIONS (64),
 # AN_BENCH_THREADS (wrk threads, 2), AN_BENCH_ROWS (1000000).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +17,7 @@ SECS=${AN_BENCH_SECONDS:-10}
 CONNS=${AN_BENCH_CONNECTIONS:-64}
 THREADS=${AN_BENCH_THREADS:-2}
 ROWS=${AN_BENCH_ROWS:-1000000}
+ROUNDS=${AN_BENCH_ROUNDS:-3}
 which=${1:-all}
 command -v wrk >/dev/null || { echo "bench/api: wrk not found (scripts/bootstrap installs it)" >&2; exit 1; }
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
@@ -170,9 +171,11 @@ bench_mode() {
     # warm up both, then measure alternately
     wrk -t"$THREADS" -c"$CONNS" -d2s "http://127.0.0.1:$aport$URL_PATH" >/dev/null 2>&1
     wrk -t"$THREADS" -c"$CONNS" -d2s "http://127.0.0.1:$nport/ohlc.json" >/dev/null 2>&1
-    local ours theirs raw
-    ours=$(run_wrk "http://127.0.0.1:$aport$URL_PATH")
-    theirs=$(run_wrk "http://127.0.0.1:$nport/ohlc.json")
+    local ours="" theirs="" raw r
+    for r in $(seq 1 "$ROUNDS"); do # alternating, medians reported
+        ours="$ours $(run_wrk "http://127.0.0.1:$aport$URL_PATH" | tr ' ' ',')"
+        theirs="$theirs $(run_wrk "http://127.0.0.1:$nport/ohlc.json" | tr ' ' ',')"
+    done
     kill "$nginx_pid" && wait "$nginx_pid" 2>/dev/null || true
     nginx_pid=
     kill "$serve_pid" && wait "$serve_pid" 2>/dev/null || true
@@ -188,17 +191,25 @@ bench_mode() {
     raw=$(run_wrk "http://127.0.0.1:$aport$URL_PATH")
     kill "$serve_pid" && wait "$serve_pid" 2>/dev/null || true
     serve_pid=
-    python3 - "$mode" "$size" "$CONNS" "$SECS" $ours $theirs "$ROWS" $raw <<'PY'
-import sys
-mode, size, conns, secs, rows = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[11]
-o_rps, o_p99, o_err, n_rps, n_p99, n_err = sys.argv[5:11]
-o_rps, n_rps = float(o_rps), float(n_rps)
+    python3 - "$mode" "$size" "$CONNS" "$SECS" "$ROWS" "$ours" "$theirs" $raw <<'PY'
+import statistics, sys
+mode, size, conns, secs, rows = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+
+def med(runs):
+    runs = [r.split(",") for r in runs.split()]
+    return (statistics.median(float(r[0]) for r in runs),
+            "%.2f" % statistics.median(float(r[1]) for r in runs),
+            str(sum(int(r[2]) for r in runs)), len(runs))
+
+o_rps, o_p99, o_err, n = med(sys.argv[6])
+n_rps, n_p99, n_err, _ = med(sys.argv[7])
 print("bench/api (%s store, %s 1m candles): GET ohlc limit=500, %d-byte body, "
-      "wrk %s connections, %s s" % (mode, format(int(rows), ","), size, conns, secs))
+      "wrk %s connections, %d alternating rounds of %s s (medians; errors summed)"
+      % (mode, format(int(rows), ","), size, conns, n, secs))
 print("  %-22s %12s %10s %8s" % ("", "requests/s", "p99 ms", "errors"))
 print("  %-22s %12.0f %10s %8s" % ("autonama serve", o_rps, o_p99, o_err))
 print("  %-22s %12.0f %10s %8s" % ("nginx (static file)", n_rps, n_p99, n_err))
-r_rps, r_p99, r_err = sys.argv[12:15]
+r_rps, r_p99, r_err = sys.argv[8:11]
 print("  %-22s %12.0f %10s %8s   (context: every request read from the store)" %
       ("autonama, cache off", float(r_rps), r_p99, r_err))
 ratio = o_rps / n_rps if n_rps else float("nan")
