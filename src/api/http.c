@@ -1,6 +1,8 @@
 /*
  * http.c - the HTTP server (see http.h). libmicrohttpd runs the sockets on
- * its own epoll thread pool; handlers run on those threads.
+ * its own epoll thread pool (the event threads); handlers run on a pool of
+ * worker threads, their connection suspended meanwhile, so an event thread
+ * never waits on the store.
  *
  * Owns: the daemon, the reply cache (built MHD responses, shared between
  * connections: libmicrohttpd reference-counts them), the per-route metrics
