@@ -37,7 +37,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: autonama COMMAND [flags] [args]\n\n"
             "commands:\n"
-            "  serve              run the HTTP server (GET /health) on AUTONAMA_HTTP_ADDR\n"
+            "  serve              run the HTTP API (see openapi.json) on AUTONAMA_HTTP_ADDR\n"
             "  migrate            create or upgrade the schema (idempotent)\n"
             "  health             check connection, schema and data freshness (JSON);\n"
             "                     exit 0 only when healthy\n"

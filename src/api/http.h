@@ -1,10 +1,12 @@
 /*
  * http.h - autonama's HTTP server (libmicrohttpd, epoll, a thread pool).
  *
- * Serves GET /health (the health check as JSON: 200 when healthy, 503
- * otherwise); the API routes are added by the API issue. Binds to
- * AUTONAMA_HTTP_ADDR (default 127.0.0.1:8000; port 0 picks a free port).
- * The server borrows cfg and the service state; both must outlive it.
+ * Serves the routes of api.h's table (candles, indicators, symbols, health,
+ * metrics; openapi.json describes them), with request limits, timeouts,
+ * gzip, ETag / If-None-Match, Cache-Control, a short server-side reply cache
+ * and optional CORS. Binds to AUTONAMA_HTTP_ADDR (default 127.0.0.1:8000;
+ * port 0 picks a free port). The server borrows cfg and the service state;
+ * both must outlive it.
  */
 #ifndef AN_API_HTTP_H
 #define AN_API_HTTP_H
@@ -15,7 +17,20 @@
 
 typedef struct an_http_server an_http_server;
 
+/* Extra metric lines for GET /metrics: returns a malloc'd string of
+ * Prometheus text-format lines (the server frees it), or NULL. Called on a
+ * worker thread, possibly from several at once. */
+typedef char *(*an_http_metrics_fn)(void *ctx);
+
+typedef struct an_http_options {
+    an_http_metrics_fn metrics_hook; /* NULL: none (the task system sets one) */
+    void *metrics_ctx;
+} an_http_options;
+
 an_code an_http_start(const an_config *cfg, an_service *svc, an_http_server **out, an_err *err);
+/* The same with options (opt may be NULL). */
+an_code an_http_start_with(const an_config *cfg, an_service *svc, const an_http_options *opt,
+                           an_http_server **out, an_err *err);
 /* The bound port (useful with port 0). */
 int an_http_port(const an_http_server *h);
 void an_http_stop(an_http_server *h);

@@ -696,6 +696,65 @@ out:
     return rc;
 }
 
+/* Buckets over ohlc_data with time_bucket on the epoch; arg_min/arg_max
+ * pick the first open and the last close. */
+static an_code duck_get_bucketed(an_store *s, const char *symbol, const char *tf, int64_t bucket_ms,
+                                 const an_query *q, an_candles *out, an_err *err)
+{
+    duck_store *ds = s->impl;
+    int has_start = q->start_ms != INT64_MIN && q->start_ms > TS_MIN_MS;
+    int has_end = q->end_ms != INT64_MAX && q->end_ms <= TS_MAX_MS;
+    if ((q->start_ms != INT64_MIN && q->start_ms > TS_MAX_MS) ||
+        (q->end_ms != INT64_MAX && q->end_ms <= TS_MIN_MS))
+        return AN_OK;
+    char sql[768];
+    int np = 3;
+    int pos = snprintf(sql, sizeof sql,
+                       "SELECT time_bucket(to_milliseconds($3), \"timestamp\", TIMESTAMP "
+                       "'1970-01-01') AS b, arg_min(open, \"timestamp\"), max(high), min(low), "
+                       "arg_max(close, \"timestamp\"), sum(volume) FROM trading.ohlc_data "
+                       "WHERE symbol = $1 AND timeframe = $2");
+    if (has_start)
+        pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " AND \"timestamp\" >= $%d", ++np);
+    if (has_end)
+        pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " AND \"timestamp\" < $%d", ++np);
+    pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " GROUP BY b ORDER BY b %s",
+                    q->descending ? "DESC" : "ASC");
+    if (q->limit > 0)
+        snprintf(sql + pos, sizeof sql - (size_t)pos, " LIMIT $%d", ++np);
+
+    duckdb_prepared_statement st = NULL;
+    duckdb_result r;
+    pthread_mutex_lock(&ds->lock);
+    an_code rc = prepare(ds, sql, &st, "get bucketed candles", err);
+    if (rc != AN_OK)
+        goto out;
+    idx_t p = 1;
+    int ok = bind_ok(duckdb_bind_varchar(st, p++, symbol));
+    ok = ok && bind_ok(duckdb_bind_varchar(st, p++, tf));
+    ok = ok && bind_ok(duckdb_bind_int64(st, p++, bucket_ms));
+    if (has_start)
+        ok = ok && bind_ok(duckdb_bind_timestamp(st, p++, (duckdb_timestamp){q->start_ms * 1000}));
+    if (has_end)
+        ok = ok && bind_ok(duckdb_bind_timestamp(st, p++, (duckdb_timestamp){q->end_ms * 1000}));
+    if (q->limit > 0)
+        ok = ok && bind_ok(duckdb_bind_int64(
+                       st, p++, q->limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)q->limit));
+    if (!ok) {
+        rc = an_err_set(err, AN_ERR_INTERNAL, "get bucketed candles: cannot bind parameters");
+        goto out;
+    }
+    if ((rc = execute(st, &r, "get bucketed candles", err)) != AN_OK)
+        goto out;
+    rc = read_candles(&r, out, "get bucketed candles", err);
+    duckdb_destroy_result(&r);
+out:
+    if (st)
+        duckdb_destroy_prepare(&st);
+    pthread_mutex_unlock(&ds->lock);
+    return rc;
+}
+
 static an_code duck_latest(an_store *s, const char *symbol, const char *tf, int64_t *ts, int *found,
                            an_err *err)
 {
@@ -1100,6 +1159,7 @@ static const an_store_ops DUCK_OPS = {
     .ping = duck_ping,
     .insert_ohlc = duck_insert_ohlc,
     .get_ohlc = duck_get_ohlc,
+    .get_bucketed = duck_get_bucketed,
     .latest = duck_latest,
     .refresh_rollups = duck_refresh_rollups,
     .list_series = duck_list_series,

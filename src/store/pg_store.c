@@ -939,6 +939,79 @@ out:
     return rc;
 }
 
+/* Buckets over ohlc_data: time_bucket with first()/last() on TimescaleDB,
+ * date_bin with ordered array_agg on plain PostgreSQL (both on the epoch). */
+static an_code pg_get_bucketed(an_store *s, const char *symbol, const char *tf, int64_t bucket_ms,
+                               const an_query *q, an_candles *out, an_err *err)
+{
+    pg_store *ps = s->impl;
+    int ts = s->mode == AN_STORE_TIMESCALEDB;
+    char sql[1024], bms[24];
+    const char *params[6] = {symbol, tf, bms};
+    int np = 3;
+    snprintf(bms, sizeof bms, "%" PRId64, bucket_ms);
+    int pos = snprintf(
+        sql, sizeof sql,
+        "SELECT (extract(epoch FROM b) * 1000)::int8, %s, max(high), min(low), %s, sum(volume)"
+        " FROM (SELECT %s AS b, \"timestamp\", open, high, low, close, volume"
+        " FROM trading.ohlc_data WHERE symbol = $1 AND timeframe = $2",
+        ts ? "first(open, \"timestamp\")" : "(array_agg(open ORDER BY \"timestamp\"))[1]",
+        ts ? "last(close, \"timestamp\")" : "(array_agg(close ORDER BY \"timestamp\" DESC))[1]",
+        ts ? "time_bucket($3::int8 * INTERVAL '1 millisecond', \"timestamp\", TIMESTAMPTZ "
+             "'epoch')"
+           : "date_bin($3::int8 * INTERVAL '1 millisecond', \"timestamp\", TIMESTAMPTZ 'epoch')");
+    range_params bufs;
+    if (q->start_ms != INT64_MIN) {
+        snprintf(bufs.start, sizeof bufs.start, "%" PRId64, q->start_ms);
+        params[np++] = bufs.start;
+        pos += snprintf(sql + pos, sizeof sql - (size_t)pos,
+                        " AND \"timestamp\" >= TIMESTAMPTZ 'epoch' + $%d::int8 * INTERVAL '1 "
+                        "millisecond'",
+                        np);
+    }
+    if (q->end_ms != INT64_MAX) {
+        snprintf(bufs.end, sizeof bufs.end, "%" PRId64, q->end_ms);
+        params[np++] = bufs.end;
+        pos += snprintf(sql + pos, sizeof sql - (size_t)pos,
+                        " AND \"timestamp\" < TIMESTAMPTZ 'epoch' + $%d::int8 * INTERVAL '1 "
+                        "millisecond'",
+                        np);
+    }
+    pos += snprintf(sql + pos, sizeof sql - (size_t)pos, ") t GROUP BY b ORDER BY b %s",
+                    q->descending ? "DESC" : "ASC");
+    if (q->limit > 0) {
+        snprintf(bufs.limit, sizeof bufs.limit, "%zu", q->limit);
+        params[np++] = bufs.limit;
+        snprintf(sql + pos, sizeof sql - (size_t)pos, " LIMIT $%d", np);
+    }
+    PGconn *c;
+    int slot;
+    an_code rc = pool_acquire(&ps->pool, &c, &slot, err);
+    if (rc != AN_OK)
+        return rc;
+    PGresult *r = PQexecParams(c, sql, np, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = res_error(r, c, "get bucketed candles", err);
+        goto out;
+    }
+    int rows = PQntuples(r);
+    for (int i = 0; i < rows; i++) {
+        an_candle k;
+        k.ts = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        k.open = strtod(PQgetvalue(r, i, 1), NULL);
+        k.high = strtod(PQgetvalue(r, i, 2), NULL);
+        k.low = strtod(PQgetvalue(r, i, 3), NULL);
+        k.close = strtod(PQgetvalue(r, i, 4), NULL);
+        k.volume = strtod(PQgetvalue(r, i, 5), NULL);
+        if ((rc = an_candles_push(out, &k, err)) != AN_OK)
+            goto out;
+    }
+out:
+    PQclear(r);
+    pool_release(&ps->pool, c, slot);
+    return rc;
+}
+
 static an_code pg_latest(an_store *s, const char *symbol, const char *tf, int64_t *ts, int *found,
                          an_err *err)
 {
@@ -1480,6 +1553,7 @@ static const an_store_ops PG_OPS = {
     .ping = pg_ping,
     .insert_ohlc = pg_insert_ohlc,
     .get_ohlc = pg_get_ohlc,
+    .get_bucketed = pg_get_bucketed,
     .latest = pg_latest,
     .refresh_rollups = pg_refresh_rollups,
     .list_series = pg_list_series,

@@ -4,6 +4,7 @@
  */
 #include "store/store_impl.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,6 +19,8 @@ const char *an_store_mode_name(an_store_mode mode)
     }
     return "unknown";
 }
+
+static an_code check_key(const char *symbol, const char *tf, an_err *err);
 
 an_query an_query_all(void)
 {
@@ -162,6 +165,45 @@ an_code an_store_get_rollup(an_store *s, const char *symbol, const char *rollup,
     if (check_query(q, err) != AN_OK)
         return AN_ERR_INVALID;
     return s->ops->get_ohlc(s, src, symbol, NULL, q, out, err);
+}
+
+/* The first multiple of b at or after v (b > 0), saturating. */
+static int64_t align_up(int64_t v, int64_t b)
+{
+    int64_t r = v % b;
+    if (r < 0)
+        r += b;
+    if (r == 0)
+        return v;
+    return v > INT64_MAX - (b - r) ? INT64_MAX : v + (b - r);
+}
+
+an_code an_store_get_ohlc_bucketed(an_store *s, const char *symbol, const char *src_tf,
+                                   int64_t bucket_ms, const an_query *q, an_candles *out,
+                                   an_err *err)
+{
+    an_query all = an_query_all();
+    if (!q)
+        q = &all;
+    if (check_key(symbol, src_tf, err) != AN_OK)
+        return AN_ERR_INVALID;
+    int64_t tf_ms = an_timeframe_ms(src_tf, NULL);
+    if (tf_ms <= 0 || bucket_ms <= 0 || bucket_ms % tf_ms != 0)
+        return an_err_set(err, AN_ERR_INVALID,
+                          "cannot bucket %s candles into %" PRId64 " ms: not a multiple", src_tf,
+                          bucket_ms);
+    if (check_query(q, err) != AN_OK)
+        return AN_ERR_INVALID;
+    /* a bucket opens in [start, end) exactly when its first candle does
+     * after both bounds are moved up to the next bucket boundary */
+    an_query aq = *q;
+    if (aq.start_ms != INT64_MIN)
+        aq.start_ms = align_up(aq.start_ms, bucket_ms);
+    if (aq.end_ms != INT64_MAX)
+        aq.end_ms = align_up(aq.end_ms, bucket_ms);
+    if (!s->ops->get_bucketed)
+        return an_err_set(err, AN_ERR_UNSUPPORTED, "bucketing is not available in this store");
+    return s->ops->get_bucketed(s, symbol, src_tf, bucket_ms, &aq, out, err);
 }
 
 an_code an_store_get_latest_timestamp(an_store *s, const char *symbol, const char *timeframe,

@@ -119,6 +119,15 @@ an_code an_store_get_ohlc(an_store *s, const char *symbol, const char *timeframe
 an_code an_store_get_rollup(an_store *s, const char *symbol, const char *rollup, const an_query *q,
                             an_candles *out, an_err *err);
 
+/* Candles of (symbol, src_tf) from trading.ohlc_data aggregated into buckets
+ * of bucket_ms aligned on the Unix epoch (time_bucket on TimescaleDB and
+ * DuckDB, date_bin on PostgreSQL): first open, highest high, lowest low, last
+ * close, summed volume. q's range applies to the buckets' open times, its
+ * limit to the buckets. bucket_ms must be a multiple of src_tf's length. */
+an_code an_store_get_ohlc_bucketed(an_store *s, const char *symbol, const char *src_tf,
+                                   int64_t bucket_ms, const an_query *q, an_candles *out,
+                                   an_err *err);
+
 /* Open time of the newest stored candle; *found = 0 when there is none. */
 an_code an_store_get_latest_timestamp(an_store *s, const char *symbol, const char *timeframe,
                                       int64_t *ts, int *found, an_err *err);

@@ -19,6 +19,9 @@ typedef struct an_store_ops {
     /* source: "ohlc_data", "ohlc_1h" or "ohlc_1d"; tf is NULL for rollups */
     an_code (*get_ohlc)(an_store *s, const char *source, const char *symbol, const char *tf,
                         const an_query *q, an_candles *out, an_err *err);
+    /* buckets of bucket_ms over ohlc_data; q's bounds already aligned */
+    an_code (*get_bucketed)(an_store *s, const char *symbol, const char *tf, int64_t bucket_ms,
+                            const an_query *q, an_candles *out, an_err *err);
     an_code (*latest)(an_store *s, const char *symbol, const char *tf, int64_t *ts, int *found,
                       an_err *err);
     an_code (*refresh_rollups)(an_store *s, int64_t from_ms, int64_t to_ms, an_err *err);

@@ -1,0 +1,107 @@
+/*
+ * api.h - what the server (http.c) and the routes (routes.c) share, internal
+ * to src/api/: the request as a route sees it, the reply it fills, and the
+ * route table. A route is one entry in an_api_routes; the server matches the
+ * path and method, checks the query parameters against the route's list
+ * (unknown or repeated ones get a 400), checks the Bearer key when the route
+ * asks for it, and calls the handler on one of its worker threads. Handlers
+ * must be thread-safe and never see libmicrohttpd.
+ */
+#ifndef AN_API_API_H
+#define AN_API_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api/http.h"
+#include "core/config.h"
+#include "tasks/service.h"
+
+#define AN_API_MAX_ARGS 16
+#define AN_API_BODY_CAP (64u * 1024 * 1024) /* a reply never grows past this */
+
+typedef struct an_api_arg {
+    const char *key, *value; /* value "" when the parameter has none */
+} an_api_arg;
+
+typedef struct an_api_state an_api_state; /* the routes' shared state (routes.c) */
+
+typedef struct an_api_request {
+    const char *method; /* "GET" (also for HEAD) or "POST" */
+    const char *path;
+    const char *tail; /* for a route with a {param} tail: what follows its prefix */
+    const an_api_arg *args;
+    size_t nargs;
+    const char *body; /* the request body (NUL-terminated), NULL when none */
+    size_t body_len;
+    const an_config *cfg;
+    an_service *svc;
+    an_http_server *server;
+    an_api_state *state;
+    int64_t now_ms;
+} an_api_request;
+
+typedef enum an_api_cache {
+    AN_API_NO_STORE = 0, /* never reused (health, metrics, errors) */
+    AN_API_REVALIDATE,   /* may still change: ETag, reused server-side for the cache TTL */
+    AN_API_IMMUTABLE     /* history that cannot change: long max-age */
+} an_api_cache;
+
+typedef struct an_api_reply {
+    unsigned status;
+    char *body; /* malloc'd; the server takes it */
+    size_t len, cap;
+    int oom; /* the body hit AN_API_BODY_CAP or malloc failed */
+    const char *content_type;
+    an_api_cache cache;
+    int64_t rows;       /* data rows in the reply (metrics) */
+    int store_up;       /* -1 not touched, 0 store unavailable, 1 answered */
+    int auth_challenge; /* add WWW-Authenticate: Bearer */
+} an_api_reply;
+
+/* Body building; all are no-ops once rp->oom is set. */
+void an_api_put(an_api_reply *rp, const char *s, size_t n);
+void an_api_puts(an_api_reply *rp, const char *s);
+void an_api_printf(an_api_reply *rp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A JSON string literal, escaped. */
+void an_api_put_jstr(an_api_reply *rp, const char *s);
+/* A JSON number, shortest text that reads back as the same double; null for
+ * NaN and infinities. */
+void an_api_put_double(an_api_reply *rp, double v);
+
+/* Replaces the body with {"error": msg, "status": status, "parameter": param}
+ * (parameter left out when NULL). */
+void an_api_error(an_api_reply *rp, unsigned status, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* The one mapping from an_code to an HTTP status. */
+unsigned an_api_status_for(an_code code);
+
+typedef void (*an_api_handler)(const an_api_request *rq, an_api_reply *rp);
+
+typedef struct an_api_route {
+    const char *method;        /* "GET" or "POST" */
+    const char *path;          /* exact, or the prefix before a {param} tail */
+    int tail;                  /* 1: path is a prefix and a non-empty tail follows */
+    int auth;                  /* 1: requires Authorization: Bearer AUTONAMA_API_KEY */
+    const char *name;          /* metrics label, e.g. "/api/v1/data/ohlc" */
+    const char *const *params; /* query parameters accepted, NULL-terminated */
+    an_api_handler fn;
+} an_api_route;
+
+extern const an_api_route an_api_routes[];
+extern const size_t an_api_nroutes;
+
+/* 1 when url is rt's path (exact), or, for a tail route, rt's prefix then a
+ * non-empty tail without '/' (*tail points at it; NULL for exact routes). */
+int an_api_route_match(const an_api_route *rt, const char *url, const char **tail);
+
+an_api_state *an_api_state_new(void);
+void an_api_state_free(an_api_state *st);
+
+/* Appends the server's own metrics (requests and latency by route, rows,
+ * cache, store availability) and the registered hook's lines (Prometheus
+ * text format) to rp. */
+void an_http_metrics_render(an_http_server *h, an_api_reply *rp);
+
+#endif
