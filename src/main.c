@@ -437,10 +437,14 @@ static int cmd_sync(const an_config *cfg)
     an_store_options so = {0};
     so.mode = "duckdb";
     so.duckdb_path = from;
-    int applied = 0;
+    int version = 0;
     an_sync_stats st;
+    an_err ignored = {0};
+    /* migrate only when needed (it also re-applies the TimescaleDB policies) */
     if (an_service_open_store(cfg, &dst, &err) != AN_OK ||
-        an_store_migrate(dst, &applied, &err) != AN_OK || an_store_open(&so, &src, &err) != AN_OK ||
+        (an_store_check_schema(dst, &version, &ignored) != AN_OK &&
+         an_store_migrate(dst, NULL, &err) != AN_OK) ||
+        an_store_open(&so, &src, &err) != AN_OK ||
         an_sync_stores(src, dst, move, &st, &err) != AN_OK) {
         an_store_close(src);
         an_store_close(dst);
