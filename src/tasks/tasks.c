@@ -210,12 +210,12 @@ an_code an_tasks_replay(an_tasks *t, json_t **report, an_err *err)
         if (rc == AN_OK) {
             t->fallback_active = 0;
             if (report)
-                *report = json_pack(
-                    "{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "from", path, "series",
-                    (json_int_t)st.series, "candles", (json_int_t)st.candles, "candles_inserted",
-                    (json_int_t)st.candle_counts.inserted, "indicator_series",
-                    (json_int_t)st.indicator_series, "indicators", (json_int_t)st.indicators,
-                    "tasks", (json_int_t)st.tasks);
+                *report =
+                    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "from", path, "series",
+                              (json_int_t)st.series, "candles", (json_int_t)st.candles,
+                              "candles_inserted", (json_int_t)st.candle_counts.inserted,
+                              "indicator_series", (json_int_t)st.indicator_series, "indicators",
+                              (json_int_t)st.indicators, "tasks", (json_int_t)st.tasks);
         }
     }
     pthread_mutex_unlock(&t->fb_mu);
@@ -401,8 +401,8 @@ static an_code task_update_market_data(run_ctx *rc, json_t *args, json_t **out, 
             int found = 0;
             an_err e;
             before[i] = INT64_MIN;
-            if (an_store_get_latest_timestamp(p, symbols[i], o.timeframe, &before[i], &found,
-                                              &e) != AN_OK ||
+            if (an_store_get_latest_timestamp(p, symbols[i], o.timeframe, &before[i], &found, &e) !=
+                    AN_OK ||
                 !found)
                 before[i] = INT64_MIN;
         }
@@ -458,19 +458,18 @@ static an_code task_update_market_data(run_ctx *rc, json_t *args, json_t **out, 
             t->fallback_active = 1;
         }
         pthread_mutex_unlock(&t->fb_mu);
-        fallback = json_pack("{s:s, s:s, s:o}", "path",
-                             an_config_get(cfg, AN_CFG_FALLBACK_PATH), "reason", why, "symbols",
-                             fsyms);
+        fallback = json_pack("{s:s, s:s, s:o}", "path", an_config_get(cfg, AN_CFG_FALLBACK_PATH),
+                             "reason", why, "symbols", fsyms);
     }
     int64_t ok = 0, failed = 0, skipped = 0;
     json_t *syms = ingest_symbols_json(res, n, on_fb, &ok, &failed, &skipped);
-    *out = json_pack(
-        "{s:s, s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I}, s:{s:{s:I, s:I, s:I, s:o}}}", "status",
-        failed ? (ok || skipped ? "partial" : "failed") : "completed", "approach", approach,
-        "store_mode", mode, "timeframe", o.timeframe, "categories_processed", 1, "summary",
-        "total_success", (json_int_t)ok, "total_failed", (json_int_t)failed, "total_skipped",
-        (json_int_t)skipped, "categories", "crypto", "success", (json_int_t)ok, "failed",
-        (json_int_t)failed, "skipped", (json_int_t)skipped, "symbols", syms);
+    *out = json_pack("{s:s, s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I}, s:{s:{s:I, s:I, s:I, s:o}}}",
+                     "status", failed ? (ok || skipped ? "partial" : "failed") : "completed",
+                     "approach", approach, "store_mode", mode, "timeframe", o.timeframe,
+                     "categories_processed", 1, "summary", "total_success", (json_int_t)ok,
+                     "total_failed", (json_int_t)failed, "total_skipped", (json_int_t)skipped,
+                     "categories", "crypto", "success", (json_int_t)ok, "failed",
+                     (json_int_t)failed, "skipped", (json_int_t)skipped, "symbols", syms);
     if (fallback)
         json_object_set_new(*out, "fallback", fallback);
     AN_INFO(COMPONENT,
@@ -487,10 +486,9 @@ out:
 
 /* ---- calculate_indicators_for_symbol ------------------------------------- */
 
-static an_code indicators_on(an_store *s, const an_ind_set *set, an_load_pref pref,
-                             char **symbols, size_t nsym, char **tfs, size_t ntf, json_t *list,
-                             int64_t *ok, int64_t *failed, int64_t *skipped, an_code *first_err,
-                             an_err *err)
+static an_code indicators_on(an_store *s, const an_ind_set *set, an_load_pref pref, char **symbols,
+                             size_t nsym, char **tfs, size_t ntf, json_t *list, int64_t *ok,
+                             int64_t *failed, int64_t *skipped, an_code *first_err, an_err *err)
 {
     for (size_t i = 0; i < nsym; i++) {
         for (size_t k = 0; k < ntf; k++) {
@@ -568,8 +566,8 @@ static an_code task_indicators(run_ctx *rc, json_t *args, json_t **out, an_err *
         approach = primary_approach(p);
         mode = an_store_mode_name(an_store_get_mode(p));
         progress(rc, approach, "Calculating indicators", 0, (int64_t)(nsym * ntf));
-        indicators_on(p, &set, pref, symbols, nsym, tfs, ntf, list, &ok, &failed, &skipped,
-                      &first, &ierr);
+        indicators_on(p, &set, pref, symbols, nsym, tfs, ntf, list, &ok, &failed, &skipped, &first,
+                      &ierr);
     }
     if (!p || (first != AN_OK && is_outage(first) && ok == 0)) {
         if (!(p ? is_outage(first) : is_outage(perr.code)) || !fallback_enabled(t)) {
@@ -607,8 +605,8 @@ static an_code task_indicators(run_ctx *rc, json_t *args, json_t **out, an_err *
     *out = json_pack("{s:s, s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I}, s:o}", "status",
                      failed ? (ok ? "partial" : "failed") : "completed", "approach", approach,
                      "store_mode", mode, "indicators", set.text, "categories_processed", 1,
-                     "summary", "total_success", (json_int_t)ok, "total_failed",
-                     (json_int_t)failed, "total_skipped", (json_int_t)skipped, "series", list);
+                     "summary", "total_success", (json_int_t)ok, "total_failed", (json_int_t)failed,
+                     "total_skipped", (json_int_t)skipped, "series", list);
 out:
     an_config_free_list(symbols, nsym);
     an_config_free_list(tfs, ntf);
@@ -631,10 +629,11 @@ static an_code task_health(run_ctx *rc, json_t *args, json_t **out, an_err *err)
            healthy ? "healthy" : "unhealthy", json_array_size(json_object_get(h, "problems")),
            first ? first : "");
     *out = json_pack("{s:s, s:s, s:i, s:{s:i, s:i, s:i}, s:o}", "status",
-                     healthy ? "completed" : "failed", "approach",
-                     p ? primary_approach(p) : "none", "categories_processed", 1, "summary",
-                     "total_success", healthy, "total_failed", !healthy, "total_skipped", 0,
-                     "health", h);
+                     healthy ? "completed" : "failed", "approach", p ? primary_approach(p) : "none",
+                     "categories_processed", 1, "summary", "total_success", healthy, "total_failed",
+                     !healthy, "total_skipped", 0, "health", h);
+    if (!healthy)
+        json_object_set_new(*out, "error", json_string(first ? first : "unhealthy"));
     return AN_OK;
 }
 
@@ -740,20 +739,30 @@ static an_code run_task(an_tasks *t, const char *name, json_t *args, const char 
     an_task_state st;
     if (code != AN_OK)
         st = t->stop ? AN_TASK_INTERRUPTED : AN_TASK_FAILURE;
-    else if (t->stop && res && strcmp(json_string_value(json_object_get(res, "status")),
-                                      "completed") != 0)
+    else if (t->stop && res &&
+             strcmp(json_string_value(json_object_get(res, "status")), "completed") != 0)
         st = AN_TASK_INTERRUPTED;
     else if (res && strcmp(json_string_value(json_object_get(res, "status")), "failed") == 0)
         st = AN_TASK_FAILURE;
     else
         st = AN_TASK_SUCCESS;
     snprintf(r->state, sizeof r->state, "%s", an_task_state_name(st));
+    const char *why = res ? json_string_value(json_object_get(res, "error")) : NULL;
     if (code != AN_OK)
         snprintf(r->error, sizeof r->error, "%s", terr.msg);
     else if (st == AN_TASK_INTERRUPTED)
         snprintf(r->error, sizeof r->error, "interrupted by a signal");
     else if (st == AN_TASK_FAILURE)
-        snprintf(r->error, sizeof r->error, "every item failed: see the result");
+        snprintf(r->error, sizeof r->error, "%s", why ? why : "every item failed: see the result");
+    /* the last meta: done = total */
+    json_t *meta = r->meta ? json_loads(r->meta, 0, NULL) : NULL;
+    if (meta) {
+        if (st == AN_TASK_SUCCESS)
+            json_object_set(meta, "done", json_object_get(meta, "total"));
+        json_object_set_new(meta, "status", json_string(r->state));
+        set_json(&r->meta, meta);
+        json_decref(meta);
+    }
     if (res) {
         const char *ap = json_string_value(json_object_get(res, "approach"));
         if (ap)
@@ -967,8 +976,7 @@ static void enqueue(an_tasks *t, job *j)
     pthread_cond_broadcast(&t->cv);
 }
 
-static job *new_job(int entry, const char *name, const char *symbol, const char *slot,
-                    json_t *args)
+static job *new_job(int entry, const char *name, const char *symbol, const char *slot, json_t *args)
 {
     job *j = calloc(1, sizeof *j);
     if (!j)
@@ -1116,9 +1124,10 @@ an_code an_tasks_start(an_tasks *t, const an_clock *clock, an_err *err)
     an_store *p = primary(t, &e);
     int n = 0;
     int64_t now = an_now_ms();
-    if (p && an_store_task_interrupt_stale(
-                 p, an_config_is_set(t->cfg, AN_CFG_INSTANCE) ? t->instance : NULL,
-                 now - an_config_int(t->cfg, AN_CFG_TASK_STALE_AFTER) * 1000, now, &n, &e) == AN_OK &&
+    if (p &&
+        an_store_task_interrupt_stale(
+            p, an_config_is_set(t->cfg, AN_CFG_INSTANCE) ? t->instance : NULL,
+            now - an_config_int(t->cfg, AN_CFG_TASK_STALE_AFTER) * 1000, now, &n, &e) == AN_OK &&
         n > 0)
         AN_WARN(COMPONENT, "msg=\"runs of a stopped instance marked INTERRUPTED\" runs=%d", n);
     t->sched = an_sched_new(t->clock, on_fire, t);
@@ -1130,8 +1139,8 @@ an_code an_tasks_start(an_tasks *t, const an_clock *clock, an_err *err)
     } BEAT[] = {
         {"update-market-data", "update_market_data", AN_CFG_BEAT_UPDATE_INTERVAL,
          AN_CFG_BEAT_UPDATE_SYMBOLS},
-        {"calculate-indicators", "calculate_indicators_for_symbol",
-         AN_CFG_BEAT_INDICATORS_INTERVAL, AN_CFG_BEAT_INDICATORS_SYMBOLS},
+        {"calculate-indicators", "calculate_indicators_for_symbol", AN_CFG_BEAT_INDICATORS_INTERVAL,
+         AN_CFG_BEAT_INDICATORS_SYMBOLS},
         {"health-check", "health_check", AN_CFG_BEAT_HEALTH_INTERVAL, AN_CFG__COUNT},
     };
     for (size_t i = 0; i < sizeof BEAT / sizeof BEAT[0]; i++) {
@@ -1139,8 +1148,7 @@ an_code an_tasks_start(an_tasks *t, const an_clock *clock, an_err *err)
         int idx = an_sched_add(t->sched, BEAT[i].entry, (int64_t)iv * 1000, iv > 0);
         beat_entry *be = &t->entries[idx];
         snprintf(be->task, sizeof be->task, "%s", BEAT[i].task);
-        if (BEAT[i].symbols != AN_CFG__COUNT &&
-            entry_symbols(t, BEAT[i].symbols, be, err) != AN_OK)
+        if (BEAT[i].symbols != AN_CFG__COUNT && entry_symbols(t, BEAT[i].symbols, be, err) != AN_OK)
             return err->code;
         AN_INFO(COMPONENT, "msg=\"beat entry\" entry=%s task=%s every_s=%ld enabled=%d symbols=%zu",
                 BEAT[i].entry, BEAT[i].task, iv, iv > 0, be->n);

@@ -309,6 +309,33 @@ check "SIGTERM during a backfill: exit 0 within 10 s (exit $rc in $((t1 - t0)) m
     test $rc = 0 -a $((t1 - t0)) -lt 10000 -a "$stored" -lt 43200
 check "the backfill run is marked INTERRUPTED" \
     test "$(psql_pg "SELECT state FROM autonama.task_runs WHERE instance = 'solo' AND name = 'update_market_data'")" = INTERRUPTED
+# an instance that dies (SIGKILL) mid-run: the next start marks its run INTERRUPTED
+slow 0.05
+AUTONAMA_INGEST_LOOKBACK=43200 AUTONAMA_INSTANCE=dead AUTONAMA_FALLBACK_PATH=$work/fb-dead.duckdb \
+    AUTONAMA_HTTP_ADDR=127.0.0.1:0 AUTONAMA_BEAT_UPDATE_INTERVAL=3600 AUTONAMA_BEAT_INDICATORS_INTERVAL=0 \
+    AUTONAMA_BEAT_HEALTH_INTERVAL=0 AUTONAMA_BEAT_UPDATE_SYMBOLS=BBB/USDT "$BIN" serve \
+    >"$work/dead.out" 2>"$work/dead.err" &
+pd=$!
+serve_pids=$pd
+for _ in $(seq 1 200); do
+    [ "$(psql_pg "SELECT count(*) FROM autonama.task_runs WHERE instance = 'dead' AND state = 'PROGRESS'")" = 1 ] && break
+    sleep 0.05
+done
+kill -9 $pd
+wait $pd 2>/dev/null
+slow 0
+sleep 5.5
+AUTONAMA_TASK_STALE_AFTER=5 AUTONAMA_INSTANCE=next AUTONAMA_FALLBACK_PATH=$work/fb-next.duckdb \
+    AUTONAMA_HTTP_ADDR=127.0.0.1:0 AUTONAMA_BEAT_UPDATE_INTERVAL=0 AUTONAMA_BEAT_INDICATORS_INTERVAL=0 \
+    AUTONAMA_BEAT_HEALTH_INTERVAL=0 "$BIN" serve >"$work/next.out" 2>"$work/next.err" &
+pn=$!
+serve_pids=$pn
+sleep 1.5
+kill -TERM $pn
+wait $pn
+serve_pids=""
+check "a run whose instance died is marked INTERRUPTED on the next start" \
+    test "$(psql_pg "SELECT state FROM autonama.task_runs WHERE instance = 'dead'")" = INTERRUPTED
 "$BIN" ingest --symbols AAA/USDT --since 2024-01-01 --until 2024-01-31 >"$work/again.json" 2>/dev/null
 check "the next run completes the data with no gaps" same_as_server AAA/USDT
 check "task history survives restarts" \
