@@ -169,8 +169,8 @@ pg_init && pg_start && PGPASSWORD=pw psql -X -q -h 127.0.0.1 -p $PG_PORT -U $PG_
 check "a scratch PostgreSQL 15 runs on port $PG_PORT" test "$(psql_pg 'SELECT 1')" = 1
 
 # ---- the fault test ------------------------------------------------------------
-fault_test() { # label stop_cmd start_cmd
-    local label=$1 stop_cmd=$2 start_cmd=$3
+fault_test() { # label stop_cmd start_cmd replay(sync|auto)
+    local label=$1 stop_cmd=$2 start_cmd=$3 replay=$4
     export AUTONAMA_FALLBACK_PATH=$work/fallback-$label.duckdb
     "$BIN" migrate >/dev/null 2>"$work/migrate.err" || cat "$work/migrate.err"
     slow 0.04
@@ -203,12 +203,29 @@ fault_test() { # label stop_cmd start_cmd
         grep -q 'switching to the DuckDB fallback' "$work/fault.err"
     check "$label: the password never appears in the log" bash -c "! grep -q 'password=' '$work/fault.err'"
     local id=$(json "$work/fault.json" "j['task']['id']")
+    if [ "$replay" = auto ]; then
+        # indicators while the primary is down: computed on the fallback file
+        "$BIN" indicators --symbols AAA/USDT --timeframe 1m >"$work/ind-down.json" 2>/dev/null
+        check "$label: indicators while the primary is down run on the fallback" \
+            test "$(json "$work/ind-down.json" "(j['status'], j['approach'], j['series'][0]['inserted'] > 0)")" = "('completed', 'duckdb_fallback', True)"
+    fi
     $start_cmd
     local t2=$(now_ms)
-    "$BIN" sync >"$work/sync.json" 2>"$work/sync.err"
-    local t3=$(now_ms)
-    check "$label: the replay moves every fallback candle into the primary" \
-        test "$(json "$work/sync.json" "(j['status'], j['synced']['candles'] == $TOTAL, j['synced']['series'], j['synced']['tasks'] >= 1)")" = "('completed', True, 3, True)"
+    if [ "$replay" = auto ]; then
+        # the next task run replays the fallback file first, then runs on the primary
+        "$BIN" indicators --symbols AAA/USDT --timeframe 1m >"$work/ind-up.json" 2>"$work/sync.err"
+        local t3=$(now_ms)
+        check "$label: the next run replays the fallback, then recomputes on the primary" \
+            test "$(json "$work/ind-up.json" "(j['status'], j['approach'], j['series'][0]['recomputed_history'], j['series'][0]['inserted'], j['series'][0]['updated'])")" = "('completed', 'postgres_first', True, 0, 0)"
+        check "$label: the replay is in the log" grep -q 'primary is back: replaying' "$work/sync.err"
+        check "$label: the fallback's indicator rows reached the primary" \
+            test "$(psql_q "SELECT count(*) FROM analytics.indicators WHERE symbol = 'AAA/USDT' AND indicator_name = 'sma_20'")" = 43181
+    else
+        "$BIN" sync >"$work/sync.json" 2>"$work/sync.err"
+        local t3=$(now_ms)
+        check "$label: the replay moves every fallback candle into the primary" \
+            test "$(json "$work/sync.json" "(j['status'], j['synced']['candles'] == $TOTAL, j['synced']['series'], j['synced']['tasks'] >= 1)")" = "('completed', True, 3, True)"
+    fi
     check "$label: the primary holds exactly $TOTAL candles, no duplicates" \
         test "$(psql_q 'SELECT count(*), count(DISTINCT (symbol, timeframe, "timestamp")) FROM trading.ohlc_data')" = "$TOTAL|$TOTAL"
     check "$label: every series equals the exchange's, value for value" all_same
@@ -218,12 +235,12 @@ fault_test() { # label stop_cmd start_cmd
     "$BIN" sync >"$work/sync2.json" 2>/dev/null
     check "$label: the fallback file was emptied: a second replay moves nothing" \
         test "$(json "$work/sync2.json" "(j['synced']['candles'], j['synced']['tasks'])")" = "(0, 0)"
-    echo "# $label: ingest ${rc} in $((t1 - t0)) ms (primary stopped at $((t_stop - t0)) ms); restart $((t2 - t1)) ms; replay of $TOTAL candles $((t3 - t2)) ms"
+    echo "# $label: ingest ${rc} in $((t1 - t0)) ms (primary stopped at $((t_stop - t0)) ms); replay of $TOTAL candles ($replay) $((t3 - t2)) ms"
 }
 
 echo "# fault test on PostgreSQL 15"
 use_pg
-fault_test postgres pg_stop pg_start
+fault_test postgres pg_stop pg_start auto
 
 # ---- sync --from: copy, and move only when asked ---------------------------------
 "$BIN" migrate >/dev/null 2>&1
@@ -350,7 +367,7 @@ check "tasks show of an unknown id fails (exit 1)" test $? = 1
 echo "# fault test on TimescaleDB (PGlite)"
 if ts_start; then
     use_ts
-    fault_test timescaledb ts_stop ts_restart_fresh
+    fault_test timescaledb ts_stop ts_restart_fresh sync
     ts_stop
 else
     bad "the scratch TimescaleDB server did not start: $(tail -3 "$work/ts.log")"
