@@ -433,30 +433,53 @@ static an_code task_update_market_data(run_ctx *rc, json_t *args, json_t **out, 
         an_err fe = {0};
         an_store *fb = fallback_store(t, &fe);
         json_t *fsyms = json_array();
+        /* the fallback file may be empty: fetch what the primary lacked, from
+         * the newest candle it had before the run (or the requested since);
+         * symbols with the same start go in one parallel run */
+        int64_t *eff = calloc(n, sizeof *eff);
+        const char **group = calloc(n, sizeof *group);
+        size_t *gidx = calloc(n, sizeof *gidx);
+        an_ingest_symbol *r2 = calloc(n, sizeof *r2);
+        int *done = calloc(n, sizeof *done);
+        for (size_t i = 0; eff && i < n; i++)
+            eff[i] = o.since_ms == INT64_MIN ? before[i] : o.since_ms;
         for (size_t i = 0; i < n; i++) {
-            if (!on_fb[i])
+            if (!on_fb[i] || !eff || !group || !gidx || !r2 || !done || done[i])
                 continue;
-            json_array_append_new(fsyms, json_string(symbols[i]));
+            size_t ng = 0;
+            for (size_t j = i; j < n; j++) {
+                if (on_fb[j] && !done[j] && eff[j] == eff[i]) {
+                    done[j] = 1;
+                    group[ng] = symbols[j];
+                    gidx[ng++] = j;
+                    json_array_append_new(fsyms, json_string(symbols[j]));
+                }
+            }
             an_ingest_options o2 = o;
-            o2.symbols = (const char *const *)&symbols[i];
-            o2.n_symbols = 1;
-            /* the fallback file may be empty: fetch what the primary lacked */
-            if (o2.since_ms == INT64_MIN && before[i] != INT64_MIN)
-                o2.since_ms = before[i];
+            o2.symbols = group;
+            o2.n_symbols = ng;
+            o2.since_ms = eff[i];
             o2.force = o2.force && o2.since_ms != INT64_MIN;
-            an_ingest_symbol r2;
             an_err e2 = {0};
-            if (!fb) {
-                snprintf(res[i].error, sizeof res[i].error, "fallback unavailable: %.400s", fe.msg);
-                continue;
+            an_code frc = fb ? an_ingest_run(fb, &o2, r2, &e2) : fe.code;
+            for (size_t k = 0; k < ng; k++) {
+                if (!fb)
+                    snprintf(res[gidx[k]].error, sizeof res[gidx[k]].error,
+                             "fallback unavailable: %.400s", fe.msg);
+                else if (frc != AN_OK)
+                    snprintf(res[gidx[k]].error, sizeof res[gidx[k]].error, "fallback: %.400s",
+                             e2.msg);
+                else
+                    res[gidx[k]] = r2[k];
             }
-            if (an_ingest_run(fb, &o2, &r2, &e2) != AN_OK) {
-                snprintf(res[i].error, sizeof res[i].error, "fallback: %.400s", e2.msg);
-                continue;
-            }
-            res[i] = r2;
-            t->fallback_active = 1;
+            if (fb && frc == AN_OK)
+                t->fallback_active = 1;
         }
+        free(eff);
+        free(group);
+        free(gidx);
+        free(r2);
+        free(done);
         pthread_mutex_unlock(&t->fb_mu);
         fallback = json_pack("{s:s, s:s, s:o}", "path", an_config_get(cfg, AN_CFG_FALLBACK_PATH),
                              "reason", why, "symbols", fsyms);
