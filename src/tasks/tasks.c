@@ -790,8 +790,6 @@ static an_code run_task(an_tasks *t, const char *name, json_t *args, const char 
         const char *ap = json_string_value(json_object_get(res, "approach"));
         if (ap)
             snprintf(r->approach, sizeof r->approach, "%s", ap);
-        if (rc.rec_is_fb && strcmp(r->approach, "duckdb_fallback") != 0)
-            snprintf(r->approach, sizeof r->approach, "duckdb_fallback");
     }
     set_json(&r->result, res);
     r->finished_ms = r->heartbeat_ms = an_now_ms();

@@ -363,6 +363,34 @@ check "autonama tasks lists the newest runs first ($(json "$work/list.json" "[(t
 "$BIN" tasks show no-such-id >/dev/null 2>&1
 check "tasks show of an unknown id fails (exit 1)" test $? = 1
 
+# ---- serve while the primary is down, then back ---------------------------------------
+echo "# serve through an outage"
+psql_pg "TRUNCATE trading.ohlc_data; DELETE FROM autonama.task_runs" >/dev/null
+pg_stop
+AUTONAMA_INSTANCE=outage AUTONAMA_FALLBACK_PATH=$work/fb-outage.duckdb AUTONAMA_HTTP_ADDR=127.0.0.1:0 \
+    AUTONAMA_BEAT_UPDATE_INTERVAL=1 AUTONAMA_BEAT_INDICATORS_INTERVAL=0 AUTONAMA_BEAT_HEALTH_INTERVAL=0 \
+    AUTONAMA_BEAT_UPDATE_SYMBOLS=CCC/USDT AUTONAMA_INGEST_LOOKBACK=2000 "$BIN" serve \
+    >"$work/outage.out" 2>"$work/outage.err" &
+po=$!
+serve_pids=$po
+sleep 3
+pg_start
+sleep 3
+kill -TERM $po
+wait $po
+ro=$?
+serve_pids=""
+check "serve through an outage exits 0 ($ro)" test $ro = 0
+check "runs during the outage went to the fallback and were replayed into the task table" \
+    test "$(psql_pg "SELECT count(*) > 0 FROM autonama.task_runs WHERE instance = 'outage' AND approach = 'duckdb_fallback' AND state = 'SUCCESS'")" = t
+check "runs after the outage ran on the primary" \
+    test "$(psql_pg "SELECT count(*) > 0 FROM autonama.task_runs WHERE instance = 'outage' AND approach = 'postgres_first' AND state = 'SUCCESS'")" = t
+AUTONAMA_FALLBACK_PATH=$work/fb-outage.duckdb "$BIN" sync >"$work/sync-outage.json" 2>/dev/null
+check "the fallback file was emptied by the automatic replay" \
+    test "$(json "$work/sync-outage.json" "(j['synced']['candles'], j['synced']['tasks'])")" = "(0, 0)"
+check "the candles fetched during the outage reached the primary, no gap" \
+    test "$(psql_pg "SELECT count(*) = extract(epoch FROM max(\"timestamp\") - min(\"timestamp\")) / 60 + 1 AND count(*) >= 1999 FROM trading.ohlc_data WHERE symbol = 'CCC/USDT'")" = t
+
 # ---- the fault test on TimescaleDB ------------------------------------------------
 echo "# fault test on TimescaleDB (PGlite)"
 if ts_start; then
