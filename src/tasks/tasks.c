@@ -729,7 +729,9 @@ static an_code run_task(an_tasks *t, const char *name, json_t *args, const char 
     snprintf(r->instance, sizeof r->instance, "%s", t->instance);
     snprintf(r->symbol, sizeof r->symbol, "%s", symbol ? symbol : "");
     snprintf(r->slot, sizeof r->slot, "%s", slot ? slot : "");
-    set_json(&r->args, args ? args : json_object());
+    json_t *empty = json_object();
+    set_json(&r->args, args ? args : empty);
+    json_decref(empty);
     r->created_ms = r->heartbeat_ms = an_now_ms();
     if (id_out)
         snprintf(id_out, AN_TASK_ID_MAX, "%s", r->id);
