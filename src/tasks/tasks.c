@@ -509,30 +509,28 @@ out:
 
 /* ---- calculate_indicators_for_symbol ------------------------------------- */
 
-static an_code indicators_on(an_store *s, const an_ind_set *set, an_load_pref pref, char **symbols,
-                             size_t nsym, char **tfs, size_t ntf, json_t *list, int64_t *ok,
-                             int64_t *failed, int64_t *skipped, an_code *first_err, an_err *err)
+/* Runs the pairs (symbol i, timeframe k) with todo[i * ntf + k] set (todo
+ * NULL: all) on store s; list[i * ntf + k] gets each outcome, codes[] its
+ * code. where (may be NULL) is added to each entry. */
+static void indicators_on(an_store *s, const an_ind_set *set, an_load_pref pref, char **symbols,
+                          size_t nsym, char **tfs, size_t ntf, const unsigned char *todo,
+                          const char *where, json_t *list, an_code *codes)
 {
     for (size_t i = 0; i < nsym; i++) {
         for (size_t k = 0; k < ntf; k++) {
+            size_t at = i * ntf + k;
+            if (todo && !todo[at])
+                continue;
             an_engine_result r;
             an_err e = {0};
             json_t *o = json_pack("{s:s, s:s}", "symbol", symbols[i], "timeframe", tfs[k]);
-            if (an_engine_run(s, symbols[i], tfs[k], set, pref, &r, &e) != AN_OK) {
-                (*failed)++;
-                if (*first_err == AN_OK) {
-                    *first_err = e.code;
-                    *err = e;
-                }
+            codes[at] = an_engine_run(s, symbols[i], tfs[k], set, pref, &r, &e);
+            if (codes[at] != AN_OK) {
                 AN_WARN(COMPONENT, "msg=\"indicators failed\" symbol=%s timeframe=%s error=\"%s\"",
                         symbols[i], tfs[k], e.msg);
                 json_object_set_new(o, "status", json_string("failed"));
                 json_object_set_new(o, "error", json_string(e.msg));
             } else {
-                if (r.candles == 0)
-                    (*skipped)++;
-                else
-                    (*ok)++;
                 json_object_set_new(o, "status", json_string(r.candles ? "success" : "skipped"));
                 json_object_set_new(o, "source", json_string(r.source));
                 json_object_set_new(o, "load_path", json_string(r.load_path));
@@ -547,10 +545,11 @@ static an_code indicators_on(an_store *s, const an_ind_set *set, an_load_pref pr
                 json_object_set_new(o, "recomputed_history", json_boolean(r.full));
                 json_object_set_new(o, "seconds", json_real(r.seconds));
             }
-            json_array_append_new(list, o);
+            if (where)
+                json_object_set_new(o, "store", json_string(where));
+            json_array_set_new(list, at, o);
         }
     }
-    return AN_OK;
 }
 
 static an_code task_indicators(run_ctx *rc, json_t *args, json_t **out, an_err *err)
@@ -578,59 +577,75 @@ static an_code task_indicators(run_ctx *rc, json_t *args, json_t **out, an_err *
         an_config_free_list(symbols, nsym);
         return code;
     }
+    size_t n = nsym * ntf;
+    an_code *codes = calloc(n, sizeof *codes);
+    unsigned char *todo = calloc(n, 1);
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, json_null());
+    if (!codes || !todo) {
+        code = an_err_set(err, AN_ERR_NOMEM, "out of memory");
+        goto out;
+    }
     an_err perr = {0};
     an_store *p = primary(t, &perr);
-    json_t *list = json_array();
-    int64_t ok = 0, failed = 0, skipped = 0;
-    an_code first = AN_OK;
-    const char *approach, *mode;
-    an_err ierr = {0};
+    const char *approach = "duckdb_fallback", *mode = "duckdb";
+    size_t nfb = 0;
     if (p) {
         approach = primary_approach(p);
         mode = an_store_mode_name(an_store_get_mode(p));
-        progress(rc, approach, "Calculating indicators", 0, (int64_t)(nsym * ntf));
-        indicators_on(p, &set, pref, symbols, nsym, tfs, ntf, list, &ok, &failed, &skipped, &first,
-                      &ierr);
+        progress(rc, approach, "Calculating indicators", 0, (int64_t)n);
+        indicators_on(p, &set, pref, symbols, nsym, tfs, ntf, NULL, NULL, list, codes);
+        for (size_t i = 0; i < n; i++)
+            if (is_outage(codes[i]) && !t->stop && fallback_enabled(t))
+                todo[i] = 1, nfb++;
+    } else if (is_outage(perr.code) && fallback_enabled(t)) {
+        memset(todo, 1, n);
+        nfb = n;
+    } else {
+        *err = perr;
+        code = perr.code;
+        goto out;
     }
-    if (!p || (first != AN_OK && is_outage(first) && ok == 0)) {
-        if (!(p ? is_outage(first) : is_outage(perr.code)) || !fallback_enabled(t)) {
-            *err = p ? ierr : perr;
-            code = err->code;
-            json_decref(list);
-            goto out;
-        }
-        /* the primary is down: compute on the fallback's candles */
+    if (nfb > 0) {
+        /* the primary is down (or went down): compute on the fallback's candles */
         AN_WARN(COMPONENT,
                 "msg=\"TimescaleDB-first approach failed: switching to the DuckDB fallback\" "
-                "task=calculate_indicators_for_symbol reason=\"%.200s\"",
-                p ? ierr.msg : perr.msg);
-        json_array_clear(list);
-        ok = failed = skipped = 0;
-        first = AN_OK;
+                "task=calculate_indicators_for_symbol series=%zu reason=\"%.200s\"",
+                nfb, p ? "the primary failed during the run" : perr.msg);
         approach = "duckdb_fallback";
-        mode = "duckdb";
-        progress(rc, approach, "Calculating indicators on the DuckDB fallback", 0,
-                 (int64_t)(nsym * ntf));
+        progress(rc, approach, "Calculating indicators on the DuckDB fallback", 0, (int64_t)nfb);
         pthread_mutex_lock(&t->fb_mu);
-        an_store *fb = fallback_store(t, err);
+        an_err fe = {0};
+        an_store *fb = fallback_store(t, &fe);
         if (fb) {
-            indicators_on(fb, &set, pref, symbols, nsym, tfs, ntf, list, &ok, &failed, &skipped,
-                          &first, &ierr);
+            indicators_on(fb, &set, pref, symbols, nsym, tfs, ntf, todo, "duckdb_fallback", list,
+                          codes);
             t->fallback_active = 1;
         }
         pthread_mutex_unlock(&t->fb_mu);
         if (!fb) {
-            code = err->code;
-            json_decref(list);
+            *err = fe;
+            code = fe.code;
             goto out;
         }
     }
-    *out = json_pack("{s:s, s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I}, s:o}", "status",
+    int64_t ok = 0, failed = 0, skipped = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *st = json_string_value(json_object_get(json_array_get(list, i), "status"));
+        ok += st && !strcmp(st, "success");
+        skipped += st && !strcmp(st, "skipped");
+        failed += !st || !strcmp(st, "failed");
+    }
+    *out = json_pack("{s:s, s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I}, s:O}", "status",
                      failed ? (ok ? "partial" : "failed") : "completed", "approach", approach,
                      "store_mode", mode, "indicators", set.text, "categories_processed", 1,
                      "summary", "total_success", (json_int_t)ok, "total_failed", (json_int_t)failed,
                      "total_skipped", (json_int_t)skipped, "series", list);
 out:
+    json_decref(list);
+    free(codes);
+    free(todo);
     an_config_free_list(symbols, nsym);
     an_config_free_list(tfs, ntf);
     return code;
