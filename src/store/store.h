@@ -10,8 +10,8 @@
  *   duckdb       one DuckDB file at DUCKDB_PATH (the embedded default, and the
  *                fallback while the primary is unreachable); rollups are views.
  * The same names everywhere: trading.ohlc_data, trading.ohlc_1h,
- * trading.ohlc_1d, analytics.indicators, optimization.results, and the
- * migration ledger autonama.schema_version.
+ * trading.ohlc_1d, analytics.indicators, optimization.results, the
+ * migration ledger autonama.schema_version, and autonama.task_runs (v3).
  *
  * An an_store is opaque and owned by whoever opened it; an_store_close(NULL)
  * is a no-op. Every function is safe to call from several threads at once

@@ -279,14 +279,13 @@ static void progress(run_ctx *rc, const char *approach, const char *status, int6
     save_row(rc);
 }
 
-/* Symbols from args.symbols (array or "A,B" string), else from fallback_key
- * (a config key holding a list; "" there means AUTONAMA_SYMBOLS). */
+/* Symbols from args.symbols or args.symbol (an array or "A,B"), or args
+ * itself when it is an array; else AUTONAMA_SYMBOLS. */
 static an_code arg_symbols(an_tasks *t, json_t *args, char ***out, size_t *n, an_err *err)
 {
-    json_t *v = json_object_get(args, "symbols");
-    if (json_is_string(v) && !json_object_get(args, "symbol"))
-        ; /* handled below */
-    else if (!v)
+    /* Celery-style positional args (the seed's ['BTC/USDT']) are the symbols */
+    json_t *v = json_is_array(args) ? args : json_object_get(args, "symbols");
+    if (!v)
         v = json_object_get(args, "symbol");
     if (json_is_array(v)) {
         size_t k = json_array_size(v);

@@ -13,7 +13,9 @@
  *   update_market_data               Binance klines into the store (ingest.h);
  *                                    args {symbols, timeframe, since, until, force}
  *   calculate_indicators_for_symbol  indicators with DuckDB (engine.h);
- *                                    args {symbols, timeframes, indicators}
+ *                                    args {symbols, timeframes, indicators, load_path}
+ * symbols is an array or "A,B" (default AUTONAMA_SYMBOLS); args may also be
+ * the seed's positional form, an array of symbols: ["BTC/USDT"].
  *   health_check                     connection, schema, freshness (health.h)
  *
  * The hybrid chain: each task runs against the primary (TimescaleDB or

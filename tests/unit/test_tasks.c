@@ -19,10 +19,20 @@ static char path[64];
 
 static void load(an_config *cfg)
 {
-    char *argv[] = {"--store",        "duckdb", "--duckdb-path",         path,
-                    "--beat-update-interval", "0",      "--beat-indicators-interval", "0",
-                    "--beat-health-interval", "3600",   "--workers",                  "2",
-                    "--symbols",      "BTC/USDT"};
+    char *argv[] = {"--store",
+                    "duckdb",
+                    "--duckdb-path",
+                    path,
+                    "--beat-update-interval",
+                    "0",
+                    "--beat-indicators-interval",
+                    "0",
+                    "--beat-health-interval",
+                    "3600",
+                    "--workers",
+                    "2",
+                    "--symbols",
+                    "BTC/USDT"};
     an_err err = {0};
     AN_CHECK_OK(an_config_load(cfg, (int)(sizeof argv / sizeof argv[0]), argv, &err), err);
 }
@@ -98,6 +108,25 @@ static void test_runtime(void)
     list = an_tasks_list(t, NULL, 1, &err);
     AN_CHECK_STR(json_string_value(json_object_get(json_array_get(list, 0), "id")), id2);
     json_decref(list);
+    /* the seed's positional args: ['ETH/USDT'] (no candles: every series skipped) */
+    json_t *args = json_pack("[s]", "ETH/USDT");
+    AN_CHECK_OK(
+        an_tasks_run(t, "calculate_indicators_for_symbol", args, NULL, NULL, id2, &res, &err), err);
+    json_decref(args);
+    AN_CHECK_STR(json_string_value(json_object_get(res, "status")), "completed");
+    AN_CHECK_STR(json_string_value(
+                     json_object_get(json_array_get(json_object_get(res, "series"), 0), "symbol")),
+                 "ETH/USDT");
+    AN_CHECK_STR(json_string_value(json_object_get(json_object_get(res, "task"), "state")),
+                 "SUCCESS");
+    json_decref(res);
+    /* bad args: FAILURE recorded, the error returned */
+    args = json_pack("{s:s}", "symbols", "btcusdt");
+    AN_CHECK(an_tasks_run(t, "update_market_data", args, NULL, NULL, id2, &res, &err) ==
+             AN_ERR_INVALID);
+    json_decref(args);
+    json_decref(res);
+    AN_CHECK_STR(state_of(t, id2, st, sizeof st), "FAILURE");
     an_tasks_free(t);
     an_service_destroy(&svc);
     an_config_free(&cfg);
