@@ -513,7 +513,7 @@ out:
  * code. where (may be NULL) is added to each entry. */
 static void indicators_on(an_store *s, const an_ind_set *set, an_load_pref pref, char **symbols,
                           size_t nsym, char **tfs, size_t ntf, const unsigned char *todo,
-                          const char *where, json_t *list, an_code *codes)
+                          const char *where, volatile const int *stop, json_t *list, an_code *codes)
 {
     for (size_t i = 0; i < nsym; i++) {
         for (size_t k = 0; k < ntf; k++) {
@@ -523,7 +523,10 @@ static void indicators_on(an_store *s, const an_ind_set *set, an_load_pref pref,
             an_engine_result r;
             an_err e = {0};
             json_t *o = json_pack("{s:s, s:s}", "symbol", symbols[i], "timeframe", tfs[k]);
-            codes[at] = an_engine_run(s, symbols[i], tfs[k], set, pref, &r, &e);
+            if (*stop) /* shutting down: the series left are not started */
+                codes[at] = an_err_set(&e, AN_ERR_TIMEOUT, "stopped by a signal");
+            else
+                codes[at] = an_engine_run(s, symbols[i], tfs[k], set, pref, &r, &e);
             if (codes[at] != AN_OK) {
                 AN_WARN(COMPONENT, "msg=\"indicators failed\" symbol=%s timeframe=%s error=\"%s\"",
                         symbols[i], tfs[k], e.msg);
@@ -594,7 +597,7 @@ static an_code task_indicators(run_ctx *rc, json_t *args, json_t **out, an_err *
         approach = primary_approach(p);
         mode = an_store_mode_name(an_store_get_mode(p));
         progress(rc, approach, "Calculating indicators", 0, (int64_t)n);
-        indicators_on(p, &set, pref, symbols, nsym, tfs, ntf, NULL, NULL, list, codes);
+        indicators_on(p, &set, pref, symbols, nsym, tfs, ntf, NULL, NULL, &t->stop, list, codes);
         for (size_t i = 0; i < n; i++)
             if (is_outage(codes[i]) && !t->stop && fallback_enabled(t))
                 todo[i] = 1, nfb++;
@@ -618,8 +621,8 @@ static an_code task_indicators(run_ctx *rc, json_t *args, json_t **out, an_err *
         an_err fe = {0};
         an_store *fb = fallback_store(t, &fe);
         if (fb) {
-            indicators_on(fb, &set, pref, symbols, nsym, tfs, ntf, todo, "duckdb_fallback", list,
-                          codes);
+            indicators_on(fb, &set, pref, symbols, nsym, tfs, ntf, todo, "duckdb_fallback",
+                          &t->stop, list, codes);
             t->fallback_active = 1;
         }
         pthread_mutex_unlock(&t->fb_mu);
