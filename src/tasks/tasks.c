@@ -929,12 +929,24 @@ json_t *an_tasks_row_json(const an_task_row *r)
 json_t *an_tasks_list(an_tasks *t, const char *name, size_t limit, an_err *err)
 {
     an_store *p = primary(t, err);
-    if (!p)
-        return NULL;
     an_task_row *rows = NULL;
     size_t n = 0;
-    if (an_store_task_list(p, name, limit, &rows, &n, err) != AN_OK)
-        return NULL;
+    if (p) {
+        if (an_store_task_list(p, name, limit, &rows, &n, err) != AN_OK)
+            return NULL;
+    } else {
+        /* the primary is down: the runs recorded in the fallback file since */
+        if (!is_outage(err->code) || !fallback_enabled(t))
+            return NULL;
+        pthread_mutex_lock(&t->fb_mu);
+        an_err fe = {0};
+        an_store *fb = fallback_store(t, &fe);
+        an_code rc = fb ? an_store_task_list(fb, name, limit, &rows, &n, &fe) : fe.code;
+        pthread_mutex_unlock(&t->fb_mu);
+        if (rc != AN_OK)
+            return NULL;
+        AN_WARN(COMPONENT, "msg=\"primary unreachable: listing the runs in the fallback file\"");
+    }
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++) {
         json_array_append_new(a, an_tasks_row_json(&rows[i]));

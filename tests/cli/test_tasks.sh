@@ -203,6 +203,9 @@ fault_test() { # label stop_cmd start_cmd replay(sync|auto)
         grep -q 'switching to the DuckDB fallback' "$work/fault.err"
     check "$label: the password never appears in the log" bash -c "! grep -q 'password=' '$work/fault.err'"
     local id=$(json "$work/fault.json" "j['task']['id']")
+    "$BIN" tasks >"$work/tasks-down.json" 2>/dev/null
+    check "$label: while the primary is down, tasks lists the runs of the fallback file" \
+        test "$(json "$work/tasks-down.json" "[(t['state'], t['approach']) for t in j['tasks'] if t['id'] == '$id']")" = "[('SUCCESS', 'duckdb_fallback')]"
     if [ "$replay" = auto ]; then
         # indicators while the primary is down: computed on the fallback file
         "$BIN" indicators --symbols AAA/USDT --timeframe 1m >"$work/ind-down.json" 2>/dev/null
