@@ -384,8 +384,21 @@ static int cmd_tasks(const an_config *cfg)
     an_err err = {0};
     an_service svc;
     an_tasks *t = NULL;
+    if (cfg->nargs >= 2 && cfg->nargs <= 3 && strcmp(cfg->args[0], "run") == 0) {
+        /* tasks run NAME [ARGS_JSON]: one run now, recorded like the others */
+        json_error_t je;
+        json_t *args = cfg->nargs == 3 ? json_loads(cfg->args[2], JSON_DECODE_ANY, &je) : NULL;
+        if (cfg->nargs == 3 && !(json_is_object(args) || json_is_array(args))) {
+            json_decref(args);
+            an_err_set(&err, AN_ERR_INVALID, "tasks run: ARGS must be a JSON object or array");
+            return fail("tasks", &err);
+        }
+        return cli_run(cfg, "tasks run", cfg->args[1], args);
+    }
     if (cfg->nargs > 0 && strcmp(cfg->args[0], "show") != 0) {
-        an_err_set(&err, AN_ERR_INVALID, "usage: autonama tasks [--limit N] | tasks show ID");
+        an_err_set(
+            &err, AN_ERR_INVALID,
+            "usage: autonama tasks [--limit N] | tasks show ID | tasks run NAME [ARGS_JSON]");
         return fail("tasks", &err);
     }
     if (cfg->nargs > 0 && cfg->nargs != 2) {

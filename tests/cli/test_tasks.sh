@@ -365,6 +365,9 @@ check "autonama tasks lists the newest runs first ($(json "$work/list.json" "[(t
     test "$(json "$work/list.json" "(j['count'], j['tasks'][0]['name'], j['tasks'][0]['state'])")" = "(3, 'update_market_data', 'SUCCESS')"
 "$BIN" tasks show no-such-id >/dev/null 2>&1
 check "tasks show of an unknown id fails (exit 1)" test $? = 1
+"$BIN" tasks run calculate_indicators_for_symbol '["AAA/USDT"]' --timeframes 1m >"$work/run.json" 2>/dev/null
+check "tasks run NAME ARGS runs a task with the seed's positional args, recorded" \
+    test "$(json "$work/run.json" "(j['status'], j['approach'], j['series'][0]['symbol'], j['task']['state'])")/$(psql_pg "SELECT state FROM autonama.task_runs WHERE id = '$(json "$work/run.json" "j['task']['id']")'")" = "('completed', 'postgres_first', 'AAA/USDT', 'SUCCESS')/SUCCESS"
 
 # ---- serve while the primary is down, then back ---------------------------------------
 echo "# serve through an outage"
