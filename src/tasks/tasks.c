@@ -407,10 +407,18 @@ static an_code task_update_market_data(run_ctx *rc, json_t *args, json_t **out, 
         }
         if ((code = an_ingest_run(p, &o, res, err)) != AN_OK)
             goto out;
-        for (size_t i = 0; i < n; i++)
-            if (res[i].status != AN_OK && is_outage(res[i].status) && !t->stop &&
+        /* a statement error may be the server going away: ask it */
+        int down = -1;
+        for (size_t i = 0; i < n; i++) {
+            an_code c = res[i].status;
+            if (c == AN_ERR_DB && down < 0) {
+                an_err pe = {0};
+                down = an_store_ping(p, &pe) != AN_OK && is_outage(pe.code);
+            }
+            if (c != AN_OK && (is_outage(c) || (c == AN_ERR_DB && down == 1)) && !t->stop &&
                 fallback_enabled(t))
                 on_fb[i] = 1, nfb++;
+        }
     } else if (is_outage(perr.code) && fallback_enabled(t)) {
         for (size_t i = 0; i < n; i++)
             on_fb[i] = 1, before[i] = INT64_MIN;

@@ -197,7 +197,7 @@ fault_test() { # label stop_cmd start_cmd replay(sync|auto)
     local t1=$(now_ms)
     check "$label: the primary was stopped half-way (after $n of 132 pages)" \
         test "${n:-0}" -ge 40 -a "${n:-0}" -lt 100
-    check "$label: the run completes on the DuckDB fallback (exit $rc)" \
+    check "$label: the run completes on the DuckDB fallback (exit $rc$(json "$work/fault.json" "''.join(' ' + k + ': ' + v.get('error', '') for k, v in j['categories']['crypto']['symbols'].items() if v['status'] != 'success')"))" \
         test "$rc/$(json "$work/fault.json" "(j['status'], j['approach'], j['summary']['total_success'], sorted(j['fallback']['symbols']))")" = "0/('completed', 'duckdb_fallback', 3, ['AAA/USDT', 'BBB/USDT', 'CCC/USDT'])"
     check "$label: the log says the run switched to the fallback" \
         grep -q 'switching to the DuckDB fallback' "$work/fault.err"
@@ -379,9 +379,17 @@ AUTONAMA_INSTANCE=outage AUTONAMA_FALLBACK_PATH=$work/fb-outage.duckdb AUTONAMA_
     >"$work/outage.out" 2>"$work/outage.err" &
 po=$!
 serve_pids=$po
-sleep 3
+wait_log() { # pattern file: up to 30 s
+    for _ in $(seq 1 300); do
+        grep -q "$1" "$2" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+wait_log 'task finished.*approach=duckdb_fallback' "$work/outage.err"
 pg_start
-sleep 3
+wait_log 'primary is back: replaying' "$work/outage.err"
+wait_log 'task finished.*approach=postgres_first' "$work/outage.err"
 kill -TERM $po
 wait $po
 ro=$?
