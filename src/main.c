@@ -14,6 +14,7 @@
  */
 #include <inttypes.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -480,17 +481,18 @@ static int cmd_sync(const an_config *cfg)
     return 0;
 }
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
 static int cmd_serve(const an_config *cfg)
 {
     an_err err = {0};
+    /* SIGINT and SIGTERM are taken by this thread alone, with sigwait below:
+     * every thread started from here (HTTP, workers, DuckDB's) inherits them
+     * blocked. (A handler + pause() loses the signal when the kernel hands it
+     * to another thread: pause() never returns.) */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     an_service svc;
     an_service_init(&svc, cfg);
     an_http_server *h = NULL;
@@ -508,10 +510,6 @@ static int cmd_serve(const an_config *cfg)
     else
         AN_INFO("serve", "msg=\"store ready\" mode=%s store=%s",
                 an_store_mode_name(an_store_get_mode(svc.store)), an_store_describe(svc.store));
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     an_tasks *tasks = NULL;
     an_clock clock = an_clock_system();
     if (an_tasks_new(cfg, &svc, &tasks, &err) != AN_OK ||
@@ -521,9 +519,10 @@ static int cmd_serve(const an_config *cfg)
         an_service_destroy(&svc);
         return fail("serve", &err);
     }
-    while (!stop_requested)
-        pause();
-    AN_INFO("serve", "msg=\"stopping\"");
+    int sig = 0;
+    while (sigwait(&sigs, &sig) != 0)
+        ;
+    AN_INFO("serve", "msg=\"stopping\" signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
     an_http_stop(h);
     if (!an_tasks_shutdown(tasks, an_config_int(cfg, AN_CFG_SHUTDOWN_GRACE) * 1000)) {
         /* a task did not stop in time: it is marked INTERRUPTED; leave now */
