@@ -102,8 +102,8 @@ int64_t an_sched_step(an_sched *s, an_sched_event ev, int idx)
             e->next_due = slot + e->interval_ms;
             if (e->state == AN_ENTRY_RUNNING) {
                 e->stats.skipped++;
-                AN_WARN("scheduler",
-                        "msg=\"previous run still going: period skipped\" entry=%s", e->name);
+                AN_WARN("scheduler", "msg=\"previous run still going: period skipped\" entry=%s",
+                        e->name);
                 continue;
             }
             e->state = AN_ENTRY_RUNNING;
@@ -121,9 +121,7 @@ int64_t an_sched_step(an_sched *s, an_sched_event ev, int idx)
         if (s->state == AN_SCHED_RUNNING)
             s->state = any_running(s) ? AN_SCHED_DRAINING : AN_SCHED_STOPPED;
         break;
-    case AN_SCHED_GRACE_OVER:
-        s->state = AN_SCHED_STOPPED;
-        break;
+    case AN_SCHED_GRACE_OVER: s->state = AN_SCHED_STOPPED; break;
     }
     if (s->state != AN_SCHED_RUNNING)
         return INT64_MAX;

@@ -28,8 +28,7 @@ static an_code move_candles(an_store *src, an_store *dst, const an_series_info *
             c.n == 0)
             break;
         an_upsert_counts k = {0};
-        if ((rc = an_store_insert_ohlc(dst, si->symbol, si->timeframe, c.v, c.n, &k, err)) !=
-            AN_OK)
+        if ((rc = an_store_insert_ohlc(dst, si->symbol, si->timeframe, c.v, c.n, &k, err)) != AN_OK)
             break;
         st->candles += (int64_t)c.n;
         st->candle_counts.inserted += k.inserted;

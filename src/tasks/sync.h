@@ -22,10 +22,10 @@
 #include "store/store.h"
 
 typedef struct an_sync_stats {
-    int64_t series, candles;               /* candle series and rows moved */
-    int64_t indicator_series, indicators;  /* indicator series and rows moved */
-    int64_t tasks;                         /* task runs moved */
-    an_upsert_counts candle_counts;        /* what the destination did with the candles */
+    int64_t series, candles;              /* candle series and rows moved */
+    int64_t indicator_series, indicators; /* indicator series and rows moved */
+    int64_t tasks;                        /* task runs moved */
+    an_upsert_counts candle_counts;       /* what the destination did with the candles */
     an_upsert_counts indicator_counts;
 } an_sync_stats;
 
