@@ -14,6 +14,7 @@
  */
 #include <inttypes.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,10 @@
 #include "store/store.h"
 #include "tasks/health.h"
 #include "tasks/ingest.h"
+#include "tasks/scheduler.h"
 #include "tasks/service.h"
+#include "tasks/sync.h"
+#include "tasks/tasks.h"
 
 #define AN_VERSION "0.1.0"
 
@@ -37,7 +41,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: autonama COMMAND [flags] [args]\n\n"
             "commands:\n"
-            "  serve              run the HTTP API (see openapi.json) on AUTONAMA_HTTP_ADDR\n"
+            "  serve              the HTTP API (see openapi.json) on AUTONAMA_HTTP_ADDR, the\n"
+            "                     beat schedule and its workers\n"
             "  migrate            create or upgrade the schema (idempotent)\n"
             "  health             check connection, schema and data freshness (JSON);\n"
             "                     exit 0 only when healthy\n"
@@ -45,12 +50,21 @@ static void usage(FILE *f)
             "                     a CSV with a header, or a Binance public-data klines CSV\n"
             "                     [--format F] [--symbol BASE/QUOTE] [--timeframe TF]\n"
             "  ingest             fetch candles for each category from its provider\n"
-            "                     (crypto: Binance klines) [--categories C,..] [--symbols S,..]\n"
-            "                     [--timeframe TF] [--since T [--until T]] [--force]\n"
+            "                     (crypto: Binance klines; update_market_data)\n"
+            "                     [--categories C,..] [--symbols S,..] [--timeframe TF]\n"
+            "                     [--since T [--until T]] [--force]\n"
             "  export             one series' candles as CSV [--symbol S] [--timeframe TF]\n"
             "  indicators         calculate indicators with DuckDB and store the new ones\n"
             "                     [--symbols S,..] [--timeframe TF | --timeframes TF,..]\n"
             "                     [--indicators sma:20,rsi:14,...] [--load-path auto|direct|copy]\n"
+            "  tasks              list the newest task runs [--limit N]\n"
+            "  tasks show ID      one task run (state, meta, result, error)\n"
+            "  tasks run NAME [ARGS_JSON]\n"
+            "                     run a task now (update_market_data,\n"
+            "                     calculate_indicators_for_symbol, health_check)\n"
+            "  sync [--from FILE] [--move]\n"
+            "                     copy a DuckDB store (default: the fallback file, moved) into\n"
+            "                     PostgreSQL; --move deletes what was copied from FILE\n"
             "  version            print the version\n\n");
     an_config_print_help(f);
 }
@@ -207,139 +221,97 @@ static int cmd_import(const an_config *cfg)
     return failed ? 1 : 0;
 }
 
-static volatile int ingest_stop;
+static volatile int *task_stop;
 
-static void on_ingest_signal(int sig)
+static void on_task_signal(int sig)
 {
     (void)sig;
-    ingest_stop = 1;
+    if (task_stop)
+        *task_stop = 1;
 }
 
-/* One category's update; its part of the result goes into cats. */
-static void ingest_category(const an_config *cfg, an_store *s, const char *category,
-                            an_ingest_options *o, json_t *cats, int64_t *ok, int64_t *failed,
-                            int64_t *skipped)
+/* The command line's task layer: the store opened and its schema checked
+ * (a missing schema fails as before); an unreachable primary is left to the
+ * task layer, which goes on against the fallback file. */
+static an_code cli_tasks(const an_config *cfg, an_service *svc, an_tasks **t, an_err *err)
+{
+    an_service_init(svc, cfg);
+    an_store *s = NULL;
+    int version = 0;
+    an_code rc = an_service_open_store(cfg, &s, err);
+    if (rc == AN_OK && (rc = an_store_check_schema(s, &version, err)) != AN_OK) {
+        an_store_close(s);
+        an_service_destroy(svc);
+        return rc;
+    }
+    if (rc != AN_OK && !((rc == AN_ERR_CONNECT || rc == AN_ERR_TIMEOUT) &&
+                         an_config_bool(cfg, AN_CFG_FALLBACK) && an_config_has_postgres(cfg))) {
+        an_service_destroy(svc);
+        return rc;
+    }
+    svc->store = s; /* NULL while unreachable: the service retries */
+    if ((rc = an_tasks_new(cfg, svc, t, err)) != AN_OK) {
+        an_service_destroy(svc);
+        return rc;
+    }
+    task_stop = an_tasks_stop_flag(*t);
+    struct sigaction sa = {0};
+    sa.sa_handler = on_task_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    return AN_OK;
+}
+
+/* Runs one task from the command line, prints its result; exit status. */
+static int cli_run(const an_config *cfg, const char *command, const char *task, json_t *args)
 {
     an_err err = {0};
-    an_category_config cc;
-    int64_t c_ok = 0, c_failed = 0, c_skipped = 0;
-    json_t *co = json_object();
-    an_ingest_symbol *res = NULL;
-    if (an_config_category(cfg, category, &cc, &err) != AN_OK)
-        goto failed;
-    o->category = category;
-    o->provider = cc.provider;
-    o->source = cc.source;
-    o->symbols = (const char *const *)cc.symbols;
-    o->n_symbols = cc.n_symbols;
-    if (!(res = calloc(cc.n_symbols, sizeof *res))) {
-        an_err_set(&err, AN_ERR_NOMEM, "out of memory");
-        goto failed;
+    an_service svc;
+    an_tasks *t = NULL;
+    if (cli_tasks(cfg, &svc, &t, &err) != AN_OK) {
+        json_decref(args);
+        return fail(command, &err);
     }
-    if (an_ingest_run(s, o, res, &err) != AN_OK)
-        goto failed;
-    json_t *syms = json_object();
-    for (size_t i = 0; i < cc.n_symbols; i++) {
-        an_ingest_symbol *r = &res[i];
-        const char *status = r->status != AN_OK ? "failed" : r->skipped ? "skipped" : "success";
-        c_failed += r->status != AN_OK;
-        c_skipped += r->status == AN_OK && r->skipped;
-        c_ok += r->status == AN_OK && !r->skipped;
-        json_t *o2 = json_pack(
-            "{s:s, s:I, s:I, s:I, s:I, s:i, s:I, s:I, s:I, s:I}", "status", status, "fetched",
-            (json_int_t)r->fetched, "inserted", (json_int_t)r->inserted, "updated",
-            (json_int_t)r->updated, "unchanged", (json_int_t)r->unchanged, "holes_repaired",
-            r->holes, "requests", (json_int_t)r->requests, "retries", (json_int_t)r->retries,
-            "refused_replies", (json_int_t)r->refused, "rate_limited", (json_int_t)r->rate_limited);
-        if (r->status != AN_OK)
-            json_object_set_new(o2, "error", json_string(r->error));
-        json_object_set_new(syms, r->symbol, o2);
+    json_t *res = NULL;
+    an_code rc = an_tasks_run(t, task, args, NULL, NULL, NULL, &res, &err);
+    json_decref(args);
+    int status;
+    if (rc != AN_OK) {
+        json_decref(res);
+        status = fail(command, &err);
+    } else {
+        print_json(res);
+        const char *st = json_string_value(json_object_get(res, "status"));
+        status = st && strcmp(st, "completed") == 0 ? 0 : 1;
+        json_decref(res);
     }
-    json_object_set_new(co, "provider", json_string(cc.provider));
-    json_object_set_new(co, "success", json_integer(c_ok));
-    json_object_set_new(co, "failed", json_integer(c_failed));
-    json_object_set_new(co, "skipped", json_integer(c_skipped));
-    json_object_set_new(co, "symbols", syms);
-    goto out;
-failed:
-    /* the whole category failed (no provider, no symbols, a bad setting) */
-    fprintf(stderr, "autonama ingest: error: %s: %s\n", category, err.msg);
-    c_failed = cc.n_symbols ? (int64_t)cc.n_symbols : 1;
-    json_object_set_new(co, "status", json_string("failed"));
-    json_object_set_new(co, "error", json_string(err.msg));
-    json_object_set_new(co, "failed", json_integer(c_failed));
-out:
-    json_object_set_new(cats, category, co);
-    *ok += c_ok;
-    *failed += c_failed;
-    *skipped += c_skipped;
-    free(res);
-    an_config_free_list(cc.symbols, cc.n_symbols);
+    task_stop = NULL;
+    an_tasks_free(t);
+    an_service_destroy(&svc);
+    return status;
 }
 
 /* The seed's update_market_data: every configured category (crypto from
  * Binance by default) from its provider into the store. */
 static int cmd_ingest(const an_config *cfg)
 {
-    an_err err = {0};
-    char **categories = NULL;
-    size_t ncat = 0;
-    int64_t since = INT64_MIN, until = INT64_MAX;
-    const char *s_since = an_config_get(cfg, AN_CFG_SINCE),
-               *s_until = an_config_get(cfg, AN_CFG_UNTIL);
-    if ((s_since && an_time_parse(s_since, &since, &err) != AN_OK) ||
-        (s_until && an_time_parse(s_until, &until, &err) != AN_OK))
-        return fail("ingest", &err);
-    if (an_config_categories(cfg, &categories, &ncat, &err) != AN_OK)
-        return fail("ingest", &err);
-    an_store *s = NULL;
-    int version = 0;
-    if (an_service_open_store(cfg, &s, &err) != AN_OK ||
-        an_store_check_schema(s, &version, &err) != AN_OK) {
-        an_store_close(s);
-        an_config_free_list(categories, ncat);
-        return fail("ingest", &err);
-    }
-    struct sigaction sa = {0};
-    sa.sa_handler = on_ingest_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    an_ingest_options o = {0};
-    o.base_url = an_config_get(cfg, AN_CFG_BINANCE_BASE_URL);
-    o.timeframe = an_config_get(cfg, AN_CFG_TIMEFRAME);
-    o.since_ms = since;
-    o.until_ms = until;
-    o.lookback = an_config_int(cfg, AN_CFG_INGEST_LOOKBACK);
-    o.force = an_config_bool(cfg, AN_CFG_FORCE);
-    o.parallel = (int)an_config_int(cfg, AN_CFG_INGEST_PARALLEL);
-    o.timeout_ms = (int)an_config_int(cfg, AN_CFG_BINANCE_TIMEOUT_MS);
-    o.max_tries = (int)an_config_int(cfg, AN_CFG_BINANCE_MAX_TRIES);
-    o.backoff_ms = (int)an_config_int(cfg, AN_CFG_BINANCE_BACKOFF_MS);
-    o.weight_budget = (int)an_config_int(cfg, AN_CFG_BINANCE_WEIGHT_BUDGET);
-    o.stop = &ingest_stop;
-    o.progress = isatty(2);
-    if (o.force && since == INT64_MIN) {
-        an_err_set(&err, AN_ERR_INVALID, "--force needs --since: the range to refetch");
-        an_store_close(s);
-        an_config_free_list(categories, ncat);
-        return fail("ingest", &err);
-    }
-    int64_t ok = 0, failed = 0, skipped = 0;
-    json_t *cats = json_object();
-    for (size_t c = 0; c < ncat; c++)
-        ingest_category(cfg, s, categories[c], &o, cats, &ok, &failed, &skipped);
-    json_t *out =
-        json_pack("{s:s, s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I}, s:o}", "status",
-                  failed ? (ok || skipped ? "partial" : "failed") : "completed", "approach",
-                  approach(s), "store_mode", an_store_mode_name(an_store_get_mode(s)), "timeframe",
-                  o.timeframe, "categories_processed", (int)ncat, "summary", "total_success",
-                  (json_int_t)ok, "total_failed", (json_int_t)failed, "total_skipped",
-                  (json_int_t)skipped, "categories", cats);
-    print_json(out);
-    json_decref(out);
-    an_store_close(s);
-    an_config_free_list(categories, ncat);
-    return failed ? 1 : 0;
+    json_t *args = json_object();
+    if (an_config_is_set(cfg, AN_CFG_CATEGORIES))
+        json_object_set_new(args, "categories", json_string(an_config_get(cfg, AN_CFG_CATEGORIES)));
+    /* --symbols names the symbols of every category of the run; without it
+     * each category has its own (AUTONAMA_SYMBOLS is crypto's) */
+    if (cfg->from[AN_CFG_SYMBOLS] == 2)
+        json_object_set_new(args, "symbols", json_string(an_config_get(cfg, AN_CFG_SYMBOLS)));
+    json_object_set_new(args, "timeframe", json_string(an_config_get(cfg, AN_CFG_TIMEFRAME)));
+    if (an_config_get(cfg, AN_CFG_SINCE))
+        json_object_set_new(args, "since", json_string(an_config_get(cfg, AN_CFG_SINCE)));
+    if (an_config_get(cfg, AN_CFG_UNTIL))
+        json_object_set_new(args, "until", json_string(an_config_get(cfg, AN_CFG_UNTIL)));
+    if (an_config_bool(cfg, AN_CFG_FORCE))
+        json_object_set_new(args, "force", json_true());
+    if (isatty(2))
+        json_object_set_new(args, "progress", json_true());
+    return cli_run(cfg, "ingest", "update_market_data", args);
 }
 
 /* The shortest %g form that reads back as the same double. */
@@ -397,86 +369,141 @@ static int cmd_indicators(const an_config *cfg)
     an_err err = {0};
     an_ind_set set;
     an_load_pref pref;
+    char **tfs = NULL;
+    size_t ntf = 0;
+    /* bad input fails before anything runs (exit 2) */
     if (an_ind_set_parse(an_config_get(cfg, AN_CFG_INDICATORS), &set, &err) != AN_OK ||
-        an_load_pref_parse(an_config_get(cfg, AN_CFG_LOAD_PATH), &pref, &err) != AN_OK)
+        an_load_pref_parse(an_config_get(cfg, AN_CFG_LOAD_PATH), &pref, &err) != AN_OK ||
+        an_config_indicator_timeframes(cfg, &tfs, &ntf, &err) != AN_OK)
         return fail("indicators", &err);
-    char **symbols = NULL, **tfs = NULL;
-    size_t nsym = 0, ntf = 0;
-    if (an_config_symbols(cfg, &symbols, &nsym, &err) != AN_OK)
-        return fail("indicators", &err);
-    if (an_config_indicator_timeframes(cfg, &tfs, &ntf, &err) != AN_OK) {
-        an_config_free_list(symbols, nsym);
-        return fail("indicators", &err);
-    }
-    an_store *s = NULL;
-    int version = 0;
-    if (an_service_open_store(cfg, &s, &err) != AN_OK ||
-        an_store_check_schema(s, &version, &err) != AN_OK) {
-        an_store_close(s);
-        an_config_free_list(symbols, nsym);
-        an_config_free_list(tfs, ntf);
-        return fail("indicators", &err);
-    }
-    json_t *list = json_array();
-    int64_t ok = 0, failed = 0, skipped = 0;
-    for (size_t i = 0; i < nsym; i++) {
-        for (size_t t = 0; t < ntf; t++) {
-            an_engine_result r;
-            an_err e = {0};
-            json_t *o = json_pack("{s:s, s:s}", "symbol", symbols[i], "timeframe", tfs[t]);
-            if (an_engine_run(s, symbols[i], tfs[t], &set, pref, &r, &e) != AN_OK) {
-                failed++;
-                fprintf(stderr, "autonama indicators: error: %s %s: %s\n", symbols[i], tfs[t],
-                        e.msg);
-                json_object_set_new(o, "status", json_string("failed"));
-                json_object_set_new(o, "error", json_string(e.msg));
-            } else {
-                if (r.candles == 0)
-                    skipped++;
-                else
-                    ok++;
-                json_object_set_new(o, "status", json_string(r.candles ? "success" : "skipped"));
-                json_object_set_new(o, "source", json_string(r.source));
-                json_object_set_new(o, "load_path", json_string(r.load_path));
-                if (r.fallback_reason[0])
-                    json_object_set_new(o, "fallback_reason", json_string(r.fallback_reason));
-                json_object_set_new(o, "candles", json_integer(r.candles));
-                json_object_set_new(o, "computed", json_integer(r.computed));
-                json_object_set_new(o, "sent", json_integer(r.sent));
-                json_object_set_new(o, "inserted", json_integer(r.written.inserted));
-                json_object_set_new(o, "updated", json_integer(r.written.updated));
-                json_object_set_new(o, "unchanged", json_integer(r.written.unchanged));
-                json_object_set_new(o, "recomputed_history", json_boolean(r.full));
-                json_object_set_new(o, "seconds", json_real(r.seconds));
-            }
-            json_array_append_new(list, o);
-        }
-    }
-    json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I}, s:o}", "status",
-                            failed ? (ok ? "partial" : "failed") : "completed", "approach",
-                            approach(s), "store_mode", an_store_mode_name(an_store_get_mode(s)),
-                            "indicators", set.text, "categories_processed", 1, "summary",
-                            "total_success", (json_int_t)ok, "total_failed", (json_int_t)failed,
-                            "total_skipped", (json_int_t)skipped, "series", list);
-    print_json(out);
-    json_decref(out);
-    an_store_close(s);
-    an_config_free_list(symbols, nsym);
+    json_t *args = json_object();
+    char joined[256] = "";
+    for (size_t i = 0; i < ntf; i++)
+        snprintf(joined + strlen(joined), sizeof joined - strlen(joined), "%s%s", i ? "," : "",
+                 tfs[i]);
     an_config_free_list(tfs, ntf);
-    return failed ? 1 : 0;
+    if (an_config_is_set(cfg, AN_CFG_SYMBOLS))
+        json_object_set_new(args, "symbols", json_string(an_config_get(cfg, AN_CFG_SYMBOLS)));
+    json_object_set_new(args, "timeframes", json_string(joined));
+    json_object_set_new(args, "indicators", json_string(set.text));
+    json_object_set_new(args, "load_path", json_string(an_config_get(cfg, AN_CFG_LOAD_PATH)));
+    return cli_run(cfg, "indicators", "calculate_indicators_for_symbol", args);
 }
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
+/* autonama tasks [--limit N] | tasks show ID */
+static int cmd_tasks(const an_config *cfg)
 {
-    (void)sig;
-    stop_requested = 1;
+    an_err err = {0};
+    an_service svc;
+    an_tasks *t = NULL;
+    if (cfg->nargs >= 2 && cfg->nargs <= 3 && strcmp(cfg->args[0], "run") == 0) {
+        /* tasks run NAME [ARGS_JSON]: one run now, recorded like the others */
+        json_error_t je;
+        json_t *args = cfg->nargs == 3 ? json_loads(cfg->args[2], JSON_DECODE_ANY, &je) : NULL;
+        if (cfg->nargs == 3 && !(json_is_object(args) || json_is_array(args))) {
+            json_decref(args);
+            an_err_set(&err, AN_ERR_INVALID, "tasks run: ARGS must be a JSON object or array");
+            return fail("tasks", &err);
+        }
+        return cli_run(cfg, "tasks run", cfg->args[1], args);
+    }
+    if (cfg->nargs > 0 && strcmp(cfg->args[0], "show") != 0) {
+        an_err_set(
+            &err, AN_ERR_INVALID,
+            "usage: autonama tasks [--limit N] | tasks show ID | tasks run NAME [ARGS_JSON]");
+        return fail("tasks", &err);
+    }
+    if (cfg->nargs > 0 && cfg->nargs != 2) {
+        an_err_set(&err, AN_ERR_INVALID, "usage: autonama tasks show ID");
+        return fail("tasks", &err);
+    }
+    an_service_init(&svc, cfg);
+    if (an_tasks_new(cfg, &svc, &t, &err) != AN_OK) {
+        an_service_destroy(&svc);
+        return fail("tasks", &err);
+    }
+    json_t *o;
+    if (cfg->nargs == 2) {
+        o = an_tasks_get(t, cfg->args[1], &err);
+    } else {
+        json_t *list = an_tasks_list(t, NULL, (size_t)an_config_int(cfg, AN_CFG_LIMIT), &err);
+        o = list ? json_pack("{s:s, s:I, s:o}", "status", "completed", "count",
+                             (json_int_t)json_array_size(list), "tasks", list)
+                 : NULL;
+    }
+    int rc = o ? 0 : fail("tasks", &err);
+    if (o)
+        print_json(o);
+    json_decref(o);
+    an_tasks_free(t);
+    an_service_destroy(&svc);
+    return rc;
+}
+
+/* autonama sync [--from FILE] [--move]: a DuckDB store into the primary. */
+static int cmd_sync(const an_config *cfg)
+{
+    an_err err = {0};
+    const char *from = an_config_get(cfg, AN_CFG_FROM);
+    int move = an_config_bool(cfg, AN_CFG_MOVE);
+    if (!from) {
+        from = an_config_get(cfg, AN_CFG_FALLBACK_PATH);
+        move = 1; /* the fallback file is emptied by its replay */
+    }
+    if (!an_config_has_postgres(cfg) || strcmp(an_config_get(cfg, AN_CFG_STORE), "duckdb") == 0) {
+        an_err_set(&err, AN_ERR_INVALID, "sync moves into PostgreSQL: set POSTGRES_SERVER");
+        return fail("sync", &err);
+    }
+    if (access(from, R_OK) != 0) {
+        an_err_set(&err, AN_ERR_NOT_FOUND, "no DuckDB file %s", from);
+        return fail("sync", &err);
+    }
+    an_store *dst = NULL, *src = NULL;
+    an_store_options so = {0};
+    so.mode = "duckdb";
+    so.duckdb_path = from;
+    int version = 0;
+    an_sync_stats st;
+    an_err ignored = {0};
+    /* migrate only when needed (it also re-applies the TimescaleDB policies) */
+    if (an_service_open_store(cfg, &dst, &err) != AN_OK ||
+        (an_store_check_schema(dst, &version, &ignored) != AN_OK &&
+         an_store_migrate(dst, NULL, &err) != AN_OK) ||
+        an_store_open(&so, &src, &err) != AN_OK ||
+        an_sync_stores(src, dst, move, &st, &err) != AN_OK) {
+        an_store_close(src);
+        an_store_close(dst);
+        return fail("sync", &err);
+    }
+    json_t *o = json_pack(
+        "{s:s, s:s, s:s, s:s, s:b, s:i, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I, "
+        "s:I}}",
+        "status", "completed", "approach", "duckdb_sync", "from", from, "store",
+        an_store_describe(dst), "moved", move, "categories_processed", 1, "summary",
+        "total_success", (json_int_t)st.series, "total_failed", (json_int_t)0, "total_skipped",
+        (json_int_t)0, "synced", "series", (json_int_t)st.series, "candles", (json_int_t)st.candles,
+        "candles_inserted", (json_int_t)st.candle_counts.inserted, "candles_updated",
+        (json_int_t)st.candle_counts.updated, "indicator_series", (json_int_t)st.indicator_series,
+        "indicators", (json_int_t)st.indicators, "tasks", (json_int_t)st.tasks);
+    print_json(o);
+    json_decref(o);
+    an_store_close(src);
+    an_store_close(dst);
+    return 0;
 }
 
 static int cmd_serve(const an_config *cfg)
 {
     an_err err = {0};
+    /* SIGINT and SIGTERM are taken by this thread alone, with sigwait below:
+     * every thread started from here (HTTP, workers, DuckDB's) inherits them
+     * blocked. (A handler + pause() loses the signal when the kernel hands it
+     * to another thread: pause() never returns.) */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     an_service svc;
     an_service_init(&svc, cfg);
     an_http_server *h = NULL;
@@ -494,14 +521,29 @@ static int cmd_serve(const an_config *cfg)
     else
         AN_INFO("serve", "msg=\"store ready\" mode=%s store=%s",
                 an_store_mode_name(an_store_get_mode(svc.store)), an_store_describe(svc.store));
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    while (!stop_requested)
-        pause();
-    AN_INFO("serve", "msg=\"stopping\"");
+    an_tasks *tasks = NULL;
+    an_clock clock = an_clock_system();
+    if (an_tasks_new(cfg, &svc, &tasks, &err) != AN_OK ||
+        an_tasks_start(tasks, &clock, &err) != AN_OK) {
+        an_tasks_free(tasks);
+        an_http_stop(h);
+        an_service_destroy(&svc);
+        return fail("serve", &err);
+    }
+    int sig = 0;
+    while (sigwait(&sigs, &sig) != 0)
+        ;
+    AN_INFO("serve", "msg=\"stopping\" signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
     an_http_stop(h);
+    if (!an_tasks_shutdown(tasks, an_config_int(cfg, AN_CFG_SHUTDOWN_GRACE) * 1000)) {
+        /* a task did not stop in time: it is marked INTERRUPTED; leave now */
+        json_t *o = json_pack("{s:s, s:b}", "status", "stopped", "interrupted_runs", 1);
+        print_json(o);
+        json_decref(o);
+        fflush(NULL);
+        _exit(0);
+    }
+    an_tasks_free(tasks);
     an_service_destroy(&svc);
     json_t *o = json_pack("{s:s}", "status", "stopped");
     print_json(o);
@@ -544,10 +586,14 @@ int main(int argc, char **argv)
         rc = cmd_ingest(&cfg);
     else if (strcmp(cmd, "export") == 0)
         rc = cmd_export(&cfg);
+    else if (strcmp(cmd, "tasks") == 0)
+        rc = cmd_tasks(&cfg);
+    else if (strcmp(cmd, "sync") == 0)
+        rc = cmd_sync(&cfg);
     else {
         an_err_set(&err, AN_ERR_INVALID,
                    "unknown command '%.40s' (commands: serve, migrate, health, ingest, import, "
-                   "indicators, "
+                   "indicators, tasks, sync, "
                    "version; "
                    "see autonama --help)",
                    cmd);

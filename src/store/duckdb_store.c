@@ -260,9 +260,23 @@ static const char *const MIGRATION_2[] = {
     NULL,
 };
 
+/* Version 3: the task runs (see store.h). JSON columns are VARCHAR; the slot
+ * claim is checked under the store's lock (one process owns the file), so
+ * slot carries no UNIQUE constraint here. */
+static const char *const MIGRATION_3[] = {
+    "CREATE TABLE autonama.task_runs ("
+    " id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, args VARCHAR, state VARCHAR NOT NULL,"
+    " approach VARCHAR, meta VARCHAR, result VARCHAR, error VARCHAR, instance VARCHAR,"
+    " symbol VARCHAR, slot VARCHAR, created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,"
+    " started_at TIMESTAMP, finished_at TIMESTAMP, heartbeat_at TIMESTAMP)",
+    "INSERT INTO autonama.schema_version (version, description)"
+    " VALUES (3, 'autonama.task_runs')",
+    NULL,
+};
+
 /* MIGRATIONS[v] takes the schema from version v - 1 to v. */
-static const char *const *const MIGRATIONS[AN_SCHEMA_VERSION + 1] = {NULL, MIGRATION_1,
-                                                                     MIGRATION_2};
+static const char *const *const MIGRATIONS[AN_SCHEMA_VERSION + 1] = {NULL, MIGRATION_1, MIGRATION_2,
+                                                                     MIGRATION_3};
 
 static an_code stored_version(duck_store *ds, int *version, an_err *err)
 {
@@ -1153,6 +1167,318 @@ static void duck_close(an_store *s)
     s->impl = NULL;
 }
 
+/* ---- task runs, moving data (schema v3) --------------------------------- */
+
+static int bind_text(duckdb_prepared_statement st, idx_t i, const char *v)
+{
+    return bind_ok(v && *v ? duckdb_bind_varchar(st, i, v) : duckdb_bind_null(st, i));
+}
+
+static int bind_ms(duckdb_prepared_statement st, idx_t i, int64_t ms)
+{
+    return bind_ok(ms ? duckdb_bind_int64(st, i, ms) : duckdb_bind_null(st, i));
+}
+
+/* Prepares sql, binds n parameters by bind(ctx), runs it; *changed (may be
+ * NULL) gets the rows changed. Caller holds ds->lock. */
+static an_code run_prepared(duck_store *ds, const char *sql,
+                            int (*bind)(duckdb_prepared_statement, const void *), const void *ctx,
+                            int64_t *changed, const char *what, an_err *err)
+{
+    duckdb_prepared_statement st = NULL;
+    duckdb_result r;
+    an_code rc = prepare(ds, sql, &st, what, err);
+    if (rc == AN_OK && !bind(st, ctx))
+        rc = an_err_set(err, AN_ERR_INTERNAL, "%s: cannot bind", what);
+    if (rc == AN_OK && (rc = execute(st, &r, what, err)) == AN_OK) {
+        if (changed)
+            *changed = (int64_t)duckdb_rows_changed(&r);
+        duckdb_destroy_result(&r);
+    }
+    if (st)
+        duckdb_destroy_prepare(&st);
+    return rc;
+}
+
+#define DUCK_TS(n) "make_timestamp($" #n "::BIGINT * 1000)"
+
+static const char DUCK_TASK_COLS[] =
+    "id, name, args, state, approach, meta, result, error, instance, symbol, slot,"
+    " epoch_ms(created_at), epoch_ms(started_at), epoch_ms(finished_at), epoch_ms(heartbeat_at)";
+
+static int bind_task(duckdb_prepared_statement st, const void *ctx)
+{
+    const an_task_row *r = ctx;
+    return bind_text(st, 1, r->id) && bind_text(st, 2, r->name) && bind_text(st, 3, r->args) &&
+           bind_text(st, 4, r->state) && bind_text(st, 5, r->approach) &&
+           bind_text(st, 6, r->meta) && bind_text(st, 7, r->result) && bind_text(st, 8, r->error) &&
+           bind_text(st, 9, r->instance) && bind_text(st, 10, r->symbol) &&
+           bind_text(st, 11, r->slot) && bind_ms(st, 12, r->created_ms) &&
+           bind_ms(st, 13, r->started_ms) && bind_ms(st, 14, r->finished_ms) &&
+           bind_ms(st, 15, r->heartbeat_ms);
+}
+
+static const char DUCK_TASK_INSERT[] =
+    "INSERT INTO autonama.task_runs (id, name, args, state, approach, meta, result, error,"
+    " instance, symbol, slot, created_at, started_at, finished_at, heartbeat_at) VALUES ($1, $2,"
+    " $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce(" DUCK_TS(
+        12) ", current_timestamp::TIMESTAMP),"
+            " " DUCK_TS(13) ", " DUCK_TS(14) ", " DUCK_TS(15) ")";
+
+static an_code duck_task_claim(an_store *s, const an_task_row *r, int *inserted, an_err *err)
+{
+    duck_store *ds = s->impl;
+    *inserted = 0;
+    pthread_mutex_lock(&ds->lock);
+    duckdb_prepared_statement st = NULL;
+    duckdb_result res;
+    an_code rc = prepare(ds,
+                         "SELECT count(*) FROM autonama.task_runs WHERE id = $1 OR"
+                         " (slot IS NOT NULL AND slot = $2)",
+                         &st, "claim task run", err);
+    if (rc == AN_OK && !(bind_text(st, 1, r->id) && bind_ok(duckdb_bind_varchar(st, 2, r->slot))))
+        rc = an_err_set(err, AN_ERR_INTERNAL, "claim task run: cannot bind");
+    int64_t have = 1;
+    if (rc == AN_OK && (rc = execute(st, &res, "claim task run", err)) == AN_OK) {
+        have = duckdb_value_int64(&res, 0, 0);
+        duckdb_destroy_result(&res);
+    }
+    if (st)
+        duckdb_destroy_prepare(&st);
+    if (rc == AN_OK && have == 0 &&
+        (rc = run_prepared(ds, DUCK_TASK_INSERT, bind_task, r, NULL, "claim task run", err)) ==
+            AN_OK)
+        *inserted = 1;
+    pthread_mutex_unlock(&ds->lock);
+    return rc;
+}
+
+static an_code duck_task_put(an_store *s, const an_task_row *r, an_err *err)
+{
+    duck_store *ds = s->impl;
+    char sql[1536];
+    snprintf(sql, sizeof sql,
+             "%s ON CONFLICT (id) DO UPDATE SET name = excluded.name, args = excluded.args,"
+             " state = excluded.state, approach = excluded.approach, meta = excluded.meta,"
+             " result = excluded.result, error = excluded.error, instance = excluded.instance,"
+             " symbol = excluded.symbol, slot = excluded.slot, created_at = excluded.created_at,"
+             " started_at = excluded.started_at, finished_at = excluded.finished_at,"
+             " heartbeat_at = excluded.heartbeat_at",
+             DUCK_TASK_INSERT);
+    pthread_mutex_lock(&ds->lock);
+    an_code rc = run_prepared(ds, sql, bind_task, r, NULL, "save task run", err);
+    pthread_mutex_unlock(&ds->lock);
+    return rc;
+}
+
+typedef struct id_ms {
+    const char *id;
+    int64_t a, b;
+} id_ms;
+
+static int bind_id_ms(duckdb_prepared_statement st, const void *ctx)
+{
+    const id_ms *v = ctx;
+    return bind_text(st, 1, v->id) && bind_ok(duckdb_bind_int64(st, 2, v->a)) &&
+           bind_ok(duckdb_bind_int64(st, 3, v->b));
+}
+
+static an_code duck_task_heartbeat(an_store *s, const char *id, int64_t now_ms, an_err *err)
+{
+    duck_store *ds = s->impl;
+    id_ms v = {id, now_ms, 0};
+    pthread_mutex_lock(&ds->lock);
+    an_code rc = run_prepared(ds,
+                              "UPDATE autonama.task_runs SET heartbeat_at = " DUCK_TS(
+                                  2) " WHERE id = $1 AND state IN ('PENDING', 'PROGRESS') AND"
+                                     " $3 = $3",
+                              bind_id_ms, &v, NULL, "task heartbeat", err);
+    pthread_mutex_unlock(&ds->lock);
+    return rc;
+}
+
+static char *value_or_null(duckdb_result *r, idx_t col, idx_t row)
+{
+    if (duckdb_value_is_null(r, col, row))
+        return NULL;
+    char *v = duckdb_value_varchar(r, col, row);
+    char *out = v ? strdup(v) : NULL;
+    duckdb_free(v);
+    return out;
+}
+
+static void copy_value(duckdb_result *r, idx_t col, idx_t row, char *out, size_t len)
+{
+    char *v = duckdb_value_is_null(r, col, row) ? NULL : duckdb_value_varchar(r, col, row);
+    snprintf(out, len, "%s", v ? v : "");
+    duckdb_free(v);
+}
+
+static an_code task_rows(duck_store *ds, const char *sql, const char *p1, int64_t p2,
+                         an_task_row **out, size_t *n, const char *what, an_err *err)
+{
+    duckdb_prepared_statement st = NULL;
+    duckdb_result r;
+    an_code rc = prepare(ds, sql, &st, what, err);
+    if (rc == AN_OK && !(bind_text(st, 1, p1) && bind_ok(duckdb_bind_int64(st, 2, p2))))
+        rc = an_err_set(err, AN_ERR_INTERNAL, "%s: cannot bind", what);
+    if (rc == AN_OK && (rc = execute(st, &r, what, err)) == AN_OK) {
+        idx_t rows = duckdb_row_count(&r);
+        if (rows > 0 && !(*out = calloc(rows, sizeof **out)))
+            rc = an_err_set(err, AN_ERR_NOMEM, "%s: out of memory", what);
+        for (idx_t i = 0; rc == AN_OK && i < rows; i++) {
+            an_task_row *t = &(*out)[i];
+            copy_value(&r, 0, i, t->id, sizeof t->id);
+            copy_value(&r, 1, i, t->name, sizeof t->name);
+            t->args = value_or_null(&r, 2, i);
+            copy_value(&r, 3, i, t->state, sizeof t->state);
+            copy_value(&r, 4, i, t->approach, sizeof t->approach);
+            t->meta = value_or_null(&r, 5, i);
+            t->result = value_or_null(&r, 6, i);
+            copy_value(&r, 7, i, t->error, sizeof t->error);
+            copy_value(&r, 8, i, t->instance, sizeof t->instance);
+            copy_value(&r, 9, i, t->symbol, sizeof t->symbol);
+            copy_value(&r, 10, i, t->slot, sizeof t->slot);
+            int64_t *ms[4] = {&t->created_ms, &t->started_ms, &t->finished_ms, &t->heartbeat_ms};
+            for (int k = 0; k < 4; k++)
+                *ms[k] =
+                    duckdb_value_is_null(&r, 11 + k, i) ? 0 : duckdb_value_int64(&r, 11 + k, i);
+            *n = i + 1;
+        }
+        duckdb_destroy_result(&r);
+    }
+    if (st)
+        duckdb_destroy_prepare(&st);
+    return rc;
+}
+
+static an_code duck_task_get(an_store *s, const char *id, an_task_row *row, int *found, an_err *err)
+{
+    duck_store *ds = s->impl;
+    char sql[512];
+    snprintf(sql, sizeof sql, "SELECT %s FROM autonama.task_runs WHERE id = $1 AND $2 = $2",
+             DUCK_TASK_COLS);
+    an_task_row *rows = NULL;
+    size_t n = 0;
+    pthread_mutex_lock(&ds->lock);
+    an_code rc = task_rows(ds, sql, id, 0, &rows, &n, "read task run", err);
+    pthread_mutex_unlock(&ds->lock);
+    if (rc == AN_OK && n == 1) {
+        *row = rows[0];
+        *found = 1;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            an_task_row_free(&rows[i]);
+    }
+    free(rows);
+    return rc;
+}
+
+static an_code duck_task_list(an_store *s, const char *name, size_t limit, an_task_row **out,
+                              size_t *n, an_err *err)
+{
+    duck_store *ds = s->impl;
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT %s FROM autonama.task_runs WHERE ($1::VARCHAR IS NULL OR name = $1)"
+             " ORDER BY created_at DESC, id DESC LIMIT $2",
+             DUCK_TASK_COLS);
+    pthread_mutex_lock(&ds->lock);
+    an_code rc = task_rows(ds, sql, name, (int64_t)limit, out, n, "list task runs", err);
+    pthread_mutex_unlock(&ds->lock);
+    return rc;
+}
+
+static an_code duck_task_interrupt(an_store *s, const char *instance, int64_t stale_before_ms,
+                                   int64_t now_ms, int *n, an_err *err)
+{
+    duck_store *ds = s->impl;
+    id_ms v = {instance, stale_before_ms, now_ms};
+    int64_t changed = 0;
+    pthread_mutex_lock(&ds->lock);
+    an_code rc = run_prepared(
+        ds,
+        "UPDATE autonama.task_runs SET state = 'INTERRUPTED', finished_at = " DUCK_TS(
+            3) ", error = coalesce(error, 'interrupted: its instance stopped (no heartbeat)')"
+               " WHERE state IN ('PENDING', 'PROGRESS') AND (instance = $1 OR"
+               " coalesce(heartbeat_at, created_at) < " DUCK_TS(2) ")",
+        bind_id_ms, &v, &changed, "interrupt stale task runs", err);
+    pthread_mutex_unlock(&ds->lock);
+    *n = (int)changed;
+    return rc;
+}
+
+static an_code duck_task_delete(an_store *s, const char *id, an_err *err)
+{
+    duck_store *ds = s->impl;
+    id_ms v = {id, 0, 0};
+    pthread_mutex_lock(&ds->lock);
+    an_code rc = run_prepared(ds, "DELETE FROM autonama.task_runs WHERE id = $1 AND $2 = $3",
+                              bind_id_ms, &v, NULL, "delete task run", err);
+    pthread_mutex_unlock(&ds->lock);
+    return rc;
+}
+
+static an_code duck_list_indicator_series(an_store *s, an_series_info **out, size_t *n, an_err *err)
+{
+    duck_store *ds = s->impl;
+    duckdb_result r;
+    an_code rc = AN_OK;
+    pthread_mutex_lock(&ds->lock);
+    if (duckdb_query(ds->con,
+                     "SELECT symbol, timeframe, epoch_ms(min(\"timestamp\")),"
+                     " epoch_ms(max(\"timestamp\")), count(*) FROM analytics.indicators"
+                     " GROUP BY symbol, timeframe ORDER BY symbol, timeframe",
+                     &r) != DuckDBSuccess) {
+        rc = result_error(&r, "list indicator series", err);
+    } else {
+        idx_t rows = duckdb_row_count(&r);
+        if (rows > 0 && !(*out = calloc(rows, sizeof **out)))
+            rc = an_err_set(err, AN_ERR_NOMEM, "list indicator series: out of memory");
+        for (idx_t i = 0; rc == AN_OK && i < rows; i++) {
+            an_series_info *si = &(*out)[i];
+            copy_value(&r, 0, i, si->symbol, sizeof si->symbol);
+            copy_value(&r, 1, i, si->timeframe, sizeof si->timeframe);
+            si->first_ms = duckdb_value_int64(&r, 2, i);
+            si->last_ms = duckdb_value_int64(&r, 3, i);
+            si->rows = duckdb_value_int64(&r, 4, i);
+            *n = i + 1;
+        }
+    }
+    duckdb_destroy_result(&r);
+    pthread_mutex_unlock(&ds->lock);
+    return rc;
+}
+
+typedef struct del_args {
+    const char *symbol, *tf;
+    int64_t from, to;
+} del_args;
+
+static int bind_del(duckdb_prepared_statement st, const void *ctx)
+{
+    const del_args *d = ctx;
+    return bind_key(st, d->symbol, d->tf) == AN_OK && bind_ok(duckdb_bind_int64(st, 3, d->from)) &&
+           bind_ok(duckdb_bind_int64(st, 4, d->to));
+}
+
+static an_code duck_delete_range(an_store *s, const char *table, const char *symbol, const char *tf,
+                                 int64_t from_ms, int64_t to_ms, an_err *err)
+{
+    duck_store *ds = s->impl;
+    char sql[256];
+    snprintf(
+        sql, sizeof sql,
+        "DELETE FROM %s WHERE symbol = $1 AND timeframe = $2 AND \"timestamp\" BETWEEN " DUCK_TS(
+            3) " AND " DUCK_TS(4),
+        strcmp(table, "indicators") == 0 ? "analytics.indicators" : "trading.ohlc_data");
+    del_args d = {symbol, tf, from_ms, to_ms};
+    pthread_mutex_lock(&ds->lock);
+    an_code rc = run_prepared(ds, sql, bind_del, &d, NULL, "delete rows", err);
+    pthread_mutex_unlock(&ds->lock);
+    return rc;
+}
+
 static const an_store_ops DUCK_OPS = {
     .migrate = duck_migrate,
     .check_schema = duck_check_schema,
@@ -1169,6 +1495,15 @@ static const an_store_ops DUCK_OPS = {
     .put_run = duck_put_run,
     .export_closes = duck_export_closes,
     .close = duck_close,
+    .task_claim = duck_task_claim,
+    .task_put = duck_task_put,
+    .task_heartbeat = duck_task_heartbeat,
+    .task_get = duck_task_get,
+    .task_list = duck_task_list,
+    .task_interrupt = duck_task_interrupt,
+    .task_delete = duck_task_delete,
+    .list_indicator_series = duck_list_indicator_series,
+    .delete_range = duck_delete_range,
 };
 
 /* ---- open --------------------------------------------------------------- */

@@ -48,6 +48,8 @@ typedef struct pg_store {
     int ts_installed;
     char *compress_after;
     char *retention;
+    pthread_mutex_t lock_mu; /* guards lock_conn */
+    PGconn *lock_conn;       /* holds the advisory locks (schema v3 ops) */
 } pg_store;
 
 static const char *COMPONENT = "store";
@@ -103,8 +105,8 @@ static an_code res_error(PGresult *r, PGconn *c, const char *what, an_err *err)
         code = AN_ERR_SCHEMA;
     else if (state && strcmp(state, "25006") == 0)
         code = AN_ERR_READONLY;
-    else if (state && strncmp(state, "08", 2) == 0)
-        code = AN_ERR_CONNECT;
+    else if (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0))
+        code = AN_ERR_CONNECT; /* connection exception, or the server shutting down */
     else if (state && strncmp(state, "22", 2) == 0)
         code = AN_ERR_INVALID;
     if (code == AN_ERR_SCHEMA)
@@ -370,6 +372,22 @@ static const char *MIGRATION_2[] = {
     NULL,
 };
 
+/* Version 3: the task runs (tasks/tasks.h): states, results, heartbeats; slot
+ * is the claim key of a scheduled run, so two instances never run the same
+ * scheduled task for the same period. */
+static const char *MIGRATION_3[] = {
+    "CREATE TABLE autonama.task_runs ("
+    " id text PRIMARY KEY, name text NOT NULL, args jsonb, state text NOT NULL, approach text,"
+    " meta jsonb, result jsonb, error text, instance text, symbol text, slot text UNIQUE,"
+    " created_at timestamptz NOT NULL DEFAULT now(), started_at timestamptz,"
+    " finished_at timestamptz, heartbeat_at timestamptz)",
+    "CREATE INDEX task_runs_created_idx ON autonama.task_runs (created_at DESC)",
+    "CREATE INDEX task_runs_state_idx ON autonama.task_runs (state)",
+    "INSERT INTO autonama.schema_version (version, description)"
+    " VALUES (3, 'autonama.task_runs')",
+    NULL,
+};
+
 static an_code run_list(PGconn *c, const char *const *list, an_err *err)
 {
     for (int i = 0; list[i]; i++) {
@@ -522,6 +540,18 @@ static an_code pg_migrate(an_store *s, int *applied, an_err *err)
             goto out;
         *applied += 1;
         AN_INFO(COMPONENT, "msg=\"schema migrated\" version=2 mode=%s",
+                an_store_mode_name(s->mode));
+    }
+    if (version < 3) {
+        if (!ps->is_pglite && (rc = exec_cmd(c, "BEGIN", "migrate", err)) != AN_OK)
+            goto out;
+        rc = run_list(c, MIGRATION_3, err);
+        if (rc == AN_OK && !ps->is_pglite)
+            rc = exec_cmd(c, "COMMIT", "migrate", err);
+        if (rc != AN_OK)
+            goto out;
+        *applied += 1;
+        AN_INFO(COMPONENT, "msg=\"schema migrated\" version=3 mode=%s",
                 an_store_mode_name(s->mode));
     }
     if (s->mode == AN_STORE_TIMESCALEDB)
@@ -1541,10 +1571,309 @@ static void pg_close(an_store *s)
     if (!ps)
         return;
     pool_destroy(&ps->pool);
+    PQfinish(ps->lock_conn);
+    pthread_mutex_destroy(&ps->lock_mu);
     free(ps->compress_after);
     free(ps->retention);
     free(ps);
     s->impl = NULL;
+}
+
+/* ---- task runs, locks, moving data (schema v3) -------------------------- */
+
+#define TS_PARAM(n) "(TIMESTAMPTZ 'epoch' + $" #n "::int8 * INTERVAL '1 millisecond')"
+#define TS_COL(c) "(extract(epoch FROM " c ") * 1000)::int8"
+
+static const char *TASK_COLS =
+    "id, name, args::text, state, approach, meta::text, result::text, error, instance, symbol,"
+    " slot, " TS_COL("created_at") ", " TS_COL("started_at") ", " TS_COL("finished_at") ", " TS_COL(
+        "heartbeat_at");
+
+static const char *TASK_INSERT =
+    "INSERT INTO autonama.task_runs (id, name, args, state, approach, meta, result, error,"
+    " instance, symbol, slot, created_at, started_at, finished_at, heartbeat_at) VALUES ($1, $2,"
+    " $3::jsonb, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, coalesce(" TS_PARAM(
+        12) ", now()),"
+            " " TS_PARAM(13) ", " TS_PARAM(14) ", " TS_PARAM(15) ")";
+
+/* Task row -> 15 text parameters (NULL for empty); ms buffers are the caller's. */
+static void task_params(const an_task_row *r, const char **p, char ms[4][24])
+{
+    const int64_t t[4] = {r->created_ms, r->started_ms, r->finished_ms, r->heartbeat_ms};
+    p[0] = r->id;
+    p[1] = r->name;
+    p[2] = r->args;
+    p[3] = r->state;
+    p[4] = r->approach[0] ? r->approach : NULL;
+    p[5] = r->meta;
+    p[6] = r->result;
+    p[7] = r->error[0] ? r->error : NULL;
+    p[8] = r->instance[0] ? r->instance : NULL;
+    p[9] = r->symbol[0] ? r->symbol : NULL;
+    p[10] = r->slot[0] ? r->slot : NULL;
+    for (int i = 0; i < 4; i++) {
+        snprintf(ms[i], 24, "%" PRId64, t[i]);
+        p[11 + i] = t[i] ? ms[i] : NULL;
+    }
+}
+
+static char *dup_or_null(PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : strdup(PQgetvalue(r, row, col));
+}
+
+static void task_from_result(PGresult *r, int i, an_task_row *t)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->id, sizeof t->id, "%s", PQgetvalue(r, i, 0));
+    snprintf(t->name, sizeof t->name, "%s", PQgetvalue(r, i, 1));
+    t->args = dup_or_null(r, i, 2);
+    snprintf(t->state, sizeof t->state, "%s", PQgetvalue(r, i, 3));
+    snprintf(t->approach, sizeof t->approach, "%s", PQgetvalue(r, i, 4));
+    t->meta = dup_or_null(r, i, 5);
+    t->result = dup_or_null(r, i, 6);
+    snprintf(t->error, sizeof t->error, "%s", PQgetvalue(r, i, 7));
+    snprintf(t->instance, sizeof t->instance, "%s", PQgetvalue(r, i, 8));
+    snprintf(t->symbol, sizeof t->symbol, "%s", PQgetvalue(r, i, 9));
+    snprintf(t->slot, sizeof t->slot, "%s", PQgetvalue(r, i, 10));
+    int64_t *ms[4] = {&t->created_ms, &t->started_ms, &t->finished_ms, &t->heartbeat_ms};
+    for (int k = 0; k < 4; k++)
+        *ms[k] = PQgetisnull(r, i, 11 + k) ? 0 : strtoll(PQgetvalue(r, i, 11 + k), NULL, 10);
+}
+
+/* Runs a statement with text parameters; *affected (may be NULL) gets the
+ * rows it changed. */
+static an_code pg_exec_params(an_store *s, const char *sql, int n, const char *const *params,
+                              int *affected, const char *what, an_err *err)
+{
+    pg_store *ps = s->impl;
+    PGconn *c;
+    int slot;
+    an_code rc = pool_acquire(&ps->pool, &c, &slot, err);
+    if (rc != AN_OK)
+        return rc;
+    PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        rc = res_error(r, c, what, err);
+    else if (affected)
+        *affected = atoi(PQcmdTuples(r));
+    PQclear(r);
+    pool_release(&ps->pool, c, slot);
+    return rc;
+}
+
+static an_code pg_task_claim(an_store *s, const an_task_row *r, int *inserted, an_err *err)
+{
+    const char *p[15];
+    char ms[4][24];
+    char sql[1024];
+    task_params(r, p, ms);
+    snprintf(sql, sizeof sql, "%s ON CONFLICT DO NOTHING", TASK_INSERT);
+    *inserted = 0;
+    return pg_exec_params(s, sql, 15, p, inserted, "claim task run", err);
+}
+
+static an_code pg_task_put(an_store *s, const an_task_row *r, an_err *err)
+{
+    const char *p[15];
+    char ms[4][24];
+    char sql[1536];
+    task_params(r, p, ms);
+    snprintf(sql, sizeof sql,
+             "%s ON CONFLICT (id) DO UPDATE SET name = excluded.name, args = excluded.args,"
+             " state = excluded.state, approach = excluded.approach, meta = excluded.meta,"
+             " result = excluded.result, error = excluded.error, instance = excluded.instance,"
+             " symbol = excluded.symbol, slot = excluded.slot, created_at = excluded.created_at,"
+             " started_at = excluded.started_at, finished_at = excluded.finished_at,"
+             " heartbeat_at = excluded.heartbeat_at",
+             TASK_INSERT);
+    return pg_exec_params(s, sql, 15, p, NULL, "save task run", err);
+}
+
+static an_code pg_task_heartbeat(an_store *s, const char *id, int64_t now_ms, an_err *err)
+{
+    char ms[24];
+    snprintf(ms, sizeof ms, "%" PRId64, now_ms);
+    const char *p[2] = {id, ms};
+    return pg_exec_params(s,
+                          "UPDATE autonama.task_runs SET heartbeat_at = " TS_PARAM(
+                              2) " WHERE id = $1 AND state IN ('PENDING', 'PROGRESS')",
+                          2, p, NULL, "task heartbeat", err);
+}
+
+static an_code task_query(an_store *s, const char *sql, int n, const char *const *params,
+                          an_task_row **out, size_t *nout, const char *what, an_err *err)
+{
+    pg_store *ps = s->impl;
+    PGconn *c;
+    int slot;
+    an_code rc = pool_acquire(&ps->pool, &c, &slot, err);
+    if (rc != AN_OK)
+        return rc;
+    PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = res_error(r, c, what, err);
+    } else if (PQntuples(r) > 0) {
+        *out = calloc((size_t)PQntuples(r), sizeof **out);
+        if (!*out) {
+            rc = an_err_set(err, AN_ERR_NOMEM, "%s: out of memory", what);
+        } else {
+            for (int i = 0; i < PQntuples(r); i++)
+                task_from_result(r, i, &(*out)[i]);
+            *nout = (size_t)PQntuples(r);
+        }
+    }
+    PQclear(r);
+    pool_release(&ps->pool, c, slot);
+    return rc;
+}
+
+static an_code pg_task_get(an_store *s, const char *id, an_task_row *row, int *found, an_err *err)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql, "SELECT %s FROM autonama.task_runs WHERE id = $1", TASK_COLS);
+    const char *p[1] = {id};
+    an_task_row *rows = NULL;
+    size_t n = 0;
+    an_code rc = task_query(s, sql, 1, p, &rows, &n, "read task run", err);
+    if (rc == AN_OK && n == 1) {
+        *row = rows[0];
+        *found = 1;
+    }
+    free(rows);
+    return rc;
+}
+
+static an_code pg_task_list(an_store *s, const char *name, size_t limit, an_task_row **out,
+                            size_t *n, an_err *err)
+{
+    char sql[1024], lim[24];
+    snprintf(lim, sizeof lim, "%zu", limit);
+    snprintf(sql, sizeof sql,
+             "SELECT %s FROM autonama.task_runs WHERE ($1::text IS NULL OR name = $1)"
+             " ORDER BY created_at DESC, id DESC LIMIT $2::int8",
+             TASK_COLS);
+    const char *p[2] = {name, lim};
+    return task_query(s, sql, 2, p, out, n, "list task runs", err);
+}
+
+static an_code pg_task_interrupt(an_store *s, const char *instance, int64_t stale_before_ms,
+                                 int64_t now_ms, int *n, an_err *err)
+{
+    char a[24], b[24];
+    snprintf(a, sizeof a, "%" PRId64, stale_before_ms);
+    snprintf(b, sizeof b, "%" PRId64, now_ms);
+    const char *p[3] = {instance, a, b};
+    *n = 0;
+    return pg_exec_params(
+        s,
+        "UPDATE autonama.task_runs SET state = 'INTERRUPTED', finished_at = " TS_PARAM(
+            3) ", error = coalesce(error, 'interrupted: its instance stopped (no heartbeat)')"
+               " WHERE state IN ('PENDING', 'PROGRESS') AND (instance = $1 OR"
+               " coalesce(heartbeat_at, created_at) < " TS_PARAM(2) ")",
+        3, p, n, "interrupt stale task runs", err);
+}
+
+static an_code pg_task_delete(an_store *s, const char *id, an_err *err)
+{
+    const char *p[1] = {id};
+    return pg_exec_params(s, "DELETE FROM autonama.task_runs WHERE id = $1", 1, p, NULL,
+                          "delete task run", err);
+}
+
+/* Advisory locks live on a connection of their own, outside the pool: a
+ * session lock lasts as long as its connection. The PGlite server takes one
+ * connection at a time, so there nothing is locked (one instance only). */
+static an_code lock_call(an_store *s, const char *sql, int64_t key, int *got, an_err *err)
+{
+    pg_store *ps = s->impl;
+    if (ps->is_pglite) {
+        *got = 1;
+        return AN_OK;
+    }
+    char k[24];
+    snprintf(k, sizeof k, "%" PRId64, key);
+    const char *p[1] = {k};
+    an_code rc = AN_OK;
+    pthread_mutex_lock(&ps->lock_mu);
+    if (ps->lock_conn && PQstatus(ps->lock_conn) != CONNECTION_OK) {
+        PQfinish(ps->lock_conn); /* its locks died with it */
+        ps->lock_conn = NULL;
+    }
+    if (!ps->lock_conn && !(ps->lock_conn = pool_connect(&ps->pool, err))) {
+        rc = err ? err->code : AN_ERR_CONNECT;
+        goto out;
+    }
+    PGresult *r = PQexecParams(ps->lock_conn, sql, 1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        rc = res_error(r, ps->lock_conn, "advisory lock", err);
+    else
+        *got = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+out:
+    pthread_mutex_unlock(&ps->lock_mu);
+    return rc;
+}
+
+static an_code pg_try_lock(an_store *s, int64_t key, int *got, an_err *err)
+{
+    *got = 0;
+    return lock_call(s, "SELECT pg_try_advisory_lock($1::int8)", key, got, err);
+}
+
+static an_code pg_unlock(an_store *s, int64_t key, an_err *err)
+{
+    int released = 0;
+    return lock_call(s, "SELECT pg_advisory_unlock($1::int8)", key, &released, err);
+}
+
+static an_code pg_list_indicator_series(an_store *s, an_series_info **out, size_t *n, an_err *err)
+{
+    pg_store *ps = s->impl;
+    PGconn *c;
+    int slot;
+    an_code rc = pool_acquire(&ps->pool, &c, &slot, err);
+    if (rc != AN_OK)
+        return rc;
+    PGresult *r = PQexec(c, "SELECT symbol, timeframe, " TS_COL("min(\"timestamp\")") ", " TS_COL(
+                                "max(\"timestamp\")") ", count(*) FROM analytics.indicators"
+                                                      " GROUP BY symbol, timeframe"
+                                                      " ORDER BY symbol, timeframe");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = res_error(r, c, "list indicator series", err);
+    } else if (PQntuples(r) > 0) {
+        if (!(*out = calloc((size_t)PQntuples(r), sizeof **out))) {
+            rc = an_err_set(err, AN_ERR_NOMEM, "list indicator series: out of memory");
+        } else {
+            for (int i = 0; i < PQntuples(r); i++) {
+                an_series_info *si = &(*out)[i];
+                snprintf(si->symbol, sizeof si->symbol, "%s", PQgetvalue(r, i, 0));
+                snprintf(si->timeframe, sizeof si->timeframe, "%s", PQgetvalue(r, i, 1));
+                si->first_ms = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+                si->last_ms = strtoll(PQgetvalue(r, i, 3), NULL, 10);
+                si->rows = strtoll(PQgetvalue(r, i, 4), NULL, 10);
+            }
+            *n = (size_t)PQntuples(r);
+        }
+    }
+    PQclear(r);
+    pool_release(&ps->pool, c, slot);
+    return rc;
+}
+
+static an_code pg_delete_range(an_store *s, const char *table, const char *symbol, const char *tf,
+                               int64_t from_ms, int64_t to_ms, an_err *err)
+{
+    char a[24], b[24], sql[256];
+    snprintf(a, sizeof a, "%" PRId64, from_ms);
+    snprintf(b, sizeof b, "%" PRId64, to_ms);
+    snprintf(
+        sql, sizeof sql,
+        "DELETE FROM %s WHERE symbol = $1 AND timeframe = $2 AND \"timestamp\" BETWEEN " TS_PARAM(
+            3) " AND " TS_PARAM(4),
+        strcmp(table, "indicators") == 0 ? "analytics.indicators" : "trading.ohlc_data");
+    const char *p[4] = {symbol, tf, a, b};
+    return pg_exec_params(s, sql, 4, p, NULL, "delete rows", err);
 }
 
 static const an_store_ops PG_OPS = {
@@ -1565,6 +1894,17 @@ static const an_store_ops PG_OPS = {
     .pg_conninfo = pg_conninfo,
     .release_idle = pg_release_idle,
     .close = pg_close,
+    .task_claim = pg_task_claim,
+    .task_put = pg_task_put,
+    .task_heartbeat = pg_task_heartbeat,
+    .task_get = pg_task_get,
+    .task_list = pg_task_list,
+    .task_interrupt = pg_task_interrupt,
+    .task_delete = pg_task_delete,
+    .try_lock = pg_try_lock,
+    .unlock = pg_unlock,
+    .list_indicator_series = pg_list_indicator_series,
+    .delete_range = pg_delete_range,
 };
 
 /* ---- open --------------------------------------------------------------- */
@@ -1603,6 +1943,7 @@ an_code an_pg_store_open(const an_store_options *opt, an_store *s, an_err *err)
         return an_err_set(err, AN_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&ps->pool.lock, NULL);
     pthread_cond_init(&ps->pool.cond, NULL);
+    pthread_mutex_init(&ps->lock_mu, NULL);
     ps->pool.acquire_timeout_s = 60;
     char where[200];
     describe_conninfo(opt->pg_conninfo, where, sizeof where);
@@ -1673,6 +2014,7 @@ fail:
     if (err && err->code == AN_OK)
         an_err_set(err, AN_ERR_CONNECT, "cannot open PostgreSQL at %s", where);
     pool_destroy(&ps->pool);
+    pthread_mutex_destroy(&ps->lock_mu);
     free(ps->compress_after);
     free(ps->retention);
     free(ps);

@@ -364,3 +364,97 @@ void an_store_release_idle(an_store *s)
     if (s->ops->release_idle)
         s->ops->release_idle(s);
 }
+
+/* ---- task runs, locks, moving data (schema v3) -------------------------- */
+
+void an_task_row_free(an_task_row *r)
+{
+    if (!r)
+        return;
+    free(r->args);
+    free(r->meta);
+    free(r->result);
+    r->args = r->meta = r->result = NULL;
+}
+
+static an_code check_task(const an_task_row *r, an_err *err)
+{
+    if (!r->id[0] || !r->name[0] || !r->state[0])
+        return an_err_set(err, AN_ERR_INVALID, "task run needs an id, a name and a state");
+    return AN_OK;
+}
+
+an_code an_store_task_claim(an_store *s, const an_task_row *r, int *inserted, an_err *err)
+{
+    int dummy;
+    if (check_task(r, err) != AN_OK)
+        return AN_ERR_INVALID;
+    return s->ops->task_claim(s, r, inserted ? inserted : &dummy, err);
+}
+
+an_code an_store_task_put(an_store *s, const an_task_row *r, an_err *err)
+{
+    if (check_task(r, err) != AN_OK)
+        return AN_ERR_INVALID;
+    return s->ops->task_put(s, r, err);
+}
+
+an_code an_store_task_heartbeat(an_store *s, const char *id, int64_t now_ms, an_err *err)
+{
+    return s->ops->task_heartbeat(s, id, now_ms, err);
+}
+
+an_code an_store_task_get(an_store *s, const char *id, an_task_row *r, int *found, an_err *err)
+{
+    memset(r, 0, sizeof *r);
+    *found = 0;
+    return s->ops->task_get(s, id, r, found, err);
+}
+
+an_code an_store_task_list(an_store *s, const char *name, size_t limit, an_task_row **out,
+                           size_t *n, an_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    return s->ops->task_list(s, name, limit ? limit : 100, out, n, err);
+}
+
+an_code an_store_task_interrupt_stale(an_store *s, const char *instance, int64_t stale_before_ms,
+                                      int64_t now_ms, int *n, an_err *err)
+{
+    int dummy;
+    return s->ops->task_interrupt(s, instance, stale_before_ms, now_ms, n ? n : &dummy, err);
+}
+
+an_code an_store_task_delete(an_store *s, const char *id, an_err *err)
+{
+    return s->ops->task_delete(s, id, err);
+}
+
+an_code an_store_try_lock(an_store *s, int64_t key, int *got, an_err *err)
+{
+    *got = 1;
+    return s->ops->try_lock ? s->ops->try_lock(s, key, got, err) : AN_OK;
+}
+
+an_code an_store_unlock(an_store *s, int64_t key, an_err *err)
+{
+    return s->ops->unlock ? s->ops->unlock(s, key, err) : AN_OK;
+}
+
+an_code an_store_list_indicator_series(an_store *s, an_series_info **out, size_t *n, an_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    return s->ops->list_indicator_series(s, out, n, err);
+}
+
+an_code an_store_delete_range(an_store *s, const char *table, const char *symbol,
+                              const char *timeframe, int64_t from_ms, int64_t to_ms, an_err *err)
+{
+    if (check_key(symbol, timeframe, err) != AN_OK)
+        return AN_ERR_INVALID;
+    if (strcmp(table, "ohlc_data") != 0 && strcmp(table, "indicators") != 0)
+        return an_err_set(err, AN_ERR_INVALID, "cannot delete from '%.20s'", table);
+    return s->ops->delete_range(s, table, symbol, timeframe, from_ms, to_ms, err);
+}

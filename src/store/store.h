@@ -10,8 +10,8 @@
  *   duckdb       one DuckDB file at DUCKDB_PATH (the embedded default, and the
  *                fallback while the primary is unreachable); rollups are views.
  * The same names everywhere: trading.ohlc_data, trading.ohlc_1h,
- * trading.ohlc_1d, analytics.indicators, optimization.results, and the
- * migration ledger autonama.schema_version.
+ * trading.ohlc_1d, analytics.indicators, optimization.results, the
+ * migration ledger autonama.schema_version, and autonama.task_runs (v3).
  *
  * An an_store is opaque and owned by whoever opened it; an_store_close(NULL)
  * is a no-op. Every function is safe to call from several threads at once
@@ -226,5 +226,69 @@ void an_store_release_idle(an_store *s);
 /* The libpq connection string of a PostgreSQL store (secret: never log it),
  * NULL for DuckDB. For the analytics engine's direct path. */
 const char *an_store_pg_conninfo(const an_store *s);
+
+/* ---- task runs: autonama.task_runs (schema v3) ------------------------- */
+
+#define AN_TASK_ID_MAX 40
+#define AN_TASK_NAME_MAX 64
+
+/* One run of a task (tasks/tasks.h gives it meaning). JSON columns travel as
+ * text; args/meta/result are malloc'd (NULL for none) and freed by
+ * an_task_row_free. Times are ms since the epoch, 0 for not yet. */
+typedef struct an_task_row {
+    char id[AN_TASK_ID_MAX];
+    char name[AN_TASK_NAME_MAX];
+    char state[16];
+    char approach[32];
+    char instance[96];
+    char symbol[AN_SYMBOL_MAX]; /* "" for none */
+    char slot[160];             /* claim key of a scheduled run ("" for none): unique */
+    char *args, *meta, *result;
+    char error[AN_ERR_MSG_MAX];
+    int64_t created_ms, started_ms, finished_ms, heartbeat_ms;
+} an_task_row;
+
+void an_task_row_free(an_task_row *r);
+
+/* Inserts the row unless a row with its id or (non-empty) slot exists:
+ * *inserted = 1 when it was written (a claim), 0 when it was there already. */
+an_code an_store_task_claim(an_store *s, const an_task_row *r, int *inserted, an_err *err);
+/* Inserts or replaces the row with its id (every column). */
+an_code an_store_task_put(an_store *s, const an_task_row *r, an_err *err);
+/* Sets heartbeat_at of a PENDING/PROGRESS run (a no-op on finished ones). */
+an_code an_store_task_heartbeat(an_store *s, const char *id, int64_t now_ms, an_err *err);
+an_code an_store_task_get(an_store *s, const char *id, an_task_row *r, int *found, an_err *err);
+/* Runs newest first (name NULL for all), at most limit (0: 100). *out is
+ * malloc'd: free each row with an_task_row_free, then the array. */
+an_code an_store_task_list(an_store *s, const char *name, size_t limit, an_task_row **out,
+                           size_t *n, an_err *err);
+/* Marks PENDING/PROGRESS runs INTERRUPTED when their heartbeat (or creation)
+ * is older than stale_before_ms, or (instance non-NULL) they belong to
+ * instance. *n (may be NULL) gets how many. */
+an_code an_store_task_interrupt_stale(an_store *s, const char *instance, int64_t stale_before_ms,
+                                      int64_t now_ms, int *n, an_err *err);
+an_code an_store_task_delete(an_store *s, const char *id, an_err *err);
+
+/* ---- cross-process locks ------------------------------------------------ */
+
+/* A session advisory lock on PostgreSQL (pg_try_advisory_lock on a dedicated
+ * connection of the store, so it lasts until an_store_unlock or the
+ * connection's end). *got = 1 when taken. DuckDB (one process per file) and
+ * the one-connection PGlite server: always granted, nothing is locked. The
+ * same key taken twice in one process is granted twice: callers keep their
+ * own in-process exclusion. */
+an_code an_store_try_lock(an_store *s, int64_t key, int *got, an_err *err);
+an_code an_store_unlock(an_store *s, int64_t key, an_err *err);
+
+/* ---- moving data between stores (fallback replay, sync) ---------------- */
+
+/* Every (symbol, timeframe) with rows in analytics.indicators, with the
+ * first/last time and row count, sorted. *out is malloc'd. */
+an_code an_store_list_indicator_series(an_store *s, an_series_info **out, size_t *n, an_err *err);
+
+/* Deletes the rows of (symbol, timeframe) with time in [from_ms, to_ms] from
+ * "ohlc_data" or "indicators". */
+an_code an_store_delete_range(an_store *s, const char *table, const char *symbol,
+                              const char *timeframe, int64_t from_ms, int64_t to_ms, an_err *err);
 
 #endif

@@ -40,6 +40,21 @@ typedef struct an_store_ops {
     const char *(*pg_conninfo)(const an_store *s);
     void (*release_idle)(an_store *s);
     void (*close)(an_store *s);
+    /* schema v3: task runs, locks, moving data (see store.h) */
+    an_code (*task_claim)(an_store *s, const an_task_row *r, int *inserted, an_err *err);
+    an_code (*task_put)(an_store *s, const an_task_row *r, an_err *err);
+    an_code (*task_heartbeat)(an_store *s, const char *id, int64_t now_ms, an_err *err);
+    an_code (*task_get)(an_store *s, const char *id, an_task_row *r, int *found, an_err *err);
+    an_code (*task_list)(an_store *s, const char *name, size_t limit, an_task_row **out, size_t *n,
+                         an_err *err);
+    an_code (*task_interrupt)(an_store *s, const char *instance, int64_t stale_before_ms,
+                              int64_t now_ms, int *n, an_err *err);
+    an_code (*task_delete)(an_store *s, const char *id, an_err *err);
+    an_code (*try_lock)(an_store *s, int64_t key, int *got, an_err *err);
+    an_code (*unlock)(an_store *s, int64_t key, an_err *err);
+    an_code (*list_indicator_series)(an_store *s, an_series_info **out, size_t *n, an_err *err);
+    an_code (*delete_range)(an_store *s, const char *table, const char *symbol, const char *tf,
+                            int64_t from_ms, int64_t to_ms, an_err *err);
 } an_store_ops;
 
 struct an_store {
@@ -50,7 +65,7 @@ struct an_store {
 };
 
 /* The schema version both backends migrate to. */
-#define AN_SCHEMA_VERSION 2
+#define AN_SCHEMA_VERSION 3
 
 /* Backend constructors: fill s->ops, s->mode, s->describe and s->impl. */
 an_code an_pg_store_open(const an_store_options *opt, an_store *s, an_err *err);

@@ -1,0 +1,202 @@
+/*
+ * sync.c - moving a store's data into another (see sync.h).
+ */
+#include "tasks/sync.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+
+static const char *COMPONENT = "sync";
+
+#define CANDLE_BATCH 50000
+#define IND_WINDOW_MS (3LL * 86400000) /* ~4,300 1m candles x the indicators */
+
+static an_code move_candles(an_store *src, an_store *dst, const an_series_info *si, int move,
+                            an_sync_stats *st, an_err *err)
+{
+    an_candles c = {0};
+    an_code rc = AN_OK;
+    an_query q = an_query_all();
+    q.limit = CANDLE_BATCH;
+    for (;;) {
+        c.n = 0;
+        if ((rc = an_store_get_ohlc(src, si->symbol, si->timeframe, &q, &c, err)) != AN_OK ||
+            c.n == 0)
+            break;
+        an_upsert_counts k = {0};
+        if ((rc = an_store_insert_ohlc(dst, si->symbol, si->timeframe, c.v, c.n, &k, err)) != AN_OK)
+            break;
+        st->candles += (int64_t)c.n;
+        st->candle_counts.inserted += k.inserted;
+        st->candle_counts.updated += k.updated;
+        st->candle_counts.unchanged += k.unchanged;
+        q.start_ms = c.v[c.n - 1].ts + 1;
+        if (c.n < CANDLE_BATCH)
+            break;
+    }
+    an_candles_free(&c);
+    if (rc == AN_OK && move)
+        rc = an_store_delete_range(src, "ohlc_data", si->symbol, si->timeframe, si->first_ms,
+                                   si->last_ms, err);
+    if (rc == AN_OK)
+        st->series++;
+    return rc;
+}
+
+/* One window of indicator rows as a batch (rows come ordered by name, time). */
+static an_code send_indicators(an_store *dst, const an_series_info *si,
+                               const an_indicator_points *p, an_sync_stats *st, an_err *err)
+{
+    const char **names = NULL;
+    int n_names = 0;
+    int64_t *ts = malloc(p->n * sizeof *ts);
+    int *idx = malloc(p->n * sizeof *idx);
+    double *val = malloc(p->n * sizeof *val);
+    names = malloc(p->n * sizeof *names);
+    an_code rc = AN_OK;
+    if (!ts || !idx || !val || !names) {
+        rc = an_err_set(err, AN_ERR_NOMEM, "sync: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < p->n; i++) {
+        if (n_names == 0 || strcmp(names[n_names - 1], p->v[i].name) != 0)
+            names[n_names++] = p->v[i].name;
+        ts[i] = p->v[i].ts;
+        idx[i] = n_names - 1;
+        val[i] = p->v[i].value;
+    }
+    an_indicator_batch b = {names, n_names, ts, idx, val, p->n};
+    an_upsert_counts k = {0};
+    rc = an_store_upsert_indicators(dst, si->symbol, si->timeframe, &b, &k, err);
+    if (rc == AN_OK) {
+        st->indicators += (int64_t)p->n;
+        st->indicator_counts.inserted += k.inserted;
+        st->indicator_counts.updated += k.updated;
+        st->indicator_counts.unchanged += k.unchanged;
+    }
+out:
+    free(ts);
+    free(idx);
+    free(val);
+    free(names);
+    return rc;
+}
+
+static an_code move_indicators(an_store *src, an_store *dst, const an_series_info *si, int move,
+                               an_sync_stats *st, an_err *err)
+{
+    an_code rc = AN_OK;
+    for (int64_t from = si->first_ms; rc == AN_OK && from <= si->last_ms; from += IND_WINDOW_MS) {
+        an_indicator_points p = {0};
+        an_query q = an_query_all();
+        q.start_ms = from;
+        q.end_ms = from + IND_WINDOW_MS;
+        rc = an_store_get_indicators(src, si->symbol, si->timeframe, NULL, &q, &p, err);
+        if (rc == AN_OK && p.n > 0)
+            rc = send_indicators(dst, si, &p, st, err);
+        an_indicator_points_free(&p);
+    }
+    if (rc == AN_OK) {
+        /* the next indicator run on dst recomputes and compares everything */
+        an_indicator_run reset = {0};
+        snprintf(reset.spec, sizeof reset.spec, "replayed");
+        rc = an_store_put_indicator_run(dst, si->symbol, si->timeframe, &reset, err);
+    }
+    if (rc == AN_OK && move)
+        rc = an_store_delete_range(src, "indicators", si->symbol, si->timeframe, si->first_ms,
+                                   si->last_ms, err);
+    if (rc == AN_OK)
+        st->indicator_series++;
+    return rc;
+}
+
+static an_code move_tasks(an_store *src, an_store *dst, int move, an_sync_stats *st, an_err *err)
+{
+    an_task_row *rows = NULL;
+    size_t n = 0;
+    an_code rc = an_store_task_list(src, NULL, 1000000, &rows, &n, err);
+    for (size_t i = 0; rc == AN_OK && i < n; i++) {
+        rc = an_store_task_put(dst, &rows[i], err);
+        if (rc == AN_OK && move)
+            rc = an_store_task_delete(src, rows[i].id, err);
+        if (rc == AN_OK)
+            st->tasks++;
+    }
+    for (size_t i = 0; i < n; i++)
+        an_task_row_free(&rows[i]);
+    free(rows);
+    return rc;
+}
+
+an_code an_sync_stores(an_store *src, an_store *dst, int move, an_sync_stats *st, an_err *err)
+{
+    memset(st, 0, sizeof *st);
+    an_series_info *series = NULL, *ind = NULL;
+    size_t ns = 0, ni = 0;
+    an_code rc = an_store_list_series(src, &series, &ns, err);
+    for (size_t i = 0; rc == AN_OK && i < ns; i++)
+        rc = move_candles(src, dst, &series[i], move, st, err);
+    if (rc == AN_OK) {
+        an_err e = {0};
+        an_code r2 = an_store_list_indicator_series(src, &ind, &ni, &e);
+        if (r2 == AN_ERR_SCHEMA)
+            AN_INFO(COMPONENT, "msg=\"source has no analytics.indicators\" source=\"%s\"",
+                    an_store_describe(src));
+        else if (r2 != AN_OK) {
+            *err = e;
+            rc = r2;
+        }
+    }
+    for (size_t i = 0; rc == AN_OK && i < ni; i++)
+        rc = move_indicators(src, dst, &ind[i], move, st, err);
+    if (rc == AN_OK) {
+        an_err e = {0};
+        an_code r2 = move_tasks(src, dst, move, st, &e);
+        if (r2 == AN_ERR_SCHEMA)
+            AN_INFO(COMPONENT, "msg=\"source has no autonama.task_runs\" source=\"%s\"",
+                    an_store_describe(src));
+        else if (r2 != AN_OK) {
+            *err = e;
+            rc = r2;
+        }
+    }
+    free(series);
+    free(ind);
+    AN_LOG(rc == AN_OK ? AN_LOG_INFO : AN_LOG_WARN, COMPONENT,
+           "msg=\"%s\" source=\"%s\" target=%s series=%" PRId64 " candles=%" PRId64
+           " inserted=%" PRId64 " indicator_series=%" PRId64 " indicators=%" PRId64
+           " tasks=%" PRId64 " move=%d",
+           rc == AN_OK ? "synced" : "sync failed", an_store_describe(src), an_store_describe(dst),
+           st->series, st->candles, st->candle_counts.inserted, st->indicator_series,
+           st->indicators, st->tasks, move);
+    return rc;
+}
+
+an_code an_sync_pending(an_store *src, int *pending, an_err *err)
+{
+    *pending = 0;
+    an_series_info *s = NULL;
+    size_t n = 0;
+    an_code rc = an_store_list_series(src, &s, &n, err);
+    free(s);
+    if (rc != AN_OK || n > 0) {
+        *pending = n > 0;
+        return rc;
+    }
+    an_err e = {0};
+    if (an_store_list_indicator_series(src, &s, &n, &e) == AN_OK && n > 0)
+        *pending = 1;
+    free(s);
+    an_task_row *rows = NULL;
+    size_t nt = 0;
+    if (!*pending && an_store_task_list(src, NULL, 1, &rows, &nt, &e) == AN_OK && nt > 0)
+        *pending = 1;
+    for (size_t i = 0; i < nt; i++)
+        an_task_row_free(&rows[i]);
+    free(rows);
+    return AN_OK;
+}
