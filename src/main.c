@@ -492,6 +492,12 @@ static int cmd_sync(const an_config *cfg)
     return 0;
 }
 
+/* GET /metrics: the task system's lines (runs by state, fallback active). */
+static char *tasks_metrics(void *ctx)
+{
+    return an_tasks_metrics(ctx);
+}
+
 static int cmd_serve(const an_config *cfg)
 {
     an_err err = {0};
@@ -506,8 +512,15 @@ static int cmd_serve(const an_config *cfg)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     an_service svc;
     an_service_init(&svc, cfg);
+    an_tasks *tasks = NULL;
+    if (an_tasks_new(cfg, &svc, &tasks, &err) != AN_OK) {
+        an_service_destroy(&svc);
+        return fail("serve", &err);
+    }
     an_http_server *h = NULL;
-    if (an_http_start(cfg, &svc, &h, &err) != AN_OK) {
+    an_http_options hopt = {tasks_metrics, tasks, tasks};
+    if (an_http_start_with(cfg, &svc, &hopt, &h, &err) != AN_OK) {
+        an_tasks_free(tasks);
         an_service_destroy(&svc);
         return fail("serve", &err);
     }
@@ -521,10 +534,8 @@ static int cmd_serve(const an_config *cfg)
     else
         AN_INFO("serve", "msg=\"store ready\" mode=%s store=%s",
                 an_store_mode_name(an_store_get_mode(svc.store)), an_store_describe(svc.store));
-    an_tasks *tasks = NULL;
     an_clock clock = an_clock_system();
-    if (an_tasks_new(cfg, &svc, &tasks, &err) != AN_OK ||
-        an_tasks_start(tasks, &clock, &err) != AN_OK) {
+    if (an_tasks_start(tasks, &clock, &err) != AN_OK) {
         an_tasks_free(tasks);
         an_http_stop(h);
         an_service_destroy(&svc);

@@ -38,6 +38,7 @@ typedef struct an_api_request {
     an_service *svc;
     an_http_server *server;
     an_api_state *state;
+    struct an_tasks *tasks; /* NULL when the task system is not running */
     int64_t now_ms;
 } an_api_request;
 

@@ -457,6 +457,7 @@ static void refresh_later(an_http_server *h, const req_ctx *rc, const an_api_rou
                              .svc = h->svc,
                              .server = h,
                              .state = h->state,
+                             .tasks = h->opt.tasks,
                              .now_ms = an_now_ms()};
     j->rp = (an_api_reply){.status = 200, .content_type = "application/json", .store_up = -1};
     if (!ok || !enqueue(h, j))
@@ -676,6 +677,7 @@ static enum MHD_Result dispatch(an_http_server *h, struct MHD_Connection *conn, 
                               .svc = h->svc,
                               .server = h,
                               .state = h->state,
+                              .tasks = h->opt.tasks,
                               .now_ms = an_now_ms()};
     rc->rp = (an_api_reply){.status = 200, .content_type = "application/json", .store_up = -1};
     rc->gz = gz;

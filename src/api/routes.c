@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "core/market.h"
 #include "tasks/health.h"
+#include "tasks/tasks.h"
 
 #define MAX_NAMES 32
 
@@ -790,6 +791,148 @@ static void h_auth(const an_api_request *rq, an_api_reply *rp)
     an_api_puts(rp, "{\"authenticated\":true}");
 }
 
+/* ---- tasks ---------------------------------------------------------------- */
+
+static void put_json(an_api_reply *rp, json_t *v)
+{
+    char *text = json_dumps(v, JSON_COMPACT);
+    if (!text) {
+        an_api_error(rp, 500, NULL, "out of memory");
+        return;
+    }
+    an_api_puts(rp, text);
+    free(text);
+}
+
+static const char *arg_value(const an_api_request *rq, const char *key)
+{
+    for (size_t i = 0; i < rq->nargs; i++)
+        if (strcmp(rq->args[i].key, key) == 0)
+            return rq->args[i].value;
+    return NULL;
+}
+
+/* The seed's task names, for checks and messages. */
+static int task_name_known(const char *name)
+{
+    return !strcmp(name, "update_market_data") ||
+           !strcmp(name, "calculate_indicators_for_symbol") || !strcmp(name, "health_check");
+}
+
+static int no_tasks(const an_api_request *rq, an_api_reply *rp)
+{
+    if (rq->tasks)
+        return 0;
+    an_api_error(rp, 503, NULL, "the task system is not running in this process");
+    return 1;
+}
+
+/* GET /api/v1/tasks[?name=&limit=]: the newest runs first. */
+static void h_tasks(const an_api_request *rq, an_api_reply *rp)
+{
+    if (no_tasks(rq, rp))
+        return;
+    const char *name = arg_value(rq, "name"), *lim = arg_value(rq, "limit");
+    long limit = 50;
+    an_err err = {0};
+    if (name && !task_name_known(name)) {
+        an_api_error(rp, 400, "name",
+                     "unknown task '%.60s' (update_market_data, calculate_indicators_for_symbol, "
+                     "health_check)",
+                     name);
+        return;
+    }
+    if (lim && an_api_parse_limit(lim, 1000, &limit, &err) != AN_OK) {
+        an_api_error(rp, 400, "limit", "%s", err.msg);
+        return;
+    }
+    json_t *list = an_tasks_list(rq->tasks, name, (size_t)limit, &err);
+    if (!list) {
+        an_api_error(rp, an_api_status_for(err.code), NULL, "%s", err.msg);
+        return;
+    }
+    rp->rows = (int64_t)json_array_size(list);
+    json_t *o = json_pack("{s:o}", "tasks", list);
+    put_json(rp, o);
+    json_decref(o);
+}
+
+/* GET /api/v1/tasks/{id}: one run. */
+static void h_task(const an_api_request *rq, an_api_reply *rp)
+{
+    if (no_tasks(rq, rp))
+        return;
+    const char *id = rq->tail;
+    size_t n = strlen(id);
+    int ok = n > 0 && n < AN_TASK_ID_MAX;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'z') ||
+             (id[i] >= 'A' && id[i] <= 'Z') || id[i] == '-' || id[i] == '_';
+    if (!ok) {
+        an_api_error(rp, 400, "id", "'%.60s' is not a task run id", id);
+        return;
+    }
+    an_err err = {0};
+    json_t *run = an_tasks_get(rq->tasks, id, &err);
+    if (!run) {
+        an_api_error(rp, an_api_status_for(err.code), "id", "%s", err.msg);
+        return;
+    }
+    rp->rows = 1;
+    put_json(rp, run);
+    json_decref(run);
+}
+
+/* POST /api/v1/tasks/{name} with the task's arguments as a JSON body (an
+ * object, or the seed's positional list; empty for none): queued for the
+ * workers, 202 with the run's id. */
+static void h_task_submit(const an_api_request *rq, an_api_reply *rp)
+{
+    if (no_tasks(rq, rp))
+        return;
+    const char *name = rq->tail;
+    if (!task_name_known(name)) {
+        an_api_error(rp, 404, "name",
+                     "no task '%.60s' (update_market_data, calculate_indicators_for_symbol, "
+                     "health_check)",
+                     name);
+        return;
+    }
+    json_t *args = NULL;
+    if (rq->body && rq->body_len > 0) {
+        json_error_t je;
+        args = json_loadb(rq->body, rq->body_len, 0, &je);
+        if (!args) {
+            an_api_error(rp, 400, "body", "the body is not JSON: %s (at byte %d)", je.text,
+                         je.position);
+            return;
+        }
+        if (!json_is_object(args) && !json_is_array(args)) {
+            json_decref(args);
+            an_api_error(rp, 400, "body",
+                         "the body must be a JSON object of arguments or a list of symbols");
+            return;
+        }
+    } else {
+        args = json_object();
+    }
+    char id[AN_TASK_ID_MAX] = "";
+    an_err err = {0};
+    an_code rc = an_tasks_submit(rq->tasks, name, args, id, &err);
+    json_decref(args);
+    if (rc != AN_OK) {
+        an_api_error(rp, an_api_status_for(rc), NULL, "%s", err.msg);
+        return;
+    }
+    char href[96];
+    snprintf(href, sizeof href, "/api/v1/tasks/%s", id);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s}", "id", id, "name", name, "state", "PENDING", "href", href);
+    rp->status = 202;
+    put_json(rp, o);
+    json_decref(o);
+}
+
 /* ---- the table ---------------------------------------------------------- */
 
 static const char *const P_NONE[] = {NULL};
@@ -798,8 +941,8 @@ static const char *const P_OHLC[] = {"symbol", "timeframe", "limit",      "start
 static const char *const P_IND[] = {"symbol", "timeframe", "names", "start",
                                     "end",    "limit",     "order", NULL};
 
-/* The task routes (GET /api/v1/tasks, GET /api/v1/tasks/{id}, POST
- * /api/v1/tasks/{name} with auth = 1) drop in here as three entries. */
+static const char *const P_TASKS[] = {"name", "limit", NULL};
+
 const an_api_route an_api_routes[] = {
     {"GET", "/api/v1/data/ohlc", 0, 0, "/api/v1/data/ohlc", P_OHLC, h_ohlc},
     {"GET", "/api/v1/data/indicators", 0, 0, "/api/v1/data/indicators", P_IND, h_indicators},
@@ -808,5 +951,8 @@ const an_api_route an_api_routes[] = {
     {"GET", "/metrics", 0, 0, "/metrics", P_NONE, h_metrics},
     {"GET", "/api/v1/auth", 0, 1, "/api/v1/auth", P_NONE, h_auth},
     {"GET", "/openapi.json", 0, 0, "/openapi.json", P_NONE, h_openapi},
+    {"GET", "/api/v1/tasks", 0, 0, "/api/v1/tasks", P_TASKS, h_tasks},
+    {"GET", "/api/v1/tasks/", 1, 0, "/api/v1/tasks/{id}", P_NONE, h_task},
+    {"POST", "/api/v1/tasks/", 1, 1, "/api/v1/tasks/{name}", P_NONE, h_task_submit},
 };
 const size_t an_api_nroutes = sizeof an_api_routes / sizeof an_api_routes[0];

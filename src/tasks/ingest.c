@@ -7,8 +7,8 @@
  * list of ranges: the tail from the newest stored candle (or the backfill
  * start), and, when a --since range is given, the part before the stored
  * range and every hole inside it. Each range is fetched page by page; pages
- * are gathered into batches of up to 50,000 candles that a writer thread of
- * the symbol stores while the next pages are fetched (one batch in flight:
+ * are gathered into batches of up to 50,000 candles (or a second's worth)
+ * that a writer thread of the symbol stores while the next pages are fetched (one batch in flight:
  * memory stays bounded and the store's order is the fetch order).
  */
 #include "tasks/ingest.h"
@@ -253,13 +253,13 @@ static an_code fetch_range(run_state *st, void *conn, writer *w, an_ingest_symbo
 {
     const an_ingest_options *o = st->o;
     an_candles buf = {0};
-    an_code rc = AN_OK;
-    int64_t cursor = from;
+    an_code rc = AN_OK, stop_rc = AN_OK;
+    int64_t cursor = from, flushed = an_now_ms();
     w->to = to;
     while (cursor <= to) {
         if (o->stop && *o->stop) {
-            rc = an_err_set(err, AN_ERR_TIMEOUT, "stopped by a signal");
-            break;
+            stop_rc = an_err_set(err, AN_ERR_TIMEOUT, "stopped by a signal");
+            break; /* what was fetched is still stored below */
         }
         size_t rows = 0;
         rc = st->prov->fetch(conn, r->symbol, o->timeframe, cursor, to, &buf, &rows, err);
@@ -270,14 +270,26 @@ static an_code fetch_range(run_state *st, void *conn, writer *w, an_ingest_symbo
         st->total_fetched += (int64_t)rows;
         pthread_mutex_unlock(&st->lock);
         r->fetched += (int64_t)rows;
-        if (buf.n >= STORE_BATCH && (rc = writer_put(w, &buf, err)) != AN_OK)
-            break;
+        /* a full batch, or a second's worth on a slow source: progress is
+         * stored as it comes, so a stop loses nothing fetched */
+        int64_t now = an_now_ms();
+        if ((buf.n >= STORE_BATCH || now - flushed >= 1000) && buf.n > 0) {
+            if ((rc = writer_put(w, &buf, err)) != AN_OK)
+                break;
+            flushed = now;
+        }
         if (rows < st->prov->page_max)
             break; /* the source has nothing more in the range */
         cursor = an_timeframe_next(o->timeframe, last);
     }
-    if (rc == AN_OK)
-        rc = writer_put(w, &buf, err);
+    if (rc == AN_OK) {
+        an_err werr = {0};
+        rc = writer_put(w, &buf, &werr);
+        if (rc != AN_OK)
+            *err = werr;
+        else
+            rc = stop_rc; /* err already says so */
+    }
     an_candles_free(&buf);
     return rc;
 }

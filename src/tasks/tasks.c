@@ -383,7 +383,7 @@ static an_code update_category(run_ctx *rc, const an_ingest_options *base, const
     p = primary(t, &perr);
     size_t nfb = 0;
     if (p) {
-        if (strcmp(tot->approach, "duckdb_fallback") != 0) {
+        if (!tot->approach || strcmp(tot->approach, "duckdb_fallback") != 0) {
             tot->approach = primary_approach(p);
             tot->mode = an_store_mode_name(an_store_get_mode(p));
         }
@@ -569,9 +569,7 @@ static an_code task_update_market_data(run_ctx *rc, json_t *args, json_t **out, 
         return an_err_set(err, AN_ERR_INVALID, "--force needs --since: the range to refetch");
     }
 
-    ingest_totals tot = {0};
-    tot.approach = "duckdb_fallback";
-    tot.mode = "duckdb";
+    ingest_totals tot = {0}; /* approach and mode: set by the first category that runs */
     tot.fb_symbols = json_array();
     json_t *cjson = json_object();
     for (size_t c = 0; c < ncat && code == AN_OK; c++) {
@@ -605,7 +603,8 @@ static an_code task_update_market_data(run_ctx *rc, json_t *args, json_t **out, 
     if (code == AN_OK) {
         *out = json_pack("{s:s, s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I}, s:O}", "status",
                          tot.failed ? (tot.ok || tot.skipped ? "partial" : "failed") : "completed",
-                         "approach", tot.approach, "store_mode", tot.mode, "timeframe", o.timeframe,
+                         "approach", tot.approach ? tot.approach : "none", "store_mode",
+                         tot.mode ? tot.mode : "none", "timeframe", o.timeframe,
                          "categories_processed", (int)ncat, "summary", "total_success",
                          (json_int_t)tot.ok, "total_failed", (json_int_t)tot.failed,
                          "total_skipped", (json_int_t)tot.skipped, "categories", cjson);
@@ -617,7 +616,7 @@ static an_code task_update_market_data(run_ctx *rc, json_t *args, json_t **out, 
         AN_INFO(COMPONENT,
                 "msg=\"UPDATE SUMMARY\" task=update_market_data approach=%s categories=%zu "
                 "success=%" PRId64 " failed=%" PRId64 " skipped=%" PRId64,
-                tot.approach, ncat, tot.ok, tot.failed, tot.skipped);
+                tot.approach ? tot.approach : "none", ncat, tot.ok, tot.failed, tot.skipped);
     }
     json_decref(cjson);
     json_decref(tot.fb_symbols);
@@ -1169,11 +1168,25 @@ static void on_fire(void *ctx, int entry, int64_t slot_ms)
     const char *ename = an_sched_entry_name(t->sched, entry);
     size_t n = be->symbols ? be->n : 1;
     be->pending = 0;
-    for (size_t i = 0; i < n; i++) {
+    /* update_market_data: the entry's symbols are crypto's; every other
+     * configured category is one job over its own symbols */
+    int update = strcmp(be->task, "update_market_data") == 0;
+    char **cats = NULL;
+    size_t ncat = 0;
+    an_err ce = {0};
+    int crypto = 1;
+    if (update && an_config_categories(t->cfg, &cats, &ncat, &ce) == AN_OK) {
+        crypto = 0;
+        for (size_t c = 0; c < ncat; c++)
+            crypto |= strcmp(cats[c], "crypto") == 0;
+    }
+    for (size_t i = 0; crypto && i < n; i++) {
         const char *sym = be->symbols ? be->symbols[i] : NULL;
         char slot[160];
         snprintf(slot, sizeof slot, "%s|%s|%" PRId64, ename, sym ? sym : "-", slot_ms);
         json_t *args = sym ? json_pack("{s:[s]}", "symbols", sym) : json_object();
+        if (update)
+            json_object_set_new(args, "categories", json_string("crypto"));
         job *j = new_job(entry, be->task, sym, slot, args);
         if (!j) {
             json_decref(args);
@@ -1182,6 +1195,22 @@ static void on_fire(void *ctx, int entry, int64_t slot_ms)
         be->pending++;
         enqueue(t, j);
     }
+    for (size_t c = 0; c < ncat; c++) {
+        if (strcmp(cats[c], "crypto") == 0)
+            continue;
+        char slot[160], tag[48];
+        snprintf(tag, sizeof tag, "category:%s", cats[c]);
+        snprintf(slot, sizeof slot, "%s|%s|%" PRId64, ename, tag, slot_ms);
+        json_t *args = json_pack("{s:s}", "categories", cats[c]);
+        job *j = new_job(entry, be->task, tag, slot, args);
+        if (!j) {
+            json_decref(args);
+            continue;
+        }
+        be->pending++;
+        enqueue(t, j);
+    }
+    an_config_free_list(cats, ncat);
     AN_DEBUG(COMPONENT, "msg=\"fired\" entry=%s jobs=%d", ename, be->pending);
     if (be->pending == 0)
         an_sched_step(t->sched, AN_SCHED_DONE, entry);

@@ -112,6 +112,10 @@ for mode in duckdb postgres timescaledb; do
     export AUTONAMA_API_KEY=test-key AUTONAMA_HTTP_CORS_ORIGIN=https://example.org
     export AUTONAMA_SYMBOLS=BTC/USDT AUTONAMA_FRESHNESS_MAX_AGE=10000000000
     export AUTONAMA_HTTP_CACHE_TTL_MS=0
+    # no scheduled tasks: the data must stay what was loaded (the task routes
+    # are tested in test_api_tasks.sh)
+    export AUTONAMA_BEAT_UPDATE_INTERVAL=0 AUTONAMA_BEAT_INDICATORS_INTERVAL=0
+    export AUTONAMA_BEAT_HEALTH_INTERVAL=0
     start_serve || continue
     python3 "$check_py" check "$base" "$mode" "$DATA" "$observed" || status=1
     stop_serve
@@ -160,5 +164,5 @@ for mode in duckdb postgres timescaledb; do
 done
 
 echo "# == openapi.json conformance"
-python3 "$check_py" conformance "$spec" "$observed" || status=1
+python3 "$check_py" conformance "$spec" "$observed" '!/api/v1/tasks' || status=1
 exit $status

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# The task routes of the HTTP API over real sockets against the real
+# `autonama serve` (its workers running, its beat off), on all three store
+# modes: POST /api/v1/tasks/{name} only with the API key (401 without, with a
+# wrong one, 403 with none configured), the run queued and then done with
+# the data it fetched really stored, GET /api/v1/tasks and /{id}, the task
+# lines of /metrics, and every bad input (unknown task, bad JSON body, bad
+# id, bad or unknown parameters, wrong method) a 4xx JSON error.
+# Needs AN_BIN, AN_SRC, AUTONAMA_TEST_PG, AUTONAMA_TEST_TS.
+set -uo pipefail
+
+BIN=${AN_BIN:?}
+SRC=${AN_SRC:?}
+: "${AUTONAMA_TEST_PG:?run through make test}" "${AUTONAMA_TEST_TS:?run through make test}"
+work=$(mktemp -d /tmp/autonama-api-tasks.XXXXXX)
+# shellcheck source=lib.sh
+. "$SRC/tests/cli/lib.sh"
+serve_pid=""
+trap '[ -n "$server_pid" ] && kill $server_pid 2>/dev/null; [ -n "$serve_pid" ] && kill $serve_pid 2>/dev/null; rm -rf "$work"' EXIT
+
+START=1704067200000 # 2024-01-01
+END=$((START + 2 * 86400000))
+start_fake_binance --generate TSKUSDT:1m:$START:$END --server-time-ms $((END + 30000)) --seed 9
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+start_serve() {
+    local port
+    port=$(free_port)
+    base=http://127.0.0.1:$port
+    AUTONAMA_HTTP_ADDR=127.0.0.1:$port AUTONAMA_BEAT_UPDATE_INTERVAL=0 \
+        AUTONAMA_BEAT_INDICATORS_INTERVAL=0 AUTONAMA_BEAT_HEALTH_INTERVAL=0 \
+        AUTONAMA_FALLBACK_PATH=$work/fallback.duckdb "$BIN" serve >"$work/serve.out" 2>"$work/serve.err" &
+    serve_pid=$!
+    for _ in $(seq 1 100); do
+        curl -s -o /dev/null "$base/openapi.json" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+stop_serve() {
+    kill "$serve_pid" 2>/dev/null
+    wait "$serve_pid" 2>/dev/null
+    serve_pid=""
+    check "serve reported no sanitizer error" \
+        bash -c "! grep -qiE 'AddressSanitizer|runtime error|LeakSanitizer' '$work/serve.err'"
+}
+# req METHOD PATH [curl args...]: the status in $code, the body in $work/body;
+# the exchange is noted for the openapi.json conformance check, and the body
+# must match the schema openapi.json declares for that status
+check_py=$SRC/tests/cli/api_check.py
+observed=$work/observed.jsonl
+: >"$observed"
+req() {
+    local m=$1 p=$2 tpl
+    shift 2
+    code=$(curl -s -o "$work/body" -w '%{http_code}' -X "$m" "$@" "$base$p")
+    tpl=${p%%\?*}
+    case $tpl in /api/v1/tasks/*) tpl=/api/v1/tasks/{key} ;; esac
+    printf '{"path": "%s", "method": "%s", "status": %s}\n' "$tpl" "$m" "$code" >>"$observed"
+    if [ "$tpl" != "${tpl#/api/v1/tasks}" ] && ! python3 "$check_py" body "$tpl" "$m" "$code" "$work/body"; then
+        bad "$m $p -> $code: the body does not match openapi.json"
+    fi
+}
+body() { json "$work/body" "$1"; }
+
+for mode in duckdb postgres timescaledb; do
+    echo "# mode $mode"
+    mode_env "$mode"
+    reset_mode "$mode"
+    rm -f "$work/fallback.duckdb" "$work/fallback.duckdb.wal"
+    export AUTONAMA_API_KEY=task-key
+    start_serve || { bad "$mode: serve did not start: $(tail -3 "$work/serve.err")"; continue; }
+
+    req POST /api/v1/tasks/update_market_data -d '{"symbols":["TSK/USDT"],"since":"2024-01-01"}'
+    check "$mode: POST without the key is 401 ($code)" test "$code" = 401
+    check "$mode: ... with a Bearer challenge" \
+        bash -c "curl -s -D - -o /dev/null -X POST '$base/api/v1/tasks/health_check' | grep -qi '^WWW-Authenticate: Bearer'"
+    req POST /api/v1/tasks/update_market_data -H "Authorization: Bearer wrong-key" -d '{}'
+    check "$mode: POST with a wrong key is 401 ($code)" test "$code" = 401
+    auth=(-H "Authorization: Bearer task-key")
+
+    req POST /api/v1/tasks/update_market_data "${auth[@]}" -d '{"symbols":["TSK/USDT"],"since":"2024-01-01"}'
+    id=$(body "j['id']")
+    check "$mode: POST with the key queues the run: 202 PENDING ($code)" \
+        test "$code:$(body "(j['state'], j['href'] == '/api/v1/tasks/' + j['id'])")" = "202:('PENDING', True)"
+    state=""
+    for _ in $(seq 1 150); do
+        req GET "/api/v1/tasks/$id"
+        state=$(body "j['state']")
+        case $state in SUCCESS | FAILURE | INTERRUPTED) break ;; esac
+        sleep 0.2
+    done
+    check "$mode: the run ends in SUCCESS ($state)" test "$state" = SUCCESS
+    check "$mode: its result says what it stored" \
+        test "$(body "(j['result']['categories']['crypto']['symbols']['TSK/USDT']['inserted'], j['name'])")" = "(2880, 'update_market_data')"
+    req GET "/api/v1/data/ohlc?symbol=TSK/USDT&timeframe=1m&limit=5000&order=asc"
+    check "$mode: the candles are really in the store (the API serves all 2880)" \
+        test "$(body "(j['count'], j['candles'][0]['ts'], j['candles'][-1]['ts'])")" = "(2880, $START, $((END - 60000)))"
+
+    req GET "/api/v1/tasks?name=update_market_data&limit=5"
+    check "$mode: GET /api/v1/tasks lists the run ($code)" \
+        test "$code:$(body "any(r['id'] == '$id' for r in j['tasks'])")" = "200:True"
+    req GET /api/v1/tasks
+    check "$mode: ... newest first" test "$(body "j['tasks'][0]['id']")" = "$id"
+    req GET /metrics
+    check "$mode: /metrics has the task runs by state" grep -q '^autonama_task_runs_total{state="SUCCESS"} 1' "$work/body"
+    check "$mode: ... and whether the fallback is active" grep -q '^autonama_fallback_active 0' "$work/body"
+
+    # bad input: a 4xx JSON error naming the problem, never a 5xx
+    req POST /api/v1/tasks/no_such_task "${auth[@]}" -d '{}'
+    check "$mode: unknown task is 404 ($code)" test "$code:$(body "j['parameter']")" = "404:name"
+    req POST /api/v1/tasks/health_check "${auth[@]}" -d '{"symbols": [1,'
+    check "$mode: a body that is not JSON is 400 naming the body ($code)" test "$code:$(body "j['parameter']")" = "400:body"
+    req POST /api/v1/tasks/health_check "${auth[@]}" -d '"BTC/USDT"'
+    check "$mode: a body that is a bare string is 400 ($code)" test "$code" = 400
+    req POST /api/v1/tasks/update_market_data "${auth[@]}" -d '{"symbols":["not a symbol"]}'
+    sub=$(body "j.get('id', '')")
+    for _ in $(seq 1 50); do
+        req GET "/api/v1/tasks/$sub"
+        case $(body "j['state']") in FAILURE | SUCCESS) break ;; esac
+        sleep 0.1
+    done
+    check "$mode: bad task arguments are recorded as a FAILURE naming them" \
+        test "$(body "(j['state'], 'not a symbol' in (j['error'] or ''))")" = "('FAILURE', True)"
+    req GET /api/v1/tasks/does-not-exist
+    check "$mode: an unknown run id is 404 ($code)" test "$code" = 404
+    req GET "/api/v1/tasks/bad%21id"
+    check "$mode: a malformed run id is 400 ($code)" test "$code:$(body "j['parameter']")" = "400:id"
+    req GET "/api/v1/tasks?limit=0"
+    check "$mode: limit=0 is 400 naming limit ($code)" test "$code:$(body "j['parameter']")" = "400:limit"
+    req GET "/api/v1/tasks?name=bogus"
+    check "$mode: an unknown task name is 400 ($code)" test "$code:$(body "j['parameter']")" = "400:name"
+    req GET "/api/v1/tasks?state=x"
+    check "$mode: an unknown parameter is 400 ($code)" test "$code" = 400
+    for m in DELETE PUT PATCH; do
+        req $m /api/v1/tasks
+        check "$mode: $m /api/v1/tasks is 405 ($code)" test "$code" = 405
+        req $m "/api/v1/tasks/$id"
+        check "$mode: $m /api/v1/tasks/{key} is 405 ($code)" test "$code" = 405
+    done
+    req POST /api/v1/tasks "${auth[@]}" -d '{}'
+    check "$mode: POST /api/v1/tasks (no task name) is 405 ($code)" test "$code" = 405
+    stop_serve
+
+    # history survives the restart, and the API still shows it
+    start_serve || { bad "$mode: serve did not restart"; continue; }
+    req GET "/api/v1/tasks/$id"
+    check "$mode: the run is still there after a restart" test "$code:$(body "j['state']")" = "200:SUCCESS"
+    unset AUTONAMA_API_KEY
+    stop_serve
+    start_serve || { bad "$mode: serve did not restart"; continue; }
+    req POST /api/v1/tasks/health_check -H "Authorization: Bearer task-key" -d '{}'
+    check "$mode: with no key configured, POST is refused (403: $code)" test "$code" = 403
+    stop_serve
+done
+
+echo "# openapi.json conformance of the task routes"
+if python3 "$check_py" conformance "$SRC/src/api/openapi.json" "$observed" /api/v1/tasks >"$work/conf.out"; then
+    ok "the task routes produce exactly the statuses openapi.json declares"
+else
+    bad "task routes vs openapi.json:"
+    grep "not ok" "$work/conf.out" | sed 's/^/    /'
+fi
+finish
