@@ -155,11 +155,10 @@ static an_code pool_acquire(pg_pool *p, PGconn **out, int *slot, an_err *err)
                 p->conns[i] = NULL;
                 pthread_mutex_unlock(&p->lock);
                 if (c && PQstatus(c) != CONNECTION_OK) {
-                    PQreset(c);
-                    if (PQstatus(c) != CONNECTION_OK) {
-                        PQfinish(c);
-                        c = NULL;
-                    }
+                    /* one fresh connect (not PQreset and then another: an
+                     * unreachable server would cost the timeout twice) */
+                    PQfinish(c);
+                    c = NULL;
                 }
                 if (!c)
                     c = pool_connect(p, err);
