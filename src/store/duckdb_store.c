@@ -647,6 +647,77 @@ static an_code read_candles(duckdb_result *r, an_candles *out, const char *what,
     return rc;
 }
 
+/* A query's time bounds as DuckDB can bind them: bounds beyond DuckDB's
+ * timestamp range select everything (dropped) or nothing (none). */
+typedef struct ts_bounds {
+    int has_start, has_end, none;
+} ts_bounds;
+
+static ts_bounds bounds_of(const an_query *q)
+{
+    ts_bounds b;
+    b.has_start = q->start_ms != INT64_MIN && q->start_ms > TS_MIN_MS;
+    b.has_end = q->end_ms != INT64_MAX && q->end_ms <= TS_MAX_MS;
+    b.none = (q->start_ms != INT64_MIN && q->start_ms > TS_MAX_MS) ||
+             (q->end_ms != INT64_MAX && q->end_ms <= TS_MIN_MS);
+    return b;
+}
+
+/* Appends the bounds on "timestamp", then group (may be ""), the order on
+ * key and the limit, numbering parameters from *np + 1. */
+static void append_range(char *sql, size_t cap, int pos, idx_t *np, ts_bounds bd, const an_query *q,
+                         const char *group, const char *key)
+{
+    if (bd.has_start)
+        pos += snprintf(sql + pos, cap - (size_t)pos, " AND \"timestamp\" >= $%d", (int)++*np);
+    if (bd.has_end)
+        pos += snprintf(sql + pos, cap - (size_t)pos, " AND \"timestamp\" < $%d", (int)++*np);
+    pos += snprintf(sql + pos, cap - (size_t)pos, "%s ORDER BY %s %s", group, key,
+                    q->descending ? "DESC" : "ASC");
+    if (q->limit > 0)
+        snprintf(sql + pos, cap - (size_t)pos, " LIMIT $%d", (int)++*np);
+}
+
+/* Runs a candle query whose parameters are symbol, tf (when not NULL),
+ * bucket_ms (when >= 0), then what append_range numbered; its rows go to out. */
+static an_code query_candles(duck_store *ds, const char *sql, const char *symbol, const char *tf,
+                             int64_t bucket_ms, ts_bounds bd, const an_query *q, const char *what,
+                             an_candles *out, an_err *err)
+{
+    duckdb_prepared_statement st = NULL;
+    duckdb_result r;
+    pthread_mutex_lock(&ds->lock);
+    an_code rc = prepare(ds, sql, &st, what, err);
+    if (rc != AN_OK)
+        goto out;
+    idx_t p = 1;
+    int ok = bind_ok(duckdb_bind_varchar(st, p++, symbol));
+    if (tf)
+        ok = ok && bind_ok(duckdb_bind_varchar(st, p++, tf));
+    if (bucket_ms >= 0)
+        ok = ok && bind_ok(duckdb_bind_int64(st, p++, bucket_ms));
+    if (bd.has_start)
+        ok = ok && bind_ok(duckdb_bind_timestamp(st, p++, (duckdb_timestamp){q->start_ms * 1000}));
+    if (bd.has_end)
+        ok = ok && bind_ok(duckdb_bind_timestamp(st, p++, (duckdb_timestamp){q->end_ms * 1000}));
+    if (q->limit > 0)
+        ok = ok && bind_ok(duckdb_bind_int64(
+                       st, p++, q->limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)q->limit));
+    if (!ok) {
+        rc = an_err_set(err, AN_ERR_INTERNAL, "%s: cannot bind parameters", what);
+        goto out;
+    }
+    if ((rc = execute(st, &r, what, err)) != AN_OK)
+        goto out;
+    rc = read_candles(&r, out, what, err);
+    duckdb_destroy_result(&r);
+out:
+    if (st)
+        duckdb_destroy_prepare(&st);
+    pthread_mutex_unlock(&ds->lock);
+    return rc;
+}
+
 static an_code duck_get_ohlc(an_store *s, const char *source, const char *symbol, const char *tf,
                              const an_query *q, an_candles *out, an_err *err)
 {
@@ -654,11 +725,8 @@ static an_code duck_get_ohlc(an_store *s, const char *source, const char *symbol
     if (strcmp(source, "ohlc_data") != 0 && strcmp(source, "ohlc_1h") != 0 &&
         strcmp(source, "ohlc_1d") != 0)
         return an_err_set(err, AN_ERR_INTERNAL, "get_ohlc_data: unknown source '%.16s'", source);
-    /* bounds beyond DuckDB's range select everything or nothing */
-    int has_start = q->start_ms != INT64_MIN && q->start_ms > TS_MIN_MS;
-    int has_end = q->end_ms != INT64_MAX && q->end_ms <= TS_MAX_MS;
-    if ((q->start_ms != INT64_MIN && q->start_ms > TS_MAX_MS) ||
-        (q->end_ms != INT64_MAX && q->end_ms <= TS_MIN_MS))
+    ts_bounds bd = bounds_of(q);
+    if (bd.none)
         return AN_OK;
     char sql[512];
     idx_t np = 1;
@@ -668,46 +736,8 @@ static an_code duck_get_ohlc(an_store *s, const char *source, const char *symbol
                        source);
     if (tf)
         pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " AND timeframe = $%d", (int)++np);
-    if (has_start)
-        pos +=
-            snprintf(sql + pos, sizeof sql - (size_t)pos, " AND \"timestamp\" >= $%d", (int)++np);
-    if (has_end)
-        pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " AND \"timestamp\" < $%d", (int)++np);
-    pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " ORDER BY \"timestamp\" %s",
-                    q->descending ? "DESC" : "ASC");
-    if (q->limit > 0)
-        snprintf(sql + pos, sizeof sql - (size_t)pos, " LIMIT $%d", (int)++np);
-
-    duckdb_prepared_statement st = NULL;
-    duckdb_result r;
-    pthread_mutex_lock(&ds->lock);
-    an_code rc = prepare(ds, sql, &st, "get_ohlc_data", err);
-    if (rc != AN_OK)
-        goto out;
-    idx_t p = 1;
-    int ok = bind_ok(duckdb_bind_varchar(st, p++, symbol));
-    if (tf)
-        ok = ok && bind_ok(duckdb_bind_varchar(st, p++, tf));
-    if (has_start)
-        ok = ok && bind_ok(duckdb_bind_timestamp(st, p++, (duckdb_timestamp){q->start_ms * 1000}));
-    if (has_end)
-        ok = ok && bind_ok(duckdb_bind_timestamp(st, p++, (duckdb_timestamp){q->end_ms * 1000}));
-    if (q->limit > 0)
-        ok = ok && bind_ok(duckdb_bind_int64(
-                       st, p++, q->limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)q->limit));
-    if (!ok) {
-        rc = an_err_set(err, AN_ERR_INTERNAL, "get_ohlc_data: cannot bind parameters");
-        goto out;
-    }
-    if ((rc = execute(st, &r, "get_ohlc_data", err)) != AN_OK)
-        goto out;
-    rc = read_candles(&r, out, "get_ohlc_data", err);
-    duckdb_destroy_result(&r);
-out:
-    if (st)
-        duckdb_destroy_prepare(&st);
-    pthread_mutex_unlock(&ds->lock);
-    return rc;
+    append_range(sql, sizeof sql, pos, &np, bd, q, "", "\"timestamp\"");
+    return query_candles(ds, sql, symbol, tf, -1, bd, q, "get_ohlc_data", out, err);
 }
 
 /* Buckets over ohlc_data with time_bucket on the epoch; arg_min/arg_max
@@ -716,57 +746,18 @@ static an_code duck_get_bucketed(an_store *s, const char *symbol, const char *tf
                                  const an_query *q, an_candles *out, an_err *err)
 {
     duck_store *ds = s->impl;
-    int has_start = q->start_ms != INT64_MIN && q->start_ms > TS_MIN_MS;
-    int has_end = q->end_ms != INT64_MAX && q->end_ms <= TS_MAX_MS;
-    if ((q->start_ms != INT64_MIN && q->start_ms > TS_MAX_MS) ||
-        (q->end_ms != INT64_MAX && q->end_ms <= TS_MIN_MS))
+    ts_bounds bd = bounds_of(q);
+    if (bd.none)
         return AN_OK;
     char sql[768];
-    int np = 3;
+    idx_t np = 3;
     int pos = snprintf(sql, sizeof sql,
                        "SELECT time_bucket(to_milliseconds($3), \"timestamp\", TIMESTAMP "
                        "'1970-01-01') AS b, arg_min(open, \"timestamp\"), max(high), min(low), "
                        "arg_max(close, \"timestamp\"), sum(volume) FROM trading.ohlc_data "
                        "WHERE symbol = $1 AND timeframe = $2");
-    if (has_start)
-        pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " AND \"timestamp\" >= $%d", ++np);
-    if (has_end)
-        pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " AND \"timestamp\" < $%d", ++np);
-    pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " GROUP BY b ORDER BY b %s",
-                    q->descending ? "DESC" : "ASC");
-    if (q->limit > 0)
-        snprintf(sql + pos, sizeof sql - (size_t)pos, " LIMIT $%d", ++np);
-
-    duckdb_prepared_statement st = NULL;
-    duckdb_result r;
-    pthread_mutex_lock(&ds->lock);
-    an_code rc = prepare(ds, sql, &st, "get bucketed candles", err);
-    if (rc != AN_OK)
-        goto out;
-    idx_t p = 1;
-    int ok = bind_ok(duckdb_bind_varchar(st, p++, symbol));
-    ok = ok && bind_ok(duckdb_bind_varchar(st, p++, tf));
-    ok = ok && bind_ok(duckdb_bind_int64(st, p++, bucket_ms));
-    if (has_start)
-        ok = ok && bind_ok(duckdb_bind_timestamp(st, p++, (duckdb_timestamp){q->start_ms * 1000}));
-    if (has_end)
-        ok = ok && bind_ok(duckdb_bind_timestamp(st, p++, (duckdb_timestamp){q->end_ms * 1000}));
-    if (q->limit > 0)
-        ok = ok && bind_ok(duckdb_bind_int64(
-                       st, p++, q->limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)q->limit));
-    if (!ok) {
-        rc = an_err_set(err, AN_ERR_INTERNAL, "get bucketed candles: cannot bind parameters");
-        goto out;
-    }
-    if ((rc = execute(st, &r, "get bucketed candles", err)) != AN_OK)
-        goto out;
-    rc = read_candles(&r, out, "get bucketed candles", err);
-    duckdb_destroy_result(&r);
-out:
-    if (st)
-        duckdb_destroy_prepare(&st);
-    pthread_mutex_unlock(&ds->lock);
-    return rc;
+    append_range(sql, sizeof sql, pos, &np, bd, q, " GROUP BY b", "b");
+    return query_candles(ds, sql, symbol, tf, bucket_ms, bd, q, "get bucketed candles", out, err);
 }
 
 static an_code duck_latest(an_store *s, const char *symbol, const char *tf, int64_t *ts, int *found,

@@ -922,24 +922,11 @@ static int append_range(char *sql, size_t cap, int pos, const an_query *q, const
     return pos;
 }
 
-static an_code pg_get_ohlc(an_store *s, const char *source, const char *symbol, const char *tf,
-                           const an_query *q, an_candles *out, an_err *err)
+/* Runs a candle query (ms, open, high, low, close, volume per row) and
+ * appends its rows to out. */
+static an_code query_candles(pg_store *ps, const char *sql, int np, const char *const *params,
+                             const char *what, an_candles *out, an_err *err)
 {
-    pg_store *ps = s->impl;
-    char sql[768];
-    const char *params[5];
-    int np = 0;
-    int pos = snprintf(sql, sizeof sql,
-                       "SELECT (extract(epoch FROM \"timestamp\") * 1000)::int8, open, high, "
-                       "low, close, volume FROM trading.%s WHERE symbol = $1",
-                       source);
-    params[np++] = symbol;
-    if (tf) {
-        params[np++] = tf;
-        pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " AND timeframe = $%d", np);
-    }
-    range_params bufs;
-    append_range(sql, sizeof sql, pos, q, "", params, &np, &bufs);
     PGconn *c;
     int slot;
     an_code rc = pool_acquire(&ps->pool, &c, &slot, err);
@@ -947,7 +934,7 @@ static an_code pg_get_ohlc(an_store *s, const char *source, const char *symbol, 
         return rc;
     PGresult *r = PQexecParams(c, sql, np, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        rc = res_error(r, c, "get_ohlc_data", err);
+        rc = res_error(r, c, what, err);
         goto out;
     }
     int rows = PQntuples(r);
@@ -966,6 +953,27 @@ out:
     PQclear(r);
     pool_release(&ps->pool, c, slot);
     return rc;
+}
+
+static an_code pg_get_ohlc(an_store *s, const char *source, const char *symbol, const char *tf,
+                           const an_query *q, an_candles *out, an_err *err)
+{
+    pg_store *ps = s->impl;
+    char sql[768];
+    const char *params[5];
+    int np = 0;
+    int pos = snprintf(sql, sizeof sql,
+                       "SELECT (extract(epoch FROM \"timestamp\") * 1000)::int8, open, high, "
+                       "low, close, volume FROM trading.%s WHERE symbol = $1",
+                       source);
+    params[np++] = symbol;
+    if (tf) {
+        params[np++] = tf;
+        pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " AND timeframe = $%d", np);
+    }
+    range_params bufs;
+    append_range(sql, sizeof sql, pos, q, "", params, &np, &bufs);
+    return query_candles(ps, sql, np, params, "get_ohlc_data", out, err);
 }
 
 /* Buckets over ohlc_data: time_bucket with first()/last() on TimescaleDB,
@@ -1013,32 +1021,7 @@ static an_code pg_get_bucketed(an_store *s, const char *symbol, const char *tf, 
         params[np++] = bufs.limit;
         snprintf(sql + pos, sizeof sql - (size_t)pos, " LIMIT $%d", np);
     }
-    PGconn *c;
-    int slot;
-    an_code rc = pool_acquire(&ps->pool, &c, &slot, err);
-    if (rc != AN_OK)
-        return rc;
-    PGresult *r = PQexecParams(c, sql, np, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        rc = res_error(r, c, "get bucketed candles", err);
-        goto out;
-    }
-    int rows = PQntuples(r);
-    for (int i = 0; i < rows; i++) {
-        an_candle k;
-        k.ts = strtoll(PQgetvalue(r, i, 0), NULL, 10);
-        k.open = strtod(PQgetvalue(r, i, 1), NULL);
-        k.high = strtod(PQgetvalue(r, i, 2), NULL);
-        k.low = strtod(PQgetvalue(r, i, 3), NULL);
-        k.close = strtod(PQgetvalue(r, i, 4), NULL);
-        k.volume = strtod(PQgetvalue(r, i, 5), NULL);
-        if ((rc = an_candles_push(out, &k, err)) != AN_OK)
-            goto out;
-    }
-out:
-    PQclear(r);
-    pool_release(&ps->pool, c, slot);
-    return rc;
+    return query_candles(ps, sql, np, params, "get bucketed candles", out, err);
 }
 
 static an_code pg_latest(an_store *s, const char *symbol, const char *tf, int64_t *ts, int *found,
