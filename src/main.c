@@ -90,16 +90,6 @@ static int fail(const char *command, const an_err *err)
     return an_code_exit_status(err->code);
 }
 
-static const char *approach(an_store *s)
-{
-    switch (an_store_get_mode(s)) {
-    case AN_STORE_TIMESCALEDB: return "timescaledb_first";
-    case AN_STORE_POSTGRES: return "postgres_first";
-    case AN_STORE_DUCKDB: return "duckdb_embedded";
-    }
-    return "unknown";
-}
-
 static int cmd_migrate(const an_config *cfg)
 {
     an_err err = {0};
@@ -209,12 +199,12 @@ static int cmd_import(const an_config *cfg)
                                      &err) != AN_OK)
             AN_WARN("import", "msg=\"rollup refresh failed\" error=\"%s\"", err.msg);
     }
-    json_t *o =
-        json_pack("{s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I}, s:o}", "status",
-                  failed ? (ok ? "partial" : "failed") : "completed", "approach", approach(s),
-                  "store_mode", an_store_mode_name(an_store_get_mode(s)), "categories_processed", 1,
-                  "summary", "total_success", (json_int_t)ok, "total_failed", (json_int_t)failed,
-                  "total_skipped", (json_int_t)0, "files", files);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I}, s:o}", "status",
+                          failed ? (ok ? "partial" : "failed") : "completed", "approach",
+                          an_tasks_approach(s), "store_mode",
+                          an_store_mode_name(an_store_get_mode(s)), "categories_processed", 1,
+                          "summary", "total_success", (json_int_t)ok, "total_failed",
+                          (json_int_t)failed, "total_skipped", (json_int_t)0, "files", files);
     print_json(o);
     json_decref(o);
     an_store_close(s);

@@ -168,7 +168,7 @@ static an_store *fallback_store(an_tasks *t, an_err *err)
     return s;
 }
 
-static const char *primary_approach(an_store *s)
+const char *an_tasks_approach(an_store *s)
 {
     switch (an_store_get_mode(s)) {
     case AN_STORE_TIMESCALEDB: return "timescaledb_first";
@@ -384,7 +384,7 @@ static an_code update_category(run_ctx *rc, const an_ingest_options *base, const
     size_t nfb = 0;
     if (p) {
         if (!tot->approach || strcmp(tot->approach, "duckdb_fallback") != 0) {
-            tot->approach = primary_approach(p);
+            tot->approach = an_tasks_approach(p);
             tot->mode = an_store_mode_name(an_store_get_mode(p));
         }
         snprintf(status_text, sizeof status_text, "Processing %s", category);
@@ -713,7 +713,7 @@ static an_code task_indicators(run_ctx *rc, json_t *args, json_t **out, an_err *
     const char *approach = "duckdb_fallback", *mode = "duckdb";
     size_t nfb = 0;
     if (p) {
-        approach = primary_approach(p);
+        approach = an_tasks_approach(p);
         mode = an_store_mode_name(an_store_get_mode(p));
         progress(rc, approach, "Calculating indicators", 0, (int64_t)n);
         indicators_on(p, &set, pref, symbols, nsym, tfs, ntf, NULL, NULL, &t->stop, list, codes);
@@ -787,10 +787,10 @@ static an_code task_health(run_ctx *rc, json_t *args, json_t **out, an_err *err)
            "msg=\"health check\" status=%s problems=%zu first=\"%.200s\"",
            healthy ? "healthy" : "unhealthy", json_array_size(json_object_get(h, "problems")),
            first ? first : "");
-    *out = json_pack("{s:s, s:s, s:i, s:{s:i, s:i, s:i}, s:o}", "status",
-                     healthy ? "completed" : "failed", "approach", p ? primary_approach(p) : "none",
-                     "categories_processed", 1, "summary", "total_success", healthy, "total_failed",
-                     !healthy, "total_skipped", 0, "health", h);
+    *out = json_pack(
+        "{s:s, s:s, s:i, s:{s:i, s:i, s:i}, s:o}", "status", healthy ? "completed" : "failed",
+        "approach", p ? an_tasks_approach(p) : "none", "categories_processed", 1, "summary",
+        "total_success", healthy, "total_failed", !healthy, "total_skipped", 0, "health", h);
     if (!healthy)
         json_object_set_new(*out, "error", json_string(first ? first : "unhealthy"));
     return AN_OK;
@@ -1160,6 +1160,23 @@ static job *new_job(int entry, const char *name, const char *symbol, const char 
     return j;
 }
 
+/* Queues one job of a firing of entry: tag (a symbol, "category:NAME", or
+ * NULL) names its slot and advisory lock; takes ownership of args. */
+static void fire_job(an_tasks *t, int entry, const char *ename, const char *tag, int64_t slot_ms,
+                     json_t *args)
+{
+    beat_entry *be = &t->entries[entry];
+    char slot[160];
+    snprintf(slot, sizeof slot, "%s|%s|%" PRId64, ename, tag ? tag : "-", slot_ms);
+    job *j = new_job(entry, be->task, tag, slot, args);
+    if (!j) {
+        json_decref(args);
+        return;
+    }
+    be->pending++;
+    enqueue(t, j);
+}
+
 /* The scheduler's fire callback (t->mu held): one job per symbol. */
 static void on_fire(void *ctx, int entry, int64_t slot_ms)
 {
@@ -1182,33 +1199,17 @@ static void on_fire(void *ctx, int entry, int64_t slot_ms)
     }
     for (size_t i = 0; crypto && i < n; i++) {
         const char *sym = be->symbols ? be->symbols[i] : NULL;
-        char slot[160];
-        snprintf(slot, sizeof slot, "%s|%s|%" PRId64, ename, sym ? sym : "-", slot_ms);
         json_t *args = sym ? json_pack("{s:[s]}", "symbols", sym) : json_object();
         if (update)
             json_object_set_new(args, "categories", json_string("crypto"));
-        job *j = new_job(entry, be->task, sym, slot, args);
-        if (!j) {
-            json_decref(args);
-            continue;
-        }
-        be->pending++;
-        enqueue(t, j);
+        fire_job(t, entry, ename, sym, slot_ms, args);
     }
     for (size_t c = 0; c < ncat; c++) {
         if (strcmp(cats[c], "crypto") == 0)
             continue;
-        char slot[160], tag[48];
+        char tag[48];
         snprintf(tag, sizeof tag, "category:%s", cats[c]);
-        snprintf(slot, sizeof slot, "%s|%s|%" PRId64, ename, tag, slot_ms);
-        json_t *args = json_pack("{s:s}", "categories", cats[c]);
-        job *j = new_job(entry, be->task, tag, slot, args);
-        if (!j) {
-            json_decref(args);
-            continue;
-        }
-        be->pending++;
-        enqueue(t, j);
+        fire_job(t, entry, ename, tag, slot_ms, json_pack("{s:s}", "categories", cats[c]));
     }
     an_config_free_list(cats, ncat);
     AN_DEBUG(COMPONENT, "msg=\"fired\" entry=%s jobs=%d", ename, be->pending);

@@ -56,6 +56,10 @@ typedef enum an_task_state {
 /* "PENDING", "PROGRESS", "SUCCESS", "FAILURE", "INTERRUPTED". */
 const char *an_task_state_name(an_task_state s);
 
+/* The seed's name for the approach a store gives: "timescaledb_first",
+ * "postgres_first" or "duckdb_embedded". */
+const char *an_tasks_approach(an_store *s);
+
 typedef struct an_tasks an_tasks;
 
 /* The task layer over svc's primary store (svc and cfg outlive it). The
