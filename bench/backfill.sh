@@ -16,7 +16,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${AN_BIN:-$root/build/autonama}
 ROUNDS=${1:-5}
 work=$(mktemp -d /tmp/autonama-bench-backfill.XXXXXX)
-server_pid=""
+# the CLI tests' helpers: kv, mode_env, reset_mode, start_fake_binance
+SRC=$root
+# shellcheck source=../tests/cli/lib.sh
+. "$root/tests/cli/lib.sh"
 trap '[ -n "$server_pid" ] && kill $server_pid 2>/dev/null; rm -rf "$work"' EXIT
 
 START=1672531200000             # 2023-01-01
@@ -24,46 +27,20 @@ END=$((START + 365 * 86400000)) # 2024-01-01
 ROWS=525600
 # --cache-blocks: the server keeps the whole year rendered, so what is
 # measured is our client and store, not the fake's candle generation
-python3 "$root/tests/fake_binance/server.py" --port 0 --generate "BENUSDT:1m:$START:$END" \
-    --server-time-ms $((END + 30000)) --seed 3 --weight-limit 100000000 --cache-blocks 600 \
-    >"$work/server.out" 2>"$work/server.err" &
-server_pid=$!
-for _ in $(seq 1 100); do
-    port=$(sed -n 's/^listening 127.0.0.1:\([0-9]*\)$/\1/p' "$work/server.out")
-    [ -n "$port" ] && break
-    sleep 0.1
-done
-[ -n "${port:-}" ] || { echo "bench/backfill: the fake exchange did not start" >&2; exit 1; }
-export BINANCE_BASE_URL=http://127.0.0.1:$port AUTONAMA_LOG_LEVEL=warn
-export AUTONAMA_BINANCE_WEIGHT_BUDGET=1000000
-
-kv() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
-mode_env() {
-    unset POSTGRES_SERVER POSTGRES_PORT POSTGRES_USER POSTGRES_PASSWORD POSTGRES_DB AUTONAMA_STORE
-    export DUCKDB_PATH=$work/store.duckdb
-    if [ "$1" = postgres ]; then
-        local ci=$AUTONAMA_TEST_PG
-        export POSTGRES_SERVER=$(kv "$ci" host) POSTGRES_PORT=$(kv "$ci" port) POSTGRES_USER=$(kv "$ci" user)
-        export POSTGRES_PASSWORD=$(kv "$ci" password) POSTGRES_DB=$(kv "$ci" dbname) AUTONAMA_STORE=postgres
-    fi
-}
-reset_store() {
-    if [ "$1" = postgres ]; then
-        PGPASSWORD=$POSTGRES_PASSWORD psql -X -q -h "$POSTGRES_SERVER" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" \
-            -d "$POSTGRES_DB" -c "SET client_min_messages=warning; DROP SCHEMA IF EXISTS trading CASCADE;
-            DROP SCHEMA IF EXISTS analytics CASCADE; DROP SCHEMA IF EXISTS optimization CASCADE;
-            DROP SCHEMA IF EXISTS autonama CASCADE" >/dev/null
-    else
-        rm -f "$work/store.duckdb" "$work/store.duckdb.wal"
-    fi
-    "$BIN" migrate >/dev/null
+start_fake_binance --generate "BENUSDT:1m:$START:$END" --server-time-ms $((END + 30000)) \
+    --seed 3 --weight-limit 100000000 --cache-blocks 600 ||
+    { echo "bench/backfill: the fake exchange did not start" >&2; exit 1; }
+bench_env() { # a store mode, with no rate limit of ours
+    mode_env "$1"
+    export AUTONAMA_BINANCE_WEIGHT_BUDGET=1000000
+    unset AUTONAMA_BINANCE_TIMEOUT_MS AUTONAMA_BINANCE_BACKOFF_MS
 }
 now() { date +%s.%N; }
 rows_of() { python3 -c "import json,sys; j=json.load(sys.stdin); print($1)"; }
 
 # warm-up: render the year on the server, and keep its candles as a file
-mode_env duckdb
-reset_store duckdb
+bench_env duckdb
+reset_mode duckdb
 "$BIN" ingest --symbols BEN/USDT --since 2023-01-01 >/dev/null
 "$BIN" export --symbol BEN/USDT --timeframe 1m >"$work/BENUSDT-1m.csv"
 got=$(($(wc -l <"$work/BENUSDT-1m.csv") - 1))
@@ -73,16 +50,16 @@ modes=duckdb
 [ -n "${AUTONAMA_TEST_PG:-}" ] && modes="duckdb postgres"
 status=0
 for mode in $modes; do
-    mode_env "$mode"
+    bench_env "$mode"
     ing=() imp=()
     for r in $(seq 1 "$ROUNDS"); do
-        reset_store "$mode"
+        reset_mode "$mode"
         t0=$(now)
         n=$("$BIN" ingest --symbols BEN/USDT --since 2023-01-01 | rows_of "j['categories']['crypto']['symbols']['BEN/USDT']['inserted']")
         t1=$(now)
         [ "$n" -eq "$ROWS" ] || { echo "bench/backfill: $mode ingest stored $n" >&2; exit 1; }
         ing+=("$(python3 -c "print($t1 - $t0)")")
-        reset_store "$mode"
+        reset_mode "$mode"
         t0=$(now)
         n=$("$BIN" import "$work/BENUSDT-1m.csv" --symbol BEN/USDT --timeframe 1m | rows_of "j['files'][0]['inserted']")
         t1=$(now)
