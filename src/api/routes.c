@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "api/params.h"
+#include "api/static.h"
 #include "core/log.h"
 #include "core/market.h"
 #include "tasks/health.h"
@@ -954,5 +955,8 @@ const an_api_route an_api_routes[] = {
     {"GET", "/api/v1/tasks", 0, 0, "/api/v1/tasks", P_TASKS, h_tasks},
     {"GET", "/api/v1/tasks/", 1, 0, "/api/v1/tasks/{id}", P_NONE, h_task},
     {"POST", "/api/v1/tasks/", 1, 1, "/api/v1/tasks/{name}", P_NONE, h_task_submit},
+    /* the dashboard (static.c) */
+    {"GET", "/", 0, 0, "/", P_NONE, an_static_index},
+    {"GET", "/assets/", 1, 0, "/assets/{name}", P_NONE, an_static_asset},
 };
 const size_t an_api_nroutes = sizeof an_api_routes / sizeof an_api_routes[0];
