@@ -10,7 +10,9 @@
  * data- attributes for tests (documented in README.md, "Dashboard"):
  *   #chart   data-state (empty|loading|ready|error), data-symbol,
  *            data-timeframe, data-candles, data-oldest, data-newest,
- *            data-series (indicator series holding points), data-render-ms,
+ *            data-series (indicator series holding points), data-render-ms
+ *            (data in hand to drawn: two animation frames), data-paint-ms (the
+ *            JavaScript part of it: setData of every series),
  *            data-older-loads, data-live-updates
  *   #live    data-live (off|connecting|live|reconnecting|polling|unavailable)
  *   #status  data-state (loading|ok|degraded|db-down|api-down)
@@ -42,6 +44,7 @@
     chart: null,
     view: 'chart',
     healthy: null,
+    pollMs: 5000, /* newest-candle polling when the server has no stream */
   };
   window.autonama = app; /* the test hook: read-only use please */
 
@@ -55,7 +58,7 @@
       else if (k === 'text') el.textContent = v;
       else el.setAttribute(k, v === true ? '' : v);
     }
-    for (const kid of kids.flat()) if (kid !== null && kid !== undefined)
+    for (const kid of kids.flat(Infinity)) if (kid !== null && kid !== undefined)
       el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
     return el;
   }
@@ -182,14 +185,17 @@
   /* ---- the chart ---------------------------------------------------------- */
 
   function chartOptions() {
+    const layout = { background: { type: 'solid', color: css('--panel') }, textColor: css('--fg'),
+      panes: { separatorColor: css('--line') } };
     return {
       autoSize: true,
-      layout: { background: { type: 'solid', color: css('--panel') }, textColor: css('--fg'),
-        panes: { separatorColor: css('--line') } },
       grid: { vertLines: { color: css('--line') }, horzLines: { color: css('--line') } },
       rightPriceScale: { borderColor: css('--line') },
       timeScale: { borderColor: css('--line'), timeVisible: true, secondsVisible: false },
       crosshair: { mode: 0 },
+      /* lightweight-charts' logo injects an inline <style> the CSP refuses; the
+       * attribution its licence asks for is in the page's footer instead */
+      layout: Object.assign(layout, { attributionLogo: false }),
     };
   }
 
@@ -237,20 +243,24 @@
     $('legend').textContent = parts.join('  ');
   }
 
-  function volColor(b) { return b.close >= b.open ? css('--up') + '66' : css('--down') + '66'; }
+  /* colours read once per chart (getComputedStyle per bar is slow) */
+  function palette() {
+    return { up: css('--up'), down: css('--down') };
+  }
+  function volColor(c, b) { return b.close >= b.open ? c.pal.up + '66' : c.pal.down + '66'; }
 
   /* the series' data from c.bars (oldest first) */
   function paint(c) {
     c.ui.candles.setData(c.bars.map((b) => ({ time: b.ts / 1000, open: b.open, high: b.high,
       low: b.low, close: b.close })));
-    c.ui.volume.setData(c.bars.map((b) => ({ time: b.ts / 1000, value: b.volume, color: volColor(b) })));
+    c.ui.volume.setData(c.bars.map((b) => ({ time: b.ts / 1000, value: b.volume, color: volColor(c, b) })));
     const present = [];
     for (const n of c.names) {
       const pts = [];
       for (const b of c.bars) {
         const v = b.indicators ? b.indicators[n] : null;
         if (v !== null && v !== undefined) pts.push(n === 'macd_hist'
-          ? { time: b.ts / 1000, value: v, color: v >= 0 ? css('--up') + '99' : css('--down') + '99' }
+          ? { time: b.ts / 1000, value: v, color: v >= 0 ? c.pal.up + '99' : c.pal.down + '99' }
           : { time: b.ts / 1000, value: v });
       }
       c.ui.lines[n].setData(pts);
@@ -288,6 +298,7 @@
     Object.assign(el.dataset, { state: 'loading', symbol, timeframe, candles: 0, series: '',
       olderLoads: 0, liveUpdates: 0 });
     c.ui = buildChart(el, names);
+    c.pal = palette();
     c.ui.chart.subscribeCrosshairMove((p) => {
       if (!p || p.time === undefined) { legend(c, c.bars[c.bars.length - 1]); return; }
       legend(c, c.byTime && c.byTime.get(p.time * 1000));
@@ -301,11 +312,19 @@
       return;
     }
     const t0 = performance.now();
+    if (!r.body || !Array.isArray(r.body.candles)) {
+      el.dataset.state = 'error';
+      $('legend').textContent = 'Unexpected reply for ' + symbol + ' ' + timeframe;
+      return;
+    }
     c.bars = r.body.candles.slice().reverse();
     c.byTime = new Map(c.bars.map((b) => [b.ts, b]));
     c.exhausted = r.body.candles.length < app.limit;
     paint(c);
-    c.ui.chart.timeScale().fitContent();
+    /* the newest 300 bars: the history before them loads on scroll-left */
+    if (c.bars.length > 300) c.ui.chart.timeScale().setVisibleLogicalRange({ from: c.bars.length - 300, to: c.bars.length + 5 });
+    else c.ui.chart.timeScale().fitContent();
+    el.dataset.paintMs = (performance.now() - t0).toFixed(1);
     /* rendered: two frames later the canvases have been drawn */
     requestAnimationFrame(() => requestAnimationFrame(() => {
       const ms = performance.now() - t0;
@@ -353,7 +372,7 @@
     c.byTime.set(bar.ts, bar);
     const t = bar.ts / 1000;
     c.ui.candles.update({ time: t, open: bar.open, high: bar.high, low: bar.low, close: bar.close });
-    c.ui.volume.update({ time: t, value: bar.volume, color: volColor(bar) });
+    c.ui.volume.update({ time: t, value: bar.volume, color: volColor(c, bar) });
     for (const n of c.names) {
       const v = bar.indicators ? bar.indicators[n] : null;
       if (v !== null && v !== undefined) c.ui.lines[n].update({ time: t, value: v });
@@ -410,13 +429,14 @@
       return;
     }
     /* no stream on this server (issue 14 not there): poll the newest candles */
-    setLive('polling', 'updates: polling every 15 s (no stream on this server)');
+    setLive('polling', 'polling ' + app.pollMs / 1000 + ' s');
+    $('live').title = 'this server has no /api/v1/stream: the newest candles are polled instead';
     app.poll = setInterval(async () => {
       if (app.chart !== c || document.hidden || app.healthy === false) return;
       const r = await api(ohlcUrl(c, { limit: 2 }));
       if (app.chart !== c || !r.ok) return;
       for (const b of r.body.candles.slice().reverse()) applyLive(c, b);
-    }, 15000);
+    }, app.pollMs);
   }
 
   /* ---- status strip -------------------------------------------------------- */
