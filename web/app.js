@@ -226,12 +226,13 @@
       const p = INDICATORS[key].pane;
       if (!(p in panes)) panes[p] = next++;
       const opts = { color: css(COLORS[name]), lineWidth: name.startsWith('bb_') ? 1 : 2,
-        priceLineVisible: false, lastValueVisible: false, title: name };
+        priceLineVisible: false, lastValueVisible: false };
       lines[name] = name === 'macd_hist'
         ? chart.addSeries(LWC.HistogramSeries, Object.assign(opts, { color: css('--muted') }), panes[p])
         : chart.addSeries(LWC.LineSeries, opts, panes[p]);
     }
-    for (const pane of chart.panes().slice(1)) pane.setHeight(110);
+    /* the price pane 3/5 of the height, RSI and MACD 1/5 each */
+    chart.panes().forEach((pane, i) => pane.setStretchFactor(i === 0 ? 3 : 1));
     return { chart, candles, volume, lines };
   }
 

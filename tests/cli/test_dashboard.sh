@@ -78,6 +78,40 @@ stop_serve() {
     serve_pid=
 }
 
+# The serving itself, with curl: types, CSP, ETag/304, cache lifetimes, gzip
+# weight of the first load, and what is not there.
+hdr() { sed -n "s/^$2: //Ip" "$1" | tr -d '\r'; }
+check_serving() {
+    curl -s -D "$work/h" -o "$work/index.html" "$BASE/"
+    check "GET / is the page (200, text/html)" grep -q '^HTTP/1.1 200' "$work/h"
+    check "GET /: Content-Type text/html; charset=utf-8" test "$(hdr "$work/h" Content-Type)" = "text/html; charset=utf-8"
+    check "GET /: Content-Security-Policy allows our own origin only" \
+        test "$(hdr "$work/h" Content-Security-Policy | grep -o "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'")" != ""
+    check "GET /: Cache-Control no-cache (a new build is seen at once)" test "$(hdr "$work/h" Cache-Control)" = no-cache
+    local etag total=0 n=0 a type
+    etag=$(hdr "$work/h" ETag)
+    check "GET / with If-None-Match: 304" test "$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "$BASE/")" = 304
+    for a in $(grep -o '/assets/[^"]*' "$work/index.html"); do
+        n=$((n + 1))
+        curl -s -D "$work/ha" -o "$work/asset.gz" -H 'Accept-Encoding: gzip' "$BASE$a"
+        total=$((total + $(stat -c %s "$work/asset.gz")))
+        case $a in *.js) type="text/javascript; charset=utf-8" ;; *.css) type="text/css; charset=utf-8" ;;
+        *.svg) type="image/svg+xml; charset=utf-8" ;; esac
+        check "$a: $type, immutable for a year, with CSP" test "$(hdr "$work/ha" Content-Type)|$(hdr "$work/ha" Cache-Control)|$(hdr "$work/ha" Content-Security-Policy | cut -c1-19)" = \
+            "$type|public, max-age=31536000, immutable|default-src 'self';"
+        etag=$(hdr "$work/ha" ETag)
+        check "$a: If-None-Match gives 304" test "$(curl -s -o /dev/null -w '%{http_code}' -H 'Accept-Encoding: gzip' -H "If-None-Match: $etag" "$BASE$a")" = 304
+    done
+    check "index.html names 4 hashed assets (lightweight-charts, app.js, app.css, favicon)" test "$n" = 4
+    total=$((total + $(curl -s -H 'Accept-Encoding: gzip' "$BASE/" | wc -c)))
+    echo "# page weight: index.html and its $n assets, gzip: $total bytes"
+    check "page weight under 300 KB compressed ($total bytes)" test "$total" -lt 307200
+    check "an unknown asset is a 404" test "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/assets/app.000000000000.js")" = 404
+    check "POST / is a 405" test "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$BASE/")" = 405
+    check "GET /?x=1 is a 400 (the page takes its state from the fragment)" \
+        test "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/?x=1")" = 400
+}
+
 for mode in duckdb postgres; do
     echo "# == $mode"
     mode_env "$mode"
@@ -104,6 +138,7 @@ for mode in duckdb postgres; do
         sleep 0.3
     fi
     start_serve || continue
+    [ "$mode" = duckdb ] && check_serving
     shots=0
     [ "$mode" = duckdb ] && shots=${DASHBOARD_SHOTS:-0}
     MODE=$mode SHOTS=$shots node "$here/dashboard.js" | tee "$work/browser.out"
