@@ -334,10 +334,25 @@
       el.dataset.state = 'ready';
     }));
     legend(c, c.bars[c.bars.length - 1]);
+    el.onkeydown = (e) => keys(c, e);
     c.ui.chart.timeScale().subscribeVisibleLogicalRangeChange((range) => {
       if (range && range.from < 20) loadOlder(c);
     });
     startLive(c);
+  }
+
+  /* keyboard on the focused chart: arrows scroll by a quarter of the view,
+   * + and - zoom, End back to the newest; scrolling left loads older pages */
+  function keys(c, e) {
+    const ts = c.ui.chart.timeScale(), r = ts.getVisibleLogicalRange();
+    if (!r) return;
+    const w = r.to - r.from, step = Math.max(1, Math.round(w / 4));
+    const to = { ArrowLeft: [r.from - step, r.to - step], ArrowRight: [r.from + step, r.to + step],
+      '+': [r.from + w / 4, r.to], '=': [r.from + w / 4, r.to], '-': [r.from - w / 2, r.to],
+      End: [c.bars.length - w, c.bars.length + 5] }[e.key];
+    if (!to) return;
+    e.preventDefault();
+    ts.setVisibleLogicalRange({ from: to[0], to: to[1] });
   }
 
   /* older history: the page before the oldest candle held (end is exclusive) */
@@ -470,17 +485,21 @@
       pill('st-store', 'store: ' + { timescaledb: 'TimescaleDB', postgres: 'PostgreSQL', duckdb: 'DuckDB' }[mode] +
         (fallback ? ' · fallback active' : '') + (approach ? ' · ' + approach : ''),
       conn.ok ? (fallback ? 'warn' : 'ok') : 'bad', hb.store && hb.store.where);
+      /* the last stored candle per symbol (the freshness check's timeframe) */
       const fr = (hb.checks.freshness && hb.checks.freshness.symbols) || [];
-      const fresh = fr.filter((s) => s.fresh).length;
-      const newest = fr.map((s) => s.latest && Date.parse(s.latest)).filter(Boolean);
-      pill('st-fresh', 'fresh ' + fresh + '/' + fr.length + ' (' + (hb.checks.freshness || {}).timeframe + ')' +
-        (newest.length ? ' · last ingest ' + ago(Math.max(...newest)) + ' ago' : ''),
-      fresh === fr.length ? 'ok' : 'warn',
-      fr.map((s) => s.symbol + ': ' + (s.latest ? s.latest + (s.fresh ? ' fresh' : ' stale') : 'none')).join('\n'));
+      const tf = (hb.checks.freshness || {}).timeframe || '';
+      const el = $('st-fresh');
+      el.className = 'tasks';
+      el.title = 'last ' + tf + ' candle per symbol (fresh: younger than ' +
+        ((hb.checks.freshness || {}).max_age_s || '?') + ' s)';
+      el.replaceChildren(...fr.map((x) => h('span', { class: 'pill ' + (x.fresh ? 'ok' : 'warn'),
+        title: x.latest || 'nothing stored', text: x.symbol + ' ' + tf + ' ' +
+          (x.latest ? ago(Date.parse(x.latest)) + (x.fresh ? '' : ' old') : 'none') })));
       if (!conn.ok) {
         state = 'db-down';
-        banner('The database is unreachable: ' + ((hb.problems || [])[0] || conn.error || 'no detail') +
-          '. The page keeps trying and recovers by itself.');
+        const d = (hb.problems || [])[0] || conn.error || 'no detail';
+        banner('The database is unreachable: ' + d + (/[.?!]$/.test(d) ? ' ' : '. ') +
+          'The page keeps trying and recovers by itself.');
       } else {
         state = hr.ok ? 'ok' : 'degraded';
         banner('');

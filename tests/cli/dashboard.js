@@ -78,6 +78,8 @@ async function main() {
   ok(want.every((s) => series.includes(s)), 'indicator series present: ' + series.join(','));
   ok(await page.evaluate(() => window.autonama.chart.ui.chart.panes().length) === 3,
      'candles+overlays, RSI and MACD in three panes');
+  const fresh = await page.$$eval('#st-fresh .pill', (l) => l.map((e) => e.textContent));
+  ok(fresh.length === 2 && /BTC\/USDT/.test(fresh[0]), 'freshness per symbol in the status strip: ' + fresh.join(' | '));
   const st = await page.$eval('#st-store', (e) => e.textContent);
   ok(new RegExp({ duckdb: 'DuckDB', postgres: 'PostgreSQL', timescaledb: 'TimescaleDB' }[MODE] || '.').test(st),
      'the status strip names the store: ' + st);
@@ -115,6 +117,15 @@ async function main() {
   ok(await ready('ETH/USDT', '1h', EXPECT.eth_1h), 'switching symbol: ETH/USDT 1h holds ' + EXPECT.eth_1h +
      ' candles (got ' + await chart('candles') + ')');
   ok((await chart('series')).split(',').includes('rsi_14'), 'ETH/USDT 1h has its indicator series: ' + await chart('series'));
+  // the keyboard reaches older history too
+  await page.focus('#chart');
+  for (let i = 0; i < 30 && +(await chart('olderLoads')) === 0; i++) {
+    await page.keyboard.press('ArrowLeft');
+    await page.waitForTimeout(50);
+  }
+  ok(await waitChart(() => +document.getElementById('chart').dataset.olderLoads > 0, null, 5000),
+     'ArrowLeft on the focused chart scrolls back into an older page (' + await chart('candles') + ' candles)');
+  await page.keyboard.press('End');
   await page.selectOption('#sel-tf', '1d');
   ok(await ready('ETH/USDT', '1d', EXPECT.eth_1d), 'switching timeframe: ETH/USDT 1d holds ' + EXPECT.eth_1d +
      ' candles, the days of the file (got ' + await chart('candles') + ')');
