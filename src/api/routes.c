@@ -591,7 +591,8 @@ static void h_ohlc(const an_api_request *rq, an_api_reply *rp)
             store_failed(rq, rp, &e);
             goto out;
         }
-        qsort(pts.v, pts.n, sizeof *pts.v, cmp_point_ts);
+        if (pts.n > 1) /* qsort(NULL, 0) is undefined: no indicator rows in range */
+            qsort(pts.v, pts.n, sizeof *pts.v, cmp_point_ts);
     }
     rp->cache = cache_kind(&c, plan.tf_ms, rq->now_ms, &src);
     rp->rows = (int64_t)cs.n;
@@ -656,7 +657,8 @@ static void h_indicators(const an_api_request *rq, an_api_reply *rp)
     an_series_info src;
     if (!plan_for(rq, rp, s, &c, &plan, &src)) /* 404 for what cannot exist */
         goto out;
-    qsort(pts.v, pts.n, sizeof *pts.v, cmp_point_ts);
+    if (pts.n > 1) /* qsort(NULL, 0) is undefined: no indicator rows in range */
+        qsort(pts.v, pts.n, sizeof *pts.v, cmp_point_ts);
     /* distinct timestamps, the limit's worth from the requested end */
     size_t nts = 0;
     for (size_t i = 0; i < pts.n; i++)

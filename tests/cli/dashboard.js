@@ -44,7 +44,11 @@ async function main() {
     problems.push('console ' + m.type() + ': ' + t);
   });
   page.on('pageerror', (e) => problems.push('page error: ' + e.message));
-  page.on('requestfailed', (r) => problems.push('request failed: ' + r.url() + ' ' + (r.failure() || {}).errorText));
+  let leaving = false; /* the test navigates away: requests still in flight are cancelled */
+  page.on('requestfailed', (r) => {
+    const why = (r.failure() || {}).errorText;
+    if (!(leaving && why === 'net::ERR_ABORTED')) problems.push('request failed: ' + r.url() + ' ' + why);
+  });
   page.on('response', (r) => {
     if (r.status() >= 400 && !(r.status() === 503 && (outage || /\/health$/.test(r.url())))) problems.push('HTTP ' + r.status() + ' ' + r.url());
   });
@@ -78,13 +82,13 @@ async function main() {
   ok(want.every((s) => series.includes(s)), 'indicator series present: ' + series.join(','));
   ok(await page.evaluate(() => window.autonama.chart.ui.chart.panes().length) === 3,
      'candles+overlays, RSI and MACD in three panes');
+  ok(await page.waitForFunction(() => document.getElementById('status').dataset.state !== 'loading',
+     null, { timeout: 10000 }).then(() => true, () => false), 'status strip filled');
   const fresh = await page.$$eval('#st-fresh .pill', (l) => l.map((e) => e.textContent));
   ok(fresh.length === 2 && /BTC\/USDT/.test(fresh[0]), 'freshness per symbol in the status strip: ' + fresh.join(' | '));
   const st = await page.$eval('#st-store', (e) => e.textContent);
   ok(new RegExp({ duckdb: 'DuckDB', postgres: 'PostgreSQL', timescaledb: 'TimescaleDB' }[MODE] || '.').test(st),
      'the status strip names the store: ' + st);
-  ok(await page.waitForFunction(() => document.getElementById('status').dataset.state !== 'loading',
-     null, { timeout: 10000 }).then(() => true, () => false), 'status strip filled');
   // crosshair values: hover the middle of the chart
   const box = await page.$eval('#chart', (e) => { const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; });
   await page.mouse.move(box[0] + box[2] / 2, box[1] + box[3] / 4);
@@ -144,7 +148,9 @@ async function main() {
   // ---- render time: 5,000 candles and the indicator series (Performance API)
   const renders = [], paints = [];
   for (let i = 0; i < 3; i++) {
+    leaving = true;
     await page.goto('about:blank');
+    leaving = false;
     await page.goto(BASE + '/#/chart?symbol=BTC/USDT&timeframe=1h&limit=5000');
     if (!ok(await ready('BTC/USDT', '1h', 5000), '5,000 candles on the chart (round ' + (i + 1) + ')')) break;
     renders.push(+(await chart('renderMs')));

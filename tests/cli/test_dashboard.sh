@@ -75,6 +75,7 @@ start_serve() {
 }
 stop_serve() {
     kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
+    cp "$work/serve.err" "$out/$mode-serve.err"
     serve_pid=
 }
 
@@ -143,6 +144,7 @@ for mode in duckdb postgres; do
     [ "$mode" = duckdb ] && shots=${DASHBOARD_SHOTS:-0}
     MODE=$mode SHOTS=$shots node "$here/dashboard.js" | tee "$work/browser.out"
     [ "${PIPESTATUS[0]}" -eq 0 ] || failed=$((failed + 1))
+    kill -0 "$serve_pid" 2>/dev/null || bad "$mode: serve died: $(grep -m3 -i 'error\|sanitizer' "$work/serve.err")"
     passed=$((passed + $(grep -c '^ok - ' "$work/browser.out")))
     stop_serve
     if [ "$mode" = postgres ]; then
