@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The dashboard in a real browser (tests/cli/dashboard.js: Debian's chromium
-# driven by playwright-core), on DuckDB and PostgreSQL 15: `autonama serve`
+# driven by playwright-core), on DuckDB, PostgreSQL 15 and TimescaleDB: `autonama serve`
 # holding the real candle files (BTC/USDT and ETH/USDT 1h) and their indicator
 # rows; the page must show the expected number of candles (counted here from
 # the files, independently of the API), the indicator series, symbol and
@@ -113,7 +113,7 @@ check_serving() {
         test "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/?x=1")" = 400
 }
 
-for mode in duckdb postgres; do
+for mode in duckdb postgres timescaledb; do
     echo "# == $mode"
     mode_env "$mode"
     reset_mode "$mode"
