@@ -44,6 +44,8 @@
     chart: null,
     view: 'chart',
     healthy: null,
+    limit: PAGE, /* candles of the first request (the fragment's limit=) */
+    started: false, /* set once the first view is shown */
     pollMs: 5000, /* newest-candle polling when the server has no stream */
   };
   window.autonama = app; /* the test hook: read-only use please */
@@ -129,6 +131,7 @@
 
   async function loadSymbols() {
     const r = await api('/api/v1/symbols');
+    app.symbolsError = r.ok ? null : why(r);
     if (!r.ok) return r;
     app.symbols = (r.body && r.body.symbols) || [];
     const sel = $('sel-symbol'), keep = sel.value;
@@ -285,8 +288,10 @@
     const symbol = $('sel-symbol').value, timeframe = $('sel-tf').value;
     const el = $('chart');
     if (!symbol || !timeframe) {
-      el.dataset.state = 'empty';
-      $('legend').textContent = app.symbols.length ? '' : 'No candles stored yet: run `autonama ingest` or `autonama import`.';
+      el.dataset.state = app.symbolsError ? 'error' : 'empty';
+      $('legend').textContent = app.symbolsError ? 'Cannot load the symbols: ' + app.symbolsError +
+        ' (retrying when the API is back)' : app.symbols.length ? ''
+        : 'No candles stored yet: run `autonama ingest` or `autonama import`.';
       return;
     }
     const names = wanted(), key = [symbol, timeframe, app.limit, names.join(',')].join('|');
@@ -308,6 +313,7 @@
     if (app.chart !== c) return;
     if (!r.ok) {
       el.dataset.state = 'error';
+      c.errorStatus = r.status;
       $('legend').textContent = 'Cannot load ' + symbol + ' ' + timeframe + ': ' + why(r) +
         ' (retrying when the API is back)';
       return;
@@ -514,12 +520,15 @@
     const was = app.healthy;
     app.healthy = state === 'ok' || state === 'degraded';
     st.dataset.state = state;
-    if (app.healthy && was === false) recover();
+    /* back after an outage, or something failed between two polls */
+    if (app.started && app.healthy && (was === false || !app.symbols.length ||
+        (app.view === 'chart' && app.chart && (app.chart.errorStatus === 0 || app.chart.errorStatus >= 500))))
+      recover();
   }
 
   /* the API or the database is back: reload what failed */
   async function recover() {
-    if (!app.symbols.length) await loadSymbols();
+    if (!app.symbols.length && !(await loadSymbols()).ok) return;
     if (app.view === 'chart' && $('chart').dataset.state !== 'ready') {
       if (app.chart) app.chart.key = '';
       loadChart();
@@ -535,6 +544,7 @@
 
   async function loadOptimize() {
     const note = $('opt-note');
+    $('opt-start').hidden = !app.routes.has('/api/v1/optimization/runs');
     if (!app.routes.has('/api/v1/optimization/runs')) {
       note.textContent = 'This server has no optimization routes yet (GET /api/v1/optimization/runs ' +
         'is not in its openapi.json): results appear here once it does.';
@@ -718,6 +728,7 @@
     await pollStatus();
     await loadSymbols();
     showView();
+    app.started = true;
     setInterval(pollStatus, 5000);
   }
 

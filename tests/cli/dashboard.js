@@ -34,19 +34,21 @@ async function main() {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
   const problems = [];
-  let outage = false; /* while the database is down, 503s are what the page should get */
+  let outage = false, apiOutage = false; /* while the database is down, 503s are what the page should get */
   page.on('console', (m) => {
     if (m.type() !== 'error' && m.type() !== 'warning') return;
     const t = m.text();
     /* /health answers 503 whenever the store is unhealthy (stale candles
      * count): the page shows it; while the database is down, data routes too */
     if (/status of 503/.test(t) && (outage || /\/health$/.test(m.location().url))) return;
+    if (apiOutage && /ERR_CONNECTION_REFUSED/.test(t)) return;
     problems.push('console ' + m.type() + ': ' + t);
   });
   page.on('pageerror', (e) => problems.push('page error: ' + e.message));
   let leaving = false; /* the test navigates away: requests still in flight are cancelled */
   page.on('requestfailed', (r) => {
     const why = (r.failure() || {}).errorText;
+    if (apiOutage && /ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|ERR_CONNECTION_RESET/.test(why)) return;
     if (!(leaving && why === 'net::ERR_ABORTED')) problems.push('request failed: ' + r.url() + ' ' + why);
   });
   page.on('response', (r) => {
@@ -224,6 +226,23 @@ async function main() {
     ok(await ready('ETH/USDT', '1h', EXPECT.eth_1h), 'and the chart loads by itself');
     await page.waitForTimeout(500);
     outage = false;
+  }
+
+  // ---- the API goes away (serve stopped) and comes back on the same port
+  if (process.env.API_DOWN) {
+    apiOutage = true;
+    execSync(process.env.API_DOWN);
+    ok(await page.waitForFunction(() => document.getElementById('status').dataset.state === 'api-down' &&
+       !document.getElementById('banner').hidden, null, { timeout: 20000 }).then(() => true, () => false),
+       'serve stopped: the page says the API cannot be reached: ' +
+       await page.$eval('#banner', (e) => e.textContent).catch(() => ''));
+    await page.screenshot({ path: path.join(OUT, MODE + '-api-down.png') });
+    execSync(process.env.API_UP);
+    ok(await page.waitForFunction(() => ['ok', 'degraded'].includes(document.getElementById('status').dataset.state) &&
+       document.getElementById('banner').hidden && document.getElementById('chart').dataset.state === 'ready',
+       null, { timeout: 30000 }).then(() => true, () => false), 'serve back: the page recovers by itself');
+    await page.waitForTimeout(500);
+    apiOutage = false;
   }
 
   ok(problems.length === 0, 'no console errors or failed requests' +

@@ -21,10 +21,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d /tmp/autonama-dashboard.XXXXXX)
 out=${AN_DASHBOARD_OUT:-$work/out}
 mkdir -p "$out"
-serve_pid=
 proxy_pid=
 cleanup() {
-    [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
+    [ -f "$work/serve.pid" ] && kill "$(cat "$work/serve.pid")" 2>/dev/null
     [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null && wait "$proxy_pid" 2>/dev/null
     [ -f "$work/proxy.pid" ] && kill "$(cat "$work/proxy.pid")" 2>/dev/null
     [ -n "${AN_DASHBOARD_OUT:-}" ] && rm -rf "$work"
@@ -59,13 +58,23 @@ last=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[-1][0])" 
 printf 'timestamp,open,high,low,close,volume\n%s,31723.09,31800,31700,31790.5,12.5\n' \
     "$((last + 3600000))" >"$work/next.csv"
 
+# serve runs from $work/serve.sh (the browser test stops and restarts it on
+# the same port to see the API go away); its pid is in $work/serve.pid
 start_serve() {
     local port
     port=$(free_port)
-    AUTONAMA_HTTP_ADDR=127.0.0.1:$port AUTONAMA_SYMBOLS=BTC/USDT,ETH/USDT AUTONAMA_BEAT_UPDATE_INTERVAL=0 \
-        AUTONAMA_BEAT_INDICATORS_INTERVAL=0 "$BIN" serve >"$work/serve.out" 2>"$work/serve.err" &
-    serve_pid=$!
     export BASE=http://127.0.0.1:$port
+    cat >"$work/serve.sh" <<SH
+#!/bin/sh
+AUTONAMA_HTTP_ADDR=127.0.0.1:$port AUTONAMA_SYMBOLS=BTC/USDT,ETH/USDT AUTONAMA_BEAT_UPDATE_INTERVAL=0 \\
+    AUTONAMA_BEAT_INDICATORS_INTERVAL=0 exec "$BIN" serve >>"$work/serve.out" 2>>"$work/serve.err"
+SH
+    printf '#!/bin/sh\nsh %s/serve.sh </dev/null >/dev/null 2>&1 &\necho $! >%s/serve.pid\n' "$work" "$work" \
+        >"$work/api-up.sh"
+    printf '#!/bin/sh\np=$(cat %s/serve.pid); kill $p\nwhile kill -0 $p 2>/dev/null; do sleep 0.1; done\n' \
+        "$work" >"$work/api-down.sh"
+    : >"$work/serve.err"
+    sh "$work/api-up.sh"
     for _ in $(seq 1 100); do
         curl -fs "$BASE/openapi.json" -o /dev/null && return 0
         sleep 0.1
@@ -74,9 +83,12 @@ start_serve() {
     return 1
 }
 stop_serve() {
-    kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
+    local p
+    p=$(cat "$work/serve.pid" 2>/dev/null)
+    [ -n "$p" ] && kill "$p" 2>/dev/null
+    while [ -n "$p" ] && kill -0 "$p" 2>/dev/null; do sleep 0.1; done
+    rm -f "$work/serve.pid"
     cp "$work/serve.err" "$out/$mode-serve.err"
-    serve_pid=
 }
 
 # The serving itself, with curl: types, CSP, ETag/304, cache lifetimes, gzip
@@ -113,7 +125,7 @@ check_serving() {
         test "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/?x=1")" = 400
 }
 
-for mode in duckdb postgres timescaledb; do
+for mode in ${DASHBOARD_MODES:-duckdb postgres timescaledb}; do
     echo "# == $mode"
     mode_env "$mode"
     reset_mode "$mode"
@@ -142,9 +154,10 @@ for mode in duckdb postgres timescaledb; do
     [ "$mode" = duckdb ] && check_serving
     shots=0
     [ "$mode" = duckdb ] && shots=${DASHBOARD_SHOTS:-0}
+    export API_DOWN="sh $work/api-down.sh" API_UP="sh $work/api-up.sh"
     MODE=$mode SHOTS=$shots node "$here/dashboard.js" | tee "$work/browser.out"
     [ "${PIPESTATUS[0]}" -eq 0 ] || failed=$((failed + 1))
-    kill -0 "$serve_pid" 2>/dev/null || bad "$mode: serve died: $(grep -m3 -i 'error\|sanitizer' "$work/serve.err")"
+    kill -0 "$(cat "$work/serve.pid")" 2>/dev/null || bad "$mode: serve died: $(grep -m3 -i 'error\|sanitizer' "$work/serve.err")"
     passed=$((passed + $(grep -c '^ok - ' "$work/browser.out")))
     stop_serve
     if [ "$mode" = postgres ]; then
