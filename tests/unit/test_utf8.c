@@ -89,7 +89,9 @@ static void test_against_libc(void)
         for (size_t i = 0; i < n; i++) {
             unsigned r = next();
             /* mostly plausible lead and continuation bytes */
-            buf[i] = (char)(r % 4 == 0 ? 0x80 | (r >> 8) % 64 : r % 4 == 1 ? 0xC0 | (r >> 8) % 64 : r >> 8);
+            buf[i] = (char)(r % 4 == 0   ? 0x80 | (r >> 8) % 64
+                            : r % 4 == 1 ? 0xC0 | (r >> 8) % 64
+                                         : r >> 8);
         }
         int a = an_utf8_valid(buf, n), b = libc_valid(buf, n);
         valid += a;
