@@ -5,7 +5,7 @@ BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
 GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo Ninja || echo "Unix Makefiles")
 
-.PHONY: all deps build build-asan build-fuzz fuzz run test bench format format-check clean
+.PHONY: all deps build build-asan build-fuzz fuzz run test check-all bench format format-check clean
 
 all: build
 
@@ -38,6 +38,15 @@ run: build
 # ctest on both builds, servers stopped at the end (also on failure).
 test:
 	@scripts/run-tests
+
+# What does not fit in `make test`'s time: the whole suite (both builds,
+# ASan+UBSan included), the store and ingest tests under valgrind memcheck,
+# and every fuzz target for a minute.
+check-all:
+	@scripts/run-tests
+	@$(MAKE) -s build
+	@scripts/run-valgrind
+	@$(MAKE) -s fuzz
 
 bench: build
 	@scripts/run-bench
