@@ -126,8 +126,8 @@ static an_code candle_batch(PGconn *c, void *ctx, size_t off, size_t m, an_upser
     for (size_t f = 0; f < 6; f++)
         if (binary_array(&w->arrays[f], w->batch, m, f) < 0)
             return an_err_set(err, AN_ERR_NOMEM, "insert_ohlc_data: out of memory");
-    const char *params[8] = {w->symbol,        w->tf,           w->arrays[0].p, w->arrays[1].p,
-                             w->arrays[2].p,   w->arrays[3].p,  w->arrays[4].p, w->arrays[5].p};
+    const char *params[8] = {w->symbol,      w->tf,          w->arrays[0].p, w->arrays[1].p,
+                             w->arrays[2].p, w->arrays[3].p, w->arrays[4].p, w->arrays[5].p};
     static const Oid types[8] = {0,
                                  0,
                                  AN_OID_TIMESTAMPTZ_ARRAY,
@@ -359,8 +359,8 @@ static an_code refresh_matview(PGconn *c, const char *view, an_err *err)
         return rc;
     if (!pop)
         return an_err_set(err, AN_ERR_SCHEMA, "%s is missing: run `autonama migrate`", view);
-    snprintf(sql, sizeof sql, "REFRESH MATERIALIZED VIEW %s%s", pop[0] == 't' ? "CONCURRENTLY " : "",
-             view);
+    snprintf(sql, sizeof sql, "REFRESH MATERIALIZED VIEW %s%s",
+             pop[0] == 't' ? "CONCURRENTLY " : "", view);
     free(pop);
     return an_pg_exec_cmd(c, sql, "refresh rollups", err);
 }
@@ -371,8 +371,9 @@ static an_code refresh_job_run(PGconn *c, void *ctx, an_err *err)
     static const char *views[2] = {"trading.ohlc_1h", "trading.ohlc_1d"};
     an_code rc = AN_OK;
     for (int i = 0; i < 2 && rc == AN_OK; i++)
-        rc = j->s->mode == AN_STORE_TIMESCALEDB ? refresh_cagg(c, views[i], j->from_ms, j->to_ms, err)
-                                                : refresh_matview(c, views[i], err);
+        rc = j->s->mode == AN_STORE_TIMESCALEDB
+                 ? refresh_cagg(c, views[i], j->from_ms, j->to_ms, err)
+                 : refresh_matview(c, views[i], err);
     return rc;
 }
 

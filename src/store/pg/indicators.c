@@ -36,8 +36,7 @@ static const char RANGE_EMPTY_SQL[] =
 
 /* array_send format of n values: kind 0 timestamptz (from ms), 1 int4
  * (name index + 1), 2 float8 */
-static int binary_values(an_pg_buf *b, const an_indicator_batch *ib, size_t off, size_t n,
-                         int kind)
+static int binary_values(an_pg_buf *b, const an_indicator_batch *ib, size_t off, size_t n, int kind)
 {
     static const uint32_t OIDS[3] = {AN_OID_TIMESTAMPTZ, AN_OID_INT4, AN_OID_FLOAT8};
     size_t w = kind == 1 ? 4 : 8;
@@ -89,8 +88,8 @@ typedef struct indicator_write {
     an_pg_buf arr[3], names;
 } indicator_write;
 
-static an_code indicator_batch(PGconn *c, void *ctx, size_t off, size_t m,
-                               an_upsert_counts *counts, an_err *err)
+static an_code indicator_batch(PGconn *c, void *ctx, size_t off, size_t m, an_upsert_counts *counts,
+                               an_err *err)
 {
     indicator_write *w = ctx;
     const an_indicator_batch *b = w->b;
@@ -125,8 +124,7 @@ static an_code indicator_batch(PGconn *c, void *ctx, size_t off, size_t m,
 }
 
 an_code an_pg_upsert_indicators(an_store *s, const char *symbol, const char *tf,
-                                const an_indicator_batch *b, an_upsert_counts *counts,
-                                an_err *err)
+                                const an_indicator_batch *b, an_upsert_counts *counts, an_err *err)
 {
     indicator_write w = {.symbol = symbol, .tf = tf, .b = b};
     an_code rc;

@@ -36,7 +36,7 @@ typedef struct an_pg_pool {
     pthread_mutex_t lock;
     pthread_cond_t cond; /* signalled when a slot is freed; waits on CLOCK_MONOTONIC */
     struct {
-        int busy[AN_PG_POOL_MAX];        /* slot lent out: conns[i] belongs to the borrower */
+        int busy[AN_PG_POOL_MAX];      /* slot lent out: conns[i] belongs to the borrower */
         PGconn *conns[AN_PG_POOL_MAX]; /* idle connections (NULL: connect on next borrow) */
     } by_lock;
 } an_pg_pool;
@@ -243,8 +243,7 @@ int an_pg_append_range(char *sql, size_t cap, int pos, const an_query *q, const 
                        const char **params, int *np, an_pg_range *bufs);
 
 an_code an_pg_upsert_indicators(an_store *s, const char *symbol, const char *tf,
-                                const an_indicator_batch *b, an_upsert_counts *counts,
-                                an_err *err);
+                                const an_indicator_batch *b, an_upsert_counts *counts, an_err *err);
 an_code an_pg_get_indicators(an_store *s, const char *symbol, const char *tf, const char *name,
                              const an_query *q, an_indicator_points *out, an_err *err);
 an_code an_pg_get_run(an_store *s, const char *symbol, const char *tf, an_indicator_run *run,

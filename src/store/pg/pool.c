@@ -108,7 +108,18 @@ PGconn *an_pg_pool_connect(an_pg_pool *p, an_err *err)
         return NULL;
     }
     PQsetNoticeProcessor(c, on_notice, NULL);
-    PGresult *r = PQexec(c, p->session_sql ? p->session_sql : SESSION_SQL);
+    const char *setup = p->session_sql ? p->session_sql : SESSION_SQL;
+    PGresult *r = PQexec(c, setup);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        char what[160];
+        snprintf(what, sizeof what, "PostgreSQL session setup (%.100s)", setup);
+        an_code rc = an_pg_res_error(r, c, what, err);
+        if (err && rc != AN_ERR_CONNECT) /* the connection is unusable for us either way */
+            err->code = AN_ERR_CONNECT;
+        PQclear(r);
+        PQfinish(c);
+        return NULL;
+    }
     PQclear(r);
     return c;
 }
@@ -176,10 +187,25 @@ an_code an_pg_pool_acquire(an_pg_pool *p, PGconn **out, int *slot, an_err *err)
 
 void an_pg_pool_release(an_pg_pool *p, PGconn *c, int slot)
 {
-    /* a connection left inside a failed transaction is rolled back first */
+    /* a connection left inside a transaction is rolled back first; one that
+     * is broken, or whose ROLLBACK failed, is closed (the next borrower of
+     * the slot connects afresh) */
     if (c && PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) != PQTRANS_IDLE) {
         PGresult *r = PQexec(c, "ROLLBACK");
+        int ok = PQresultStatus(r) == PGRES_COMMAND_OK && PQtransactionStatus(c) == PQTRANS_IDLE;
         PQclear(r);
+        if (!ok) {
+            char q[256];
+            AN_WARN(AN_PG_COMPONENT,
+                    "msg=\"closing a connection whose ROLLBACK failed\" error=\"%s\"",
+                    an_log_quote(PQerrorMessage(c), q, sizeof q));
+            PQfinish(c);
+            c = NULL;
+        }
+    }
+    if (c && PQstatus(c) != CONNECTION_OK) {
+        PQfinish(c);
+        c = NULL;
     }
     pthread_mutex_lock(&p->lock);
     assert(p->by_lock.busy[slot] && !p->by_lock.conns[slot]);

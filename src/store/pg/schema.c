@@ -30,14 +30,15 @@ an_code an_pg_detect(pg_store *ps, PGconn *c, an_store *s, an_err *err)
     int hyper = 0, have_table = 0;
     if (ps->ts_installed) {
         hyper = an_pg_query_bool(c,
-                           "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables "
-                           "WHERE hypertable_schema = 'trading' AND hypertable_name = "
-                           "'ohlc_data')",
-                           &rc, err);
+                                 "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables "
+                                 "WHERE hypertable_schema = 'trading' AND hypertable_name = "
+                                 "'ohlc_data')",
+                                 &rc, err);
         if (rc != AN_OK)
             return rc;
     }
-    have_table = an_pg_query_bool(c, "SELECT to_regclass('trading.ohlc_data') IS NOT NULL", &rc, err);
+    have_table =
+        an_pg_query_bool(c, "SELECT to_regclass('trading.ohlc_data') IS NOT NULL", &rc, err);
     if (rc != AN_OK)
         return rc;
     if (have_table)
@@ -158,12 +159,13 @@ static an_code stored_version(PGconn *c, int *version, an_err *err)
 {
     an_code rc;
     *version = 0;
-    int have = an_pg_query_bool(c, "SELECT to_regclass('autonama.schema_version') IS NOT NULL", &rc, err);
+    int have =
+        an_pg_query_bool(c, "SELECT to_regclass('autonama.schema_version') IS NOT NULL", &rc, err);
     if (rc != AN_OK || !have)
         return rc;
     char *v = NULL;
     rc = an_pg_query_value(c, "SELECT max(version) FROM autonama.schema_version", 0, NULL, &v,
-                     "read schema version", err);
+                           "read schema version", err);
     if (rc == AN_OK && v)
         *version = atoi(v);
     free(v);
@@ -171,8 +173,8 @@ static an_code stored_version(PGconn *c, int *version, an_err *err)
 }
 
 /* Removes a policy, then adds it again when value (an interval) is set. */
-static an_code set_policy(PGconn *c, const char *remove_sql, const char *add_sql,
-                          const char *value, const char *what, an_err *err)
+static an_code set_policy(PGconn *c, const char *remove_sql, const char *add_sql, const char *value,
+                          const char *what, an_err *err)
 {
     an_code rc = an_pg_exec_cmd(c, remove_sql, what, err);
     if (rc != AN_OK || !value || !*value)
@@ -289,7 +291,7 @@ static an_code migrate_job_run(PGconn *c, void *ctx, an_err *err)
                           "(%d): upgrade autonama",
                           version, AN_SCHEMA_VERSION);
     static const char *const *const LATER[AN_SCHEMA_VERSION + 1] = {NULL, NULL, MIGRATION_2,
-                                                                     MIGRATION_3};
+                                                                    MIGRATION_3};
     for (int v = version + 1; v <= AN_SCHEMA_VERSION; v++) {
         rc = v == 1 ? migrate_v1(s, c, err) : run_step(ps, c, LATER[v], err);
         if (rc != AN_OK)

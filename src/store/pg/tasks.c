@@ -105,9 +105,9 @@ an_code an_pg_task_heartbeat(an_store *s, const char *id, int64_t now_ms, an_err
     snprintf(ms, sizeof ms, "%" PRId64, now_ms);
     const char *p[2] = {id, ms};
     return an_pg_exec(s->impl,
-                          "UPDATE autonama.task_runs SET heartbeat_at = " TS_PARAM(
-                              2) " WHERE id = $1 AND state IN ('PENDING', 'PROGRESS')",
-                          2, p, NULL, NULL, NULL, "task heartbeat", err);
+                      "UPDATE autonama.task_runs SET heartbeat_at = " TS_PARAM(
+                          2) " WHERE id = $1 AND state IN ('PENDING', 'PROGRESS')",
+                      2, p, NULL, NULL, NULL, "task heartbeat", err);
 }
 
 typedef struct task_out {
@@ -153,8 +153,8 @@ an_code an_pg_task_get(an_store *s, const char *id, an_task_row *row, int *found
     return rc;
 }
 
-an_code an_pg_task_list(an_store *s, const char *name, size_t limit, an_task_row **out,
-                            size_t *n, an_err *err)
+an_code an_pg_task_list(an_store *s, const char *name, size_t limit, an_task_row **out, size_t *n,
+                        an_err *err)
 {
     char sql[1024], lim[24];
     snprintf(lim, sizeof lim, "%zu", limit);
@@ -167,7 +167,7 @@ an_code an_pg_task_list(an_store *s, const char *name, size_t limit, an_task_row
 }
 
 an_code an_pg_task_interrupt(an_store *s, const char *instance, int64_t stale_before_ms,
-                                 int64_t now_ms, int *n, an_err *err)
+                             int64_t now_ms, int *n, an_err *err)
 {
     char a[24], b[24];
     snprintf(a, sizeof a, "%" PRId64, stale_before_ms);
@@ -186,8 +186,35 @@ an_code an_pg_task_interrupt(an_store *s, const char *instance, int64_t stale_be
 an_code an_pg_task_delete(an_store *s, const char *id, an_err *err)
 {
     const char *p[1] = {id};
-    return an_pg_exec(s->impl, "DELETE FROM autonama.task_runs WHERE id = $1", 1, p, NULL, NULL, NULL,
-                          "delete task run", err);
+    return an_pg_exec(s->impl, "DELETE FROM autonama.task_runs WHERE id = $1", 1, p, NULL, NULL,
+                      NULL, "delete task run", err);
+}
+
+/* Advisory locks live on a connection of their own, outside the pool: a
+ * session lock lasts as long as its connection. The PGlite server takes one
+ * connection at a time, so there nothing is locked (one instance only). */
+/* The lock connection, connecting one when there is none or it broke.
+ * Called with lock_mu held; drops it across the connect (a slow server must
+ * not hold up every other locker) and takes it again. */
+static an_code lock_conn_locked(pg_store *ps, an_err *err)
+{
+    PGconn *c = ps->by_lock_mu.conn;
+    if (c && PQstatus(c) == CONNECTION_OK)
+        return AN_OK;
+    PQfinish(c); /* its locks died with it */
+    ps->by_lock_mu.conn = NULL;
+    pthread_mutex_unlock(&ps->lock_mu);
+    an_err local;
+    an_err *e = err ? err : &local;
+    PGconn *fresh = an_pg_pool_connect(&ps->pool, e);
+    pthread_mutex_lock(&ps->lock_mu);
+    if (!fresh)
+        return e->code;
+    if (ps->by_lock_mu.conn)
+        PQfinish(fresh); /* another locker connected meanwhile: use its connection */
+    else
+        ps->by_lock_mu.conn = fresh;
+    return AN_OK;
 }
 
 /* Advisory locks live on a connection of their own, outside the pool: a
@@ -203,23 +230,17 @@ static an_code lock_call(an_store *s, const char *sql, int64_t key, int *got, an
     char k[24];
     snprintf(k, sizeof k, "%" PRId64, key);
     const char *p[1] = {k};
-    an_code rc = AN_OK;
     pthread_mutex_lock(&ps->lock_mu);
-    if (ps->by_lock_mu.conn && PQstatus(ps->by_lock_mu.conn) != CONNECTION_OK) {
-        PQfinish(ps->by_lock_mu.conn); /* its locks died with it */
-        ps->by_lock_mu.conn = NULL;
+    an_code rc = lock_conn_locked(ps, err);
+    if (rc == AN_OK) {
+        PGconn *c = ps->by_lock_mu.conn;
+        PGresult *r = PQexecParams(c, sql, 1, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK)
+            rc = an_pg_res_error(r, c, "advisory lock", err);
+        else
+            *got = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+        PQclear(r);
     }
-    if (!ps->by_lock_mu.conn && !(ps->by_lock_mu.conn = an_pg_pool_connect(&ps->pool, err))) {
-        rc = err ? err->code : AN_ERR_CONNECT;
-        goto out;
-    }
-    PGresult *r = PQexecParams(ps->by_lock_mu.conn, sql, 1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        rc = an_pg_res_error(r, ps->by_lock_mu.conn, "advisory lock", err);
-    else
-        *got = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
-    PQclear(r);
-out:
     pthread_mutex_unlock(&ps->lock_mu);
     return rc;
 }
@@ -237,7 +258,7 @@ an_code an_pg_unlock(an_store *s, int64_t key, an_err *err)
 }
 
 an_code an_pg_delete_range(an_store *s, const char *table, const char *symbol, const char *tf,
-                               int64_t from_ms, int64_t to_ms, an_err *err)
+                           int64_t from_ms, int64_t to_ms, an_err *err)
 {
     char a[24], b[24], sql[256];
     snprintf(a, sizeof a, "%" PRId64, from_ms);
@@ -250,4 +271,3 @@ an_code an_pg_delete_range(an_store *s, const char *table, const char *symbol, c
     const char *p[4] = {symbol, tf, a, b};
     return an_pg_exec(s->impl, sql, 4, p, NULL, NULL, NULL, "delete rows", err);
 }
-

@@ -30,11 +30,11 @@ int an_pg_buf_reserve(an_pg_buf *b, size_t more)
 
 unsigned char *an_pg_array_header(unsigned char *p, uint32_t oid, size_t n)
 {
-    an_pg_put_be32(p, 1);               /* ndim */
-    an_pg_put_be32(p + 4, 0);           /* no NULLs */
-    an_pg_put_be32(p + 8, oid);         /* element type */
+    an_pg_put_be32(p, 1);                /* ndim */
+    an_pg_put_be32(p + 4, 0);            /* no NULLs */
+    an_pg_put_be32(p + 8, oid);          /* element type */
     an_pg_put_be32(p + 12, (uint32_t)n); /* length */
-    an_pg_put_be32(p + 16, 1);          /* lower bound */
+    an_pg_put_be32(p + 16, 1);           /* lower bound */
     return p + 20;
 }
 
@@ -52,14 +52,21 @@ static PGresult *copy_in(PGconn *c, const char *sql, const an_pg_buf *rows)
         ok = PQputCopyData(c, rows->p + off, (int)chunk) == 1;
         off += chunk;
     }
-    PQputCopyEnd(c, ok ? NULL : "autonama: sending the rows failed");
+    /* -1: the end could not be sent (the connection failed); the results
+     * below then carry the error, and an empty one is an error too */
+    if (PQputCopyEnd(c, ok ? NULL : "autonama: sending the rows failed") != 1)
+        ok = 0;
     PGresult *last = NULL;
     while ((r = PQgetResult(c)) != NULL) {
         if (last)
             PQclear(last);
         last = r;
     }
-    return last;
+    if (!ok && last && PQresultStatus(last) == PGRES_COMMAND_OK) {
+        PQclear(last); /* the server saw a complete COPY, but not every row was sent */
+        last = NULL;
+    }
+    return last; /* NULL reads as PGRES_FATAL_ERROR with the connection's message */
 }
 
 /* 1 when nothing is stored in the batch's key range, 0 when something is. */
@@ -77,8 +84,8 @@ static an_code range_empty(PGconn *c, const an_pg_batch *b, int *empty, an_err *
 
 /* The plain insert (or COPY) in a savepoint. *conflict = 1 when a
  * concurrent writer got there first (rolled back to the savepoint). */
-static an_code insert_new(PGconn *c, const an_pg_batch *b, int *conflict,
-                          an_upsert_counts *counts, an_err *err)
+static an_code insert_new(PGconn *c, const an_pg_batch *b, int *conflict, an_upsert_counts *counts,
+                          an_err *err)
 {
     an_code rc;
     *conflict = 0;
@@ -91,8 +98,8 @@ static an_code insert_new(PGconn *c, const an_pg_batch *b, int *conflict,
             return an_err_set(err, AN_ERR_NOMEM, "%s: out of memory", b->what);
         r = copy_in(c, b->copy_sql, b->copy_buf);
     } else {
-        r = PQexecParams(c, b->insert_sql, b->nparams, b->types, b->params, b->lengths,
-                         b->formats, 0);
+        r = PQexecParams(c, b->insert_sql, b->nparams, b->types, b->params, b->lengths, b->formats,
+                         0);
     }
     if (PQresultStatus(r) == PGRES_COMMAND_OK) {
         PQclear(r);
