@@ -89,8 +89,7 @@ static int bind_count(duckdb_prepared_statement st, const void *ctx)
     const candle_write *w = ctx;
     if (an_duck_bind_key(st, &w->key) < 0 ||
         duckdb_bind_timestamp(st, 3, (duckdb_timestamp){w->v[0].ts * 1000}) != DuckDBSuccess ||
-        duckdb_bind_timestamp(st, 4, (duckdb_timestamp){w->v[w->n - 1].ts * 1000}) !=
-            DuckDBSuccess)
+        duckdb_bind_timestamp(st, 4, (duckdb_timestamp){w->v[w->n - 1].ts * 1000}) != DuckDBSuccess)
         return -1;
     return 4;
 }
@@ -171,7 +170,8 @@ static an_code read_candles(duckdb_result *r, void *ctx, an_err *err)
                     rc = an_err_set(err, AN_ERR_INTERNAL, "%s: NULL in column %d", what, (int)c);
         }
         for (idx_t i = 0; i < rows && rc == AN_OK; i++) {
-            an_candle k = {an_duck_us_to_ms(ts[i]), col[0][i], col[1][i], col[2][i], col[3][i], col[4][i]};
+            an_candle k = {
+                an_duck_us_to_ms(ts[i]), col[0][i], col[1][i], col[2][i], col[3][i], col[4][i]};
             rc = an_candles_push(out, &k, err);
         }
         duckdb_destroy_data_chunk(&chunk);
@@ -235,12 +235,11 @@ static int bind_candle_query(duckdb_prepared_statement st, const void *ctx)
         ok = ok && duckdb_bind_timestamp(st, p++, (duckdb_timestamp){q->start_ms * 1000}) ==
                        DuckDBSuccess;
     if (cq->bd.has_end)
-        ok = ok && duckdb_bind_timestamp(st, p++, (duckdb_timestamp){q->end_ms * 1000}) ==
-                       DuckDBSuccess;
+        ok = ok &&
+             duckdb_bind_timestamp(st, p++, (duckdb_timestamp){q->end_ms * 1000}) == DuckDBSuccess;
     if (q->limit > 0)
-        ok = ok && duckdb_bind_int64(st, p++,
-                                     q->limit > (size_t)INT64_MAX ? INT64_MAX
-                                                                  : (int64_t)q->limit) ==
+        ok = ok && duckdb_bind_int64(
+                       st, p++, q->limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)q->limit) ==
                        DuckDBSuccess;
     return ok ? (int)(p - 1) : -1;
 }
@@ -253,7 +252,7 @@ static an_code query_candles(duck_store *ds, const char *sql, const candle_query
 }
 
 an_code an_duck_get_ohlc(an_store *s, const char *source, const char *symbol, const char *tf,
-                             const an_query *q, an_candles *out, an_err *err)
+                         const an_query *q, an_candles *out, an_err *err)
 {
     duck_store *ds = s->impl;
     if (strcmp(source, "ohlc_data") != 0 && strcmp(source, "ohlc_1h") != 0 &&
@@ -278,7 +277,7 @@ an_code an_duck_get_ohlc(an_store *s, const char *source, const char *symbol, co
 /* Buckets over ohlc_data with time_bucket on the epoch; arg_min/arg_max
  * pick the first open and the last close. */
 an_code an_duck_get_bucketed(an_store *s, const char *symbol, const char *tf, int64_t bucket_ms,
-                                 const an_query *q, an_candles *out, an_err *err)
+                             const an_query *q, an_candles *out, an_err *err)
 {
     duck_store *ds = s->impl;
     ts_bounds bd = bounds_of(q);

@@ -146,8 +146,8 @@ an_code an_duck_task_claim(an_store *s, const an_task_row *r, int *inserted, an_
 an_code an_duck_task_put(an_store *s, const an_task_row *r, an_err *err);
 an_code an_duck_task_heartbeat(an_store *s, const char *id, int64_t now_ms, an_err *err);
 an_code an_duck_task_get(an_store *s, const char *id, an_task_row *r, int *found, an_err *err);
-an_code an_duck_task_list(an_store *s, const char *name, size_t limit, an_task_row **out,
-                          size_t *n, an_err *err);
+an_code an_duck_task_list(an_store *s, const char *name, size_t limit, an_task_row **out, size_t *n,
+                          an_err *err);
 an_code an_duck_task_interrupt(an_store *s, const char *instance, int64_t stale_before_ms,
                                int64_t now_ms, int *n, an_err *err);
 an_code an_duck_task_delete(an_store *s, const char *id, an_err *err);

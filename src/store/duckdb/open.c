@@ -162,8 +162,8 @@ static an_code check_file(const char *path, an_err *err)
         char wal[PATH_MAX + 8];
         snprintf(wal, sizeof wal, "%s.wal", path);
         if (st.st_size == 0 && access(wal, F_OK) != 0) {
-            AN_INFO(AN_DUCK_COMPONENT, "msg=\"empty file: creating a new DuckDB database\" path=\"%s\"",
-                    path);
+            AN_INFO(AN_DUCK_COMPONENT,
+                    "msg=\"empty file: creating a new DuckDB database\" path=\"%s\"", path);
             if (unlink(path) != 0)
                 return fs_error(errno, "cannot replace the empty file", path, err);
         }
@@ -304,7 +304,8 @@ an_code an_duckdb_store_open(const an_store_options *opt, an_store *s, an_err *e
         goto fail;
     }
     /* belt and braces (settings of a cached database are not ours alone) */
-    if ((rc = an_duck_exec_locked(ds, "SET autoinstall_known_extensions = false", path, err)) != AN_OK)
+    if ((rc = an_duck_exec_locked(ds, "SET autoinstall_known_extensions = false", path, err)) !=
+        AN_OK)
         goto fail;
     /* current_timestamp defaults are stored as UTC wall-clock time */
     an_err tz_err;

@@ -95,20 +95,20 @@ static an_code stored_version(duck_store *ds, int *version, an_err *err)
     int64_t v;
     int null;
     *version = 0;
-    an_code rc = an_duck_query_int64_locked(ds,
-                             "SELECT count(*) FROM duckdb_tables() WHERE database_name = "
-                             "current_database() AND schema_name = 'autonama' AND table_name = "
-                             "'schema_version'",
-                             NULL, NULL, &v, &null, "read schema version", err);
+    an_code rc = an_duck_query_int64_locked(
+        ds,
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = "
+        "current_database() AND schema_name = 'autonama' AND table_name = "
+        "'schema_version'",
+        NULL, NULL, &v, &null, "read schema version", err);
     if (rc != AN_OK || v == 0)
         return rc;
-    rc = an_duck_query_int64_locked(ds, "SELECT max(version) FROM autonama.schema_version", NULL, NULL, &v, &null,
-                     "read schema version", err);
+    rc = an_duck_query_int64_locked(ds, "SELECT max(version) FROM autonama.schema_version", NULL,
+                                    NULL, &v, &null, "read schema version", err);
     if (rc == AN_OK && !null)
         *version = (int)v;
     return rc;
 }
-
 
 typedef struct migrate_job {
     an_store *s;
@@ -212,13 +212,14 @@ static an_code check_job_run(duck_store *ds, void *ctx, an_err *err)
     for (size_t i = 0; rc == AN_OK && i < sizeof rels / sizeof rels[0]; i++) {
         int64_t n = 0;
         int null;
-        rc = an_duck_query_int64_locked(ds,
-                                "SELECT count(*) FROM (SELECT schema_name, table_name AS name FROM "
-                                "duckdb_tables() WHERE database_name = current_database() UNION "
-                                "ALL SELECT schema_name, view_name FROM duckdb_views() WHERE "
-                                "database_name = current_database()) WHERE schema_name = $1 AND "
-                                "name = $2",
-                                bind_rel, &rels[i], &n, &null, "check schema", err);
+        rc = an_duck_query_int64_locked(
+            ds,
+            "SELECT count(*) FROM (SELECT schema_name, table_name AS name FROM "
+            "duckdb_tables() WHERE database_name = current_database() UNION "
+            "ALL SELECT schema_name, view_name FROM duckdb_views() WHERE "
+            "database_name = current_database()) WHERE schema_name = $1 AND "
+            "name = $2",
+            bind_rel, &rels[i], &n, &null, "check schema", err);
         /* migrate does not recreate it: the ledger says version 1 is there */
         if (rc == AN_OK && n == 0)
             rc = an_err_set(err, AN_ERR_SCHEMA,

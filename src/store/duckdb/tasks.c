@@ -75,11 +75,11 @@ static an_code claim_job_run(duck_store *ds, void *ctx, an_err *err)
     claim_job *j = ctx;
     int64_t have = 1;
     int null;
-    an_code rc = an_duck_query_int64_locked(ds,
-                                            "SELECT count(*) FROM autonama.task_runs WHERE id = $1"
-                                            " OR (slot IS NOT NULL AND slot = $2)",
-                                            bind_id_slot, j->r, &have, &null, "claim task run",
-                                            err);
+    an_code rc =
+        an_duck_query_int64_locked(ds,
+                                   "SELECT count(*) FROM autonama.task_runs WHERE id = $1"
+                                   " OR (slot IS NOT NULL AND slot = $2)",
+                                   bind_id_slot, j->r, &have, &null, "claim task run", err);
     if (rc == AN_OK && have == 0 &&
         (rc = an_duck_run_locked(ds, TASK_INSERT, bind_task, j->r, NULL, NULL, NULL,
                                  "claim task run", err)) == AN_OK)
@@ -170,8 +170,8 @@ an_code an_duck_task_get(an_store *s, const char *id, an_task_row *row, int *fou
     return rc;
 }
 
-an_code an_duck_task_list(an_store *s, const char *name, size_t limit, an_task_row **out,
-                          size_t *n, an_err *err)
+an_code an_duck_task_list(an_store *s, const char *name, size_t limit, an_task_row **out, size_t *n,
+                          an_err *err)
 {
     char sql[512];
     snprintf(sql, sizeof sql,

@@ -65,9 +65,8 @@ static an_code write_locked(duck_store *ds, const an_duck_write *w, an_upsert_co
         if (rc != AN_OK)
             return rc;
         if (written != counts->inserted + counts->updated)
-            return an_err_set(err, AN_ERR_INTERNAL,
-                              "%s: wrote %" PRId64 " rows, expected %" PRId64, w->what, written,
-                              counts->inserted + counts->updated);
+            return an_err_set(err, AN_ERR_INTERNAL, "%s: wrote %" PRId64 " rows, expected %" PRId64,
+                              w->what, written, counts->inserted + counts->updated);
     }
     char sql[64];
     snprintf(sql, sizeof sql, "DELETE FROM temp.%s", w->stage_table);

@@ -113,9 +113,10 @@ PGconn *an_pg_pool_connect(an_pg_pool *p, an_err *err)
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         char what[160];
         snprintf(what, sizeof what, "PostgreSQL session setup (%.100s)", setup);
-        an_code rc = an_pg_res_error(r, c, what, err);
-        if (err && rc != AN_ERR_CONNECT) /* the connection is unusable for us either way */
-            err->code = AN_ERR_CONNECT;
+        an_err why;
+        an_pg_res_error(r, c, what, &why);
+        /* the connection is unusable for us either way: a connect error */
+        an_err_set(err, AN_ERR_CONNECT, "%s", why.msg);
         PQclear(r);
         PQfinish(c);
         return NULL;
@@ -520,7 +521,7 @@ an_code an_pg_store_open(const an_store_options *opt, an_store *s, an_err *err)
             an_store_mode_name(s->mode), ps->pool.size, ps->is_pglite ? " pglite=true" : "");
     return AN_OK;
 fail:
-    if (rc == AN_OK || err->code == AN_OK)
+    if (rc == AN_OK) /* every failure above sets rc */
         rc = an_err_set(err, AN_ERR_CONNECT, "cannot open PostgreSQL at %s", where);
     free_store(ps);
     return rc;
