@@ -362,24 +362,27 @@ static an_code read_series(duckdb_result *r, void *ctx, an_err *err)
     return AN_OK;
 }
 
+/* Every (symbol, timeframe) of a table with first/last time and rows. */
+static an_code list_table(an_store *s, const char *table, an_series_info **out, size_t *n,
+                          const char *what, an_err *err)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT symbol, timeframe, epoch_ms(min(\"timestamp\")), epoch_ms(max(\"timestamp\")),"
+             " count(*) FROM %s GROUP BY symbol, timeframe ORDER BY symbol, timeframe",
+             table);
+    series_out o = {out, n, what};
+    return an_duck_run(s->impl, sql, NULL, NULL, read_series, &o, NULL, what, err);
+}
+
 an_code an_duck_list_series(an_store *s, an_series_info **out, size_t *n, an_err *err)
 {
-    series_out o = {out, n, "list series"};
-    return an_duck_run(s->impl,
-                       "SELECT symbol, timeframe, epoch_ms(min(\"timestamp\")),"
-                       " epoch_ms(max(\"timestamp\")), count(*) FROM trading.ohlc_data"
-                       " GROUP BY symbol, timeframe ORDER BY symbol, timeframe",
-                       NULL, NULL, read_series, &o, NULL, o.what, err);
+    return list_table(s, "trading.ohlc_data", out, n, "list series", err);
 }
 
 an_code an_duck_list_indicator_series(an_store *s, an_series_info **out, size_t *n, an_err *err)
 {
-    series_out o = {out, n, "list indicator series"};
-    return an_duck_run(s->impl,
-                       "SELECT symbol, timeframe, epoch_ms(min(\"timestamp\")),"
-                       " epoch_ms(max(\"timestamp\")), count(*) FROM analytics.indicators"
-                       " GROUP BY symbol, timeframe ORDER BY symbol, timeframe",
-                       NULL, NULL, read_series, &o, NULL, o.what, err);
+    return list_table(s, "analytics.indicators", out, n, "list indicator series", err);
 }
 
 /* ---- export ------------------------------------------------------------- */

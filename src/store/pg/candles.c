@@ -395,28 +395,28 @@ static an_code read_series(PGresult *r, void *ctx, an_err *err)
     return an_pg_read_series(r, o->out, o->n, o->what, err);
 }
 
+/* Every (symbol, timeframe) of a table with first/last time and rows. */
+static an_code list_table(an_store *s, const char *table, an_series_info **out, size_t *n,
+                          const char *what, an_err *err)
+{
+    char sql[320];
+    snprintf(sql, sizeof sql,
+             "SELECT symbol, timeframe, (extract(epoch FROM min(\"timestamp\")) * 1000)::int8,"
+             " (extract(epoch FROM max(\"timestamp\")) * 1000)::int8, count(*) FROM %s"
+             " GROUP BY symbol, timeframe ORDER BY symbol, timeframe",
+             table);
+    series_out o = {out, n, what};
+    return an_pg_exec(s->impl, sql, 0, NULL, read_series, &o, NULL, what, err);
+}
+
 an_code an_pg_list_series(an_store *s, an_series_info **out, size_t *n, an_err *err)
 {
-    series_out o = {out, n, "list series"};
-    return an_pg_exec(s->impl,
-                      "SELECT symbol, timeframe,"
-                      " (extract(epoch FROM min(\"timestamp\")) * 1000)::int8,"
-                      " (extract(epoch FROM max(\"timestamp\")) * 1000)::int8, count(*)"
-                      " FROM trading.ohlc_data GROUP BY symbol, timeframe"
-                      " ORDER BY symbol, timeframe",
-                      0, NULL, read_series, &o, NULL, o.what, err);
+    return list_table(s, "trading.ohlc_data", out, n, "list series", err);
 }
 
 an_code an_pg_list_indicator_series(an_store *s, an_series_info **out, size_t *n, an_err *err)
 {
-    series_out o = {out, n, "list indicator series"};
-    return an_pg_exec(s->impl,
-                      "SELECT symbol, timeframe,"
-                      " (extract(epoch FROM min(\"timestamp\")) * 1000)::int8,"
-                      " (extract(epoch FROM max(\"timestamp\")) * 1000)::int8, count(*)"
-                      " FROM analytics.indicators GROUP BY symbol, timeframe"
-                      " ORDER BY symbol, timeframe",
-                      0, NULL, read_series, &o, NULL, o.what, err);
+    return list_table(s, "analytics.indicators", out, n, "list indicator series", err);
 }
 
 /* ---- export ------------------------------------------------------------- */
