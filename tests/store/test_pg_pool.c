@@ -2,7 +2,9 @@
  * test_pg_pool.c - the PostgreSQL backend's connection handling against a
  * real server (AUTONAMA_TEST_PG): a connection whose ROLLBACK failed is not
  * pooled again, a failing session setup fails the connect, and the advisory
- * lock's mutex is not held across a blocking connect. Runs once per backend
+ * lock's mutex is not held across a blocking connect; and the indicator
+ * write's "is the key range empty?" check is bounded by the whole primary
+ * key (its plan's index condition names the time). Runs once per backend
  * like every store test; the duckdb and timescaledb (PGlite: one connection,
  * no advisory locks) runs have nothing to check and pass at once.
  */
@@ -135,6 +137,79 @@ static void test_lock_mutex_not_held_across_connect(void)
     an_store_close(s);
 }
 
+/* The EXPLAIN of the indicator write's range check, one line per row. */
+static char *explain_range_check(an_store *s, const char *names)
+{
+    pg_store *ps = s->impl;
+    an_err err = {0};
+    PGconn *c;
+    int slot;
+    if (an_pg_pool_acquire(&ps->pool, &c, &slot, &err) != AN_OK)
+        return NULL;
+    char sql[1024];
+    snprintf(sql, sizeof sql, "EXPLAIN %s", AN_PG_IND_RANGE_EMPTY_SQL);
+    const char *params[5] = {"PLAN/TEST", "1m", "2024-01-05T00:00:00Z", "2024-01-05T01:00:00Z",
+                             names};
+    PGresult *r = PQexecParams(c, sql, 5, NULL, params, NULL, NULL, 0);
+    char *plan = calloc(1, 16384);
+    for (int i = 0; plan && PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++) {
+        strncat(plan, PQgetvalue(r, i, 0), 16384 - strlen(plan) - 2);
+        strcat(plan, "\n");
+    }
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        fprintf(stderr, "  explain: %s", PQerrorMessage(c));
+    PQclear(r);
+    an_pg_pool_release(&ps->pool, c, slot);
+    return plan;
+}
+
+/* 3 names x 20,000 values stored: the check for an hour of new values must
+ * find its rows by (symbol, timeframe, name, time), not read the series. */
+static void test_indicator_range_check_uses_the_key(void)
+{
+    an_store *s = open_store();
+    if (!s)
+        return;
+    an_err err = {0};
+    AN_CHECK_OK(an_store_migrate(s, NULL, &err), err);
+    enum { N = 20000 };
+    static const char *const names[3] = {"sma_20", "ema_50", "rsi_14"};
+    int64_t *ts = malloc(3 * N * sizeof *ts);
+    int *idx = malloc(3 * N * sizeof *idx);
+    double *val = malloc(3 * N * sizeof *val);
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < N; i++) {
+            ts[k * N + i] = 1704067200000LL + (int64_t)i * 60000;
+            idx[k * N + i] = k;
+            val[k * N + i] = 100.0 + i * 0.01 + k;
+        }
+    an_indicator_batch b = {names, 3, ts, idx, val, 3 * N};
+    an_upsert_counts counts = {0};
+    AN_CHECK_OK(an_store_upsert_indicators(s, "PLAN/TEST", "1m", &b, &counts, &err), err);
+    pg_store *ps = s->impl;
+    PGconn *c;
+    int slot;
+    if (an_pg_pool_acquire(&ps->pool, &c, &slot, &err) == AN_OK) {
+        PQclear(PQexec(c, "ANALYZE analytics.indicators"));
+        an_pg_pool_release(&ps->pool, c, slot);
+    }
+    char *plan = explain_range_check(s, "{sma_20,ema_50,rsi_14}");
+    AN_CHECK(plan != NULL);
+    if (plan) {
+        const char *cond = strstr(plan, "Index Cond");
+        AN_CHECK_MSG(cond && strstr(cond, "indicator_name") && strstr(cond, "timestamp"),
+                     "the range check's index scan is not bounded by the time:\n%s", plan);
+        AN_CHECK_MSG(!strstr(plan, "Seq Scan"), "the range check scans the table:\n%s", plan);
+    }
+    free(plan);
+    AN_CHECK_OK(an_store_delete_range(s, "indicators", "PLAN/TEST", "1m", ts[0], ts[N - 1], &err),
+                err);
+    free(ts);
+    free(idx);
+    free(val);
+    an_store_close(s);
+}
+
 int main(int argc, char **argv)
 {
     const char *backend = argc > 1 ? argv[1] : "duckdb";
@@ -151,5 +226,6 @@ int main(int argc, char **argv)
     AN_RUN(test_failed_rollback_is_not_pooled);
     AN_RUN(test_failed_session_setup_fails_connect);
     AN_RUN(test_lock_mutex_not_held_across_connect);
+    AN_RUN(test_indicator_range_check_uses_the_key);
     return AN_TEST_DONE();
 }

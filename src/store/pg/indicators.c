@@ -30,8 +30,13 @@ static const char INSERT_SQL[] =
     " SELECT $1, $2, t.ts, ($3::text[])[t.k], t.v"
     " FROM unnest($4::timestamptz[], $5::int4[], $6::float8[]) AS t(ts, k, v)";
 
-static const char RANGE_EMPTY_SQL[] =
+/* With the batch's names ($5), the whole primary key (symbol, timeframe,
+ * indicator_name, timestamp) bounds the index scan: without them only
+ * (symbol, timeframe) would, and the scan would read every stored value of
+ * the series. */
+const char AN_PG_IND_RANGE_EMPTY_SQL[] =
     "SELECT NOT EXISTS (SELECT 1 FROM analytics.indicators WHERE symbol = $1 AND timeframe = $2"
+    " AND indicator_name = ANY ($5::text[])"
     " AND \"timestamp\" BETWEEN $3::timestamptz AND $4::timestamptz)";
 
 /* array_send format of n values: kind 0 timestamptz (from ms), 1 int4
@@ -108,7 +113,8 @@ static an_code indicator_batch(PGconn *c, void *ctx, size_t off, size_t m, an_up
     int lengths[6] = {0, 0, 0, (int)w->arr[0].n, (int)w->arr[1].n, (int)w->arr[2].n};
     an_pg_batch pb = {
         .what = "upsert indicators",
-        .range_empty_sql = RANGE_EMPTY_SQL,
+        .range_empty_sql = AN_PG_IND_RANGE_EMPTY_SQL,
+        .range_extra = w->names.p,
         .insert_sql = INSERT_SQL,
         .upsert_sql = UPSERT_SQL,
         .nparams = 6,

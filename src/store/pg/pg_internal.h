@@ -155,7 +155,8 @@ unsigned char *an_pg_array_header(unsigned char *p, uint32_t oid, size_t n);
  * range. */
 typedef struct an_pg_batch {
     const char *what;
-    const char *range_empty_sql; /* $1 symbol, $2 timeframe, $3..$4 the range: one bool */
+    const char *range_empty_sql; /* $1 symbol, $2 timeframe, $3..$4 the range[, $5]: one bool */
+    const char *range_extra;     /* $5 of range_empty_sql, or NULL when it has four */
     const char *insert_sql;      /* plain insert of the batch (same params) */
     const char *upsert_sql;      /* upsert returning (inserted, updated) counts */
     int nparams;
@@ -242,6 +243,9 @@ typedef struct an_pg_range {
 int an_pg_append_range(char *sql, size_t cap, int pos, const an_query *q, const char *order_by,
                        const char **params, int *np, an_pg_range *bufs);
 
+/* The indicator write's "is the key range empty?" query (exported for the
+ * test that checks its plan). */
+extern const char AN_PG_IND_RANGE_EMPTY_SQL[];
 an_code an_pg_upsert_indicators(an_store *s, const char *symbol, const char *tf,
                                 const an_indicator_batch *b, an_upsert_counts *counts, an_err *err);
 an_code an_pg_get_indicators(an_store *s, const char *symbol, const char *tf, const char *name,

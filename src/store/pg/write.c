@@ -73,10 +73,11 @@ static PGresult *copy_in(PGconn *c, const char *sql, const an_pg_buf *rows)
 static an_code range_empty(PGconn *c, const an_pg_batch *b, int *empty, an_err *err)
 {
     char first[40], last[40], *v = NULL;
-    const char *params[4] = {b->params[0], b->params[1],
+    const char *params[5] = {b->params[0], b->params[1],
                              an_time_format(b->lo_ms, first, sizeof first),
-                             an_time_format(b->hi_ms, last, sizeof last)};
-    an_code rc = an_pg_query_value(c, b->range_empty_sql, 4, params, &v, b->what, err);
+                             an_time_format(b->hi_ms, last, sizeof last), b->range_extra};
+    an_code rc =
+        an_pg_query_value(c, b->range_empty_sql, b->range_extra ? 5 : 4, params, &v, b->what, err);
     *empty = rc == AN_OK && v && v[0] == 't';
     free(v);
     return rc;
