@@ -74,7 +74,7 @@ an_code an_duck_with_lock(duck_store *ds, an_duck_job job, void *ctx, an_err *er
 /* Bind helpers: 1 when bound. Text binds NULL for NULL or "", ms NULL for 0. */
 int an_duck_bind_text(duckdb_prepared_statement st, idx_t i, const char *v);
 int an_duck_bind_ms(duckdb_prepared_statement st, idx_t i, int64_t ms);
-/* Binds $1 symbol and $2 timeframe (a symbol_tf as ctx): returns 2 or -1. */
+/* Binds $1 symbol and $2 timeframe (an an_duck_key as ctx): returns 2 or -1. */
 typedef struct an_duck_key {
     const char *symbol, *tf;
 } an_duck_key;
