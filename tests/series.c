@@ -22,17 +22,13 @@ void an_test_series_make(an_candles *out, size_t n, const an_test_series *spec)
         double open = price, close = price + step;
         if (close < spec->floor)
             close = spec->floor;
-        double high =
-            (open > close ? open : close) + (double)((seed >> 4) % (unsigned)spec->wick_cents) / 100.0;
-        double low =
-            (open < close ? open : close) - (double)((seed >> 12) % (unsigned)spec->wick_cents) / 100.0;
+        double high = (open > close ? open : close) +
+                      (double)((seed >> 4) % (unsigned)spec->wick_cents) / 100.0;
+        double low = (open < close ? open : close) -
+                     (double)((seed >> 12) % (unsigned)spec->wick_cents) / 100.0;
         if (low <= 0)
             low = 0.5;
-        an_candle c = {spec->start_ms + (int64_t)i * spec->step_ms,
-                       open,
-                       high,
-                       low,
-                       close,
+        an_candle c = {spec->start_ms + (int64_t)i * spec->step_ms, open, high, low, close,
                        (double)((seed >> 3) % 100000) / 1000.0};
         an_candles_push(out, &c, NULL);
         price = close;
