@@ -298,10 +298,12 @@ static an_code arg_symbols(an_tasks *t, json_t *args, char ***out, size_t *n, an
             return an_err_set(err, AN_ERR_NOMEM, "out of memory");
         for (size_t i = 0; i < k; i++) {
             const char *s = json_string_value(json_array_get(v, i));
-            if (!s || an_symbol_validate(s, err) != AN_OK || !(list[i] = strdup(s))) {
+            an_code vrc = s ? an_symbol_validate(s, err) : AN_ERR_INVALID;
+            if (vrc != AN_OK || !(list[i] = strdup(s))) {
                 an_config_free_list(list, k);
-                return s ? (err->code ? err->code : AN_ERR_NOMEM)
-                         : an_err_set(err, AN_ERR_INVALID, "symbols must be strings");
+                return !s             ? an_err_set(err, vrc, "symbols must be strings")
+                       : vrc != AN_OK ? vrc
+                                      : an_err_set(err, AN_ERR_NOMEM, "out of memory");
             }
         }
         *out = list;
@@ -514,9 +516,10 @@ static an_code task_update_market_data(run_ctx *rc, json_t *args, json_t **out, 
     const an_config *cfg = t->cfg;
     int64_t since = INT64_MIN, until = INT64_MAX;
     const char *s_since = arg_str(args, "since", NULL), *s_until = arg_str(args, "until", NULL);
-    if ((s_since && an_time_parse(s_since, &since, err) != AN_OK) ||
-        (s_until && an_time_parse(s_until, &until, err) != AN_OK))
-        return err->code;
+    an_code prc = AN_OK;
+    if ((s_since && (prc = an_time_parse(s_since, &since, err)) != AN_OK) ||
+        (s_until && (prc = an_time_parse(s_until, &until, err)) != AN_OK))
+        return prc;
     /* the categories: the run's argument ("crypto,forex") or the configuration's */
     char **cats = NULL;
     size_t ncat = 0;
@@ -678,11 +681,14 @@ static an_code task_indicators(run_ctx *rc, json_t *args, json_t **out, an_err *
     an_tasks *t = rc->t;
     an_ind_set set;
     an_load_pref pref;
-    if (an_ind_set_parse(arg_str(args, "indicators", an_config_get(t->cfg, AN_CFG_INDICATORS)),
-                         &set, err) != AN_OK ||
-        an_load_pref_parse(arg_str(args, "load_path", an_config_get(t->cfg, AN_CFG_LOAD_PATH)),
-                           &pref, err) != AN_OK)
-        return err->code;
+    an_code prc;
+    if ((prc =
+             an_ind_set_parse(arg_str(args, "indicators", an_config_get(t->cfg, AN_CFG_INDICATORS)),
+                              &set, err)) != AN_OK ||
+        (prc =
+             an_load_pref_parse(arg_str(args, "load_path", an_config_get(t->cfg, AN_CFG_LOAD_PATH)),
+                                &pref, err)) != AN_OK)
+        return prc;
     char **symbols = NULL, **tfs = NULL;
     size_t nsym = 0, ntf = 0;
     an_code code = arg_symbols(t, args, &symbols, &nsym, err);
@@ -1047,6 +1053,9 @@ json_t *an_tasks_row_json(const an_task_row *r)
 
 json_t *an_tasks_list(an_tasks *t, const char *name, size_t limit, an_err *err)
 {
+    an_err local; /* err may be NULL: the outage check below reads the code */
+    if (!err)
+        err = &local;
     an_store *p = primary(t, err);
     an_task_row *rows = NULL;
     size_t n = 0;
@@ -1350,8 +1359,10 @@ an_code an_tasks_start(an_tasks *t, const an_clock *clock, an_err *err)
         int idx = an_sched_add(t->sched, BEAT[i].entry, (int64_t)iv * 1000, iv > 0);
         beat_entry *be = &t->entries[idx];
         snprintf(be->task, sizeof be->task, "%s", BEAT[i].task);
-        if (BEAT[i].symbols != AN_CFG__COUNT && entry_symbols(t, BEAT[i].symbols, be, err) != AN_OK)
-            return err->code;
+        an_code erc =
+            BEAT[i].symbols != AN_CFG__COUNT ? entry_symbols(t, BEAT[i].symbols, be, err) : AN_OK;
+        if (erc != AN_OK)
+            return erc;
         AN_INFO(COMPONENT, "msg=\"beat entry\" entry=%s task=%s every_s=%ld enabled=%d symbols=%zu",
                 BEAT[i].entry, BEAT[i].task, iv, iv > 0, be->n);
     }
