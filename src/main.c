@@ -142,8 +142,9 @@ static int cmd_import(const an_config *cfg)
     if (an_import_format_parse(an_config_get(cfg, AN_CFG_FORMAT), &fmt, &err) != AN_OK)
         return fail("import", &err);
     const char *symbol = an_config_get(cfg, AN_CFG_SYMBOL);
-    const char *tf =
-        an_config_is_set(cfg, AN_CFG_TIMEFRAME) ? an_config_get(cfg, AN_CFG_TIMEFRAME) : NULL;
+    /* a file's timeframe comes from its name or --timeframe, never from
+     * AUTONAMA_TIMEFRAME (the ingest timeframe) */
+    const char *tf = cfg->from[AN_CFG_TIMEFRAME] == 2 ? an_config_get(cfg, AN_CFG_TIMEFRAME) : NULL;
     an_store *s = NULL;
     if (an_service_open_store(cfg, &s, &err) != AN_OK)
         return fail("import", &err);
@@ -361,10 +362,15 @@ static int cmd_indicators(const an_config *cfg)
     an_load_pref pref;
     char **tfs = NULL;
     size_t ntf = 0;
+    /* --timeframe (the flag) else AUTONAMA_INDICATOR_TIMEFRAMES: the
+     * environment's AUTONAMA_TIMEFRAME is the ingest timeframe only */
+    an_config tcfg = *cfg;
+    if (tcfg.from[AN_CFG_TIMEFRAME] != 2)
+        tcfg.from[AN_CFG_TIMEFRAME] = 0;
     /* bad input fails before anything runs (exit 2) */
     if (an_ind_set_parse(an_config_get(cfg, AN_CFG_INDICATORS), &set, &err) != AN_OK ||
         an_load_pref_parse(an_config_get(cfg, AN_CFG_LOAD_PATH), &pref, &err) != AN_OK ||
-        an_config_indicator_timeframes(cfg, &tfs, &ntf, &err) != AN_OK)
+        an_config_indicator_timeframes(&tcfg, &tfs, &ntf, &err) != AN_OK)
         return fail("indicators", &err);
     json_t *args = json_object();
     char joined[256] = "";

@@ -688,12 +688,14 @@ static an_code task_indicators(run_ctx *rc, json_t *args, json_t **out, an_err *
     an_code code = arg_symbols(t, args, &symbols, &nsym, err);
     if (code != AN_OK)
         return code;
+    /* args.timeframes, else AUTONAMA_INDICATOR_TIMEFRAMES: never
+     * AUTONAMA_TIMEFRAME (the ingest timeframe; the command line passes its
+     * --timeframe as args.timeframes) */
     an_config c = *t->cfg;
     const char *tfarg = arg_str(args, "timeframes", NULL);
-    if (tfarg) {
+    if (tfarg)
         c.val[AN_CFG_INDICATOR_TIMEFRAMES] = (char *)tfarg;
-        c.from[AN_CFG_TIMEFRAME] = 0; /* --timeframe would win */
-    }
+    c.from[AN_CFG_TIMEFRAME] = 0;
     if ((code = an_config_indicator_timeframes(&c, &tfs, &ntf, err)) != AN_OK) {
         an_config_free_list(symbols, nsym);
         return code;
@@ -842,6 +844,42 @@ static void mark_running(an_tasks *t, const char *id, int on)
     pthread_mutex_unlock(&t->mu);
 }
 
+/* The first failed item's error of a result, "ITEM: error" (an ingest's
+ * symbols by category, or an indicator run's series), so the log line names
+ * the cause; a pointer to the result when no item says why. */
+static void first_item_error(json_t *res, char *out, size_t len)
+{
+    const char *cat, *sym;
+    json_t *c, *o;
+    json_object_foreach(json_object_get(res, "categories"), cat, c)
+    {
+        json_object_foreach(json_object_get(c, "symbols"), sym, o)
+        {
+            const char *e = json_string_value(json_object_get(o, "error"));
+            if (e) {
+                snprintf(out, len, "%s: %s", sym, e);
+                return;
+            }
+        }
+        const char *e = json_string_value(json_object_get(c, "error"));
+        if (e) {
+            snprintf(out, len, "%s: %s", cat, e);
+            return;
+        }
+    }
+    size_t i;
+    json_array_foreach(json_object_get(res, "series"), i, o)
+    {
+        const char *e = json_string_value(json_object_get(o, "error"));
+        if (e) {
+            snprintf(out, len, "%s %s: %s", json_string_value(json_object_get(o, "symbol")),
+                     json_string_value(json_object_get(o, "timeframe")), e);
+            return;
+        }
+    }
+    snprintf(out, len, "every item failed: see the result");
+}
+
 static an_code run_task(an_tasks *t, const char *name, json_t *args, const char *symbol,
                         const char *slot, const char *given_id, char *id_out, json_t **result,
                         an_err *err)
@@ -898,13 +936,13 @@ static an_code run_task(an_tasks *t, const char *name, json_t *args, const char 
     an_code code = fn(&rc, a, &res, &terr);
     json_decref(a);
     an_task_state st;
+    const char *status = res ? json_string_value(json_object_get(res, "status")) : NULL;
     if (code != AN_OK)
         st = t->stop ? AN_TASK_INTERRUPTED : AN_TASK_FAILURE;
-    else if (t->stop && res &&
-             strcmp(json_string_value(json_object_get(res, "status")), "completed") != 0)
+    else if (t->stop && (!status || strcmp(status, "completed") != 0))
         st = AN_TASK_INTERRUPTED;
-    else if (res && strcmp(json_string_value(json_object_get(res, "status")), "failed") == 0)
-        st = AN_TASK_FAILURE;
+    else if (!status || strcmp(status, "failed") == 0)
+        st = AN_TASK_FAILURE; /* a body's result without a status is a failure */
     else
         st = AN_TASK_SUCCESS;
     snprintf(r->state, sizeof r->state, "%s", an_task_state_name(st));
@@ -913,8 +951,10 @@ static an_code run_task(an_tasks *t, const char *name, json_t *args, const char 
         snprintf(r->error, sizeof r->error, "%s", terr.msg);
     else if (st == AN_TASK_INTERRUPTED)
         snprintf(r->error, sizeof r->error, "interrupted by a signal");
+    else if (st == AN_TASK_FAILURE && why)
+        snprintf(r->error, sizeof r->error, "%s", why);
     else if (st == AN_TASK_FAILURE)
-        snprintf(r->error, sizeof r->error, "%s", why ? why : "every item failed: see the result");
+        first_item_error(res, r->error, sizeof r->error);
     /* the last meta: done = total */
     json_t *meta = r->meta ? json_loads(r->meta, 0, NULL) : NULL;
     if (meta) {

@@ -201,6 +201,29 @@ for mode in duckdb postgres timescaledb; do
     check "$mode: serve exits 0 on SIGTERM (exit $rc)" test $rc = 0
 done
 
+echo "# AUTONAMA_TIMEFRAME is the ingest timeframe only"
+mode_env duckdb
+reset_mode duckdb
+"$BIN" migrate >/dev/null 2>&1
+AUTONAMA_TIMEFRAME=1m "$BIN" import "$DATA/BTC_USDT-1h.json" >"$work/tf.json" 2>/dev/null
+check "import takes a file's timeframe from its name, not AUTONAMA_TIMEFRAME" \
+    test "$(json "$work/tf.json" "j['files'][0]['timeframe']")" = 1h
+AUTONAMA_TIMEFRAME=1m "$BIN" import --timeframe 1h "$DATA/ETH_USDT-1h.json" >"$work/tf.json" 2>/dev/null
+check "import --timeframe (the flag) still names the timeframe" \
+    test "$(json "$work/tf.json" "(j['files'][0]['timeframe'], j['files'][0]['inserted'])")" = "('1h', 5482)"
+AUTONAMA_TIMEFRAME=1m AUTONAMA_INDICATOR_TIMEFRAMES=1h "$BIN" indicators --symbols BTC/USDT \
+    >"$work/tf.json" 2>/dev/null
+check "indicators follow AUTONAMA_INDICATOR_TIMEFRAMES, not AUTONAMA_TIMEFRAME" \
+    test "$(json "$work/tf.json" "[s['timeframe'] for s in j['series']]")" = "['1h']"
+AUTONAMA_INDICATOR_TIMEFRAMES=1h,1d "$BIN" indicators --symbols BTC/USDT --timeframe 1h \
+    >"$work/tf.json" 2>/dev/null
+check "indicators --timeframe (the flag) wins over AUTONAMA_INDICATOR_TIMEFRAMES" \
+    test "$(json "$work/tf.json" "[s['timeframe'] for s in j['series']]")" = "['1h']"
+AUTONAMA_TIMEFRAME=1m AUTONAMA_INDICATOR_TIMEFRAMES=1h "$BIN" tasks run calculate_indicators_for_symbol \
+    '{"symbols":["BTC/USDT"]}' >"$work/tf.json" 2>/dev/null
+check "the indicator task (the beat's) follows AUTONAMA_INDICATOR_TIMEFRAMES" \
+    test "$(json "$work/tf.json" "[s['timeframe'] for s in j['series']]")" = "['1h']"
+
 echo "# bad configuration"
 mode_env postgres
 export POSTGRES_PORT=1
