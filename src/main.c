@@ -212,13 +212,53 @@ static int cmd_import(const an_config *cfg)
     return failed ? 1 : 0;
 }
 
-static volatile int *task_stop;
+/* SIGINT/SIGTERM during a command-line run: a thread of its own waits for
+ * them (sigwait; no handler runs) and asks the tasks to stop, so the stop
+ * flag is only ever touched as an atomic_int. SIGUSR1 ends the thread when
+ * the run is over. The signals are blocked before any thread starts. */
+typedef struct signal_watch {
+    pthread_t th;
+    an_tasks *t;
+    int started;
+} signal_watch;
 
-static void on_task_signal(int sig)
+static void block_signals(sigset_t *sigs)
 {
-    (void)sig;
-    if (task_stop)
-        *task_stop = 1;
+    sigemptyset(sigs);
+    sigaddset(sigs, SIGINT);
+    sigaddset(sigs, SIGTERM);
+    sigaddset(sigs, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, sigs, NULL);
+}
+
+static void *watch_signals(void *arg)
+{
+    signal_watch *w = arg;
+    sigset_t sigs;
+    block_signals(&sigs);
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGUSR1)
+            return NULL;
+        an_tasks_request_stop(w->t);
+    }
+}
+
+static void watch_start(signal_watch *w, an_tasks *t)
+{
+    w->t = t;
+    w->started = pthread_create(&w->th, NULL, watch_signals, w) == 0;
+}
+
+static void watch_stop(signal_watch *w)
+{
+    if (!w->started)
+        return;
+    pthread_kill(w->th, SIGUSR1);
+    pthread_join(w->th, NULL);
+    w->started = 0;
 }
 
 /* The command line's task layer: the store opened and its schema checked
@@ -226,6 +266,8 @@ static void on_task_signal(int sig)
  * task layer, which goes on against the fallback file. */
 static an_code cli_tasks(const an_config *cfg, an_service *svc, an_tasks **t, an_err *err)
 {
+    sigset_t sigs;
+    block_signals(&sigs); /* before the store starts any thread */
     an_service_init(svc, cfg);
     an_store *s = NULL;
     int version = 0;
@@ -245,11 +287,6 @@ static an_code cli_tasks(const an_config *cfg, an_service *svc, an_tasks **t, an
         an_service_destroy(svc);
         return rc;
     }
-    task_stop = an_tasks_stop_flag(*t);
-    struct sigaction sa = {0};
-    sa.sa_handler = on_task_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     return AN_OK;
 }
 
@@ -263,8 +300,11 @@ static int cli_run(const an_config *cfg, const char *command, const char *task, 
         json_decref(args);
         return fail(command, &err);
     }
+    signal_watch watch = {0};
+    watch_start(&watch, t);
     json_t *res = NULL;
     an_code rc = an_tasks_run(t, task, args, NULL, NULL, NULL, &res, &err);
+    watch_stop(&watch);
     json_decref(args);
     int status;
     if (rc != AN_OK) {
@@ -276,7 +316,6 @@ static int cli_run(const an_config *cfg, const char *command, const char *task, 
         status = st && strcmp(st, "completed") == 0 ? 0 : 1;
         json_decref(res);
     }
-    task_stop = NULL;
     an_tasks_free(t);
     an_service_destroy(&svc);
     return status;

@@ -264,7 +264,7 @@ static an_code fetch_range(run_state *st, void *conn, writer *w, an_ingest_symbo
     int64_t cursor = from, flushed = an_now_ms();
     w->to = to;
     while (cursor <= to) {
-        if (o->stop && *o->stop) {
+        if (o->stop && atomic_load(o->stop)) {
             stop_rc = an_err_set(err, AN_ERR_TIMEOUT, "stopped by a signal");
             break; /* what was fetched is still stored below */
         }

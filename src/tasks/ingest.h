@@ -33,8 +33,8 @@ typedef struct an_ingest_options {
     int force;        /* refetch [since, until) even where candles are stored */
     int parallel;     /* symbols fetched at once (1..16) */
     int timeout_ms, max_tries, backoff_ms, weight_budget;
-    volatile const int *stop; /* set by a signal handler: stop between pages */
-    int progress;             /* a live progress line on stderr */
+    const atomic_int *stop; /* set on shutdown or a signal: stop between pages */
+    int progress;           /* a live progress line on stderr */
 } an_ingest_options;
 
 typedef struct an_ingest_symbol {
