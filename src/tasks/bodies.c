@@ -84,11 +84,11 @@ static const char *arg_str(json_t *args, const char *key, const char *def)
     return v ? v : def;
 }
 
-
 /* ---- update_market_data ---------------------------------------------------- */
 
-static json_t *ingest_symbols_json(const an_ingest_symbol *res, size_t n, const unsigned char *on_fb,
-                                   int64_t *ok, int64_t *failed, int64_t *skipped)
+static json_t *ingest_symbols_json(const an_ingest_symbol *res, size_t n,
+                                   const unsigned char *on_fb, int64_t *ok, int64_t *failed,
+                                   int64_t *skipped)
 {
     json_t *syms = json_object();
     for (size_t i = 0; i < n; i++) {
@@ -215,8 +215,8 @@ static an_code update_category(an_run_ctx *rc, const an_ingest_options *base, co
                                char **symbols, size_t n, ingest_totals *tot, json_t **cat_json,
                                an_err *err)
 {
-    category_run cr = {.rc = rc, .o = *base, .category = category, .symbols = symbols, .n = n,
-                       .tot = tot};
+    category_run cr = {
+        .rc = rc, .o = *base, .category = category, .symbols = symbols, .n = n, .tot = tot};
     cr.o.symbols = (const char *const *)symbols;
     cr.o.n_symbols = n;
     an_code code = AN_OK;
@@ -232,8 +232,8 @@ static an_code update_category(an_run_ctx *rc, const an_ingest_options *base, co
     char what[64];
     snprintf(what, sizeof what, "category=%.40s", category);
     an_hybrid h = {.what = what, .n = n, .codes = codes, .todo = todo};
-    if (!cr.res || !cr.r2 || !cr.before || !cr.eff || !cr.group || !cr.gidx || !cr.done ||
-        !codes || !todo) {
+    if (!cr.res || !cr.r2 || !cr.before || !cr.eff || !cr.group || !cr.gidx || !cr.done || !codes ||
+        !todo) {
         code = an_err_set(err, AN_ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -248,12 +248,12 @@ static an_code update_category(an_run_ctx *rc, const an_ingest_options *base, co
     if (h.n_fallback)
         snprintf(tot->fb_reason, sizeof tot->fb_reason, "%s", h.reason);
     int64_t ok = 0, failed = 0, skipped = 0;
-    json_t *syms = ingest_symbols_json(cr.res, n, h.n_fallback ? todo : NULL, &ok, &failed,
-                                       &skipped);
-    *cat_json = json_pack("{s:s, s:I, s:I, s:I, s:o}", "provider",
-                          cr.o.provider ? cr.o.provider : "binance", "success", (json_int_t)ok,
-                          "failed", (json_int_t)failed, "skipped", (json_int_t)skipped, "symbols",
-                          syms);
+    json_t *syms =
+        ingest_symbols_json(cr.res, n, h.n_fallback ? todo : NULL, &ok, &failed, &skipped);
+    *cat_json =
+        json_pack("{s:s, s:I, s:I, s:I, s:o}", "provider",
+                  cr.o.provider ? cr.o.provider : "binance", "success", (json_int_t)ok, "failed",
+                  (json_int_t)failed, "skipped", (json_int_t)skipped, "symbols", syms);
     tot->ok += ok;
     tot->failed += failed;
     tot->skipped += skipped;
@@ -523,8 +523,8 @@ static an_code task_indicators(an_run_ctx *rc, json_t *args, json_t **out, an_er
     ir.list = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(ir.list, json_null());
-    an_hybrid h = {.what = "task=calculate_indicators_for_symbol", .n = n, .codes = codes,
-                   .todo = todo};
+    an_hybrid h = {
+        .what = "task=calculate_indicators_for_symbol", .n = n, .codes = codes, .todo = todo};
     if (code != AN_OK)
         goto out;
     if (!codes || !todo) {
@@ -578,7 +578,6 @@ static an_code task_health(an_run_ctx *rc, json_t *args, json_t **out, an_err *e
         json_object_set_new(*out, "error", json_string(first ? first : "unhealthy"));
     return AN_OK;
 }
-
 
 /* ---- the registry ---------------------------------------------------------- */
 

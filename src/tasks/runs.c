@@ -127,7 +127,7 @@ void an_tasks_set_json(char **dst, json_t *v)
 }
 
 void an_tasks_progress(an_run_ctx *rc, const char *approach, const char *status, int64_t done,
-                     int64_t total)
+                       int64_t total)
 {
     snprintf(rc->row.state, sizeof rc->row.state, "PROGRESS");
     snprintf(rc->row.approach, sizeof rc->row.approach, "%s", approach);
@@ -477,7 +477,6 @@ json_t *an_tasks_get(an_tasks *t, const char *id, an_err *err)
     return o;
 }
 
-
 /* Records a run as INTERRUPTED (queued runs at shutdown, runs still going
  * after the grace). */
 void an_tasks_interrupt_row(an_tasks *t, const char *id, const char *why)
@@ -498,4 +497,3 @@ void an_tasks_interrupt_row(an_tasks *t, const char *id, const char *why)
     }
     an_task_row_free(&r);
 }
-

@@ -141,9 +141,9 @@ typedef an_code (*an_hybrid_fn)(void *ctx, an_store *s, int on_fb, const unsigne
                                 an_code *codes, an_err *err);
 
 typedef struct an_hybrid {
-    const char *what; /* for the log: "category=crypto", "task=..." */
-    size_t n;         /* items */
-    an_code *codes;   /* n outcomes (caller's) */
+    const char *what;    /* for the log: "category=crypto", "task=..." */
+    size_t n;            /* items */
+    an_code *codes;      /* n outcomes (caller's) */
     unsigned char *todo; /* n flags (caller's): set for the items that went to the fallback */
     /* out */
     const char *approach, *mode; /* the primary's, or duckdb_fallback / duckdb */
