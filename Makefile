@@ -2,9 +2,10 @@
 # first (scripts/bootstrap is idempotent and takes seconds once done).
 BUILD ?= build
 BUILD_ASAN ?= build-asan
+BUILD_TSAN ?= build-tsan
 GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo Ninja || echo "Unix Makefiles")
 
-.PHONY: all deps build build-asan run test bench format format-check clean
+.PHONY: all deps build build-asan tsan run test bench format format-check clean
 
 all: build
 
@@ -18,6 +19,13 @@ build: deps
 build-asan: deps
 	@cmake -S . -B $(BUILD_ASAN) -G "$(GENERATOR)" -DCMAKE_BUILD_TYPE=Debug -DAN_SANITIZE=ON >/dev/null
 	@cmake --build $(BUILD_ASAN)
+
+# ThreadSanitizer build (data races between the task runtime's, the HTTP
+# server's and ingest's threads). Run its tests with TSAN_OPTIONS as
+# docs/threads-tasks.md says.
+tsan: deps
+	@cmake -S . -B $(BUILD_TSAN) -G "$(GENERATOR)" -DCMAKE_BUILD_TYPE=Debug -DAN_TSAN=ON >/dev/null
+	@cmake --build $(BUILD_TSAN)
 
 # The main job: the HTTP server on the embedded DuckDB store (or PostgreSQL /
 # TimescaleDB when POSTGRES_SERVER is set).
@@ -39,4 +47,4 @@ format-check:
 	@clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)
