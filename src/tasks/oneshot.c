@@ -19,8 +19,8 @@
 
 /* One file into s: its entry of files[]; the 1m range it covered widens
  * [*from, *to) for the rollup refresh. */
-static json_t *import_file(an_store *s, const char *path, an_import_format fmt,
-                           const char *symbol, const char *tf, int *ok, int64_t *from, int64_t *to)
+static json_t *import_file(an_store *s, const char *path, an_import_format fmt, const char *symbol,
+                           const char *tf, int *ok, int64_t *from, int64_t *to)
 {
     an_import_result r = {0};
     an_upsert_counts counts = {0};
@@ -82,8 +82,8 @@ an_code an_oneshot_import(const an_config *cfg, char *const *paths, int n, json_
     int64_t rollup_from = INT64_MAX, rollup_to = INT64_MIN;
     for (int i = 0; i < n; i++) {
         int fine = 0;
-        json_array_append_new(files, import_file(s, paths[i], fmt, symbol, tf, &fine,
-                                                 &rollup_from, &rollup_to));
+        json_array_append_new(
+            files, import_file(s, paths[i], fmt, symbol, tf, &fine, &rollup_from, &rollup_to));
         ok += fine;
         failed += !fine;
     }

@@ -185,16 +185,23 @@ static void run_job(an_work *w, void *ctx)
 
 /* ---- the beat ----------------------------------------------------------------- */
 
-/* The running runs' heartbeats (the ids copied under mu, written without it). */
-static void heartbeats(an_tasks *t)
+/* The ids of the runs going now (copied under mu); their number. */
+static int running_ids(an_tasks *t, char ids[][AN_TASK_ID_MAX])
 {
-    char ids[AN_TASKS_MAX_WORKERS + 1][AN_TASK_ID_MAX];
     int n = 0;
     pthread_mutex_lock(&t->mu);
     for (int i = 0; i <= AN_TASKS_MAX_WORKERS; i++)
         if (t->run[i].used)
             snprintf(ids[n++], AN_TASK_ID_MAX, "%s", t->run[i].id);
     pthread_mutex_unlock(&t->mu);
+    return n;
+}
+
+/* The running runs' heartbeats (the ids copied under mu, written without it). */
+static void heartbeats(an_tasks *t)
+{
+    char ids[AN_TASKS_MAX_WORKERS + 1][AN_TASK_ID_MAX];
+    int n = running_ids(t, ids);
     if (n == 0)
         return;
     an_err e = {0};
@@ -386,12 +393,7 @@ int an_tasks_shutdown(an_tasks *t, int64_t grace_ms)
     pthread_mutex_unlock(&t->mu);
     if (!done) {
         char ids[AN_TASKS_MAX_WORKERS + 1][AN_TASK_ID_MAX];
-        int n = 0;
-        pthread_mutex_lock(&t->mu);
-        for (int i = 0; i <= AN_TASKS_MAX_WORKERS; i++)
-            if (t->run[i].used)
-                snprintf(ids[n++], AN_TASK_ID_MAX, "%s", t->run[i].id);
-        pthread_mutex_unlock(&t->mu);
+        int n = running_ids(t, ids);
         for (int i = 0; i < n; i++)
             an_tasks_interrupt_row(t, ids[i],
                                    "interrupted: still running when the shutdown grace ended");
