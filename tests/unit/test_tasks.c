@@ -4,6 +4,10 @@
  * followed to its final state, the runs listed and read back, the Prometheus
  * lines, an unknown task refused, a graceful shutdown; then the same store
  * reopened (history survives) and a run started from a thread (an_tasks_run).
+ * Then two faults of issue 10: an ingest whose second per-symbol thread
+ * cannot start (it used to join an unstarted handle and hang), and the
+ * service opening a store on a server that never answers (other callers
+ * used to queue behind the connect timeout).
  */
 #include <arpa/inet.h>
 #include <errno.h>
