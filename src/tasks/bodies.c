@@ -199,12 +199,6 @@ static an_code category_on(void *ctx, an_store *s, int on_fb, const unsigned cha
             codes[i] = cr->res[i].status;
         return rc;
     }
-    size_t nfb = 0;
-    for (size_t i = 0; i < n; i++)
-        nfb += todo[i];
-    snprintf(status_text, sizeof status_text, "Processing %s with the DuckDB fallback",
-             cr->category);
-    an_tasks_progress(cr->rc, "duckdb_fallback", status_text, 0, (int64_t)nfb);
     category_on_fallback(cr, s, todo, err);
     return AN_OK;
 }
@@ -229,9 +223,11 @@ static an_code update_category(an_run_ctx *rc, const an_ingest_options *base, co
     cr.done = calloc(n, 1);
     an_code *codes = calloc(n, sizeof *codes);
     unsigned char *todo = calloc(n, 1);
-    char what[64];
+    char what[64], fb_status[96];
     snprintf(what, sizeof what, "category=%.40s", category);
-    an_hybrid h = {.what = what, .n = n, .codes = codes, .todo = todo};
+    snprintf(fb_status, sizeof fb_status, "Processing %.40s with the DuckDB fallback", category);
+    an_hybrid h = {
+        .what = what, .rc = rc, .fb_status = fb_status, .n = n, .codes = codes, .todo = todo};
     if (!cr.res || !cr.r2 || !cr.before || !cr.eff || !cr.group || !cr.gidx || !cr.done || !codes ||
         !todo) {
         code = an_err_set(err, AN_ERR_NOMEM, "out of memory");
@@ -478,13 +474,7 @@ static an_code indicators_cb(void *ctx, an_store *s, int on_fb, const unsigned c
     size_t n = ir->nsym * ir->ntf;
     if (!s)
         return err->code;
-    size_t nfb = 0;
-    for (size_t i = 0; todo && i < n; i++)
-        nfb += todo[i];
-    if (on_fb)
-        an_tasks_progress(ir->rc, "duckdb_fallback",
-                          "Calculating indicators on the DuckDB fallback", 0, (int64_t)nfb);
-    else
+    if (!on_fb) /* the fallback's progress is the hybrid's (before fb_mu) */
         an_tasks_progress(ir->rc, an_tasks_approach(s), "Calculating indicators", 0, (int64_t)n);
     indicators_on(s, &ir->set, ir->pref, ir->symbols, ir->nsym, ir->tfs, ir->ntf, todo,
                   on_fb ? "duckdb_fallback" : NULL, &ir->rc->t->stop, ir->list, codes);
@@ -523,8 +513,12 @@ static an_code task_indicators(an_run_ctx *rc, json_t *args, json_t **out, an_er
     ir.list = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(ir.list, json_null());
-    an_hybrid h = {
-        .what = "task=calculate_indicators_for_symbol", .n = n, .codes = codes, .todo = todo};
+    an_hybrid h = {.what = "task=calculate_indicators_for_symbol",
+                   .rc = rc,
+                   .fb_status = "Calculating indicators on the DuckDB fallback",
+                   .n = n,
+                   .codes = codes,
+                   .todo = todo};
     if (code != AN_OK)
         goto out;
     if (!codes || !todo) {

@@ -157,6 +157,8 @@ an_code an_tasks_hybrid(an_tasks *t, an_hybrid *h, an_hybrid_fn run, void *ctx, 
             h->what, h->n_fallback, h->reason);
     h->approach = "duckdb_fallback";
     h->mode = "duckdb";
+    /* before fb_mu: recording progress may itself write to the fallback */
+    an_tasks_progress(h->rc, h->approach, h->fb_status, 0, (int64_t)h->n_fallback);
     pthread_mutex_lock(&t->fb_mu);
     an_err fe = {0};
     an_store *fb = an_tasks_fallback_store_locked(t, &fe);

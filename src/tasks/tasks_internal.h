@@ -131,7 +131,9 @@ an_store *an_tasks_fallback_store_locked(an_tasks *t, an_err *err);
  * items i with todo[i] set (todo NULL: every item), codes[i] their outcomes.
  * It returns non-AN_OK only when the store itself failed for the whole
  * batch; that ends the hybrid call with that error (no fallback). The
- * fallback call runs with fb_mu held; a fallback that cannot be opened is a
+ * fallback call runs with fb_mu held, so it must not record progress (that
+ * may write to the fallback file): the hybrid records {fb_status, 0 of
+ * n_fallback} before it takes fb_mu. A fallback that cannot be opened is a
  * call with store NULL (the callback records why, from *err).
  *
  * Returns AN_OK once the items ran (whatever their codes), or the primary's
@@ -141,10 +143,12 @@ typedef an_code (*an_hybrid_fn)(void *ctx, an_store *s, int on_fb, const unsigne
                                 an_code *codes, an_err *err);
 
 typedef struct an_hybrid {
-    const char *what;    /* for the log: "category=crypto", "task=..." */
-    size_t n;            /* items */
-    an_code *codes;      /* n outcomes (caller's) */
-    unsigned char *todo; /* n flags (caller's): set for the items that went to the fallback */
+    const char *what;      /* for the log: "category=crypto", "task=..." */
+    an_run_ctx *rc;        /* the run whose progress says the fallback started */
+    const char *fb_status; /* that progress's status text */
+    size_t n;              /* items */
+    an_code *codes;        /* n outcomes (caller's) */
+    unsigned char *todo;   /* n flags (caller's): set for the items that went to the fallback */
     /* out */
     const char *approach, *mode; /* the primary's, or duckdb_fallback / duckdb */
     const char *primary_mode;    /* the primary's mode when it opened, else NULL */
