@@ -137,12 +137,19 @@ an_code an_oneshot_export(const an_config *cfg, FILE *out, an_err *err)
     an_store *s = NULL;
     int version = 0;
     an_candles c = {0};
-    if (an_service_open_store(cfg, &s, err) != AN_OK ||
+    /* export only reads: a DuckDB file on a read-only disk still exports */
+    an_store_options so;
+    char *conninfo = NULL;
+    an_code rc = an_service_store_options(cfg, &so, &conninfo, err);
+    so.read_only = 1;
+    if (rc != AN_OK || an_store_open(&so, &s, err) != AN_OK ||
         an_store_check_schema(s, &version, err) != AN_OK ||
         an_store_get_ohlc(s, symbol, tf, &q, &c, err) != AN_OK) {
         an_store_close(s);
+        free(conninfo);
         return err->code;
     }
+    free(conninfo);
     fprintf(out, "timestamp,open,high,low,close,volume\n");
     for (size_t i = 0; i < c.n; i++) {
         char a[32], b[32], d[32], e[32], f[32];

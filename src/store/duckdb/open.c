@@ -133,7 +133,7 @@ static an_code make_parents(const char *path, an_err *err)
  * file and its directory must be writable (DuckDB writes path.wal beside
  * it). An empty file with no WAL (touch, mktemp) is removed so that DuckDB
  * creates a fresh database: DuckDB refuses a 0-byte file. */
-static an_code check_file(const char *path, an_err *err)
+static an_code check_file(const char *path, int read_only, an_err *err)
 {
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", path);
@@ -151,6 +151,8 @@ static an_code check_file(const char *path, an_err *err)
         if (access(path, R_OK) != 0)
             return an_err_set(err, AN_ERR_IO, "cannot read the DuckDB file %s: %s", path,
                               strerror(errno));
+        if (read_only)
+            return AN_OK; /* nothing is written: the file need only be readable */
         if (access(path, W_OK) != 0)
             return an_err_set(err, AN_ERR_READONLY, "DuckDB file %s is read-only: %s", path,
                               strerror(errno));
@@ -169,6 +171,8 @@ static an_code check_file(const char *path, an_err *err)
         }
     } else if (errno != ENOENT) {
         return fs_error(errno, "cannot open the DuckDB file", path, err);
+    } else if (read_only) {
+        return an_err_set(err, AN_ERR_NOT_FOUND, "DuckDB file %s does not exist", path);
     } else if (access(dir, W_OK | X_OK) != 0) {
         return an_err_set(err, AN_ERR_READONLY,
                           "cannot create the DuckDB file %s: directory %s is read-only for this "
@@ -267,9 +271,9 @@ an_code an_duckdb_store_open(const an_store_options *opt, an_store *s, an_err *e
     if (!memory) {
         if ((rc = check_catalog_name(path, err)) != AN_OK)
             return rc;
-        if ((rc = make_parents(path, err)) != AN_OK)
+        if (!opt->read_only && (rc = make_parents(path, err)) != AN_OK)
             return rc;
-        if ((rc = check_file(path, err)) != AN_OK)
+        if ((rc = check_file(path, opt->read_only, err)) != AN_OK)
             return rc;
         if ((rc = absolute(path, abs, sizeof abs, err)) != AN_OK)
             return rc;
@@ -285,6 +289,11 @@ an_code an_duckdb_store_open(const an_store_options *opt, an_store *s, an_err *e
     /* no network here: never download an extension behind the user's back */
     if (duckdb_set_config(cfg, "autoinstall_known_extensions", "false") != DuckDBSuccess) {
         rc = an_err_set(err, AN_ERR_INTERNAL, "DuckDB refused autoinstall_known_extensions=false");
+        goto fail;
+    }
+    if (opt->read_only && !memory &&
+        duckdb_set_config(cfg, "access_mode", "READ_ONLY") != DuckDBSuccess) {
+        rc = an_err_set(err, AN_ERR_INTERNAL, "DuckDB refused access_mode=READ_ONLY");
         goto fail;
     }
     duckdb_state st;
@@ -311,7 +320,7 @@ an_code an_duckdb_store_open(const an_store_options *opt, an_store *s, an_err *e
     an_err tz_err;
     if (an_duck_exec_locked(ds, "SET TimeZone = 'UTC'", path, &tz_err) != AN_OK)
         AN_DEBUG(AN_DUCK_COMPONENT, "msg=\"cannot set TimeZone (no ICU)\" path=\"%s\"", path);
-    if ((rc = an_duck_exec_locked(ds, AN_DUCK_STAGE_SQL, path, err)) != AN_OK)
+    if (!opt->read_only && (rc = an_duck_exec_locked(ds, AN_DUCK_STAGE_SQL, path, err)) != AN_OK)
         goto fail;
     duckdb_destroy_config(&cfg);
     snprintf(s->describe, sizeof s->describe, "%s", path);
