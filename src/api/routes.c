@@ -916,6 +916,16 @@ static void h_task_submit(const an_api_request *rq, an_api_reply *rp)
     } else {
         args = json_object();
     }
+    /* an indicator spec is checked here, so a bad one is a 400 naming it
+     * rather than a queued run that fails */
+    const char *spec = json_string_value(json_object_get(args, "indicators"));
+    an_ind_set set;
+    an_err perr = {0};
+    if (spec && an_ind_set_parse(spec, &set, &perr) != AN_OK) {
+        json_decref(args);
+        an_api_error(rp, 400, "indicators", "%s", perr.msg);
+        return;
+    }
     char id[AN_TASK_ID_MAX] = "";
     an_err err = {0};
     an_code rc = an_tasks_submit(rq->tasks, name, args, id, &err);

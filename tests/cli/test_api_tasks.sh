@@ -113,6 +113,10 @@ for mode in duckdb postgres timescaledb; do
     check "$mode: a body that is not JSON is 400 naming the body ($code)" test "$code:$(body "j['parameter']")" = "400:body"
     req POST /api/v1/tasks/health_check "${auth[@]}" -d '"BTC/USDT"'
     check "$mode: a body that is a bare string is 400 ($code)" test "$code" = 400
+    # issue 10, fault 2: a period out of int range is refused up front, named
+    req POST /api/v1/tasks/calculate_indicators_for_symbol "${auth[@]}" -d '{"symbols":["TSK/USDT"],"indicators":"macd:1e10:26:9"}'
+    check "$mode: an indicator period out of range is 400 naming it ($code)" \
+        test "$code:$(body "(j['parameter'], '1e10' in j['error'])")" = "400:('indicators', True)"
     req POST /api/v1/tasks/update_market_data "${auth[@]}" -d '{"symbols":["not a symbol"]}'
     sub=$(body "j.get('id', '')")
     for _ in $(seq 1 50); do
