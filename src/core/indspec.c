@@ -71,8 +71,9 @@ static an_code period(const item *it, int k, int min, int *out, an_err *err)
     if (!(v >= min && v <= AN_IND_PERIOD_MAX) || v != floor(v))
         return an_err_set(err, AN_ERR_INVALID,
                           "bad indicator '%.*s': period %.*s must be a whole number in [%d, %d]",
-                          it->len > 40 ? 40 : it->len, it->s, it->num_len[k] > 24 ? 24 : it->num_len[k],
-                          it->num_at[k], min, AN_IND_PERIOD_MAX);
+                          it->len > 40 ? 40 : it->len, it->s,
+                          it->num_len[k] > 24 ? 24 : it->num_len[k], it->num_at[k], min,
+                          AN_IND_PERIOD_MAX);
     *out = (int)v;
     return AN_OK;
 }
@@ -83,8 +84,8 @@ static an_code deviation(const item *it, int k, double *out, an_err *err)
     if (!(v > 0 && v < 100))
         return an_err_set(err, AN_ERR_INVALID,
                           "bad indicator '%.*s': deviation %.*s must be a number in (0, 100)",
-                          it->len > 40 ? 40 : it->len, it->s, it->num_len[k] > 24 ? 24 : it->num_len[k],
-                          it->num_at[k]);
+                          it->len > 40 ? 40 : it->len, it->s,
+                          it->num_len[k] > 24 ? 24 : it->num_len[k], it->num_at[k]);
     *out = v;
     return AN_OK;
 }
@@ -148,7 +149,8 @@ an_code an_ind_set_parse(const char *s, an_ind_set *out, an_err *err)
         if (split_item(at, len, &it, err) != AN_OK ||
             spec_of(&it, &out->v[out->n], one, sizeof one, err) != AN_OK)
             return AN_ERR_INVALID;
-        int used = snprintf(out->text + tpos, sizeof out->text - tpos, "%s%s", tpos ? "," : "", one);
+        int used =
+            snprintf(out->text + tpos, sizeof out->text - tpos, "%s%s", tpos ? "," : "", one);
         if (used < 0 || tpos + (size_t)used >= sizeof out->text)
             return an_err_set(err, AN_ERR_INVALID, "indicator list too long");
         tpos += (size_t)used;
