@@ -345,19 +345,6 @@ static void refresh_later(an_http_server *h, const req_ctx *rc, const char *url,
 
 /* ---- dispatch: the chain of checks --------------------------------------- */
 
-int an_api_route_match(const an_api_route *rt, const char *url, const char **tail)
-{
-    size_t l = strlen(rt->path);
-    if (!rt->tail) {
-        *tail = NULL;
-        return strcmp(url, rt->path) == 0;
-    }
-    if (strncmp(url, rt->path, l) != 0 || url[l] == '\0' || strchr(url + l, '/'))
-        return 0;
-    *tail = url + l;
-    return 1;
-}
-
 /* Each check answers the request (1, with *ret set) or lets it through (0). */
 
 /* 414 for a URL longer than AUTONAMA_HTTP_MAX_URL, 413 for a larger body

@@ -180,7 +180,6 @@ unsigned an_api_status_for(an_code code)
     return 500;
 }
 
-
 /* ---- responses ------------------------------------------------------------ */
 
 uint64_t an_reply_hash(const void *p, size_t n)

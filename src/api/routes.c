@@ -39,13 +39,15 @@ static void put_time(an_api_reply *rp, int64_t ms)
 /* ---- shared state: the stored series, cached for the reply-cache TTL ---- */
 
 struct an_api_state {
-    pthread_mutex_t lock;
+    /* series_lock guards the three below; held across the listing query on
+     * purpose (concurrent misses wait for one reload, not N) */
+    pthread_mutex_t series_lock;
     an_series_info *series;
     size_t n;
     int64_t fetched_ms; /* 0: never */
     /* after the store failed as unavailable, data routes answer 503 at once
      * until then (no request waits on a connect timeout meanwhile) */
-    pthread_mutex_t down_lock; /* guards the two below (lock is held across queries) */
+    pthread_mutex_t down_lock; /* guards the two below; never held across I/O */
     int64_t down_until_ms;
     char down_msg[AN_ERR_MSG_MAX];
 };
@@ -66,7 +68,7 @@ an_api_state *an_api_state_new(void)
 {
     an_api_state *st = calloc(1, sizeof *st);
     if (st) {
-        pthread_mutex_init(&st->lock, NULL);
+        pthread_mutex_init(&st->series_lock, NULL);
         pthread_mutex_init(&st->down_lock, NULL);
     }
     return st;
@@ -77,7 +79,7 @@ void an_api_state_free(an_api_state *st)
     if (!st)
         return;
     free(st->series);
-    pthread_mutex_destroy(&st->lock);
+    pthread_mutex_destroy(&st->series_lock);
     pthread_mutex_destroy(&st->down_lock);
     free(st);
 }
@@ -93,7 +95,7 @@ static an_code series_get(const an_api_request *rq, an_store *s, int refresh, an
      * little old (a symbol not found reloads it, /api/v1/symbols too): kept
      * 30 s, as listing every series scans the whole table */
     const int64_t ttl = 30000;
-    pthread_mutex_lock(&st->lock);
+    pthread_mutex_lock(&st->series_lock);
     int64_t age = rq->now_ms - st->fetched_ms;
     int stale = st->fetched_ms == 0 || age >= ttl || age < 0 || (refresh == 1 && age >= 250) ||
                 refresh == 2;
@@ -121,7 +123,7 @@ static an_code series_get(const an_api_request *rq, an_store *s, int refresh, an
             *n = st->n;
         }
     }
-    pthread_mutex_unlock(&st->lock);
+    pthread_mutex_unlock(&st->series_lock);
     return rc;
 }
 
@@ -640,14 +642,6 @@ static void put_json(an_api_reply *rp, json_t *v)
     free(text);
 }
 
-static const char *arg_value(const an_api_request *rq, const char *key)
-{
-    for (size_t i = 0; i < rq->nargs; i++)
-        if (strcmp(rq->args[i].key, key) == 0)
-            return rq->args[i].value;
-    return NULL;
-}
-
 /* The seed's task names, for checks and messages. */
 static int task_name_known(const char *name)
 {
@@ -668,7 +662,7 @@ static void h_tasks(const an_api_request *rq, an_api_reply *rp)
 {
     if (no_tasks(rq, rp))
         return;
-    const char *name = arg_value(rq, "name"), *lim = arg_value(rq, "limit");
+    const char *name = arg(rq, "name"), *lim = arg(rq, "limit");
     long limit = 50;
     an_err err = {0};
     if (name && !task_name_known(name)) {
@@ -788,6 +782,19 @@ static const char *const P_IND[] = {"symbol", "timeframe", "names", "start",
                                     "end",    "limit",     "order", NULL};
 
 static const char *const P_TASKS[] = {"name", "limit", NULL};
+
+int an_api_route_match(const an_api_route *rt, const char *url, const char **tail)
+{
+    size_t l = strlen(rt->path);
+    if (!rt->tail) {
+        *tail = NULL;
+        return strcmp(url, rt->path) == 0;
+    }
+    if (strncmp(url, rt->path, l) != 0 || url[l] == '\0' || strchr(url + l, '/'))
+        return 0;
+    *tail = url + l;
+    return 1;
+}
 
 const an_api_route an_api_routes[] = {
     {.method = "GET",
