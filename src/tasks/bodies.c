@@ -496,7 +496,7 @@ static an_code indicator_series(an_tasks *t, json_t *args, indicator_run *ir, an
     const char *tfarg = arg_str(args, "timeframes", NULL);
     if (tfarg)
         c.val[AN_CFG_INDICATOR_TIMEFRAMES] = (char *)tfarg;
-    c.from[AN_CFG_TIMEFRAME] = 0;
+    c.from[AN_CFG_TIMEFRAME] = AN_CFG_ORIGIN_DEFAULT;
     return an_config_indicator_timeframes(&c, &ir->tfs, &ir->ntf, err);
 }
 
