@@ -236,7 +236,7 @@ static int cmd_ingest(const an_config *cfg)
         json_object_set_new(args, "categories", json_string(an_config_get(cfg, AN_CFG_CATEGORIES)));
     /* --symbols names the symbols of every category of the run; without it
      * each category has its own (AUTONAMA_SYMBOLS is crypto's) */
-    if (cfg->from[AN_CFG_SYMBOLS] == 2)
+    if (cfg->from[AN_CFG_SYMBOLS] == AN_CFG_ORIGIN_FLAG)
         json_object_set_new(args, "symbols", json_string(an_config_get(cfg, AN_CFG_SYMBOLS)));
     json_object_set_new(args, "timeframe", json_string(an_config_get(cfg, AN_CFG_TIMEFRAME)));
     if (an_config_get(cfg, AN_CFG_SINCE))
@@ -268,8 +268,8 @@ static int cmd_indicators(const an_config *cfg)
     /* --timeframe (the flag) else AUTONAMA_INDICATOR_TIMEFRAMES: the
      * environment's AUTONAMA_TIMEFRAME is the ingest timeframe only */
     an_config tcfg = *cfg;
-    if (tcfg.from[AN_CFG_TIMEFRAME] != 2)
-        tcfg.from[AN_CFG_TIMEFRAME] = 0;
+    if (tcfg.from[AN_CFG_TIMEFRAME] != AN_CFG_ORIGIN_FLAG)
+        tcfg.from[AN_CFG_TIMEFRAME] = AN_CFG_ORIGIN_DEFAULT;
     /* bad input fails before anything runs (exit 2) */
     if (an_ind_set_parse(an_config_get(cfg, AN_CFG_INDICATORS), &set, &err) != AN_OK ||
         an_load_pref_parse(an_config_get(cfg, AN_CFG_LOAD_PATH), &pref, &err) != AN_OK ||

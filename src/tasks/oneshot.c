@@ -71,7 +71,9 @@ an_code an_oneshot_import(const an_config *cfg, char *const *paths, int n, json_
     const char *symbol = an_config_get(cfg, AN_CFG_SYMBOL);
     /* a file's timeframe comes from its name or --timeframe, never from
      * AUTONAMA_TIMEFRAME (the ingest timeframe) */
-    const char *tf = cfg->from[AN_CFG_TIMEFRAME] == 2 ? an_config_get(cfg, AN_CFG_TIMEFRAME) : NULL;
+    const char *tf = cfg->from[AN_CFG_TIMEFRAME] == AN_CFG_ORIGIN_FLAG
+                         ? an_config_get(cfg, AN_CFG_TIMEFRAME)
+                         : NULL;
     an_store *s = NULL;
     int version = 0;
     if (an_service_open_store(cfg, &s, err) != AN_OK)
