@@ -2,7 +2,7 @@
  * http.c - the HTTP server (see http.h). libmicrohttpd runs the sockets on
  * its own epoll thread pool (the event threads); handlers run on the server's
  * work queue (core/workq.h, the handler workers), their connection suspended
- * meanwhile, so an event thread never waits on the store. docs/threads-http.md
+ * meanwhile, so an event thread never waits on the store. docs/threads.md
  * has the threads, what each owns and the locks.
  *
  * Owns: the daemon, the work queue, the reply cache (built MHD responses,

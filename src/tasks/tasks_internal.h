@@ -2,7 +2,7 @@
  * tasks_internal.h - what the task layer's files share (runs.c, fallback.c,
  * bodies.c, runtime.c); nothing outside src/tasks includes it.
  *
- * Locks (docs/threads-tasks.md has the whole picture):
+ * Locks (docs/threads.md has the whole picture):
  *  - mu guards the runtime's fields below it; never held across I/O (store
  *    calls, network). Functions that need it held end in _locked.
  *  - fb_mu guards the fallback store and every use of it; it IS held across

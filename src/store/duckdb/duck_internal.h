@@ -8,7 +8,7 @@
  * check, ping), write.c (the one write path shared by candles and
  * indicators), candles.c, indicators.c and tasks.c. Threads: any thread may
  * call any op; they run one at a time under the store's lock (see
- * docs/threads-store.md).
+ * docs/threads.md).
  */
 #ifndef AN_STORE_DUCK_INTERNAL_H
 #define AN_STORE_DUCK_INTERNAL_H

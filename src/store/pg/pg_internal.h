@@ -7,7 +7,7 @@
  * migrations, schema check), write.c (the one fast write path shared by
  * candles and indicators), candles.c, indicators.c, copy_out.c (the binary
  * COPY reader) and tasks.c (task runs, advisory locks, deleting ranges).
- * Threads: any thread may call any op; see docs/threads-store.md for the
+ * Threads: any thread may call any op; see docs/threads.md for the
  * locks.
  */
 #ifndef AN_STORE_PG_INTERNAL_H
