@@ -1,6 +1,7 @@
 /*
  * api.h - what the server (http.c) and the routes (routes.c) share, internal
- * to src/api/: the request as a route sees it, the reply it fills, and the
+ * to src/api/: the request as a route sees it, the reply it fills (built by
+ * reply.c), and the
  * route table. A route is one entry in an_api_routes; the server matches the
  * path and method, checks the query parameters against the route's list
  * (unknown or repeated ones get a 400), checks the Bearer key when the route
@@ -62,7 +63,7 @@ typedef struct an_api_reply {
     const char *const *headers; /* extra headers: name, value, ..., NULL (static strings) */
 } an_api_reply;
 
-/* Body building; all are no-ops once rp->oom is set. */
+/* Body building (reply.c); all are no-ops once rp->oom is set. */
 void an_api_put(an_api_reply *rp, const char *s, size_t n);
 void an_api_puts(an_api_reply *rp, const char *s);
 void an_api_printf(an_api_reply *rp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

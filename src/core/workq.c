@@ -20,7 +20,7 @@ struct an_workq {
     pthread_t *threads;
     int nthreads;
 
-    pthread_mutex_t mu; /* guards everything below */
+    pthread_mutex_t mu;  /* guards everything below */
     pthread_cond_t more; /* an item was queued, or the queue closed */
     pthread_cond_t idle; /* an item finished */
     an_work *head_locked, *tail_locked;
@@ -69,8 +69,8 @@ an_code an_workq_new(const char *name, int nthreads, an_work_fn run, void *ctx, 
 {
     *out = NULL;
     if (nthreads < 1 || !run)
-        return an_err_set(err, AN_ERR_INVALID, "work queue %s: needs a run function and >= 1 thread",
-                          name);
+        return an_err_set(err, AN_ERR_INVALID,
+                          "work queue %s: needs a run function and >= 1 thread", name);
     an_workq *q = calloc(1, sizeof *q);
     if (!q || !(q->threads = calloc((size_t)nthreads, sizeof *q->threads))) {
         free(q);

@@ -14,6 +14,7 @@
 #ifndef AN_SOURCE_BINANCE_H
 #define AN_SOURCE_BINANCE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,13 +29,13 @@ an_binance_limiter *an_binance_limiter_new(int budget);
 void an_binance_limiter_free(an_binance_limiter *l);
 
 typedef struct an_binance_options {
-    const char *base_url;          /* e.g. https://api.binance.com (no trailing /) */
-    int timeout_ms;                /* per request; default 10,000 */
-    int max_tries;                 /* per request; default 6 */
-    int backoff_ms;                /* first retry delay; doubles each try; default 250 */
-    int backoff_max_ms;            /* cap; default 10,000 */
-    an_binance_limiter *limiter;   /* shared pacing; NULL: none */
-    volatile const int *stop_flag; /* when non-NULL and set, waits end early (shutdown) */
+    const char *base_url;        /* e.g. https://api.binance.com (no trailing /) */
+    int timeout_ms;              /* per request; default 10,000 */
+    int max_tries;               /* per request; default 6 */
+    int backoff_ms;              /* first retry delay; doubles each try; default 250 */
+    int backoff_max_ms;          /* cap; default 10,000 */
+    an_binance_limiter *limiter; /* shared pacing; NULL: none */
+    const atomic_int *stop_flag; /* when non-NULL and set, waits end early (shutdown) */
 } an_binance_options;
 
 typedef struct an_binance an_binance;
@@ -66,6 +67,14 @@ an_code an_binance_klines(an_binance *b, const char *symbol, const char *interva
  * err names the symbol, interval, row and field. */
 an_code an_binance_parse_klines(const char *body, size_t len, const char *symbol,
                                 const char *interval, an_candles *out, an_err *err);
+
+/* Parses a GET /api/v3/time body: {"serverTime": ms}. */
+an_code an_binance_parse_server_time(const char *body, size_t len, int64_t *ms, an_err *err);
+
+/* Parses a GET /api/v3/exchangeInfo body: *found is 1 when its symbols array
+ * lists exchange_symbol ("BTCUSDT"). AN_ERR_PARSE when there is no such array. */
+an_code an_binance_parse_exchange_info(const char *body, size_t len, const char *exchange_symbol,
+                                       int *found, an_err *err);
 
 /* Request counters of a client, for logs and tests. */
 typedef struct an_binance_stats {
