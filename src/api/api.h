@@ -46,7 +46,8 @@ typedef struct an_api_request {
 typedef enum an_api_cache {
     AN_API_NO_STORE = 0, /* never reused (health, metrics, errors) */
     AN_API_REVALIDATE,   /* may still change: ETag, reused server-side for the cache TTL */
-    AN_API_IMMUTABLE     /* history that cannot change: long max-age */
+    AN_API_IMMUTABLE,    /* history that cannot change: long max-age */
+    AN_API_HASHED        /* a file whose name carries its content's hash: a year, immutable */
 } an_api_cache;
 
 typedef struct an_api_reply {
@@ -56,9 +57,10 @@ typedef struct an_api_reply {
     int oom; /* the body hit AN_API_BODY_CAP or malloc failed */
     const char *content_type;
     an_api_cache cache;
-    int64_t rows;       /* data rows in the reply (metrics) */
-    int store_up;       /* -1 not touched, 0 store unavailable, 1 answered */
-    int auth_challenge; /* add WWW-Authenticate: Bearer */
+    int64_t rows;               /* data rows in the reply (metrics) */
+    int store_up;               /* -1 not touched, 0 store unavailable, 1 answered */
+    int auth_challenge;         /* add WWW-Authenticate: Bearer */
+    const char *const *headers; /* extra headers: name, value, ..., NULL (static strings) */
 } an_api_reply;
 
 /* Body building (reply.c); all are no-ops once rp->oom is set. */

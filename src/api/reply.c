@@ -277,6 +277,7 @@ static const char *cache_control(an_api_cache c)
     switch (c) {
     case AN_API_REVALIDATE: return "no-cache";
     case AN_API_IMMUTABLE: return "public, max-age=86400";
+    case AN_API_HASHED: return "public, max-age=31536000, immutable";
     case AN_API_NO_STORE: break;
     }
     return "no-store";
@@ -321,6 +322,8 @@ struct MHD_Response *an_reply_response(an_api_reply *rp, int gz, const char *cor
         MHD_add_response_header(r, "Content-Encoding", "gzip");
     if (rp->auth_challenge)
         MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"autonama\"");
+    for (const char *const *p = rp->headers; p && p[0] && p[1]; p += 2)
+        MHD_add_response_header(r, p[0], p[1]);
     add_cors(r, cors);
     return r;
 }

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "api/params.h"
+#include "api/static.h"
 #include "core/log.h"
 #include "core/market.h"
 #include "tasks/health.h"
@@ -428,7 +429,8 @@ static void h_ohlc(const an_api_request *rq, an_api_reply *rp)
             store_failed(rq, rp, &e);
             goto out;
         }
-        qsort(pts.v, pts.n, sizeof *pts.v, cmp_point_ts);
+        if (pts.n > 1) /* qsort(NULL, 0) is undefined: no indicator rows in range */
+            qsort(pts.v, pts.n, sizeof *pts.v, cmp_point_ts);
     }
     rp->cache = cache_kind(&c, plan.tf_ms, rq->now_ms, &src);
     rp->rows = (int64_t)cs.n;
@@ -493,7 +495,8 @@ static void h_indicators(const an_api_request *rq, an_api_reply *rp)
     an_series_info src;
     if (!plan_for(rq, rp, s, &c, &plan, &src)) /* 404 for what cannot exist */
         goto out;
-    qsort(pts.v, pts.n, sizeof *pts.v, cmp_point_ts);
+    if (pts.n > 1) /* qsort(NULL, 0) is undefined: no indicator rows in range */
+        qsort(pts.v, pts.n, sizeof *pts.v, cmp_point_ts);
     /* distinct timestamps, the limit's worth from the requested end */
     size_t nts = 0;
     for (size_t i = 0; i < pts.n; i++)
@@ -836,5 +839,13 @@ const an_api_route an_api_routes[] = {
      .name = "/api/v1/tasks/{name}",
      .params = P_NONE,
      .fn = h_task_submit},
+    /* the dashboard (static.c) */
+    {.method = "GET", .path = "/", .name = "/", .params = P_NONE, .fn = an_static_index},
+    {.method = "GET",
+     .path = "/assets/",
+     .tail = 1,
+     .name = "/assets/{name}",
+     .params = P_NONE,
+     .fn = an_static_asset},
 };
 const size_t an_api_nroutes = sizeof an_api_routes / sizeof an_api_routes[0];
