@@ -29,6 +29,7 @@
 #include "store/store.h"
 #include "tasks/health.h"
 #include "tasks/ingest.h"
+#include "tasks/optimize.h"
 #include "tasks/scheduler.h"
 #include "tasks/service.h"
 #include "tasks/sync.h"
@@ -38,34 +39,40 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: autonama COMMAND [flags] [args]\n\n"
-            "commands:\n"
-            "  serve              the HTTP API (see openapi.json) on AUTONAMA_HTTP_ADDR, the\n"
-            "                     beat schedule and its workers\n"
-            "  migrate            create or upgrade the schema (idempotent)\n"
-            "  health             check connection, schema and data freshness (JSON);\n"
-            "                     exit 0 only when healthy\n"
-            "  import FILE...     load candles from freqtrade JSON, CryptoDataDownload CSV,\n"
-            "                     a CSV with a header, or a Binance public-data klines CSV\n"
-            "                     [--format F] [--symbol BASE/QUOTE] [--timeframe TF]\n"
-            "  ingest             fetch candles for each category from its provider\n"
-            "                     (crypto: Binance klines; update_market_data)\n"
-            "                     [--categories C,..] [--symbols S,..] [--timeframe TF]\n"
-            "                     [--since T [--until T]] [--force]\n"
-            "  export             one series' candles as CSV [--symbol S] [--timeframe TF]\n"
-            "  indicators         calculate indicators with DuckDB and store the new ones\n"
-            "                     [--symbols S,..] [--timeframe TF | --timeframes TF,..]\n"
-            "                     [--indicators sma:20,rsi:14,...] [--load-path auto|direct|copy]\n"
-            "  tasks              list the newest task runs [--limit N]\n"
-            "  tasks show ID      one task run (state, meta, result, error)\n"
-            "  tasks run NAME [ARGS_JSON]\n"
-            "                     run a task now (update_market_data,\n"
-            "                     calculate_indicators_for_symbol, health_check)\n"
-            "  sync [--from FILE] [--move]\n"
-            "                     copy a DuckDB store (default: the fallback file, moved) into\n"
-            "                     PostgreSQL; --move deletes what was copied from FILE\n"
-            "  version            print the version\n\n");
+    fprintf(
+        f, "usage: autonama COMMAND [flags] [args]\n\n"
+           "commands:\n"
+           "  serve              the HTTP API (see openapi.json) on AUTONAMA_HTTP_ADDR, the\n"
+           "                     beat schedule and its workers\n"
+           "  migrate            create or upgrade the schema (idempotent)\n"
+           "  health             check connection, schema and data freshness (JSON);\n"
+           "                     exit 0 only when healthy\n"
+           "  import FILE...     load candles from freqtrade JSON, CryptoDataDownload CSV,\n"
+           "                     a CSV with a header, or a Binance public-data klines CSV\n"
+           "                     [--format F] [--symbol BASE/QUOTE] [--timeframe TF]\n"
+           "  ingest             fetch candles for each category from its provider\n"
+           "                     (crypto: Binance klines; update_market_data)\n"
+           "                     [--categories C,..] [--symbols S,..] [--timeframe TF]\n"
+           "                     [--since T [--until T]] [--force]\n"
+           "  export             one series' candles as CSV [--symbol S] [--timeframe TF]\n"
+           "  indicators         calculate indicators with DuckDB and store the new ones\n"
+           "                     [--symbols S,..] [--timeframe TF | --timeframes TF,..]\n"
+           "                     [--indicators sma:20,rsi:14,...] [--load-path auto|direct|copy]\n"
+           "  tasks              list the newest task runs [--limit N]\n"
+           "  tasks show ID      one task run (state, meta, result, error)\n"
+           "  tasks run NAME [ARGS_JSON]\n"
+           "                     run a task now (update_market_data,\n"
+           "                     calculate_indicators_for_symbol, health_check)\n"
+           "  sync [--from FILE] [--move]\n"
+           "                     copy a DuckDB store (default: the fallback file, moved) into\n"
+           "                     PostgreSQL; --move deletes what was copied from FILE\n"
+           "  optimize           backtest every combination of a strategy's grid over stored\n"
+           "                     candles into optimization.results: --strategy NAME\n"
+           "                     --grid p=start:stop:step,q=a|b [--symbols S,..] [--timeframe TF]\n"
+           "                     [--since T --until T] [--split 0.7 | --walk-forward N]\n"
+           "                     [--keep K] [--sort sharpe] [--fees 0.001] [--slippage 0]\n"
+           "                     [--max-combinations N]\n"
+           "  version            print the version\n\n");
     an_config_print_help(f);
 }
 
@@ -380,6 +387,44 @@ static int cmd_indicators(const an_config *cfg)
     return cli_run(cfg, "indicators", "calculate_indicators_for_symbol", args);
 }
 
+/* autonama optimize: the optimizer's flags were taken out of argv by main. */
+static void opt_progress(void *ctx, const char *symbol, size_t done, size_t total)
+{
+    (void)ctx;
+    fprintf(stderr, "\roptimize %s: %zu/%zu combinations%s", symbol, done, total,
+            done == total ? "\n" : "");
+}
+
+static int cmd_optimize(const an_config *cfg, const an_opt_spec *spec)
+{
+    an_err err = {0};
+    an_grid g;
+    int64_t since = INT64_MIN, until = INT64_MAX;
+    const char *s_since = an_config_get(cfg, AN_CFG_SINCE),
+               *s_until = an_config_get(cfg, AN_CFG_UNTIL);
+    /* bad input fails before the store is opened (exit 2) */
+    if (an_opt_spec_check(spec, &g, &err) != AN_OK ||
+        (s_since && an_time_parse(s_since, &since, &err) != AN_OK) ||
+        (s_until && an_time_parse(s_until, &until, &err) != AN_OK))
+        return fail("optimize", &err);
+    an_grid_free(&g);
+    an_store *s = NULL;
+    int version = 0;
+    json_t *res = NULL;
+    if (an_service_open_store(cfg, &s, &err) != AN_OK ||
+        an_store_check_schema(s, &version, &err) != AN_OK ||
+        an_optimize_run(s, spec, an_config_get(cfg, AN_CFG_SYMBOLS),
+                        an_config_get(cfg, AN_CFG_TIMEFRAME), since, until,
+                        isatty(2) ? opt_progress : NULL, NULL, &res, &err) != AN_OK) {
+        an_store_close(s);
+        return fail("optimize", &err);
+    }
+    print_json(res);
+    json_decref(res);
+    an_store_close(s);
+    return 0;
+}
+
 /* autonama tasks [--limit N] | tasks show ID */
 static int cmd_tasks(const an_config *cfg)
 {
@@ -567,7 +612,11 @@ int main(int argc, char **argv)
     }
     an_config cfg;
     an_err err = {0};
-    if (an_config_load(&cfg, argc - 2, argv + 2, &err) != AN_OK) {
+    an_opt_spec opt_spec;
+    int nargs = argc - 2;
+    if (strcmp(cmd, "optimize") == 0 && an_opt_spec_from_args(&nargs, argv + 2, &opt_spec, &err))
+        return fail(cmd, &err);
+    if (an_config_load(&cfg, nargs, argv + 2, &err) != AN_OK) {
         an_config_free(&cfg);
         return fail(cmd, &err);
     }
@@ -591,10 +640,12 @@ int main(int argc, char **argv)
         rc = cmd_tasks(&cfg);
     else if (strcmp(cmd, "sync") == 0)
         rc = cmd_sync(&cfg);
+    else if (strcmp(cmd, "optimize") == 0)
+        rc = cmd_optimize(&cfg, &opt_spec);
     else {
         an_err_set(&err, AN_ERR_INVALID,
                    "unknown command '%.40s' (commands: serve, migrate, health, ingest, import, "
-                   "indicators, tasks, sync, "
+                   "indicators, tasks, sync, optimize, "
                    "version; "
                    "see autonama --help)",
                    cmd);

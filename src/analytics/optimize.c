@@ -84,16 +84,16 @@ static an_code parse_values(const an_strat_param *p, const char *s, size_t len, 
                               "grid: %s=%.*s is not start:stop:step (three numbers)", p->name,
                               (int)len, s);
         if (!(a[2] > 0))
-            return an_err_set(err, AN_ERR_INVALID, "grid: %s=%.*s: the step must be > 0",
-                              p->name, (int)len, s);
+            return an_err_set(err, AN_ERR_INVALID, "grid: %s=%.*s: the step must be > 0", p->name,
+                              (int)len, s);
         if (a[0] > a[1])
             return an_err_set(err, AN_ERR_INVALID,
                               "grid: %s=%.*s is an inverted range (start > stop)", p->name,
                               (int)len, s);
         double steps = floor((a[1] - a[0]) / a[2] + 1e-9);
         if (steps >= (double)AN_GRID_DEFAULT_MAX * 100)
-            return an_err_set(err, AN_ERR_INVALID, "grid: %s=%.*s has too many values",
-                              p->name, (int)len, s);
+            return an_err_set(err, AN_ERR_INVALID, "grid: %s=%.*s has too many values", p->name,
+                              (int)len, s);
         cap = (size_t)steps + 1;
         double *v = malloc(cap * sizeof *v);
         if (!v)
@@ -122,8 +122,8 @@ static an_code parse_values(const an_strat_param *p, const char *s, size_t len, 
             c = end;
         an_code rc = AN_OK;
         if (parse_number(q, (size_t)(c - q), &v[i]) != 0)
-            rc = an_err_set(err, AN_ERR_INVALID, "grid: %s=%.*s: '%.*s' is not a number",
-                            p->name, (int)len, s, (int)(c - q), q);
+            rc = an_err_set(err, AN_ERR_INVALID, "grid: %s=%.*s: '%.*s' is not a number", p->name,
+                            (int)len, s, (int)(c - q), q);
         else
             rc = check_value(p, v[i], err);
         if (rc != AN_OK) {
@@ -137,8 +137,8 @@ static an_code parse_values(const an_strat_param *p, const char *s, size_t len, 
     return AN_OK;
 }
 
-an_code an_grid_parse(const char *strategy, const char *text, size_t max_combinations,
-                      an_grid *out, an_err *err)
+an_code an_grid_parse(const char *strategy, const char *text, size_t max_combinations, an_grid *out,
+                      an_err *err)
 {
     memset(out, 0, sizeof *out);
     const an_strategy *st = an_strategy_find(strategy);
@@ -147,8 +147,7 @@ an_code an_grid_parse(const char *strategy, const char *text, size_t max_combina
                           strategy ? strategy : "", an_strategy_names());
     out->strategy = st;
     if (!text || !*text)
-        return an_err_set(err, AN_ERR_INVALID, "--grid is empty: give %s its parameters",
-                          st->name);
+        return an_err_set(err, AN_ERR_INVALID, "--grid is empty: give %s its parameters", st->name);
     const char *q = text;
     an_code rc = AN_OK;
     while (rc == AN_OK && *q) {
@@ -166,8 +165,8 @@ an_code an_grid_parse(const char *strategy, const char *text, size_t max_combina
         if (k < 0 || nl >= sizeof name) {
             char known[128] = "";
             for (int i = 0; i < st->n_params; i++)
-                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s",
-                         i ? ", " : "", st->params[i].name);
+                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "",
+                         st->params[i].name);
             rc = an_err_set(err, AN_ERR_INVALID, "grid: %s has no parameter '%.*s' (it has: %s)",
                             st->name, (int)nl, q, known);
             break;
@@ -196,10 +195,9 @@ an_code an_grid_parse(const char *strategy, const char *text, size_t max_combina
         total *= (double)out->count[i];
     if (total > (double)limit) {
         an_grid_free(out);
-        return an_err_set(err, AN_ERR_INVALID,
-                          "grid: %.0f combinations is over the limit of %zu%s", total, limit,
-                          max_combinations ? " (--max-combinations)"
-                                           : " (raise it with --max-combinations)");
+        return an_err_set(
+            err, AN_ERR_INVALID, "grid: %.0f combinations is over the limit of %zu%s", total, limit,
+            max_combinations ? " (--max-combinations)" : " (raise it with --max-combinations)");
     }
     out->total = (size_t)total;
     double p[AN_STRAT_MAX_PARAMS];
@@ -252,26 +250,16 @@ const char *const an_metric_names[AN_METRIC_COUNT] = {
 double an_metric_get(const an_metrics *m, int k)
 {
     switch (k) {
-    case 0:
-        return m->total_return;
-    case 1:
-        return m->annual_return;
-    case 2:
-        return m->sharpe;
-    case 3:
-        return m->sortino;
-    case 4:
-        return m->max_drawdown;
-    case 5:
-        return (double)m->trades;
-    case 6:
-        return m->win_rate;
-    case 7:
-        return m->exposure;
-    case 8:
-        return m->profit_factor;
-    case 9:
-        return m->final_value;
+    case 0: return m->total_return;
+    case 1: return m->annual_return;
+    case 2: return m->sharpe;
+    case 3: return m->sortino;
+    case 4: return m->max_drawdown;
+    case 5: return (double)m->trades;
+    case 6: return m->win_rate;
+    case 7: return m->exposure;
+    case 8: return m->profit_factor;
+    case 9: return m->final_value;
     }
     return NAN;
 }
@@ -686,8 +674,8 @@ an_code an_sweep_backtest(an_sweep *sw, size_t idx, size_t lo, size_t hi, const 
                           an_metrics *m, an_trade **trades, size_t *n_trades, an_err *err)
 {
     if (idx >= sw->grid->total || lo >= hi || hi > sw->n)
-        return an_err_set(err, AN_ERR_INVALID, "optimize: combination %zu or bars [%zu, %zu)",
-                          idx, lo, hi);
+        return an_err_set(err, AN_ERR_INVALID, "optimize: combination %zu or bars [%zu, %zu)", idx,
+                          lo, hi);
     double p[AN_STRAT_MAX_PARAMS];
     an_grid_combo(sw->grid, idx, p);
     if (an_strategy_skip(sw->grid->strategy, p)) {
@@ -765,8 +753,8 @@ static void *worker(void *arg)
 }
 
 an_code an_sweep_run(an_sweep *sw, size_t lo, size_t hi, const an_fill *fill, int threads,
-                     an_sweep_progress progress, void *ctx, an_metrics *out,
-                     unsigned char *skipped, an_err *err)
+                     an_sweep_progress progress, void *ctx, an_metrics *out, unsigned char *skipped,
+                     an_err *err)
 {
     if (lo >= hi || hi > sw->n)
         return an_err_set(err, AN_ERR_INVALID, "optimize: empty period [%zu, %zu)", lo, hi);

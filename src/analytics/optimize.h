@@ -44,8 +44,8 @@ typedef struct an_grid {
  * against the parameter's bounds (whole numbers for windows). More than
  * max_combinations (0: AN_GRID_DEFAULT_MAX) is an error. AN_ERR_INVALID with
  * a message naming the problem. */
-an_code an_grid_parse(const char *strategy, const char *text, size_t max_combinations,
-                      an_grid *out, an_err *err);
+an_code an_grid_parse(const char *strategy, const char *text, size_t max_combinations, an_grid *out,
+                      an_err *err);
 void an_grid_free(an_grid *g);
 
 /* The parameters of combination idx (0 <= idx < total), last parameter
@@ -105,8 +105,8 @@ typedef void (*an_sweep_progress)(void *ctx, size_t done, size_t total);
  * for combination idx, skipped[idx] = 1 for those an_strategy_skip refuses
  * (their metrics are NAN). threads <= 0: all cores. */
 an_code an_sweep_run(an_sweep *sw, size_t lo, size_t hi, const an_fill *fill, int threads,
-                     an_sweep_progress progress, void *ctx, an_metrics *out,
-                     unsigned char *skipped, an_err *err);
+                     an_sweep_progress progress, void *ctx, an_metrics *out, unsigned char *skipped,
+                     an_err *err);
 
 /* One combination on [lo, hi) with its trades (*trades malloc'd, the caller
  * frees; may be NULL when not wanted). */

@@ -11,7 +11,10 @@
 
 #include "analytics/indicators.h"
 
-#define WINDOW(n) {n, 1, 2, 100000}
+#define WINDOW(n)                                                                                  \
+    {                                                                                              \
+        n, 1, 2, 100000                                                                            \
+    }
 
 static const an_strategy STRATEGIES[] = {
     {AN_STRAT_SMA_CROSS, "sma_cross", 2, {WINDOW("fast"), WINDOW("slow")}},
@@ -55,12 +58,9 @@ int an_strategy_skip(const an_strategy *st, const double *p)
     switch (st->kind) {
     case AN_STRAT_SMA_CROSS:
     case AN_STRAT_EMA_CROSS:
-    case AN_STRAT_MACD_CROSS:
-        return p[0] >= p[1];
-    case AN_STRAT_RSI_REVERT:
-        return p[1] >= p[2];
-    case AN_STRAT_BBANDS_REVERT:
-        return 0;
+    case AN_STRAT_MACD_CROSS: return p[0] >= p[1];
+    case AN_STRAT_RSI_REVERT: return p[1] >= p[2];
+    case AN_STRAT_BBANDS_REVERT: return 0;
     }
     return 0;
 }
@@ -69,14 +69,10 @@ size_t an_strategy_warmup(const an_strategy *st, const double *p)
 {
     switch (st->kind) {
     case AN_STRAT_SMA_CROSS:
-    case AN_STRAT_EMA_CROSS:
-        return (size_t)fmax(p[0], p[1]) - 1;
-    case AN_STRAT_RSI_REVERT:
-        return (size_t)p[0];
-    case AN_STRAT_BBANDS_REVERT:
-        return (size_t)p[0] - 1;
-    case AN_STRAT_MACD_CROSS:
-        return (size_t)fmax(p[0], p[1]) - 1 + (size_t)p[2] - 1;
+    case AN_STRAT_EMA_CROSS: return (size_t)fmax(p[0], p[1]) - 1;
+    case AN_STRAT_RSI_REVERT: return (size_t)p[0];
+    case AN_STRAT_BBANDS_REVERT: return (size_t)p[0] - 1;
+    case AN_STRAT_MACD_CROSS: return (size_t)fmax(p[0], p[1]) - 1 + (size_t)p[2] - 1;
     }
     return 0;
 }
@@ -107,15 +103,9 @@ int an_strategy_series(const an_strategy *st, const double *p, an_strat_series k
         keys[1] = key(k, p[1], 0, 0);
         return 2;
     }
-    case AN_STRAT_RSI_REVERT:
-        keys[0] = key(AN_SERIES_RSI, p[0], 0, 0);
-        return 1;
-    case AN_STRAT_BBANDS_REVERT:
-        keys[0] = key(AN_SERIES_BBANDS, p[0], p[1], 0);
-        return 1;
-    case AN_STRAT_MACD_CROSS:
-        keys[0] = key(AN_SERIES_MACD, p[0], p[1], p[2]);
-        return 1;
+    case AN_STRAT_RSI_REVERT: keys[0] = key(AN_SERIES_RSI, p[0], 0, 0); return 1;
+    case AN_STRAT_BBANDS_REVERT: keys[0] = key(AN_SERIES_BBANDS, p[0], p[1], 0); return 1;
+    case AN_STRAT_MACD_CROSS: keys[0] = key(AN_SERIES_MACD, p[0], p[1], p[2]); return 1;
     }
     return 0;
 }
@@ -125,15 +115,9 @@ int an_strat_series_compute(const an_strat_series *k, const double *close, size_
 {
     int a = (int)k->p[0];
     switch (k->kind) {
-    case AN_SERIES_SMA:
-        an_ind_sma(close, n, a, out0);
-        return 0;
-    case AN_SERIES_EMA:
-        an_ind_ema(close, n, a, out0);
-        return 0;
-    case AN_SERIES_RSI:
-        an_ind_rsi(close, n, a, out0);
-        return 0;
+    case AN_SERIES_SMA: an_ind_sma(close, n, a, out0); return 0;
+    case AN_SERIES_EMA: an_ind_ema(close, n, a, out0); return 0;
+    case AN_SERIES_RSI: an_ind_rsi(close, n, a, out0); return 0;
     case AN_SERIES_BBANDS:
     case AN_SERIES_MACD: {
         /* the third output (upper band, histogram) is not read by a strategy */

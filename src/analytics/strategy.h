@@ -58,7 +58,13 @@ size_t an_strategy_warmup(const an_strategy *st, const double *params);
 
 /* An indicator series: kind + its parameters. Two keys that compare equal
  * (an_strat_series_equal) are computed once. */
-typedef enum an_series_kind { AN_SERIES_SMA, AN_SERIES_EMA, AN_SERIES_RSI, AN_SERIES_BBANDS, AN_SERIES_MACD } an_series_kind;
+typedef enum an_series_kind {
+    AN_SERIES_SMA,
+    AN_SERIES_EMA,
+    AN_SERIES_RSI,
+    AN_SERIES_BBANDS,
+    AN_SERIES_MACD
+} an_series_kind;
 
 typedef struct an_strat_series {
     an_series_kind kind;
@@ -73,8 +79,8 @@ int an_strategy_series(const an_strategy *st, const double *params, an_strat_ser
 /* Computes a series over close[0..n): out0 (and out1 for the two-output
  * kinds: bbands lower + middle, macd line + signal; NULL otherwise), NAN in
  * the warm-up. Returns 0, or -1 when out of memory. */
-int an_strat_series_compute(const an_strat_series *key, const double *close, size_t n,
-                            double *out0, double *out1);
+int an_strat_series_compute(const an_strat_series *key, const double *close, size_t n, double *out0,
+                            double *out1);
 
 /* Number of output arrays of a series kind (1 or 2). */
 int an_strat_series_outputs(an_series_kind kind);

@@ -274,9 +274,21 @@ static const char *const MIGRATION_3[] = {
     NULL,
 };
 
+/* Version 4: optimizer runs in optimization.results (issue 13). */
+static const char *const MIGRATION_4[] = {
+    "ALTER TABLE optimization.results ADD COLUMN run_id VARCHAR",
+    "ALTER TABLE optimization.results ADD COLUMN timeframe VARCHAR",
+    "ALTER TABLE optimization.results ADD COLUMN period_start TIMESTAMP",
+    "ALTER TABLE optimization.results ADD COLUMN period_end TIMESTAMP",
+    "ALTER TABLE optimization.results ADD COLUMN sample VARCHAR",
+    "INSERT INTO autonama.schema_version (version, description)"
+    " VALUES (4, 'optimization.results: run_id, timeframe, period, sample')",
+    NULL,
+};
+
 /* MIGRATIONS[v] takes the schema from version v - 1 to v. */
 static const char *const *const MIGRATIONS[AN_SCHEMA_VERSION + 1] = {NULL, MIGRATION_1, MIGRATION_2,
-                                                                     MIGRATION_3};
+                                                                     MIGRATION_3, MIGRATION_4};
 
 static an_code stored_version(duck_store *ds, int *version, an_err *err)
 {
@@ -1470,6 +1482,34 @@ static an_code duck_delete_range(an_store *s, const char *table, const char *sym
     return rc;
 }
 
+/* Optimizer results (schema v4): the rows travel as one JSON array. */
+static an_code duck_put_opt_results(an_store *s, const char *rows_json, an_err *err)
+{
+    duck_store *ds = s->impl;
+    duckdb_prepared_statement st = NULL;
+    duckdb_result r;
+    pthread_mutex_lock(&ds->lock);
+    an_code rc = prepare(
+        ds,
+        "INSERT INTO optimization.results (run_id, symbol, strategy, timeframe, parameters,"
+        " metrics, period_start, period_end, sample) SELECT r.run_id, r.symbol, r.strategy,"
+        " r.timeframe, r.parameters::VARCHAR, r.metrics::VARCHAR,"
+        " make_timestamp(r.period_start * 1000), make_timestamp(r.period_end * 1000), r.sample"
+        " FROM (SELECT unnest(from_json($1::JSON, '[{\"run_id\":\"VARCHAR\",\"symbol\":"
+        "\"VARCHAR\",\"strategy\":\"VARCHAR\",\"timeframe\":\"VARCHAR\",\"parameters\":"
+        "\"JSON\",\"metrics\":\"JSON\",\"period_start\":\"BIGINT\",\"period_end\":"
+        "\"BIGINT\",\"sample\":\"VARCHAR\"}]')) AS r)",
+        &st, "save optimizer results", err);
+    if (rc == AN_OK && !bind_ok(duckdb_bind_varchar(st, 1, rows_json)))
+        rc = an_err_set(err, AN_ERR_INTERNAL, "save optimizer results: cannot bind");
+    if (rc == AN_OK && (rc = execute(st, &r, "save optimizer results", err)) == AN_OK)
+        duckdb_destroy_result(&r);
+    if (st)
+        duckdb_destroy_prepare(&st);
+    pthread_mutex_unlock(&ds->lock);
+    return rc;
+}
+
 static const an_store_ops DUCK_OPS = {
     .migrate = duck_migrate,
     .check_schema = duck_check_schema,
@@ -1495,6 +1535,7 @@ static const an_store_ops DUCK_OPS = {
     .task_delete = duck_task_delete,
     .list_indicator_series = duck_list_indicator_series,
     .delete_range = duck_delete_range,
+    .put_opt_results = duck_put_opt_results,
 };
 
 /* ---- open --------------------------------------------------------------- */

@@ -387,6 +387,17 @@ static const char *MIGRATION_3[] = {
     NULL,
 };
 
+/* Version 4: optimizer runs in optimization.results (issue 13). */
+static const char *MIGRATION_4[] = {
+    "ALTER TABLE optimization.results ADD COLUMN run_id text, ADD COLUMN timeframe text,"
+    " ADD COLUMN period_start timestamptz, ADD COLUMN period_end timestamptz,"
+    " ADD COLUMN sample text",
+    "CREATE INDEX results_run_idx ON optimization.results (run_id)",
+    "INSERT INTO autonama.schema_version (version, description)"
+    " VALUES (4, 'optimization.results: run_id, timeframe, period, sample')",
+    NULL,
+};
+
 static an_code run_list(PGconn *c, const char *const *list, an_err *err)
 {
     for (int i = 0; list[i]; i++) {
@@ -551,6 +562,18 @@ static an_code pg_migrate(an_store *s, int *applied, an_err *err)
             goto out;
         *applied += 1;
         AN_INFO(COMPONENT, "msg=\"schema migrated\" version=3 mode=%s",
+                an_store_mode_name(s->mode));
+    }
+    if (version < 4) {
+        if (!ps->is_pglite && (rc = exec_cmd(c, "BEGIN", "migrate", err)) != AN_OK)
+            goto out;
+        rc = run_list(c, MIGRATION_4, err);
+        if (rc == AN_OK && !ps->is_pglite)
+            rc = exec_cmd(c, "COMMIT", "migrate", err);
+        if (rc != AN_OK)
+            goto out;
+        *applied += 1;
+        AN_INFO(COMPONENT, "msg=\"schema migrated\" version=4 mode=%s",
                 an_store_mode_name(s->mode));
     }
     if (s->mode == AN_STORE_TIMESCALEDB)
@@ -1858,6 +1881,34 @@ static an_code pg_delete_range(an_store *s, const char *table, const char *symbo
     return pg_exec_params(s, sql, 4, p, NULL, "delete rows", err);
 }
 
+/* Optimizer results (schema v4): the rows travel as one jsonb parameter. */
+static an_code pg_put_opt_results(an_store *s, const char *rows_json, an_err *err)
+{
+    pg_store *ps = s->impl;
+    PGconn *c;
+    int slot;
+    an_code rc = pool_acquire(&ps->pool, &c, &slot, err);
+    if (rc != AN_OK)
+        return rc;
+    const char *params[1] = {rows_json};
+    PGresult *r = PQexecParams(
+        c,
+        "INSERT INTO optimization.results (run_id, symbol, strategy, timeframe, parameters,"
+        " metrics, period_start, period_end, sample) SELECT r.run_id, r.symbol, r.strategy,"
+        " r.timeframe, r.parameters, r.metrics,"
+        " TIMESTAMPTZ 'epoch' + r.period_start * INTERVAL '1 millisecond',"
+        " TIMESTAMPTZ 'epoch' + r.period_end * INTERVAL '1 millisecond', r.sample"
+        " FROM jsonb_to_recordset($1::jsonb) AS r(run_id text, symbol text, strategy text,"
+        " timeframe text, parameters jsonb, metrics jsonb, period_start int8, period_end int8,"
+        " sample text)",
+        1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = res_error(r, c, "save optimizer results", err);
+    PQclear(r);
+    pool_release(&ps->pool, c, slot);
+    return rc;
+}
+
 static const an_store_ops PG_OPS = {
     .migrate = pg_migrate,
     .check_schema = pg_check_schema,
@@ -1887,6 +1938,7 @@ static const an_store_ops PG_OPS = {
     .unlock = pg_unlock,
     .list_indicator_series = pg_list_indicator_series,
     .delete_range = pg_delete_range,
+    .put_opt_results = pg_put_opt_results,
 };
 
 /* ---- open --------------------------------------------------------------- */

@@ -458,3 +458,10 @@ an_code an_store_delete_range(an_store *s, const char *table, const char *symbol
         return an_err_set(err, AN_ERR_INVALID, "cannot delete from '%.20s'", table);
     return s->ops->delete_range(s, table, symbol, timeframe, from_ms, to_ms, err);
 }
+
+an_code an_store_put_opt_results(an_store *s, const char *rows_json, an_err *err)
+{
+    if (!s || !rows_json)
+        return an_err_set(err, AN_ERR_INVALID, "put optimizer results: no store or rows");
+    return s->ops->put_opt_results(s, rows_json, err);
+}

@@ -291,4 +291,12 @@ an_code an_store_list_indicator_series(an_store *s, an_series_info **out, size_t
 an_code an_store_delete_range(an_store *s, const char *table, const char *symbol,
                               const char *timeframe, int64_t from_ms, int64_t to_ms, an_err *err);
 
+/* ---- optimizer results: optimization.results (schema v4) --------------- */
+
+/* Inserts the rows of rows_json, a JSON array of objects with run_id, symbol,
+ * strategy, timeframe (strings), parameters and metrics (objects),
+ * period_start and period_end (ms since the epoch) and sample ("in", "out",
+ * "fold-N"). Atomic: one statement. */
+an_code an_store_put_opt_results(an_store *s, const char *rows_json, an_err *err);
+
 #endif

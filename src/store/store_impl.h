@@ -55,6 +55,8 @@ typedef struct an_store_ops {
     an_code (*list_indicator_series)(an_store *s, an_series_info **out, size_t *n, an_err *err);
     an_code (*delete_range)(an_store *s, const char *table, const char *symbol, const char *tf,
                             int64_t from_ms, int64_t to_ms, an_err *err);
+    /* schema v4: optimizer results (see store.h) */
+    an_code (*put_opt_results)(an_store *s, const char *rows_json, an_err *err);
 } an_store_ops;
 
 struct an_store {
@@ -65,7 +67,7 @@ struct an_store {
 };
 
 /* The schema version both backends migrate to. */
-#define AN_SCHEMA_VERSION 3
+#define AN_SCHEMA_VERSION 4
 
 /* Backend constructors: fill s->ops, s->mode, s->describe and s->impl. */
 an_code an_pg_store_open(const an_store_options *opt, an_store *s, an_err *err);

@@ -267,21 +267,26 @@ static void compare_job(const job *jb, json_t *out, int *checked)
                  (open ? t[i].exit == SIZE_MAX
                        : (size_t)json_integer_value(json_array_get(tr, 1)) == t[i].exit);
         }
-        AN_CHECK_MSG(ok, "%s %s %s: trades differ (ours %zu, vectorbt %zu)", label, strategy,
-                     text, nt, json_array_size(vt));
+        AN_CHECK_MSG(ok, "%s %s %s: trades differ (ours %zu, vectorbt %zu)", label, strategy, text,
+                     nt, json_array_size(vt));
         if (sw) {
             struct {
                 const char *key;
                 double ours;
-            } fig[] = {{"final_value", m.final_value},   {"total_return", m.total_return},
-                       {"max_drawdown", m.max_drawdown}, {"sharpe", m.sharpe},
-                       {"sortino", m.sortino},           {"annual_return", m.annual_return},
-                       {"win_rate", m.win_rate},         {"final_value", ms.final_value},
+            } fig[] = {{"final_value", m.final_value},
+                       {"total_return", m.total_return},
+                       {"max_drawdown", m.max_drawdown},
+                       {"sharpe", m.sharpe},
+                       {"sortino", m.sortino},
+                       {"annual_return", m.annual_return},
+                       {"win_rate", m.win_rate},
+                       {"final_value", ms.final_value},
                        {"sharpe", ms.sharpe}};
             for (size_t f = 0; f < sizeof fig / sizeof fig[0]; f++) {
                 json_t *want = json_object_get(v, fig[f].key);
-                AN_CHECK_MSG(close_enough(fig[f].ours, want), "%s %s %s: %s ours %.17g vectorbt %.17g",
-                             label, strategy, text, fig[f].key, fig[f].ours,
+                AN_CHECK_MSG(close_enough(fig[f].ours, want),
+                             "%s %s %s: %s ours %.17g vectorbt %.17g", label, strategy, text,
+                             fig[f].key, fig[f].ours,
                              json_is_null(want) ? NAN : json_number_value(want));
             }
             (*checked)++;
@@ -313,8 +318,7 @@ static void test_vectorbt_oracle(void)
         x *= 1 + drift + (rnd() - 0.5) * 0.03;
         gen[i] = x;
     }
-    const char *names[] = {"sma_cross", "ema_cross", "rsi_revert", "bbands_revert",
-                           "macd_cross"};
+    const char *names[] = {"sma_cross", "ema_cross", "rsi_revert", "bbands_revert", "macd_cross"};
     static job jobs[JOBS];
     json_t *in = json_array();
     for (int s = 0; s < 5; s++) {
