@@ -303,12 +303,17 @@ struct an_sweep {
     const double *close;
     size_t n;
     double bars_per_year;
-    double *p1, *p2, *pd; /* prefix sums of r, r^2, min(r,0)^2; r[i] = c[i]/c[i-1]-1 */
-    dd_node *tree;        /* segment tree over the closes, leaves at [size, 2*size) */
+    /* prefix sums of r, r^2, min(r,0)^2 (r[i] = c[i]/c[i-1]-1), side by side:
+     * one cache line per lookup */
+    struct psum {
+        double r, r2, down2;
+    } * ps;
+    dd_node *tree; /* segment tree over the closes, leaves at [size, 2*size) */
     size_t tree_size;
     series *ser;
     size_t n_ser;
     uint32_t *combo_ser; /* 2 per combination: series indexes */
+    int avx2;            /* the CPU has AVX2: 4 compares at a time */
 };
 
 static dd_node dd_merge(dd_node a, dd_node b)
@@ -359,9 +364,7 @@ void an_sweep_destroy(an_sweep *sw)
     }
     free(sw->ser);
     free(sw->combo_ser);
-    free(sw->p1);
-    free(sw->p2);
-    free(sw->pd);
+    free(sw->ps);
     free(sw->tree);
     free(sw);
 }
@@ -382,27 +385,27 @@ an_code an_sweep_create(const an_grid *g, const double *close, size_t n, double 
     sw->close = close;
     sw->n = n;
     sw->bars_per_year = bars_per_year;
+#if defined(__x86_64__)
+    sw->avx2 = __builtin_cpu_supports("avx2") && !getenv("AN_OPT_NO_AVX2");
+#endif
     an_code rc = AN_OK;
     an_strat_series *keys = NULL;
-    sw->p1 = malloc((n + 1) * sizeof *sw->p1);
-    sw->p2 = malloc((n + 1) * sizeof *sw->p2);
-    sw->pd = malloc((n + 1) * sizeof *sw->pd);
+    sw->ps = malloc((n + 1) * sizeof *sw->ps);
     for (sw->tree_size = 1; sw->tree_size < n; sw->tree_size <<= 1)
         ;
     sw->tree = malloc(2 * sw->tree_size * sizeof *sw->tree);
     sw->combo_ser = malloc(2 * g->total * sizeof *sw->combo_ser);
     keys = malloc(2 * g->total * sizeof *keys);
-    if (!sw->p1 || !sw->p2 || !sw->pd || !sw->tree || !sw->combo_ser || !keys) {
+    if (!sw->ps || !sw->tree || !sw->combo_ser || !keys) {
         rc = an_err_set(err, AN_ERR_NOMEM, "optimize: out of memory for %zu candles", n);
         goto out;
     }
-    sw->p1[0] = sw->p2[0] = sw->pd[0] = 0;
-    sw->p1[1] = sw->p2[1] = sw->pd[1] = 0;
+    sw->ps[0] = sw->ps[1] = (struct psum){0, 0, 0};
     for (size_t i = 1; i < n; i++) {
         double r = close[i] / close[i - 1] - 1;
-        sw->p1[i + 1] = sw->p1[i] + r;
-        sw->p2[i + 1] = sw->p2[i] + r * r;
-        sw->pd[i + 1] = sw->pd[i] + (r < 0 ? r * r : 0);
+        sw->ps[i + 1].r = sw->ps[i].r + r;
+        sw->ps[i + 1].r2 = sw->ps[i].r2 + r * r;
+        sw->ps[i + 1].down2 = sw->ps[i].down2 + (r < 0 ? r * r : 0);
     }
     for (size_t i = 0; i < sw->tree_size; i++) {
         dd_node leaf = {close[i < n ? i : n - 1], close[i < n ? i : n - 1], 1};
@@ -486,7 +489,7 @@ out:
 }
 
 /* bits j of the result: condition c holds on bar base+j, for j < len */
-static inline uint64_t cond_bits(const an_strat_cond *c, size_t base, int len)
+static uint64_t cond_bits_plain(const an_strat_cond *c, size_t base, int len)
 {
     uint64_t m = 0;
     const double *x = c->x + base;
@@ -508,6 +511,55 @@ static inline uint64_t cond_bits(const an_strat_cond *c, size_t base, int len)
                 m |= (uint64_t)(x[j] < l) << j;
     }
     return m;
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/* The same for a whole word, four compares at a time (ordered compares: a
+ * NAN is false, as in C). */
+__attribute__((target("avx2"))) static uint64_t cond_bits_avx2(const an_strat_cond *c, size_t base)
+{
+    uint64_t m = 0;
+    const double *x = c->x + base;
+    if (c->y) {
+        const double *y = c->y + base;
+        if (c->gt)
+            for (int j = 0; j < 64; j += 4)
+                m |= (uint64_t)_mm256_movemask_pd(
+                         _mm256_cmp_pd(_mm256_loadu_pd(x + j), _mm256_loadu_pd(y + j), _CMP_GT_OQ))
+                     << j;
+        else
+            for (int j = 0; j < 64; j += 4)
+                m |= (uint64_t)_mm256_movemask_pd(
+                         _mm256_cmp_pd(_mm256_loadu_pd(x + j), _mm256_loadu_pd(y + j), _CMP_LT_OQ))
+                     << j;
+    } else {
+        __m256d l = _mm256_set1_pd(c->level);
+        if (c->gt)
+            for (int j = 0; j < 64; j += 4)
+                m |= (uint64_t)_mm256_movemask_pd(
+                         _mm256_cmp_pd(_mm256_loadu_pd(x + j), l, _CMP_GT_OQ))
+                     << j;
+        else
+            for (int j = 0; j < 64; j += 4)
+                m |= (uint64_t)_mm256_movemask_pd(
+                         _mm256_cmp_pd(_mm256_loadu_pd(x + j), l, _CMP_LT_OQ))
+                     << j;
+    }
+    return m;
+}
+#endif
+
+static inline uint64_t cond_bits(const an_strat_cond *c, size_t base, int len, int avx2)
+{
+#if defined(__x86_64__)
+    if (avx2 && len == 64)
+        return cond_bits_avx2(c, base);
+#else
+    (void)avx2;
+#endif
+    return cond_bits_plain(c, base, len);
 }
 
 static inline int cond_at(const an_strat_cond *c, size_t i)
@@ -556,9 +608,10 @@ static inline void acc_range(acc *a, const an_sweep *sw, size_t from, size_t to)
 {
     if (from >= to)
         return;
-    a->s1 += sw->p1[to] - sw->p1[from];
-    a->s2 += sw->p2[to] - sw->p2[from];
-    a->sd += sw->pd[to] - sw->pd[from];
+    const struct psum *t = &sw->ps[to], *f = &sw->ps[from];
+    a->s1 += t->r - f->r;
+    a->s2 += t->r2 - f->r2;
+    a->sd += t->down2 - f->down2;
 }
 
 /* One combination on [lo, hi). */
@@ -587,7 +640,8 @@ static void simulate(const an_sweep *sw, size_t idx, size_t lo, size_t hi, const
         int pe = cond_at(&ce, start - 1), px = cond_at(&cx, start - 1);
         for (size_t base = start; base < hi; base += 64) {
             int len = hi - base < 64 ? (int)(hi - base) : 64;
-            uint64_t be = cond_bits(&ce, base, len), bx = cond_bits(&cx, base, len);
+            uint64_t be = cond_bits(&ce, base, len, sw->avx2),
+                     bx = cond_bits(&cx, base, len, sw->avx2);
             uint64_t en = be & ~((be << 1) | (uint64_t)pe);
             uint64_t ex = bx & ~((bx << 1) | (uint64_t)px);
             pe = (int)((be >> (len - 1)) & 1);

@@ -24,8 +24,7 @@ static an_code parse_double(const char *flag, const char *v, double *out, an_err
     char *end;
     double d = v ? strtod(v, &end) : NAN;
     if (!v || !*v || *end || !isfinite(d))
-        return an_err_set(err, AN_ERR_INVALID, "%s: '%s' is not a finite number", flag,
-                          v ? v : "");
+        return an_err_set(err, AN_ERR_INVALID, "%s: '%s' is not a finite number", flag, v ? v : "");
     *out = d;
     return AN_OK;
 }
@@ -46,9 +45,9 @@ an_code an_opt_spec_from_args(int *argc, char **argv, an_opt_spec *spec, an_err 
     memset(spec, 0, sizeof *spec);
     spec->sort = "sharpe";
     spec->fill = an_fill_default();
-    static const char *const flags[] = {"--strategy", "--grid",     "--split",
-                                        "--walk-forward", "--keep", "--sort",
-                                        "--fees",     "--slippage", "--max-combinations"};
+    static const char *const flags[] = {"--strategy",     "--grid",     "--split",
+                                        "--walk-forward", "--keep",     "--sort",
+                                        "--fees",         "--slippage", "--max-combinations"};
     int out = 0;
     for (int i = 0; i < *argc; i++) {
         const char *a = argv[i], *val = NULL;
@@ -74,12 +73,8 @@ an_code an_opt_spec_from_args(int *argc, char **argv, an_opt_spec *spec, an_err 
         double d;
         size_t n;
         switch (f) {
-        case 0:
-            spec->strategy = val;
-            break;
-        case 1:
-            spec->grid = val;
-            break;
+        case 0: spec->strategy = val; break;
+        case 1: spec->grid = val; break;
         case 2:
             if ((rc = parse_double("--split", val, &d, err)) == AN_OK && !(d > 0 && d < 1))
                 rc = an_err_set(err, AN_ERR_INVALID, "--split: %s is not in (0, 1)", val);
@@ -87,21 +82,16 @@ an_code an_opt_spec_from_args(int *argc, char **argv, an_opt_spec *spec, an_err 
             break;
         case 3:
             if ((rc = parse_count("--walk-forward", val, &n, err)) == AN_OK && (n < 1 || n > 100))
-                rc = an_err_set(err, AN_ERR_INVALID, "--walk-forward: %s is not in [1, 100]",
-                                val);
+                rc = an_err_set(err, AN_ERR_INVALID, "--walk-forward: %s is not in [1, 100]", val);
             spec->walk_forward = (int)n;
             break;
-        case 4:
-            rc = parse_count("--keep", val, &spec->keep, err);
-            break;
-        case 5:
-            spec->sort = val;
-            break;
+        case 4: rc = parse_count("--keep", val, &spec->keep, err); break;
+        case 5: spec->sort = val; break;
         case 6:
         case 7:
             if ((rc = parse_double(flags[f], val, &d, err)) == AN_OK && (d < 0 || d >= 1))
-                rc = an_err_set(err, AN_ERR_INVALID, "%s: %s is not a fraction in [0, 1)",
-                                flags[f], val);
+                rc = an_err_set(err, AN_ERR_INVALID, "%s: %s is not a fraction in [0, 1)", flags[f],
+                                val);
             if (f == 6)
                 spec->fill.fees = d;
             else
@@ -252,9 +242,8 @@ typedef struct loaded {
 } loaded;
 
 /* One symbol's sweeps into rc->rows; its summary into summary. */
-static an_code sweep_symbol(const an_opt_spec *spec, const an_grid *g, const loaded *ld,
-                            double bpy, int64_t tf_ms, run_ctx *rc, prog *pg, json_t *summary,
-                            an_err *err)
+static an_code sweep_symbol(const an_opt_spec *spec, const an_grid *g, const loaded *ld, double bpy,
+                            int64_t tf_ms, run_ctx *rc, prog *pg, json_t *summary, an_err *err)
 {
     an_sweep *sw = NULL;
     an_metrics *m = malloc(g->total * sizeof *m), *m2 = NULL;
@@ -270,7 +259,7 @@ static an_code sweep_symbol(const an_opt_spec *spec, const an_grid *g, const loa
         goto out;
     size_t n = ld->n;
 #define T_START(i) (ld->ts[i])
-#define T_END(i) (ld->ts[(i) - 1] + tf_ms)
+#define T_END(i) (ld->ts[(i)-1] + tf_ms)
     if (spec->walk_forward > 0) {
         size_t folds = (size_t)spec->walk_forward, len = n / (folds + 1);
         json_t *fj = json_array();
@@ -287,8 +276,8 @@ static an_code sweep_symbol(const an_opt_spec *spec, const an_grid *g, const loa
                 break;
             }
             an_metrics oos;
-            if ((r = an_sweep_backtest(sw, ord[0], tr1, te1, &spec->fill, &oos, NULL, NULL,
-                                       err)) != AN_OK)
+            if ((r = an_sweep_backtest(sw, ord[0], tr1, te1, &spec->fill, &oos, NULL, NULL, err)) !=
+                AN_OK)
                 break;
             char sample[16];
             snprintf(sample, sizeof sample, "fold-%zu", k);
@@ -471,8 +460,8 @@ an_code an_optimize_run(an_store *s, const an_opt_spec *spec, const char *symbol
     json_object_set_new(*result, "symbols", per);
     json_object_set_new(*result, "seconds", json_real(secs));
     per = NULL;
-    AN_INFO(COMPONENT, "msg=\"run stored\" run_id=%s strategy=%s combinations=%zu rows=%zu",
-            run_id, g.strategy->name, g.total, nrows);
+    AN_INFO(COMPONENT, "msg=\"run stored\" run_id=%s strategy=%s combinations=%zu rows=%zu", run_id,
+            g.strategy->name, g.total, nrows);
 out:
     for (size_t i = 0; ld && i < nsym; i++) {
         free(ld[i].close);

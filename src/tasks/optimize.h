@@ -18,9 +18,9 @@
 
 typedef struct an_opt_spec {
     const char *strategy, *grid, *sort;
-    double split;        /* 0: none; else the in-sample fraction, (0, 1) */
-    int walk_forward;    /* 0: none; else the number of folds */
-    size_t keep;         /* 0: every combination; else the best K per symbol */
+    double split;     /* 0: none; else the in-sample fraction, (0, 1) */
+    int walk_forward; /* 0: none; else the number of folds */
+    size_t keep;      /* 0: every combination; else the best K per symbol */
     size_t max_combinations;
     an_fill fill;
 } an_opt_spec;
