@@ -816,7 +816,8 @@ static const char *arg_value(const an_api_request *rq, const char *key)
 static int task_name_known(const char *name)
 {
     return !strcmp(name, "update_market_data") ||
-           !strcmp(name, "calculate_indicators_for_symbol") || !strcmp(name, "health_check");
+           !strcmp(name, "calculate_indicators_for_symbol") || !strcmp(name, "health_check") ||
+           !strcmp(name, "optimize_strategy");
 }
 
 static int no_tasks(const an_api_request *rq, an_api_reply *rp)
@@ -838,7 +839,7 @@ static void h_tasks(const an_api_request *rq, an_api_reply *rp)
     if (name && !task_name_known(name)) {
         an_api_error(rp, 400, "name",
                      "unknown task '%.60s' (update_market_data, calculate_indicators_for_symbol, "
-                     "health_check)",
+                     "health_check, optimize_strategy)",
                      name);
         return;
     }
@@ -894,7 +895,7 @@ static void h_task_submit(const an_api_request *rq, an_api_reply *rp)
     if (!task_name_known(name)) {
         an_api_error(rp, 404, "name",
                      "no task '%.60s' (update_market_data, calculate_indicators_for_symbol, "
-                     "health_check)",
+                     "health_check, optimize_strategy)",
                      name);
         return;
     }
@@ -942,6 +943,8 @@ static const char *const P_IND[] = {"symbol", "timeframe", "names", "start",
                                     "end",    "limit",     "order", NULL};
 
 static const char *const P_TASKS[] = {"name", "limit", NULL};
+static const char *const P_OPT_RUNS[] = {"limit", NULL};
+static const char *const P_OPT_RESULTS[] = {"run_id", "symbol", "sort", "limit", NULL};
 
 const an_api_route an_api_routes[] = {
     {"GET", "/api/v1/data/ohlc", 0, 0, "/api/v1/data/ohlc", P_OHLC, h_ohlc},
@@ -954,5 +957,9 @@ const an_api_route an_api_routes[] = {
     {"GET", "/api/v1/tasks", 0, 0, "/api/v1/tasks", P_TASKS, h_tasks},
     {"GET", "/api/v1/tasks/", 1, 0, "/api/v1/tasks/{id}", P_NONE, h_task},
     {"POST", "/api/v1/tasks/", 1, 1, "/api/v1/tasks/{name}", P_NONE, h_task_submit},
+    {"GET", "/api/v1/optimization/runs", 0, 0, "/api/v1/optimization/runs", P_OPT_RUNS,
+     an_api_h_opt_runs},
+    {"GET", "/api/v1/optimization/results", 0, 0, "/api/v1/optimization/results", P_OPT_RESULTS,
+     an_api_h_opt_results},
 };
 const size_t an_api_nroutes = sizeof an_api_routes / sizeof an_api_routes[0];

@@ -1510,6 +1510,79 @@ static an_code duck_put_opt_results(an_store *s, const char *rows_json, an_err *
     return rc;
 }
 
+/* One VARCHAR value of a query with VARCHAR parameters (*out malloc'd). */
+static an_code duck_query_text(duck_store *ds, const char *sql, const char *const *params,
+                               int nparams, char **out, const char *what, an_err *err)
+{
+    duckdb_prepared_statement st = NULL;
+    duckdb_result r;
+    *out = NULL;
+    pthread_mutex_lock(&ds->lock);
+    an_code rc = prepare(ds, sql, &st, what, err);
+    for (int i = 0; rc == AN_OK && i < nparams; i++)
+        if (!bind_ok(duckdb_bind_varchar(st, (idx_t)i + 1, params[i])))
+            rc = an_err_set(err, AN_ERR_INTERNAL, "%s: cannot bind", what);
+    if (rc == AN_OK && (rc = execute(st, &r, what, err)) == AN_OK) {
+        char *v = duckdb_row_count(&r) > 0 ? duckdb_value_varchar(&r, 0, 0) : NULL;
+        if (v) {
+            *out = strdup(v);
+            duckdb_free(v);
+        }
+        if (!*out)
+            rc = an_err_set(err, AN_ERR_NOMEM, "%s: out of memory", what);
+        duckdb_destroy_result(&r);
+    }
+    if (st)
+        duckdb_destroy_prepare(&st);
+    pthread_mutex_unlock(&ds->lock);
+    return rc;
+}
+
+#define DUCK_ISO(col) "strftime(" col ", '%Y-%m-%dT%H:%M:%S.%gZ')"
+
+static an_code duck_opt_runs(an_store *s, long limit, char **json, an_err *err)
+{
+    char lim[24];
+    snprintf(lim, sizeof lim, "%ld", limit);
+    const char *params[1] = {lim};
+    return duck_query_text(
+        s->impl,
+        "SELECT coalesce(to_json(list(r ORDER BY r.created_ms DESC))::VARCHAR, '[]') FROM ("
+        " SELECT g.*, (SELECT json_object('symbol', b.symbol, 'sample', b.sample, 'parameters',"
+        " json(b.parameters), 'metrics', json(b.metrics)) FROM optimization.results b"
+        " WHERE b.run_id = g.run_id AND b.sample <> 'out' ORDER BY"
+        " TRY_CAST(json_extract_string(b.metrics, '$.sharpe') AS DOUBLE) DESC NULLS LAST, b.id"
+        " LIMIT 1) AS best FROM (SELECT run_id, min(strategy) AS strategy, min(timeframe) AS"
+        " timeframe, list(DISTINCT symbol ORDER BY symbol) AS symbols, list(DISTINCT sample"
+        " ORDER BY sample) AS samples, count(*) AS \"rows\", epoch_ms(min(period_start)) AS"
+        " period_start, epoch_ms(max(period_end)) AS period_end, " DUCK_ISO(
+            "min(created_at)") " AS created_at, epoch_ms(min(created_at)) AS created_ms FROM "
+                               "optimization.results"
+                               " WHERE run_id IS NOT NULL GROUP BY run_id ORDER BY min(created_at) "
+                               "DESC"
+                               " LIMIT $1::BIGINT) g) r",
+        params, 1, json, "read optimizer runs", err);
+}
+
+static an_code duck_opt_results(an_store *s, const char *run_id, const char *symbol,
+                                const char *sort, int ascending, long limit, char **json,
+                                an_err *err)
+{
+    char lim[24], sql[2048];
+    snprintf(lim, sizeof lim, "%ld", limit);
+    snprintf(sql, sizeof sql,
+             "SELECT coalesce(to_json(list(t ORDER BY t.rank))::VARCHAR, '[]') FROM (SELECT id,"
+             " run_id, symbol, strategy, timeframe, json(parameters) AS parameters, json(metrics)"
+             " AS metrics, epoch_ms(period_start) AS period_start, epoch_ms(period_end) AS"
+             " period_end, sample, %s AS created_at, row_number() OVER"
+             " (ORDER BY TRY_CAST(json_extract_string(metrics, '$.%s') AS DOUBLE) %s NULLS LAST,"
+             " id) AS rank FROM optimization.results WHERE ($1 = '' OR run_id = $1) AND"
+             " ($2 = '' OR symbol = $2) QUALIFY rank <= $3::BIGINT) t",
+             DUCK_ISO("created_at"), sort, ascending ? "ASC" : "DESC");
+    const char *params[3] = {run_id, symbol, lim};
+    return duck_query_text(s->impl, sql, params, 3, json, "read optimizer results", err);
+}
+
 static const an_store_ops DUCK_OPS = {
     .migrate = duck_migrate,
     .check_schema = duck_check_schema,
@@ -1536,6 +1609,8 @@ static const an_store_ops DUCK_OPS = {
     .list_indicator_series = duck_list_indicator_series,
     .delete_range = duck_delete_range,
     .put_opt_results = duck_put_opt_results,
+    .opt_runs = duck_opt_runs,
+    .opt_results = duck_opt_results,
 };
 
 /* ---- open --------------------------------------------------------------- */

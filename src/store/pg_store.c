@@ -1909,6 +1909,84 @@ static an_code pg_put_opt_results(an_store *s, const char *rows_json, an_err *er
     return rc;
 }
 
+#define PG_MS(col) "(extract(epoch FROM " col ") * 1000)::int8"
+
+static an_code pg_opt_runs(an_store *s, long limit, char **json, an_err *err)
+{
+    pg_store *ps = s->impl;
+    PGconn *c;
+    int slot;
+    an_code rc = pool_acquire(&ps->pool, &c, &slot, err);
+    if (rc != AN_OK)
+        return rc;
+    char lim[24];
+    snprintf(lim, sizeof lim, "%ld", limit);
+    const char *params[1] = {lim};
+    rc = query_value(
+        c,
+        "SELECT coalesce(json_agg(r ORDER BY r.created_ms DESC), '[]'::json)::text FROM ("
+        " SELECT g.*, (SELECT json_build_object('symbol', b.symbol, 'sample', b.sample,"
+        " 'parameters', b.parameters, 'metrics', b.metrics) FROM optimization.results b"
+        " WHERE b.run_id = g.run_id AND b.sample <> 'out'"
+        " ORDER BY (b.metrics->>'sharpe')::float8 DESC NULLS LAST, b.id LIMIT 1) AS best"
+        " FROM (SELECT run_id, min(strategy) AS strategy, min(timeframe) AS timeframe,"
+        " array_agg(DISTINCT symbol ORDER BY symbol) AS symbols,"
+        " array_agg(DISTINCT sample ORDER BY sample) AS samples, count(*) AS rows,"
+        " " PG_MS(
+            "min(period_start)") " AS period_start,"
+                                 " " PG_MS(
+                                     "max(period_end)") " AS period_end,"
+                                                        " to_char(min(created_at) AT TIME ZONE "
+                                                        "'UTC', "
+                                                        "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+                                                        " AS created_at, " PG_MS(
+                                                            "min(created_at)") " AS created_ms"
+                                                                               " FROM "
+                                                                               "optimization."
+                                                                               "results WHERE "
+                                                                               "run_id IS NOT NULL "
+                                                                               "GROUP BY run_id"
+                                                                               " ORDER BY "
+                                                                               "min(created_at) "
+                                                                               "DESC LIMIT "
+                                                                               "$1::int8) g) r",
+        1, params, json, "read optimizer runs", err);
+    pool_release(&ps->pool, c, slot);
+    return rc;
+}
+
+static an_code pg_opt_results(an_store *s, const char *run_id, const char *symbol, const char *sort,
+                              int ascending, long limit, char **json, an_err *err)
+{
+    pg_store *ps = s->impl;
+    PGconn *c;
+    int slot;
+    an_code rc = pool_acquire(&ps->pool, &c, &slot, err);
+    if (rc != AN_OK)
+        return rc;
+    char lim[24], sql[2048];
+    snprintf(lim, sizeof lim, "%ld", limit);
+    snprintf(
+        sql, sizeof sql,
+        "SELECT coalesce(json_agg(t), '[]'::json)::text FROM (SELECT id, run_id, symbol,"
+        " strategy, timeframe, parameters, metrics, " PG_MS(
+            "period_start") " AS period_start,"
+                            " " PG_MS("period_end") " AS period_end, sample, to_char(created_at AT "
+                                                    "TIME ZONE"
+                                                    " 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
+                                                    "AS created_at"
+                                                    " FROM optimization.results WHERE ($1 = '' OR "
+                                                    "run_id = $1) AND ($2 = '' OR"
+                                                    " symbol = $2) ORDER BY "
+                                                    "(metrics->>'%s')::float8 %s NULLS LAST, id"
+                                                    " LIMIT $3::int8) t",
+        sort, ascending ? "ASC" : "DESC");
+    const char *params[3] = {run_id, symbol, lim};
+    rc = query_value(c, sql, 3, params, json, "read optimizer results", err);
+    pool_release(&ps->pool, c, slot);
+    return rc;
+}
+
 static const an_store_ops PG_OPS = {
     .migrate = pg_migrate,
     .check_schema = pg_check_schema,
@@ -1939,6 +2017,8 @@ static const an_store_ops PG_OPS = {
     .list_indicator_series = pg_list_indicator_series,
     .delete_range = pg_delete_range,
     .put_opt_results = pg_put_opt_results,
+    .opt_runs = pg_opt_runs,
+    .opt_results = pg_opt_results,
 };
 
 /* ---- open --------------------------------------------------------------- */

@@ -299,4 +299,17 @@ an_code an_store_delete_range(an_store *s, const char *table, const char *symbol
  * "fold-N"). Atomic: one statement. */
 an_code an_store_put_opt_results(an_store *s, const char *rows_json, an_err *err);
 
+/* The newest optimizer runs first (at most limit), as a JSON array text
+ * (*json malloc'd): run_id, strategy, timeframe, symbols, samples, rows,
+ * period_start/period_end (ms), created_at, best (symbol, sample, parameters,
+ * metrics of the row with the best sharpe outside the out-of-sample rows). */
+an_code an_store_opt_runs(an_store *s, long limit, char **json, an_err *err);
+
+/* Result rows (run_id / symbol NULL for any) by metrics->sort, best first
+ * (max_drawdown: lowest first), at most limit, as a JSON array text: id,
+ * run_id, symbol, strategy, timeframe, parameters, metrics, period_start,
+ * period_end (ms), sample, created_at. sort must be a metric name. */
+an_code an_store_opt_results(an_store *s, const char *run_id, const char *symbol, const char *sort,
+                             long limit, char **json, an_err *err);
+
 #endif

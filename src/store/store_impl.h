@@ -57,6 +57,10 @@ typedef struct an_store_ops {
                             int64_t from_ms, int64_t to_ms, an_err *err);
     /* schema v4: optimizer results (see store.h) */
     an_code (*put_opt_results)(an_store *s, const char *rows_json, an_err *err);
+    /* run_id/symbol "" for any; sort a metric name (validated); *json malloc'd */
+    an_code (*opt_runs)(an_store *s, long limit, char **json, an_err *err);
+    an_code (*opt_results)(an_store *s, const char *run_id, const char *symbol, const char *sort,
+                           int ascending, long limit, char **json, an_err *err);
 } an_store_ops;
 
 struct an_store {

@@ -111,6 +111,63 @@ an_code an_opt_spec_from_args(int *argc, char **argv, an_opt_spec *spec, an_err 
     return AN_OK;
 }
 
+an_code an_opt_spec_from_json(json_t *args, an_opt_spec *spec, an_err *err)
+{
+    memset(spec, 0, sizeof *spec);
+    spec->sort = "sharpe";
+    spec->fill = an_fill_default();
+    if (!json_is_object(args))
+        return an_err_set(err, AN_ERR_INVALID,
+                          "optimize_strategy: the arguments must be an object");
+    const char *key;
+    json_t *v;
+    json_object_foreach(args, key, v)
+    {
+        const char **str = !strcmp(key, "strategy") ? &spec->strategy
+                           : !strcmp(key, "grid")   ? &spec->grid
+                           : !strcmp(key, "sort")   ? &spec->sort
+                                                    : NULL;
+        if (str) {
+            if (!json_is_string(v))
+                return an_err_set(err, AN_ERR_INVALID, "optimize_strategy: %s must be a string",
+                                  key);
+            *str = json_string_value(v);
+        } else if (!strcmp(key, "split") || !strcmp(key, "fees") || !strcmp(key, "slippage")) {
+            double d = json_number_value(v);
+            if (!json_is_number(v) || !isfinite(d))
+                return an_err_set(err, AN_ERR_INVALID, "optimize_strategy: %s must be a number",
+                                  key);
+            if (!strcmp(key, "split") && !(d > 0 && d < 1))
+                return an_err_set(err, AN_ERR_INVALID,
+                                  "optimize_strategy: split %g is not in (0, 1)", d);
+            if (strcmp(key, "split") && (d < 0 || d >= 1))
+                return an_err_set(err, AN_ERR_INVALID,
+                                  "optimize_strategy: %s %g is not a fraction in [0, 1)", key, d);
+            *(!strcmp(key, "split")  ? &spec->split
+              : !strcmp(key, "fees") ? &spec->fill.fees
+                                     : &spec->fill.slippage) = d;
+        } else if (!strcmp(key, "walk_forward") || !strcmp(key, "keep") ||
+                   !strcmp(key, "max_combinations")) {
+            json_int_t n = json_integer_value(v);
+            if (!json_is_integer(v) || n < 0 || (!strcmp(key, "walk_forward") && n > 100) ||
+                (!strcmp(key, "max_combinations") && n < 1))
+                return an_err_set(err, AN_ERR_INVALID,
+                                  "optimize_strategy: %s must be a whole number in range", key);
+            if (!strcmp(key, "walk_forward"))
+                spec->walk_forward = (int)n;
+            else if (!strcmp(key, "keep"))
+                spec->keep = (size_t)n;
+            else
+                spec->max_combinations = (size_t)n;
+        } else if (strcmp(key, "symbols") && strcmp(key, "timeframe") && strcmp(key, "since") &&
+                   strcmp(key, "until")) {
+            return an_err_set(err, AN_ERR_INVALID, "optimize_strategy: unknown argument '%.40s'",
+                              key);
+        }
+    }
+    return AN_OK;
+}
+
 an_code an_opt_spec_check(const an_opt_spec *spec, an_grid *g, an_err *err)
 {
     memset(g, 0, sizeof *g);

@@ -32,6 +32,12 @@ typedef struct an_opt_spec {
  * bad value. */
 an_code an_opt_spec_from_args(int *argc, char **argv, an_opt_spec *spec, an_err *err);
 
+/* The same from a task's JSON arguments: strategy, grid, sort (strings),
+ * split, fees, slippage (numbers), walk_forward, keep, max_combinations
+ * (integers); unknown keys other than symbols, timeframe, since and until
+ * are refused. The strings point into args. */
+an_code an_opt_spec_from_json(json_t *args, an_opt_spec *spec, an_err *err);
+
 /* Checks what can be checked without the store; parses the grid into *g
  * (freed by the caller with an_grid_free). */
 an_code an_opt_spec_check(const an_opt_spec *spec, an_grid *g, an_err *err);

@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "tasks/health.h"
 #include "tasks/ingest.h"
+#include "tasks/optimize.h"
 #include "tasks/scheduler.h"
 #include "tasks/sync.h"
 
@@ -796,6 +797,72 @@ static an_code task_health(run_ctx *rc, json_t *args, json_t **out, an_err *err)
     return AN_OK;
 }
 
+/* ---- optimize_strategy (the run itself: tasks/optimize.c) ------------------ */
+
+typedef struct opt_task {
+    run_ctx *rc;
+    const char *approach;
+    size_t last;
+} opt_task;
+
+static void opt_progress(void *ctx, const char *symbol, size_t done, size_t total)
+{
+    opt_task *ot = ctx;
+    if (done != total && done - ot->last < total / 10 + 1)
+        return; /* the row is written at most about ten times per symbol */
+    ot->last = done == total ? 0 : done;
+    char status[96];
+    snprintf(status, sizeof status, "Optimizing %s", symbol);
+    progress(ot->rc, ot->approach, status, (int64_t)done, (int64_t)total);
+}
+
+static an_code task_optimize(run_ctx *rc, json_t *args, json_t **out, an_err *err)
+{
+    an_tasks *t = rc->t;
+    an_opt_spec spec;
+    an_grid g;
+    int64_t since = INT64_MIN, until = INT64_MAX;
+    const char *s_since = arg_str(args, "since", NULL), *s_until = arg_str(args, "until", NULL);
+    json_t *sv = json_object_get(args, "symbols");
+    if (an_opt_spec_from_json(args, &spec, err) != AN_OK ||
+        an_opt_spec_check(&spec, &g, err) != AN_OK ||
+        (s_since && an_time_parse(s_since, &since, err) != AN_OK) ||
+        (s_until && an_time_parse(s_until, &until, err) != AN_OK))
+        return err->code;
+    an_grid_free(&g);
+    if (sv && !json_is_string(sv))
+        return an_err_set(err, AN_ERR_INVALID, "optimize_strategy: symbols must be \"A,B\"");
+    const char *symbols = sv ? json_string_value(sv) : an_config_get(t->cfg, AN_CFG_SYMBOLS);
+    const char *tf = arg_str(args, "timeframe", an_config_get(t->cfg, AN_CFG_TIMEFRAME));
+    an_err perr = {0};
+    an_store *p = primary(t, &perr);
+    an_code code = AN_ERR_CONNECT;
+    opt_task ot = {rc, p ? an_tasks_approach(p) : "duckdb_fallback", 0};
+    if (p)
+        code = an_optimize_run(p, &spec, symbols, tf, since, until, opt_progress, &ot, out, err);
+    else
+        *err = perr;
+    if (code != AN_OK && is_outage(p ? code : perr.code) && !t->stop && fallback_enabled(t)) {
+        /* the primary is down (or went down): optimize over the fallback's candles */
+        AN_WARN(COMPONENT,
+                "msg=\"TimescaleDB-first approach failed: switching to the DuckDB fallback\" "
+                "task=optimize_strategy reason=\"%.200s\"",
+                err->msg);
+        ot.approach = "duckdb_fallback";
+        pthread_mutex_lock(&t->fb_mu);
+        an_store *fb = fallback_store(t, err);
+        code =
+            fb ? an_optimize_run(fb, &spec, symbols, tf, since, until, opt_progress, &ot, out, err)
+               : err->code;
+        if (fb && code == AN_OK)
+            t->fallback_active = 1;
+        pthread_mutex_unlock(&t->fb_mu);
+    }
+    if (code == AN_OK)
+        json_object_set_new(*out, "approach", json_string(ot.approach));
+    return code;
+}
+
 /* ---- the run ----------------------------------------------------------------- */
 
 typedef an_code (*task_fn)(run_ctx *rc, json_t *args, json_t **out, an_err *err);
@@ -807,6 +874,7 @@ static const struct {
     {"update_market_data", task_update_market_data},
     {"calculate_indicators_for_symbol", task_indicators},
     {"health_check", task_health},
+    {"optimize_strategy", task_optimize},
 };
 
 static task_fn find_task(const char *name)
@@ -851,7 +919,7 @@ static an_code run_task(an_tasks *t, const char *name, json_t *args, const char 
     if (!fn)
         return an_err_set(err, AN_ERR_NOT_FOUND,
                           "no task '%.64s' (update_market_data, calculate_indicators_for_symbol, "
-                          "health_check)",
+                          "health_check, optimize_strategy)",
                           name);
     run_ctx rc = {0};
     rc.t = t;
