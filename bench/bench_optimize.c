@@ -34,6 +34,15 @@ static double now_s(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+/* CPU seconds (user + system) of this process or of its waited children. */
+static double cpu_s(int who)
+{
+    struct rusage ru;
+    getrusage(who, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 static int cmp_dbl(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -59,7 +68,7 @@ int main(void)
         double o = x;
         x *= 1 + u * 0.004 + ((i / 20000) % 2 ? -0.00002 : 0.00003);
         close[i] = x;
-        cs.v[i] = (an_candle){t0 + (int64_t)i * 60000, o, (o > x ? o : x) * 1.0005,
+        cs.v[i] = (an_candle){t0 + (int64_t)i * 60000,  o, (o > x ? o : x) * 1.0005,
                               (o < x ? o : x) * 0.9995, x, 1.0};
     }
     char dir[] = "/tmp/autonama-bench-opt-XXXXXX";
@@ -93,7 +102,7 @@ int main(void)
     an_metrics *m = malloc(g.total * sizeof *m);
     unsigned char *skipped = malloc(g.total);
     an_fill fill = an_fill_default();
-    double comp[3];
+    double comp[3], cpu0 = cpu_s(RUSAGE_SELF);
     for (int r = 0; r < 3; r++) {
         double a = now_s();
         an_sweep *sw = NULL;
@@ -105,10 +114,11 @@ int main(void)
         comp[r] = now_s() - a;
         an_sweep_destroy(sw);
     }
+    double comp_cpu = (cpu_s(RUSAGE_SELF) - cpu0) / 3;
     qsort(comp, 3, sizeof comp[0], cmp_dbl);
 
     /* ours, the whole sweep through the binary: median of 3, memory peak */
-    double whole[3];
+    double whole[3], child0 = cpu_s(RUSAGE_CHILDREN);
     long peak_kb = 0;
     for (int r = 0; r < 3; r++) {
         double a = now_s();
@@ -135,6 +145,7 @@ int main(void)
         if (ru.ru_maxrss > peak_kb)
             peak_kb = ru.ru_maxrss;
     }
+    double whole_cpu = (cpu_s(RUSAGE_CHILDREN) - child0) / 3;
     qsort(whole, 3, sizeof whole[0], cmp_dbl);
 
     /* vectorbt on the same closes */
@@ -151,13 +162,21 @@ int main(void)
         fprintf(stderr, "bench_optimize: the vectorbt baseline failed (%s)\n", cmd);
         return 1;
     }
-    double vbt_all = vbt / (double)vbt_n * (double)g.total;
-    printf("bench/optimize: sma_cross, %zu combinations, %zu 1m candles, %d threads\n", g.total, n,
-           an_opt_threads());
-    printf("  ours compute (sweep in process, median of 3): %.3f s\n", comp[1]);
+    double vbt_all = vbt / (double)vbt_n * (double)g.total, load = 0;
+    FILE *la = fopen("/proc/loadavg", "r");
+    if (la) {
+        if (fscanf(la, "%lf", &load) != 1)
+            load = 0;
+        fclose(la);
+    }
+    printf("bench/optimize: sma_cross, %zu combinations, %zu 1m candles, %d threads, load "
+           "average %.1f (times are wall clock on a shared machine)\n",
+           g.total, n, an_opt_threads(), load);
+    printf("  ours compute (sweep in process, median of 3): %.3f s (CPU %.3f s per run)\n", comp[1],
+           comp_cpu);
     printf("  ours whole (autonama optimize: load + compute + store best 100, median of 3): "
-           "%.3f s (target < 2 s) %s\n",
-           whole[1], whole[1] < 2 ? "ok" : "MISSED");
+           "%.3f s (CPU %.3f s per run; target < 2 s) %s\n",
+           whole[1], whole_cpu, whole[1] < 2 ? "ok" : "MISSED");
     printf("  ours memory peak (autonama optimize, max RSS): %.1f MiB\n", peak_kb / 1024.0);
     printf("  vectorbt (after warm-up): %.3f s for %ld combinations -> %.1f s for %zu\n", vbt,
            vbt_n, vbt_all, g.total);

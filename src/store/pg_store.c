@@ -540,40 +540,20 @@ static an_code pg_migrate(an_store *s, int *applied, an_err *err)
         AN_INFO(COMPONENT, "msg=\"schema migrated\" version=1 mode=%s",
                 an_store_mode_name(s->mode));
     }
-    if (version < 2) {
+    /* versions 2.. : one transaction each (PGlite: none) */
+    static const char *const *const LATER[] = {MIGRATION_2, MIGRATION_3, MIGRATION_4};
+    for (int v = 2; v <= AN_SCHEMA_VERSION; v++) {
+        if (version >= v)
+            continue;
         if (!ps->is_pglite && (rc = exec_cmd(c, "BEGIN", "migrate", err)) != AN_OK)
             goto out;
-        rc = run_list(c, MIGRATION_2, err);
+        rc = run_list(c, LATER[v - 2], err);
         if (rc == AN_OK && !ps->is_pglite)
             rc = exec_cmd(c, "COMMIT", "migrate", err);
         if (rc != AN_OK)
             goto out;
         *applied += 1;
-        AN_INFO(COMPONENT, "msg=\"schema migrated\" version=2 mode=%s",
-                an_store_mode_name(s->mode));
-    }
-    if (version < 3) {
-        if (!ps->is_pglite && (rc = exec_cmd(c, "BEGIN", "migrate", err)) != AN_OK)
-            goto out;
-        rc = run_list(c, MIGRATION_3, err);
-        if (rc == AN_OK && !ps->is_pglite)
-            rc = exec_cmd(c, "COMMIT", "migrate", err);
-        if (rc != AN_OK)
-            goto out;
-        *applied += 1;
-        AN_INFO(COMPONENT, "msg=\"schema migrated\" version=3 mode=%s",
-                an_store_mode_name(s->mode));
-    }
-    if (version < 4) {
-        if (!ps->is_pglite && (rc = exec_cmd(c, "BEGIN", "migrate", err)) != AN_OK)
-            goto out;
-        rc = run_list(c, MIGRATION_4, err);
-        if (rc == AN_OK && !ps->is_pglite)
-            rc = exec_cmd(c, "COMMIT", "migrate", err);
-        if (rc != AN_OK)
-            goto out;
-        *applied += 1;
-        AN_INFO(COMPONENT, "msg=\"schema migrated\" version=4 mode=%s",
+        AN_INFO(COMPONENT, "msg=\"schema migrated\" version=%d mode=%s", v,
                 an_store_mode_name(s->mode));
     }
     if (s->mode == AN_STORE_TIMESCALEDB)

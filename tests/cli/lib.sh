@@ -12,6 +12,12 @@
 #                          [START, END) (ms) from its klines endpoint, as CSV
 #   same_as SYMBOL TF CSV  the stored series equals the CSV
 #                          (timestamp,open,high,low,close,volume), value for value
+#   start_serve / stop_serve   `autonama serve` on a free port (beat off, the
+#                          settings in the serve_env array added); sets base, serve_pid
+#   req METHOD PATH [curl args...]  the status in $code, the body in $work/body
+#                          (body EXPR reads it); noted in $observed for the
+#                          openapi.json conformance check, and bodies of paths
+#                          under $req_check must match the schema declared
 
 passed=0
 failed=0
@@ -111,3 +117,44 @@ with open(out, "w") as f:
         f.write(",".join([str(k[0])] + [repr(float(x)) for x in k[1:6]]) + "\n")
 PY
 }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+serve_pid=""
+serve_env=()
+start_serve() {
+    local port
+    port=$(free_port)
+    base=http://127.0.0.1:$port
+    env AUTONAMA_HTTP_ADDR=127.0.0.1:$port AUTONAMA_BEAT_UPDATE_INTERVAL=0 \
+        AUTONAMA_BEAT_INDICATORS_INTERVAL=0 AUTONAMA_BEAT_HEALTH_INTERVAL=0 "${serve_env[@]}" \
+        "$BIN" serve >"$work/serve.out" 2>"$work/serve.err" &
+    serve_pid=$!
+    for _ in $(seq 1 100); do
+        curl -s -o /dev/null "$base/openapi.json" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+stop_serve() {
+    kill "$serve_pid" 2>/dev/null
+    wait "$serve_pid" 2>/dev/null
+    serve_pid=""
+    check "serve reported no sanitizer error" \
+        bash -c "! grep -qiE 'AddressSanitizer|runtime error|LeakSanitizer' '$work/serve.err'"
+}
+
+req_check=/none
+req() {
+    local m=$1 p=$2 tpl
+    shift 2
+    code=$(curl -s -o "$work/body" -w '%{http_code}' -X "$m" "$@" "$base$p")
+    tpl=${p%%\?*}
+    case $tpl in /api/v1/tasks/*) tpl=/api/v1/tasks/{key} ;; esac
+    printf '{"path": "%s", "method": "%s", "status": %s}\n' "$tpl" "$m" "$code" >>"$observed"
+    if [ "$tpl" != "${tpl#"$req_check"}" ] &&
+        ! python3 "$SRC/tests/cli/api_check.py" body "$tpl" "$m" "$code" "$work/body"; then
+        bad "$m $p -> $code: the body does not match openapi.json"
+    fi
+}
+body() { json "$work/body" "$1"; }
