@@ -3,9 +3,10 @@
 BUILD ?= build
 BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
+BUILD_TSAN ?= build-tsan
 GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo Ninja || echo "Unix Makefiles")
 
-.PHONY: all deps build build-asan build-fuzz fuzz run test check-all bench format format-check clean
+.PHONY: all deps build build-asan build-fuzz fuzz tsan run test check-all bench format format-check clean
 
 all: build
 
@@ -28,6 +29,13 @@ build-fuzz: deps
 # every fuzz target for AN_FUZZ_SECONDS (60) each; a crash fails the run
 fuzz: build-fuzz
 	@scripts/run-fuzz
+
+# ThreadSanitizer build (data races between the task runtime's, the HTTP
+# server's and ingest's threads). Run its tests with TSAN_OPTIONS as
+# docs/threads-tasks.md says.
+tsan: deps
+	@cmake -S . -B $(BUILD_TSAN) -G "$(GENERATOR)" -DCMAKE_BUILD_TYPE=Debug -DAN_TSAN=ON >/dev/null
+	@cmake --build $(BUILD_TSAN)
 
 # The main job: the HTTP server on the embedded DuckDB store (or PostgreSQL /
 # TimescaleDB when POSTGRES_SERVER is set).
@@ -58,4 +66,4 @@ format-check:
 	@clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) $(BUILD_TSAN)

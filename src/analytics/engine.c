@@ -525,6 +525,9 @@ an_code an_engine_run(an_store *s, const char *symbol, const char *timeframe, co
     int *bidx = NULL;
     double *bval = NULL;
     an_code rc = AN_OK;
+    an_err local; /* err may be NULL: the fallback reason below reads the message */
+    if (!err)
+        err = &local;
     if (an_symbol_validate(symbol, err) != AN_OK)
         return AN_ERR_INVALID;
     if (!an_timeframe_valid(timeframe))

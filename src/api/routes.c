@@ -812,12 +812,10 @@ static const char *arg_value(const an_api_request *rq, const char *key)
     return NULL;
 }
 
-/* The seed's task names, for checks and messages. */
+/* The task registry's names (tasks.h), for checks and messages. */
 static int task_name_known(const char *name)
 {
-    return !strcmp(name, "update_market_data") ||
-           !strcmp(name, "calculate_indicators_for_symbol") || !strcmp(name, "health_check") ||
-           !strcmp(name, "optimize_strategy");
+    return an_tasks_find(name) != NULL;
 }
 
 static int no_tasks(const an_api_request *rq, an_api_reply *rp)
@@ -837,10 +835,7 @@ static void h_tasks(const an_api_request *rq, an_api_reply *rp)
     long limit = 50;
     an_err err = {0};
     if (name && !task_name_known(name)) {
-        an_api_error(rp, 400, "name",
-                     "unknown task '%.60s' (update_market_data, calculate_indicators_for_symbol, "
-                     "health_check, optimize_strategy)",
-                     name);
+        an_api_error(rp, 400, "name", "unknown task '%.60s' (%s)", name, an_tasks_names());
         return;
     }
     if (lim && an_api_parse_limit(lim, 1000, &limit, &err) != AN_OK) {
@@ -893,10 +888,7 @@ static void h_task_submit(const an_api_request *rq, an_api_reply *rp)
         return;
     const char *name = rq->tail;
     if (!task_name_known(name)) {
-        an_api_error(rp, 404, "name",
-                     "no task '%.60s' (update_market_data, calculate_indicators_for_symbol, "
-                     "health_check, optimize_strategy)",
-                     name);
+        an_api_error(rp, 404, "name", "no task '%.60s' (%s)", name, an_tasks_names());
         return;
     }
     json_t *args = NULL;

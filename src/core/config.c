@@ -488,11 +488,11 @@ static an_code split_list(const char *v, int symbols, char ***out, size_t *n, an
             tok[--len] = '\0';
         if (!len)
             continue;
-        if ((symbols && an_symbol_validate(tok, err) != AN_OK) || !(list[count] = strdup(tok))) {
+        an_code vrc = symbols ? an_symbol_validate(tok, err) : AN_OK;
+        if (vrc != AN_OK || !(list[count] = strdup(tok))) {
             an_config_free_list(list, count);
             free(copy);
-            return err && err->code != AN_OK ? err->code
-                                             : an_err_set(err, AN_ERR_NOMEM, "out of memory");
+            return vrc != AN_OK ? vrc : an_err_set(err, AN_ERR_NOMEM, "out of memory");
         }
         count++;
     }

@@ -54,21 +54,21 @@ void an_binance_limiter_free(an_binance_limiter *l)
 }
 
 /* Sleeps ms in small steps; returns early (and 1) when stop is set. */
-static int nap(int64_t ms, volatile const int *stop)
+static int nap(int64_t ms, const atomic_int *stop)
 {
     while (ms > 0) {
-        if (stop && *stop)
+        if (stop && atomic_load(stop))
             return 1;
         int64_t step = ms < 100 ? ms : 100;
         struct timespec ts = {(time_t)(step / 1000), (long)(step % 1000) * 1000000L};
         nanosleep(&ts, NULL);
         ms -= step;
     }
-    return stop && *stop;
+    return stop && atomic_load(stop);
 }
 
 /* Waits until a request of `weight` fits the budget (with 10% headroom). */
-static int limiter_acquire(an_binance_limiter *l, int weight, volatile const int *stop)
+static int limiter_acquire(an_binance_limiter *l, int weight, const atomic_int *stop)
 {
     if (!l)
         return 0;

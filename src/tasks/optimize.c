@@ -2,7 +2,9 @@
  * optimize.c - an optimizer run (see optimize.h): the command's flags, the
  * checks, loading each symbol's closes from the store, the sweeps (whole
  * period, --split, --walk-forward), --keep, and the rows of
- * optimization.results. Runs on the caller's thread; the sweep starts its own
+ * optimization.results; and the task optimize_strategy (its body and its
+ * argument check, listed in bodies.c's registry). Runs on the caller's
+ * thread (the command's, or a task worker's); the sweep starts its own
  * workers (AUTONAMA_OPT_THREADS).
  */
 #include "tasks/optimize.h"
@@ -14,8 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/config.h"
 #include "core/log.h"
 #include "core/market.h"
+#include "tasks/tasks_internal.h"
 
 #define COMPONENT "optimize"
 
@@ -529,4 +533,114 @@ out:
     json_decref(per);
     an_grid_free(&g);
     return r;
+}
+
+/* ---- the task optimize_strategy --------------------------------------------- */
+
+an_code an_task_optimize_check(json_t *args, an_err *err)
+{
+    an_opt_spec spec;
+    an_grid g;
+    int64_t t;
+    json_t *sv = json_object_get(args, "symbols"), *tf = json_object_get(args, "timeframe");
+    const char *since = json_string_value(json_object_get(args, "since")),
+               *until = json_string_value(json_object_get(args, "until"));
+    an_code rc;
+    if ((rc = an_opt_spec_from_json(args, &spec, err)) != AN_OK ||
+        (rc = an_opt_spec_check(&spec, &g, err)) != AN_OK)
+        return rc;
+    an_grid_free(&g);
+    if ((sv && !json_is_string(sv)) || (tf && !json_is_string(tf)))
+        return an_err_set(err, AN_ERR_INVALID,
+                          "optimize_strategy: symbols (\"A,B\") and timeframe must be strings");
+    if ((json_object_get(args, "since") && !since) || (json_object_get(args, "until") && !until))
+        return an_err_set(err, AN_ERR_INVALID, "optimize_strategy: since and until are strings");
+    if ((since && (rc = an_time_parse(since, &t, err)) != AN_OK) ||
+        (until && (rc = an_time_parse(until, &t, err)) != AN_OK))
+        return rc;
+    return AN_OK;
+}
+
+typedef struct opt_task {
+    an_run_ctx *rc;
+    an_opt_spec spec;
+    const char *symbols, *tf;
+    int64_t since, until;
+    const char *approach;
+    size_t last;
+    int on_fb;
+    json_t *result;
+} opt_task;
+
+static void task_progress(void *ctx, const char *symbol, size_t done, size_t total)
+{
+    opt_task *ot = ctx;
+    if (ot->on_fb) /* the fallback's progress is the hybrid's (before fb_mu) */
+        return;
+    if (done != total && done - ot->last < total / 10 + 1)
+        return; /* the row is written at most about ten times per symbol */
+    ot->last = done == total ? 0 : done;
+    char status[96];
+    snprintf(status, sizeof status, "Optimizing %s", symbol);
+    an_tasks_progress(ot->rc, ot->approach, status, (int64_t)done, (int64_t)total);
+}
+
+static an_code optimize_cb(void *ctx, an_store *s, int on_fb, const unsigned char *todo,
+                           an_code *codes, an_err *err)
+{
+    opt_task *ot = ctx;
+    (void)todo;
+    if (!s)
+        return err->code;
+    ot->on_fb = on_fb;
+    ot->approach = on_fb ? "duckdb_fallback" : an_tasks_approach(s);
+    ot->last = 0;
+    json_decref(ot->result);
+    ot->result = NULL;
+    codes[0] = an_optimize_run(s, &ot->spec, ot->symbols, ot->tf, ot->since, ot->until,
+                               task_progress, ot, &ot->result, err);
+    return AN_OK;
+}
+
+an_code an_task_optimize(an_run_ctx *rc, json_t *args, json_t **out, an_err *err)
+{
+    an_tasks *t = rc->t;
+    opt_task ot = {.rc = rc, .since = INT64_MIN, .until = INT64_MAX};
+    an_code code = an_task_optimize_check(args, err);
+    if (code != AN_OK)
+        return code;
+    an_opt_spec_from_json(args, &ot.spec, err);
+    const char *since = json_string_value(json_object_get(args, "since")),
+               *until = json_string_value(json_object_get(args, "until"));
+    if (since)
+        an_time_parse(since, &ot.since, err);
+    if (until)
+        an_time_parse(until, &ot.until, err);
+    const char *sv = json_string_value(json_object_get(args, "symbols"));
+    const char *tf = json_string_value(json_object_get(args, "timeframe"));
+    ot.symbols = sv ? sv : an_config_get(t->cfg, AN_CFG_SYMBOLS);
+    ot.tf = tf ? tf : an_config_get(t->cfg, AN_CFG_TIMEFRAME);
+    an_code codes[1] = {AN_OK};
+    unsigned char todo[1] = {0};
+    an_hybrid h = {.what = "task=optimize_strategy",
+                   .rc = rc,
+                   .fb_status = "Optimizing on the DuckDB fallback",
+                   .n = 1,
+                   .codes = codes,
+                   .todo = todo};
+    if ((code = an_tasks_hybrid(t, &h, optimize_cb, &ot, err)) != AN_OK)
+        goto out;
+    if (codes[0] != AN_OK) {
+        /* the run's own error (bad input, too few candles): err has it */
+        code = codes[0];
+        if (err->code == AN_OK)
+            code = an_err_set(err, codes[0], "optimize_strategy failed");
+        goto out;
+    }
+    json_object_set_new(ot.result, "approach", json_string(h.approach));
+    *out = ot.result;
+    ot.result = NULL;
+out:
+    json_decref(ot.result);
+    return code;
 }
