@@ -24,7 +24,8 @@ static int bind_texts(duckdb_prepared_statement st, const void *ctx)
     return t->n;
 }
 
-/* The first value of the result as a malloc'd string. */
+/* The first value of the result as a malloc'd string. (an_duck_bind_text
+ * binds "" as NULL: the filters below take either for "any".) */
 static an_code read_text(duckdb_result *r, void *ctx, an_err *err)
 {
     char **out = ctx;
@@ -71,10 +72,12 @@ an_code an_duck_opt_runs(an_store *s, long limit, char **json, an_err *err)
         " LIMIT 1) AS best FROM (SELECT run_id, min(strategy) AS strategy, min(timeframe) AS"
         " timeframe, list(DISTINCT symbol ORDER BY symbol) AS symbols, list(DISTINCT sample"
         " ORDER BY sample) AS samples, count(*) AS \"rows\", epoch_ms(min(period_start)) AS"
-        " period_start, epoch_ms(max(period_end)) AS period_end, " DUCK_ISO("min(created_at)")
-        " AS created_at, epoch_ms(min(created_at)) AS created_ms FROM optimization.results"
-        " WHERE run_id IS NOT NULL GROUP BY run_id ORDER BY min(created_at) DESC"
-        " LIMIT $1::BIGINT) g) r",
+        " period_start, epoch_ms(max(period_end)) AS period_end, " DUCK_ISO(
+            "min(created_at)") " AS created_at, epoch_ms(min(created_at)) AS created_ms FROM "
+                               "optimization.results"
+                               " WHERE run_id IS NOT NULL GROUP BY run_id ORDER BY min(created_at) "
+                               "DESC"
+                               " LIMIT $1::BIGINT) g) r",
         bind_texts, &t, read_text, json, NULL, "read optimizer runs", err);
 }
 
@@ -90,8 +93,8 @@ an_code an_duck_opt_results(an_store *s, const char *run_id, const char *symbol,
              " AS metrics, epoch_ms(period_start) AS period_start, epoch_ms(period_end) AS"
              " period_end, sample, %s AS created_at, row_number() OVER"
              " (ORDER BY TRY_CAST(json_extract_string(metrics, '$.%s') AS DOUBLE) %s NULLS LAST,"
-             " id) AS rank FROM optimization.results WHERE ($1 = '' OR run_id = $1) AND"
-             " ($2 = '' OR symbol = $2) QUALIFY rank <= $3::BIGINT) t",
+             " id) AS rank FROM optimization.results WHERE (coalesce($1, '') = '' OR run_id = $1)"
+             " AND (coalesce($2, '') = '' OR symbol = $2) QUALIFY rank <= $3::BIGINT) t",
              DUCK_ISO("created_at"), sort, ascending ? "ASC" : "DESC");
     const char *v[3] = {run_id, symbol, lim};
     texts t = {v, 3};

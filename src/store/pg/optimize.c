@@ -21,8 +21,8 @@ static an_code query_job(PGconn *c, void *ctx, an_err *err)
     opt_query *q = ctx;
     if (!q->out) {
         PGresult *r = PQexecParams(c, q->sql, q->n, NULL, q->params, NULL, NULL, 0);
-        an_code rc = PQresultStatus(r) == PGRES_COMMAND_OK ? AN_OK
-                                                           : an_pg_res_error(r, c, q->what, err);
+        an_code rc =
+            PQresultStatus(r) == PGRES_COMMAND_OK ? AN_OK : an_pg_res_error(r, c, q->what, err);
         PQclear(r);
         return rc;
     }
@@ -61,12 +61,24 @@ an_code an_pg_opt_runs(an_store *s, long limit, char **json, an_err *err)
         " FROM (SELECT run_id, min(strategy) AS strategy, min(timeframe) AS timeframe,"
         " array_agg(DISTINCT symbol ORDER BY symbol) AS symbols,"
         " array_agg(DISTINCT sample ORDER BY sample) AS samples, count(*) AS rows,"
-        " " PG_MS("min(period_start)") " AS period_start,"
-        " " PG_MS("max(period_end)") " AS period_end,"
-        " to_char(min(created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-        " AS created_at, " PG_MS("min(created_at)") " AS created_ms"
-        " FROM optimization.results WHERE run_id IS NOT NULL GROUP BY run_id"
-        " ORDER BY min(created_at) DESC LIMIT $1::int8) g) r",
+        " " PG_MS(
+            "min(period_start)") " AS period_start,"
+                                 " " PG_MS(
+                                     "max(period_end)") " AS period_end,"
+                                                        " to_char(min(created_at) AT TIME ZONE "
+                                                        "'UTC', "
+                                                        "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+                                                        " AS created_at, " PG_MS(
+                                                            "min(created_at)") " AS created_ms"
+                                                                               " FROM "
+                                                                               "optimization."
+                                                                               "results WHERE "
+                                                                               "run_id IS NOT NULL "
+                                                                               "GROUP BY run_id"
+                                                                               " ORDER BY "
+                                                                               "min(created_at) "
+                                                                               "DESC LIMIT "
+                                                                               "$1::int8) g) r",
         "read optimizer runs", 1, params, json};
     return an_pg_with_conn(s->impl, query_job, &q, err);
 }
@@ -77,15 +89,21 @@ an_code an_pg_opt_results(an_store *s, const char *run_id, const char *symbol, c
     char lim[24], sql[2048];
     snprintf(lim, sizeof lim, "%ld", limit);
     /* sort is a metric name (store.c checked it) */
-    snprintf(sql, sizeof sql,
-             "SELECT coalesce(json_agg(t), '[]'::json)::text FROM (SELECT id, run_id, symbol,"
-             " strategy, timeframe, parameters, metrics, " PG_MS("period_start") " AS period_start,"
-             " " PG_MS("period_end") " AS period_end, sample, to_char(created_at AT TIME ZONE"
-             " 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS created_at"
-             " FROM optimization.results WHERE ($1 = '' OR run_id = $1) AND ($2 = '' OR"
-             " symbol = $2) ORDER BY (metrics->>'%s')::float8 %s NULLS LAST, id"
-             " LIMIT $3::int8) t",
-             sort, ascending ? "ASC" : "DESC");
+    snprintf(
+        sql, sizeof sql,
+        "SELECT coalesce(json_agg(t), '[]'::json)::text FROM (SELECT id, run_id, symbol,"
+        " strategy, timeframe, parameters, metrics, " PG_MS(
+            "period_start") " AS period_start,"
+                            " " PG_MS("period_end") " AS period_end, sample, to_char(created_at AT "
+                                                    "TIME ZONE"
+                                                    " 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
+                                                    "AS created_at"
+                                                    " FROM optimization.results WHERE ($1 = '' OR "
+                                                    "run_id = $1) AND ($2 = '' OR"
+                                                    " symbol = $2) ORDER BY "
+                                                    "(metrics->>'%s')::float8 %s NULLS LAST, id"
+                                                    " LIMIT $3::int8) t",
+        sort, ascending ? "ASC" : "DESC");
     const char *params[3] = {run_id, symbol, lim};
     opt_query q = {sql, "read optimizer results", 3, params, json};
     return an_pg_with_conn(s->impl, query_job, &q, err);
