@@ -29,6 +29,7 @@
 #include "tasks/health.h"
 #include "tasks/ingest.h"
 #include "tasks/oneshot.h"
+#include "tasks/optimize.h"
 #include "tasks/scheduler.h"
 #include "tasks/service.h"
 #include "tasks/tasks.h"
@@ -425,6 +426,49 @@ static int cmd_serve(const an_config *cfg)
     return 0;
 }
 
+/* autonama optimize: the optimizer's flags were taken out of argv by main. */
+static void opt_progress(void *ctx, const char *symbol, size_t done, size_t total)
+{
+    (void)ctx;
+    fprintf(stderr, "\roptimize %s: %zu/%zu combinations%s", symbol, done, total,
+            done == total ? "\n" : "");
+}
+
+/* The optimizer's own flags, taken out of argv by main before the
+ * configuration reads the rest. */
+static an_opt_spec opt_spec;
+
+static int cmd_optimize(const an_config *cfg)
+{
+    const an_opt_spec *spec = &opt_spec;
+    an_err err = {0};
+    an_grid g;
+    int64_t since = INT64_MIN, until = INT64_MAX;
+    const char *s_since = an_config_get(cfg, AN_CFG_SINCE),
+               *s_until = an_config_get(cfg, AN_CFG_UNTIL);
+    /* bad input fails before the store is opened (exit 2) */
+    if (an_opt_spec_check(spec, &g, &err) != AN_OK ||
+        (s_since && an_time_parse(s_since, &since, &err) != AN_OK) ||
+        (s_until && an_time_parse(s_until, &until, &err) != AN_OK))
+        return fail("optimize", &err);
+    an_grid_free(&g);
+    an_store *s = NULL;
+    int version = 0;
+    json_t *res = NULL;
+    if (an_service_open_store(cfg, &s, &err) != AN_OK ||
+        an_store_check_schema(s, &version, &err) != AN_OK ||
+        an_optimize_run(s, spec, an_config_get(cfg, AN_CFG_SYMBOLS),
+                        an_config_get(cfg, AN_CFG_TIMEFRAME), since, until,
+                        isatty(2) ? opt_progress : NULL, NULL, &res, &err) != AN_OK) {
+        an_store_close(s);
+        return fail("optimize", &err);
+    }
+    print_json(res);
+    json_decref(res);
+    an_store_close(s);
+    return 0;
+}
+
 /* The commands: name, handler, the help lines of `autonama --help`. */
 static const struct command {
     const char *name;
@@ -462,6 +506,13 @@ static const struct command {
      "sync [--from FILE] [--move]\n"
      "                   copy a DuckDB store (default: the fallback file, moved) into\n"
      "                   PostgreSQL; --move deletes what was copied from FILE"},
+    {"optimize", cmd_optimize,
+     "optimize           backtest every combination of a strategy's grid over stored\n"
+     "                   candles into optimization.results: --strategy NAME\n"
+     "                   --grid p=start:stop:step,q=a|b [--symbols S,..] [--timeframe TF]\n"
+     "                   [--since T --until T] [--split 0.7 | --walk-forward N]\n"
+     "                   [--keep K] [--sort sharpe] [--fees 0.001] [--slippage 0]\n"
+     "                   [--max-combinations N]"},
     {"version", NULL, "version            print the version"},
 };
 #define NCOMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
@@ -511,8 +562,11 @@ int main(int argc, char **argv)
                    "unknown command '%.40s' (commands: %s; see autonama --help)", cmd, names);
         return fail("", &err);
     }
+    int nargs = argc - 2;
+    if (c->run == cmd_optimize && an_opt_spec_from_args(&nargs, argv + 2, &opt_spec, &err) != AN_OK)
+        return fail(cmd, &err);
     an_config cfg;
-    if (an_config_load(&cfg, argc - 2, argv + 2, &err) != AN_OK) {
+    if (an_config_load(&cfg, nargs, argv + 2, &err) != AN_OK) {
         an_config_free(&cfg);
         return fail(cmd, &err);
     }

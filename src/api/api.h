@@ -93,6 +93,10 @@ typedef struct an_api_route {
     an_api_handler fn;
 } an_api_route;
 
+/* Handlers defined outside routes.c (listed in its table). */
+void an_api_h_opt_runs(const an_api_request *rq, an_api_reply *rp);    /* routes_optimize.c */
+void an_api_h_opt_results(const an_api_request *rq, an_api_reply *rp); /* routes_optimize.c */
+
 extern const an_api_route an_api_routes[];
 extern const size_t an_api_nroutes;
 

@@ -778,6 +778,8 @@ static const char *const P_IND[] = {"symbol", "timeframe", "names", "start",
                                     "end",    "limit",     "order", NULL};
 
 static const char *const P_TASKS[] = {"name", "limit", NULL};
+static const char *const P_OPT_RUNS[] = {"limit", NULL};
+static const char *const P_OPT_RESULTS[] = {"run_id", "symbol", "sort", "limit", NULL};
 
 int an_api_route_match(const an_api_route *rt, const char *url, const char **tail)
 {
@@ -839,6 +841,17 @@ const an_api_route an_api_routes[] = {
      .name = "/api/v1/tasks/{name}",
      .params = P_NONE,
      .fn = h_task_submit},
+    /* the optimizer (routes_optimize.c) */
+    {.method = "GET",
+     .path = "/api/v1/optimization/runs",
+     .name = "/api/v1/optimization/runs",
+     .params = P_OPT_RUNS,
+     .fn = an_api_h_opt_runs},
+    {.method = "GET",
+     .path = "/api/v1/optimization/results",
+     .name = "/api/v1/optimization/results",
+     .params = P_OPT_RESULTS,
+     .fn = an_api_h_opt_results},
     /* the dashboard (static.c) */
     {.method = "GET", .path = "/", .name = "/", .params = P_NONE, .fn = an_static_index},
     {.method = "GET",

@@ -458,3 +458,37 @@ an_code an_store_delete_range(an_store *s, const char *table, const char *symbol
         return an_err_set(err, AN_ERR_INVALID, "cannot delete from '%.20s'", table);
     return s->ops->delete_range(s, table, symbol, timeframe, from_ms, to_ms, err);
 }
+
+an_code an_store_put_opt_results(an_store *s, const char *rows_json, an_err *err)
+{
+    if (!s || !rows_json)
+        return an_err_set(err, AN_ERR_INVALID, "put optimizer results: no store or rows");
+    return s->ops->put_opt_results(s, rows_json, err);
+}
+
+an_code an_store_opt_runs(an_store *s, long limit, char **json, an_err *err)
+{
+    *json = NULL;
+    if (!s || limit < 1)
+        return an_err_set(err, AN_ERR_INVALID, "optimizer runs: no store or a limit < 1");
+    return s->ops->opt_runs(s, limit, json, err);
+}
+
+an_code an_store_opt_results(an_store *s, const char *run_id, const char *symbol, const char *sort,
+                             long limit, char **json, an_err *err)
+{
+    *json = NULL;
+    if (!s || limit < 1)
+        return an_err_set(err, AN_ERR_INVALID, "optimizer results: no store or a limit < 1");
+    /* the sort key goes into SQL text: only a known metric name */
+    static const char *const keys[] = {"total_return",  "annual_return", "sharpe",   "sortino",
+                                       "max_drawdown",  "trades",        "win_rate", "exposure",
+                                       "profit_factor", "final_value"};
+    int ok = 0;
+    for (size_t i = 0; sort && i < sizeof keys / sizeof keys[0]; i++)
+        ok |= strcmp(sort, keys[i]) == 0;
+    if (!ok)
+        return an_err_set(err, AN_ERR_INVALID, "optimizer results: unknown sort metric");
+    return s->ops->opt_results(s, run_id ? run_id : "", symbol ? symbol : "", sort,
+                               strcmp(sort, "max_drawdown") == 0, limit, json, err);
+}

@@ -611,6 +611,9 @@ static const struct {
       check_shape},
      task_indicators},
     {{"health_check", "connection, schema and freshness", check_shape}, task_health},
+    {{"optimize_strategy", "a strategy's parameter grid backtested into optimization.results",
+      an_task_optimize_check},
+     an_task_optimize},
 };
 #define NTASKS (sizeof TASKS / sizeof TASKS[0])
 

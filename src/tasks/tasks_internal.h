@@ -163,6 +163,10 @@ an_code an_tasks_hybrid(an_tasks *t, an_hybrid *h, an_hybrid_fn run, void *ctx, 
 
 typedef an_code (*an_task_body)(an_run_ctx *rc, json_t *args, json_t **out, an_err *err);
 
+/* optimize.c: the body of optimize_strategy and its argument check. */
+an_code an_task_optimize(an_run_ctx *rc, json_t *args, json_t **out, an_err *err);
+an_code an_task_optimize_check(json_t *args, an_err *err);
+
 /* The body of a registered task; NULL for an unknown name. */
 an_task_body an_tasks_body(const char *name);
 

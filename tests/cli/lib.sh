@@ -13,10 +13,15 @@
 #   same_as SYMBOL TF CSV  the stored series equals the CSV
 #                          (timestamp,open,high,low,close,volume), value for value
 #   free_port              a free TCP port on 127.0.0.1
-#   start_serve [VAR=VALUE...]  `autonama serve` on a free port with those
-#                          settings added, waits until it answers (1 if it does
-#                          not); sets serve_pid and base (http://127.0.0.1:PORT)
+#   start_serve [VAR=VALUE...]  `autonama serve` on a free port with the settings
+#                          of the serve_env array and the arguments added; waits
+#                          until it answers (1 if it does not); sets serve_pid and
+#                          base (http://127.0.0.1:PORT)
 #   stop_serve             stops it; a check that its stderr has no sanitizer report
+#   req METHOD PATH [curl args...]  the status in $code, the body in $work/body
+#                          (body EXPR reads it); noted in $observed for the
+#                          openapi.json conformance check, and bodies of paths
+#                          under $req_check must match the schema declared
 
 passed=0
 failed=0
@@ -120,11 +125,13 @@ PY
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+serve_pid=""
+serve_env=()
 start_serve() {
     local port
     port=$(free_port)
     base=http://127.0.0.1:$port
-    env "$@" AUTONAMA_HTTP_ADDR=127.0.0.1:$port "$BIN" serve >"$work/serve.out" 2>"$work/serve.err" &
+    env AUTONAMA_HTTP_ADDR=127.0.0.1:$port "${serve_env[@]}" "$@" "$BIN" serve >"$work/serve.out" 2>"$work/serve.err" &
     serve_pid=$!
     for _ in $(seq 1 100); do
         curl -s -o /dev/null "$base/openapi.json" && return 0
@@ -144,3 +151,18 @@ stop_serve() {
         ok "serve reported no sanitizer error"
     fi
 }
+
+req_check=/none
+req() {
+    local m=$1 p=$2 tpl
+    shift 2
+    code=$(curl -s -o "$work/body" -w '%{http_code}' -X "$m" "$@" "$base$p")
+    tpl=${p%%\?*}
+    case $tpl in /api/v1/tasks/*) tpl=/api/v1/tasks/{key} ;; esac
+    printf '{"path": "%s", "method": "%s", "status": %s}\n' "$tpl" "$m" "$code" >>"$observed"
+    if [ "$tpl" != "${tpl#"$req_check"}" ] &&
+        ! python3 "$SRC/tests/cli/api_check.py" body "$tpl" "$m" "$code" "$work/body"; then
+        bad "$m $p -> $code: the body does not match openapi.json"
+    fi
+}
+body() { json "$work/body" "$1"; }

@@ -86,9 +86,21 @@ static const char *const MIGRATION_3[] = {
     NULL,
 };
 
+/* Version 4: optimizer runs in optimization.results (issue 13). */
+static const char *const MIGRATION_4[] = {
+    "ALTER TABLE optimization.results ADD COLUMN run_id VARCHAR",
+    "ALTER TABLE optimization.results ADD COLUMN timeframe VARCHAR",
+    "ALTER TABLE optimization.results ADD COLUMN period_start TIMESTAMP",
+    "ALTER TABLE optimization.results ADD COLUMN period_end TIMESTAMP",
+    "ALTER TABLE optimization.results ADD COLUMN sample VARCHAR",
+    "INSERT INTO autonama.schema_version (version, description)"
+    " VALUES (4, 'optimization.results: run_id, timeframe, period, sample')",
+    NULL,
+};
+
 /* MIGRATIONS[v] takes the schema from version v - 1 to v. */
 static const char *const *const MIGRATIONS[AN_SCHEMA_VERSION + 1] = {NULL, MIGRATION_1, MIGRATION_2,
-                                                                     MIGRATION_3};
+                                                                     MIGRATION_3, MIGRATION_4};
 
 static an_code stored_version(duck_store *ds, int *version, an_err *err)
 {

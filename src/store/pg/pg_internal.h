@@ -270,4 +270,11 @@ an_code an_pg_unlock(an_store *s, int64_t key, an_err *err);
 an_code an_pg_delete_range(an_store *s, const char *table, const char *symbol, const char *tf,
                            int64_t from_ms, int64_t to_ms, an_err *err);
 
+/* ---- optimize.c: optimization.results (schema v4) ------------------------ */
+
+an_code an_pg_put_opt_results(an_store *s, const char *rows_json, an_err *err);
+an_code an_pg_opt_runs(an_store *s, long limit, char **json, an_err *err);
+an_code an_pg_opt_results(an_store *s, const char *run_id, const char *symbol, const char *sort,
+                          int ascending, long limit, char **json, an_err *err);
+
 #endif

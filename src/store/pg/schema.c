@@ -145,6 +145,17 @@ static const char *MIGRATION_3[] = {
     NULL,
 };
 
+/* Version 4: optimizer runs in optimization.results (issue 13). */
+static const char *MIGRATION_4[] = {
+    "ALTER TABLE optimization.results ADD COLUMN run_id text, ADD COLUMN timeframe text,"
+    " ADD COLUMN period_start timestamptz, ADD COLUMN period_end timestamptz,"
+    " ADD COLUMN sample text",
+    "CREATE INDEX results_run_idx ON optimization.results (run_id)",
+    "INSERT INTO autonama.schema_version (version, description)"
+    " VALUES (4, 'optimization.results: run_id, timeframe, period, sample')",
+    NULL,
+};
+
 static an_code run_list(PGconn *c, const char *const *list, an_err *err)
 {
     for (int i = 0; list[i]; i++) {
@@ -291,7 +302,7 @@ static an_code migrate_job_run(PGconn *c, void *ctx, an_err *err)
                           "(%d): upgrade autonama",
                           version, AN_SCHEMA_VERSION);
     static const char *const *const LATER[AN_SCHEMA_VERSION + 1] = {NULL, NULL, MIGRATION_2,
-                                                                    MIGRATION_3};
+                                                                    MIGRATION_3, MIGRATION_4};
     for (int v = version + 1; v <= AN_SCHEMA_VERSION; v++) {
         rc = v == 1 ? migrate_v1(s, c, err) : run_step(ps, c, LATER[v], err);
         if (rc != AN_OK)

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# The optimizer end to end (issue 13) on all three store modes, with the real
+# candle file BTC_USDT-1h.json: `autonama optimize` stores its rows
+# (--keep, --split, --walk-forward), every bad input of the issue exits 2
+# naming the problem and stores nothing, the task optimize_strategy runs
+# through POST /api/v1/tasks (PROGRESS meta, SUCCESS), and the results are
+# read back through GET /api/v1/optimization/runs and /results (validated:
+# bad parameters 400, 405 for other methods, 414, 503 while the store is
+# unreachable; openapi.json conformance of these routes).
+# Needs AN_BIN, AN_SRC, AN_DATA_DIR, AUTONAMA_TEST_PG, AUTONAMA_TEST_TS.
+set -uo pipefail
+
+BIN=${AN_BIN:?}
+SRC=${AN_SRC:?}
+DATA=${AN_DATA_DIR:?}
+: "${AUTONAMA_TEST_PG:?run through make test}" "${AUTONAMA_TEST_TS:?run through make test}"
+work=$(mktemp -d /tmp/autonama-optimize.XXXXXX)
+# shellcheck source=lib.sh
+. "$SRC/tests/cli/lib.sh"
+trap '[ -n "$serve_pid" ] && kill $serve_pid 2>/dev/null; rm -rf "$work"' EXIT
+
+serve_env=(AUTONAMA_FALLBACK=false AUTONAMA_HTTP_CACHE_TTL_MS=0 AUTONAMA_BEAT_UPDATE_INTERVAL=0
+    AUTONAMA_BEAT_INDICATORS_INTERVAL=0 AUTONAMA_BEAT_HEALTH_INTERVAL=0)
+check_py=$SRC/tests/cli/api_check.py
+observed=$work/observed.jsonl
+: >"$observed"
+req_check=/api/v1/optimization
+# rows stored in optimization.results, through the API
+stored_rows() {
+    req GET "/api/v1/optimization/runs?limit=5000"
+    body "sum(r['rows'] for r in j['runs'])"
+}
+
+OPT=(optimize --strategy sma_cross --symbols BTC/USDT --timeframe 1h)
+for mode in duckdb postgres timescaledb; do
+    echo "# mode $mode"
+    mode_env "$mode"
+    reset_mode "$mode"
+    "$BIN" import "$DATA/BTC_USDT-1h.json" >/dev/null 2>&1 || bad "$mode: import failed"
+
+    # a CLI run: every combination computed, the best 10 by sharpe stored
+    "$BIN" "${OPT[@]}" --grid fast=5:50:5,slow=20:200:10 --keep 10 >"$work/run.json" 2>"$work/run.err"
+    rc=$?
+    check "$mode: optimize exits 0 ($rc: $(tail -1 "$work/run.err"))" test "$rc" = 0
+    run1=$(json "$work/run.json" "j['run_id']")
+    check "$mode: 190 combinations, 16 skipped (fast >= slow), 10 rows stored" \
+        test "$(json "$work/run.json" "(j['combinations'], j['skipped'], j['rows_stored'], j['symbols'][0]['candles'])")" = "(190, 16, 10, 5482)"
+
+    # --split 0.7: in and out rows per kept combination; --walk-forward 3: one row per fold
+    "$BIN" "${OPT[@]}" --grid 'fast=10|20,slow=50|100' --split 0.7 >"$work/split.json" 2>/dev/null
+    check "$mode: --split stores an in and an out row per combination" \
+        test "$(json "$work/split.json" "j['rows_stored']")" = 8
+    "$BIN" "${OPT[@]}" --grid 'fast=10|20,slow=50|100' --walk-forward 3 --sort total_return >"$work/wf.json" 2>/dev/null
+    check "$mode: --walk-forward 3 reports three folds, one row each" \
+        test "$(json "$work/wf.json" "(j['rows_stored'], [f['fold'] for f in j['symbols'][0]['folds']])")" = "(3, [1, 2, 3])"
+
+    # bad input: exit 2 naming the problem, nothing stored
+    bad_input() {
+        local what=$1 needle=$2
+        shift 2
+        "$BIN" "$@" >"$work/bad.json" 2>"$work/bad.err"
+        local rc=$?
+        check "$mode: $what exits 2 naming the problem ($rc: $(tail -1 "$work/bad.err"))" \
+            bash -c '[ "$1" = 2 ] && grep -qF -- "$2" "$3"' _ "$rc" "$needle" "$work/bad.err"
+    }
+    bad_input "an unknown strategy" "unknown strategy 'sma_crossing'" optimize --strategy sma_crossing --grid fast=5,slow=20 --symbols BTC/USDT --timeframe 1h
+    bad_input "an unknown parameter" "no parameter 'slowest'" "${OPT[@]}" --grid fast=5,slowest=20
+    bad_input "an inverted range" "inverted range" "${OPT[@]}" --grid fast=50:5:5,slow=20
+    bad_input "an empty range" "'' is not a number" "${OPT[@]}" --grid fast=,slow=20
+    bad_input "a grid over 1,000,000 combinations" "1001000 combinations is over the limit of 1000000" "${OPT[@]}" --grid fast=2:1002:1,slow=2:1001:1
+    bad_input "... or over --max-combinations" "over the limit of 100 (--max-combinations)" "${OPT[@]}" --grid fast=2:20:1,slow=30:40:1 --max-combinations 100
+    bad_input "NaN fees" "--fees: 'nan' is not a finite number" "${OPT[@]}" --grid fast=5,slow=20 --fees nan
+    bad_input "negative fees" "--fees: -0.1 is not a fraction" "${OPT[@]}" --grid fast=5,slow=20 --fees -0.1
+    bad_input "a period too short for the slowest window" "too few for the slowest window" "${OPT[@]}" --grid fast=5,slow=200 --since 2021-01-01 --until 2021-01-05
+    bad_input "an unknown sort metric" "unknown metric 'sharp'" "${OPT[@]}" --grid fast=5,slow=20 --sort sharp
+    bad_input "--split outside (0, 1)" "--split: 1.5 is not in (0, 1)" "${OPT[@]}" --grid fast=5,slow=20 --split 1.5
+    start_serve || { bad "$mode: serve did not start: $(tail -3 "$work/serve.err")"; continue; }
+    check "$mode: bad input stored nothing: the runs hold 10 + 8 + 3 rows" test "$(stored_rows)" = 21
+
+    # the task through the API, with its progress
+    export AUTONAMA_API_KEY=opt-key
+    stop_serve
+    start_serve || { bad "$mode: serve did not restart"; continue; }
+    for _ in $(seq 1 50); do
+        # the HTTP server answers before the task workers have started
+        req POST /api/v1/tasks/optimize_strategy -H "Authorization: Bearer opt-key" \
+            -d '{"strategy":"ema_cross","grid":"fast=5:20:5,slow=30:90:30","symbols":"BTC/USDT","timeframe":"1h","keep":5,"sort":"total_return"}'
+        [ "$code" != 501 ] && break
+        sleep 0.1
+    done
+    id=$(body "j.get('id', '')")
+    check "$mode: POST /api/v1/tasks/optimize_strategy queues the run ($code)" test "$code" = 202
+    state=""
+    for _ in $(seq 1 300); do
+        req GET "/api/v1/tasks/$id"
+        state=$(body "j['state']")
+        case $state in SUCCESS | FAILURE | INTERRUPTED) break ;; esac
+        sleep 0.2
+    done
+    check "$mode: the task ends in SUCCESS ($state: $(body "j.get('error')"))" test "$state" = SUCCESS
+    check "$mode: its meta counted the combinations (done = total = 12)" \
+        test "$(body "(j['meta']['done'], j['meta']['total'])")" = "(12, 12)"
+    run2=$(body "j['result']['run_id']")
+    check "$mode: the task's result says 5 rows stored ($(body "j['result'].get('approach')"))" \
+        test "$(body "j['result']['rows_stored']")" = 5
+
+    # read back through the API
+    req GET /api/v1/optimization/runs
+    check "$mode: GET /api/v1/optimization/runs lists the task's run first ($code)" \
+        test "$code:$(body "(j['runs'][0]['run_id'] == '$run2', j['runs'][0]['strategy'], j['runs'][0]['rows'], j['count'])")" = "200:(True, 'ema_cross', 5, 4)"
+    req GET "/api/v1/optimization/results?run_id=$run2&sort=total_return"
+    check "$mode: GET /results?run_id= gives the task's 5 rows, best total_return first" \
+        test "$code:$(body "(j['count'], all(a['metrics']['total_return'] >= b['metrics']['total_return'] for a, b in zip(j['results'], j['results'][1:])), {r['sample'] for r in j['results']})")" = "200:(5, True, {'in'})"
+    req GET "/api/v1/optimization/results?run_id=$run1&symbol=BTC/USDT&sort=max_drawdown&limit=3"
+    check "$mode: sort=max_drawdown gives the lowest first, limit 3" \
+        test "$(body "(j['count'], all(a['metrics']['max_drawdown'] <= b['metrics']['max_drawdown'] for a, b in zip(j['results'], j['results'][1:])))")" = "(3, True)"
+    req GET "/api/v1/optimization/results?run_id=$run1"
+    check "$mode: the CLI's best (by sharpe) is the first row by sharpe" \
+        test "$(body "j['results'][0]['parameters']")" = "$(json "$work/run.json" "j['symbols'][0]['best']['parameters']")"
+    req GET "/api/v1/optimization/results?sort=sharp"
+    check "$mode: an unknown sort is 400 naming sort ($code)" test "$code:$(body "j['parameter']")" = "400:sort"
+    req GET "/api/v1/optimization/results?limit=0"
+    check "$mode: limit=0 is 400 naming limit ($code)" test "$code:$(body "j['parameter']")" = "400:limit"
+    req GET "/api/v1/optimization/results?symbol=nope"
+    check "$mode: a bad symbol is 400 ($code)" test "$code:$(body "j['parameter']")" = "400:symbol"
+    req GET "/api/v1/optimization/runs?limit=x"
+    check "$mode: runs?limit=x is 400 ($code)" test "$code" = 400
+    req GET "/api/v1/optimization/runs?bogus=1"
+    check "$mode: an unknown parameter is 400 ($code)" test "$code" = 400
+    long=$(printf 'a%.0s' $(seq 1 3000))
+    req GET "/api/v1/optimization/results?run_id=$long"
+    check "$mode: an over-long URL is 414 ($code)" test "$code" = 414
+    req GET "/api/v1/optimization/runs?x=$long"
+    check "$mode: ... on runs too ($code)" test "$code" = 414
+    for m in POST PUT DELETE; do
+        req $m /api/v1/optimization/runs
+        check "$mode: $m runs is 405 ($code)" test "$code" = 405
+        req $m /api/v1/optimization/results
+        check "$mode: $m results is 405 ($code)" test "$code" = 405
+    done
+    unset AUTONAMA_API_KEY
+    stop_serve
+done
+
+# the store unreachable: both routes answer 503 saying why
+mode_env postgres
+export POSTGRES_PORT=$(free_port) AUTONAMA_CONNECT_TIMEOUT=1
+if start_serve; then
+    req GET /api/v1/optimization/runs
+    check "runs with the database down is 503 ($code)" test "$code" = 503
+    req GET /api/v1/optimization/results
+    check "results with the database down is 503 ($code)" test "$code" = 503
+    stop_serve
+else
+    bad "serve did not start with the database down: $(tail -3 "$work/serve.err")"
+fi
+
+echo "# openapi.json conformance of the optimizer's routes"
+if python3 "$check_py" conformance "$SRC/src/api/openapi.json" "$observed" /api/v1/optimization >"$work/conf.out"; then
+    ok "the optimizer's routes produce exactly the statuses openapi.json declares"
+else
+    grep '^not ok' "$work/conf.out"
+    bad "openapi.json conformance of the optimizer's routes"
+fi
+finish
