@@ -193,6 +193,8 @@ async function main() {
       null, { timeout: 15000 }).then(() => true, () => false);
     ok(cells, 'an optimization run\'s heatmap has cells: ' + await page.$eval('#heatmap', (e) => e.dataset.cells));
   } else {
+    await page.waitForFunction(() => document.getElementById('opt-note').textContent !== '', null,
+      { timeout: 15000 }).catch(() => {});
     const note = await page.$eval('#opt-note', (e) => e.textContent);
     ok(/no optimization routes|No optimization runs/.test(note), 'optimization view says what is missing: ' + note.slice(0, 70));
   }

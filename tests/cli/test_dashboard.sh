@@ -49,7 +49,8 @@ btc = json.load(open(d + "/BTC_USDT-1h.json"))
 eth = json.load(open(d + "/ETH_USDT-1h.json"))
 print(json.dumps({"btc_1h": min(1000, len(btc)), "eth_1h": min(1000, len(eth)),
                   "eth_4h": min(1000, len({r[0] // 14400000 for r in eth})),
-                  "eth_1d": min(1000, len({r[0] // 86400000 for r in eth}))}))
+                  "eth_1d": min(1000, len({r[0] // 86400000 for r in eth})),
+                  "opt_run": True}))
 PY
 )
 export EXPECT CHROMIUM=$chromium OUT=$out DOCS=$SRC/docs
@@ -130,8 +131,10 @@ for mode in ${DASHBOARD_MODES:-duckdb postgres timescaledb}; do
     mode_env "$mode"
     reset_mode "$mode"
     if ! "$BIN" import "$DATA/BTC_USDT-1h.json" "$DATA/ETH_USDT-1h.json" >/dev/null 2>"$work/err" ||
-        ! "$BIN" indicators --symbols BTC/USDT,ETH/USDT --timeframe 1h >/dev/null 2>>"$work/err"; then
-        bad "$mode: import and indicators: $(tail -3 "$work/err")"
+        ! "$BIN" indicators --symbols BTC/USDT,ETH/USDT --timeframe 1h >/dev/null 2>>"$work/err" ||
+        ! "$BIN" optimize --strategy sma_cross --grid fast=5:30:5,slow=20:60:10 --symbols BTC/USDT \
+            --timeframe 1h >/dev/null 2>>"$work/err"; then
+        bad "$mode: import, indicators and an optimizer run: $(tail -3 "$work/err")"
         continue
     fi
     unset DB_DOWN DB_UP ADD_CANDLE
