@@ -372,6 +372,50 @@ void an_sweep_destroy(an_sweep *sw)
 /* Memory the indicator arrays may take (bytes). */
 #define SERIES_BUDGET ((size_t)4 << 30)
 
+/* The per-bar return prefix sums (mean, variance, downside) and the
+ * drawdown tree over the closes: shared by every combination. */
+static void build_tables(an_sweep *sw)
+{
+    const double *close = sw->close;
+    size_t n = sw->n;
+    sw->ps[0] = sw->ps[1] = (struct psum){0, 0, 0};
+    for (size_t i = 1; i < n; i++) {
+        double r = close[i] / close[i - 1] - 1;
+        sw->ps[i + 1].r = sw->ps[i].r + r;
+        sw->ps[i + 1].r2 = sw->ps[i].r2 + r * r;
+        sw->ps[i + 1].down2 = sw->ps[i].down2 + (r < 0 ? r * r : 0);
+    }
+    for (size_t i = 0; i < sw->tree_size; i++) {
+        dd_node leaf = {close[i < n ? i : n - 1], close[i < n ? i : n - 1], 1};
+        if (i >= n)
+            leaf.mx = -INFINITY; /* padding: empty */
+        sw->tree[sw->tree_size + i] = leaf;
+    }
+    for (size_t i = sw->tree_size - 1; i >= 1; i--)
+        sw->tree[i] = dd_merge(sw->tree[2 * i], sw->tree[2 * i + 1]);
+}
+
+/* One distinct indicator series of the grid, computed once, and the first
+ * bar where it (and its second output) has a value. */
+static an_code compute_series(series *s, const an_strat_series *key, const double *close, size_t n,
+                              an_err *err)
+{
+    s->key = *key;
+    int outs = an_strat_series_outputs(s->key.kind);
+    for (int k = 0; k < outs; k++)
+        if (!(s->out[k] = malloc(n * sizeof(double))))
+            return an_err_set(err, AN_ERR_NOMEM, "optimize: out of memory for the indicators");
+    if (an_strat_series_compute(&s->key, close, n, s->out[0], s->out[1]) != 0)
+        return an_err_set(err, AN_ERR_NOMEM, "optimize: out of memory for the indicators");
+    s->first = n;
+    for (size_t j = 0; j < n; j++)
+        if (!isnan(s->out[0][j]) && (outs < 2 || !isnan(s->out[1][j]))) {
+            s->first = j;
+            break;
+        }
+    return AN_OK;
+}
+
 an_code an_sweep_create(const an_grid *g, const double *close, size_t n, double bars_per_year,
                         an_sweep **out, an_err *err)
 {
@@ -400,21 +444,7 @@ an_code an_sweep_create(const an_grid *g, const double *close, size_t n, double 
         rc = an_err_set(err, AN_ERR_NOMEM, "optimize: out of memory for %zu candles", n);
         goto out;
     }
-    sw->ps[0] = sw->ps[1] = (struct psum){0, 0, 0};
-    for (size_t i = 1; i < n; i++) {
-        double r = close[i] / close[i - 1] - 1;
-        sw->ps[i + 1].r = sw->ps[i].r + r;
-        sw->ps[i + 1].r2 = sw->ps[i].r2 + r * r;
-        sw->ps[i + 1].down2 = sw->ps[i].down2 + (r < 0 ? r * r : 0);
-    }
-    for (size_t i = 0; i < sw->tree_size; i++) {
-        dd_node leaf = {close[i < n ? i : n - 1], close[i < n ? i : n - 1], 1};
-        if (i >= n)
-            leaf.mx = -INFINITY; /* padding: empty */
-        sw->tree[sw->tree_size + i] = leaf;
-    }
-    for (size_t i = sw->tree_size - 1; i >= 1; i--)
-        sw->tree[i] = dd_merge(sw->tree[2 * i], sw->tree[2 * i + 1]);
+    build_tables(sw);
 
     /* the distinct series of the grid */
     size_t nk = 0;
@@ -446,26 +476,10 @@ an_code an_sweep_create(const an_grid *g, const double *close, size_t n, double 
         goto out;
     }
     sw->n_ser = nu;
-    for (size_t i = 0; i < nu; i++) {
-        series *s = &sw->ser[i];
-        s->key = keys[i];
-        int outs = an_strat_series_outputs(s->key.kind);
-        for (int k = 0; k < outs; k++)
-            if (!(s->out[k] = malloc(n * sizeof(double)))) {
-                rc = an_err_set(err, AN_ERR_NOMEM, "optimize: out of memory for the indicators");
-                goto out;
-            }
-        if (an_strat_series_compute(&s->key, close, n, s->out[0], s->out[1]) != 0) {
-            rc = an_err_set(err, AN_ERR_NOMEM, "optimize: out of memory for the indicators");
-            goto out;
-        }
-        s->first = n;
-        for (size_t j = 0; j < n; j++)
-            if (!isnan(s->out[0][j]) && (outs < 2 || !isnan(s->out[1][j]))) {
-                s->first = j;
-                break;
-            }
-    }
+    for (size_t i = 0; i < nu && rc == AN_OK; i++)
+        rc = compute_series(&sw->ser[i], &keys[i], close, n, err);
+    if (rc != AN_OK)
+        goto out;
     for (size_t i = 0; i < g->total; i++) {
         an_grid_combo(g, i, p);
         an_strat_series k[2];
@@ -615,6 +629,36 @@ static inline void acc_range(acc *a, const an_sweep *sw, size_t from, size_t to)
 }
 
 /* One combination on [lo, hi). */
+/* What a backtest counted along the way, for its metrics. */
+typedef struct tally {
+    acc a;        /* sums of the per-bar returns */
+    double worst; /* the lowest value / running peak */
+    double gain, loss;
+    int64_t closed, wins;
+    size_t held; /* bars in a position */
+} tally;
+
+/* The metrics of a backtest over nbars bars (formulas in the README). */
+static void set_metrics(const an_sweep *sw, const an_fill *fill, size_t nbars, double final_value,
+                        const tally *t, an_metrics *m)
+{
+    double nb = (double)nbars;
+    m->final_value = final_value;
+    m->total_return = final_value / fill->init_cash - 1;
+    m->annual_return = pow(final_value / fill->init_cash, sw->bars_per_year / nb) - 1;
+    double mean = t->a.s1 / nb;
+    double var = nb > 1 ? (t->a.s2 - t->a.s1 * t->a.s1 / nb) / (nb - 1) : 0;
+    double ann = sqrt(sw->bars_per_year);
+    m->sharpe = var > 0 ? mean / sqrt(var) * ann : NAN;
+    double down = sqrt(t->a.sd / nb);
+    m->sortino = down > 0 ? mean / down * ann : NAN;
+    m->max_drawdown = 1 - t->worst;
+    m->trades = t->closed;
+    m->win_rate = t->closed ? (double)t->wins / (double)t->closed : NAN;
+    m->profit_factor = t->loss > 0 ? t->gain / t->loss : NAN;
+    m->exposure = (double)t->held / nb;
+}
+
 static void simulate(const an_sweep *sw, size_t idx, size_t lo, size_t hi, const an_fill *fill,
                      an_metrics *m, trade_list *trades)
 {
@@ -700,21 +744,8 @@ static void simulate(const an_sweep *sw, size_t idx, size_t lo, size_t hi, const
         held += hi - entry;
         trade_push(trades, (an_trade){entry, SIZE_MAX, final_value - cash_before});
     }
-    double nb = (double)(hi - lo);
-    m->final_value = final_value;
-    m->total_return = final_value / fill->init_cash - 1;
-    m->annual_return = pow(final_value / fill->init_cash, sw->bars_per_year / nb) - 1;
-    double mean = a.s1 / nb;
-    double var = nb > 1 ? (a.s2 - a.s1 * a.s1 / nb) / (nb - 1) : 0;
-    double ann = sqrt(sw->bars_per_year);
-    m->sharpe = var > 0 ? mean / sqrt(var) * ann : NAN;
-    double down = sqrt(a.sd / nb);
-    m->sortino = down > 0 ? mean / down * ann : NAN;
-    m->max_drawdown = 1 - worst;
-    m->trades = closed;
-    m->win_rate = closed ? (double)wins / (double)closed : NAN;
-    m->profit_factor = loss > 0 ? gain / loss : NAN;
-    m->exposure = (double)held / nb;
+    tally t = {a, worst, gain, loss, closed, wins, held};
+    set_metrics(sw, fill, hi - lo, final_value, &t, m);
 }
 
 static void metrics_nan(an_metrics *m)

@@ -402,6 +402,57 @@ out:
     return r;
 }
 
+/* One symbol's candles of the period into L (closes and times), refused
+ * when there are fewer than need. */
+static an_code load_symbol(an_store *s, loaded *L, const char *timeframe, int64_t since_ms,
+                           int64_t until_ms, size_t need, an_err *err)
+{
+    an_query qq = an_query_all();
+    qq.start_ms = since_ms;
+    qq.end_ms = until_ms;
+    an_candles cs = {0};
+    an_code r = an_store_get_ohlc(s, L->symbol, timeframe, &qq, &cs, err);
+    if (r != AN_OK)
+        return r;
+    L->n = cs.n;
+    L->close = malloc((cs.n ? cs.n : 1) * sizeof *L->close);
+    L->ts = malloc((cs.n ? cs.n : 1) * sizeof *L->ts);
+    if (!L->close || !L->ts) {
+        an_candles_free(&cs);
+        return an_err_set(err, AN_ERR_NOMEM, "optimize: out of memory");
+    }
+    for (size_t i = 0; i < cs.n; i++) {
+        L->close[i] = cs.v[i].close;
+        L->ts[i] = cs.v[i].ts;
+    }
+    an_candles_free(&cs);
+    if (L->n < need)
+        return an_err_set(err, AN_ERR_INVALID,
+                          "optimize: %s %s has %zu candles in the period: too few for the "
+                          "slowest window of the grid (needs %zu)",
+                          L->symbol, timeframe, L->n, need);
+    return AN_OK;
+}
+
+/* The run's spec as the result reports it. */
+static json_t *spec_json(const an_opt_spec *spec, const an_grid *g, const char *timeframe)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "strategy", json_string(g->strategy->name));
+    json_object_set_new(j, "grid", json_string(g->text));
+    json_object_set_new(j, "timeframe", json_string(timeframe));
+    json_object_set_new(j, "sort", json_string(spec->sort));
+    json_object_set_new(j, "fees", json_real(spec->fill.fees));
+    json_object_set_new(j, "slippage", json_real(spec->fill.slippage));
+    if (spec->split > 0)
+        json_object_set_new(j, "split", json_real(spec->split));
+    if (spec->walk_forward > 0)
+        json_object_set_new(j, "walk_forward", json_integer(spec->walk_forward));
+    if (spec->keep)
+        json_object_set_new(j, "keep", json_integer((json_int_t)spec->keep));
+    return j;
+}
+
 an_code an_optimize_run(an_store *s, const an_opt_spec *spec, const char *symbols,
                         const char *timeframe, int64_t since_ms, int64_t until_ms,
                         an_opt_progress progress, void *ctx, json_t **result, an_err *err)
@@ -441,33 +492,10 @@ an_code an_optimize_run(an_store *s, const an_opt_spec *spec, const char *symbol
         loaded *L = &ld[nsym++];
         snprintf(L->symbol, sizeof L->symbol, "%.*s", (int)(len < AN_SYMBOL_MAX ? len : 0), q);
         q = c ? c + 1 : q + len;
-        an_query qq = an_query_all();
-        qq.start_ms = since_ms;
-        qq.end_ms = until_ms;
-        an_candles cs = {0};
-        if ((r = an_store_get_ohlc(s, L->symbol, timeframe, &qq, &cs, err)) != AN_OK)
-            break;
-        L->n = cs.n;
-        L->close = malloc((cs.n ? cs.n : 1) * sizeof *L->close);
-        L->ts = malloc((cs.n ? cs.n : 1) * sizeof *L->ts);
-        if (!L->close || !L->ts) {
-            an_candles_free(&cs);
-            r = an_err_set(err, AN_ERR_NOMEM, "optimize: out of memory");
-            break;
-        }
-        for (size_t i = 0; i < cs.n; i++) {
-            L->close[i] = cs.v[i].close;
-            L->ts[i] = cs.v[i].ts;
-        }
-        an_candles_free(&cs);
         size_t need = warm + 2;
         if (spec->walk_forward > 0)
             need *= (size_t)spec->walk_forward + 1;
-        if (L->n < need)
-            r = an_err_set(err, AN_ERR_INVALID,
-                           "optimize: %s %s has %zu candles in the period: too few for the "
-                           "slowest window of the grid (needs %zu)",
-                           L->symbol, timeframe, L->n, need);
+        r = load_symbol(s, L, timeframe, since_ms, until_ms, need, err);
     }
     if (r == AN_OK && nsym == 0)
         r = an_err_set(err, AN_ERR_INVALID, "optimize needs --symbols");
@@ -498,19 +526,7 @@ an_code an_optimize_run(an_store *s, const an_opt_spec *spec, const char *symbol
         goto out;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    json_t *spec_j = json_object();
-    json_object_set_new(spec_j, "strategy", json_string(g.strategy->name));
-    json_object_set_new(spec_j, "grid", json_string(g.text));
-    json_object_set_new(spec_j, "timeframe", json_string(timeframe));
-    json_object_set_new(spec_j, "sort", json_string(spec->sort));
-    json_object_set_new(spec_j, "fees", json_real(spec->fill.fees));
-    json_object_set_new(spec_j, "slippage", json_real(spec->fill.slippage));
-    if (spec->split > 0)
-        json_object_set_new(spec_j, "split", json_real(spec->split));
-    if (spec->walk_forward > 0)
-        json_object_set_new(spec_j, "walk_forward", json_integer(spec->walk_forward));
-    if (spec->keep)
-        json_object_set_new(spec_j, "keep", json_integer((json_int_t)spec->keep));
+    json_t *spec_j = spec_json(spec, &g, timeframe);
     *result = json_object();
     json_object_set_new(*result, "status", json_string("success"));
     json_object_set_new(*result, "run_id", json_string(run_id));
