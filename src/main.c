@@ -29,6 +29,7 @@
 #include "store/store.h"
 #include "tasks/health.h"
 #include "tasks/ingest.h"
+#include "tasks/realtime.h"
 #include "tasks/scheduler.h"
 #include "tasks/service.h"
 #include "tasks/sync.h"
@@ -482,10 +483,29 @@ static int cmd_sync(const an_config *cfg)
     return 0;
 }
 
-/* GET /metrics: the task system's lines (runs by state, fallback active). */
+/* GET /metrics: the task system's lines (runs by state, fallback active),
+ * then the realtime path's (stream connections, messages, lag). */
+typedef struct serve_parts {
+    an_tasks *tasks;
+    an_realtime *rt;
+} serve_parts;
+
 static char *tasks_metrics(void *ctx)
 {
-    return an_tasks_metrics(ctx);
+    serve_parts *p = ctx;
+    char *a = an_tasks_metrics(p->tasks);
+    if (!p->rt || !a)
+        return a;
+    char *b = an_realtime_metrics(p->rt);
+    size_t la = strlen(a), lb = b ? strlen(b) : 0;
+    char *both = b ? realloc(a, la + lb + 1) : NULL;
+    if (!both) {
+        free(b);
+        return a;
+    }
+    memcpy(both + la, b, lb + 1);
+    free(b);
+    return both;
 }
 
 static int cmd_serve(const an_config *cfg)
@@ -507,9 +527,18 @@ static int cmd_serve(const an_config *cfg)
         an_service_destroy(&svc);
         return fail("serve", &err);
     }
+    /* the live path (AUTONAMA_REALTIME): its own threads, off by default */
+    an_realtime *rt = NULL;
+    if (an_realtime_start(cfg, &svc, &rt, &err) != AN_OK) {
+        an_tasks_free(tasks);
+        an_service_destroy(&svc);
+        return fail("serve", &err);
+    }
     an_http_server *h = NULL;
-    an_http_options hopt = {tasks_metrics, tasks, tasks};
+    serve_parts parts = {tasks, rt};
+    an_http_options hopt = {tasks_metrics, &parts, tasks};
     if (an_http_start_with(cfg, &svc, &hopt, &h, &err) != AN_OK) {
+        an_realtime_stop(rt);
         an_tasks_free(tasks);
         an_service_destroy(&svc);
         return fail("serve", &err);
@@ -526,6 +555,7 @@ static int cmd_serve(const an_config *cfg)
                 an_store_mode_name(an_store_get_mode(svc.store)), an_store_describe(svc.store));
     an_clock clock = an_clock_system();
     if (an_tasks_start(tasks, &clock, &err) != AN_OK) {
+        an_realtime_stop(rt);
         an_tasks_free(tasks);
         an_http_stop(h);
         an_service_destroy(&svc);
@@ -536,6 +566,7 @@ static int cmd_serve(const an_config *cfg)
         ;
     AN_INFO("serve", "msg=\"stopping\" signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
     an_http_stop(h);
+    an_realtime_stop(rt);
     if (!an_tasks_shutdown(tasks, an_config_int(cfg, AN_CFG_SHUTDOWN_GRACE) * 1000)) {
         /* a task did not stop in time: it is marked INTERRUPTED; leave now */
         json_t *o = json_pack("{s:s, s:b}", "status", "stopped", "interrupted_runs", 1);

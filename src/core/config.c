@@ -171,6 +171,26 @@ static const cdef table[AN_CFG__COUNT] = {
     {AN_CFG_MOVE, NULL, "move", T_BOOL, "false", 0, 0, NULL,
      "sync: delete what was copied from the --from file"},
     {AN_CFG_LIMIT, NULL, "limit", T_INT, "50", 1, 100000, NULL, "tasks: runs to list"},
+    {AN_CFG_REALTIME, "AUTONAMA_REALTIME", "realtime", T_BOOL, "false", 0, 0, NULL,
+     "serve: stream Binance's kline WebSocket streams into the store"},
+    {AN_CFG_REALTIME_SYMBOLS, "AUTONAMA_REALTIME_SYMBOLS", "realtime-symbols", T_SYMBOLS, NULL, 0, 0,
+     NULL, "realtime: symbols streamed (default AUTONAMA_SYMBOLS)"},
+    {AN_CFG_REALTIME_TIMEFRAMES, "AUTONAMA_REALTIME_TIMEFRAMES", "realtime-timeframes",
+     T_TIMEFRAMES, "1m", 0, 0, NULL, "realtime: intervals streamed per symbol"},
+    {AN_CFG_REALTIME_FLUSH_MS, "AUTONAMA_REALTIME_FLUSH_MS", "realtime-flush-ms", T_INT, "1000", 10,
+     60000, NULL, "realtime: at most one write of a series' open candle per this many ms"},
+    {AN_CFG_BINANCE_WS_URL, "BINANCE_WS_URL", "binance-ws-url", T_STR,
+     "wss://stream.binance.com:9443", 0, 0, NULL, "Binance WebSocket streams base URL"},
+    {AN_CFG_REALTIME_IDLE_MS, "AUTONAMA_REALTIME_IDLE_MS", "realtime-idle-ms", T_INT, "30000", 1000,
+     600000, NULL, "realtime: a connection without a frame for this long is dropped and reopened"},
+    {AN_CFG_REALTIME_MAX_AGE, "AUTONAMA_REALTIME_MAX_AGE", "realtime-max-age", T_INT, "82800", 5,
+     86000, NULL,
+     "realtime: seconds after which a connection is replaced, seamlessly (Binance cuts at 24 h)"},
+    {AN_CFG_REALTIME_BACKOFF_MS, "AUTONAMA_REALTIME_BACKOFF_MS", "realtime-backoff-ms", T_INT, "500",
+     10, 60000, NULL, "realtime: first reconnect delay (doubles to 30 s, with jitter)"},
+    {AN_CFG_REALTIME_STREAMS_PER_CONN, "AUTONAMA_REALTIME_STREAMS_PER_CONN",
+     "realtime-streams-per-conn", T_INT, "1024", 1, 1024, NULL,
+     "realtime: streams per connection (Binance allows 1,024)"},
     {AN_CFG_FORMAT, NULL, "format", T_ENUM, "auto", 0, 0,
      "auto|freqtrade-json|cryptodatadownload-csv|csv|binance-csv", "import: file format"},
     {AN_CFG_SYMBOL, NULL, "symbol", T_STR, NULL, 0, 0, NULL,
@@ -573,6 +593,15 @@ void an_config_print_help(void *file)
             fprintf(f, " [default: %s]", d->def);
         fputc('\n', f);
     }
+}
+
+an_code an_config_list(const an_config *cfg, an_cfg_key key, char ***out, size_t *n, an_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (key < 0 || key >= AN_CFG__COUNT || !cfg->val[key])
+        return AN_OK;
+    return split_list(cfg->val[key], table[key].type == T_SYMBOLS, out, n, err);
 }
 
 an_code an_config_indicator_timeframes(const an_config *cfg, char ***out, size_t *n, an_err *err)
