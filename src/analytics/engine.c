@@ -139,7 +139,7 @@ static int outputs_of(const an_ind_spec *sp)
     return sp->kind == AN_IND_BBANDS || sp->kind == AN_IND_MACD ? 3 : 1;
 }
 
-static void name_outputs(const an_ind_spec *sp, char (*names)[AN_INDICATOR_NAME_MAX])
+void an_ind_spec_names(const an_ind_spec *sp, char (*names)[AN_INDICATOR_NAME_MAX])
 {
     switch (sp->kind) {
     case AN_IND_SMA: snprintf(names[0], AN_INDICATOR_NAME_MAX, "sma_%d", sp->p[0]); break;
@@ -195,7 +195,7 @@ an_code an_engine_compute(const an_ind_set *set, const double *closes, size_t n,
     int k = 0;
     for (int i = 0; i < set->n; i++) {
         const an_ind_spec *sp = &set->v[i];
-        name_outputs(sp, names + k);
+        an_ind_spec_names(sp, names + k);
         switch (sp->kind) {
         case AN_IND_SMA: an_ind_sma(closes, n, sp->p[0], vals[k]); break;
         case AN_IND_EMA: an_ind_ema(closes, n, sp->p[0], vals[k]); break;

@@ -52,6 +52,10 @@ typedef struct an_ind_set {
  * names the bad item. */
 an_code an_ind_set_parse(const char *s, an_ind_set *out, an_err *err);
 
+/* The output names of one spec (1, or 3 for bbands and macd), as stored in
+ * analytics.indicators: sma_20, bb_upper_20, macd_signal, macd_5_35_5, ... */
+void an_ind_spec_names(const an_ind_spec *sp, char (*names)[AN_INDICATOR_NAME_MAX]);
+
 typedef enum an_load_pref { AN_LOAD_AUTO = 0, AN_LOAD_DIRECT, AN_LOAD_COPY } an_load_pref;
 
 an_code an_load_pref_parse(const char *s, an_load_pref *out, an_err *err);
