@@ -39,8 +39,8 @@ typedef struct rsi_st {
 
 typedef struct ind_st {
     an_ind_spec spec;
-    sma_st sma;       /* SMA, BBANDS */
-    double total2;    /* BBANDS: running sum of squares */
+    sma_st sma;        /* SMA, BBANDS */
+    double total2;     /* BBANDS: running sum of squares */
     ema_st e1, e2, e3; /* EMA: e1; MACD: e1 slow, e2 fast, e3 signal */
     rsi_st rsi;
     size_t skip_fast; /* MACD: bars before the fast EMA's seed window */
@@ -145,9 +145,7 @@ static double rsi_step(rsi_st *r, double x, int commit)
 static void step(ind_st *s, size_t n, double x, double *out, int commit)
 {
     switch (s->spec.kind) {
-    case AN_IND_SMA:
-        out[0] = sma_step(&s->sma, n, x, commit);
-        break;
+    case AN_IND_SMA: out[0] = sma_step(&s->sma, n, x, commit); break;
     case AN_IND_EMA: {
         ema_st next;
         out[0] = ema_step(&s->e1, x, &next);
@@ -155,9 +153,7 @@ static void step(ind_st *s, size_t n, double x, double *out, int commit)
             s->e1 = next;
         break;
     }
-    case AN_IND_RSI:
-        out[0] = rsi_step(&s->rsi, x, commit);
-        break;
+    case AN_IND_RSI: out[0] = rsi_step(&s->rsi, x, commit); break;
     case AN_IND_BBANDS: {
         size_t p = (size_t)s->sma.p;
         double oldest = n + 1 >= p ? (n + 1 == p && p == 1 ? x : s->sma.ring[(n + 1 - p) % p]) : 0;
@@ -224,9 +220,7 @@ static void init_state(ind_st *s)
     s->sma.total = 0;
     s->total2 = 0;
     switch (s->spec.kind) {
-    case AN_IND_EMA:
-        ema_init(&s->e1, s->spec.p[0]);
-        break;
+    case AN_IND_EMA: ema_init(&s->e1, s->spec.p[0]); break;
     case AN_IND_RSI:
         memset(&s->rsi, 0, sizeof s->rsi);
         s->rsi.p = s->spec.p[0];
@@ -244,8 +238,7 @@ static void init_state(ind_st *s)
         s->skip_fast = (size_t)(slow - fast);
         break;
     }
-    default:
-        break;
+    default: break;
     }
 }
 

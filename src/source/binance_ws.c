@@ -29,8 +29,8 @@
 
 /* ---- validation ----------------------------------------------------- */
 
-static const char *const bad_names[AN_WS_BAD__COUNT] = {
-    "json", "wrapper", "event", "value", "time", "mismatch", "order"};
+static const char *const bad_names[AN_WS_BAD__COUNT] = {"json", "wrapper",  "event", "value",
+                                                        "time", "mismatch", "order"};
 
 const char *an_ws_bad_name(an_ws_bad b)
 {
@@ -50,9 +50,9 @@ an_code an_ws_sub_init(an_ws_sub *sub, const char *symbol, const char *timeframe
     char lower[AN_SYMBOL_MAX];
     size_t i = 0;
     for (; sub->exchange[i] && i + 1 < sizeof lower; i++)
-        lower[i] = (char)(sub->exchange[i] >= 'A' && sub->exchange[i] <= 'Z'
-                              ? sub->exchange[i] - 'A' + 'a'
-                              : sub->exchange[i]);
+        lower[i] =
+            (char)(sub->exchange[i] >= 'A' && sub->exchange[i] <= 'Z' ? sub->exchange[i] - 'A' + 'a'
+                                                                      : sub->exchange[i]);
     lower[i] = 0;
     snprintf(sub->stream, sizeof sub->stream, "%s@kline_%s", lower, timeframe);
     return AN_OK;
@@ -117,9 +117,8 @@ static long find_sub(const an_ws_sub *subs, const size_t *order, size_t n, const
     return -1;
 }
 
-static an_code parse_frame(const char *text, size_t len, const an_ws_sub *subs,
-                           const size_t *order, size_t nsubs, an_ws_kline *out, an_ws_bad *bad,
-                           an_err *err)
+static an_code parse_frame(const char *text, size_t len, const an_ws_sub *subs, const size_t *order,
+                           size_t nsubs, an_ws_kline *out, an_ws_bad *bad, an_err *err)
 {
     json_error_t je;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
@@ -159,9 +158,9 @@ static an_code parse_frame(const char *text, size_t len, const an_ws_sub *subs,
     const char *ki = json_string_value(json_object_get(k, "i"));
     json_t *x = json_object_get(k, "x");
     if (!json_is_integer(json_object_get(data, "E")) || !s || !ks || !ki || !json_is_boolean(x)) {
-        code = refuse(bad, AN_WS_BAD_EVENT, err,
-                      "kline frame (%s): E, s, k.s, k.i or k.x missing or of the wrong type",
-                      stream);
+        code =
+            refuse(bad, AN_WS_BAD_EVENT, err,
+                   "kline frame (%s): E, s, k.s, k.i or k.x missing or of the wrong type", stream);
         goto out;
     }
     if (strcmp(s, sub->exchange) != 0 || strcmp(ks, sub->exchange) != 0 ||
@@ -294,7 +293,7 @@ struct an_binance_ws {
     an_binance_ws_stats st;
 };
 
-#define CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 static double rnd(an_binance_ws *w)
 {
@@ -373,8 +372,9 @@ static void group_connect(an_binance_ws *w, group *g, int next)
             c->gone = 1;
             if (g->cur == c) {
                 g->cur = NULL;
-                schedule(w, g, an_ws_backoff_ms(g->failures++, w->o.backoff_ms,
-                                                w->o.backoff_max_ms, rnd(w)));
+                schedule(
+                    w, g,
+                    an_ws_backoff_ms(g->failures++, w->o.backoff_ms, w->o.backoff_max_ms, rnd(w)));
             }
             if (g->next == c)
                 g->next = NULL;
@@ -404,8 +404,10 @@ static void conn_lost(conn *c, const char *why)
     }
     if (g->next == c) {
         g->next = NULL;
-        AN_WARN(COMPONENT, "msg=\"replacement connection failed; the current one stays\" group=%d "
-                "why=\"%.200s\"", g->index, why);
+        AN_WARN(COMPONENT,
+                "msg=\"replacement connection failed; the current one stays\" group=%d "
+                "why=\"%.200s\"",
+                g->index, why);
         return;
     }
     if (c->retired || g->cur != c || atomic_load(&w->stopping))
@@ -449,8 +451,8 @@ static void deliver(an_binance_ws *w, conn *c, const char *text, size_t len)
         w->st.bad[bad]++;
         w->st.bad_total++;
         pthread_mutex_unlock(&w->lock);
-        AN_WARN(COMPONENT, "msg=\"bad frame dropped\" kind=%s error=\"%.300s\"", an_ws_bad_name(bad),
-                err.msg);
+        AN_WARN(COMPONENT, "msg=\"bad frame dropped\" kind=%s error=\"%.300s\"",
+                an_ws_bad_name(bad), err.msg);
         if (++c->bad_run >= BAD_RUN_MAX) {
             AN_WARN(COMPONENT, "msg=\"%d bad frames in a row: dropping the connection\" group=%d",
                     BAD_RUN_MAX, c->g->index);
@@ -498,8 +500,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                 old->retired = 1;
                 conn_kill(old);
             }
-            AN_INFO(COMPONENT, "msg=\"stream connection replaced (age limit)\" group=%d",
-                    g->index);
+            AN_INFO(COMPONENT, "msg=\"stream connection replaced (age limit)\" group=%d", g->index);
             if (w->o.cb.on_connected)
                 w->o.cb.on_connected(w->o.cb.ctx, g->index, 1);
         } else {
@@ -559,8 +560,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             c->wsi = NULL;
         }
         break;
-    default:
-        break;
+    default: break;
     }
     return 0;
 }
@@ -598,8 +598,10 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
         group *g = &w->groups[i];
         conn *c = g->cur;
         if (c && !c->gone && c->established && now - c->last_rx_ms > w->o.idle_ms) {
-            AN_WARN(COMPONENT, "msg=\"stream silent: dropping the connection\" group=%d "
-                    "silent_ms=%lld", g->index, (long long)(now - c->last_rx_ms));
+            AN_WARN(COMPONENT,
+                    "msg=\"stream silent: dropping the connection\" group=%d "
+                    "silent_ms=%lld",
+                    g->index, (long long)(now - c->last_rx_ms));
             conn_kill(c);
         } else if (c && !c->gone && !c->established && now - c->started_ms > CONNECT_TIMEOUT_MS) {
             conn_kill(c);
@@ -721,7 +723,7 @@ an_code an_binance_ws_start(const an_binance_ws_options *o, an_binance_ws **out,
         g->w = w;
         size_t first = (size_t)gi * (size_t)o->streams_per_conn;
         size_t n = o->nsubs - first < (size_t)o->streams_per_conn ? o->nsubs - first
-                                                                   : (size_t)o->streams_per_conn;
+                                                                  : (size_t)o->streams_per_conn;
         size_t cap = strlen(w->prefix) + 32 + n * (sizeof w->subs[0].stream + 1);
         if (!(g->path = malloc(cap))) {
             code = an_err_set(err, AN_ERR_NOMEM, "out of memory");

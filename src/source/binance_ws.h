@@ -40,10 +40,10 @@
 
 /* One subscribed series. */
 typedef struct an_ws_sub {
-    char symbol[AN_SYMBOL_MAX];        /* "BTC/USDT" */
-    char timeframe[AN_TIMEFRAME_MAX];  /* "1m" */
-    char stream[AN_SYMBOL_MAX + 16];   /* "btcusdt@kline_1m" */
-    char exchange[AN_SYMBOL_MAX];      /* "BTCUSDT" */
+    char symbol[AN_SYMBOL_MAX];       /* "BTC/USDT" */
+    char timeframe[AN_TIMEFRAME_MAX]; /* "1m" */
+    char stream[AN_SYMBOL_MAX + 16];  /* "btcusdt@kline_1m" */
+    char exchange[AN_SYMBOL_MAX];     /* "BTCUSDT" */
 } an_ws_sub;
 
 /* Fills sub from a symbol and a timeframe (validated: AN_ERR_INVALID). */
@@ -59,13 +59,13 @@ typedef struct an_ws_kline {
 
 /* Why a frame was refused (an_binance_ws_parse's return, for the counters). */
 typedef enum an_ws_bad {
-    AN_WS_BAD_JSON = 0,  /* not JSON, not an object, a binary frame, too large */
-    AN_WS_BAD_WRAPPER,   /* no "stream"/"data", or a stream not subscribed */
-    AN_WS_BAD_EVENT,     /* not a kline event, or a field missing or of the wrong type */
-    AN_WS_BAD_VALUE,     /* a decimal string that is not one, or l <= o,c <= h / v >= 0 broken */
-    AN_WS_BAD_TIME,      /* open time not aligned, close time not open + interval - 1 */
-    AN_WS_BAD_MISMATCH,  /* symbol or interval not the stream's */
-    AN_WS_BAD_ORDER,     /* older than the newest event of the series (counted by the client) */
+    AN_WS_BAD_JSON = 0, /* not JSON, not an object, a binary frame, too large */
+    AN_WS_BAD_WRAPPER,  /* no "stream"/"data", or a stream not subscribed */
+    AN_WS_BAD_EVENT,    /* not a kline event, or a field missing or of the wrong type */
+    AN_WS_BAD_VALUE,    /* a decimal string that is not one, or l <= o,c <= h / v >= 0 broken */
+    AN_WS_BAD_TIME,     /* open time not aligned, close time not open + interval - 1 */
+    AN_WS_BAD_MISMATCH, /* symbol or interval not the stream's */
+    AN_WS_BAD_ORDER,    /* older than the newest event of the series (counted by the client) */
     AN_WS_BAD__COUNT
 } an_ws_bad;
 
@@ -107,8 +107,8 @@ typedef struct an_binance_ws_callbacks {
 } an_binance_ws_callbacks;
 
 typedef struct an_binance_ws_options {
-    const char *url;        /* ws://host:port or wss://host:port, optional path prefix */
-    const an_ws_sub *subs;  /* copied */
+    const char *url;       /* ws://host:port or wss://host:port, optional path prefix */
+    const an_ws_sub *subs; /* copied */
     size_t nsubs;
     int streams_per_conn;   /* 1..1024 */
     int64_t idle_ms;        /* no frame for this long: drop and reconnect */
@@ -124,12 +124,12 @@ an_code an_binance_ws_start(const an_binance_ws_options *o, an_binance_ws **out,
 void an_binance_ws_stop(an_binance_ws *w);
 
 typedef struct an_binance_ws_stats {
-    int groups;           /* connections wanted */
-    int connected;        /* connections up now */
-    int64_t attempts;     /* connection attempts */
-    int64_t reconnects;   /* connections reopened after a loss */
-    int64_t rotations;    /* seamless replacements (age) */
-    int64_t messages;     /* valid kline events delivered */
+    int groups;         /* connections wanted */
+    int connected;      /* connections up now */
+    int64_t attempts;   /* connection attempts */
+    int64_t reconnects; /* connections reopened after a loss */
+    int64_t rotations;  /* seamless replacements (age) */
+    int64_t messages;   /* valid kline events delivered */
     int64_t bad[AN_WS_BAD__COUNT];
     int64_t bad_total;
 } an_binance_ws_stats;

@@ -19,12 +19,15 @@
 #include "tasks/realtime.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "analytics/engine.h"
+#include "analytics/live.h"
 #include "core/log.h"
 #include "source/binance_ws.h"
 #include "tasks/ingest.h"
@@ -41,6 +44,12 @@ typedef struct rt_series {
     /* the oldest candle that may not be stored final: from here the next gap
      * fill refetches (INT64_MIN: not known yet, at start) */
     int64_t final_from;
+    /* live indicators (writer thread only): the state after live_through's
+     * close; rows are written for final candles from ind_from on */
+    an_live *live;
+    int64_t live_through, ind_from;
+    int live_stale;   /* rebuild from the store before the next step */
+    int live_pending; /* final candles not yet given indicator rows (under lock) */
 } rt_series;
 
 typedef struct closed_item {
@@ -80,6 +89,7 @@ struct an_realtime {
     int64_t writes, rows, write_errors, dropped, gapfills, gapfill_errors, gapfill_fetched,
         gapfill_inserted;
     lag_ring lag_arrival, lag_event;
+    int64_t ind_rows, ind_rebuilds, ind_errors;
 };
 
 static int push(item_vec *q, const closed_item *it)
@@ -202,6 +212,184 @@ static int write_series(an_realtime *rt, an_store *st, const rt_series *s, const
     return 0;
 }
 
+/* ---- live indicators (writer thread) ------------------------------------ */
+
+typedef struct closes_vec {
+    int64_t *ts;
+    double *c;
+    size_t n, cap;
+    int64_t below; /* only candles opening before this */
+} closes_vec;
+
+static an_code collect_closes(void *ctx, const int64_t *ts, const double *close, size_t n,
+                              an_err *err)
+{
+    closes_vec *v = ctx;
+    for (size_t i = 0; i < n; i++) {
+        if (ts[i] >= v->below)
+            continue;
+        if (v->n == v->cap) {
+            size_t cap = v->cap ? v->cap * 2 : 1024;
+            int64_t *t = realloc(v->ts, cap * sizeof *t);
+            if (t)
+                v->ts = t;
+            double *c = t ? realloc(v->c, cap * sizeof *c) : NULL;
+            if (!t || !c)
+                return an_err_set(err, AN_ERR_NOMEM, "out of memory");
+            v->c = c;
+            v->cap = cap;
+        }
+        v->ts[v->n] = ts[i];
+        v->c[v->n++] = close[i];
+    }
+    return AN_OK;
+}
+
+/* Indicator rows for the series' final candles not done yet: the state is
+ * rebuilt from the stored closes (a fixed anchor: the first stored candle,
+ * as `autonama indicators` computes) when it is stale or not contiguous,
+ * else advanced one close at a time. Values equal the batch engine's
+ * (analytics/live.h). */
+static void write_indicator_rows(an_realtime *rt, an_store *st, rt_series *s, const int64_t *ts,
+                                 const int *idx, const double *val, size_t n, int64_t through);
+
+/* The common case, O(1) per candle: the closes just written follow the state
+ * directly and are all final. 0 when it applied. */
+static int live_step(an_realtime *rt, an_store *st, rt_series *s, int64_t final_from,
+                     const an_candle *fresh, size_t nfresh)
+{
+    if (s->live_stale || s->live_through == INT64_MIN || !nfresh ||
+        fresh[0].ts != an_timeframe_next(s->sub.timeframe, s->live_through) ||
+        fresh[nfresh - 1].ts >= final_from)
+        return -1;
+    for (size_t i = 1; i < nfresh; i++)
+        if (fresh[i].ts != an_timeframe_next(s->sub.timeframe, fresh[i - 1].ts))
+            return -1;
+    int nout = an_live_outputs(s->live);
+    if (nout > 64)
+        return -1;
+    size_t cap = nfresh * (size_t)nout;
+    int64_t *ts = malloc(cap * sizeof *ts);
+    int *idx = malloc(cap * sizeof *idx);
+    double *val = malloc(cap * sizeof *val);
+    size_t n = 0;
+    double out[64];
+    for (size_t i = 0; ts && idx && val && i < nfresh; i++) {
+        an_live_push(s->live, fresh[i].close, out);
+        for (int k = 0; k < nout; k++)
+            if (!isnan(out[k]) && fresh[i].ts >= s->ind_from) {
+                ts[n] = fresh[i].ts;
+                idx[n] = k;
+                val[n++] = out[k];
+            }
+    }
+    if (ts && idx && val) {
+        s->live_through = fresh[nfresh - 1].ts;
+        write_indicator_rows(rt, st, s, ts, idx, val, n, s->live_through);
+    } else {
+        s->live_stale = 1;
+    }
+    free(ts);
+    free(idx);
+    free(val);
+    return ts && idx && val ? 0 : -1;
+}
+
+static void write_indicator_rows(an_realtime *rt, an_store *st, rt_series *s, const int64_t *ts,
+                                 const int *idx, const double *val, size_t n, int64_t through)
+{
+    const char *names[64];
+    int nout = an_live_outputs(s->live);
+    for (int k = 0; k < nout && k < 64; k++)
+        names[k] = an_live_name(s->live, k);
+    an_err err = {0};
+    an_indicator_batch b = {names, nout, ts, idx, val, n};
+    if (n &&
+        an_store_upsert_indicators(st, s->sub.symbol, s->sub.timeframe, &b, NULL, &err) != AN_OK) {
+        AN_WARN(COMPONENT, "msg=\"indicator write failed\" symbol=%s error=\"%.300s\"",
+                s->sub.symbol, err.msg);
+        s->live_stale = 1; /* the next update rebuilds and rewrites from ind_from */
+        pthread_mutex_lock(&rt->lock);
+        rt->ind_errors++;
+        s->live_pending = 1;
+        pthread_mutex_unlock(&rt->lock);
+        return;
+    }
+    if (through != INT64_MIN && through >= s->ind_from)
+        s->ind_from = an_timeframe_next(s->sub.timeframe, through);
+    pthread_mutex_lock(&rt->lock);
+    rt->ind_rows += (int64_t)n;
+    pthread_mutex_unlock(&rt->lock);
+}
+
+static void live_update(an_realtime *rt, an_store *st, rt_series *s, int64_t final_from,
+                        const an_candle *fresh, size_t nfresh)
+{
+    if (!s->live || final_from == INT64_MIN)
+        return;
+    if (live_step(rt, st, s, final_from, fresh, nfresh) == 0)
+        return;
+    closes_vec v = {0};
+    v.below = final_from;
+    an_err err = {0};
+    if (an_store_export_closes(st, "ohlc_data", s->sub.symbol, s->sub.timeframe, collect_closes, &v,
+                               &err) != AN_OK) {
+        AN_WARN(COMPONENT, "msg=\"indicator closes unreadable\" symbol=%s error=\"%.300s\"",
+                s->sub.symbol, err.msg);
+        pthread_mutex_lock(&rt->lock);
+        rt->ind_errors++;
+        s->live_pending = 1;
+        pthread_mutex_unlock(&rt->lock);
+        goto out;
+    }
+    /* where the state stands in the stored series */
+    size_t from = 0;
+    int rebuild = s->live_stale || s->live_through == INT64_MIN;
+    if (!rebuild) {
+        size_t i = 0;
+        while (i < v.n && v.ts[i] <= s->live_through)
+            i++;
+        rebuild = i != an_live_count(s->live) || (i > 0 && v.ts[i - 1] != s->live_through);
+        from = i;
+    }
+    if (rebuild) {
+        an_live_reset(s->live);
+        from = 0;
+        pthread_mutex_lock(&rt->lock);
+        rt->ind_rebuilds++;
+        pthread_mutex_unlock(&rt->lock);
+    }
+    int nout = an_live_outputs(s->live);
+    size_t cap = (v.n - from) * (size_t)nout + 1;
+    int64_t *rts = malloc(cap * sizeof *rts);
+    int *ridx = malloc(cap * sizeof *ridx);
+    double *rval = malloc(cap * sizeof *rval);
+    double out[64];
+    size_t nrows = 0;
+    for (size_t i = from; rts && ridx && rval && nout <= 64 && i < v.n; i++) {
+        an_live_push(s->live, v.c[i], out);
+        if (v.ts[i] < s->ind_from)
+            continue;
+        for (int k = 0; k < nout; k++)
+            if (!isnan(out[k])) {
+                rts[nrows] = v.ts[i];
+                ridx[nrows] = k;
+                rval[nrows++] = out[k];
+            }
+    }
+    s->live_stale = !(rts && ridx && rval && nout <= 64);
+    if (!s->live_stale) {
+        s->live_through = v.n ? v.ts[v.n - 1] : INT64_MIN;
+        write_indicator_rows(rt, st, s, rts, ridx, rval, nrows, s->live_through);
+    }
+    free(rts);
+    free(ridx);
+    free(rval);
+out:
+    free(v.ts);
+    free(v.c);
+}
+
 /* One round: the closed candles taken, then (when due) the dirty open ones. */
 static void write_round(an_realtime *rt, item_vec *todo, int flush_open)
 {
@@ -219,8 +407,11 @@ static void write_round(an_realtime *rt, item_vec *todo, int flush_open)
                 s->dirty = 0;
             }
         }
+    int live_pending = 0;
+    for (size_t i = 0; i < rt->n; i++)
+        live_pending |= rt->series[i].live_pending;
     pthread_mutex_unlock(&rt->lock);
-    if (!todo->n && !opens.n) {
+    if (!todo->n && !opens.n && !live_pending) {
         free(opens.v);
         return;
     }
@@ -255,14 +446,17 @@ static void write_round(an_realtime *rt, item_vec *todo, int flush_open)
             int64_t now = an_now_ms();
             pthread_mutex_lock(&rt->lock);
             rt_series *s = &rt->series[todo->v[i].series];
-            int64_t next = an_timeframe_next(s->sub.timeframe, buf[m - 1].ts);
-            if (next > s->final_from)
-                s->final_from = next;
+            for (size_t x = 0; x < m; x++) /* final up to the first gap */
+                if (buf[x].ts == s->final_from)
+                    s->final_from = an_timeframe_next(s->sub.timeframe, buf[x].ts);
+            int64_t final_from = s->final_from;
+            s->live_pending = 0;
             for (size_t x = i; x < j; x++) {
                 lag_add(&rt->lag_arrival, (double)(now - todo->v[x].arrived_ms) / 1000.0);
                 lag_add(&rt->lag_event, (double)(now - todo->v[x].event_ms) / 1000.0);
             }
             pthread_mutex_unlock(&rt->lock);
+            live_update(rt, st, s, final_from, buf, m);
         } else {
             errors++;
             for (size_t x = i; x < j; x++) /* kept for the next round */
@@ -292,6 +486,16 @@ static void write_round(an_realtime *rt, item_vec *todo, int flush_open)
         }
     }
     free(opens.v);
+    for (size_t i = 0; i < rt->n; i++) {
+        rt_series *s = &rt->series[i];
+        pthread_mutex_lock(&rt->lock);
+        int pending = s->live_pending;
+        int64_t final_from = s->final_from;
+        s->live_pending = 0;
+        pthread_mutex_unlock(&rt->lock);
+        if (pending)
+            live_update(rt, st, s, final_from, NULL, 0);
+    }
     pthread_mutex_lock(&rt->lock);
     rt->writes += writes;
     rt->rows += rows;
@@ -346,8 +550,8 @@ static int resolve_stored(an_realtime *rt, an_store *st)
         int64_t ts = 0;
         int found = 0;
         an_err err = {0};
-        if (an_store_get_latest_timestamp(st, s->sub.symbol, s->sub.timeframe, &ts, &found,
-                                          &err) != AN_OK) {
+        if (an_store_get_latest_timestamp(st, s->sub.symbol, s->sub.timeframe, &ts, &found, &err) !=
+            AN_OK) {
             AN_WARN(COMPONENT, "msg=\"newest stored candle unknown\" symbol=%s error=\"%.300s\"",
                     s->sub.symbol, err.msg);
             return -1;
@@ -360,6 +564,7 @@ static int resolve_stored(an_realtime *rt, an_store *st)
         }
         pthread_mutex_lock(&rt->lock);
         s->final_from = ts;
+        s->ind_from = ts; /* this session's candles get live indicator rows */
         pthread_mutex_unlock(&rt->lock);
     }
     return 0;
@@ -488,9 +693,12 @@ static void *filler(void *arg)
         for (size_t i = 0; i < rt->rewrite.n; i++)
             push(&rt->closed, &rt->rewrite.v[i]);
         rt->rewrite.n = 0;
-        for (size_t i = 0; i < rt->n; i++)
+        for (size_t i = 0; i < rt->n; i++) {
             if (rt->series[i].has_open && rt->series[i].open_arrived_ms >= t0)
                 rt->series[i].dirty = 1;
+            rt->series[i].live_pending = 1; /* REST may have filled candles: rebuild */
+            rt->series[i].live_stale = 1;
+        }
         rt->gapfill_running = 0;
         if (!ok) {
             rt->gapfill_errors++;
@@ -534,6 +742,13 @@ an_code an_realtime_start(const an_config *cfg, an_service *svc, an_realtime **o
     }
     rt->cfg = cfg;
     rt->svc = svc;
+    an_ind_set set;
+    if ((code = an_ind_set_parse(an_config_get(cfg, AN_CFG_INDICATORS), &set, err)) != AN_OK) {
+        an_err_prefix(err, "AUTONAMA_INDICATORS");
+        free(rt->series);
+        free(rt);
+        goto out;
+    }
     rt->flush_ms = an_config_int(cfg, AN_CFG_REALTIME_FLUSH_MS);
     pthread_mutex_init(&rt->lock, NULL);
     pthread_cond_init(&rt->cond, NULL);
@@ -546,6 +761,13 @@ an_code an_realtime_start(const an_config *cfg, an_service *svc, an_realtime **o
                 goto out;
             }
             s->final_from = INT64_MIN;
+            s->live_through = INT64_MIN;
+            s->ind_from = INT64_MAX;
+            if (!(s->live = an_live_new(&set))) {
+                an_realtime_stop(rt);
+                code = an_err_set(err, AN_ERR_NOMEM, "out of memory");
+                goto out;
+            }
         }
     an_ws_sub *subs = malloc(rt->n * sizeof *subs);
     if (!subs) {
@@ -609,6 +831,8 @@ void an_realtime_stop(an_realtime *rt)
     pthread_mutex_destroy(&rt->lock);
     free(rt->closed.v);
     free(rt->rewrite.v);
+    for (size_t i = 0; i < rt->n; i++)
+        an_live_free(rt->series[i].live);
     free(rt->series);
     free(rt);
 }
@@ -672,6 +896,13 @@ char *an_realtime_metrics(an_realtime *rt)
             "autonama_realtime_store_rows_total %" PRId64 "\n"
             "# TYPE autonama_realtime_store_errors_total counter\n"
             "autonama_realtime_store_errors_total %" PRId64 "\n"
+            "# HELP autonama_realtime_indicator_rows_total Live indicator rows written on close.\n"
+            "# TYPE autonama_realtime_indicator_rows_total counter\n"
+            "autonama_realtime_indicator_rows_total %" PRId64 "\n"
+            "# TYPE autonama_realtime_indicator_rebuilds_total counter\n"
+            "autonama_realtime_indicator_rebuilds_total %" PRId64 "\n"
+            "# TYPE autonama_realtime_indicator_errors_total counter\n"
+            "autonama_realtime_indicator_errors_total %" PRId64 "\n"
             "# TYPE autonama_realtime_dropped_total counter\n"
             "autonama_realtime_dropped_total %" PRId64 "\n"
             "# HELP autonama_realtime_store_lag_seconds From a frame's arrival (from=arrival) "
@@ -681,9 +912,9 @@ char *an_realtime_metrics(an_realtime *rt)
             "autonama_realtime_store_lag_seconds{from=\"arrival\",quantile=\"0.99\"} %.6f\n"
             "autonama_realtime_store_lag_seconds{from=\"event\",quantile=\"0.5\"} %.6f\n"
             "autonama_realtime_store_lag_seconds{from=\"event\",quantile=\"0.99\"} %.6f\n",
-            rt->gapfills, rt->gapfill_errors, rt->gapfill_fetched, rt->gapfill_inserted,
-            rt->writes, rt->rows, rt->write_errors, rt->dropped, LAGS, qa50,
-            qa99, qe50, qe99);
+            rt->gapfills, rt->gapfill_errors, rt->gapfill_fetched, rt->gapfill_inserted, rt->writes,
+            rt->rows, rt->write_errors, rt->ind_rows, rt->ind_rebuilds, rt->ind_errors, rt->dropped,
+            LAGS, qa50, qa99, qe50, qe99);
     pthread_mutex_unlock(&rt->lock);
     free(scratch);
     return b;

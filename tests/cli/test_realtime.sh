@@ -179,6 +179,19 @@ for mode in duckdb postgres timescaledb; do
     sleep 4
     check "$mode: the store equals the exchange's series, open candle included" store_matches
     curl -s "$base/metrics" >"$work/metrics.txt"
+    # the live indicator rows written on close, per symbol
+    "$PY" - "$base" >"$work/live_rows.json" <<'PY'
+import json, sys, urllib.request
+out = {}
+for sym in ("BTC/USDT", "ETH/USDT", "ADA/USDT", "BNB/USDT", "SOL/USDT"):
+    u = f"{sys.argv[1]}/api/v1/data/indicators?symbol={sym}&timeframe=1m&limit=5000"
+    try:
+        rows = json.load(urllib.request.urlopen(u))["rows"]
+        out[sym] = sum(1 for r in rows for v in r["values"].values() if v is not None)
+    except Exception as e:
+        out[sym] = -1
+print(json.dumps(out))
+PY
     m() { awk -v m="$1" '$1 == m { print $2 }' "$work/metrics.txt"; }
     check "$mode: /metrics counts >= 4 reconnects ($(m autonama_realtime_reconnects_total))" \
         test "$(m autonama_realtime_reconnects_total)" -ge 4
@@ -197,5 +210,33 @@ for mode in duckdb postgres timescaledb; do
     check "$mode: no store write failed ($(m autonama_realtime_store_errors_total))" \
         test "$(m autonama_realtime_store_errors_total)" = 0
     stop_serve
+    # a batch `autonama indicators` over the same candles rewrites none of them
+    "$BIN" indicators --symbols BTC/USDT,ETH/USDT,ADA/USDT,BNB/USDT,SOL/USDT --timeframe 1m \
+        >"$work/batch.json" 2>"$work/batch.err"
+    check "$mode: live indicator rows equal a batch 'autonama indicators' ($(cat "$work/live_rows.json"))" \
+        "$PY" - "$work/live_rows.json" "$work/batch.json" <<'PY'
+import json, sys
+live = json.load(open(sys.argv[1]))
+batch = json.load(open(sys.argv[2]))
+rows = []
+def walk(o):
+    if isinstance(o, dict):
+        if "symbol" in o and "updated" in o:
+            rows.append(o)
+        for v in o.values():
+            walk(v)
+    elif isinstance(o, list):
+        for v in o:
+            walk(v)
+walk(batch)
+ok = len(rows) == 5
+for r in rows:
+    n = live.get(r["symbol"], 0)
+    good = n > 0 and r["updated"] == 0 and r["unchanged"] >= n
+    print(f"# {r['symbol']}: live rows {n}, batch inserted {r['inserted']} updated {r['updated']} "
+          f"unchanged {r['unchanged']}", file=sys.stderr)
+    ok = ok and good
+sys.exit(0 if ok else 1)
+PY
 done
 finish

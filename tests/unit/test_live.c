@@ -61,8 +61,7 @@ static void check_series(const char *label, const char *spec, const double *c, s
     an_engine_free_outputs(names, batch, nout);
 }
 
-#define SPECS                                                                                      \
-    AN_IND_DEFAULT ",rsi:2,sma:2,ema:2,ema:3,bbands:5:1.5:2.5,macd:5:35:5,macd:3:4:2"
+#define SPECS AN_IND_DEFAULT ",rsi:2,sma:2,ema:2,ema:3,bbands:5:1.5:2.5,macd:5:35:5,macd:3:4:2"
 
 static void test_real_files(void)
 {
