@@ -2,9 +2,10 @@
 # first (scripts/bootstrap is idempotent and takes seconds once done).
 BUILD ?= build
 BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
 GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo Ninja || echo "Unix Makefiles")
 
-.PHONY: all deps build build-asan run test bench format format-check clean
+.PHONY: all deps build build-asan build-fuzz fuzz run test bench format format-check clean
 
 all: build
 
@@ -18,6 +19,15 @@ build: deps
 build-asan: deps
 	@cmake -S . -B $(BUILD_ASAN) -G "$(GENERATOR)" -DCMAKE_BUILD_TYPE=Debug -DAN_SANITIZE=ON >/dev/null
 	@cmake --build $(BUILD_ASAN)
+
+# libFuzzer targets (clang, ASan+UBSan): tests/fuzz
+build-fuzz: deps
+	@CC=clang cmake -S . -B $(BUILD_FUZZ) -G "$(GENERATOR)" -DCMAKE_BUILD_TYPE=Debug -DAN_SANITIZE=ON -DAN_FUZZ=ON >/dev/null
+	@cmake --build $(BUILD_FUZZ)
+
+# every fuzz target for AN_FUZZ_SECONDS (60) each; a crash fails the run
+fuzz: build-fuzz
+	@scripts/run-fuzz
 
 # The main job: the HTTP server on the embedded DuckDB store (or PostgreSQL /
 # TimescaleDB when POSTGRES_SERVER is set).
@@ -39,4 +49,4 @@ format-check:
 	@clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

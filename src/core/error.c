@@ -3,6 +3,8 @@
  */
 #include "core/error.h"
 
+#include "core/utf8.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -43,6 +45,7 @@ an_code an_err_vset(an_err *e, an_code code, const char *fmt, va_list ap)
     if (e) {
         e->code = code;
         vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        an_utf8_fix(e->msg, sizeof e->msg); /* quoted input may be cut mid-character */
     }
     return code;
 }
@@ -74,6 +77,7 @@ an_code an_err_prefix(an_err *e, const char *fmt, ...)
     size_t rest = strnlen(old, sizeof e->msg - n - 1);
     memcpy(e->msg + n, old, rest);
     e->msg[n + rest] = '\0';
+    an_utf8_fix(e->msg, sizeof e->msg);
     return e->code;
 }
 

@@ -3,6 +3,8 @@
  */
 #include "core/log.h"
 
+#include "core/utf8.h"
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -92,6 +94,7 @@ char *an_log_redact(const char *s, char *out, size_t len)
         out[o++] = *p++;
     }
     out[o] = '\0';
+    an_utf8_fix(out, len); /* cut mid-character, or invalid bytes from outside */
     return out;
 }
 
@@ -109,5 +112,6 @@ char *an_log_quote(const char *s, char *out, size_t len)
         }
     }
     out[o] = '\0';
+    an_utf8_fix(out, len); /* cut mid-character, or invalid bytes from outside */
     return out;
 }

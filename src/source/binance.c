@@ -302,17 +302,22 @@ static an_code get(an_binance *b, const char *path_query, int weight, const char
 
 /* ---- /api/v3/time and exchangeInfo -------------------------------------- */
 
-static an_code check_time(an_binance *b, void *ctx, an_err *err)
+an_code an_binance_parse_server_time(const char *body, size_t len, int64_t *ms, an_err *err)
 {
-    json_t *j = json_loadb(b->buf ? b->buf : "", b->len, 0, NULL);
+    json_t *j = json_loadb(body ? body : "", len, 0, NULL);
     json_t *t = json_object_get(j, "serverTime");
     an_code rc = AN_OK;
     if (!json_is_integer(t))
         rc = an_err_set(err, AN_ERR_PARSE, "/api/v3/time: no integer serverTime");
     else
-        *(int64_t *)ctx = json_integer_value(t);
+        *ms = json_integer_value(t);
     json_decref(j);
     return rc;
+}
+
+static an_code check_time(an_binance *b, void *ctx, an_err *err)
+{
+    return an_binance_parse_server_time(b->buf, b->len, ctx, err);
 }
 
 an_code an_binance_server_time(an_binance *b, int64_t *ms, an_err *err)
@@ -325,23 +330,30 @@ typedef struct info_ctx {
     int found;
 } info_ctx;
 
-static an_code check_info(an_binance *b, void *vctx, an_err *err)
+an_code an_binance_parse_exchange_info(const char *body, size_t len, const char *exchange_symbol,
+                                       int *found, an_err *err)
 {
-    info_ctx *c = vctx;
-    json_t *j = json_loadb(b->buf ? b->buf : "", b->len, 0, NULL);
+    json_t *j = json_loadb(body ? body : "", len, 0, NULL);
     json_t *syms = json_object_get(j, "symbols");
     an_code rc = AN_OK;
+    *found = 0;
     if (!json_is_array(syms)) {
         rc = an_err_set(err, AN_ERR_PARSE, "exchangeInfo: no symbols array");
     } else {
         for (size_t i = 0; i < json_array_size(syms); i++) {
             const char *s = json_string_value(json_object_get(json_array_get(syms, i), "symbol"));
-            if (s && strcmp(s, c->exchange_symbol) == 0)
-                c->found = 1;
+            if (s && strcmp(s, exchange_symbol) == 0)
+                *found = 1;
         }
     }
     json_decref(j);
     return rc;
+}
+
+static an_code check_info(an_binance *b, void *vctx, an_err *err)
+{
+    info_ctx *c = vctx;
+    return an_binance_parse_exchange_info(b->buf, b->len, c->exchange_symbol, &c->found, err);
 }
 
 an_code an_binance_symbol_info(an_binance *b, const char *symbol, int *exists, an_err *err)

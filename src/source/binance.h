@@ -67,6 +67,14 @@ an_code an_binance_klines(an_binance *b, const char *symbol, const char *interva
 an_code an_binance_parse_klines(const char *body, size_t len, const char *symbol,
                                 const char *interval, an_candles *out, an_err *err);
 
+/* Parses a GET /api/v3/time body: {"serverTime": ms}. */
+an_code an_binance_parse_server_time(const char *body, size_t len, int64_t *ms, an_err *err);
+
+/* Parses a GET /api/v3/exchangeInfo body: *found is 1 when its symbols array
+ * lists exchange_symbol ("BTCUSDT"). AN_ERR_PARSE when there is no such array. */
+an_code an_binance_parse_exchange_info(const char *body, size_t len, const char *exchange_symbol,
+                                       int *found, an_err *err);
+
 /* Request counters of a client, for logs and tests. */
 typedef struct an_binance_stats {
     int64_t requests, retries, rate_limited, refused_replies, weight_used;

@@ -358,10 +358,11 @@ static an_code read_freqtrade(ctx *c, const char *buf, size_t len, an_candles *o
     static const char *names[6] = {"open time", "open", "high", "low", "close", "volume"};
     for (size_t i = 0; i < json_array_size(root) && rc == AN_OK; i++) {
         json_t *row = json_array_get(root, i);
-        if (!json_is_array(row) || json_array_size(row) < 6) {
+        if (!json_is_array(row) || json_array_size(row) != 6) {
             rc = an_err_set(c->err, AN_ERR_PARSE,
-                            "%s: candle %zu: expected [time, open, high, low, close, volume]",
-                            c->path, i + 1);
+                            "%s: candle %zu: expected [time, open, high, low, close, volume]%s",
+                            c->path, i + 1,
+                            json_array_size(row) > 6 ? " (it has more elements)" : "");
             break;
         }
         double f[6];
@@ -497,9 +498,9 @@ static an_code read_header_csv(ctx *c, char *p, long line, int cdd, an_candles *
         if (blank(row))
             continue;
         int n = split_csv(row, f, MAX_FIELDS);
-        if (n < 0 || n < nf)
-            return an_err_set(c->err, AN_ERR_PARSE, "%s: line %ld: %d fields, the header has %d",
-                              c->path, line, n < 0 ? MAX_FIELDS : n, nf);
+        if (n != nf)
+            return an_err_set(c->err, AN_ERR_PARSE, "%s: line %ld: %s%d fields, the header has %d",
+                              c->path, line, n < 0 ? "more than " : "", n < 0 ? MAX_FIELDS : n, nf);
         an_candle cd;
         an_code rc;
         if ((rc = parse_time_field(c, line, f[k.time], &cd.ts)) != AN_OK ||
@@ -548,10 +549,10 @@ static an_code read_binance_csv(ctx *c, char *p, an_candles *out)
         if (blank(row))
             continue;
         int n = split_csv(row, f, MAX_FIELDS);
-        if (n < 6)
+        if (n != 12)
             return an_err_set(c->err, AN_ERR_PARSE,
-                              "%s: line %ld: %d fields, a Binance klines row has 12", c->path, line,
-                              n < 0 ? MAX_FIELDS : n);
+                              "%s: line %ld: %s%d fields, a Binance klines row has 12", c->path,
+                              line, n < 0 ? "more than " : "", n < 0 ? MAX_FIELDS : n);
         an_candle cd;
         an_code rc;
         if (int_time_ms(f[0], &cd.ts) < 0)

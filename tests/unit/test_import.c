@@ -194,6 +194,15 @@ static void test_bad_files(void)
     refused("KUSDT-1m-2024-01.csv", "60000,1,2,1,1,1.2.3,1,1,1,1,1,0\n", "volume '1.2.3'");
     refused("LUSDT-1m-2024-01.csv", "60000,1,2,1,1,1,1,1,1,1,1,0\nxyz,1,2,1,1,1\n", "line 2");
     refused("short.csv", "timestamp,open,high,low,close,volume\n2024-01-01,1,2,1\n", "fields");
+    /* extra fields are refused too, naming the row (they were accepted) */
+    refused("long.csv",
+            "timestamp,open,high,low,close,volume\n2024-01-01,1,2,1,1,1\n2024-01-02,1,2,1,1,1,9\n",
+            "line 3: 7 fields, the header has 6");
+    refused("MUSDT-1m-2024-01.csv", "60000,1,2,1,1,1,119999,1,1,1,1,0,77\n", "line 1: 13 fields");
+    refused("NUSDT-1m-2024-01.csv", "60000,1,2,1,1,1\n",
+            "line 1: 6 fields, a Binance klines row has 12");
+    refused("O_USDT-1m.json", "[[60000,1,2,1,1,1,5]]",
+            "candle 1: expected [time, open, high, low, close, volume] (it has more");
 
     an_import_result r;
     an_err err = {0};
