@@ -23,6 +23,7 @@
 
 #include "analytics/engine.h"
 #include "api/http.h"
+#include "api/sse.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "source/import.h"
@@ -488,6 +489,7 @@ static int cmd_sync(const an_config *cfg)
 typedef struct serve_parts {
     an_tasks *tasks;
     an_realtime *rt;
+    an_sse_hub *sse;
 } serve_parts;
 
 static char *tasks_metrics(void *ctx)
@@ -497,6 +499,16 @@ static char *tasks_metrics(void *ctx)
     if (!p->rt || !a)
         return a;
     char *b = an_realtime_metrics(p->rt);
+    char *c = p->sse ? an_sse_metrics(p->sse) : NULL;
+    if (b && c) {
+        size_t l1 = strlen(b), l2 = strlen(c);
+        char *bc = realloc(b, l1 + l2 + 1);
+        if (bc) {
+            memcpy(bc + l1, c, l2 + 1);
+            b = bc;
+        }
+    }
+    free(c);
     size_t la = strlen(a), lb = b ? strlen(b) : 0;
     char *both = b ? realloc(a, la + lb + 1) : NULL;
     if (!both) {
@@ -534,10 +546,20 @@ static int cmd_serve(const an_config *cfg)
         an_service_destroy(&svc);
         return fail("serve", &err);
     }
+    an_sse_hub *sse = NULL; /* GET /api/v1/stream, fed by the live path */
+    if (rt &&
+        an_sse_hub_new(rt, &svc, (int)an_config_int(cfg, AN_CFG_HTTP_MAX_STREAMS),
+                       (size_t)an_config_int(cfg, AN_CFG_HTTP_STREAM_QUEUE), &sse, &err) != AN_OK) {
+        an_realtime_stop(rt);
+        an_tasks_free(tasks);
+        an_service_destroy(&svc);
+        return fail("serve", &err);
+    }
     an_http_server *h = NULL;
-    serve_parts parts = {tasks, rt};
-    an_http_options hopt = {tasks_metrics, &parts, tasks};
+    serve_parts parts = {tasks, rt, sse};
+    an_http_options hopt = {tasks_metrics, &parts, tasks, sse};
     if (an_http_start_with(cfg, &svc, &hopt, &h, &err) != AN_OK) {
+        an_sse_hub_free(sse);
         an_realtime_stop(rt);
         an_tasks_free(tasks);
         an_service_destroy(&svc);
@@ -555,9 +577,11 @@ static int cmd_serve(const an_config *cfg)
                 an_store_mode_name(an_store_get_mode(svc.store)), an_store_describe(svc.store));
     an_clock clock = an_clock_system();
     if (an_tasks_start(tasks, &clock, &err) != AN_OK) {
+        an_sse_hub_close(sse);
+        an_http_stop(h);
+        an_sse_hub_free(sse);
         an_realtime_stop(rt);
         an_tasks_free(tasks);
-        an_http_stop(h);
         an_service_destroy(&svc);
         return fail("serve", &err);
     }
@@ -565,7 +589,9 @@ static int cmd_serve(const an_config *cfg)
     while (sigwait(&sigs, &sig) != 0)
         ;
     AN_INFO("serve", "msg=\"stopping\" signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    an_sse_hub_close(sse); /* the streams end, so the server can stop */
     an_http_stop(h);
+    an_sse_hub_free(sse);
     an_realtime_stop(rt);
     if (!an_tasks_shutdown(tasks, an_config_int(cfg, AN_CFG_SHUTDOWN_GRACE) * 1000)) {
         /* a task did not stop in time: it is marked INTERRUPTED; leave now */

@@ -33,6 +33,7 @@
 
 #include "api/api.h"
 #include "api/params.h"
+#include "api/sse.h"
 #include "core/log.h"
 #include "core/market.h"
 
@@ -607,6 +608,20 @@ static enum MHD_Result dispatch(an_http_server *h, struct MHD_Connection *conn, 
         if (!an_api_bearer_ok(hdr, key))
             return send_error(h, conn, rc, MHD_HTTP_UNAUTHORIZED, NULL, NULL, 1, "%s",
                               hdr ? "wrong API key" : "missing Authorization: Bearer <key>");
+    }
+    if (h->opt.sse && strcmp(rt->path, "/api/v1/stream") == 0) {
+        /* server-sent events: a streamed response from the hub (api/sse.c) */
+        void *r = NULL;
+        unsigned st = 0;
+        const char *param = NULL;
+        char msg[256];
+        const char *leid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID");
+        if (an_sse_open(h->opt.sse, conn, ap->v, ap->n, leid, &r, &st, &param, msg, sizeof msg))
+            return send_error(h, conn, rc, st, param, NULL, 0, "%s", msg);
+        add_common_headers(h, r);
+        enum MHD_Result ret = queue(conn, rc, MHD_HTTP_OK, r);
+        MHD_destroy_response(r);
+        return ret;
     }
     int gz = accepts_gzip(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept-Encoding"));
 

@@ -942,6 +942,15 @@ static const char *const P_IND[] = {"symbol", "timeframe", "names", "start",
                                     "end",    "limit",     "order", NULL};
 
 static const char *const P_TASKS[] = {"name", "limit", NULL};
+static const char *const P_STREAM[] = {"symbols", "timeframe", "indicators", NULL};
+
+/* GET /api/v1/stream is answered by the server-sent events hub (sse.c) when
+ * the live path runs; this handler only runs when it does not. */
+static void h_stream(const an_api_request *rq, an_api_reply *rp)
+{
+    (void)rq;
+    an_api_error(rp, 503, NULL, "live streaming is off: start serve with AUTONAMA_REALTIME=true");
+}
 
 const an_api_route an_api_routes[] = {
     {"GET", "/api/v1/data/ohlc", 0, 0, "/api/v1/data/ohlc", P_OHLC, h_ohlc},
@@ -954,5 +963,6 @@ const an_api_route an_api_routes[] = {
     {"GET", "/api/v1/tasks", 0, 0, "/api/v1/tasks", P_TASKS, h_tasks},
     {"GET", "/api/v1/tasks/", 1, 0, "/api/v1/tasks/{id}", P_NONE, h_task},
     {"POST", "/api/v1/tasks/", 1, 1, "/api/v1/tasks/{name}", P_NONE, h_task_submit},
+    {"GET", "/api/v1/stream", 0, 0, "/api/v1/stream", P_STREAM, h_stream},
 };
 const size_t an_api_nroutes = sizeof an_api_routes / sizeof an_api_routes[0];

@@ -92,6 +92,8 @@ typedef enum an_cfg_key {
     AN_CFG_REALTIME_MAX_AGE,
     AN_CFG_REALTIME_BACKOFF_MS,
     AN_CFG_REALTIME_STREAMS_PER_CONN,
+    AN_CFG_HTTP_MAX_STREAMS,
+    AN_CFG_HTTP_STREAM_QUEUE,
     /* command options (flags only) */
     AN_CFG_FORMAT,
     AN_CFG_SYMBOL,

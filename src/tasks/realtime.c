@@ -21,6 +21,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,12 @@ struct an_realtime {
         gapfill_inserted;
     lag_ring lag_arrival, lag_event;
     int64_t ind_rows, ind_rebuilds, ind_errors;
+    /* listeners: the live states are read by the stream thread under live_lock */
+    pthread_mutex_t live_lock;
+    _Atomic(an_realtime_listener) listener; /* set once ctx is */
+    void *listener_ctx;
+    const char **names;
+    int n_names;
 };
 
 static int push(item_vec *q, const closed_item *it)
@@ -132,9 +139,34 @@ static double lag_quantile(const lag_ring *r, double q, double *scratch)
 
 /* ---- the stream thread's side ------------------------------------------- */
 
+/* The listener's update: the candle and, when the state stands at the
+ * candle before it, the indicator values it gives (O(1), state unchanged). */
+static void notify(an_realtime *rt, const an_ws_kline *k, int64_t arrived_ms)
+{
+    rt_series *s = &rt->series[k->sub];
+    double values[64];
+    int n = rt->n_names > 64 ? 64 : rt->n_names;
+    /* a rebuild holds the lock while it reads the store: no values then */
+    int locked = pthread_mutex_trylock(&rt->live_lock) == 0;
+    if (locked && s->live && !s->live_stale && s->live_through != INT64_MIN &&
+        an_timeframe_next(s->sub.timeframe, s->live_through) == k->candle.ts)
+        an_live_peek(s->live, k->candle.close, values);
+    else
+        for (int i = 0; i < n; i++)
+            values[i] = NAN;
+    if (locked)
+        pthread_mutex_unlock(&rt->live_lock);
+    an_realtime_update u = {k->sub,      s->sub.symbol, s->sub.timeframe, k->candle, k->closed,
+                            k->event_ms, arrived_ms,    values,           n};
+    an_realtime_listener fn = atomic_load(&rt->listener);
+    fn(rt->listener_ctx, &u);
+}
+
 static void on_kline(void *ctx, const an_ws_kline *k, int64_t arrived_ms)
 {
     an_realtime *rt = ctx;
+    if (atomic_load(&rt->listener))
+        notify(rt, k, arrived_ms);
     pthread_mutex_lock(&rt->lock);
     rt_series *s = &rt->series[k->sub];
     if (s->has_open && s->open.ts < k->candle.ts) {
@@ -322,13 +354,21 @@ static void write_indicator_rows(an_realtime *rt, an_store *st, rt_series *s, co
     pthread_mutex_unlock(&rt->lock);
 }
 
+static void live_rebuild(an_realtime *rt, an_store *st, rt_series *s, int64_t final_from);
+
 static void live_update(an_realtime *rt, an_store *st, rt_series *s, int64_t final_from,
                         const an_candle *fresh, size_t nfresh)
 {
     if (!s->live || final_from == INT64_MIN)
         return;
-    if (live_step(rt, st, s, final_from, fresh, nfresh) == 0)
-        return;
+    pthread_mutex_lock(&rt->live_lock);
+    if (live_step(rt, st, s, final_from, fresh, nfresh) != 0)
+        live_rebuild(rt, st, s, final_from);
+    pthread_mutex_unlock(&rt->live_lock);
+}
+
+static void live_rebuild(an_realtime *rt, an_store *st, rt_series *s, int64_t final_from)
+{
     closes_vec v = {0};
     v.below = final_from;
     an_err err = {0};
@@ -751,6 +791,7 @@ an_code an_realtime_start(const an_config *cfg, an_service *svc, an_realtime **o
     }
     rt->flush_ms = an_config_int(cfg, AN_CFG_REALTIME_FLUSH_MS);
     pthread_mutex_init(&rt->lock, NULL);
+    pthread_mutex_init(&rt->live_lock, NULL);
     pthread_cond_init(&rt->cond, NULL);
     for (size_t t = 0; t < ntf; t++)
         for (size_t i = 0; i < nsym; i++) {
@@ -769,6 +810,14 @@ an_code an_realtime_start(const an_config *cfg, an_service *svc, an_realtime **o
                 goto out;
             }
         }
+    rt->n_names = an_live_outputs(rt->series[0].live);
+    if (!(rt->names = calloc((size_t)rt->n_names + 1, sizeof *rt->names))) {
+        an_realtime_stop(rt);
+        code = an_err_set(err, AN_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < rt->n_names; i++)
+        rt->names[i] = an_live_name(rt->series[0].live, i);
     an_ws_sub *subs = malloc(rt->n * sizeof *subs);
     if (!subs) {
         an_realtime_stop(rt);
@@ -829,6 +878,8 @@ void an_realtime_stop(an_realtime *rt)
         pthread_join(rt->writer, NULL); /* its last round writes what is pending */
     pthread_cond_destroy(&rt->cond);
     pthread_mutex_destroy(&rt->lock);
+    pthread_mutex_destroy(&rt->live_lock);
+    free(rt->names);
     free(rt->closed.v);
     free(rt->rewrite.v);
     for (size_t i = 0; i < rt->n; i++)
@@ -918,4 +969,28 @@ char *an_realtime_metrics(an_realtime *rt)
     pthread_mutex_unlock(&rt->lock);
     free(scratch);
     return b;
+}
+
+size_t an_realtime_series(const an_realtime *rt, size_t i, const char **symbol,
+                          const char **timeframe)
+{
+    if (i < rt->n) {
+        if (symbol)
+            *symbol = rt->series[i].sub.symbol;
+        if (timeframe)
+            *timeframe = rt->series[i].sub.timeframe;
+    }
+    return rt->n;
+}
+
+int an_realtime_names(const an_realtime *rt, const char *const **names)
+{
+    *names = rt->names;
+    return rt->n_names;
+}
+
+void an_realtime_listen(an_realtime *rt, an_realtime_listener fn, void *ctx)
+{
+    rt->listener_ctx = ctx;
+    atomic_store(&rt->listener, fn);
 }

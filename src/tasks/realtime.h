@@ -40,12 +40,28 @@ void an_realtime_stop(an_realtime *rt);
  * store); malloc'd, the caller frees. NULL rt gives "". */
 char *an_realtime_metrics(an_realtime *rt);
 
-/* One update of a series as the store now has it (for listeners). */
+/* One validated update of a series, as it arrived (for listeners). values
+ * are the live indicator set's outputs for this candle (an_realtime_names;
+ * NAN in the warm-up or while the state is being rebuilt after a gap). */
 typedef struct an_realtime_update {
+    size_t series; /* index: an_realtime_series */
     const char *symbol, *timeframe;
     an_candle candle;
     int closed;
     int64_t event_ms, arrived_ms;
+    const double *values;
+    int n_values;
 } an_realtime_update;
+
+/* The streamed series: count, and the i-th one's symbol and timeframe. */
+size_t an_realtime_series(const an_realtime *rt, size_t i, const char **symbol,
+                          const char **timeframe);
+/* The live indicator outputs' names (sma_20, ..., macd_hist). */
+int an_realtime_names(const an_realtime *rt, const char *const **names);
+
+/* A listener sees every update in arrival order, on the stream thread: it
+ * must not block. One listener; set it before updates may flow, or NULL. */
+typedef void (*an_realtime_listener)(void *ctx, const an_realtime_update *u);
+void an_realtime_listen(an_realtime *rt, an_realtime_listener fn, void *ctx);
 
 #endif

@@ -33,6 +33,7 @@ Faults, POST /_control/stream (JSON body; see README.md):
                             addition to the good ones (kinds: BAD_FRAME_KINDS)
   {"out_of_order": N}       N stale events (the previous candle, not closed)
   {"pause": true|false}     stop / resume sending (the state is kept)
+  {"interval_s": S}         seconds between a stream's events from now on
   {"refuse": true|false}    refuse new connections (HTTP 503 at the handshake)
 GET /_control/stream: connections, totals, bad frames sent by kind, and the
 last event sent per series ("BTCUSDT@1m": {"t","o","h","l","c","v","x"}).
@@ -109,6 +110,8 @@ class StreamState:
         with self.lock:
             if "pause" in b:
                 self.paused = bool(b["pause"])
+            if "interval_s" in b:
+                self.interval = max(0.01, float(b["interval_s"]))
             if "refuse" in b:
                 self.refuse = bool(b["refuse"])
             if "silence_s" in b:
