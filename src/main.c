@@ -492,6 +492,12 @@ typedef struct serve_parts {
     an_sse_hub *sse;
 } serve_parts;
 
+/* GET /health: the live path's state, as "stream" */
+static char *stream_health(void *ctx)
+{
+    return an_realtime_health(ctx);
+}
+
 static char *tasks_metrics(void *ctx)
 {
     serve_parts *p = ctx;
@@ -557,7 +563,7 @@ static int cmd_serve(const an_config *cfg)
     }
     an_http_server *h = NULL;
     serve_parts parts = {tasks, rt, sse};
-    an_http_options hopt = {tasks_metrics, &parts, tasks, sse};
+    an_http_options hopt = {tasks_metrics, &parts, tasks, sse, rt ? stream_health : NULL, rt};
     if (an_http_start_with(cfg, &svc, &hopt, &h, &err) != AN_OK) {
         an_sse_hub_free(sse);
         an_realtime_stop(rt);

@@ -100,6 +100,9 @@ int an_api_route_match(const an_api_route *rt, const char *url, const char **tai
 an_api_state *an_api_state_new(void);
 void an_api_state_free(an_api_state *st);
 
+/* The health hook's JSON object text (malloc'd), or NULL when none. */
+char *an_http_health_extra(an_http_server *h);
+
 /* Appends the server's own metrics (requests and latency by route, rows,
  * cache, store availability) and the registered hook's lines (Prometheus
  * text format) to rp. */

@@ -797,6 +797,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ---- metrics ------------------------------------------------------------ */
 
+char *an_http_health_extra(an_http_server *h)
+{
+    return h->opt.health_hook ? h->opt.health_hook(h->opt.health_ctx) : NULL;
+}
+
 void an_http_metrics_render(an_http_server *h, an_api_reply *rp)
 {
     size_t nr = an_api_nroutes + 1;

@@ -758,6 +758,11 @@ static void h_health(const an_api_request *rq, an_api_reply *rp)
     json_t *o = an_health_check(rq->cfg, s, &err, rq->now_ms, &healthy);
     json_t *conn = json_object_get(json_object_get(o, "checks"), "connection");
     rp->store_up = json_is_true(json_object_get(conn, "ok"));
+    char *stream = an_http_health_extra(rq->server); /* the live path's state */
+    json_t *sj = stream ? json_loads(stream, 0, NULL) : NULL;
+    free(stream);
+    if (sj)
+        json_object_set_new(o, "stream", sj);
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (!text) {

@@ -91,6 +91,7 @@ struct an_realtime {
         gapfill_inserted;
     lag_ring lag_arrival, lag_event;
     int64_t ind_rows, ind_rebuilds, ind_errors;
+    int64_t last_message_ms;
     /* listeners: the live states are read by the stream thread under live_lock */
     pthread_mutex_t live_lock;
     _Atomic(an_realtime_listener) listener; /* set once ctx is */
@@ -168,6 +169,7 @@ static void on_kline(void *ctx, const an_ws_kline *k, int64_t arrived_ms)
     if (atomic_load(&rt->listener))
         notify(rt, k, arrived_ms);
     pthread_mutex_lock(&rt->lock);
+    rt->last_message_ms = arrived_ms;
     rt_series *s = &rt->series[k->sub];
     if (s->has_open && s->open.ts < k->candle.ts) {
         /* the stream never said the previous candle closed: REST will */
@@ -993,4 +995,27 @@ void an_realtime_listen(an_realtime *rt, an_realtime_listener fn, void *ctx)
 {
     rt->listener_ctx = ctx;
     atomic_store(&rt->listener, fn);
+}
+
+char *an_realtime_health(an_realtime *rt)
+{
+    an_binance_ws_stats ws = {0};
+    if (rt->ws)
+        an_binance_ws_get_stats(rt->ws, &ws);
+    pthread_mutex_lock(&rt->lock);
+    int64_t last = rt->last_message_ms, fills = rt->gapfills, errors = rt->write_errors;
+    pthread_mutex_unlock(&rt->lock);
+    const char *state = ws.connected >= ws.groups && ws.groups > 0 ? "connected"
+                        : ws.connected > 0                         ? "degraded"
+                                                                   : "reconnecting";
+    char *b = malloc(512);
+    if (b)
+        snprintf(b, 512,
+                 "{\"enabled\":true,\"state\":\"%s\",\"connections\":%d,\"connections_wanted\":%d,"
+                 "\"streams\":%zu,\"messages\":%" PRId64 ",\"bad_frames\":%" PRId64
+                 ",\"reconnects\":%" PRId64 ",\"gap_fills\":%" PRId64 ",\"store_errors\":%" PRId64
+                 ",\"last_message_age_ms\":%" PRId64 "}",
+                 state, ws.connected, ws.groups, rt->n, ws.messages, ws.bad_total, ws.reconnects,
+                 fills, errors, last ? an_now_ms() - last : -1);
+    return b;
 }

@@ -40,6 +40,11 @@ void an_realtime_stop(an_realtime *rt);
  * store); malloc'd, the caller frees. NULL rt gives "". */
 char *an_realtime_metrics(an_realtime *rt);
 
+/* The stream's state for /health, a JSON object (malloc'd): connections up
+ * and wanted, "state" (connected, degraded, reconnecting), messages, bad
+ * frames, reconnects, gap fills, ms since the last message. */
+char *an_realtime_health(an_realtime *rt);
+
 /* One validated update of a series, as it arrived (for listeners). values
  * are the live indicator set's outputs for this candle (an_realtime_names;
  * NAN in the warm-up or while the state is being rebuilt after a gap). */

@@ -196,6 +196,9 @@ for mode in duckdb postgres timescaledb; do
     # let the last reconnect's gap fill finish, then stop the exchange's clock:
     # REST and the stream serve the same, unchanging open candle from then on
     check "$mode: connected at the end" wait_for 30 connected
+    curl -s "$base/health" >"$work/health.json"
+    check "$mode: /health reports the stream connected ($(json "$work/health.json" 'j.get("stream")'))" \
+        test "$(json "$work/health.json" 'j["stream"]["state"]')" = connected
     sleep 3
     curl -s -X POST "$BINANCE_BASE_URL/_control/clock" -d "{\"server_time_ms\": $(date +%s%3N)}" >/dev/null
     sleep 4

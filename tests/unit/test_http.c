@@ -84,7 +84,7 @@ static void test_hook_and_auth(void)
     AN_CHECK_OK(an_config_load(&cfg, 0, NULL, &err), err);
     an_service svc;
     an_service_init(&svc, &cfg);
-    an_http_options opt = {hook, (void *)"x1", NULL, NULL};
+    an_http_options opt = {hook, (void *)"x1", NULL, NULL, NULL, NULL};
     an_http_server *h = NULL;
     AN_CHECK_OK(an_http_start_with(&cfg, &svc, &opt, &h, &err), err);
     int port = an_http_port(h);
