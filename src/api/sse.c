@@ -20,11 +20,11 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "core/lagring.h"
 #include "core/log.h"
 
 #define COMPONENT "sse"
 #define MAX_NAMES 32
-#define LAGS 4096
 
 typedef struct client client;
 struct client {
@@ -46,11 +46,6 @@ struct client {
     int npend;
 };
 
-typedef struct lag_ring {
-    double v[LAGS];
-    size_t n, head;
-} lag_ring;
-
 struct an_sse_hub {
     an_realtime *rt;
     an_service *svc;
@@ -65,24 +60,10 @@ struct an_sse_hub {
     pthread_t beat;
     int beat_started;
     int64_t events, dropped, opened, heartbeats;
-    lag_ring lag;
+    an_lag_ring lag;
     const char *const *names;
     int n_names;
 };
-
-static void lag_add(lag_ring *r, double s)
-{
-    r->v[r->head] = s;
-    r->head = (r->head + 1) % LAGS;
-    if (r->n < LAGS)
-        r->n++;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 /* Appends bytes to c's queue, or drops c when it would pass the cap. Resumes
  * a suspended client. Under the lock. */
@@ -213,7 +194,7 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
         int j = 0;
         for (int i = 0; i < c->npend; i++)
             if (c->pend[i].end <= c->off)
-                lag_add(&hub->lag, (double)(now - c->pend[i].arrived_ms) / 1000.0);
+                an_lag_add(&hub->lag, (double)(now - c->pend[i].arrived_ms) / 1000.0);
             else
                 c->pend[j++] = c->pend[i];
         c->npend = j;
@@ -526,15 +507,10 @@ char *an_sse_metrics(an_sse_hub *hub)
     char *b = malloc(2048);
     if (!b)
         return NULL;
-    double *scratch = malloc(LAGS * sizeof *scratch);
+    double *scratch = malloc(AN_LAG_RING * sizeof *scratch);
     pthread_mutex_lock(&hub->lock);
-    double q50 = 0, q99 = 0;
-    if (scratch && hub->lag.n) {
-        memcpy(scratch, hub->lag.v, hub->lag.n * sizeof *scratch);
-        qsort(scratch, hub->lag.n, sizeof *scratch, cmp_double);
-        q50 = scratch[(size_t)(0.5 * (double)(hub->lag.n - 1) + 0.5)];
-        q99 = scratch[(size_t)(0.99 * (double)(hub->lag.n - 1) + 0.5)];
-    }
+    double q50 = an_lag_quantile(&hub->lag, 0.5, scratch);
+    double q99 = an_lag_quantile(&hub->lag, 0.99, scratch);
     snprintf(b, 2048,
              "# HELP autonama_sse_clients Server-sent event streams open now.\n"
              "# TYPE autonama_sse_clients gauge\n"
@@ -553,8 +529,8 @@ char *an_sse_metrics(an_sse_hub *hub)
              "# TYPE autonama_sse_lag_seconds summary\n"
              "autonama_sse_lag_seconds{quantile=\"0.5\"} %.6f\n"
              "autonama_sse_lag_seconds{quantile=\"0.99\"} %.6f\n",
-             hub->nclients, hub->opened, hub->events, hub->heartbeats, hub->dropped, LAGS, q50,
-             q99);
+             hub->nclients, hub->opened, hub->events, hub->heartbeats, hub->dropped, AN_LAG_RING,
+             q50, q99);
     pthread_mutex_unlock(&hub->lock);
     free(scratch);
     return b;

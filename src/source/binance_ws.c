@@ -742,6 +742,8 @@ an_code an_binance_ws_start(const an_binance_ws_options *o, an_binance_ws **out,
     ci.protocols = protocols;
     ci.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     ci.user = w;
+    /* the handshake is built in this buffer: 1,024 stream names are ~20 KB */
+    ci.pt_serv_buf_size = 64 * 1024;
     if (!(w->ctx = lws_create_context(&ci))) {
         code = an_err_set(err, AN_ERR_INTERNAL, "realtime: libwebsockets context failed");
         goto fail;

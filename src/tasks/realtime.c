@@ -29,13 +29,13 @@
 
 #include "analytics/engine.h"
 #include "analytics/live.h"
+#include "core/lagring.h"
 #include "core/log.h"
 #include "source/binance_ws.h"
 #include "tasks/ingest.h"
 
 #define COMPONENT "realtime"
 #define QUEUE_MAX 1000000 /* closed candles waiting for the store */
-#define LAGS 4096         /* lag samples kept for the quantiles */
 
 typedef struct rt_series {
     an_ws_sub sub;
@@ -64,11 +64,6 @@ typedef struct item_vec {
     size_t n, cap;
 } item_vec;
 
-typedef struct lag_ring {
-    double v[LAGS];
-    size_t n, head;
-} lag_ring;
-
 struct an_realtime {
     const an_config *cfg;
     an_service *svc;
@@ -89,7 +84,7 @@ struct an_realtime {
     /* counters (under lock) */
     int64_t writes, rows, write_errors, dropped, gapfills, gapfill_errors, gapfill_fetched,
         gapfill_inserted;
-    lag_ring lag_arrival, lag_event;
+    an_lag_ring lag_arrival, lag_event;
     int64_t ind_rows, ind_rebuilds, ind_errors;
     int64_t last_message_ms;
     /* listeners: the live states are read by the stream thread under live_lock */
@@ -112,30 +107,6 @@ static int push(item_vec *q, const closed_item *it)
     }
     q->v[q->n++] = *it;
     return 0;
-}
-
-static void lag_add(lag_ring *r, double s)
-{
-    r->v[r->head] = s;
-    r->head = (r->head + 1) % LAGS;
-    if (r->n < LAGS)
-        r->n++;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double lag_quantile(const lag_ring *r, double q, double *scratch)
-{
-    if (!r->n)
-        return 0;
-    memcpy(scratch, r->v, r->n * sizeof *scratch);
-    qsort(scratch, r->n, sizeof *scratch, cmp_double);
-    size_t i = (size_t)(q * (double)(r->n - 1) + 0.5);
-    return scratch[i];
 }
 
 /* ---- the stream thread's side ------------------------------------------- */
@@ -494,8 +465,8 @@ static void write_round(an_realtime *rt, item_vec *todo, int flush_open)
             int64_t final_from = s->final_from;
             s->live_pending = 0;
             for (size_t x = i; x < j; x++) {
-                lag_add(&rt->lag_arrival, (double)(now - todo->v[x].arrived_ms) / 1000.0);
-                lag_add(&rt->lag_event, (double)(now - todo->v[x].event_ms) / 1000.0);
+                an_lag_add(&rt->lag_arrival, (double)(now - todo->v[x].arrived_ms) / 1000.0);
+                an_lag_add(&rt->lag_event, (double)(now - todo->v[x].event_ms) / 1000.0);
             }
             pthread_mutex_unlock(&rt->lock);
             live_update(rt, st, s, final_from, buf, m);
@@ -515,8 +486,8 @@ static void write_round(an_realtime *rt, item_vec *todo, int flush_open)
             rows++;
             int64_t now = an_now_ms();
             pthread_mutex_lock(&rt->lock);
-            lag_add(&rt->lag_arrival, (double)(now - opens.v[i].arrived_ms) / 1000.0);
-            lag_add(&rt->lag_event, (double)(now - opens.v[i].event_ms) / 1000.0);
+            an_lag_add(&rt->lag_arrival, (double)(now - opens.v[i].arrived_ms) / 1000.0);
+            an_lag_add(&rt->lag_event, (double)(now - opens.v[i].event_ms) / 1000.0);
             pthread_mutex_unlock(&rt->lock);
         } else {
             errors++;
@@ -902,12 +873,12 @@ char *an_realtime_metrics(an_realtime *rt)
     an_binance_ws_stats ws = {0};
     if (rt->ws)
         an_binance_ws_get_stats(rt->ws, &ws);
-    double *scratch = malloc(LAGS * sizeof *scratch);
+    double *scratch = malloc(AN_LAG_RING * sizeof *scratch);
     pthread_mutex_lock(&rt->lock);
-    double qa50 = scratch ? lag_quantile(&rt->lag_arrival, 0.5, scratch) : 0;
-    double qa99 = scratch ? lag_quantile(&rt->lag_arrival, 0.99, scratch) : 0;
-    double qe50 = scratch ? lag_quantile(&rt->lag_event, 0.5, scratch) : 0;
-    double qe99 = scratch ? lag_quantile(&rt->lag_event, 0.99, scratch) : 0;
+    double qa50 = an_lag_quantile(&rt->lag_arrival, 0.5, scratch);
+    double qa99 = an_lag_quantile(&rt->lag_arrival, 0.99, scratch);
+    double qe50 = an_lag_quantile(&rt->lag_event, 0.5, scratch);
+    double qe99 = an_lag_quantile(&rt->lag_event, 0.99, scratch);
     size_t off = (size_t)snprintf(
         b, cap,
         "# HELP autonama_realtime_connections Stream connections up now.\n"
@@ -967,7 +938,7 @@ char *an_realtime_metrics(an_realtime *rt)
             "autonama_realtime_store_lag_seconds{from=\"event\",quantile=\"0.99\"} %.6f\n",
             rt->gapfills, rt->gapfill_errors, rt->gapfill_fetched, rt->gapfill_inserted, rt->writes,
             rt->rows, rt->write_errors, rt->ind_rows, rt->ind_rebuilds, rt->ind_errors, rt->dropped,
-            LAGS, qa50, qa99, qe50, qe99);
+            AN_LAG_RING, qa50, qa99, qe50, qe99);
     pthread_mutex_unlock(&rt->lock);
     free(scratch);
     return b;

@@ -40,6 +40,7 @@ last event sent per series ("BTCUSDT@1m": {"t","o","h","l","c","v","x"}).
 """
 import asyncio
 import json
+import os
 import threading
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -209,6 +210,9 @@ def parse_streams(path, st):
 
 def start(st, port, interval_s):
     """Starts the stream server on a thread; returns (StreamState, bound port)."""
+    # a combined-stream URL of 1,024 streams is ~20 KB: websockets' request
+    # line limit (8 KiB by default) is raised before it is imported
+    os.environ.setdefault("WEBSOCKETS_MAX_LINE_LENGTH", "65536")
     from websockets.asyncio.server import serve  # pinned in scripts/bootstrap
 
     ss = StreamState(st, interval_s)
