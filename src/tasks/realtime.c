@@ -442,7 +442,8 @@ static void write_round(an_realtime *rt, item_vec *todo, int flush_open)
         free(opens.v);
         return; /* todo stays for the next round */
     }
-    qsort(todo->v, todo->n, sizeof *todo->v, cmp_item);
+    if (todo->n)
+        qsort(todo->v, todo->n, sizeof *todo->v, cmp_item);
     int64_t writes = 0, rows = 0, errors = 0;
     an_candle *buf = todo->n ? malloc(todo->n * sizeof *buf) : NULL;
     size_t kept = 0;

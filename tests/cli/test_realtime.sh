@@ -56,7 +56,7 @@ ws_port=$(free_port)
 fake() {
     local gens="" s
     for s in $SYMS; do gens="$gens --generate $s:1m:$START:$END"; done
-    AN_PYTHON=$PY start_fake_binance_at "$rest_port" --ws-port "$ws_port" $gens
+    start_fake_binance_at "$rest_port" --ws-port "$ws_port" $gens
 }
 # the fake exchange on fixed ports (it is restarted on the same ones)
 start_fake_binance_at() {
