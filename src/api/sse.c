@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "core/abstime.h"
 #include "core/lagring.h"
 #include "core/log.h"
 
@@ -229,25 +230,12 @@ static void client_free(void *cls)
     free(c);
 }
 
-static struct timespec deadline(int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    return ts;
-}
-
 static void *heartbeat(void *arg)
 {
     an_sse_hub *hub = arg;
     pthread_mutex_lock(&hub->lock);
     while (!hub->closing) {
-        struct timespec ts = deadline(1000);
+        struct timespec ts = an_abstime_in(1000);
         pthread_cond_timedwait(&hub->cond, &hub->lock, &ts);
         int64_t now = an_now_ms();
         for (client *c = hub->clients; c && !hub->closing; c = c->next)

@@ -29,6 +29,7 @@
 
 #include "analytics/engine.h"
 #include "analytics/live.h"
+#include "core/abstime.h"
 #include "core/lagring.h"
 #include "core/log.h"
 #include "source/binance_ws.h"
@@ -188,19 +189,6 @@ static int cmp_item(const void *a, const void *b)
     if (x->series != y->series)
         return x->series < y->series ? -1 : 1;
     return x->c.ts < y->c.ts ? -1 : x->c.ts > y->c.ts;
-}
-
-static struct timespec deadline(int64_t ms_from_now)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms_from_now / 1000;
-    ts.tv_nsec += (ms_from_now % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    return ts;
 }
 
 /* Writes one series' candles (sorted, distinct times); 0 on success. */
@@ -543,7 +531,7 @@ static void *writer(void *arg)
                 break;
             continue;
         }
-        struct timespec ts = deadline(next_flush - now > 0 ? next_flush - now : 1);
+        struct timespec ts = an_abstime_in(next_flush - now > 0 ? next_flush - now : 1);
         pthread_cond_timedwait(&rt->cond, &rt->lock, &ts);
     }
     pthread_mutex_unlock(&rt->lock);
@@ -680,7 +668,7 @@ static void *filler(void *arg)
     pthread_mutex_lock(&rt->lock);
     for (;;) {
         while (!rt->stop && !rt->gapfill_wanted) {
-            struct timespec ts = deadline(1000);
+            struct timespec ts = an_abstime_in(1000);
             pthread_cond_timedwait(&rt->cond, &rt->lock, &ts);
         }
         if (rt->stop)
@@ -717,7 +705,7 @@ static void *filler(void *arg)
         if (!ok) {
             rt->gapfill_errors++;
             rt->gapfill_wanted = 1;
-            struct timespec ts = deadline(2000); /* then try again */
+            struct timespec ts = an_abstime_in(2000); /* then try again */
             while (!rt->stop && pthread_cond_timedwait(&rt->cond, &rt->lock, &ts) == 0)
                 ;
         }
