@@ -244,11 +244,28 @@ def metric(base, name):
 
 def slow(base, pid, seconds, check_rss):
     dropped0 = metric(base, "autonama_sse_dropped_total")
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.connect(hostport(base))
-    s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % query(indicators="sma_20,rsi_14,macd,"
-                                                            "bb_upper_20")).encode())
+    status = 0
+    for _ in range(20):  # streams closed just before may still count for a moment
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(hostport(base))
+        s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % query(indicators="sma_20,rsi_14,"
+                                                                "macd,bb_upper_20")).encode())
+        head = b""
+        while b"\r\n" not in head:  # the status line only; then it stops reading
+            chunk = s.recv(1)
+            if not chunk:
+                break
+            head += chunk
+        try:
+            status = int(head.split(b" ")[1])
+        except (IndexError, ValueError):
+            status = 0
+        if status == 200:
+            break
+        s.close()
+        time.sleep(1)
+    ok(status == 200, "slow: the stream opened (%d)" % status)
     rss = []
     t_drop = None
     for i in range(seconds):
