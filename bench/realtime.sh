@@ -66,24 +66,31 @@ http_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)
 base=http://127.0.0.1:$http_port
 AUTONAMA_HTTP_ADDR=127.0.0.1:$http_port AUTONAMA_REALTIME=true AUTONAMA_REALTIME_SYMBOLS=$slash \
     BINANCE_BASE_URL=http://127.0.0.1:$port BINANCE_WS_URL=ws://127.0.0.1:$ws_port \
-    AUTONAMA_INGEST_LOOKBACK=60 AUTONAMA_INGEST_PARALLEL=8 AUTONAMA_BINANCE_WEIGHT_BUDGET=100000000 \
+    AUTONAMA_INGEST_LOOKBACK=60 AUTONAMA_INGEST_PARALLEL=8 AUTONAMA_BINANCE_WEIGHT_BUDGET=1000000 \
     AUTONAMA_BEAT_UPDATE_INTERVAL=0 AUTONAMA_BEAT_INDICATORS_INTERVAL=0 AUTONAMA_BEAT_HEALTH_INTERVAL=0 \
     AUTONAMA_FALLBACK=false AUTONAMA_HTTP_MAX_STREAMS=$((CLIENTS + 10)) AUTONAMA_LOG_LEVEL=warn \
     "$BIN" serve >"$work/serve.out" 2>"$work/serve.err" &
 serve_pid=$!
 metric() { curl -s "$base/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 for _ in $(seq 1 600); do
+    kill -0 "$serve_pid" 2>/dev/null || break
     [ "$(metric autonama_realtime_gap_fills_total 2>/dev/null)" = 1 ] 2>/dev/null && break
     sleep 0.5
 done
+if ! kill -0 "$serve_pid" 2>/dev/null || [ -z "$(metric autonama_realtime_connections)" ]; then
+    echo "bench/realtime: autonama serve did not come up:" >&2
+    tail -5 "$work/serve.err" >&2
+    exit 1
+fi
 echo "# $N streams connected ($(metric autonama_realtime_connections) connections); the first gap fill done"
 
-# CLIENTS SSE clients, 100 symbols each, reading all the time
+# CLIENTS SSE clients, 100 symbols each (or all when fewer), reading all the time
 set -- $syms
+PER=$((N < 100 ? N : 100))
 for i in $(seq 0 $((CLIENTS - 1))); do
-    from=$(((i * 100) % N))
+    from=$(((i * PER) % N))
     list=""
-    for j in $(seq 0 99); do
+    for j in $(seq 0 $((PER - 1))); do
         k=$(((from + j) % N + 1))
         s=${!k}
         list="$list${list:+,}${s%USDT}/USDT"
@@ -92,7 +99,7 @@ for i in $(seq 0 $((CLIENTS - 1))); do
     cpids+=($!)
 done
 first100=""
-for j in $(seq 1 100); do s=${!j}; first100="$first100${first100:+,}${s%USDT}/USDT"; done
+for j in $(seq 1 "$PER"); do s=${!j}; first100="$first100${first100:+,}${s%USDT}/USDT"; done
 "$PY" - "$base" "$first100" "$SECS" >"$work/sse_lat.txt" <<'PY' &
 import http.client, sys, time, urllib.parse
 base, syms, secs = sys.argv[1], sys.argv[2], int(sys.argv[3])
