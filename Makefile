@@ -3,9 +3,10 @@
 BUILD ?= build
 BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
+BUILD_TSAN ?= build-tsan
 GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo Ninja || echo "Unix Makefiles")
 
-.PHONY: all deps build build-asan build-fuzz fuzz run test bench format format-check clean
+.PHONY: all deps build build-asan build-fuzz fuzz tsan run test check-all bench format format-check clean
 
 all: build
 
@@ -29,6 +30,13 @@ build-fuzz: deps
 fuzz: build-fuzz
 	@scripts/run-fuzz
 
+# ThreadSanitizer build (data races between the task runtime's, the HTTP
+# server's and ingest's threads). Run its tests with TSAN_OPTIONS as
+# docs/threads-tasks.md says.
+tsan: deps
+	@cmake -S . -B $(BUILD_TSAN) -G "$(GENERATOR)" -DCMAKE_BUILD_TYPE=Debug -DAN_TSAN=ON >/dev/null
+	@cmake --build $(BUILD_TSAN)
+
 # The main job: the HTTP server on the embedded DuckDB store (or PostgreSQL /
 # TimescaleDB when POSTGRES_SERVER is set).
 run: build
@@ -38,6 +46,15 @@ run: build
 # ctest on both builds, servers stopped at the end (also on failure).
 test:
 	@scripts/run-tests
+
+# What does not fit in `make test`'s time: the whole suite (both builds,
+# ASan+UBSan included), the store and ingest tests under valgrind memcheck,
+# and every fuzz target for a minute.
+check-all:
+	@scripts/run-tests
+	@$(MAKE) -s build
+	@scripts/run-valgrind
+	@$(MAKE) -s fuzz
 
 bench: build
 	@scripts/run-bench
@@ -49,4 +66,4 @@ format-check:
 	@clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) $(BUILD_TSAN)

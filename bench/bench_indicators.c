@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "analytics/engine.h"
+#include "series.h"
 #include "store/store.h"
 
 static double now_s(void)
@@ -103,21 +104,11 @@ static void run_talib(const talib *t, const double *in, int n, double **out)
         free(tmp[k]);
 }
 
+/* The closes are the series the indicators run on (the wicks do not matter). */
 static void make_candles(an_candles *c, size_t n)
 {
-    double price = 30000.0;
-    unsigned seed = 7;
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        double open = price, close = price + ((double)((seed >> 8) % 2001) - 1000.0) / 100.0;
-        if (close < 100)
-            close = 100;
-        double hi = (open > close ? open : close) + 1.0, lo = (open < close ? open : close) - 1.0;
-        an_candle k = {
-            1500000000000LL / 60000 * 60000 + (int64_t)i * 60000, open, hi, lo, close, 1.0};
-        an_candles_push(c, &k, NULL);
-        price = close;
-    }
+    an_test_series spec = {1500000000000LL / 60000 * 60000, 60000, 30000.0, 1000, 500, 100.0, 7};
+    an_test_series_make(c, n, &spec);
 }
 
 static void sql(const char *ci, const char *q)

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "series.h"
 #include "store/store.h"
 
 #define PER_ROW_ROWS 5000
@@ -30,25 +31,8 @@ static double now_s(void)
 
 static void make_series(an_candles *out, size_t n)
 {
-    double price = 30000.0;
-    unsigned seed = 42;
-    int64_t start = 1577836800000LL; /* 2020-01-01 */
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        double open = price, close = price + ((double)((seed >> 8) % 2001) - 1000.0) / 100.0;
-        if (close < 100)
-            close = 100;
-        double hi = (open > close ? open : close) + (double)((seed >> 4) % 500) / 100.0;
-        double lo = (open < close ? open : close) - (double)((seed >> 12) % 500) / 100.0;
-        an_candle c = {start + (int64_t)i * 60000,
-                       open,
-                       hi,
-                       lo,
-                       close,
-                       (double)((seed >> 3) % 100000) / 1000.0};
-        an_candles_push(out, &c, NULL);
-        price = close;
-    }
+    an_test_series spec = {1577836800000LL /* 2020-01-01 */, 60000, 30000.0, 1000, 500, 100.0, 42};
+    an_test_series_make(out, n, &spec);
 }
 
 static PGconn *connect_or_die(const char *ci)

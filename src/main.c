@@ -26,50 +26,16 @@
 #include "api/sse.h"
 #include "core/config.h"
 #include "core/log.h"
-#include "source/import.h"
 #include "store/store.h"
 #include "tasks/health.h"
 #include "tasks/ingest.h"
+#include "tasks/oneshot.h"
 #include "tasks/realtime.h"
 #include "tasks/scheduler.h"
 #include "tasks/service.h"
-#include "tasks/sync.h"
 #include "tasks/tasks.h"
 
 #define AN_VERSION "0.1.0"
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: autonama COMMAND [flags] [args]\n\n"
-            "commands:\n"
-            "  serve              the HTTP API (see openapi.json) on AUTONAMA_HTTP_ADDR, the\n"
-            "                     beat schedule and its workers\n"
-            "  migrate            create or upgrade the schema (idempotent)\n"
-            "  health             check connection, schema and data freshness (JSON);\n"
-            "                     exit 0 only when healthy\n"
-            "  import FILE...     load candles from freqtrade JSON, CryptoDataDownload CSV,\n"
-            "                     a CSV with a header, or a Binance public-data klines CSV\n"
-            "                     [--format F] [--symbol BASE/QUOTE] [--timeframe TF]\n"
-            "  ingest             fetch candles for each category from its provider\n"
-            "                     (crypto: Binance klines; update_market_data)\n"
-            "                     [--categories C,..] [--symbols S,..] [--timeframe TF]\n"
-            "                     [--since T [--until T]] [--force]\n"
-            "  export             one series' candles as CSV [--symbol S] [--timeframe TF]\n"
-            "  indicators         calculate indicators with DuckDB and store the new ones\n"
-            "                     [--symbols S,..] [--timeframe TF | --timeframes TF,..]\n"
-            "                     [--indicators sma:20,rsi:14,...] [--load-path auto|direct|copy]\n"
-            "  tasks              list the newest task runs [--limit N]\n"
-            "  tasks show ID      one task run (state, meta, result, error)\n"
-            "  tasks run NAME [ARGS_JSON]\n"
-            "                     run a task now (update_market_data,\n"
-            "                     calculate_indicators_for_symbol, health_check)\n"
-            "  sync [--from FILE] [--move]\n"
-            "                     copy a DuckDB store (default: the fallback file, moved) into\n"
-            "                     PostgreSQL; --move deletes what was copied from FILE\n"
-            "  version            print the version\n\n");
-    an_config_print_help(f);
-}
 
 static void print_json(json_t *o)
 {
@@ -136,90 +102,71 @@ static int cmd_health(const an_config *cfg)
 static int cmd_import(const an_config *cfg)
 {
     an_err err = {0};
-    if (cfg->nargs < 1) {
-        an_err_set(&err, AN_ERR_INVALID, "no file given: autonama import FILE...");
+    json_t *o = NULL;
+    if (an_oneshot_import(cfg, cfg->args, cfg->nargs, &o, &err) != AN_OK)
         return fail("import", &err);
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(o, "files"), i, f)
+    {
+        const char *e = json_string_value(json_object_get(f, "error"));
+        if (e)
+            fprintf(stderr, "autonama import: error: %s\n", e);
     }
-    an_import_format fmt;
-    if (an_import_format_parse(an_config_get(cfg, AN_CFG_FORMAT), &fmt, &err) != AN_OK)
-        return fail("import", &err);
-    const char *symbol = an_config_get(cfg, AN_CFG_SYMBOL);
-    const char *tf =
-        an_config_is_set(cfg, AN_CFG_TIMEFRAME) ? an_config_get(cfg, AN_CFG_TIMEFRAME) : NULL;
-    an_store *s = NULL;
-    if (an_service_open_store(cfg, &s, &err) != AN_OK)
-        return fail("import", &err);
-    int version = 0;
-    if (an_store_check_schema(s, &version, &err) != AN_OK) {
-        an_store_close(s);
-        return fail("import", &err);
-    }
-    json_t *files = json_array();
-    int64_t ok = 0, failed = 0;
-    int64_t rollup_from = INT64_MAX, rollup_to = INT64_MIN;
-    for (int i = 0; i < cfg->nargs; i++) {
-        const char *path = cfg->args[i];
-        an_import_result r = {0};
-        an_upsert_counts counts = {0};
-        json_t *fo = json_pack("{s:s}", "path", path);
-        an_err ferr = {0};
-        if (an_import_read(path, fmt, symbol, tf, &r, &ferr) == AN_OK &&
-            an_store_insert_ohlc(s, r.symbol, r.timeframe, r.candles.v, r.candles.n, &counts,
-                                 &ferr) == AN_OK) {
-            ok++;
-            json_object_set_new(fo, "status", json_string("success"));
-            json_object_set_new(fo, "format", json_string(an_import_format_name(r.format)));
-            json_object_set_new(fo, "symbol", json_string(r.symbol));
-            json_object_set_new(fo, "timeframe", json_string(r.timeframe));
-            json_object_set_new(fo, "rows", json_integer((json_int_t)r.candles.n));
-            json_object_set_new(fo, "inserted", json_integer(counts.inserted));
-            json_object_set_new(fo, "updated", json_integer(counts.updated));
-            json_object_set_new(fo, "unchanged", json_integer(counts.unchanged));
-            AN_INFO("import",
-                    "msg=\"imported\" file=\"%s\" symbol=%s timeframe=%s rows=%zu inserted=%" PRId64
-                    " updated=%" PRId64,
-                    path, r.symbol, r.timeframe, r.candles.n, counts.inserted, counts.updated);
-            if (strcmp(r.timeframe, "1m") == 0 && r.candles.n > 0) {
-                if (r.candles.v[0].ts < rollup_from)
-                    rollup_from = r.candles.v[0].ts;
-                if (r.candles.v[r.candles.n - 1].ts + 60000 > rollup_to)
-                    rollup_to = r.candles.v[r.candles.n - 1].ts + 60000;
-            }
-        } else {
-            failed++;
-            fprintf(stderr, "autonama import: error: %s\n", ferr.msg);
-            json_object_set_new(fo, "status", json_string("failed"));
-            json_object_set_new(fo, "error", json_string(ferr.msg));
-        }
-        an_import_result_free(&r);
-        json_array_append_new(files, fo);
-    }
-    if (rollup_from < rollup_to) {
-        /* whole days around the range, so the 1d buckets are complete */
-        int64_t day = 86400000LL;
-        if (an_store_refresh_rollups(s, rollup_from / day * day, (rollup_to + day - 1) / day * day,
-                                     &err) != AN_OK)
-            AN_WARN("import", "msg=\"rollup refresh failed\" error=\"%s\"", err.msg);
-    }
-    json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:{s:I, s:I, s:I}, s:o}", "status",
-                          failed ? (ok ? "partial" : "failed") : "completed", "approach",
-                          an_tasks_approach(s), "store_mode",
-                          an_store_mode_name(an_store_get_mode(s)), "categories_processed", 1,
-                          "summary", "total_success", (json_int_t)ok, "total_failed",
-                          (json_int_t)failed, "total_skipped", (json_int_t)0, "files", files);
     print_json(o);
+    int failed =
+        json_integer_value(json_object_get(json_object_get(o, "summary"), "total_failed")) > 0;
     json_decref(o);
-    an_store_close(s);
     return failed ? 1 : 0;
 }
 
-static volatile int *task_stop;
+/* SIGINT/SIGTERM during a command-line run: a thread of its own waits for
+ * them (sigwait; no handler runs) and asks the tasks to stop, so the stop
+ * flag is only ever touched as an atomic_int. SIGUSR1 ends the thread when
+ * the run is over. The signals are blocked before any thread starts. */
+typedef struct signal_watch {
+    pthread_t th;
+    an_tasks *t;
+    int started;
+} signal_watch;
 
-static void on_task_signal(int sig)
+static void block_signals(sigset_t *sigs)
 {
-    (void)sig;
-    if (task_stop)
-        *task_stop = 1;
+    sigemptyset(sigs);
+    sigaddset(sigs, SIGINT);
+    sigaddset(sigs, SIGTERM);
+    sigaddset(sigs, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, sigs, NULL);
+}
+
+static void *watch_signals(void *arg)
+{
+    signal_watch *w = arg;
+    sigset_t sigs;
+    block_signals(&sigs);
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGUSR1)
+            return NULL;
+        an_tasks_request_stop(w->t);
+    }
+}
+
+static void watch_start(signal_watch *w, an_tasks *t)
+{
+    w->t = t;
+    w->started = pthread_create(&w->th, NULL, watch_signals, w) == 0;
+}
+
+static void watch_stop(signal_watch *w)
+{
+    if (!w->started)
+        return;
+    pthread_kill(w->th, SIGUSR1);
+    pthread_join(w->th, NULL);
+    w->started = 0;
 }
 
 /* The command line's task layer: the store opened and its schema checked
@@ -227,6 +174,8 @@ static void on_task_signal(int sig)
  * task layer, which goes on against the fallback file. */
 static an_code cli_tasks(const an_config *cfg, an_service *svc, an_tasks **t, an_err *err)
 {
+    sigset_t sigs;
+    block_signals(&sigs); /* before the store starts any thread */
     an_service_init(svc, cfg);
     an_store *s = NULL;
     int version = 0;
@@ -246,11 +195,6 @@ static an_code cli_tasks(const an_config *cfg, an_service *svc, an_tasks **t, an
         an_service_destroy(svc);
         return rc;
     }
-    task_stop = an_tasks_stop_flag(*t);
-    struct sigaction sa = {0};
-    sa.sa_handler = on_task_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     return AN_OK;
 }
 
@@ -264,8 +208,11 @@ static int cli_run(const an_config *cfg, const char *command, const char *task, 
         json_decref(args);
         return fail(command, &err);
     }
+    signal_watch watch = {0};
+    watch_start(&watch, t);
     json_t *res = NULL;
     an_code rc = an_tasks_run(t, task, args, NULL, NULL, NULL, &res, &err);
+    watch_stop(&watch);
     json_decref(args);
     int status;
     if (rc != AN_OK) {
@@ -277,7 +224,6 @@ static int cli_run(const an_config *cfg, const char *command, const char *task, 
         status = st && strcmp(st, "completed") == 0 ? 0 : 1;
         json_decref(res);
     }
-    task_stop = NULL;
     an_tasks_free(t);
     an_service_destroy(&svc);
     return status;
@@ -292,7 +238,7 @@ static int cmd_ingest(const an_config *cfg)
         json_object_set_new(args, "categories", json_string(an_config_get(cfg, AN_CFG_CATEGORIES)));
     /* --symbols names the symbols of every category of the run; without it
      * each category has its own (AUTONAMA_SYMBOLS is crypto's) */
-    if (cfg->from[AN_CFG_SYMBOLS] == 2)
+    if (cfg->from[AN_CFG_SYMBOLS] == AN_CFG_ORIGIN_FLAG)
         json_object_set_new(args, "symbols", json_string(an_config_get(cfg, AN_CFG_SYMBOLS)));
     json_object_set_new(args, "timeframe", json_string(an_config_get(cfg, AN_CFG_TIMEFRAME)));
     if (an_config_get(cfg, AN_CFG_SINCE))
@@ -306,53 +252,11 @@ static int cmd_ingest(const an_config *cfg)
     return cli_run(cfg, "ingest", "update_market_data", args);
 }
 
-/* The shortest %g form that reads back as the same double. */
-static const char *fmt_double(double v, char *buf, size_t len)
-{
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, len, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            break;
-    }
-    return buf;
-}
-
 /* Candles of one series as CSV on stdout (open time in ms, then OHLCV). */
 static int cmd_export(const an_config *cfg)
 {
     an_err err = {0};
-    const char *symbol = an_config_get(cfg, AN_CFG_SYMBOL);
-    const char *tf = an_config_get(cfg, AN_CFG_TIMEFRAME);
-    an_query q = an_query_all();
-    const char *s_since = an_config_get(cfg, AN_CFG_SINCE),
-               *s_until = an_config_get(cfg, AN_CFG_UNTIL);
-    if (!symbol) {
-        an_err_set(&err, AN_ERR_INVALID, "export needs --symbol BASE/QUOTE");
-        return fail("export", &err);
-    }
-    if ((s_since && an_time_parse(s_since, &q.start_ms, &err) != AN_OK) ||
-        (s_until && an_time_parse(s_until, &q.end_ms, &err) != AN_OK))
-        return fail("export", &err);
-    an_store *s = NULL;
-    int version = 0;
-    an_candles c = {0};
-    if (an_service_open_store(cfg, &s, &err) != AN_OK ||
-        an_store_check_schema(s, &version, &err) != AN_OK ||
-        an_store_get_ohlc(s, symbol, tf, &q, &c, &err) != AN_OK) {
-        an_store_close(s);
-        return fail("export", &err);
-    }
-    printf("timestamp,open,high,low,close,volume\n");
-    for (size_t i = 0; i < c.n; i++) {
-        char a[32], b[32], d[32], e[32], f[32];
-        printf("%" PRId64 ",%s,%s,%s,%s,%s\n", c.v[i].ts, fmt_double(c.v[i].open, a, sizeof a),
-               fmt_double(c.v[i].high, b, sizeof b), fmt_double(c.v[i].low, d, sizeof d),
-               fmt_double(c.v[i].close, e, sizeof e), fmt_double(c.v[i].volume, f, sizeof f));
-    }
-    fflush(stdout);
-    an_candles_free(&c);
-    an_store_close(s);
-    return 0;
+    return an_oneshot_export(cfg, stdout, &err) == AN_OK ? 0 : fail("export", &err);
 }
 
 /* The seed's calculate_indicators_for_symbol, for each symbol x timeframe. */
@@ -363,10 +267,15 @@ static int cmd_indicators(const an_config *cfg)
     an_load_pref pref;
     char **tfs = NULL;
     size_t ntf = 0;
+    /* --timeframe (the flag) else AUTONAMA_INDICATOR_TIMEFRAMES: the
+     * environment's AUTONAMA_TIMEFRAME is the ingest timeframe only */
+    an_config tcfg = *cfg;
+    if (tcfg.from[AN_CFG_TIMEFRAME] != AN_CFG_ORIGIN_FLAG)
+        tcfg.from[AN_CFG_TIMEFRAME] = AN_CFG_ORIGIN_DEFAULT;
     /* bad input fails before anything runs (exit 2) */
     if (an_ind_set_parse(an_config_get(cfg, AN_CFG_INDICATORS), &set, &err) != AN_OK ||
         an_load_pref_parse(an_config_get(cfg, AN_CFG_LOAD_PATH), &pref, &err) != AN_OK ||
-        an_config_indicator_timeframes(cfg, &tfs, &ntf, &err) != AN_OK)
+        an_config_indicator_timeframes(&tcfg, &tfs, &ntf, &err) != AN_OK)
         return fail("indicators", &err);
     json_t *args = json_object();
     char joined[256] = "";
@@ -396,6 +305,10 @@ static int cmd_tasks(const an_config *cfg)
             json_decref(args);
             an_err_set(&err, AN_ERR_INVALID, "tasks run: ARGS must be a JSON object or array");
             return fail("tasks", &err);
+        }
+        if (an_tasks_check_args(cfg->args[1], args, &err) == AN_ERR_INVALID) {
+            json_decref(args);
+            return fail("tasks run", &err);
         }
         return cli_run(cfg, "tasks run", cfg->args[1], args);
     }
@@ -436,51 +349,11 @@ static int cmd_tasks(const an_config *cfg)
 static int cmd_sync(const an_config *cfg)
 {
     an_err err = {0};
-    const char *from = an_config_get(cfg, AN_CFG_FROM);
-    int move = an_config_bool(cfg, AN_CFG_MOVE);
-    if (!from) {
-        from = an_config_get(cfg, AN_CFG_FALLBACK_PATH);
-        move = 1; /* the fallback file is emptied by its replay */
-    }
-    if (!an_config_has_postgres(cfg) || strcmp(an_config_get(cfg, AN_CFG_STORE), "duckdb") == 0) {
-        an_err_set(&err, AN_ERR_INVALID, "sync moves into PostgreSQL: set POSTGRES_SERVER");
+    json_t *o = NULL;
+    if (an_oneshot_sync(cfg, &o, &err) != AN_OK)
         return fail("sync", &err);
-    }
-    if (access(from, R_OK) != 0) {
-        an_err_set(&err, AN_ERR_NOT_FOUND, "no DuckDB file %s", from);
-        return fail("sync", &err);
-    }
-    an_store *dst = NULL, *src = NULL;
-    an_store_options so = {0};
-    so.mode = "duckdb";
-    so.duckdb_path = from;
-    int version = 0;
-    an_sync_stats st;
-    an_err ignored = {0};
-    /* migrate only when needed (it also re-applies the TimescaleDB policies) */
-    if (an_service_open_store(cfg, &dst, &err) != AN_OK ||
-        (an_store_check_schema(dst, &version, &ignored) != AN_OK &&
-         an_store_migrate(dst, NULL, &err) != AN_OK) ||
-        an_store_open(&so, &src, &err) != AN_OK ||
-        an_sync_stores(src, dst, move, &st, &err) != AN_OK) {
-        an_store_close(src);
-        an_store_close(dst);
-        return fail("sync", &err);
-    }
-    json_t *o = json_pack(
-        "{s:s, s:s, s:s, s:s, s:b, s:i, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I, "
-        "s:I}}",
-        "status", "completed", "approach", "duckdb_sync", "from", from, "store",
-        an_store_describe(dst), "moved", move, "categories_processed", 1, "summary",
-        "total_success", (json_int_t)st.series, "total_failed", (json_int_t)0, "total_skipped",
-        (json_int_t)0, "synced", "series", (json_int_t)st.series, "candles", (json_int_t)st.candles,
-        "candles_inserted", (json_int_t)st.candle_counts.inserted, "candles_updated",
-        (json_int_t)st.candle_counts.updated, "indicator_series", (json_int_t)st.indicator_series,
-        "indicators", (json_int_t)st.indicators, "tasks", (json_int_t)st.tasks);
     print_json(o);
     json_decref(o);
-    an_store_close(src);
-    an_store_close(dst);
     return 0;
 }
 
@@ -615,6 +488,65 @@ static int cmd_serve(const an_config *cfg)
     return 0;
 }
 
+/* The commands: name, handler, the help lines of `autonama --help`. */
+static const struct command {
+    const char *name;
+    int (*run)(const an_config *cfg);
+    const char *help;
+} COMMANDS[] = {
+    {"serve", cmd_serve,
+     "serve              the HTTP API (see openapi.json) on AUTONAMA_HTTP_ADDR, the\n"
+     "                   beat schedule and its workers"},
+    {"migrate", cmd_migrate, "migrate            create or upgrade the schema (idempotent)"},
+    {"health", cmd_health,
+     "health             check connection, schema and data freshness (JSON);\n"
+     "                   exit 0 only when healthy"},
+    {"import", cmd_import,
+     "import FILE...     load candles from freqtrade JSON, CryptoDataDownload CSV,\n"
+     "                   a CSV with a header, or a Binance public-data klines CSV\n"
+     "                   [--format F] [--symbol BASE/QUOTE] [--timeframe TF]"},
+    {"ingest", cmd_ingest,
+     "ingest             fetch candles for each category from its provider\n"
+     "                   (crypto: Binance klines; update_market_data)\n"
+     "                   [--categories C,..] [--symbols S,..] [--timeframe TF]\n"
+     "                   [--since T [--until T]] [--force]"},
+    {"export", cmd_export,
+     "export             one series' candles as CSV [--symbol S] [--timeframe TF]"},
+    {"indicators", cmd_indicators,
+     "indicators         calculate indicators with DuckDB and store the new ones\n"
+     "                   [--symbols S,..] [--timeframe TF | --timeframes TF,..]\n"
+     "                   [--indicators sma:20,rsi:14,...] [--load-path auto|direct|copy]"},
+    {"tasks", cmd_tasks,
+     "tasks              list the newest task runs [--limit N]\n"
+     "tasks show ID      one task run (state, meta, result, error)\n"
+     "tasks run NAME [ARGS_JSON]\n"
+     "                   run a task now (the tasks are listed below)"},
+    {"sync", cmd_sync,
+     "sync [--from FILE] [--move]\n"
+     "                   copy a DuckDB store (default: the fallback file, moved) into\n"
+     "                   PostgreSQL; --move deletes what was copied from FILE"},
+    {"version", NULL, "version            print the version"},
+};
+#define NCOMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: autonama COMMAND [flags] [args]\n\ncommands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        /* each help line indented under "commands:" */
+        for (const char *h = COMMANDS[i].help; *h;) {
+            size_t len = strcspn(h, "\n");
+            fprintf(f, "  %.*s\n", (int)len, h);
+            h += len + (h[len] == '\n');
+        }
+    }
+    fprintf(f, "\ntasks (tasks run NAME, POST /api/v1/tasks/NAME):\n");
+    for (size_t i = 0; an_tasks_registry(i); i++)
+        fprintf(f, "  %-33s%s\n", an_tasks_registry(i)->name, an_tasks_registry(i)->help);
+    fprintf(f, "\n");
+    an_config_print_help(f);
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -628,41 +560,27 @@ int main(int argc, char **argv)
         printf("autonama %s\n", AN_VERSION);
         return 0;
     }
-    an_config cfg;
+    const struct command *c = NULL;
+    for (size_t i = 0; i < NCOMMANDS && !c; i++)
+        if (COMMANDS[i].run && strcmp(COMMANDS[i].name, cmd) == 0)
+            c = &COMMANDS[i];
     an_err err = {0};
+    if (!c) {
+        char names[160] = "";
+        for (size_t i = 0; i < NCOMMANDS; i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
+                     COMMANDS[i].name);
+        an_err_set(&err, AN_ERR_INVALID,
+                   "unknown command '%.40s' (commands: %s; see autonama --help)", cmd, names);
+        return fail("", &err);
+    }
+    an_config cfg;
     if (an_config_load(&cfg, argc - 2, argv + 2, &err) != AN_OK) {
         an_config_free(&cfg);
         return fail(cmd, &err);
     }
     an_log_set_level((an_log_level)an_log_level_parse(an_config_get(&cfg, AN_CFG_LOG_LEVEL)));
-    int rc;
-    if (strcmp(cmd, "serve") == 0)
-        rc = cmd_serve(&cfg);
-    else if (strcmp(cmd, "migrate") == 0)
-        rc = cmd_migrate(&cfg);
-    else if (strcmp(cmd, "health") == 0)
-        rc = cmd_health(&cfg);
-    else if (strcmp(cmd, "import") == 0)
-        rc = cmd_import(&cfg);
-    else if (strcmp(cmd, "indicators") == 0)
-        rc = cmd_indicators(&cfg);
-    else if (strcmp(cmd, "ingest") == 0)
-        rc = cmd_ingest(&cfg);
-    else if (strcmp(cmd, "export") == 0)
-        rc = cmd_export(&cfg);
-    else if (strcmp(cmd, "tasks") == 0)
-        rc = cmd_tasks(&cfg);
-    else if (strcmp(cmd, "sync") == 0)
-        rc = cmd_sync(&cfg);
-    else {
-        an_err_set(&err, AN_ERR_INVALID,
-                   "unknown command '%.40s' (commands: serve, migrate, health, ingest, import, "
-                   "indicators, tasks, sync, "
-                   "version; "
-                   "see autonama --help)",
-                   cmd);
-        rc = fail("", &err);
-    }
+    int rc = c->run(&cfg);
     an_config_free(&cfg);
     return rc;
 }

@@ -28,96 +28,7 @@
 
 static const char *COMPONENT = "indicators";
 
-/* ---- the indicator set -------------------------------------------------- */
-
-an_code an_ind_set_parse(const char *s, an_ind_set *out, an_err *err)
-{
-    memset(out, 0, sizeof *out);
-    if (!s || !*s)
-        s = AN_IND_DEFAULT;
-    char copy[512];
-    if (strlen(s) >= sizeof copy)
-        return an_err_set(err, AN_ERR_INVALID, "indicator list too long");
-    snprintf(copy, sizeof copy, "%s", s);
-    char *save = NULL;
-    size_t tpos = 0;
-    for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
-        while (*item == ' ')
-            item++;
-        if (out->n == AN_IND_MAX)
-            return an_err_set(err, AN_ERR_INVALID, "more than %d indicators", AN_IND_MAX);
-        an_ind_spec *sp = &out->v[out->n];
-        char name[16] = "";
-        double a[4] = {0, 0, 0, 0};
-        int got = 0, used = 0;
-        const char *colon = strchr(item, ':');
-        size_t nlen = colon ? (size_t)(colon - item) : strlen(item);
-        if (nlen >= sizeof name)
-            goto bad;
-        memcpy(name, item, nlen);
-        const char *p = colon;
-        while (p && *p == ':' && got < 4) {
-            char *end;
-            a[got] = strtod(p + 1, &end);
-            if (end == p + 1)
-                goto bad;
-            got++;
-            p = end;
-        }
-        if (p && *p)
-            goto bad;
-        int ip[3] = {(int)a[0], (int)a[1], (int)a[2]};
-        if (strcmp(name, "sma") == 0 || strcmp(name, "ema") == 0 || strcmp(name, "rsi") == 0) {
-            sp->kind = name[0] == 's' ? AN_IND_SMA : name[0] == 'e' ? AN_IND_EMA : AN_IND_RSI;
-            if (got != 1 || a[0] != ip[0] || ip[0] < (sp->kind == AN_IND_SMA ? 1 : 2) ||
-                ip[0] > 100000)
-                goto bad;
-            sp->p[0] = ip[0];
-            used = snprintf(out->text + tpos, sizeof out->text - tpos, "%s%s:%d", tpos ? "," : "",
-                            name, ip[0]);
-        } else if (strcmp(name, "bbands") == 0) {
-            sp->kind = AN_IND_BBANDS;
-            if (got < 1 || got > 3 || a[0] != ip[0] || ip[0] < 2 || ip[0] > 100000)
-                goto bad;
-            sp->p[0] = ip[0];
-            sp->d[0] = got >= 2 ? a[1] : 2.0;
-            sp->d[1] = got >= 3 ? a[2] : sp->d[0];
-            if (!(sp->d[0] > 0 && sp->d[0] < 100 && sp->d[1] > 0 && sp->d[1] < 100))
-                goto bad;
-            used = snprintf(out->text + tpos, sizeof out->text - tpos, "%sbbands:%d:%g:%g",
-                            tpos ? "," : "", ip[0], sp->d[0], sp->d[1]);
-        } else if (strcmp(name, "macd") == 0) {
-            sp->kind = AN_IND_MACD;
-            if (got == 0) {
-                ip[0] = 12, ip[1] = 26, ip[2] = 9;
-            } else if (got != 3 || a[0] != ip[0] || a[1] != ip[1] || a[2] != ip[2]) {
-                goto bad;
-            }
-            for (int k = 0; k < 3; k++)
-                if (ip[k] < (k == 2 ? 1 : 2) || ip[k] > 100000)
-                    goto bad;
-            memcpy(sp->p, ip, sizeof ip);
-            used = snprintf(out->text + tpos, sizeof out->text - tpos, "%smacd:%d:%d:%d",
-                            tpos ? "," : "", ip[0], ip[1], ip[2]);
-        } else {
-            return an_err_set(err, AN_ERR_INVALID,
-                              "unknown indicator '%.40s' (sma, ema, rsi, bbands, macd)", item);
-        }
-        if (used < 0 || tpos + (size_t)used >= sizeof out->text)
-            return an_err_set(err, AN_ERR_INVALID, "indicator list too long");
-        tpos += (size_t)used;
-        out->n++;
-        continue;
-    bad:
-        return an_err_set(err, AN_ERR_INVALID,
-                          "bad indicator '%.40s': expected sma:N, ema:N, rsi:N, "
-                          "bbands:N[:DEV[:DEVDN]] or macd:FAST:SLOW:SIGNAL",
-                          item);
-    }
-    if (out->n == 0)
-        return an_err_set(err, AN_ERR_INVALID, "no indicators given");
-    return AN_OK;
-}
+/* ---- the load path ------------------------------------------------------- */
 
 an_code an_load_pref_parse(const char *s, an_load_pref *out, an_err *err)
 {
@@ -134,40 +45,12 @@ an_code an_load_pref_parse(const char *s, an_load_pref *out, an_err *err)
 
 /* ---- computing ---------------------------------------------------------- */
 
+/* an_ind_spec_names (core/indspec.h) writes the names the store keeps */
+_Static_assert(AN_IND_NAME_MAX == AN_INDICATOR_NAME_MAX, "indicator name sizes differ");
+
 static int outputs_of(const an_ind_spec *sp)
 {
     return sp->kind == AN_IND_BBANDS || sp->kind == AN_IND_MACD ? 3 : 1;
-}
-
-void an_ind_spec_names(const an_ind_spec *sp, char (*names)[AN_INDICATOR_NAME_MAX])
-{
-    switch (sp->kind) {
-    case AN_IND_SMA: snprintf(names[0], AN_INDICATOR_NAME_MAX, "sma_%d", sp->p[0]); break;
-    case AN_IND_EMA: snprintf(names[0], AN_INDICATOR_NAME_MAX, "ema_%d", sp->p[0]); break;
-    case AN_IND_RSI: snprintf(names[0], AN_INDICATOR_NAME_MAX, "rsi_%d", sp->p[0]); break;
-    case AN_IND_BBANDS: {
-        static const char *band[3] = {"upper", "middle", "lower"};
-        for (int k = 0; k < 3; k++) {
-            if (sp->d[0] == 2.0 && sp->d[1] == 2.0)
-                snprintf(names[k], AN_INDICATOR_NAME_MAX, "bb_%s_%d", band[k], sp->p[0]);
-            else
-                snprintf(names[k], AN_INDICATOR_NAME_MAX, "bb_%s_%d_%g_%g", band[k], sp->p[0],
-                         sp->d[0], sp->d[1]);
-        }
-        break;
-    }
-    case AN_IND_MACD: {
-        static const char *part[3] = {"macd", "macd_signal", "macd_hist"};
-        for (int k = 0; k < 3; k++) {
-            if (sp->p[0] == 12 && sp->p[1] == 26 && sp->p[2] == 9)
-                snprintf(names[k], AN_INDICATOR_NAME_MAX, "%s", part[k]);
-            else
-                snprintf(names[k], AN_INDICATOR_NAME_MAX, "%s_%d_%d_%d", part[k], sp->p[0],
-                         sp->p[1], sp->p[2]);
-        }
-        break;
-    }
-    }
 }
 
 void an_engine_free_outputs(char (*names)[AN_INDICATOR_NAME_MAX], double **out, int n_outputs)
@@ -511,106 +394,87 @@ static an_code pick_source(an_store *s, const char *symbol, const char *tf, char
     return rc;
 }
 
-an_code an_engine_run(an_store *s, const char *symbol, const char *timeframe, const an_ind_set *set,
-                      an_load_pref pref, an_engine_result *res, an_err *err)
+/* 1. the series into DuckDB and back out as arrays: embedded for the DuckDB
+ * store, else direct or copy as pref says (auto: direct, then copy when
+ * direct fails, the reason kept in res->fallback_reason). */
+static an_code load_series(an_store *s, const char *symbol, const char *tf_filter,
+                           an_load_pref pref, an_engine_result *res, series *ser, an_err *err)
 {
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    memset(res, 0, sizeof *res);
-    series ser = {0};
-    char(*names)[AN_INDICATOR_NAME_MAX] = NULL;
-    double **vals = NULL;
-    int nout = 0;
-    int64_t *bts = NULL;
-    int *bidx = NULL;
-    double *bval = NULL;
-    an_code rc = AN_OK;
-    if (an_symbol_validate(symbol, err) != AN_OK)
-        return AN_ERR_INVALID;
-    if (!an_timeframe_valid(timeframe))
-        return an_err_set(err, AN_ERR_INVALID, "unknown timeframe '%.16s'", timeframe);
-    if ((rc = pick_source(s, symbol, timeframe, res->source, err)) != AN_OK)
-        return rc;
-    const char *tf_filter = strcmp(res->source, "ohlc_data") == 0 ? timeframe : NULL;
-
-    /* 1. the series into DuckDB and back out as arrays */
     if (an_store_get_mode(s) == AN_STORE_DUCKDB) {
         strcpy(res->load_path, "embedded");
-        rc = load_embedded(s, res->source, symbol, tf_filter, &ser, err);
-    } else if (pref == AN_LOAD_COPY) {
-        strcpy(res->load_path, "copy");
-        rc = load_copy(s, res->source, symbol, tf_filter, &ser, err);
-    } else {
-        strcpy(res->load_path, "direct");
-        rc = load_direct(s, res->source, symbol, tf_filter, &ser, err);
-        if (rc != AN_OK && pref == AN_LOAD_AUTO) {
-            snprintf(res->fallback_reason, sizeof res->fallback_reason, "%.250s", err->msg);
-            AN_WARN(COMPONENT, "msg=\"direct load failed, using COPY\" symbol=%s reason=\"%.200s\"",
-                    symbol, err->msg);
-            an_err_clear(err);
-            free(ser.ts);
-            free(ser.close);
-            memset(&ser, 0, sizeof ser);
-            strcpy(res->load_path, "copy");
-            rc = load_copy(s, res->source, symbol, tf_filter, &ser, err);
-        }
+        return load_embedded(s, res->source, symbol, tf_filter, ser, err);
     }
-    if (rc != AN_OK)
-        goto out;
-    res->candles = (int64_t)ser.n;
-    if (ser.n == 0)
-        goto out;
-    for (size_t i = 1; i < ser.n; i++)
-        if (ser.ts[i] <= ser.ts[i - 1]) {
-            rc = an_err_set(err, AN_ERR_DB, "%s %s: the series is not in time order", symbol,
-                            timeframe);
-            goto out;
-        }
+    if (pref == AN_LOAD_COPY) {
+        strcpy(res->load_path, "copy");
+        return load_copy(s, res->source, symbol, tf_filter, ser, err);
+    }
+    strcpy(res->load_path, "direct");
+    an_code rc = load_direct(s, res->source, symbol, tf_filter, ser, err);
+    if (rc == AN_OK || pref != AN_LOAD_AUTO)
+        return rc;
+    snprintf(res->fallback_reason, sizeof res->fallback_reason, "%.250s", err->msg);
+    AN_WARN(COMPONENT, "msg=\"direct load failed, using COPY\" symbol=%s reason=\"%.200s\"", symbol,
+            err->msg);
+    an_err_clear(err);
+    free(ser->ts);
+    free(ser->close);
+    memset(ser, 0, sizeof *ser);
+    strcpy(res->load_path, "copy");
+    return load_copy(s, res->source, symbol, tf_filter, ser, err);
+}
 
-    /* 2. every indicator over the whole series */
-    if ((rc = an_engine_compute(set, ser.close, ser.n, &names, &vals, &nout, err)) != AN_OK)
-        goto out;
-
-    /* 3. what changed since the last run */
+/* 3. what changed since the last run: *from is the first candle whose rows
+ * are sent (0 and res->full = 1 unless the last run, with the same spec, saw
+ * exactly the first candles of this series). */
+static an_code first_to_send(an_store *s, const char *symbol, const char *timeframe,
+                             const an_ind_set *set, const series *ser, an_engine_result *res,
+                             size_t *from, an_err *err)
+{
     an_indicator_run last;
     int found = 0;
-    if ((rc = an_store_get_indicator_run(s, symbol, timeframe, &last, &found, err)) != AN_OK)
-        goto out;
-    size_t from = 0;
+    *from = 0;
     res->full = 1;
-    if (found && strcmp(last.spec, set->text) == 0) {
-        /* the candles the last run saw: [0, k) with ts <= through */
-        size_t k = 0;
-        while (k < ser.n && ser.ts[k] <= last.through_ms)
-            k++;
-        /* the newest of them may have been open then and changed since: it
-         * is left out of the digest, and its rows are sent again */
-        if ((int64_t)k == last.candles && k > 0 && digest(&ser, k - 1) == last.digest) {
-            from = k - 1;
-            res->full = 0;
-        }
+    an_code rc = an_store_get_indicator_run(s, symbol, timeframe, &last, &found, err);
+    if (rc != AN_OK || !found || strcmp(last.spec, set->text) != 0)
+        return rc;
+    /* the candles the last run saw: [0, k) with ts <= through */
+    size_t k = 0;
+    while (k < ser->n && ser->ts[k] <= last.through_ms)
+        k++;
+    /* the newest of them may have been open then and changed since: it is
+     * left out of the digest, and its rows are sent again */
+    if ((int64_t)k == last.candles && k > 0 && digest(ser, k - 1) == last.digest) {
+        *from = k - 1;
+        res->full = 0;
     }
+    return AN_OK;
+}
 
-    /* 4. the rows to send: from `from` on, every value TA-Lib would have */
-    size_t cap = (ser.n - from) * (size_t)nout;
-    bts = malloc((cap ? cap : 1) * sizeof *bts);
-    bidx = malloc((cap ? cap : 1) * sizeof *bidx);
-    bval = malloc((cap ? cap : 1) * sizeof *bval);
+/* 4. the rows from candle `from` on, every value TA-Lib would have, to the
+ * store (time-major: each write batch then covers its own time range, which
+ * a first run finds empty and writes with a plain INSERT). */
+static an_code send_rows(an_store *s, const char *symbol, const char *timeframe, const series *ser,
+                         size_t from, char (*names)[AN_INDICATOR_NAME_MAX], double **vals, int nout,
+                         an_engine_result *res, an_err *err)
+{
+    size_t cap = (ser->n - from) * (size_t)nout;
+    int64_t *bts = malloc((cap ? cap : 1) * sizeof *bts);
+    int *bidx = malloc((cap ? cap : 1) * sizeof *bidx);
+    double *bval = malloc((cap ? cap : 1) * sizeof *bval);
+    an_code rc = AN_OK;
     if (!bts || !bidx || !bval) {
         rc = an_err_set(err, AN_ERR_NOMEM, "indicators: out of memory");
         goto out;
     }
     size_t m = 0;
     for (int k = 0; k < nout; k++)
-        for (size_t i = 0; i < ser.n; i++)
+        for (size_t i = 0; i < ser->n; i++)
             res->computed += !isnan(vals[k][i]);
-    /* time-major: each write batch then covers its own time range, which a
-     * first run finds empty and writes with a plain INSERT */
-    for (size_t i = from; i < ser.n; i++) {
+    for (size_t i = from; i < ser->n; i++) {
         for (int k = 0; k < nout; k++) {
             if (isnan(vals[k][i]))
                 continue;
-            bts[m] = ser.ts[i];
+            bts[m] = ser->ts[i];
             bidx[m] = k;
             bval[m] = vals[k][i];
             m++;
@@ -621,10 +485,53 @@ an_code an_engine_run(an_store *s, const char *symbol, const char *timeframe, co
         name_ptrs[k] = names[k];
     an_indicator_batch batch = {name_ptrs, nout, bts, bidx, bval, m};
     res->sent = (int64_t)m;
-    if ((rc = an_store_upsert_indicators(s, symbol, timeframe, &batch, &res->written, err)) !=
-        AN_OK)
-        goto out;
+    rc = an_store_upsert_indicators(s, symbol, timeframe, &batch, &res->written, err);
+out:
+    free(bts);
+    free(bidx);
+    free(bval);
+    return rc;
+}
 
+an_code an_engine_run(an_store *s, const char *symbol, const char *timeframe, const an_ind_set *set,
+                      an_load_pref pref, an_engine_result *res, an_err *err)
+{
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    memset(res, 0, sizeof *res);
+    series ser = {0};
+    char(*names)[AN_INDICATOR_NAME_MAX] = NULL;
+    double **vals = NULL;
+    int nout = 0;
+    an_code rc = AN_OK;
+    an_err local; /* err may be NULL: the fallback reason reads the message */
+    if (!err)
+        err = &local;
+    if (an_symbol_validate(symbol, err) != AN_OK)
+        return AN_ERR_INVALID;
+    if (!an_timeframe_valid(timeframe))
+        return an_err_set(err, AN_ERR_INVALID, "unknown timeframe '%.16s'", timeframe);
+    if ((rc = pick_source(s, symbol, timeframe, res->source, err)) != AN_OK)
+        return rc;
+    const char *tf_filter = strcmp(res->source, "ohlc_data") == 0 ? timeframe : NULL;
+
+    if ((rc = load_series(s, symbol, tf_filter, pref, res, &ser, err)) != AN_OK)
+        goto out;
+    res->candles = (int64_t)ser.n;
+    if (ser.n == 0)
+        goto out;
+    for (size_t i = 1; i < ser.n; i++)
+        if (ser.ts[i] <= ser.ts[i - 1]) {
+            rc = an_err_set(err, AN_ERR_DB, "%s %s: the series is not in time order", symbol,
+                            timeframe);
+            goto out;
+        }
+    /* 2. every indicator over the whole series */
+    size_t from = 0;
+    if ((rc = an_engine_compute(set, ser.close, ser.n, &names, &vals, &nout, err)) != AN_OK ||
+        (rc = first_to_send(s, symbol, timeframe, set, &ser, res, &from, err)) != AN_OK ||
+        (rc = send_rows(s, symbol, timeframe, &ser, from, names, vals, nout, res, err)) != AN_OK)
+        goto out;
     /* 5. the ledger */
     an_indicator_run now = {{0}, ser.ts[ser.n - 1], (int64_t)ser.n, digest(&ser, ser.n - 1)};
     snprintf(now.spec, sizeof now.spec, "%s", set->text);
@@ -638,9 +545,6 @@ out:
                 symbol, timeframe, res->source, res->load_path, res->candles, res->sent,
                 res->written.inserted, res->written.updated, res->full, res->seconds);
     an_engine_free_outputs(names, vals, nout);
-    free(bts);
-    free(bidx);
-    free(bval);
     free(ser.ts);
     free(ser.close);
     return rc;

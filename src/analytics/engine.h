@@ -21,40 +21,8 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "core/indspec.h" /* the indicator specs and their parser */
 #include "store/store.h"
-
-typedef enum an_ind_kind {
-    AN_IND_SMA,
-    AN_IND_EMA,
-    AN_IND_RSI,
-    AN_IND_BBANDS,
-    AN_IND_MACD
-} an_ind_kind;
-
-typedef struct an_ind_spec {
-    an_ind_kind kind;
-    int p[3];    /* periods: sma/ema/rsi p[0]; bbands p[0]; macd fast, slow, signal */
-    double d[2]; /* bbands deviations up, down */
-} an_ind_spec;
-
-#define AN_IND_MAX 32
-
-typedef struct an_ind_set {
-    an_ind_spec v[AN_IND_MAX];
-    int n;
-    char text[256]; /* canonical form, e.g. "sma:20,rsi:14,bbands:20:2:2" */
-} an_ind_set;
-
-/* The default set: SMA 20/50/200, EMA 12/26, RSI 14, BBANDS 20,2, MACD 12/26/9. */
-#define AN_IND_DEFAULT "sma:20,sma:50,sma:200,ema:12,ema:26,rsi:14,bbands:20:2,macd:12:26:9"
-
-/* Parses "sma:20,rsi:14,bbands:20:2[:2],macd:12:26:9,ema:12"; a clear error
- * names the bad item. */
-an_code an_ind_set_parse(const char *s, an_ind_set *out, an_err *err);
-
-/* The output names of one spec (1, or 3 for bbands and macd), as stored in
- * analytics.indicators: sma_20, bb_upper_20, macd_signal, macd_5_35_5, ... */
-void an_ind_spec_names(const an_ind_spec *sp, char (*names)[AN_INDICATOR_NAME_MAX]);
 
 typedef enum an_load_pref { AN_LOAD_AUTO = 0, AN_LOAD_DIRECT, AN_LOAD_COPY } an_load_pref;
 

@@ -10,7 +10,7 @@
  * EMAs seeded on the slow one's first bar), so after pushing closes[0..n)
  * the values equal the batch kernels' values at index n-1 bit for bit
  * (tests/unit/test_live.c checks every index of real series). Outputs are in
- * the order and with the names of analytics/engine.h's an_ind_spec_names.
+ * the order and with the names of core/indspec.h's an_ind_spec_names.
  * An an_live is owned by its creator; one thread at a time.
  */
 #ifndef AN_ANALYTICS_LIVE_H

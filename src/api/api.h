@@ -1,6 +1,7 @@
 /*
  * api.h - what the server (http.c) and the routes (routes.c) share, internal
- * to src/api/: the request as a route sees it, the reply it fills, and the
+ * to src/api/: the request as a route sees it, the reply it fills (built by
+ * reply.c), and the
  * route table. A route is one entry in an_api_routes; the server matches the
  * path and method, checks the query parameters against the route's list
  * (unknown or repeated ones get a 400), checks the Bearer key when the route
@@ -60,7 +61,7 @@ typedef struct an_api_reply {
     int auth_challenge; /* add WWW-Authenticate: Bearer */
 } an_api_reply;
 
-/* Body building; all are no-ops once rp->oom is set. */
+/* Body building (reply.c); all are no-ops once rp->oom is set. */
 void an_api_put(an_api_reply *rp, const char *s, size_t n);
 void an_api_puts(an_api_reply *rp, const char *s);
 void an_api_printf(an_api_reply *rp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -85,6 +86,7 @@ typedef struct an_api_route {
     const char *path;          /* exact, or the prefix before a {param} tail */
     int tail;                  /* 1: path is a prefix and a non-empty tail follows */
     int auth;                  /* 1: requires Authorization: Bearer AUTONAMA_API_KEY */
+    int stream;                /* 1: server-sent events from the hub (api/sse.h) when it runs */
     const char *name;          /* metrics label, e.g. "/api/v1/data/ohlc" */
     const char *const *params; /* query parameters accepted, NULL-terminated */
     an_api_handler fn;

@@ -1,47 +1,49 @@
 /*
  * http.c - the HTTP server (see http.h). libmicrohttpd runs the sockets on
- * its own epoll thread pool (the event threads); handlers run on a pool of
- * worker threads, their connection suspended meanwhile, so an event thread
- * never waits on the store.
+ * its own epoll thread pool (the event threads); handlers run on the server's
+ * work queue (core/workq.h, the handler workers), their connection suspended
+ * meanwhile, so an event thread never waits on the store. docs/threads.md
+ * has the threads, what each owns and the locks.
  *
- * Owns: the daemon, the reply cache (built MHD responses, shared between
- * connections: libmicrohttpd reference-counts them), the per-route metrics
- * (atomics) and the routes' shared state. A request goes through
- *   URL length (414), body size (413), route and method (404, 405, OPTIONS),
- *   query parameters (400: unknown, repeated, too many), the Bearer key
- *   (401), the reply cache, then the route's handler (routes.c).
- * Data replies carry an ETag (If-None-Match gives a 304), Cache-Control
- * (no-cache for data that may change, a day for closed history), gzip when
- * the client accepts it, and CORS headers when AUTONAMA_HTTP_CORS_ORIGIN is
- * set.
+ * Owns: the daemon, the work queue, the reply cache (built MHD responses,
+ * shared between connections: libmicrohttpd reference-counts them), the
+ * per-route metrics (atomics), the preallocated 503 and the routes' shared
+ * state. A request goes through dispatch's chain of checks (limits, route,
+ * parameters, auth, cache, hand-off: see dispatch). Replies are built by
+ * reply.c: ETag (If-None-Match gives a 304), Cache-Control (no-cache for data
+ * that may change, a day for closed history), gzip when the client accepts
+ * it, CORS headers when AUTONAMA_HTTP_CORS_ORIGIN is set.
  */
 #include "api/http.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
-#include <zlib.h>
 
 #include "api/api.h"
 #include "api/params.h"
+#include "api/reply.h"
 #include "api/sse.h"
 #include "core/log.h"
 #include "core/market.h"
+#include "core/workq.h"
 
 #define MAX_ROUTES 32
 #define CACHE_SLOTS 128
 #define CACHE_MAX_BYTES (1024 * 1024) /* replies larger than this are not kept */
-#define GZIP_MIN 1024                 /* smaller replies go uncompressed */
 #define STALE_MS 10000                /* how long an expired reply may stand in */
+#define REFRESH_RETRY_MS 2000         /* a refresh not done by then may be taken again */
+#define CACHE_KEY_MAX 4096
 
 static const double LAT_LE[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10};
@@ -57,13 +59,16 @@ typedef struct route_metrics {
 typedef struct cache_entry {
     char *key;
     struct MHD_Response *resp;
-    char etag[40];
+    char etag[AN_REPLY_ETAG_MAX];
+    an_api_cache kind;
     int64_t expires_ms;         /* fresh until then */
     int64_t stale_until_ms;     /* then served stale while one request refreshes it */
-    atomic_llong refreshing_ms; /* when a request took on the refresh (0: none) */
+    atomic_llong refreshing_ms; /* when a request took on the refresh (0: none); atomic,
+                                   so a reader under the read lock can claim it */
 } cache_entry;
 
 struct an_http_server {
+    /* set at start, read-only afterwards */
     struct MHD_Daemon *d;
     const an_config *cfg;
     an_service *svc;
@@ -73,17 +78,17 @@ struct an_http_server {
     size_t max_url, max_body;
     int64_t ttl_ms;
     char cors[256];
-    pthread_rwlock_t cache_lock;
-    cache_entry cache[CACHE_SLOTS];
+    struct MHD_Response *unavailable; /* the preallocated 503 (reply.h) */
+    an_workq *q;                      /* the handler workers */
+    /* the reply cache: every field of every slot under cache.lock (a
+     * rwlock: lookups share it); never held across I/O or a handler */
+    struct {
+        pthread_rwlock_t lock;
+        cache_entry slot[CACHE_SLOTS];
+    } cache;
+    /* lock-free counters */
     route_metrics m[MAX_ROUTES + 1]; /* [an_api_nroutes]: requests matching no route */
     atomic_int store_up;             /* -1 unknown, 0 down, 1 up */
-    /* the workers that run handlers, and their queue */
-    pthread_t *workers;
-    int nworkers;
-    pthread_mutex_t q_lock;
-    pthread_cond_t q_cond;
-    struct req_ctx *q_head, *q_tail;
-    int stopping;
     atomic_uint_fast64_t cache_hits, cache_misses, not_modified;
 };
 
@@ -93,11 +98,13 @@ typedef struct args_acc {
     int overflow;
 } args_acc;
 
-/* One request's state, from the URI log callback to the completion one. A
- * request that runs a handler is suspended and handed to a worker thread
- * (the event threads never wait on the store); the worker fills rp and
- * resumes it, and the event thread sends the reply. */
+/* One request's state, from the URI log callback to the completion one, or
+ * a background refresh's (conn NULL, which owns copies of what it points
+ * at). A request that runs a handler is suspended and pushed onto the work
+ * queue; the worker fills rp and resumes it, and the event thread sends the
+ * reply. Only one thread touches it at a time (the hand-off is the queue). */
 typedef struct req_ctx {
+    an_work work; /* the work queue's link */
     struct timespec t0;
     size_t uri_len;
     size_t body; /* bytes received */
@@ -106,6 +113,10 @@ typedef struct req_ctx {
     int route; /* index into an_api_routes, or -1 */
     unsigned status;
     int64_t rows;
+    /* filled by dispatch's checks */
+    const char *method; /* the route's method ("GET" for HEAD) */
+    const char *tail;
+    char allow[64]; /* the path's methods, for 405 and OPTIONS */
     /* handed to a worker */
     struct MHD_Connection *conn;
     int done; /* the worker filled rp */
@@ -114,225 +125,100 @@ typedef struct req_ctx {
     an_api_reply rp;
     int gz;
     char *key; /* the reply cache key (malloc'd), NULL: not cacheable */
-    struct req_ctx *next;
 } req_ctx;
 
-/* ---- small helpers ------------------------------------------------------ */
-
-/* FNV-1a over 8-byte words (then the tail bytes): ETags and cache slots. */
-static uint64_t fnv1a(const void *p, size_t n)
+static req_ctx *req_of(an_work *w)
 {
-    const unsigned char *b = p;
-    uint64_t h = 1469598103934665603ULL;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, b + i, 8);
-        h ^= w;
-        h *= 1099511628211ULL;
-    }
-    for (; i < n; i++) {
-        h ^= b[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return (req_ctx *)(void *)((char *)w - offsetof(req_ctx, work));
 }
 
-/* 1 when Accept-Encoding accepts gzip (a "gzip" token whose q is not 0). */
-static int accepts_gzip(const char *ae)
-{
-    if (!ae)
-        return 0;
-    const char *p = ae;
-    while (*p) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        const char *tok = p;
-        while (*p && *p != ',' && *p != ';' && *p != ' ')
-            p++;
-        size_t tl = (size_t)(p - tok);
-        double q = 1;
-        while (*p == ' ')
-            p++;
-        if (*p == ';') {
-            const char *qs = strstr(p, "q=");
-            const char *comma = strchr(p, ',');
-            if (qs && (!comma || qs < comma))
-                q = strtod(qs + 2, NULL);
-        }
-        if (tl == 4 && strncasecmp(tok, "gzip", 4) == 0 && q > 0)
-            return 1;
-        while (*p && *p != ',')
-            p++;
-    }
-    return 0;
-}
+/* ---- sending ------------------------------------------------------------ */
 
-/* gzip of in[0..n) into a malloc'd buffer; NULL when it fails or does not shrink. */
-static char *gzip_body(const char *in, size_t n, size_t *out_len)
+/* Queues r (NULL: building it failed, the preallocated 503 goes instead) and
+ * releases the caller's reference when release is set. */
+static enum MHD_Result queue(an_http_server *h, struct MHD_Connection *conn, req_ctx *rc,
+                             unsigned status, struct MHD_Response *r, int release)
 {
-    z_stream z = {0};
-    if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return NULL;
-    size_t cap = deflateBound(&z, (uLong)n);
-    char *out = malloc(cap);
-    if (!out) {
-        deflateEnd(&z);
-        return NULL;
+    if (!r) {
+        r = h->unavailable;
+        status = MHD_HTTP_SERVICE_UNAVAILABLE;
+        release = 0;
     }
-    z.next_in = (Bytef *)in;
-    z.avail_in = (uInt)n;
-    z.next_out = (Bytef *)out;
-    z.avail_out = (uInt)cap;
-    int rc = deflate(&z, Z_FINISH);
-    *out_len = z.total_out;
-    deflateEnd(&z);
-    if (rc != Z_STREAM_END || *out_len >= n) {
-        free(out);
-        return NULL;
-    }
-    return out;
-}
-
-static int etag_matches(const char *inm, const char *etag)
-{
-    if (!inm || !*etag)
-        return 0;
-    if (strcmp(inm, "*") == 0)
-        return 1;
-    return strstr(inm, etag) != NULL;
-}
-
-static void add_common_headers(an_http_server *h, struct MHD_Response *r)
-{
-    if (h->cors[0]) {
-        MHD_add_response_header(r, "Access-Control-Allow-Origin", h->cors);
-        MHD_add_response_header(r, "Access-Control-Expose-Headers", "ETag");
-    }
-}
-
-static const char *cache_control(an_api_cache c)
-{
-    switch (c) {
-    case AN_API_REVALIDATE: return "no-cache";
-    case AN_API_IMMUTABLE: return "public, max-age=86400";
-    case AN_API_NO_STORE: break;
-    }
-    return "no-store";
-}
-
-static enum MHD_Result queue(struct MHD_Connection *conn, req_ctx *rc, unsigned status,
-                             struct MHD_Response *r)
-{
     rc->status = status;
     enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    if (release)
+        MHD_destroy_response(r);
     return ret;
 }
 
-/* Queues a reply built by a handler (or an error) and, when allowed,
- * keeps it in the cache under key. Takes the reply's body. */
-/* Builds the response of a handler's reply (takes its body); etag gets the
- * ETag ("" when the reply is not cacheable). NULL when out of memory. */
-static struct MHD_Response *build_response(an_http_server *h, an_api_reply *rp, int gz,
-                                           char etag[40])
+/* Keeps r in slot e (the cache then owns that reference). cache.lock held
+ * for writing. */
+static void cache_store_locked(an_http_server *h, cache_entry *e, char *key, struct MHD_Response *r,
+                               const char *etag, an_api_cache kind)
 {
-    etag[0] = '\0';
-    if (rp->status == 200 && rp->cache != AN_API_NO_STORE)
-        snprintf(etag, 40, "\"%016" PRIx64 "%s\"", fnv1a(rp->body, rp->len), gz ? "-gz" : "");
-    char *body = rp->body;
-    size_t len = rp->len;
-    int gzipped = 0;
-    if (gz && len >= GZIP_MIN) {
-        size_t zl = 0;
-        char *z = gzip_body(body, len, &zl);
-        if (z) {
-            free(body);
-            body = z;
-            len = zl;
-            gzipped = 1;
-        }
-    }
-    rp->body = NULL;
-    rp->len = len;
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, body ? body : (void *)"", MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(body);
-        return NULL;
-    }
-    MHD_add_response_header(r, "Content-Type",
-                            rp->content_type ? rp->content_type : "application/json");
-    MHD_add_response_header(r, "Cache-Control", cache_control(rp->cache));
-    if (etag[0]) {
-        MHD_add_response_header(r, "ETag", etag);
-        MHD_add_response_header(r, "Vary", "Accept-Encoding");
-    }
-    if (gzipped)
-        MHD_add_response_header(r, "Content-Encoding", "gzip");
-    if (rp->auth_challenge)
-        MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"autonama\"");
-    add_common_headers(h, r);
-    return r;
-}
-
-/* Keeps r in the reply cache under key (the cache then owns that reference);
- * 1 when kept, 0 when the caller still owns r. */
-static int cache_put(an_http_server *h, const char *key, struct MHD_Response *r, const char *etag,
-                     size_t len, an_api_cache kind)
-{
-    if (!key || !etag[0] || len > CACHE_MAX_BYTES || h->ttl_ms <= 0)
-        return 0;
     int64_t ttl = kind == AN_API_IMMUTABLE ? 300000 : h->ttl_ms;
-    char *k = strdup(key);
-    if (!k)
-        return 0;
-    size_t slot = fnv1a(key, strlen(key)) % CACHE_SLOTS;
-    pthread_rwlock_wrlock(&h->cache_lock);
-    cache_entry *e = &h->cache[slot];
     if (e->resp)
         MHD_destroy_response(e->resp);
     free(e->key);
-    e->key = k;
+    e->key = key;
     e->resp = r;
     snprintf(e->etag, sizeof e->etag, "%s", etag);
+    e->kind = kind;
     e->expires_ms = an_now_ms() + ttl;
     /* a slow store (measured: > 1 s right after a bulk load on PostgreSQL)
      * must not show through: the previous reply stays servable while a
      * background job recomputes it */
     e->stale_until_ms = e->expires_ms + (ttl > STALE_MS ? ttl : STALE_MS);
     atomic_store(&e->refreshing_ms, 0);
-    pthread_rwlock_unlock(&h->cache_lock);
+}
+
+/* Keeps r in the reply cache under key; 1 when kept (the cache owns that
+ * reference), 0 when the caller still owns r. */
+static int cache_put(an_http_server *h, const char *key, struct MHD_Response *r, const char *etag,
+                     size_t len, an_api_cache kind)
+{
+    if (!key || !etag[0] || len > CACHE_MAX_BYTES || h->ttl_ms <= 0)
+        return 0;
+    char *k = strdup(key);
+    if (!k)
+        return 0;
+    size_t slot = an_reply_hash(key, strlen(key)) % CACHE_SLOTS;
+    pthread_rwlock_wrlock(&h->cache.lock);
+    cache_store_locked(h, &h->cache.slot[slot], k, r, etag, kind);
+    pthread_rwlock_unlock(&h->cache.lock);
     return 1;
 }
 
+static enum MHD_Result send_not_modified(an_http_server *h, struct MHD_Connection *conn,
+                                         req_ctx *rc, const char *etag, an_api_cache cache)
+{
+    atomic_fetch_add(&h->not_modified, 1);
+    return queue(h, conn, rc, MHD_HTTP_NOT_MODIFIED, an_reply_not_modified(etag, cache, h->cors),
+                 1);
+}
+
+/* Sends a handler's reply (taking its body) and, when allowed, keeps it in
+ * the cache under key. */
 static enum MHD_Result send_reply(an_http_server *h, struct MHD_Connection *conn, req_ctx *rc,
                                   an_api_reply *rp, int gz, const char *key)
 {
-    char etag[40];
-    struct MHD_Response *r = build_response(h, rp, gz, etag);
+    char etag[AN_REPLY_ETAG_MAX];
+    struct MHD_Response *r = an_reply_response(rp, gz, h->cors, etag);
     if (!r)
-        return MHD_NO;
+        return queue(h, conn, rc, 0, NULL, 0);
     int keep = cache_put(h, key, r, etag, rp->len, rp->cache);
     const char *inm = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "If-None-Match");
     enum MHD_Result ret;
-    if (etag[0] && etag_matches(inm, etag)) {
-        atomic_fetch_add(&h->not_modified, 1);
-        struct MHD_Response *nm =
-            MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-        MHD_add_response_header(nm, "ETag", etag);
-        MHD_add_response_header(nm, "Cache-Control", cache_control(rp->cache));
-        MHD_add_response_header(nm, "Vary", "Accept-Encoding");
-        add_common_headers(h, nm);
-        ret = queue(conn, rc, MHD_HTTP_NOT_MODIFIED, nm);
-        MHD_destroy_response(nm);
-    } else {
-        ret = queue(conn, rc, rp->status, r);
-    }
+    if (etag[0] && an_reply_etag_matches(inm, etag))
+        ret = send_not_modified(h, conn, rc, etag, rp->cache);
+    else
+        ret = queue(h, conn, rc, rp->status, r, 0);
     if (!keep)
         MHD_destroy_response(r);
     return ret;
 }
 
+/* A JSON error; allow adds the Allow header (405), challenge WWW-Authenticate. */
 static enum MHD_Result send_error(an_http_server *h, struct MHD_Connection *conn, req_ctx *rc,
                                   unsigned status, const char *param, const char *allow,
                                   int challenge, const char *fmt, const char *detail)
@@ -342,43 +228,22 @@ static enum MHD_Result send_error(an_http_server *h, struct MHD_Connection *conn
     rp.auth_challenge = challenge;
     if (rp.oom) {
         free(rp.body);
-        return MHD_NO;
+        return queue(h, conn, rc, 0, NULL, 0);
     }
     if (!allow)
         return send_reply(h, conn, rc, &rp, 0, NULL);
-    /* 405 carries Allow */
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(rp.len, rp.body, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    MHD_add_response_header(r, "Allow", allow);
-    add_common_headers(h, r);
-    enum MHD_Result ret = queue(conn, rc, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-/* ---- query parameters --------------------------------------------------- */
-
-static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value)
-{
-    (void)kind;
-    args_acc *a = cls;
-    if (a->n >= AN_API_MAX_ARGS) {
-        a->overflow = 1;
-        return MHD_NO;
-    }
-    a->v[a->n].key = key ? key : "";
-    a->v[a->n].value = value ? value : "";
-    a->n++;
-    return MHD_YES;
+    char etag[AN_REPLY_ETAG_MAX];
+    struct MHD_Response *r = an_reply_response(&rp, 0, h->cors, etag);
+    if (r)
+        MHD_add_response_header(r, "Allow", allow);
+    return queue(h, conn, rc, status, r, 1);
 }
 
 /* ---- handlers on the workers -------------------------------------------- */
 
 static void run_handler(an_http_server *h, req_ctx *rc)
 {
+    assert(rc->route >= 0 && (size_t)rc->route < an_api_nroutes);
     an_api_routes[rc->route].fn(&rc->rq, &rc->rp);
     if (rc->rp.store_up >= 0)
         atomic_store(&h->store_up, rc->rp.store_up);
@@ -389,6 +254,7 @@ static void run_handler(an_http_server *h, req_ctx *rc)
 static enum MHD_Result finish(an_http_server *h, struct MHD_Connection *conn, req_ctx *rc)
 {
     an_api_reply *rp = &rc->rp;
+    assert(rc->done);
     if (rp->oom) {
         free(rp->body);
         rp->body = NULL;
@@ -413,33 +279,56 @@ static void free_job(req_ctx *rc)
     free(rc);
 }
 
-static int enqueue(an_http_server *h, req_ctx *rc)
+/* The work queue's callback, on a handler worker: runs the handler, then
+ * resumes the request's connection (its event thread sends the reply), or,
+ * for a background refresh, puts the new reply into the cache. */
+static void run_work(an_work *w, void *ctx)
 {
-    pthread_mutex_lock(&h->q_lock);
-    int queued = !h->stopping && h->nworkers > 0;
-    if (queued) {
-        rc->next = NULL;
-        if (h->q_tail)
-            h->q_tail->next = rc;
-        else
-            h->q_head = rc;
-        h->q_tail = rc;
-        pthread_cond_signal(&h->q_cond);
+    an_http_server *h = ctx;
+    req_ctx *rc = req_of(w);
+    run_handler(h, rc);
+    if (rc->conn) {
+        MHD_resume_connection(rc->conn);
+        return;
     }
-    pthread_mutex_unlock(&h->q_lock);
-    return queued;
+    char etag[AN_REPLY_ETAG_MAX];
+    if (!rc->rp.oom && rc->rp.status == 200) {
+        struct MHD_Response *r = an_reply_response(&rc->rp, rc->gz, h->cors, etag);
+        if (r && !cache_put(h, rc->key, r, etag, rc->rp.len, rc->rp.cache))
+            MHD_destroy_response(r);
+    }
+    free_job(rc);
+}
+
+/* The request a handler sees. */
+static an_api_request request_of(an_http_server *h, const req_ctx *rc, const char *path,
+                                 const char *tail)
+{
+    return (an_api_request){.method = rc->method,
+                            .path = path,
+                            .tail = tail,
+                            .args = rc->args.v,
+                            .nargs = rc->args.n,
+                            .body = rc->data,
+                            .body_len = rc->data ? rc->body : 0,
+                            .cfg = h->cfg,
+                            .svc = h->svc,
+                            .server = h,
+                            .state = h->state,
+                            .tasks = h->opt.tasks,
+                            .now_ms = an_now_ms()};
 }
 
 /* Queues a background recomputation of a request's reply (its cache entry
  * has expired); the request itself is answered from the cache. */
-static void refresh_later(an_http_server *h, const req_ctx *rc, const an_api_route *rt,
-                          const char *url, const char *tail, const char *key, int gz)
+static void refresh_later(an_http_server *h, const req_ctx *rc, const char *url, const char *key)
 {
     req_ctx *j = calloc(1, sizeof *j);
     if (!j)
         return;
     j->route = rc->route;
-    j->gz = gz;
+    j->method = rc->method;
+    j->gz = rc->gz;
     j->key = strdup(key);
     char *path = strdup(url);
     int ok = j->key && path;
@@ -449,141 +338,115 @@ static void refresh_later(an_http_server *h, const req_ctx *rc, const an_api_rou
         j->args.n = i + 1;
         ok = j->args.v[i].key && j->args.v[i].value;
     }
-    j->rq = (an_api_request){.method = rt->method,
-                             .path = path,
-                             .tail = path && tail ? path + (tail - url) : NULL,
-                             .args = j->args.v,
-                             .nargs = j->args.n,
-                             .cfg = h->cfg,
-                             .svc = h->svc,
-                             .server = h,
-                             .state = h->state,
-                             .tasks = h->opt.tasks,
-                             .now_ms = an_now_ms()};
+    j->rq = request_of(h, j, path, path && rc->tail ? path + (rc->tail - url) : NULL);
     j->rp = (an_api_reply){.status = 200, .content_type = "application/json", .store_up = -1};
-    if (!ok || !enqueue(h, j))
+    if (!ok || !an_workq_push(h->q, &j->work))
         free_job(j);
 }
 
-static void *worker(void *arg)
-{
-    an_http_server *h = arg;
-    for (;;) {
-        pthread_mutex_lock(&h->q_lock);
-        while (!h->q_head && !h->stopping)
-            pthread_cond_wait(&h->q_cond, &h->q_lock);
-        req_ctx *rc = h->q_head;
-        if (!rc) { /* stopping and nothing left */
-            pthread_mutex_unlock(&h->q_lock);
-            return NULL;
-        }
-        h->q_head = rc->next;
-        if (!h->q_head)
-            h->q_tail = NULL;
-        pthread_mutex_unlock(&h->q_lock);
-        run_handler(h, rc);
-        if (rc->conn) {
-            MHD_resume_connection(rc->conn);
-            continue;
-        }
-        /* a background refresh: into the cache, or left for a later one */
-        char etag[40];
-        if (!rc->rp.oom && rc->rp.status == 200) {
-            struct MHD_Response *r = build_response(h, &rc->rp, rc->gz, etag);
-            if (r && !cache_put(h, rc->key, r, etag, rc->rp.len, rc->rp.cache))
-                MHD_destroy_response(r);
-        }
-        free_job(rc);
-    }
-}
+/* ---- dispatch: the chain of checks --------------------------------------- */
 
-/* ---- dispatch ----------------------------------------------------------- */
+/* Each check answers the request (1, with *ret set) or lets it through (0). */
 
-int an_api_route_match(const an_api_route *rt, const char *url, const char **tail)
+/* 414 for a URL longer than AUTONAMA_HTTP_MAX_URL, 413 for a larger body
+ * than AUTONAMA_HTTP_MAX_BODY. */
+static int check_limits(an_http_server *h, struct MHD_Connection *conn, req_ctx *rc,
+                        enum MHD_Result *ret)
 {
-    size_t l = strlen(rt->path);
-    if (!rt->tail) {
-        *tail = NULL;
-        return strcmp(url, rt->path) == 0;
-    }
-    if (strncmp(url, rt->path, l) != 0 || url[l] == '\0' || strchr(url + l, '/'))
-        return 0;
-    *tail = url + l;
-    return 1;
-}
-
-static enum MHD_Result dispatch(an_http_server *h, struct MHD_Connection *conn, const char *url,
-                                const char *method, req_ctx *rc)
-{
+    char d[32];
     if (rc->uri_len > h->max_url) {
-        char d[32];
         snprintf(d, sizeof d, "%zu", h->max_url);
-        return send_error(h, conn, rc, MHD_HTTP_URI_TOO_LONG, NULL, NULL, 0,
+        *ret = send_error(h, conn, rc, MHD_HTTP_URI_TOO_LONG, NULL, NULL, 0,
                           "the request URL is longer than %s bytes", d);
+        return 1;
     }
     if (rc->body > h->max_body) {
-        char d[32];
         snprintf(d, sizeof d, "%zu", h->max_body);
-        return send_error(h, conn, rc, MHD_HTTP_CONTENT_TOO_LARGE, NULL, NULL, 0,
+        *ret = send_error(h, conn, rc, MHD_HTTP_CONTENT_TOO_LARGE, NULL, NULL, 0,
                           "the request body is larger than %s bytes", d);
+        return 1;
     }
-    int is_head = strcmp(method, "HEAD") == 0;
-    const char *m = is_head ? "GET" : method;
-    char allow[64] = "";
-    const char *tail = NULL;
+    return 0;
+}
+
+/* Adds method (and HEAD after GET) to the path's Allow list. */
+static void allow_add(char allow[64], const char *method)
+{
+    if (strstr(allow, method))
+        return;
+    size_t al = strlen(allow);
+    snprintf(allow + al, 64 - al, "%s%s%s", al ? ", " : "", method,
+             strcmp(method, "GET") == 0 ? ", HEAD" : "");
+}
+
+/* The route for (url, method): 404 for an unknown path, the CORS preflight
+ * for OPTIONS, 405 with Allow for a method the path does not take. Sets
+ * rc->route, rc->method, rc->tail and rc->allow. */
+static int find_route(an_http_server *h, struct MHD_Connection *conn, req_ctx *rc, const char *url,
+                      const char *method, enum MHD_Result *ret)
+{
+    rc->method = strcmp(method, "HEAD") == 0 ? "GET" : method;
+    rc->allow[0] = '\0';
     int found = -1, path_known = 0;
     for (size_t i = 0; i < an_api_nroutes; i++) {
         const char *t;
         if (!an_api_route_match(&an_api_routes[i], url, &t))
             continue;
         path_known = 1;
-        if (!strstr(allow, an_api_routes[i].method)) {
-            size_t al = strlen(allow);
-            snprintf(allow + al, sizeof allow - al, "%s%s", al ? ", " : "",
-                     an_api_routes[i].method);
-            if (strcmp(an_api_routes[i].method, "GET") == 0) {
-                al = strlen(allow);
-                snprintf(allow + al, sizeof allow - al, ", HEAD");
-            }
-        }
-        if (found < 0 && strcmp(an_api_routes[i].method, m) == 0) {
+        allow_add(rc->allow, an_api_routes[i].method);
+        if (found < 0 && strcmp(an_api_routes[i].method, rc->method) == 0) {
             found = (int)i;
-            tail = t;
+            rc->tail = t;
         }
     }
-    if (!path_known)
-        return send_error(h, conn, rc, MHD_HTTP_NOT_FOUND, NULL, NULL, 0, "no such route%s", "");
-    if (strcmp(method, "OPTIONS") == 0) { /* CORS preflight */
-        rc->route = found;
-        struct MHD_Response *r =
-            MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-        size_t al = strlen(allow);
-        snprintf(allow + al, sizeof allow - al, ", OPTIONS");
-        MHD_add_response_header(r, "Allow", allow);
-        if (h->cors[0]) {
-            MHD_add_response_header(r, "Access-Control-Allow-Methods", allow);
-            MHD_add_response_header(r, "Access-Control-Allow-Headers",
-                                    "Authorization, Content-Type, If-None-Match");
-            MHD_add_response_header(r, "Access-Control-Max-Age", "600");
-        }
-        add_common_headers(h, r);
-        enum MHD_Result ret = queue(conn, rc, MHD_HTTP_NO_CONTENT, r);
-        MHD_destroy_response(r);
-        return ret;
-    }
-    if (found < 0)
-        return send_error(h, conn, rc, MHD_HTTP_METHOD_NOT_ALLOWED, NULL, allow, 0,
-                          "method %s not allowed here", method);
     rc->route = found;
-    const an_api_route *rt = &an_api_routes[found];
+    if (!path_known) {
+        *ret = send_error(h, conn, rc, MHD_HTTP_NOT_FOUND, NULL, NULL, 0, "no such route%s", "");
+        return 1;
+    }
+    if (strcmp(method, "OPTIONS") == 0) { /* CORS preflight */
+        size_t al = strlen(rc->allow);
+        snprintf(rc->allow + al, sizeof rc->allow - al, ", OPTIONS");
+        *ret = queue(h, conn, rc, MHD_HTTP_NO_CONTENT, an_reply_options(rc->allow, h->cors), 1);
+        return 1;
+    }
+    if (found < 0) {
+        *ret = send_error(h, conn, rc, MHD_HTTP_METHOD_NOT_ALLOWED, NULL, rc->allow, 0,
+                          "method %s not allowed here", method);
+        return 1;
+    }
+    return 0;
+}
 
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    args_acc *a = cls;
+    if (a->n >= AN_API_MAX_ARGS) {
+        a->overflow = 1;
+        return MHD_NO;
+    }
+    a->v[a->n].key = key ? key : "";
+    a->v[a->n].value = value ? value : "";
+    a->n++;
+    return MHD_YES;
+}
+
+/* The query parameters into rc->args: 400 for too many, an unknown one (not
+ * in the route's list) or a repeated one. */
+static int check_params(an_http_server *h, struct MHD_Connection *conn, req_ctx *rc,
+                        enum MHD_Result *ret)
+{
+    const an_api_route *rt = &an_api_routes[rc->route];
     args_acc *ap = &rc->args;
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, ap);
     if (ap->overflow) {
         char d[16];
         snprintf(d, sizeof d, "%d", AN_API_MAX_ARGS);
-        return send_error(h, conn, rc, MHD_HTTP_BAD_REQUEST, NULL, NULL, 0,
+        *ret = send_error(h, conn, rc, MHD_HTTP_BAD_REQUEST, NULL, NULL, 0,
                           "too many query parameters (at most %s)", d);
+        return 1;
     }
     for (size_t i = 0; i < ap->n; i++) {
         int known = 0;
@@ -591,132 +454,167 @@ static enum MHD_Result dispatch(an_http_server *h, struct MHD_Connection *conn, 
             known = strcmp(*p, ap->v[i].key) == 0;
         char k[64];
         snprintf(k, sizeof k, "%.60s", ap->v[i].key);
-        if (!known)
-            return send_error(h, conn, rc, MHD_HTTP_BAD_REQUEST, k, NULL, 0,
-                              "unknown query parameter '%s'", k);
-        for (size_t j = 0; j < i; j++)
+        const char *why = known ? NULL : "unknown query parameter '%s'";
+        for (size_t j = 0; !why && j < i; j++)
             if (strcmp(ap->v[j].key, ap->v[i].key) == 0)
-                return send_error(h, conn, rc, MHD_HTTP_BAD_REQUEST, k, NULL, 0,
-                                  "query parameter '%s' given more than once", k);
+                why = "query parameter '%s' given more than once";
+        if (why) {
+            *ret = send_error(h, conn, rc, MHD_HTTP_BAD_REQUEST, k, NULL, 0, why, k);
+            return 1;
+        }
     }
-    if (rt->auth) {
-        const char *key = an_config_get(h->cfg, AN_CFG_API_KEY);
-        const char *hdr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-        if (!key || !*key)
-            return send_error(h, conn, rc, MHD_HTTP_FORBIDDEN, NULL, NULL, 0,
-                              "this route is disabled: the server has no AUTONAMA_API_KEY%s", "");
-        if (!an_api_bearer_ok(hdr, key))
-            return send_error(h, conn, rc, MHD_HTTP_UNAUTHORIZED, NULL, NULL, 1, "%s",
-                              hdr ? "wrong API key" : "missing Authorization: Bearer <key>");
-    }
-    if (h->opt.sse && strcmp(rt->path, "/api/v1/stream") == 0) {
-        /* server-sent events: a streamed response from the hub (api/sse.c) */
-        void *r = NULL;
-        unsigned st = 0;
-        const char *param = NULL;
-        char msg[256];
-        const char *leid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID");
-        if (an_sse_open(h->opt.sse, conn, ap->v, ap->n, leid, &r, &st, &param, msg, sizeof msg))
-            return send_error(h, conn, rc, st, param, NULL, 0, "%s", msg);
-        add_common_headers(h, r);
-        enum MHD_Result ret = queue(conn, rc, MHD_HTTP_OK, r);
-        MHD_destroy_response(r);
-        return ret;
-    }
-    int gz = accepts_gzip(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept-Encoding"));
+    return 0;
+}
 
-    /* the reply cache: key = path, parameters in order, encoding */
-    char key[4096];
-    size_t kl = (size_t)snprintf(key, sizeof key, "%s %s?", rt->method, url);
-    for (size_t i = 0; i < ap->n && kl < sizeof key; i++)
-        kl += (size_t)snprintf(key + kl, sizeof key - kl, "%s=%s&", ap->v[i].key, ap->v[i].value);
-    if (kl < sizeof key)
-        kl += (size_t)snprintf(key + kl, sizeof key - kl, "#%d", gz);
-    int keyed = !rt->auth && kl < sizeof key;
-    if (keyed && h->ttl_ms > 0) {
-        size_t slot = fnv1a(key, kl) % CACHE_SLOTS;
-        int64_t now = an_now_ms();
-        pthread_rwlock_rdlock(&h->cache_lock);
-        cache_entry *e = &h->cache[slot];
-        int serve = 0, refresh = 0;
-        if (e->resp && strcmp(e->key, key) == 0) {
-            if (now < e->expires_ms) {
-                serve = 1;
-            } else if (now < e->stale_until_ms) {
-                /* expired: the first request to see it queues a background
-                 * recomputation; everyone gets the previous reply meanwhile
-                 * (no stampede, and no client waits on the store) */
-                long long r = atomic_load(&e->refreshing_ms);
-                serve = 1;
-                if (now - r >= 2000 &&
-                    atomic_compare_exchange_strong(&e->refreshing_ms, &r, (long long)now))
-                    refresh = 1;
-            }
-        }
-        if (refresh) /* recomputed on a worker; this request gets the previous reply */
-            refresh_later(h, rc, rt, url, tail, key, gz);
-        if (serve) {
-            const char *inm = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "If-None-Match");
-            enum MHD_Result ret;
-            atomic_fetch_add(&h->cache_hits, 1);
-            if (etag_matches(inm, e->etag)) {
-                char etag[40];
-                snprintf(etag, sizeof etag, "%s", e->etag);
-                pthread_rwlock_unlock(&h->cache_lock);
-                atomic_fetch_add(&h->not_modified, 1);
-                struct MHD_Response *nm =
-                    MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-                MHD_add_response_header(nm, "ETag", etag);
-                MHD_add_response_header(nm, "Vary", "Accept-Encoding");
-                add_common_headers(h, nm);
-                ret = queue(conn, rc, MHD_HTTP_NOT_MODIFIED, nm);
-                MHD_destroy_response(nm);
-                return ret;
-            }
-            ret = queue(conn, rc, MHD_HTTP_OK, e->resp);
-            pthread_rwlock_unlock(&h->cache_lock);
-            return ret;
-        }
-        pthread_rwlock_unlock(&h->cache_lock);
+/* For a route that asks for it, the Bearer key: 403 when the server has no
+ * AUTONAMA_API_KEY, 401 (with a challenge) when missing or wrong. */
+static int check_auth(an_http_server *h, struct MHD_Connection *conn, req_ctx *rc,
+                      enum MHD_Result *ret)
+{
+    if (!an_api_routes[rc->route].auth)
+        return 0;
+    const char *key = an_config_get(h->cfg, AN_CFG_API_KEY);
+    const char *hdr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (!key || !*key) {
+        *ret = send_error(h, conn, rc, MHD_HTTP_FORBIDDEN, NULL, NULL, 0,
+                          "this route is disabled: the server has no AUTONAMA_API_KEY%s", "");
+        return 1;
+    }
+    if (!an_api_bearer_ok(hdr, key)) {
+        *ret = send_error(h, conn, rc, MHD_HTTP_UNAUTHORIZED, NULL, NULL, 1, "%s",
+                          hdr ? "wrong API key" : "missing Authorization: Bearer <key>");
+        return 1;
+    }
+    return 0;
+}
+
+/* A stream route (GET /api/v1/stream) while the live path runs: the
+ * server-sent events hub (api/sse.c) answers with a text/event-stream
+ * response instead of a handler, or 400, 404 or 503 as it says. Without the
+ * hub the route's handler answers (503). */
+static int open_stream(an_http_server *h, struct MHD_Connection *conn, req_ctx *rc,
+                       enum MHD_Result *ret)
+{
+    if (!an_api_routes[rc->route].stream || !h->opt.sse)
+        return 0;
+    void *r = NULL;
+    unsigned st = 0;
+    const char *param = NULL;
+    char msg[256];
+    const char *leid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID");
+    if (an_sse_open(h->opt.sse, conn, rc->args.v, rc->args.n, leid, &r, &st, &param, msg,
+                    sizeof msg)) {
+        *ret = send_error(h, conn, rc, st, param, NULL, 0, "%s", msg);
+        return 1;
+    }
+    an_reply_add_cors(r, h->cors);
+    *ret = queue(h, conn, rc, MHD_HTTP_OK, r, 1);
+    return 1;
+}
+
+/* The reply cache key (method, path, parameters in order, encoding) into
+ * key; 0 when the request is not cacheable (auth routes, too long). */
+static int cache_key(const req_ctx *rc, const char *url, char key[CACHE_KEY_MAX], size_t *kl)
+{
+    const an_api_route *rt = &an_api_routes[rc->route];
+    size_t n = (size_t)snprintf(key, CACHE_KEY_MAX, "%s %s?", rt->method, url);
+    for (size_t i = 0; i < rc->args.n && n < CACHE_KEY_MAX; i++)
+        n += (size_t)snprintf(key + n, CACHE_KEY_MAX - n, "%s=%s&", rc->args.v[i].key,
+                              rc->args.v[i].value);
+    if (n < CACHE_KEY_MAX)
+        n += (size_t)snprintf(key + n, CACHE_KEY_MAX - n, "#%d", rc->gz);
+    *kl = n;
+    return !rt->auth && n < CACHE_KEY_MAX;
+}
+
+/* A fresh (or stale but standing in) reply from the cache, or a 304 when
+ * If-None-Match matches it. The first request to see an expired entry
+ * queues a background recomputation; everyone gets the previous reply
+ * meanwhile (no stampede, and no client waits on the store). */
+static int serve_cached(an_http_server *h, struct MHD_Connection *conn, req_ctx *rc,
+                        const char *url, const char *key, size_t kl, enum MHD_Result *ret)
+{
+    size_t slot = an_reply_hash(key, kl) % CACHE_SLOTS;
+    int64_t now = an_now_ms();
+    pthread_rwlock_rdlock(&h->cache.lock);
+    cache_entry *e = &h->cache.slot[slot];
+    int serve = 0, refresh = 0;
+    if (e->resp && strcmp(e->key, key) == 0 && now < e->stale_until_ms) {
+        serve = 1;
+        long long r = atomic_load(&e->refreshing_ms);
+        refresh = now >= e->expires_ms && now - r >= REFRESH_RETRY_MS &&
+                  atomic_compare_exchange_strong(&e->refreshing_ms, &r, (long long)now);
+    }
+    if (!serve) {
+        pthread_rwlock_unlock(&h->cache.lock);
         atomic_fetch_add(&h->cache_misses, 1);
+        return 0;
     }
+    atomic_fetch_add(&h->cache_hits, 1);
+    const char *inm = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "If-None-Match");
+    if (an_reply_etag_matches(inm, e->etag)) {
+        char etag[AN_REPLY_ETAG_MAX];
+        snprintf(etag, sizeof etag, "%s", e->etag);
+        an_api_cache kind = e->kind;
+        pthread_rwlock_unlock(&h->cache.lock);
+        *ret = send_not_modified(h, conn, rc, etag, kind);
+    } else {
+        /* MHD takes its own reference before the lock goes */
+        *ret = queue(h, conn, rc, MHD_HTTP_OK, e->resp, 0);
+        pthread_rwlock_unlock(&h->cache.lock);
+    }
+    if (refresh) /* after the lock: the queue's lock is never taken under it */
+        refresh_later(h, rc, url, key);
+    return 1;
+}
 
-    rc->rq = (an_api_request){.method = m,
-                              .path = url,
-                              .tail = tail,
-                              .args = ap->v,
-                              .nargs = ap->n,
-                              .body = rc->data,
-                              .body_len = rc->data ? rc->body : 0,
-                              .cfg = h->cfg,
-                              .svc = h->svc,
-                              .server = h,
-                              .state = h->state,
-                              .tasks = h->opt.tasks,
-                              .now_ms = an_now_ms()};
+static void suspend(an_work *w, void *arg)
+{
+    (void)arg;
+    MHD_suspend_connection(req_of(w)->conn);
+}
+
+/* Hands the request to a handler worker: suspended (under the queue's lock,
+ * before a worker can see it and resume it) and queued. Once the queue is
+ * closed (the server stopping), the handler runs here instead. */
+static enum MHD_Result hand_off(an_http_server *h, struct MHD_Connection *conn, req_ctx *rc,
+                                const char *url, const char *key)
+{
+    rc->rq = request_of(h, rc, url, rc->tail);
     rc->rp = (an_api_reply){.status = 200, .content_type = "application/json", .store_up = -1};
-    rc->gz = gz;
-    rc->key = keyed ? strdup(key) : NULL;
+    rc->key = key ? strdup(key) : NULL;
     rc->conn = conn;
-    /* suspended before it is queued (under the queue's lock), as a worker
-     * may resume it as soon as it sees it */
-    pthread_mutex_lock(&h->q_lock);
-    int queued = !h->stopping && h->nworkers > 0;
-    if (queued) {
-        MHD_suspend_connection(conn);
-        rc->next = NULL;
-        if (h->q_tail)
-            h->q_tail->next = rc;
-        else
-            h->q_head = rc;
-        h->q_tail = rc;
-        pthread_cond_signal(&h->q_cond);
-    }
-    pthread_mutex_unlock(&h->q_lock);
-    if (queued)
+    if (an_workq_push_with(h->q, &rc->work, suspend, NULL))
         return MHD_YES;
-    run_handler(h, rc); /* stopping: run it here */
+    run_handler(h, rc);
     return finish(h, conn, rc);
+}
+
+/*
+ * dispatch - one request whose headers and body are in, on an event thread;
+ * never waits on the store. The checks run in this order and the first that
+ * answers ends it: check_limits (414, 413), find_route (404, OPTIONS, 405),
+ * check_params (400), check_auth (403, 401), open_stream (the event stream
+ * of GET /api/v1/stream), serve_cached (200 or 304 from the reply cache),
+ * and hand_off queues the route's handler. Every answer
+ * sets rc->status; none depends on an allocation succeeding (reply.h).
+ */
+static enum MHD_Result dispatch(an_http_server *h, struct MHD_Connection *conn, const char *url,
+                                const char *method, req_ctx *rc)
+{
+    enum MHD_Result ret = MHD_NO;
+    if (check_limits(h, conn, rc, &ret) || find_route(h, conn, rc, url, method, &ret) ||
+        check_params(h, conn, rc, &ret) || check_auth(h, conn, rc, &ret) ||
+        open_stream(h, conn, rc, &ret))
+        return ret;
+    rc->gz = an_reply_accepts_gzip(
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept-Encoding"));
+    char key[CACHE_KEY_MAX];
+    size_t kl = 0;
+    int keyed = cache_key(rc, url, key, &kl);
+    if (keyed && h->ttl_ms > 0 && serve_cached(h, conn, rc, url, key, kl, &ret))
+        return ret;
+    return hand_off(h, conn, rc, url, keyed ? key : NULL);
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
@@ -878,19 +776,6 @@ void an_http_metrics_render(an_http_server *h, an_api_reply *rp)
 
 /* ---- start / stop ------------------------------------------------------- */
 
-static void stop_workers(an_http_server *h)
-{
-    pthread_mutex_lock(&h->q_lock);
-    h->stopping = 1;
-    pthread_cond_broadcast(&h->q_cond);
-    pthread_mutex_unlock(&h->q_lock);
-    for (int i = 0; i < h->nworkers; i++)
-        pthread_join(h->workers[i], NULL);
-    free(h->workers);
-    h->workers = NULL;
-    h->nworkers = 0;
-}
-
 static void log_mhd(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
@@ -902,6 +787,66 @@ static void log_mhd(void *cls, const char *fmt, va_list ap)
 an_code an_http_start(const an_config *cfg, an_service *svc, an_http_server **out, an_err *err)
 {
     return an_http_start_with(cfg, svc, NULL, out, err);
+}
+
+/* What the daemon binds: AUTONAMA_HTTP_ADDR resolved (freeaddrinfo it). */
+static an_code listen_addr(const char *addr, struct addrinfo **ai, an_err *err)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    size_t hl = (size_t)(colon - addr);
+    if (hl >= sizeof host)
+        return an_err_set(err, AN_ERR_INVALID, "AUTONAMA_HTTP_ADDR: host too long");
+    memcpy(host, addr, hl);
+    host[hl] = '\0';
+    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = '\0';
+    }
+    struct addrinfo hints = {0};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    int gai = getaddrinfo(host, colon + 1, &hints, ai);
+    if (gai != 0)
+        return an_err_set(err, AN_ERR_INVALID, "AUTONAMA_HTTP_ADDR '%s': %s", addr,
+                          gai_strerror(gai));
+    return AN_OK;
+}
+
+/* Frees what an_http_start_with built before the daemon (NULLs are fine). */
+static void server_free(an_http_server *h)
+{
+    an_workq_free(h->q);
+    for (size_t i = 0; i < CACHE_SLOTS; i++) {
+        if (h->cache.slot[i].resp)
+            MHD_destroy_response(h->cache.slot[i].resp);
+        free(h->cache.slot[i].key);
+    }
+    if (h->unavailable)
+        MHD_destroy_response(h->unavailable);
+    pthread_rwlock_destroy(&h->cache.lock);
+    an_api_state_free(h->state);
+    free(h);
+}
+
+static struct MHD_Daemon *start_daemon(an_http_server *h, const struct addrinfo *ai)
+{
+    const an_config *cfg = h->cfg;
+    /* the connection's memory holds the request line and headers: room for
+     * the longest URL we accept, so a long one gets our JSON 414 */
+    size_t mem = 2 * h->max_url + 32 * 1024;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    return MHD_start_daemon(
+        flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)an_config_int(cfg, AN_CFG_HTTP_THREADS), MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)an_config_int(cfg, AN_CFG_HTTP_TIMEOUT), MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)an_config_int(cfg, AN_CFG_HTTP_MAX_CONNECTIONS),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
 }
 
 an_code an_http_start_with(const an_config *cfg, an_service *svc, const an_http_options *opt,
@@ -917,31 +862,16 @@ an_code an_http_start_with(const an_config *cfg, an_service *svc, const an_http_
     if (strlen(cors) >= 256 || strpbrk(cors, "\r\n"))
         return an_err_set(err, AN_ERR_INVALID,
                           "AUTONAMA_HTTP_CORS_ORIGIN: one origin or *, at most 255 bytes");
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    size_t hl = (size_t)(colon - addr);
-    if (hl >= sizeof host)
-        return an_err_set(err, AN_ERR_INVALID, "AUTONAMA_HTTP_ADDR: host too long");
-    memcpy(host, addr, hl);
-    host[hl] = '\0';
-    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
-        memmove(host, host + 1, hl - 2);
-        host[hl - 2] = '\0';
-    }
-    struct addrinfo hints = {0}, *ai = NULL;
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    int gai = getaddrinfo(host, colon + 1, &hints, &ai);
-    if (gai != 0)
-        return an_err_set(err, AN_ERR_INVALID, "AUTONAMA_HTTP_ADDR '%s': %s", addr,
-                          gai_strerror(gai));
+    struct addrinfo *ai = NULL;
+    an_code rc = listen_addr(addr, &ai, err);
+    if (rc != AN_OK)
+        return rc;
     an_http_server *h = calloc(1, sizeof *h);
-    if (!h || !(h->state = an_api_state_new())) {
-        free(h);
+    if (!h) {
         freeaddrinfo(ai);
         return an_err_set(err, AN_ERR_NOMEM, "out of memory");
     }
+    pthread_rwlock_init(&h->cache.lock, NULL);
     h->cfg = cfg;
     h->svc = svc;
     if (opt)
@@ -951,40 +881,20 @@ an_code an_http_start_with(const an_config *cfg, an_service *svc, const an_http_
     h->ttl_ms = an_config_int(cfg, AN_CFG_HTTP_CACHE_TTL_MS);
     snprintf(h->cors, sizeof h->cors, "%s", cors);
     atomic_store(&h->store_up, -1);
-    pthread_rwlock_init(&h->cache_lock, NULL);
-    pthread_mutex_init(&h->q_lock, NULL);
-    pthread_cond_init(&h->q_cond, NULL);
-    int nw = (int)an_config_int(cfg, AN_CFG_HTTP_WORKERS);
-    h->workers = calloc((size_t)nw, sizeof *h->workers);
-    for (int i = 0; h->workers && i < nw; i++) {
-        if (pthread_create(&h->workers[i], NULL, worker, h) != 0)
-            break;
-        h->nworkers++;
-    }
-    /* the connection's memory holds the request line and headers: room for
-     * the longest URL we accept, so a long one gets our JSON 414 */
-    size_t mem = 2 * h->max_url + 32 * 1024;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
-    if (ai->ai_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    h->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,
-        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)an_config_int(cfg, AN_CFG_HTTP_THREADS), MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)an_config_int(cfg, AN_CFG_HTTP_TIMEOUT), MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)an_config_int(cfg, AN_CFG_HTTP_MAX_CONNECTIONS),
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+    if (!(h->state = an_api_state_new()) || !(h->unavailable = an_reply_unavailable_new()))
+        rc = an_err_set(err, AN_ERR_NOMEM, "out of memory");
+    else
+        rc = an_workq_new("http", (int)an_config_int(cfg, AN_CFG_HTTP_WORKERS), run_work, h, &h->q,
+                          err);
+    if (rc == AN_OK && !(h->d = start_daemon(h, ai)))
+        rc = an_err_set(err, AN_ERR_IO,
+                        "cannot listen on %s (address in use, or not an address of this "
+                        "machine)",
+                        addr);
     freeaddrinfo(ai);
-    if (!h->d) {
-        stop_workers(h);
-        an_api_state_free(h->state);
-        pthread_rwlock_destroy(&h->cache_lock);
-        free(h);
-        return an_err_set(err, AN_ERR_IO,
-                          "cannot listen on %s (address in use, or not an address of this "
-                          "machine)",
-                          addr);
+    if (rc != AN_OK) {
+        server_free(h);
+        return rc;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : 0;
@@ -1003,17 +913,10 @@ void an_http_stop(an_http_server *h)
         return;
     /* the workers finish what is queued (resuming those connections: the
      * daemon must have none suspended when it stops); requests arriving
-     * meanwhile run on the event threads */
-    stop_workers(h);
+     * meanwhile find the queue closed and run on the event threads */
+    an_workq_close(h->q, AN_WORKQ_DRAIN);
+    while (!an_workq_wait_idle(h->q, 1000))
+        AN_INFO("http", "msg=\"waiting for running handlers\"");
     MHD_stop_daemon(h->d);
-    for (size_t i = 0; i < CACHE_SLOTS; i++) {
-        if (h->cache[i].resp)
-            MHD_destroy_response(h->cache[i].resp);
-        free(h->cache[i].key);
-    }
-    pthread_rwlock_destroy(&h->cache_lock);
-    pthread_mutex_destroy(&h->q_lock);
-    pthread_cond_destroy(&h->q_cond);
-    an_api_state_free(h->state);
-    free(h);
+    server_free(h);
 }

@@ -11,7 +11,6 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,185 +30,24 @@ static const char *const DEFAULT_NAMES[] = {"sma_20",      "sma_50", "sma_200", 
                                             "ema_26",      "rsi_14", "bb_upper_20", "bb_middle_20",
                                             "bb_lower_20", "macd",   "macd_signal", "macd_hist"};
 
-/* ---- reply body --------------------------------------------------------- */
-
-static int reserve(an_api_reply *rp, size_t more)
-{
-    if (rp->oom)
-        return 0;
-    if (rp->len + more + 1 <= rp->cap)
-        return 1;
-    size_t cap = rp->cap ? rp->cap : 4096;
-    while (cap < rp->len + more + 1)
-        cap *= 2;
-    if (cap > AN_API_BODY_CAP) {
-        rp->oom = 1;
-        return 0;
-    }
-    char *b = realloc(rp->body, cap);
-    if (!b) {
-        rp->oom = 1;
-        return 0;
-    }
-    rp->body = b;
-    rp->cap = cap;
-    return 1;
-}
-
-void an_api_put(an_api_reply *rp, const char *s, size_t n)
-{
-    if (!reserve(rp, n))
-        return;
-    memcpy(rp->body + rp->len, s, n);
-    rp->len += n;
-    rp->body[rp->len] = '\0';
-}
-
-void an_api_puts(an_api_reply *rp, const char *s)
-{
-    an_api_put(rp, s, strlen(s));
-}
-
-void an_api_printf(an_api_reply *rp, const char *fmt, ...)
-{
-    char small[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n < sizeof small) {
-        an_api_put(rp, small, (size_t)n);
-        return;
-    }
-    if (!reserve(rp, (size_t)n))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(rp->body + rp->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    rp->len += (size_t)n;
-}
-
-void an_api_put_jstr(an_api_reply *rp, const char *s)
-{
-    an_api_put(rp, "\"", 1);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\') {
-            char e[2] = {'\\', (char)*c};
-            an_api_put(rp, e, 2);
-        } else if (*c < 0x20) {
-            an_api_printf(rp, "\\u%04x", *c);
-        } else {
-            an_api_put(rp, (const char *)c, 1);
-        }
-    }
-    an_api_put(rp, "\"", 1);
-}
-
-void an_api_put_double(an_api_reply *rp, double v)
-{
-    if (!isfinite(v)) {
-        an_api_puts(rp, "null");
-        return;
-    }
-    char buf[40];
-    /* the common case, exchange prices and volumes with at most 8 decimals,
-     * in integer arithmetic: m / 1e8 is one correctly rounded division, so
-     * when it gives v back, strtod of the decimal m * 10^-8 gives v too */
-    double a = fabs(v);
-    if (a < 9e7) {
-        int64_t m = llround(a * 1e8);
-        if ((double)m / 1e8 == a) {
-            char *p = buf;
-            if (v < 0 && m)
-                *p++ = '-';
-            p += sprintf(p, "%" PRId64, m / 100000000);
-            int64_t f = m % 100000000;
-            if (f) {
-                char frac[9];
-                for (int i = 7; i >= 0; i--, f /= 10)
-                    frac[i] = (char)('0' + f % 10);
-                int n = 8;
-                while (frac[n - 1] == '0')
-                    n--;
-                *p++ = '.';
-                memcpy(p, frac, (size_t)n);
-                p += n;
-            }
-            an_api_put(rp, buf, (size_t)(p - buf));
-            return;
-        }
-    }
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            break;
-    }
-    an_api_puts(rp, buf);
-}
-
 static void put_time(an_api_reply *rp, int64_t ms)
 {
     char t[40];
     an_api_printf(rp, "\"timestamp\":\"%s\",\"ts\":%" PRId64, an_time_format(ms, t, sizeof t), ms);
 }
 
-void an_api_error(an_api_reply *rp, unsigned status, const char *param, const char *fmt, ...)
-{
-    char msg[AN_ERR_MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    rp->len = 0;
-    rp->oom = 0;
-    rp->status = status;
-    rp->cache = AN_API_NO_STORE;
-    rp->content_type = "application/json";
-    an_api_puts(rp, "{\"error\":");
-    an_api_put_jstr(rp, msg);
-    an_api_printf(rp, ",\"status\":%u", status);
-    if (param) {
-        an_api_puts(rp, ",\"parameter\":");
-        an_api_put_jstr(rp, param);
-    }
-    an_api_puts(rp, "}");
-}
-
-unsigned an_api_status_for(an_code code)
-{
-    switch (code) {
-    case AN_OK: return 200;
-    case AN_ERR_INVALID:
-    case AN_ERR_PARSE: return 400;
-    case AN_ERR_NOT_FOUND: return 404;
-    case AN_ERR_UNSUPPORTED: return 501;
-    case AN_ERR_CONNECT:
-    case AN_ERR_AUTH:
-    case AN_ERR_SCHEMA:
-    case AN_ERR_TIMEOUT:
-    case AN_ERR_READONLY:
-    case AN_ERR_CORRUPT:
-    case AN_ERR_UNHEALTHY: return 503;
-    case AN_ERR_NOMEM:
-    case AN_ERR_IO:
-    case AN_ERR_DB:
-    case AN_ERR_INTERNAL: return 500;
-    }
-    return 500;
-}
-
 /* ---- shared state: the stored series, cached for the reply-cache TTL ---- */
 
 struct an_api_state {
-    pthread_mutex_t lock;
+    /* series_lock guards the three below; held across the listing query on
+     * purpose (concurrent misses wait for one reload, not N) */
+    pthread_mutex_t series_lock;
     an_series_info *series;
     size_t n;
     int64_t fetched_ms; /* 0: never */
     /* after the store failed as unavailable, data routes answer 503 at once
      * until then (no request waits on a connect timeout meanwhile) */
-    pthread_mutex_t down_lock; /* guards the two below (lock is held across queries) */
+    pthread_mutex_t down_lock; /* guards the two below; never held across I/O */
     int64_t down_until_ms;
     char down_msg[AN_ERR_MSG_MAX];
 };
@@ -230,7 +68,7 @@ an_api_state *an_api_state_new(void)
 {
     an_api_state *st = calloc(1, sizeof *st);
     if (st) {
-        pthread_mutex_init(&st->lock, NULL);
+        pthread_mutex_init(&st->series_lock, NULL);
         pthread_mutex_init(&st->down_lock, NULL);
     }
     return st;
@@ -241,7 +79,7 @@ void an_api_state_free(an_api_state *st)
     if (!st)
         return;
     free(st->series);
-    pthread_mutex_destroy(&st->lock);
+    pthread_mutex_destroy(&st->series_lock);
     pthread_mutex_destroy(&st->down_lock);
     free(st);
 }
@@ -257,7 +95,7 @@ static an_code series_get(const an_api_request *rq, an_store *s, int refresh, an
      * little old (a symbol not found reloads it, /api/v1/symbols too): kept
      * 30 s, as listing every series scans the whole table */
     const int64_t ttl = 30000;
-    pthread_mutex_lock(&st->lock);
+    pthread_mutex_lock(&st->series_lock);
     int64_t age = rq->now_ms - st->fetched_ms;
     int stale = st->fetched_ms == 0 || age >= ttl || age < 0 || (refresh == 1 && age >= 250) ||
                 refresh == 2;
@@ -285,7 +123,7 @@ static an_code series_get(const an_api_request *rq, an_store *s, int refresh, an
             *n = st->n;
         }
     }
-    pthread_mutex_unlock(&st->lock);
+    pthread_mutex_unlock(&st->series_lock);
     return rc;
 }
 
@@ -809,19 +647,10 @@ static void put_json(an_api_reply *rp, json_t *v)
     free(text);
 }
 
-static const char *arg_value(const an_api_request *rq, const char *key)
-{
-    for (size_t i = 0; i < rq->nargs; i++)
-        if (strcmp(rq->args[i].key, key) == 0)
-            return rq->args[i].value;
-    return NULL;
-}
-
-/* The seed's task names, for checks and messages. */
+/* The task registry's names (tasks.h), for checks and messages. */
 static int task_name_known(const char *name)
 {
-    return !strcmp(name, "update_market_data") ||
-           !strcmp(name, "calculate_indicators_for_symbol") || !strcmp(name, "health_check");
+    return an_tasks_find(name) != NULL;
 }
 
 static int no_tasks(const an_api_request *rq, an_api_reply *rp)
@@ -837,14 +666,11 @@ static void h_tasks(const an_api_request *rq, an_api_reply *rp)
 {
     if (no_tasks(rq, rp))
         return;
-    const char *name = arg_value(rq, "name"), *lim = arg_value(rq, "limit");
+    const char *name = arg(rq, "name"), *lim = arg(rq, "limit");
     long limit = 50;
     an_err err = {0};
     if (name && !task_name_known(name)) {
-        an_api_error(rp, 400, "name",
-                     "unknown task '%.60s' (update_market_data, calculate_indicators_for_symbol, "
-                     "health_check)",
-                     name);
+        an_api_error(rp, 400, "name", "unknown task '%.60s' (%s)", name, an_tasks_names());
         return;
     }
     if (lim && an_api_parse_limit(lim, 1000, &limit, &err) != AN_OK) {
@@ -897,10 +723,7 @@ static void h_task_submit(const an_api_request *rq, an_api_reply *rp)
         return;
     const char *name = rq->tail;
     if (!task_name_known(name)) {
-        an_api_error(rp, 404, "name",
-                     "no task '%.60s' (update_market_data, calculate_indicators_for_symbol, "
-                     "health_check)",
-                     name);
+        an_api_error(rp, 404, "name", "no task '%.60s' (%s)", name, an_tasks_names());
         return;
     }
     json_t *args = NULL;
@@ -920,6 +743,16 @@ static void h_task_submit(const an_api_request *rq, an_api_reply *rp)
         }
     } else {
         args = json_object();
+    }
+    /* an indicator spec is checked here, so a bad one is a 400 naming it
+     * rather than a queued run that fails */
+    const char *spec = json_string_value(json_object_get(args, "indicators"));
+    an_ind_set set;
+    an_err perr = {0};
+    if (spec && an_ind_set_parse(spec, &set, &perr) != AN_OK) {
+        json_decref(args);
+        an_api_error(rp, 400, "indicators", "%s", perr.msg);
+        return;
     }
     char id[AN_TASK_ID_MAX] = "";
     an_err err = {0};
@@ -957,17 +790,71 @@ static void h_stream(const an_api_request *rq, an_api_reply *rp)
     an_api_error(rp, 503, NULL, "live streaming is off: start serve with AUTONAMA_REALTIME=true");
 }
 
+int an_api_route_match(const an_api_route *rt, const char *url, const char **tail)
+{
+    size_t l = strlen(rt->path);
+    if (!rt->tail) {
+        *tail = NULL;
+        return strcmp(url, rt->path) == 0;
+    }
+    if (strncmp(url, rt->path, l) != 0 || url[l] == '\0' || strchr(url + l, '/'))
+        return 0;
+    *tail = url + l;
+    return 1;
+}
+
 const an_api_route an_api_routes[] = {
-    {"GET", "/api/v1/data/ohlc", 0, 0, "/api/v1/data/ohlc", P_OHLC, h_ohlc},
-    {"GET", "/api/v1/data/indicators", 0, 0, "/api/v1/data/indicators", P_IND, h_indicators},
-    {"GET", "/api/v1/symbols", 0, 0, "/api/v1/symbols", P_NONE, h_symbols},
-    {"GET", "/health", 0, 0, "/health", P_NONE, h_health},
-    {"GET", "/metrics", 0, 0, "/metrics", P_NONE, h_metrics},
-    {"GET", "/api/v1/auth", 0, 1, "/api/v1/auth", P_NONE, h_auth},
-    {"GET", "/openapi.json", 0, 0, "/openapi.json", P_NONE, h_openapi},
-    {"GET", "/api/v1/tasks", 0, 0, "/api/v1/tasks", P_TASKS, h_tasks},
-    {"GET", "/api/v1/tasks/", 1, 0, "/api/v1/tasks/{id}", P_NONE, h_task},
-    {"POST", "/api/v1/tasks/", 1, 1, "/api/v1/tasks/{name}", P_NONE, h_task_submit},
-    {"GET", "/api/v1/stream", 0, 0, "/api/v1/stream", P_STREAM, h_stream},
+    {.method = "GET",
+     .path = "/api/v1/data/ohlc",
+     .name = "/api/v1/data/ohlc",
+     .params = P_OHLC,
+     .fn = h_ohlc},
+    {.method = "GET",
+     .path = "/api/v1/data/indicators",
+     .name = "/api/v1/data/indicators",
+     .params = P_IND,
+     .fn = h_indicators},
+    {.method = "GET",
+     .path = "/api/v1/symbols",
+     .name = "/api/v1/symbols",
+     .params = P_NONE,
+     .fn = h_symbols},
+    {.method = "GET", .path = "/health", .name = "/health", .params = P_NONE, .fn = h_health},
+    {.method = "GET", .path = "/metrics", .name = "/metrics", .params = P_NONE, .fn = h_metrics},
+    {.method = "GET",
+     .path = "/api/v1/auth",
+     .auth = 1,
+     .name = "/api/v1/auth",
+     .params = P_NONE,
+     .fn = h_auth},
+    {.method = "GET",
+     .path = "/openapi.json",
+     .name = "/openapi.json",
+     .params = P_NONE,
+     .fn = h_openapi},
+    {.method = "GET",
+     .path = "/api/v1/tasks",
+     .name = "/api/v1/tasks",
+     .params = P_TASKS,
+     .fn = h_tasks},
+    {.method = "GET",
+     .path = "/api/v1/tasks/",
+     .tail = 1,
+     .name = "/api/v1/tasks/{id}",
+     .params = P_NONE,
+     .fn = h_task},
+    {.method = "POST",
+     .path = "/api/v1/tasks/",
+     .tail = 1,
+     .auth = 1,
+     .name = "/api/v1/tasks/{name}",
+     .params = P_NONE,
+     .fn = h_task_submit},
+    {.method = "GET",
+     .path = "/api/v1/stream",
+     .stream = 1,
+     .name = "/api/v1/stream",
+     .params = P_STREAM,
+     .fn = h_stream},
 };
 const size_t an_api_nroutes = sizeof an_api_routes / sizeof an_api_routes[0];

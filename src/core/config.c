@@ -1,14 +1,20 @@
 /*
- * config.c - the configuration table and its loader (see config.h).
+ * config.c - the configuration table and its loader (see config.h). Owns the
+ * table (one designated entry per an_cfg_key, checked at compile time) and
+ * the parsing: each value is validated and converted once, at load, into the
+ * an_config's typed fields. Called by main.c's thread before any other
+ * thread starts; the an_config is read-only afterwards.
  */
 #include "core/config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/list.h"
 #include "core/log.h"
 #include "core/market.h"
 
@@ -23,11 +29,11 @@ typedef enum {
     T_ADDR,
     T_LEVEL,
     T_BOOL,
-    T_ENUMLIST
+    T_ENUMLIST,
+    T_INDICATORS
 } ctype;
 
 typedef struct cdef {
-    an_cfg_key key;
     const char *env;  /* NULL: flag only */
     const char *flag; /* without the leading "--" */
     ctype type;
@@ -37,323 +43,661 @@ typedef struct cdef {
     const char *help;
 } cdef;
 
-static const cdef table[AN_CFG__COUNT] = {
-    {AN_CFG_POSTGRES_SERVER, "POSTGRES_SERVER", "pg-server", T_STR, NULL, 0, 0, NULL,
-     "PostgreSQL/TimescaleDB host; unset means the embedded DuckDB store"},
-    {AN_CFG_POSTGRES_PORT, "POSTGRES_PORT", "pg-port", T_INT, "5432", 1, 65535, NULL,
-     "PostgreSQL port"},
-    {AN_CFG_POSTGRES_USER, "POSTGRES_USER", "pg-user", T_STR, "postgres", 0, 0, NULL,
-     "PostgreSQL user"},
-    {AN_CFG_POSTGRES_PASSWORD, "POSTGRES_PASSWORD", NULL, T_SECRET, NULL, 0, 0, NULL,
-     "PostgreSQL password (environment only; never logged)"},
-    {AN_CFG_POSTGRES_DB, "POSTGRES_DB", "pg-db", T_STR, "autonama", 0, 0, NULL,
-     "PostgreSQL database"},
-    {AN_CFG_POSTGRES_SSLMODE, "POSTGRES_SSLMODE", "pg-sslmode", T_ENUM, "prefer", 0, 0,
-     "disable|allow|prefer|require|verify-ca|verify-full", "libpq sslmode"},
-    {AN_CFG_DUCKDB_PATH, "DUCKDB_PATH", "duckdb-path", T_STR, "data/financial_data.duckdb", 0, 0,
-     NULL, "DuckDB file: the embedded store and the fallback"},
-    {AN_CFG_STORE, "AUTONAMA_STORE", "store", T_ENUM, "auto", 0, 0,
-     "auto|timescaledb|postgres|duckdb",
-     "store mode; auto = TimescaleDB/PostgreSQL when POSTGRES_SERVER is set, else DuckDB"},
-    {AN_CFG_PG_POOL_SIZE, "AUTONAMA_PG_POOL_SIZE", "pg-pool-size", T_INT, "4", 1, 64, NULL,
-     "PostgreSQL connections in the pool"},
-    {AN_CFG_CONNECT_TIMEOUT, "AUTONAMA_CONNECT_TIMEOUT", "connect-timeout", T_INT, "10", 1, 300,
-     NULL, "seconds to wait for a database connection"},
-    {AN_CFG_COMPRESS_AFTER, "AUTONAMA_COMPRESS_AFTER", "compress-after", T_STR, "30 days", 0, 0,
-     NULL, "TimescaleDB: compress candle chunks older than this interval (empty: off)"},
-    {AN_CFG_RETENTION, "AUTONAMA_RETENTION", "retention", T_STR, "", 0, 0, NULL,
-     "TimescaleDB: drop candle chunks older than this interval (empty: off, the default)"},
-    {AN_CFG_BINANCE_BASE_URL, "BINANCE_BASE_URL", "binance-base-url", T_STR,
-     "https://api.binance.com", 0, 0, NULL, "Binance REST base URL"},
-    {AN_CFG_SYMBOLS, "AUTONAMA_SYMBOLS", "symbols", T_SYMBOLS,
-     "BTC/USDT,ETH/USDT,ADA/USDT,BNB/USDT,SOL/USDT", 0, 0, NULL,
-     "comma-separated symbols (BASE/QUOTE)"},
-    {AN_CFG_TIMEFRAME, "AUTONAMA_TIMEFRAME", "timeframe", T_TIMEFRAME, "1m", 0, 0, NULL,
-     "candle timeframe ingested and checked for freshness"},
-    {AN_CFG_HTTP_ADDR, "AUTONAMA_HTTP_ADDR", "http-addr", T_ADDR, "127.0.0.1:8000", 0, 0, NULL,
-     "HTTP listen address host:port"},
-    {AN_CFG_API_KEY, "AUTONAMA_API_KEY", NULL, T_SECRET, NULL, 0, 0, NULL,
-     "API key for POST routes (environment only; never logged)"},
-    {AN_CFG_FRESHNESS_MAX_AGE, "AUTONAMA_FRESHNESS_MAX_AGE", "max-age", T_INT, "3600", 1,
-     10000000000L, NULL, "health: seconds after which a symbol's newest candle is stale"},
-    {AN_CFG_LOG_LEVEL, "AUTONAMA_LOG_LEVEL", "log-level", T_LEVEL, "info", 0, 0, NULL,
-     "debug|info|warn|error|off"},
-    {AN_CFG_INDICATORS, "AUTONAMA_INDICATORS", "indicators", T_STR,
-     "sma:20,sma:50,sma:200,ema:12,ema:26,rsi:14,bbands:20:2,macd:12:26:9", 0, 0, NULL,
-     "indicators to calculate (sma:N, ema:N, rsi:N, bbands:N:DEV, macd:F:S:SIG)"},
-    {AN_CFG_INDICATOR_TIMEFRAMES, "AUTONAMA_INDICATOR_TIMEFRAMES", "timeframes", T_TIMEFRAMES,
-     "1m,1h,1d", 0, 0, NULL,
-     "timeframes the indicators task covers (1h/1d from the rollups when not stored)"},
-    {AN_CFG_LOAD_PATH, "AUTONAMA_LOAD_PATH", "load-path", T_ENUM, "auto", 0, 0, "auto|direct|copy",
-     "how DuckDB reads PostgreSQL: the postgres extension (direct) or libpq COPY"},
-    {AN_CFG_INGEST_PARALLEL, "AUTONAMA_INGEST_PARALLEL", "parallel", T_INT, "3", 1, 16, NULL,
-     "ingest: symbols fetched at once"},
-    {AN_CFG_INGEST_LOOKBACK, "AUTONAMA_INGEST_LOOKBACK", "lookback", T_INT, "1000", 1, 100000000,
-     NULL, "ingest: candles fetched for a symbol with none stored (without --since)"},
-    {AN_CFG_BINANCE_WEIGHT_BUDGET, "AUTONAMA_BINANCE_WEIGHT_BUDGET", "weight-budget", T_INT, "6000",
-     10, 1000000, NULL, "Binance request weight per minute to stay under (10% headroom)"},
-    {AN_CFG_BINANCE_TIMEOUT_MS, "AUTONAMA_BINANCE_TIMEOUT_MS", "http-timeout-ms", T_INT, "10000",
-     100, 600000, NULL, "Binance: timeout of one request"},
-    {AN_CFG_BINANCE_MAX_TRIES, "AUTONAMA_BINANCE_MAX_TRIES", "max-tries", T_INT, "10", 1, 100, NULL,
-     "Binance: tries per request before a symbol is given up"},
-    {AN_CFG_BINANCE_BACKOFF_MS, "AUTONAMA_BINANCE_BACKOFF_MS", "backoff-ms", T_INT, "250", 1, 60000,
-     NULL, "Binance: first retry delay (doubles, with jitter)"},
-    {AN_CFG_FORCE, NULL, "force", T_BOOL, "false", 0, 0, NULL,
-     "ingest: refetch and rewrite [--since, --until) even where fresh"},
-    {AN_CFG_CATEGORIES, "AUTONAMA_CATEGORIES", "categories", T_ENUMLIST, "crypto", 0, 0,
-     "crypto|forex|stock|commodity", "ingest: the categories to update (comma-separated)"},
-    {AN_CFG_CRYPTO_PROVIDER, "AUTONAMA_CRYPTO_PROVIDER", "crypto-provider", T_STR, "binance", 0, 0,
-     NULL, "crypto: the provider (binance, files)"},
-    {AN_CFG_CRYPTO_SOURCE, "AUTONAMA_CRYPTO_SOURCE", "crypto-source", T_STR, NULL, 0, 0, NULL,
-     "crypto: where the provider reads (default BINANCE_BASE_URL; a directory for files)"},
-    {AN_CFG_FOREX_PROVIDER, "AUTONAMA_FOREX_PROVIDER", "forex-provider", T_STR, NULL, 0, 0, NULL,
-     "forex: the provider (e.g. files)"},
-    {AN_CFG_FOREX_SOURCE, "AUTONAMA_FOREX_SOURCE", "forex-source", T_STR, NULL, 0, 0, NULL,
-     "forex: where the provider reads (a URL, a directory)"},
-    {AN_CFG_FOREX_SYMBOLS, "AUTONAMA_FOREX_SYMBOLS", "forex-symbols", T_SYMBOLS, NULL, 0, 0, NULL,
-     "forex: symbols (BASE/QUOTE, e.g. EUR/USD)"},
-    {AN_CFG_STOCK_PROVIDER, "AUTONAMA_STOCK_PROVIDER", "stock-provider", T_STR, NULL, 0, 0, NULL,
-     "stock: the provider"},
-    {AN_CFG_STOCK_SOURCE, "AUTONAMA_STOCK_SOURCE", "stock-source", T_STR, NULL, 0, 0, NULL,
-     "stock: where the provider reads"},
-    {AN_CFG_STOCK_SYMBOLS, "AUTONAMA_STOCK_SYMBOLS", "stock-symbols", T_SYMBOLS, NULL, 0, 0, NULL,
-     "stock: symbols (e.g. AAPL/USD)"},
-    {AN_CFG_COMMODITY_PROVIDER, "AUTONAMA_COMMODITY_PROVIDER", "commodity-provider", T_STR, NULL, 0,
-     0, NULL, "commodity: the provider"},
-    {AN_CFG_COMMODITY_SOURCE, "AUTONAMA_COMMODITY_SOURCE", "commodity-source", T_STR, NULL, 0, 0,
-     NULL, "commodity: where the provider reads"},
-    {AN_CFG_COMMODITY_SYMBOLS, "AUTONAMA_COMMODITY_SYMBOLS", "commodity-symbols", T_SYMBOLS, NULL,
-     0, 0, NULL, "commodity: symbols (e.g. XAU/USD)"},
-    {AN_CFG_HTTP_THREADS, "AUTONAMA_HTTP_THREADS", "http-threads", T_INT, "4", 1, 256, NULL,
-     "HTTP: event threads (libmicrohttpd epoll thread pool; they never wait on the store)"},
-    {AN_CFG_HTTP_WORKERS, "AUTONAMA_HTTP_WORKERS", "http-workers", T_INT, "4", 1, 256, NULL,
-     "HTTP: threads that run the handlers (store reads, JSON encoding)"},
-    {AN_CFG_HTTP_MAX_CONNECTIONS, "AUTONAMA_HTTP_MAX_CONNECTIONS", "http-max-connections", T_INT,
-     "1024", 1, 100000, NULL, "HTTP: connections served at once (more are refused)"},
-    {AN_CFG_HTTP_TIMEOUT, "AUTONAMA_HTTP_TIMEOUT", "http-timeout", T_INT, "30", 1, 3600, NULL,
-     "HTTP: seconds an idle or slow connection is kept"},
-    {AN_CFG_HTTP_MAX_URL, "AUTONAMA_HTTP_MAX_URL", "http-max-url", T_INT, "2048", 64, 32768, NULL,
-     "HTTP: longest request URL (path and query) accepted; longer gets 414"},
-    {AN_CFG_HTTP_MAX_BODY, "AUTONAMA_HTTP_MAX_BODY", "http-max-body", T_INT, "65536", 0, 16777216,
-     NULL, "HTTP: largest request body accepted; larger gets 413"},
-    {AN_CFG_HTTP_CORS_ORIGIN, "AUTONAMA_HTTP_CORS_ORIGIN", "cors-origin", T_STR, "", 0, 0, NULL,
-     "HTTP: Access-Control-Allow-Origin value (e.g. * or https://example.org); empty: no CORS"},
-    {AN_CFG_HTTP_CACHE_TTL_MS, "AUTONAMA_HTTP_CACHE_TTL_MS", "http-cache-ttl-ms", T_INT, "1000", 0,
-     3600000, NULL, "HTTP: how long a data reply that may still change is reused (0: never)"},
-    {AN_CFG_HTTP_MAX_LIMIT, "AUTONAMA_HTTP_MAX_LIMIT", "http-max-limit", T_INT, "5000", 1, 1000000,
-     NULL, "HTTP: largest limit a data request may ask for"},
-    {AN_CFG_BEAT_UPDATE_INTERVAL, "AUTONAMA_BEAT_UPDATE_INTERVAL", "beat-update-interval", T_INT,
-     "900", 0, 31536000, NULL, "serve: update-market-data every N s (0: off)"},
-    {AN_CFG_BEAT_UPDATE_SYMBOLS, "AUTONAMA_BEAT_UPDATE_SYMBOLS", "beat-update-symbols", T_STR, "",
-     0, 0, NULL, "serve: symbols of update-market-data (empty: AUTONAMA_SYMBOLS)"},
-    {AN_CFG_BEAT_INDICATORS_INTERVAL, "AUTONAMA_BEAT_INDICATORS_INTERVAL",
-     "beat-indicators-interval", T_INT, "1800", 0, 31536000, NULL,
-     "serve: calculate-indicators every N s (0: off)"},
-    {AN_CFG_BEAT_INDICATORS_SYMBOLS, "AUTONAMA_BEAT_INDICATORS_SYMBOLS", "beat-indicators-symbols",
-     T_STR, "BTC/USDT", 0, 0, NULL,
-     "serve: symbols of calculate-indicators (the seed's args; empty: AUTONAMA_SYMBOLS)"},
-    {AN_CFG_BEAT_HEALTH_INTERVAL, "AUTONAMA_BEAT_HEALTH_INTERVAL", "beat-health-interval", T_INT,
-     "300", 0, 31536000, NULL, "serve: health-check every N s (0: off)"},
-    {AN_CFG_WORKERS, "AUTONAMA_WORKERS", "workers", T_INT, "2", 1, 32, NULL,
-     "serve: worker threads running tasks"},
-    {AN_CFG_SHUTDOWN_GRACE, "AUTONAMA_SHUTDOWN_GRACE", "shutdown-grace", T_INT, "8", 0, 3600, NULL,
-     "serve: seconds running tasks get to stop after SIGTERM/SIGINT"},
-    {AN_CFG_FALLBACK, "AUTONAMA_FALLBACK", "fallback", T_BOOL, "true", 0, 0, NULL,
-     "tasks: go on against the DuckDB fallback file when PostgreSQL is unreachable"},
-    {AN_CFG_FALLBACK_PATH, "AUTONAMA_FALLBACK_PATH", "fallback-path", T_STR,
-     "data/autonama_fallback.duckdb", 0, 0, NULL,
-     "tasks: the DuckDB fallback file (one per instance), replayed into PostgreSQL"},
-    {AN_CFG_INSTANCE, "AUTONAMA_INSTANCE", "instance", T_STR, NULL, 0, 0, NULL,
-     "tasks: this instance's name in the task table (default host:pid)"},
-    {AN_CFG_TASK_STALE_AFTER, "AUTONAMA_TASK_STALE_AFTER", "task-stale-after", T_INT, "60", 5,
-     86400, NULL, "tasks: a running task without heartbeat for N s is marked INTERRUPTED"},
-    {AN_CFG_FROM, NULL, "from", T_STR, NULL, 0, 0, NULL, "sync: the DuckDB file to move from"},
-    {AN_CFG_MOVE, NULL, "move", T_BOOL, "false", 0, 0, NULL,
-     "sync: delete what was copied from the --from file"},
-    {AN_CFG_LIMIT, NULL, "limit", T_INT, "50", 1, 100000, NULL, "tasks: runs to list"},
-    {AN_CFG_REALTIME, "AUTONAMA_REALTIME", "realtime", T_BOOL, "false", 0, 0, NULL,
-     "serve: stream Binance's kline WebSocket streams into the store"},
-    {AN_CFG_REALTIME_SYMBOLS, "AUTONAMA_REALTIME_SYMBOLS", "realtime-symbols", T_SYMBOLS, NULL, 0,
-     0, NULL, "realtime: symbols streamed (default AUTONAMA_SYMBOLS)"},
-    {AN_CFG_REALTIME_TIMEFRAMES, "AUTONAMA_REALTIME_TIMEFRAMES", "realtime-timeframes",
-     T_TIMEFRAMES, "1m", 0, 0, NULL, "realtime: intervals streamed per symbol"},
-    {AN_CFG_REALTIME_FLUSH_MS, "AUTONAMA_REALTIME_FLUSH_MS", "realtime-flush-ms", T_INT, "1000", 10,
-     60000, NULL, "realtime: at most one write of a series' open candle per this many ms"},
-    {AN_CFG_BINANCE_WS_URL, "BINANCE_WS_URL", "binance-ws-url", T_STR,
-     "wss://stream.binance.com:9443", 0, 0, NULL, "Binance WebSocket streams base URL"},
-    {AN_CFG_REALTIME_IDLE_MS, "AUTONAMA_REALTIME_IDLE_MS", "realtime-idle-ms", T_INT, "30000", 1000,
-     600000, NULL, "realtime: a connection without a frame for this long is dropped and reopened"},
-    {AN_CFG_REALTIME_MAX_AGE, "AUTONAMA_REALTIME_MAX_AGE", "realtime-max-age", T_INT, "82800", 5,
-     86000, NULL,
-     "realtime: seconds after which a connection is replaced, seamlessly (Binance cuts at 24 h)"},
-    {AN_CFG_REALTIME_BACKOFF_MS, "AUTONAMA_REALTIME_BACKOFF_MS", "realtime-backoff-ms", T_INT,
-     "500", 10, 60000, NULL, "realtime: first reconnect delay (doubles to 30 s, with jitter)"},
-    {AN_CFG_REALTIME_STREAMS_PER_CONN, "AUTONAMA_REALTIME_STREAMS_PER_CONN",
-     "realtime-streams-per-conn", T_INT, "1024", 1, 1024, NULL,
-     "realtime: streams per connection (Binance allows 1,024)"},
-    {AN_CFG_HTTP_MAX_STREAMS, "AUTONAMA_HTTP_MAX_STREAMS", "http-max-streams", T_INT, "256", 1,
-     100000, NULL, "HTTP: server-sent event streams (GET /api/v1/stream) open at once"},
-    {AN_CFG_HTTP_STREAM_QUEUE, "AUTONAMA_HTTP_STREAM_QUEUE", "http-stream-queue", T_INT, "262144",
-     4096, 67108864, NULL,
-     "HTTP: bytes queued for one event stream; a client that falls this far behind is dropped"},
-    {AN_CFG_FORMAT, NULL, "format", T_ENUM, "auto", 0, 0,
-     "auto|freqtrade-json|cryptodatadownload-csv|csv|binance-csv", "import: file format"},
-    {AN_CFG_SYMBOL, NULL, "symbol", T_STR, NULL, 0, 0, NULL,
-     "import: the file's symbol when its name does not say"},
-    {AN_CFG_SINCE, NULL, "since", T_STR, NULL, 0, 0, NULL, "start time (YYYY-MM-DD[THH:MM])"},
-    {AN_CFG_UNTIL, NULL, "until", T_STR, NULL, 0, 0, NULL, "end time (exclusive)"},
+static const cdef table[] = {
+    [AN_CFG_POSTGRES_SERVER] =
+        {.env = "POSTGRES_SERVER",
+         .flag = "pg-server",
+         .type = T_STR,
+         .help = "PostgreSQL/TimescaleDB host; unset means the embedded DuckDB store"},
+    [AN_CFG_POSTGRES_PORT] = {.env = "POSTGRES_PORT",
+                              .flag = "pg-port",
+                              .type = T_INT,
+                              .def = "5432",
+                              .min = 1,
+                              .max = 65535,
+                              .help = "PostgreSQL port"},
+    [AN_CFG_POSTGRES_USER] = {.env = "POSTGRES_USER",
+                              .flag = "pg-user",
+                              .type = T_STR,
+                              .def = "postgres",
+                              .help = "PostgreSQL user"},
+    [AN_CFG_POSTGRES_PASSWORD] = {.env = "POSTGRES_PASSWORD",
+                                  .type = T_SECRET,
+                                  .help = "PostgreSQL password (environment only; never logged)"},
+    [AN_CFG_POSTGRES_DB] = {.env = "POSTGRES_DB",
+                            .flag = "pg-db",
+                            .type = T_STR,
+                            .def = "autonama",
+                            .help = "PostgreSQL database"},
+    [AN_CFG_POSTGRES_SSLMODE] = {.env = "POSTGRES_SSLMODE",
+                                 .flag = "pg-sslmode",
+                                 .type = T_ENUM,
+                                 .def = "prefer",
+                                 .choices = "disable|allow|prefer|require|verify-ca|verify-full",
+                                 .help = "libpq sslmode"},
+    [AN_CFG_DUCKDB_PATH] = {.env = "DUCKDB_PATH",
+                            .flag = "duckdb-path",
+                            .type = T_STR,
+                            .def = "data/financial_data.duckdb",
+                            .help = "DuckDB file: the embedded store and the fallback"},
+    [AN_CFG_STORE] =
+        {.env = "AUTONAMA_STORE",
+         .flag = "store",
+         .type = T_ENUM,
+         .def = "auto",
+         .choices = "auto|timescaledb|postgres|duckdb",
+         .help =
+             "store mode; auto = TimescaleDB/PostgreSQL when POSTGRES_SERVER is set, else DuckDB"},
+    [AN_CFG_PG_POOL_SIZE] = {.env = "AUTONAMA_PG_POOL_SIZE",
+                             .flag = "pg-pool-size",
+                             .type = T_INT,
+                             .def = "4",
+                             .min = 1,
+                             .max = 64,
+                             .help = "PostgreSQL connections in the pool"},
+    [AN_CFG_CONNECT_TIMEOUT] = {.env = "AUTONAMA_CONNECT_TIMEOUT",
+                                .flag = "connect-timeout",
+                                .type = T_INT,
+                                .def = "10",
+                                .min = 1,
+                                .max = 300,
+                                .help = "seconds to wait for a database connection"},
+    [AN_CFG_COMPRESS_AFTER] =
+        {.env = "AUTONAMA_COMPRESS_AFTER",
+         .flag = "compress-after",
+         .type = T_STR,
+         .def = "30 days",
+         .help = "TimescaleDB: compress candle chunks older than this interval (empty: off)"},
+    [AN_CFG_RETENTION] =
+        {.env = "AUTONAMA_RETENTION",
+         .flag = "retention",
+         .type = T_STR,
+         .def = "",
+         .help =
+             "TimescaleDB: drop candle chunks older than this interval (empty: off, the default)"},
+    [AN_CFG_BINANCE_BASE_URL] = {.env = "BINANCE_BASE_URL",
+                                 .flag = "binance-base-url",
+                                 .type = T_STR,
+                                 .def = "https://api.binance.com",
+                                 .help = "Binance REST base URL"},
+    [AN_CFG_SYMBOLS] = {.env = "AUTONAMA_SYMBOLS",
+                        .flag = "symbols",
+                        .type = T_SYMBOLS,
+                        .def = "BTC/USDT,ETH/USDT,ADA/USDT,BNB/USDT,SOL/USDT",
+                        .help = "comma-separated symbols (BASE/QUOTE)"},
+    [AN_CFG_TIMEFRAME] = {.env = "AUTONAMA_TIMEFRAME",
+                          .flag = "timeframe",
+                          .type = T_TIMEFRAME,
+                          .def = "1m",
+                          .help = "candle timeframe ingested and checked for freshness"},
+    [AN_CFG_HTTP_ADDR] = {.env = "AUTONAMA_HTTP_ADDR",
+                          .flag = "http-addr",
+                          .type = T_ADDR,
+                          .def = "127.0.0.1:8000",
+                          .help = "HTTP listen address host:port"},
+    [AN_CFG_API_KEY] = {.env = "AUTONAMA_API_KEY",
+                        .type = T_SECRET,
+                        .help = "API key for POST routes (environment only; never logged)"},
+    [AN_CFG_FRESHNESS_MAX_AGE] =
+        {.env = "AUTONAMA_FRESHNESS_MAX_AGE",
+         .flag = "max-age",
+         .type = T_INT,
+         .def = "3600",
+         .min = 1,
+         .max = 10000000000L,
+         .help = "health: seconds after which a symbol's newest candle is stale"},
+    [AN_CFG_LOG_LEVEL] = {.env = "AUTONAMA_LOG_LEVEL",
+                          .flag = "log-level",
+                          .type = T_LEVEL,
+                          .def = "info",
+                          .help = "debug|info|warn|error|off"},
+    [AN_CFG_INDICATORS] =
+        {.env = "AUTONAMA_INDICATORS",
+         .flag = "indicators",
+         .type = T_INDICATORS,
+         .def = "sma:20,sma:50,sma:200,ema:12,ema:26,rsi:14,bbands:20:2,macd:12:26:9",
+         .help = "indicators to calculate (sma:N, ema:N, rsi:N, bbands:N:DEV, macd:F:S:SIG)"},
+    [AN_CFG_INDICATOR_TIMEFRAMES] =
+        {.env = "AUTONAMA_INDICATOR_TIMEFRAMES",
+         .flag = "timeframes",
+         .type = T_TIMEFRAMES,
+         .def = "1m,1h,1d",
+         .help = "timeframes the indicators task covers (1h/1d from the rollups when not stored)"},
+    [AN_CFG_LOAD_PATH] =
+        {.env = "AUTONAMA_LOAD_PATH",
+         .flag = "load-path",
+         .type = T_ENUM,
+         .def = "auto",
+         .choices = "auto|direct|copy",
+         .help = "how DuckDB reads PostgreSQL: the postgres extension (direct) or libpq COPY"},
+    [AN_CFG_INGEST_PARALLEL] = {.env = "AUTONAMA_INGEST_PARALLEL",
+                                .flag = "parallel",
+                                .type = T_INT,
+                                .def = "3",
+                                .min = 1,
+                                .max = 16,
+                                .help = "ingest: symbols fetched at once"},
+    [AN_CFG_INGEST_LOOKBACK] =
+        {.env = "AUTONAMA_INGEST_LOOKBACK",
+         .flag = "lookback",
+         .type = T_INT,
+         .def = "1000",
+         .min = 1,
+         .max = 100000000,
+         .help = "ingest: candles fetched for a symbol with none stored (without --since)"},
+    [AN_CFG_BINANCE_WEIGHT_BUDGET] =
+        {.env = "AUTONAMA_BINANCE_WEIGHT_BUDGET",
+         .flag = "weight-budget",
+         .type = T_INT,
+         .def = "6000",
+         .min = 10,
+         .max = 1000000,
+         .help = "Binance request weight per minute to stay under (10% headroom)"},
+    [AN_CFG_BINANCE_TIMEOUT_MS] = {.env = "AUTONAMA_BINANCE_TIMEOUT_MS",
+                                   .flag = "http-timeout-ms",
+                                   .type = T_INT,
+                                   .def = "10000",
+                                   .min = 100,
+                                   .max = 600000,
+                                   .help = "Binance: timeout of one request"},
+    [AN_CFG_BINANCE_MAX_TRIES] = {.env = "AUTONAMA_BINANCE_MAX_TRIES",
+                                  .flag = "max-tries",
+                                  .type = T_INT,
+                                  .def = "10",
+                                  .min = 1,
+                                  .max = 100,
+                                  .help = "Binance: tries per request before a symbol is given up"},
+    [AN_CFG_BINANCE_BACKOFF_MS] = {.env = "AUTONAMA_BINANCE_BACKOFF_MS",
+                                   .flag = "backoff-ms",
+                                   .type = T_INT,
+                                   .def = "250",
+                                   .min = 1,
+                                   .max = 60000,
+                                   .help = "Binance: first retry delay (doubles, with jitter)"},
+    [AN_CFG_FORCE] = {.flag = "force",
+                      .type = T_BOOL,
+                      .def = "false",
+                      .help = "ingest: refetch and rewrite [--since, --until) even where fresh"},
+    [AN_CFG_CATEGORIES] = {.env = "AUTONAMA_CATEGORIES",
+                           .flag = "categories",
+                           .type = T_ENUMLIST,
+                           .def = "crypto",
+                           .choices = "crypto|forex|stock|commodity",
+                           .help = "ingest: the categories to update (comma-separated)"},
+    [AN_CFG_CRYPTO_PROVIDER] = {.env = "AUTONAMA_CRYPTO_PROVIDER",
+                                .flag = "crypto-provider",
+                                .type = T_STR,
+                                .def = "binance",
+                                .help = "crypto: the provider (binance, files)"},
+    [AN_CFG_CRYPTO_SOURCE] =
+        {.env = "AUTONAMA_CRYPTO_SOURCE",
+         .flag = "crypto-source",
+         .type = T_STR,
+         .help =
+             "crypto: where the provider reads (default BINANCE_BASE_URL; a directory for files)"},
+    [AN_CFG_FOREX_PROVIDER] = {.env = "AUTONAMA_FOREX_PROVIDER",
+                               .flag = "forex-provider",
+                               .type = T_STR,
+                               .help = "forex: the provider (e.g. files)"},
+    [AN_CFG_FOREX_SOURCE] = {.env = "AUTONAMA_FOREX_SOURCE",
+                             .flag = "forex-source",
+                             .type = T_STR,
+                             .help = "forex: where the provider reads (a URL, a directory)"},
+    [AN_CFG_FOREX_SYMBOLS] = {.env = "AUTONAMA_FOREX_SYMBOLS",
+                              .flag = "forex-symbols",
+                              .type = T_SYMBOLS,
+                              .help = "forex: symbols (BASE/QUOTE, e.g. EUR/USD)"},
+    [AN_CFG_STOCK_PROVIDER] = {.env = "AUTONAMA_STOCK_PROVIDER",
+                               .flag = "stock-provider",
+                               .type = T_STR,
+                               .help = "stock: the provider"},
+    [AN_CFG_STOCK_SOURCE] = {.env = "AUTONAMA_STOCK_SOURCE",
+                             .flag = "stock-source",
+                             .type = T_STR,
+                             .help = "stock: where the provider reads"},
+    [AN_CFG_STOCK_SYMBOLS] = {.env = "AUTONAMA_STOCK_SYMBOLS",
+                              .flag = "stock-symbols",
+                              .type = T_SYMBOLS,
+                              .help = "stock: symbols (e.g. AAPL/USD)"},
+    [AN_CFG_COMMODITY_PROVIDER] = {.env = "AUTONAMA_COMMODITY_PROVIDER",
+                                   .flag = "commodity-provider",
+                                   .type = T_STR,
+                                   .help = "commodity: the provider"},
+    [AN_CFG_COMMODITY_SOURCE] = {.env = "AUTONAMA_COMMODITY_SOURCE",
+                                 .flag = "commodity-source",
+                                 .type = T_STR,
+                                 .help = "commodity: where the provider reads"},
+    [AN_CFG_COMMODITY_SYMBOLS] = {.env = "AUTONAMA_COMMODITY_SYMBOLS",
+                                  .flag = "commodity-symbols",
+                                  .type = T_SYMBOLS,
+                                  .help = "commodity: symbols (e.g. XAU/USD)"},
+    [AN_CFG_HTTP_THREADS] =
+        {.env = "AUTONAMA_HTTP_THREADS",
+         .flag = "http-threads",
+         .type = T_INT,
+         .def = "4",
+         .min = 1,
+         .max = 256,
+         .help =
+             "HTTP: event threads (libmicrohttpd epoll thread pool; they never wait on the store)"},
+    [AN_CFG_HTTP_WORKERS] =
+        {.env = "AUTONAMA_HTTP_WORKERS",
+         .flag = "http-workers",
+         .type = T_INT,
+         .def = "4",
+         .min = 1,
+         .max = 256,
+         .help = "HTTP: threads that run the handlers (store reads, JSON encoding)"},
+    [AN_CFG_HTTP_MAX_CONNECTIONS] = {.env = "AUTONAMA_HTTP_MAX_CONNECTIONS",
+                                     .flag = "http-max-connections",
+                                     .type = T_INT,
+                                     .def = "1024",
+                                     .min = 1,
+                                     .max = 100000,
+                                     .help = "HTTP: connections served at once (more are refused)"},
+    [AN_CFG_HTTP_TIMEOUT] = {.env = "AUTONAMA_HTTP_TIMEOUT",
+                             .flag = "http-timeout",
+                             .type = T_INT,
+                             .def = "30",
+                             .min = 1,
+                             .max = 3600,
+                             .help = "HTTP: seconds an idle or slow connection is kept"},
+    [AN_CFG_HTTP_MAX_URL] =
+        {.env = "AUTONAMA_HTTP_MAX_URL",
+         .flag = "http-max-url",
+         .type = T_INT,
+         .def = "2048",
+         .min = 64,
+         .max = 32768,
+         .help = "HTTP: longest request URL (path and query) accepted; longer gets 414"},
+    [AN_CFG_HTTP_MAX_BODY] = {.env = "AUTONAMA_HTTP_MAX_BODY",
+                              .flag = "http-max-body",
+                              .type = T_INT,
+                              .def = "65536",
+                              .max = 16777216,
+                              .help = "HTTP: largest request body accepted; larger gets 413"},
+    [AN_CFG_HTTP_CORS_ORIGIN] = {.env = "AUTONAMA_HTTP_CORS_ORIGIN",
+                                 .flag = "cors-origin",
+                                 .type = T_STR,
+                                 .def = "",
+                                 .help = "HTTP: Access-Control-Allow-Origin value (e.g. * or "
+                                         "https://example.org); empty: no CORS"},
+    [AN_CFG_HTTP_CACHE_TTL_MS] =
+        {.env = "AUTONAMA_HTTP_CACHE_TTL_MS",
+         .flag = "http-cache-ttl-ms",
+         .type = T_INT,
+         .def = "1000",
+         .max = 3600000,
+         .help = "HTTP: how long a data reply that may still change is reused (0: never)"},
+    [AN_CFG_HTTP_MAX_LIMIT] = {.env = "AUTONAMA_HTTP_MAX_LIMIT",
+                               .flag = "http-max-limit",
+                               .type = T_INT,
+                               .def = "5000",
+                               .min = 1,
+                               .max = 1000000,
+                               .help = "HTTP: largest limit a data request may ask for"},
+    [AN_CFG_BEAT_UPDATE_INTERVAL] = {.env = "AUTONAMA_BEAT_UPDATE_INTERVAL",
+                                     .flag = "beat-update-interval",
+                                     .type = T_INT,
+                                     .def = "900",
+                                     .max = 31536000,
+                                     .help = "serve: update-market-data every N s (0: off)"},
+    [AN_CFG_BEAT_UPDATE_SYMBOLS] =
+        {.env = "AUTONAMA_BEAT_UPDATE_SYMBOLS",
+         .flag = "beat-update-symbols",
+         .type = T_STR,
+         .def = "",
+         .help = "serve: symbols of update-market-data (empty: AUTONAMA_SYMBOLS)"},
+    [AN_CFG_BEAT_INDICATORS_INTERVAL] = {.env = "AUTONAMA_BEAT_INDICATORS_INTERVAL",
+                                         .flag = "beat-indicators-interval",
+                                         .type = T_INT,
+                                         .def = "1800",
+                                         .max = 31536000,
+                                         .help = "serve: calculate-indicators every N s (0: off)"},
+    [AN_CFG_BEAT_INDICATORS_SYMBOLS] =
+        {.env = "AUTONAMA_BEAT_INDICATORS_SYMBOLS",
+         .flag = "beat-indicators-symbols",
+         .type = T_STR,
+         .def = "BTC/USDT",
+         .help =
+             "serve: symbols of calculate-indicators (the seed's args; empty: AUTONAMA_SYMBOLS)"},
+    [AN_CFG_BEAT_HEALTH_INTERVAL] = {.env = "AUTONAMA_BEAT_HEALTH_INTERVAL",
+                                     .flag = "beat-health-interval",
+                                     .type = T_INT,
+                                     .def = "300",
+                                     .max = 31536000,
+                                     .help = "serve: health-check every N s (0: off)"},
+    [AN_CFG_WORKERS] = {.env = "AUTONAMA_WORKERS",
+                        .flag = "workers",
+                        .type = T_INT,
+                        .def = "2",
+                        .min = 1,
+                        .max = 32,
+                        .help = "serve: worker threads running tasks"},
+    [AN_CFG_SHUTDOWN_GRACE] = {.env = "AUTONAMA_SHUTDOWN_GRACE",
+                               .flag = "shutdown-grace",
+                               .type = T_INT,
+                               .def = "8",
+                               .max = 3600,
+                               .help =
+                                   "serve: seconds running tasks get to stop after SIGTERM/SIGINT"},
+    [AN_CFG_FALLBACK] =
+        {.env = "AUTONAMA_FALLBACK",
+         .flag = "fallback",
+         .type = T_BOOL,
+         .def = "true",
+         .help = "tasks: go on against the DuckDB fallback file when PostgreSQL is unreachable"},
+    [AN_CFG_FALLBACK_PATH] =
+        {.env = "AUTONAMA_FALLBACK_PATH",
+         .flag = "fallback-path",
+         .type = T_STR,
+         .def = "data/autonama_fallback.duckdb",
+         .help = "tasks: the DuckDB fallback file (one per instance), replayed into PostgreSQL"},
+    [AN_CFG_INSTANCE] = {.env = "AUTONAMA_INSTANCE",
+                         .flag = "instance",
+                         .type = T_STR,
+                         .help =
+                             "tasks: this instance's name in the task table (default host:pid)"},
+    [AN_CFG_TASK_STALE_AFTER] =
+        {.env = "AUTONAMA_TASK_STALE_AFTER",
+         .flag = "task-stale-after",
+         .type = T_INT,
+         .def = "60",
+         .min = 5,
+         .max = 86400,
+         .help = "tasks: a running task without heartbeat for N s is marked INTERRUPTED"},
+    [AN_CFG_FROM] = {.flag = "from", .type = T_STR, .help = "sync: the DuckDB file to move from"},
+    [AN_CFG_MOVE] = {.flag = "move",
+                     .type = T_BOOL,
+                     .def = "false",
+                     .help = "sync: delete what was copied from the --from file"},
+    [AN_CFG_LIMIT] = {.flag = "limit",
+                      .type = T_INT,
+                      .def = "50",
+                      .min = 1,
+                      .max = 100000,
+                      .help = "tasks: runs to list"},
+    [AN_CFG_REALTIME] = {.env = "AUTONAMA_REALTIME",
+                         .flag = "realtime",
+                         .type = T_BOOL,
+                         .def = "false",
+                         .help = "serve: stream Binance's kline WebSocket streams into the store"},
+    [AN_CFG_REALTIME_SYMBOLS] = {.env = "AUTONAMA_REALTIME_SYMBOLS",
+                                 .flag = "realtime-symbols",
+                                 .type = T_SYMBOLS,
+                                 .help = "realtime: symbols streamed (default AUTONAMA_SYMBOLS)"},
+    [AN_CFG_REALTIME_TIMEFRAMES] = {.env = "AUTONAMA_REALTIME_TIMEFRAMES",
+                                    .flag = "realtime-timeframes",
+                                    .type = T_TIMEFRAMES,
+                                    .def = "1m",
+                                    .help = "realtime: intervals streamed per symbol"},
+    [AN_CFG_REALTIME_FLUSH_MS] =
+        {.env = "AUTONAMA_REALTIME_FLUSH_MS",
+         .flag = "realtime-flush-ms",
+         .type = T_INT,
+         .def = "1000",
+         .min = 10,
+         .max = 60000,
+         .help = "realtime: at most one write of a series' open candle per this many ms"},
+    [AN_CFG_BINANCE_WS_URL] = {.env = "BINANCE_WS_URL",
+                               .flag = "binance-ws-url",
+                               .type = T_STR,
+                               .def = "wss://stream.binance.com:9443",
+                               .help = "Binance WebSocket streams base URL"},
+    [AN_CFG_REALTIME_IDLE_MS] =
+        {.env = "AUTONAMA_REALTIME_IDLE_MS",
+         .flag = "realtime-idle-ms",
+         .type = T_INT,
+         .def = "30000",
+         .min = 1000,
+         .max = 600000,
+         .help = "realtime: a connection without a frame for this long is dropped and reopened"},
+    [AN_CFG_REALTIME_MAX_AGE] = {.env = "AUTONAMA_REALTIME_MAX_AGE",
+                                 .flag = "realtime-max-age",
+                                 .type = T_INT,
+                                 .def = "82800",
+                                 .min = 5,
+                                 .max = 86000,
+                                 .help = "realtime: seconds after which a connection is replaced, "
+                                         "seamlessly (Binance cuts at 24 h)"},
+    [AN_CFG_REALTIME_BACKOFF_MS] =
+        {.env = "AUTONAMA_REALTIME_BACKOFF_MS",
+         .flag = "realtime-backoff-ms",
+         .type = T_INT,
+         .def = "500",
+         .min = 10,
+         .max = 60000,
+         .help = "realtime: first reconnect delay (doubles to 30 s, with jitter)"},
+    [AN_CFG_REALTIME_STREAMS_PER_CONN] =
+        {.env = "AUTONAMA_REALTIME_STREAMS_PER_CONN",
+         .flag = "realtime-streams-per-conn",
+         .type = T_INT,
+         .def = "1024",
+         .min = 1,
+         .max = 1024,
+         .help = "realtime: streams per connection (Binance allows 1,024)"},
+    [AN_CFG_HTTP_MAX_STREAMS] =
+        {.env = "AUTONAMA_HTTP_MAX_STREAMS",
+         .flag = "http-max-streams",
+         .type = T_INT,
+         .def = "256",
+         .min = 1,
+         .max = 100000,
+         .help = "HTTP: server-sent event streams (GET /api/v1/stream) open at once"},
+    [AN_CFG_HTTP_STREAM_QUEUE] = {.env = "AUTONAMA_HTTP_STREAM_QUEUE",
+                                  .flag = "http-stream-queue",
+                                  .type = T_INT,
+                                  .def = "262144",
+                                  .min = 4096,
+                                  .max = 67108864,
+                                  .help = "HTTP: bytes queued for one event stream; a client that "
+                                          "falls this far behind is dropped"},
+    [AN_CFG_FORMAT] = {.flag = "format",
+                       .type = T_ENUM,
+                       .def = "auto",
+                       .choices = "auto|freqtrade-json|cryptodatadownload-csv|csv|binance-csv",
+                       .help = "import: file format"},
+    [AN_CFG_SYMBOL] = {.flag = "symbol",
+                       .type = T_STR,
+                       .help = "import: the file's symbol when its name does not say"},
+    [AN_CFG_SINCE] = {.flag = "since", .type = T_STR, .help = "start time (YYYY-MM-DD[THH:MM])"},
+    [AN_CFG_UNTIL] = {.flag = "until", .type = T_STR, .help = "end time (exclusive)"},
 };
+_Static_assert(sizeof table / sizeof table[0] == AN_CFG__COUNT, "one table entry per an_cfg_key");
 
-static an_code validate(const cdef *d, const char *v, const char *origin, an_err *err)
+/* ---- parsing one value ----------------------------------------------------- */
+
+/* Where a value came from, for messages: "environment variable X" or "flag --x". */
+typedef struct origin {
+    char text[80];
+} origin;
+
+/* 1 when v[0..n) is one of choices ("a|b|c"). */
+static int is_choice(const char *choices, const char *v, size_t n)
 {
+    for (const char *p = choices; p && *p;) {
+        const char *bar = strchr(p, '|');
+        size_t cn = bar ? (size_t)(bar - p) : strlen(p);
+        if (cn == n && strncmp(p, v, n) == 0)
+            return 1;
+        p = bar ? bar + 1 : NULL;
+    }
+    return 0;
+}
+
+static an_code parse_int(const cdef *d, const char *v, const char *shown, const origin *o,
+                         long *num, an_err *err)
+{
+    errno = 0;
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < d->min || x > d->max)
+        return an_err_set(err, AN_ERR_INVALID, "%s: %s must be an integer in [%ld, %ld]", o->text,
+                          shown, d->min, d->max);
+    *num = x;
+    return AN_OK;
+}
+
+/* Each item of a list setting, checked by type; at least one item. */
+static an_code parse_list(const cdef *d, const char *v, const origin *o, an_err *err)
+{
+    int count = 0;
+    size_t n;
+    const char *it;
+    for (const char *p = v; an_list_next(&p, &it, &n); count++) {
+        char one[128];
+        snprintf(one, sizeof one, "%.*s", (int)(n < sizeof one ? n : sizeof one - 1), it);
+        if (d->type == T_TIMEFRAMES && !an_timeframe_valid(one))
+            return an_err_set(err, AN_ERR_INVALID, "%s: '%.16s' is not a timeframe", o->text, one);
+        if (d->type == T_ENUMLIST && !is_choice(d->choices, it, n))
+            return an_err_set(err, AN_ERR_INVALID, "%s: '%.40s' is not one of %s", o->text, one,
+                              d->choices);
+        if (d->type == T_SYMBOLS && (n >= sizeof one || an_symbol_validate(one, err) != AN_OK)) {
+            if (n >= sizeof one)
+                an_err_set(err, AN_ERR_INVALID, "symbol '%.40s...' is too long", one);
+            return an_err_prefix(err, "%s", o->text);
+        }
+    }
+    if (count)
+        return AN_OK;
+    if (d->type == T_ENUMLIST)
+        return an_err_set(err, AN_ERR_INVALID, "%s: nothing given (one or more of %s)", o->text,
+                          d->choices);
+    return an_err_set(err, AN_ERR_INVALID, "%s: no %s given", o->text,
+                      d->type == T_SYMBOLS ? "symbols" : "timeframes");
+}
+
+static an_code parse_addr(const char *v, const char *shown, const origin *o, an_err *err)
+{
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v)
+        return an_err_set(err, AN_ERR_INVALID, "%s: %s must be host:port", o->text, shown);
+    errno = 0;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || *end || port < 0 || port > 65535)
+        return an_err_set(err, AN_ERR_INVALID, "%s: %s has a bad port (0..65535)", o->text, shown);
+    return AN_OK;
+}
+
+/* Validates v for d and converts it into cfg's typed field for key. */
+static an_code parse_value(an_config *cfg, an_cfg_key key, const char *v, const origin *o,
+                           an_err *err)
+{
+    const cdef *d = &table[key];
     char shown[80];
     if (d->type == T_SECRET)
         snprintf(shown, sizeof shown, "(hidden)");
     else
         snprintf(shown, sizeof shown, "'%.60s'", v);
     switch (d->type) {
-    case T_INT: {
-        errno = 0;
-        char *end;
-        long x = strtol(v, &end, 10);
-        if (errno || end == v || *end || x < d->min || x > d->max)
-            return an_err_set(err, AN_ERR_INVALID, "%s: %s must be an integer in [%ld, %ld]",
-                              origin, shown, d->min, d->max);
+    case T_INT: return parse_int(d, v, shown, o, &cfg->num[key], err);
+    case T_ENUM:
+        if (!is_choice(d->choices, v, strlen(v)))
+            return an_err_set(err, AN_ERR_INVALID, "%s: %s is not one of %s", o->text, shown,
+                              d->choices);
         return AN_OK;
-    }
-    case T_ENUM: {
-        size_t len = strlen(v);
-        for (const char *p = d->choices; p && *p;) {
-            const char *bar = strchr(p, '|');
-            size_t n = bar ? (size_t)(bar - p) : strlen(p);
-            if (n == len && strncmp(p, v, n) == 0)
-                return AN_OK;
-            p = bar ? bar + 1 : NULL;
-        }
-        return an_err_set(err, AN_ERR_INVALID, "%s: %s is not one of %s", origin, shown,
-                          d->choices);
-    }
     case T_TIMEFRAME:
         if (!an_timeframe_valid(v))
             return an_err_set(err, AN_ERR_INVALID,
                               "%s: %s is not a timeframe (1s, 1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, "
                               "6h, 8h, 12h, 1d, 3d, 1w, 1M)",
-                              origin, shown);
+                              o->text, shown);
         return AN_OK;
-    case T_TIMEFRAMES: {
-        char copy[256];
-        snprintf(copy, sizeof copy, "%s", v);
-        int count = 0;
-        char *save = NULL;
-        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-            while (*tok == ' ')
-                tok++;
-            if (!an_timeframe_valid(tok))
-                return an_err_set(err, AN_ERR_INVALID, "%s: '%.16s' is not a timeframe", origin,
-                                  tok);
-            count++;
-        }
-        if (!count)
-            return an_err_set(err, AN_ERR_INVALID, "%s: no timeframes given", origin);
+    case T_TIMEFRAMES:
+    case T_ENUMLIST:
+    case T_SYMBOLS: return parse_list(d, v, o, err);
+    case T_INDICATORS:
+        if (an_ind_set_parse(v, &cfg->indicators, err) != AN_OK)
+            return an_err_prefix(err, "%s", o->text);
         return AN_OK;
-    }
-    case T_ENUMLIST: {
-        int count = 0;
-        for (const char *p = v; *p;) {
-            while (*p == ' ' || *p == ',')
-                p++;
-            if (!*p)
-                break;
-            size_t n = strcspn(p, ", ");
-            int okv = 0;
-            for (const char *c = d->choices; c && *c;) {
-                const char *bar = strchr(c, '|');
-                size_t cn = bar ? (size_t)(bar - c) : strlen(c);
-                if (cn == n && strncmp(c, p, n) == 0)
-                    okv = 1;
-                c = bar ? bar + 1 : NULL;
-            }
-            if (!okv)
-                return an_err_set(err, AN_ERR_INVALID, "%s: '%.*s' is not one of %s", origin,
-                                  (int)(n > 40 ? 40 : n), p, d->choices);
-            count++;
-            p += n;
-        }
-        if (!count)
-            return an_err_set(err, AN_ERR_INVALID, "%s: nothing given (one or more of %s)", origin,
-                              d->choices);
-        return AN_OK;
-    }
     case T_BOOL:
         if (strcmp(v, "true") && strcmp(v, "false") && strcmp(v, "1") && strcmp(v, "0"))
-            return an_err_set(err, AN_ERR_INVALID, "%s: %s must be true or false", origin, shown);
+            return an_err_set(err, AN_ERR_INVALID, "%s: %s must be true or false", o->text, shown);
+        cfg->num[key] = strcmp(v, "true") == 0 || strcmp(v, "1") == 0;
         return AN_OK;
     case T_LEVEL:
-        if (an_log_level_parse(v) < 0)
+        if ((cfg->num[key] = an_log_level_parse(v)) < 0)
             return an_err_set(err, AN_ERR_INVALID,
-                              "%s: %s is not a log level (debug, info, warn, error, off)", origin,
+                              "%s: %s is not a log level (debug, info, warn, error, off)", o->text,
                               shown);
         return AN_OK;
-    case T_ADDR: {
-        const char *colon = strrchr(v, ':');
-        if (!colon || colon == v)
-            return an_err_set(err, AN_ERR_INVALID, "%s: %s must be host:port", origin, shown);
-        errno = 0;
-        char *end;
-        long port = strtol(colon + 1, &end, 10);
-        if (errno || end == colon + 1 || *end || port < 0 || port > 65535)
-            return an_err_set(err, AN_ERR_INVALID, "%s: %s has a bad port (0..65535)", origin,
-                              shown);
-        return AN_OK;
-    }
-    case T_SYMBOLS: {
-        char *copy = strdup(v);
-        if (!copy)
-            return an_err_set(err, AN_ERR_NOMEM, "out of memory");
-        an_code rc = AN_OK;
-        int count = 0;
-        char *save = NULL;
-        for (char *tok = strtok_r(copy, ",", &save); tok && rc == AN_OK;
-             tok = strtok_r(NULL, ",", &save)) {
-            while (*tok == ' ')
-                tok++;
-            size_t n = strlen(tok);
-            while (n && tok[n - 1] == ' ')
-                tok[--n] = '\0';
-            rc = an_symbol_validate(tok, err);
-            if (rc != AN_OK)
-                an_err_prefix(err, "%s", origin);
-            count++;
-        }
-        free(copy);
-        if (rc == AN_OK && count == 0)
-            rc = an_err_set(err, AN_ERR_INVALID, "%s: no symbols given", origin);
-        return rc;
-    }
+    case T_ADDR: return parse_addr(v, shown, o, err);
     case T_STR:
     case T_SECRET:
         if (strlen(v) > 4096)
-            return an_err_set(err, AN_ERR_INVALID, "%s: value too long", origin);
+            return an_err_set(err, AN_ERR_INVALID, "%s: value too long", o->text);
         return AN_OK;
     }
     return AN_OK;
 }
 
-static an_code set_val(an_config *cfg, const cdef *d, const char *v, int from, an_err *err)
+static an_code set_val(an_config *cfg, an_cfg_key key, const char *v, an_cfg_origin from,
+                       an_err *err)
 {
-    char origin[80];
-    if (from == 1)
-        snprintf(origin, sizeof origin, "environment variable %s", d->env);
+    const cdef *d = &table[key];
+    origin o;
+    if (from == AN_CFG_ORIGIN_ENV)
+        snprintf(o.text, sizeof o.text, "environment variable %s", d->env);
+    else if (from == AN_CFG_ORIGIN_FLAG)
+        snprintf(o.text, sizeof o.text, "flag --%s", d->flag);
     else
-        snprintf(origin, sizeof origin, "flag --%s", d->flag);
-    if (validate(d, v, origin, err) != AN_OK)
+        snprintf(o.text, sizeof o.text, "the default of %s", d->env ? d->env : d->flag);
+    if (parse_value(cfg, key, v, &o, err) != AN_OK)
         return AN_ERR_INVALID;
     char *copy = strdup(v);
     if (!copy)
         return an_err_set(err, AN_ERR_NOMEM, "out of memory");
-    free(cfg->val[d->key]);
-    cfg->val[d->key] = copy;
-    cfg->from[d->key] = from;
+    free(cfg->val[key]);
+    cfg->val[key] = copy;
+    cfg->from[key] = from;
+    return AN_OK;
+}
+
+/* ---- loading ----------------------------------------------------------------- */
+
+/* The table entry of flag name[0..nlen), or -1. */
+static int flag_key(const char *name, size_t nlen)
+{
+    for (int k = 0; k < AN_CFG__COUNT; k++)
+        if (table[k].flag && strlen(table[k].flag) == nlen &&
+            strncmp(table[k].flag, name, nlen) == 0)
+            return k;
+    return -1;
+}
+
+/* argv: flags (--name value, --name=value, a bare boolean) and positional
+ * arguments (everything after "--" is positional). */
+static an_code load_flags(an_config *cfg, int argc, char **argv, an_err *err)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            for (i++; i < argc; i++)
+                cfg->args[cfg->nargs++] = argv[i];
+            break;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            cfg->args[cfg->nargs++] = argv[i];
+            continue;
+        }
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        int k = flag_key(name, nlen);
+        if (k < 0)
+            return an_err_set(err, AN_ERR_INVALID, "unknown flag --%.*s (see autonama --help)",
+                              (int)(nlen > 40 ? 40 : nlen), name);
+        const char *v = eq ? eq + 1 : NULL;
+        if (!v && table[k].type == T_BOOL)
+            v = "true"; /* a bare boolean flag */
+        if (!v) {
+            if (i + 1 >= argc)
+                return an_err_set(err, AN_ERR_INVALID, "flag --%s needs a value", table[k].flag);
+            v = argv[++i];
+        }
+        if (set_val(cfg, (an_cfg_key)k, v, AN_CFG_ORIGIN_FLAG, err) != AN_OK)
+            return AN_ERR_INVALID;
+    }
     return AN_OK;
 }
 
@@ -364,49 +708,19 @@ an_code an_config_load(an_config *cfg, int argc, char **argv, an_err *err)
     if (!cfg->args)
         return an_err_set(err, AN_ERR_NOMEM, "out of memory");
     for (int i = 0; i < AN_CFG__COUNT; i++) {
-        const cdef *d = &table[i];
-        if (d->def && !(cfg->val[i] = strdup(d->def)))
-            return an_err_set(err, AN_ERR_NOMEM, "out of memory");
+        assert(table[i].help); /* every key has its entry */
+        an_code drc = table[i].def
+                          ? set_val(cfg, (an_cfg_key)i, table[i].def, AN_CFG_ORIGIN_DEFAULT, err)
+                          : AN_OK;
+        if (drc != AN_OK)
+            return drc;
     }
     for (int i = 0; i < AN_CFG__COUNT; i++) {
-        const cdef *d = &table[i];
-        const char *v = d->env ? getenv(d->env) : NULL;
-        if (v && *v && set_val(cfg, d, v, 1, err) != AN_OK)
+        const char *v = table[i].env ? getenv(table[i].env) : NULL;
+        if (v && *v && set_val(cfg, (an_cfg_key)i, v, AN_CFG_ORIGIN_ENV, err) != AN_OK)
             return AN_ERR_INVALID;
     }
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strncmp(a, "--", 2) != 0 || strcmp(a, "--") == 0) {
-            if (strcmp(a, "--") == 0) {
-                for (i++; i < argc; i++)
-                    cfg->args[cfg->nargs++] = argv[i];
-                break;
-            }
-            cfg->args[cfg->nargs++] = argv[i];
-            continue;
-        }
-        const char *name = a + 2, *eq = strchr(name, '=');
-        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-        const cdef *d = NULL;
-        for (int k = 0; k < AN_CFG__COUNT; k++)
-            if (table[k].flag && strlen(table[k].flag) == nlen &&
-                strncmp(table[k].flag, name, nlen) == 0)
-                d = &table[k];
-        if (!d)
-            return an_err_set(err, AN_ERR_INVALID, "unknown flag --%.*s (see autonama --help)",
-                              (int)(nlen > 40 ? 40 : nlen), name);
-        const char *v = eq ? eq + 1 : NULL;
-        if (!v && d->type == T_BOOL)
-            v = "true"; /* a bare boolean flag */
-        if (!v) {
-            if (i + 1 >= argc)
-                return an_err_set(err, AN_ERR_INVALID, "flag --%s needs a value", d->flag);
-            v = argv[++i];
-        }
-        if (set_val(cfg, d, v, 2, err) != AN_OK)
-            return AN_ERR_INVALID;
-    }
-    return AN_OK;
+    return load_flags(cfg, argc, argv, err);
 }
 
 void an_config_free(an_config *cfg)
@@ -424,6 +738,8 @@ void an_config_free(an_config *cfg)
     cfg->nargs = 0;
 }
 
+/* ---- accessors ------------------------------------------------------------- */
+
 const char *an_config_get(const an_config *cfg, an_cfg_key key)
 {
     return cfg->val[key];
@@ -431,18 +747,29 @@ const char *an_config_get(const an_config *cfg, an_cfg_key key)
 
 long an_config_int(const an_config *cfg, an_cfg_key key)
 {
-    return cfg->val[key] ? strtol(cfg->val[key], NULL, 10) : 0;
+    assert(table[key].type == T_INT || table[key].type == T_BOOL || table[key].type == T_LEVEL);
+    return cfg->val[key] ? cfg->num[key] : 0;
 }
 
 int an_config_is_set(const an_config *cfg, an_cfg_key key)
 {
-    return cfg->from[key] != 0;
+    return cfg->from[key] != AN_CFG_ORIGIN_DEFAULT;
+}
+
+an_cfg_origin an_config_origin(const an_config *cfg, an_cfg_key key)
+{
+    return cfg->from[key];
 }
 
 int an_config_bool(const an_config *cfg, an_cfg_key key)
 {
-    const char *v = cfg->val[key];
-    return v && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
+    assert(table[key].type == T_BOOL);
+    return cfg->val[key] && cfg->num[key];
+}
+
+const an_ind_set *an_config_indicators(const an_config *cfg)
+{
+    return &cfg->indicators;
 }
 
 int an_config_has_postgres(const an_config *cfg)
@@ -488,42 +815,21 @@ char *an_config_pg_conninfo(const an_config *cfg)
     return buf;
 }
 
-/* A comma-separated list into malloc'd strings; symbols are validated. */
+/* A list setting's items (the one tokenizer, list.h); symbols are
+ * validated (the text may be a task's argument, not a loaded value). */
 static an_code split_list(const char *v, int symbols, char ***out, size_t *n, an_err *err)
 {
-    *out = NULL;
-    *n = 0;
-    size_t cap = 1;
-    for (const char *p = v; *p; p++)
-        cap += *p == ',';
-    char **list = calloc(cap, sizeof *list);
-    char *copy = strdup(v);
-    if (!list || !copy) {
-        free(list);
-        free(copy);
-        return an_err_set(err, AN_ERR_NOMEM, "out of memory");
-    }
-    size_t count = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ')
-            tok++;
-        size_t len = strlen(tok);
-        while (len && tok[len - 1] == ' ')
-            tok[--len] = '\0';
-        if (!len)
-            continue;
-        if ((symbols && an_symbol_validate(tok, err) != AN_OK) || !(list[count] = strdup(tok))) {
-            an_config_free_list(list, count);
-            free(copy);
-            return err && err->code != AN_OK ? err->code
-                                             : an_err_set(err, AN_ERR_NOMEM, "out of memory");
+    an_code rc = an_list_split(v, out, n, err);
+    if (rc != AN_OK)
+        return rc;
+    for (size_t i = 0; symbols && i < *n; i++) {
+        if (an_symbol_validate((*out)[i], err) != AN_OK) {
+            an_list_free(*out, *n);
+            *out = NULL;
+            *n = 0;
+            return AN_ERR_INVALID;
         }
-        count++;
     }
-    free(copy);
-    *out = list;
-    *n = count;
     return AN_OK;
 }
 
@@ -535,6 +841,15 @@ an_code an_config_symbols(const an_config *cfg, char ***out, size_t *n, an_err *
 an_code an_config_categories(const an_config *cfg, char ***out, size_t *n, an_err *err)
 {
     return split_list(cfg->val[AN_CFG_CATEGORIES], 0, out, n, err);
+}
+
+an_code an_config_list(const an_config *cfg, an_cfg_key key, char ***out, size_t *n, an_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (key < 0 || key >= AN_CFG__COUNT || !cfg->val[key])
+        return AN_OK;
+    return split_list(cfg->val[key], table[key].type == T_SYMBOLS, out, n, err);
 }
 
 an_code an_config_category(const an_config *cfg, const char *category, an_category_config *out,
@@ -563,8 +878,9 @@ an_code an_config_category(const an_config *cfg, const char *category, an_catego
                               "category %s has no provider: set AUTONAMA_%s_PROVIDER (e.g. files) "
                               "and AUTONAMA_%s_SOURCE",
                               category, cats[i].env, cats[i].env);
-        const char *syms =
-            cfg->from[AN_CFG_SYMBOLS] == 2 ? cfg->val[AN_CFG_SYMBOLS] : cfg->val[cats[i].symbols];
+        const char *syms = cfg->from[AN_CFG_SYMBOLS] == AN_CFG_ORIGIN_FLAG
+                               ? cfg->val[AN_CFG_SYMBOLS]
+                               : cfg->val[cats[i].symbols];
         if (!syms || !*syms)
             return an_err_set(err, AN_ERR_INVALID,
                               "category %s has no symbols: set AUTONAMA_%s_SYMBOLS or --symbols",
@@ -577,9 +893,7 @@ an_code an_config_category(const an_config *cfg, const char *category, an_catego
 
 void an_config_free_list(char **list, size_t n)
 {
-    for (size_t i = 0; list && i < n; i++)
-        free(list[i]);
-    free(list);
+    an_list_free(list, n);
 }
 
 void an_config_print_help(void *file)
@@ -600,44 +914,10 @@ void an_config_print_help(void *file)
     }
 }
 
-an_code an_config_list(const an_config *cfg, an_cfg_key key, char ***out, size_t *n, an_err *err)
-{
-    *out = NULL;
-    *n = 0;
-    if (key < 0 || key >= AN_CFG__COUNT || !cfg->val[key])
-        return AN_OK;
-    return split_list(cfg->val[key], table[key].type == T_SYMBOLS, out, n, err);
-}
-
 an_code an_config_indicator_timeframes(const an_config *cfg, char ***out, size_t *n, an_err *err)
 {
-    *out = NULL;
-    *n = 0;
-    const char *v = cfg->from[AN_CFG_TIMEFRAME] ? cfg->val[AN_CFG_TIMEFRAME]
-                                                : cfg->val[AN_CFG_INDICATOR_TIMEFRAMES];
-    char **list = calloc(strlen(v) / 2 + 2, sizeof *list);
-    char *copy = strdup(v);
-    if (!list || !copy) {
-        free(list);
-        free(copy);
-        return an_err_set(err, AN_ERR_NOMEM, "out of memory");
-    }
-    size_t count = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ')
-            tok++;
-        if (!*tok)
-            continue;
-        if (!(list[count] = strdup(tok))) {
-            an_config_free_list(list, count);
-            free(copy);
-            return an_err_set(err, AN_ERR_NOMEM, "out of memory");
-        }
-        count++;
-    }
-    free(copy);
-    *out = list;
-    *n = count;
-    return AN_OK;
+    const char *v = cfg->from[AN_CFG_TIMEFRAME] != AN_CFG_ORIGIN_DEFAULT
+                        ? cfg->val[AN_CFG_TIMEFRAME]
+                        : cfg->val[AN_CFG_INDICATOR_TIMEFRAMES];
+    return split_list(v, 0, out, n, err);
 }

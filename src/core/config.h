@@ -5,7 +5,8 @@
  * environment, the flags, validation and `autonama --help`.
  *
  * Flags override the environment, which overrides the defaults. Values are
- * validated on load; a bad one gives AN_ERR_INVALID naming the variable or
+ * validated and converted to their types once, on load (lists go through the
+ * one tokenizer, core/list.h); a bad one gives AN_ERR_INVALID naming the variable or
  * flag and the value (secrets are never echoed). An an_config is plain data
  * owned by the caller; an_config_free releases it. Not thread-safe while
  * loading; read-only afterwards.
@@ -16,6 +17,7 @@
 #include <stddef.h>
 
 #include "core/error.h"
+#include "core/indspec.h"
 
 typedef enum an_cfg_key {
     AN_CFG_POSTGRES_SERVER = 0,
@@ -102,10 +104,23 @@ typedef enum an_cfg_key {
     AN_CFG__COUNT
 } an_cfg_key;
 
+/* Where a setting's value came from; a later origin overrides an earlier. */
+typedef enum an_cfg_origin {
+    AN_CFG_ORIGIN_DEFAULT = 0,
+    AN_CFG_ORIGIN_ENV,
+    AN_CFG_ORIGIN_FLAG
+} an_cfg_origin;
+
+/* Every value is validated and converted once, at load: the accessors below
+ * return these typed fields. (val[] stays writable for the task layer's
+ * scratch copies, which override a list's text; the list accessors read
+ * val[], so they see it.) */
 typedef struct an_config {
-    char *val[AN_CFG__COUNT]; /* NULL when unset and without default */
-    int from[AN_CFG__COUNT];  /* 0 default, 1 environment, 2 flag */
-    char **args;              /* positional arguments after the command */
+    char *val[AN_CFG__COUNT];          /* the text; NULL when unset and without default */
+    an_cfg_origin from[AN_CFG__COUNT]; /* where each value came from */
+    long num[AN_CFG__COUNT];           /* integers, booleans (0/1), log levels */
+    an_ind_set indicators;             /* AUTONAMA_INDICATORS / --indicators, parsed */
+    char **args;                       /* positional arguments after the command */
     int nargs;
 } an_config;
 
@@ -115,13 +130,17 @@ an_code an_config_load(an_config *cfg, int argc, char **argv, an_err *err);
 void an_config_free(an_config *cfg);
 
 const char *an_config_get(const an_config *cfg, an_cfg_key key);
-/* Integer value (validated on load); 0 when unset. */
+/* An integer, boolean or log-level setting as parsed at load; 0 when unset. */
 long an_config_int(const an_config *cfg, an_cfg_key key);
 /* 1 when the setting came from the environment or a flag. */
 int an_config_is_set(const an_config *cfg, an_cfg_key key);
+an_cfg_origin an_config_origin(const an_config *cfg, an_cfg_key key);
 
 /* A boolean setting ("true"/"1"). */
 int an_config_bool(const an_config *cfg, an_cfg_key key);
+
+/* AUTONAMA_INDICATORS as parsed (and range-checked) at load. */
+const an_ind_set *an_config_indicators(const an_config *cfg);
 
 /* 1 when a PostgreSQL server is configured (POSTGRES_SERVER set). */
 int an_config_has_postgres(const an_config *cfg);

@@ -6,6 +6,16 @@
  * problem (the SQLSTATE text, the DuckDB error, the curl error, the row and
  * field of bad input). The caller owns the an_err; it is plain data, nothing
  * to free. Thread-safe: no globals.
+ *
+ * The NULL rule: every function that takes an `an_err *err` accepts NULL
+ * (the caller does not want the message) and reports failure through the
+ * an_code it returns. So a function handed an err never reads err->code or
+ * err->msg: it branches on the returned codes of what it called. Only the
+ * owner of an an_err (the function that declared it, or a reporter it hands
+ * its own &e to) reads it, after a call returned a failure. A function that
+ * needs the code or message of a callee's failure that no return value
+ * carries (a callee returning a pointer) points err at a local an_err first
+ * when its own err is NULL, and reads that.
  */
 #ifndef AN_CORE_ERROR_H
 #define AN_CORE_ERROR_H
@@ -49,7 +59,8 @@ an_code an_err_set(an_err *e, an_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 an_code an_err_vset(an_err *e, an_code code, const char *fmt, va_list ap);
 
-/* Prefixes e->msg with "prefix: " (context on the way up); returns e->code. */
+/* Prefixes e->msg (e may be NULL) with "prefix: " (context on the way up);
+ * returns e->code, or AN_ERR_INTERNAL when e is NULL. */
 an_code an_err_prefix(an_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Resets e to AN_OK with an empty message. */

@@ -54,21 +54,21 @@ void an_binance_limiter_free(an_binance_limiter *l)
 }
 
 /* Sleeps ms in small steps; returns early (and 1) when stop is set. */
-static int nap(int64_t ms, volatile const int *stop)
+static int nap(int64_t ms, const atomic_int *stop)
 {
     while (ms > 0) {
-        if (stop && *stop)
+        if (stop && atomic_load(stop))
             return 1;
         int64_t step = ms < 100 ? ms : 100;
         struct timespec ts = {(time_t)(step / 1000), (long)(step % 1000) * 1000000L};
         nanosleep(&ts, NULL);
         ms -= step;
     }
-    return stop && *stop;
+    return stop && atomic_load(stop);
 }
 
 /* Waits until a request of `weight` fits the budget (with 10% headroom). */
-static int limiter_acquire(an_binance_limiter *l, int weight, volatile const int *stop)
+static int limiter_acquire(an_binance_limiter *l, int weight, const atomic_int *stop)
 {
     if (!l)
         return 0;
@@ -590,20 +590,96 @@ static int parse_decimal(const char *b, size_t n, double *out)
     return 0;
 }
 
+static const char *const KLINE_FIELDS[12] = {
+    "open time",  "open",         "high",   "low",        "close",       "volume",
+    "close time", "quote volume", "trades", "taker base", "taker quote", "ignore"};
+
+/* What one reply's rows are checked against, and where they go. */
+typedef struct kline_ctx {
+    const char *ex, *interval;
+    int64_t iv; /* the interval in ms (monthly: a month's minimum) */
+    int monthly;
+    size_t n0; /* out->n before the reply */
+    an_candles *out;
+    an_err *err;
+} kline_ctx;
+
+/* Scans one row's fields after its '[' up to its ']': decimals into f,
+ * integers (open time, close time, trades) into ints. -1 on malformed JSON;
+ * a field of the wrong type sets *rc and the scan goes on to the row's end
+ * (a broken row beats a wrong type). */
+static int scan_row(scan *s, const kline_ctx *kc, size_t i, double f[12], int64_t ints[3],
+                    an_code *rc)
+{
+    int k = 0;
+    if (!take(s, ']')) {
+        do {
+            const char *b = NULL;
+            size_t n = 0;
+            int plain = 1;
+            tok t = next_value(s, &b, &n, &plain);
+            if (t == TOK_BAD)
+                return -1;
+            if (*rc != AN_OK || k >= 12) {
+                k++;
+                continue;
+            }
+            if (k == 0 || k == 6 || k == 8) {
+                if (t != TOK_NUMBER || parse_uint(b, n, &ints[k == 0 ? 0 : k == 6 ? 1 : 2]) < 0)
+                    *rc = an_err_set(kc->err, AN_ERR_PARSE, "%s %s row %zu: %s is not an integer",
+                                     kc->ex, kc->interval, i, KLINE_FIELDS[k]);
+            } else if (k != 11 && (t != TOK_STRING || !plain || parse_decimal(b, n, &f[k]) < 0)) {
+                *rc = an_err_set(kc->err, AN_ERR_PARSE,
+                                 "%s %s row %zu: %s is not a non-negative decimal string", kc->ex,
+                                 kc->interval, i, KLINE_FIELDS[k]);
+            }
+            k++;
+        } while (take(s, ','));
+        if (!take(s, ']'))
+            return -1;
+    }
+    if (k != 12 && *rc == AN_OK)
+        *rc = an_err_set(kc->err, AN_ERR_PARSE, "%s %s row %zu: not a 12-field kline", kc->ex,
+                         kc->interval, i);
+    return 0;
+}
+
+/* Checks one scanned row (prices, alignment, close time, order) and appends
+ * it to kc->out. */
+static an_code push_row(const kline_ctx *kc, size_t i, const double f[12], const int64_t ints[3])
+{
+    int64_t open_ms = ints[0], close_ms = ints[1];
+    an_candle c = {open_ms, f[1], f[2], f[3], f[4], f[5]};
+    an_candles *out = kc->out;
+    an_err e;
+    if (an_candle_validate(&c, -1, &e) != AN_OK)
+        return an_err_set(kc->err, AN_ERR_INVALID, "%s %s row %zu: %s", kc->ex, kc->interval, i,
+                          e.msg);
+    if (!an_timeframe_aligned(kc->interval, open_ms))
+        return an_err_set(kc->err, AN_ERR_INVALID,
+                          "%s %s row %zu: open time %" PRId64 " is not aligned to %s", kc->ex,
+                          kc->interval, i, open_ms, kc->interval);
+    if (!kc->monthly && close_ms != open_ms + kc->iv - 1)
+        return an_err_set(kc->err, AN_ERR_INVALID,
+                          "%s %s row %zu: close time %" PRId64 " is not open time + %s - 1 ms",
+                          kc->ex, kc->interval, i, close_ms, kc->interval);
+    if (out->n > kc->n0 && open_ms <= out->v[out->n - 1].ts)
+        return an_err_set(kc->err, AN_ERR_INVALID, "%s %s row %zu: open time %" PRId64 " is %s",
+                          kc->ex, kc->interval, i, open_ms,
+                          open_ms == out->v[out->n - 1].ts ? "duplicated" : "out of order");
+    return an_candles_push(out, &c, kc->err);
+}
+
 an_code an_binance_parse_klines(const char *body, size_t len, const char *symbol,
                                 const char *interval, an_candles *out, an_err *err)
 {
     char ex[AN_SYMBOL_MAX];
     an_binance_symbol(symbol, ex, sizeof ex);
-    int monthly = 0;
-    int64_t iv = an_timeframe_ms(interval, &monthly);
-    if (iv < 0)
+    kline_ctx kc = {.ex = ex, .interval = interval, .n0 = out->n, .out = out, .err = err};
+    kc.iv = an_timeframe_ms(interval, &kc.monthly);
+    if (kc.iv < 0)
         return an_err_set(err, AN_ERR_INVALID, "%s: unknown interval '%.8s'", ex, interval);
-    static const char *fields[12] = {"open time", "open",       "high",        "low",
-                                     "close",     "volume",     "close time",  "quote volume",
-                                     "trades",    "taker base", "taker quote", "ignore"};
     scan s = {body ? body : "", (body ? body : "") + len};
-    const size_t n0 = out->n;
     an_code rc = AN_OK;
     skip_ws(&s);
     if (s.p < s.end && *s.p != '[') {
@@ -616,87 +692,26 @@ an_code an_binance_parse_klines(const char *body, size_t len, const char *symbol
     }
     if (!take(&s, '['))
         goto malformed;
-    if (!take(&s, ']')) {
-        for (size_t i = 0;; i++) {
-            skip_ws(&s);
-            if (s.p >= s.end)
-                goto malformed;
-            if (*s.p != '[') {
-                if (skip_value(&s, 1) < 0)
-                    goto malformed;
-                rc = an_err_set(err, AN_ERR_PARSE, "%s %s row %zu: not a 12-field kline", ex,
-                                interval, i);
-                goto out;
-            }
-            s.p++;
-            double f[12] = {0};
-            int64_t iv_f[3] = {0}; /* open time, close time, trades */
-            int k = 0;
-            if (!take(&s, ']')) {
-                do {
-                    const char *b = NULL;
-                    size_t n = 0;
-                    int plain = 1;
-                    tok t = next_value(&s, &b, &n, &plain);
-                    if (t == TOK_BAD)
-                        goto malformed;
-                    if (rc != AN_OK || k >= 12) {
-                        k++;
-                        continue; /* keep scanning: a broken row beats a wrong type */
-                    }
-                    if (k == 0 || k == 6 || k == 8) {
-                        if (t != TOK_NUMBER || parse_uint(b, n,
-                                                          &iv_f[k == 0   ? 0
-                                                                : k == 6 ? 1
-                                                                         : 2]) < 0)
-                            rc =
-                                an_err_set(err, AN_ERR_PARSE, "%s %s row %zu: %s is not an integer",
-                                           ex, interval, i, fields[k]);
-                    } else if (k != 11 &&
-                               (t != TOK_STRING || !plain || parse_decimal(b, n, &f[k]) < 0)) {
-                        rc = an_err_set(err, AN_ERR_PARSE,
-                                        "%s %s row %zu: %s is not a non-negative decimal string",
-                                        ex, interval, i, fields[k]);
-                    }
-                    k++;
-                } while (take(&s, ','));
-                if (!take(&s, ']'))
-                    goto malformed;
-            }
-            if (k != 12 && rc == AN_OK)
-                rc = an_err_set(err, AN_ERR_PARSE, "%s %s row %zu: not a 12-field kline", ex,
-                                interval, i);
-            if (rc != AN_OK)
-                goto out;
-            int64_t open_ms = iv_f[0], close_ms = iv_f[1];
-            an_candle c = {open_ms, f[1], f[2], f[3], f[4], f[5]};
-            an_err e;
-            if (an_candle_validate(&c, -1, &e) != AN_OK) {
-                rc = an_err_set(err, AN_ERR_INVALID, "%s %s row %zu: %s", ex, interval, i, e.msg);
-            } else if (!an_timeframe_aligned(interval, open_ms)) {
-                rc = an_err_set(err, AN_ERR_INVALID,
-                                "%s %s row %zu: open time %" PRId64 " is not aligned to %s", ex,
-                                interval, i, open_ms, interval);
-            } else if (!monthly && close_ms != open_ms + iv - 1) {
-                rc =
-                    an_err_set(err, AN_ERR_INVALID,
-                               "%s %s row %zu: close time %" PRId64 " is not open time + %s - 1 ms",
-                               ex, interval, i, close_ms, interval);
-            } else if (out->n > n0 && open_ms <= out->v[out->n - 1].ts) {
-                rc = an_err_set(err, AN_ERR_INVALID, "%s %s row %zu: open time %" PRId64 " is %s",
-                                ex, interval, i, open_ms,
-                                open_ms == out->v[out->n - 1].ts ? "duplicated" : "out of order");
-            } else {
-                rc = an_candles_push(out, &c, err);
-            }
-            if (rc != AN_OK)
-                goto out;
-            if (take(&s, ','))
-                continue;
-            if (take(&s, ']'))
-                break;
+    for (size_t i = 0; !take(&s, ']'); i++) {
+        if (i > 0 && !take(&s, ','))
             goto malformed;
+        skip_ws(&s);
+        if (s.p >= s.end)
+            goto malformed;
+        if (*s.p != '[') {
+            if (skip_value(&s, 1) < 0)
+                goto malformed;
+            rc = an_err_set(err, AN_ERR_PARSE, "%s %s row %zu: not a 12-field kline", ex, interval,
+                            i);
+            goto out;
         }
+        s.p++;
+        double f[12] = {0};
+        int64_t ints[3] = {0}; /* open time, close time, trades */
+        if (scan_row(&s, &kc, i, f, ints, &rc) < 0)
+            goto malformed;
+        if (rc != AN_OK || (rc = push_row(&kc, i, f, ints)) != AN_OK)
+            goto out;
     }
     skip_ws(&s);
     if (s.p != s.end)
@@ -707,7 +722,7 @@ malformed:
                     (size_t)(s.p - (body ? body : "")), len);
 out:
     if (rc != AN_OK)
-        out->n = n0; /* nothing of a refused reply is kept */
+        out->n = kc.n0; /* nothing of a refused reply is kept */
     return rc;
 }
 

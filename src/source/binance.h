@@ -14,6 +14,7 @@
 #ifndef AN_SOURCE_BINANCE_H
 #define AN_SOURCE_BINANCE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,13 +29,13 @@ an_binance_limiter *an_binance_limiter_new(int budget);
 void an_binance_limiter_free(an_binance_limiter *l);
 
 typedef struct an_binance_options {
-    const char *base_url;          /* e.g. https://api.binance.com (no trailing /) */
-    int timeout_ms;                /* per request; default 10,000 */
-    int max_tries;                 /* per request; default 6 */
-    int backoff_ms;                /* first retry delay; doubles each try; default 250 */
-    int backoff_max_ms;            /* cap; default 10,000 */
-    an_binance_limiter *limiter;   /* shared pacing; NULL: none */
-    volatile const int *stop_flag; /* when non-NULL and set, waits end early (shutdown) */
+    const char *base_url;        /* e.g. https://api.binance.com (no trailing /) */
+    int timeout_ms;              /* per request; default 10,000 */
+    int max_tries;               /* per request; default 6 */
+    int backoff_ms;              /* first retry delay; doubles each try; default 250 */
+    int backoff_max_ms;          /* cap; default 10,000 */
+    an_binance_limiter *limiter; /* shared pacing; NULL: none */
+    const atomic_int *stop_flag; /* when non-NULL and set, waits end early (shutdown) */
 } an_binance_options;
 
 typedef struct an_binance an_binance;

@@ -593,6 +593,76 @@ static an_import_format detect(const char *buf)
     return AN_IMPORT_HEADER_CSV;
 }
 
+/* Fills whichever of sym and tf is still empty from a file name's guess. */
+static void take_names(char *sym, char *tf, const char *s2, const char *t2)
+{
+    if (!sym[0])
+        snprintf(sym, AN_SYMBOL_MAX, "%s", s2);
+    if (!tf[0])
+        snprintf(tf, AN_TIMEFRAME_MAX, "%s", t2);
+}
+
+/* Reads buf in *format (AUTO: detected; set to what was read); sym and tf
+ * (given or empty) are completed from the file's name or content. */
+static an_code read_format(ctx *c, char *buf, size_t len, an_import_format *format, char *sym,
+                           char *tf, int sym_given, int tf_given, an_candles *out)
+{
+    char s2[AN_SYMBOL_MAX] = "", t2[AN_TIMEFRAME_MAX] = "";
+    if (*format == AN_IMPORT_AUTO)
+        *format = detect(buf);
+    switch (*format) {
+    case AN_IMPORT_FREQTRADE_JSON:
+        names_from_freqtrade(c->path, s2, t2);
+        take_names(sym, tf, s2, t2);
+        return read_freqtrade(c, buf, len, out);
+    case AN_IMPORT_BINANCE_CSV:
+        names_from_binance(c->path, s2, t2);
+        take_names(sym, tf, s2, t2);
+        return read_binance_csv(c, buf, out);
+    case AN_IMPORT_CDD_CSV: {
+        if (!tf[0])
+            tf_from_cdd(c->path, tf);
+        char *p = buf;
+        next_line(&p); /* the preamble */
+        return read_header_csv(c, p, 1, 1, out, sym, tf, sym_given, tf_given);
+    }
+    case AN_IMPORT_HEADER_CSV:
+    case AN_IMPORT_AUTO: break;
+    }
+    *format = AN_IMPORT_HEADER_CSV;
+    return read_header_csv(c, buf, 0, 0, out, sym, tf, sym_given, tf_given);
+}
+
+/* The series as read: it must name its symbol and timeframe and hold
+ * candles; put oldest first (files run oldest first, or newest first as
+ * CryptoDataDownload's do) and validated whole. */
+static an_code order_and_check(ctx *c, const char *sym, const char *tf, an_candles *candles)
+{
+    if (!sym[0])
+        return an_err_set(c->err, AN_ERR_INVALID,
+                          "%s: cannot tell the symbol from the file: pass --symbol BASE/QUOTE",
+                          c->path);
+    if (!tf[0])
+        return an_err_set(c->err, AN_ERR_INVALID,
+                          "%s: cannot tell the timeframe from the file: pass --timeframe (e.g. 1m)",
+                          c->path);
+    if (candles->n == 0)
+        return an_err_set(c->err, AN_ERR_PARSE, "%s: no candles in the file", c->path);
+    int ascending = 1, descending = 1;
+    for (size_t i = 1; i < candles->n; i++) {
+        ascending &= candles->v[i].ts > candles->v[i - 1].ts;
+        descending &= candles->v[i].ts < candles->v[i - 1].ts;
+    }
+    if (descending && !ascending)
+        an_candles_reverse(candles);
+    else if (!ascending)
+        an_candles_sort(candles);
+    an_code rc = an_candles_validate(sym, tf, candles->v, candles->n, c->err);
+    if (rc != AN_OK)
+        an_err_prefix(c->err, "%s", c->path);
+    return rc;
+}
+
 an_code an_import_read(const char *path, an_import_format format, const char *symbol,
                        const char *timeframe, an_import_result *out, an_err *err)
 {
@@ -613,86 +683,17 @@ an_code an_import_read(const char *path, an_import_format format, const char *sy
         return rc;
     ctx c = {path, err};
     an_candles candles = {0};
-    if (blank(buf)) {
+    if (blank(buf))
         rc = an_err_set(err, AN_ERR_PARSE, "%s: the file is empty", path);
-        goto out;
+    else if ((rc = read_format(&c, buf, len, &format, sym, tf, symbol != NULL, timeframe != NULL,
+                               &candles)) == AN_OK &&
+             (rc = order_and_check(&c, sym, tf, &candles)) == AN_OK) {
+        out->format = format;
+        snprintf(out->symbol, sizeof out->symbol, "%s", sym);
+        snprintf(out->timeframe, sizeof out->timeframe, "%s", tf);
+        out->candles = candles;
+        candles = (an_candles){0};
     }
-    if (format == AN_IMPORT_AUTO)
-        format = detect(buf);
-    switch (format) {
-    case AN_IMPORT_FREQTRADE_JSON:
-        if (!sym[0] || !tf[0]) {
-            char s2[AN_SYMBOL_MAX] = "", t2[AN_TIMEFRAME_MAX] = "";
-            names_from_freqtrade(path, s2, t2);
-            if (!sym[0])
-                snprintf(sym, sizeof sym, "%s", s2);
-            if (!tf[0])
-                snprintf(tf, sizeof tf, "%s", t2);
-        }
-        rc = read_freqtrade(&c, buf, len, &candles);
-        break;
-    case AN_IMPORT_BINANCE_CSV:
-        if (!sym[0] || !tf[0]) {
-            char s2[AN_SYMBOL_MAX] = "", t2[AN_TIMEFRAME_MAX] = "";
-            names_from_binance(path, s2, t2);
-            if (!sym[0])
-                snprintf(sym, sizeof sym, "%s", s2);
-            if (!tf[0])
-                snprintf(tf, sizeof tf, "%s", t2);
-        }
-        rc = read_binance_csv(&c, buf, &candles);
-        break;
-    case AN_IMPORT_CDD_CSV: {
-        if (!tf[0])
-            tf_from_cdd(path, tf);
-        char *p = buf;
-        next_line(&p); /* the preamble */
-        rc = read_header_csv(&c, p, 1, 1, &candles, sym, tf, symbol != NULL, timeframe != NULL);
-        break;
-    }
-    case AN_IMPORT_HEADER_CSV:
-    case AN_IMPORT_AUTO:
-        format = AN_IMPORT_HEADER_CSV;
-        rc = read_header_csv(&c, buf, 0, 0, &candles, sym, tf, symbol != NULL, timeframe != NULL);
-        break;
-    }
-    if (rc != AN_OK)
-        goto out;
-    if (!sym[0]) {
-        rc = an_err_set(err, AN_ERR_INVALID,
-                        "%s: cannot tell the symbol from the file: pass --symbol BASE/QUOTE", path);
-        goto out;
-    }
-    if (!tf[0]) {
-        rc = an_err_set(err, AN_ERR_INVALID,
-                        "%s: cannot tell the timeframe from the file: pass --timeframe (e.g. 1m)",
-                        path);
-        goto out;
-    }
-    if (candles.n == 0) {
-        rc = an_err_set(err, AN_ERR_PARSE, "%s: no candles in the file", path);
-        goto out;
-    }
-    /* files run oldest first, or newest first (CryptoDataDownload) */
-    int ascending = 1, descending = 1;
-    for (size_t i = 1; i < candles.n; i++) {
-        ascending &= candles.v[i].ts > candles.v[i - 1].ts;
-        descending &= candles.v[i].ts < candles.v[i - 1].ts;
-    }
-    if (descending && !ascending)
-        an_candles_reverse(&candles);
-    else if (!ascending)
-        an_candles_sort(&candles);
-    if ((rc = an_candles_validate(sym, tf, candles.v, candles.n, err)) != AN_OK) {
-        an_err_prefix(err, "%s", path);
-        goto out;
-    }
-    out->format = format;
-    snprintf(out->symbol, sizeof out->symbol, "%s", sym);
-    snprintf(out->timeframe, sizeof out->timeframe, "%s", tf);
-    out->candles = candles;
-    candles = (an_candles){0};
-out:
     an_candles_free(&candles);
     free(buf);
     return rc;

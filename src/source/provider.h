@@ -20,6 +20,7 @@
 #ifndef AN_SOURCE_PROVIDER_H
 #define AN_SOURCE_PROVIDER_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,12 +28,12 @@
 #include "core/market.h"
 
 typedef struct an_provider_options {
-    const char *source;            /* the provider's location: a base URL, a directory */
-    int timeout_ms;                /* per request */
-    int max_tries;                 /* per request */
-    int backoff_ms;                /* first retry delay */
-    int weight_budget;             /* request weight per minute, for providers that pace */
-    volatile const int *stop_flag; /* when set, waits end early */
+    const char *source;          /* the provider's location: a base URL, a directory */
+    int timeout_ms;              /* per request */
+    int max_tries;               /* per request */
+    int backoff_ms;              /* first retry delay */
+    int weight_budget;           /* request weight per minute, for providers that pace */
+    const atomic_int *stop_flag; /* when set, waits end early */
 } an_provider_options;
 
 typedef struct an_provider_stats {

@@ -54,6 +54,10 @@ typedef struct an_store_options {
      * disables. compress_after is on by default (see config), retention off. */
     const char *compress_after;
     const char *retention;
+    /* 1: the caller only reads (export): a DuckDB file is opened with
+     * access_mode READ_ONLY, so a file on a read-only disk still serves its
+     * data (writes then fail with AN_ERR_READONLY). Ignored by PostgreSQL. */
+    int read_only;
 } an_store_options;
 
 /* Opens the store the options name. For PostgreSQL this connects (and fails

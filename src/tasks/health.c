@@ -21,6 +21,47 @@ static json_t *iso(int64_t ms)
     return json_string(an_time_format(ms, buf, sizeof buf));
 }
 
+/* One symbol's freshness entry into syms (problems gets why it is not). */
+static int symbol_fresh(an_store *store, const char *symbol, const char *tf, long max_age,
+                        int64_t now_ms, json_t *syms, json_t *problems)
+{
+    an_err err = {0};
+    json_t *o = json_object();
+    int64_t ts = 0;
+    int found = 0, ok = 0;
+    json_object_set_new(o, "symbol", json_string(symbol));
+    if (an_store_get_latest_timestamp(store, symbol, tf, &ts, &found, &err) != AN_OK) {
+        json_object_set_new(o, "fresh", json_false());
+        json_object_set_new(o, "error", json_string(err.msg));
+        json_array_append_new(problems, json_string(err.msg));
+    } else if (!found) {
+        json_object_set_new(o, "fresh", json_false());
+        json_object_set_new(o, "latest", json_null());
+        char msg[128];
+        snprintf(msg, sizeof msg, "no %s candles stored for %s", tf, symbol);
+        json_array_append_new(problems, json_string(msg));
+    } else {
+        /* a candle is as fresh as its close time */
+        int64_t tf_ms = an_timeframe_ms(tf, NULL);
+        int64_t close_ms = ts + (tf_ms > 0 ? tf_ms : 0);
+        int64_t age_s = (now_ms - close_ms) / 1000;
+        if (age_s < 0)
+            age_s = 0;
+        ok = age_s <= max_age;
+        if (!ok) {
+            char msg[160], t[40];
+            snprintf(msg, sizeof msg, "%s %s is stale: newest candle %s, %lld s old", symbol, tf,
+                     an_time_format(ts, t, sizeof t), (long long)age_s);
+            json_array_append_new(problems, json_string(msg));
+        }
+        json_object_set_new(o, "latest", iso(ts));
+        json_object_set_new(o, "age_s", json_integer(age_s));
+        json_object_set_new(o, "fresh", json_boolean(ok));
+    }
+    json_array_append_new(syms, o);
+    return ok;
+}
+
 json_t *an_health_check(const an_config *cfg, an_store *store, const an_err *open_err,
                         int64_t now_ms, int *healthy)
 {
@@ -83,44 +124,8 @@ json_t *an_health_check(const an_config *cfg, an_store *store, const an_err *ope
             json_array_append_new(problems, json_string(err.msg));
         } else {
             ok_fresh = 1;
-            int64_t tf_ms = an_timeframe_ms(tf, NULL);
-            for (size_t i = 0; i < n; i++) {
-                json_t *o = json_object();
-                int64_t ts = 0;
-                int found = 0;
-                json_object_set_new(o, "symbol", json_string(list[i]));
-                if (an_store_get_latest_timestamp(store, list[i], tf, &ts, &found, &err) != AN_OK) {
-                    ok_fresh = 0;
-                    json_object_set_new(o, "fresh", json_false());
-                    json_object_set_new(o, "error", json_string(err.msg));
-                    json_array_append_new(problems, json_string(err.msg));
-                } else if (!found) {
-                    ok_fresh = 0;
-                    json_object_set_new(o, "fresh", json_false());
-                    json_object_set_new(o, "latest", json_null());
-                    char msg[128];
-                    snprintf(msg, sizeof msg, "no %s candles stored for %s", tf, list[i]);
-                    json_array_append_new(problems, json_string(msg));
-                } else {
-                    /* a candle is as fresh as its close time */
-                    int64_t close_ms = ts + (tf_ms > 0 ? tf_ms : 0);
-                    int64_t age_s = (now_ms - close_ms) / 1000;
-                    if (age_s < 0)
-                        age_s = 0;
-                    int ok = age_s <= max_age;
-                    if (!ok) {
-                        ok_fresh = 0;
-                        char msg[160], t[40];
-                        snprintf(msg, sizeof msg, "%s %s is stale: newest candle %s, %lld s old",
-                                 list[i], tf, an_time_format(ts, t, sizeof t), (long long)age_s);
-                        json_array_append_new(problems, json_string(msg));
-                    }
-                    json_object_set_new(o, "latest", iso(ts));
-                    json_object_set_new(o, "age_s", json_integer(age_s));
-                    json_object_set_new(o, "fresh", json_boolean(ok));
-                }
-                json_array_append_new(syms, o);
-            }
+            for (size_t i = 0; i < n; i++)
+                ok_fresh &= symbol_fresh(store, list[i], tf, max_age, now_ms, syms, problems);
             an_config_free_list(list, n);
         }
     }

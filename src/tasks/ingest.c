@@ -44,6 +44,13 @@ typedef struct range {
     int64_t from, to; /* open times, inclusive */
 } range;
 
+static an_thread_create_fn thread_create = pthread_create;
+
+void an_ingest_set_thread_create(an_thread_create_fn fn)
+{
+    thread_create = fn ? fn : pthread_create;
+}
+
 /* ---- the writer: stores one symbol's batches while pages are fetched ---- */
 
 typedef struct writer {
@@ -257,7 +264,7 @@ static an_code fetch_range(run_state *st, void *conn, writer *w, an_ingest_symbo
     int64_t cursor = from, flushed = an_now_ms();
     w->to = to;
     while (cursor <= to) {
-        if (o->stop && *o->stop) {
+        if (o->stop && atomic_load(o->stop)) {
             stop_rc = an_err_set(err, AN_ERR_TIMEOUT, "stopped by a signal");
             break; /* what was fetched is still stored below */
         }
@@ -451,10 +458,13 @@ an_code an_ingest_run(an_store *s, const an_ingest_options *o, an_ingest_symbol 
     int n = o->parallel < 1 ? 1 : o->parallel > 16 ? 16 : o->parallel;
     if ((size_t)n > o->n_symbols)
         n = (int)o->n_symbols;
+    /* the handles of the threads that started, packed: a thread that cannot
+     * start leaves no hole to join, and every started one is joined before
+     * st (on this stack) goes away */
     pthread_t th[16];
     int started = 0;
     for (int i = 0; i < n; i++)
-        if (pthread_create(&th[i], NULL, worker, &st) == 0)
+        if (thread_create(&th[started], NULL, worker, &st) == 0)
             started++;
     if (started == 0)
         worker(&st);

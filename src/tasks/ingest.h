@@ -11,6 +11,8 @@
 #ifndef AN_TASKS_INGEST_H
 #define AN_TASKS_INGEST_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,8 +33,8 @@ typedef struct an_ingest_options {
     int force;        /* refetch [since, until) even where candles are stored */
     int parallel;     /* symbols fetched at once (1..16) */
     int timeout_ms, max_tries, backoff_ms, weight_budget;
-    volatile const int *stop; /* set by a signal handler: stop between pages */
-    int progress;             /* a live progress line on stderr */
+    const atomic_int *stop; /* set on shutdown or a signal: stop between pages */
+    int progress;           /* a live progress line on stderr */
 } an_ingest_options;
 
 typedef struct an_ingest_symbol {
@@ -51,5 +53,12 @@ typedef struct an_ingest_symbol {
  * on (individual symbols may still have failed: see results). */
 an_code an_ingest_run(an_store *s, const an_ingest_options *o, an_ingest_symbol *results,
                       an_err *err);
+
+/* How the per-symbol threads are started: pthread_create, unless a test
+ * replaces it (to make one fail as under RLIMIT_NPROC); NULL restores it.
+ * Not thread-safe: call it while no run is going. */
+typedef int (*an_thread_create_fn)(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *),
+                                   void *arg);
+void an_ingest_set_thread_create(an_thread_create_fn fn);
 
 #endif

@@ -78,7 +78,7 @@ struct an_realtime {
     int gapfill_wanted; /* a (re)connect happened: fill the gap */
     int gapfill_running;
     int stop;
-    volatile int ingest_stop;
+    atomic_int ingest_stop;
     int64_t flush_ms;
     pthread_t writer, filler;
     int writer_started, filler_started;
@@ -831,7 +831,7 @@ void an_realtime_stop(an_realtime *rt)
     rt->ws = NULL;
     pthread_mutex_lock(&rt->lock);
     rt->stop = 1;
-    rt->ingest_stop = 1;
+    atomic_store(&rt->ingest_stop, 1);
     pthread_cond_broadcast(&rt->cond);
     pthread_mutex_unlock(&rt->lock);
     if (rt->filler_started)

@@ -3,6 +3,7 @@
  */
 #include "tasks/service.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,22 +49,41 @@ void an_service_init(an_service *svc, const an_config *cfg)
     memset(svc, 0, sizeof *svc);
     svc->cfg = cfg;
     pthread_mutex_init(&svc->lock, NULL);
+    pthread_cond_init(&svc->opened, NULL);
+}
+
+/* Opens and migrates the store; no lock held (it may take the connect
+ * timeout). */
+static an_store *open_and_migrate(const an_config *cfg, an_err *e)
+{
+    an_store *s = NULL;
+    if (an_service_open_store(cfg, &s, e) != AN_OK)
+        return NULL;
+    int applied = 0;
+    if (an_store_migrate(s, &applied, e) != AN_OK) {
+        AN_WARN("service", "msg=\"migrate failed\" error=\"%s\"", e->msg);
+        an_store_close(s);
+        return NULL;
+    }
+    return s;
 }
 
 an_store *an_service_store(an_service *svc, an_err *err)
 {
     pthread_mutex_lock(&svc->lock);
-    if (!svc->store) {
+    /* someone else is opening: take the last failure at once; before the
+     * first attempt ended there is none, so wait for it */
+    while (!svc->store && svc->opening && svc->attempts == 0)
+        pthread_cond_wait(&svc->opened, &svc->lock);
+    if (!svc->store && !svc->opening) {
+        svc->opening = 1;
+        pthread_mutex_unlock(&svc->lock);
         an_err e = {0};
-        an_store *s = NULL;
-        if (an_service_open_store(svc->cfg, &s, &e) == AN_OK) {
-            int applied = 0;
-            if (an_store_migrate(s, &applied, &e) != AN_OK) {
-                AN_WARN("service", "msg=\"migrate failed\" error=\"%s\"", e.msg);
-                an_store_close(s);
-                s = NULL;
-            }
-        }
+        an_store *s = open_and_migrate(svc->cfg, &e);
+        pthread_mutex_lock(&svc->lock);
+        assert(svc->opening && !svc->store);
+        svc->opening = 0;
+        svc->attempts++;
         if (s) {
             svc->store = s;
             an_err_clear(&svc->open_err);
@@ -71,6 +91,7 @@ an_store *an_service_store(an_service *svc, an_err *err)
             AN_WARN("service", "msg=\"store unavailable\" error=\"%s\"", e.msg);
             svc->open_err = e;
         }
+        pthread_cond_broadcast(&svc->opened);
     }
     an_store *s = svc->store;
     if (!s && err)
@@ -83,5 +104,6 @@ void an_service_destroy(an_service *svc)
 {
     an_store_close(svc->store);
     svc->store = NULL;
+    pthread_cond_destroy(&svc->opened);
     pthread_mutex_destroy(&svc->lock);
 }

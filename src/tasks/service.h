@@ -2,7 +2,10 @@
  * service.h - the long-lived state of `autonama serve`: the configuration
  * and the store, opened lazily and reopened after a failure, so the server
  * keeps answering while the database is down and recovers by itself.
- * Thread-safe: an_service_store serialises (re)opening under a mutex.
+ * Thread-safe: one caller at a time (re)opens the store, with no lock held
+ * across the connect and the migration; the others do not queue behind a
+ * slow or unreachable database: they get the last open error at once (or,
+ * before any open ended, wait for the first one).
  */
 #ifndef AN_TASKS_SERVICE_H
 #define AN_TASKS_SERVICE_H
@@ -14,10 +17,13 @@
 
 typedef struct an_service {
     const an_config *cfg;
+    /* guarded by lock (never held across the open) */
     pthread_mutex_t lock;
-    an_store *store; /* NULL while it cannot be opened */
-    an_err open_err; /* why, when store is NULL */
-    int migrated;    /* migrate ran on this store */
+    pthread_cond_t opened; /* an open attempt ended */
+    an_store *store;       /* NULL while it cannot be opened */
+    an_err open_err;       /* why, when store is NULL */
+    int opening;           /* a caller is opening it now (single flight) */
+    int attempts;          /* open attempts that ended */
 } an_service;
 
 /* Fills options from the configuration. conninfo (malloc'd, secret) is

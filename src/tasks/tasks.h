@@ -39,6 +39,7 @@
 #define AN_TASKS_TASKS_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "core/config.h"
@@ -119,8 +120,33 @@ an_code an_tasks_start(an_tasks *t, const struct an_clock *clock, an_err *err);
  * marked INTERRUPTED; the caller should exit without freeing). */
 int an_tasks_shutdown(an_tasks *t, int64_t grace_ms);
 
-/* The shutdown flag tasks poll (set by an_tasks_shutdown; the command line
- * commands set it from their signal handler through this pointer). */
-volatile int *an_tasks_stop_flag(an_tasks *t);
+/* The shutdown flag tasks poll (set by an_tasks_shutdown and
+ * an_tasks_request_stop). */
+atomic_int *an_tasks_stop_flag(an_tasks *t);
+
+/* Asks the running tasks to stop (between pages and series) without
+ * stopping the runtime: the command line's signal thread calls it. */
+void an_tasks_request_stop(an_tasks *t);
+
+/* ---- the registry: every task name, once ------------------------------------ */
+
+typedef struct an_task_def {
+    const char *name; /* the seed's name */
+    const char *help; /* one line, for --help and messages */
+    /* checks a run's arguments before it is queued (NULL: anything) */
+    an_code (*check_args)(json_t *args, an_err *err);
+} an_task_def;
+
+/* The i-th task (0..), NULL past the last. */
+const an_task_def *an_tasks_registry(size_t i);
+/* The task named name, or NULL. */
+const an_task_def *an_tasks_find(const char *name);
+/* "update_market_data, calculate_indicators_for_symbol, health_check", for
+ * messages. */
+const char *an_tasks_names(void);
+/* AN_ERR_NOT_FOUND for an unknown task (naming the known ones), else the
+ * task's check of args (none, an object, or the seed's array of symbols;
+ * AN_ERR_INVALID naming the problem). */
+an_code an_tasks_check_args(const char *name, json_t *args, an_err *err);
 
 #endif

@@ -12,10 +12,16 @@
 #                          [START, END) (ms) from its klines endpoint, as CSV
 #   same_as SYMBOL TF CSV  the stored series equals the CSV
 #                          (timestamp,open,high,low,close,volume), value for value
+#   free_port              a free TCP port on 127.0.0.1
+#   start_serve [VAR=VALUE...]  `autonama serve` on a free port with those
+#                          settings added, waits until it answers (1 if it does
+#                          not); sets serve_pid and base (http://127.0.0.1:PORT)
+#   stop_serve             stops it; a check that its stderr has no sanitizer report
 
 passed=0
 failed=0
 server_pid=""
+serve_pid=""
 ok() { passed=$((passed + 1)); echo "ok - $*"; }
 bad() { failed=$((failed + 1)); echo "not ok - $*"; }
 check() {
@@ -110,4 +116,31 @@ with open(out, "w") as f:
     for k in rows:
         f.write(",".join([str(k[0])] + [repr(float(x)) for x in k[1:6]]) + "\n")
 PY
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+start_serve() {
+    local port
+    port=$(free_port)
+    base=http://127.0.0.1:$port
+    env "$@" AUTONAMA_HTTP_ADDR=127.0.0.1:$port "$BIN" serve >"$work/serve.out" 2>"$work/serve.err" &
+    serve_pid=$!
+    for _ in $(seq 1 100); do
+        curl -s -o /dev/null "$base/openapi.json" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+stop_serve() {
+    kill "$serve_pid" 2>/dev/null
+    wait "$serve_pid" 2>/dev/null
+    serve_pid=""
+    if grep -qiE 'AddressSanitizer|runtime error|LeakSanitizer' "$work/serve.err"; then
+        bad "serve reported a sanitizer error"
+        sed 's/^/    /' "$work/serve.err" | head -40
+    else
+        ok "serve reported no sanitizer error"
+    fi
 }

@@ -15,34 +15,16 @@ SRC=${AN_SRC:?}
 work=$(mktemp -d /tmp/autonama-api-tasks.XXXXXX)
 # shellcheck source=lib.sh
 . "$SRC/tests/cli/lib.sh"
-serve_pid=""
 trap '[ -n "$server_pid" ] && kill $server_pid 2>/dev/null; [ -n "$serve_pid" ] && kill $serve_pid 2>/dev/null; rm -rf "$work"' EXIT
 
 START=1704067200000 # 2024-01-01
 END=$((START + 2 * 86400000))
 start_fake_binance --generate TSKUSDT:1m:$START:$END --server-time-ms $((END + 30000)) --seed 9
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-start_serve() {
-    local port
-    port=$(free_port)
-    base=http://127.0.0.1:$port
-    AUTONAMA_HTTP_ADDR=127.0.0.1:$port AUTONAMA_BEAT_UPDATE_INTERVAL=0 \
-        AUTONAMA_BEAT_INDICATORS_INTERVAL=0 AUTONAMA_BEAT_HEALTH_INTERVAL=0 \
-        AUTONAMA_FALLBACK_PATH=$work/fallback.duckdb "$BIN" serve >"$work/serve.out" 2>"$work/serve.err" &
-    serve_pid=$!
-    for _ in $(seq 1 100); do
-        curl -s -o /dev/null "$base/openapi.json" && return 0
-        sleep 0.1
-    done
-    return 1
-}
-stop_serve() {
-    kill "$serve_pid" 2>/dev/null
-    wait "$serve_pid" 2>/dev/null
-    serve_pid=""
-    check "serve reported no sanitizer error" \
-        bash -c "! grep -qiE 'AddressSanitizer|runtime error|LeakSanitizer' '$work/serve.err'"
+# serve with its workers and no beat, the fallback file in $work
+serve_tasks() {
+    start_serve AUTONAMA_BEAT_UPDATE_INTERVAL=0 AUTONAMA_BEAT_INDICATORS_INTERVAL=0 \
+        AUTONAMA_BEAT_HEALTH_INTERVAL=0 AUTONAMA_FALLBACK_PATH="$work/fallback.duckdb"
 }
 # req METHOD PATH [curl args...]: the status in $code, the body in $work/body;
 # the exchange is noted for the openapi.json conformance check, and the body
@@ -69,7 +51,7 @@ for mode in duckdb postgres timescaledb; do
     reset_mode "$mode"
     rm -f "$work/fallback.duckdb" "$work/fallback.duckdb.wal"
     export AUTONAMA_API_KEY=task-key
-    start_serve || { bad "$mode: serve did not start: $(tail -3 "$work/serve.err")"; continue; }
+    serve_tasks || { bad "$mode: serve did not start: $(tail -3 "$work/serve.err")"; continue; }
 
     req POST /api/v1/tasks/update_market_data -d '{"symbols":["TSK/USDT"],"since":"2024-01-01"}'
     check "$mode: POST without the key is 401 ($code)" test "$code" = 401
@@ -113,6 +95,10 @@ for mode in duckdb postgres timescaledb; do
     check "$mode: a body that is not JSON is 400 naming the body ($code)" test "$code:$(body "j['parameter']")" = "400:body"
     req POST /api/v1/tasks/health_check "${auth[@]}" -d '"BTC/USDT"'
     check "$mode: a body that is a bare string is 400 ($code)" test "$code" = 400
+    # issue 10, fault 2: a period out of int range is refused up front, named
+    req POST /api/v1/tasks/calculate_indicators_for_symbol "${auth[@]}" -d '{"symbols":["TSK/USDT"],"indicators":"macd:1e10:26:9"}'
+    check "$mode: an indicator period out of range is 400 naming it ($code)" \
+        test "$code:$(body "(j['parameter'], '1e10' in j['error'])")" = "400:('indicators', True)"
     req POST /api/v1/tasks/update_market_data "${auth[@]}" -d '{"symbols":["not a symbol"]}'
     sub=$(body "j.get('id', '')")
     for _ in $(seq 1 50); do
@@ -143,12 +129,12 @@ for mode in duckdb postgres timescaledb; do
     stop_serve
 
     # history survives the restart, and the API still shows it
-    start_serve || { bad "$mode: serve did not restart"; continue; }
+    serve_tasks || { bad "$mode: serve did not restart"; continue; }
     req GET "/api/v1/tasks/$id"
     check "$mode: the run is still there after a restart" test "$code:$(body "j['state']")" = "200:SUCCESS"
     unset AUTONAMA_API_KEY
     stop_serve
-    start_serve || { bad "$mode: serve did not restart"; continue; }
+    serve_tasks || { bad "$mode: serve did not restart"; continue; }
     req POST /api/v1/tasks/health_check -H "Authorization: Bearer task-key" -d '{}'
     check "$mode: with no key configured, POST is refused (403: $code)" test "$code" = 403
     stop_serve

@@ -6,42 +6,14 @@ set -uo pipefail
 
 BIN=${AN_BIN:?AN_BIN not set}
 DATA=${AN_DATA_DIR:?AN_DATA_DIR not set}
+SRC=${AN_SRC:?AN_SRC not set}
 : "${AUTONAMA_TEST_PG:?AUTONAMA_TEST_PG not set: run through make test}"
 : "${AUTONAMA_TEST_TS:?AUTONAMA_TEST_TS not set: run through make test}"
 work=$(mktemp -d /tmp/autonama-cli.XXXXXX)
 trap 'rm -rf "$work"; [ -n "${serve_pid:-}" ] && kill "$serve_pid" 2>/dev/null' EXIT
 
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-bad() { failed=$((failed + 1)); echo "not ok - $*"; }
-check() { # description, then a command that must succeed
-    local d=$1
-    shift
-    if "$@"; then ok "$d"; else bad "$d"; fi
-}
-
-# key=value of a libpq conninfo string
-kv() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
-
-# env for a mode: clears every setting, then sets what the mode needs
-mode_env() {
-    unset POSTGRES_SERVER POSTGRES_PORT POSTGRES_USER POSTGRES_PASSWORD POSTGRES_DB DUCKDB_PATH \
-        AUTONAMA_STORE AUTONAMA_SYMBOLS AUTONAMA_TIMEFRAME AUTONAMA_FRESHNESS_MAX_AGE
-    export AUTONAMA_LOG_LEVEL=warn
-    case $1 in
-    duckdb)
-        export DUCKDB_PATH=$work/store.duckdb
-        ;;
-    postgres | timescaledb)
-        local ci
-        [ "$1" = postgres ] && ci=$AUTONAMA_TEST_PG || ci=$AUTONAMA_TEST_TS
-        export POSTGRES_SERVER=$(kv "$ci" host) POSTGRES_PORT=$(kv "$ci" port)
-        export POSTGRES_USER=$(kv "$ci" user) POSTGRES_PASSWORD=$(kv "$ci" password)
-        export POSTGRES_DB=$(kv "$ci" dbname) AUTONAMA_STORE=$1
-        ;;
-    esac
-}
+# shellcheck source=lib.sh
+. "$SRC/tests/cli/lib.sh"
 
 psql_mode() { # mode, sql -> value
     local ci
@@ -51,7 +23,7 @@ psql_mode() { # mode, sql -> value
         2>/dev/null | tail -n 1
 }
 
-reset_mode() {
+empty_mode() { # an empty store without our schema (lib.sh reset_mode migrates)
     case $1 in
     duckdb) rm -f "$work/store.duckdb" "$work/store.duckdb.wal" ;;
     *) psql_mode "$1" "DROP SCHEMA IF EXISTS trading CASCADE; DROP SCHEMA IF EXISTS analytics CASCADE;
@@ -59,9 +31,6 @@ reset_mode() {
     esac
 }
 
-json() { # file, python expression over j
-    python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1" 2>/dev/null
-}
 
 # one error line on stderr, non-zero exit, within 30 s, and no crash
 expect_clean_failure() { # description, needle, command...
@@ -86,7 +55,7 @@ declare -A ROWS=([BTC_USDT-1m.json]=42915 [ETH_USDT-1m.json]=42915 [BTC_USDT-5m.
 for mode in duckdb postgres timescaledb; do
     echo "# mode $mode"
     mode_env $mode
-    reset_mode $mode
+    empty_mode $mode
 
     # a store without our schema: import and health say so, cleanly
     expect_clean_failure "$mode: import before migrate names the missing schema" "migrate" \
@@ -201,6 +170,28 @@ for mode in duckdb postgres timescaledb; do
     check "$mode: serve exits 0 on SIGTERM (exit $rc)" test $rc = 0
 done
 
+echo "# AUTONAMA_TIMEFRAME is the ingest timeframe only"
+mode_env duckdb
+reset_mode duckdb
+AUTONAMA_TIMEFRAME=1m "$BIN" import "$DATA/BTC_USDT-1h.json" >"$work/tf.json" 2>/dev/null
+check "import takes a file's timeframe from its name, not AUTONAMA_TIMEFRAME" \
+    test "$(json "$work/tf.json" "j['files'][0]['timeframe']")" = 1h
+AUTONAMA_TIMEFRAME=1m "$BIN" import --timeframe 1h "$DATA/ETH_USDT-1h.json" >"$work/tf.json" 2>/dev/null
+check "import --timeframe (the flag) still names the timeframe" \
+    test "$(json "$work/tf.json" "(j['files'][0]['timeframe'], j['files'][0]['inserted'])")" = "('1h', 5482)"
+AUTONAMA_TIMEFRAME=1m AUTONAMA_INDICATOR_TIMEFRAMES=1h "$BIN" indicators --symbols BTC/USDT \
+    >"$work/tf.json" 2>/dev/null
+check "indicators follow AUTONAMA_INDICATOR_TIMEFRAMES, not AUTONAMA_TIMEFRAME" \
+    test "$(json "$work/tf.json" "[s['timeframe'] for s in j['series']]")" = "['1h']"
+AUTONAMA_INDICATOR_TIMEFRAMES=1h,1d "$BIN" indicators --symbols BTC/USDT --timeframe 1h \
+    >"$work/tf.json" 2>/dev/null
+check "indicators --timeframe (the flag) wins over AUTONAMA_INDICATOR_TIMEFRAMES" \
+    test "$(json "$work/tf.json" "[s['timeframe'] for s in j['series']]")" = "['1h']"
+AUTONAMA_TIMEFRAME=1m AUTONAMA_INDICATOR_TIMEFRAMES=1h "$BIN" tasks run calculate_indicators_for_symbol \
+    '{"symbols":["BTC/USDT"]}' >"$work/tf.json" 2>/dev/null
+check "the indicator task (the beat's) follows AUTONAMA_INDICATOR_TIMEFRAMES" \
+    test "$(json "$work/tf.json" "[s['timeframe'] for s in j['series']]")" = "['1h']"
+
 echo "# bad configuration"
 mode_env postgres
 export POSTGRES_PORT=1
@@ -267,5 +258,4 @@ else
 fi
 chmod 0755 "$work/ro"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

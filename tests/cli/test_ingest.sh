@@ -70,6 +70,17 @@ for mode in duckdb postgres timescaledb; do
     check "$mode: after the bad replies CCC/USDT equals the server's series" same_as_server CCC/USDT
 done
 
+# a run where every symbol fails logs the first symbol's error, not a pointer
+# to the result
+mode_env duckdb
+reset_mode duckdb
+BINANCE_BASE_URL=http://127.0.0.1:1 AUTONAMA_BINANCE_MAX_TRIES=1 "$BIN" ingest --symbols AAA/USDT \
+    >"$work/down.json" 2>"$work/down.err"
+check "a failed ingest's log line names the symbol's error" \
+    grep -q 'msg="task finished".*state=FAILURE.*error="AAA/USDT: .*[Cc]onnect' "$work/down.err"
+check "a failed ingest's log line does not just point at the result" \
+    bash -c "! grep -q 'see the result' '$work/down.err'"
+
 # every fault at 20% of requests: a backfill of one full year of 1m candles for
 # three symbols still ends with exactly the server's candles. The sanitizer
 # build (5-10x slower) runs the same on one month: the year is the release

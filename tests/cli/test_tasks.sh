@@ -21,6 +21,8 @@ SRC=${AN_SRC:?}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_USER=autonama_test
 work=$(mktemp -d /tmp/autonama-tasks.XXXXXX)
+# shellcheck source=lib.sh
+. "$SRC/tests/cli/lib.sh"
 server_pid="" ts_pid="" serve_pids=""
 cleanup() {
     [ -n "$server_pid" ] && kill $server_pid 2>/dev/null
@@ -32,16 +34,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-bad() { failed=$((failed + 1)); echo "not ok - $*"; }
-check() {
-    local d=$1
-    shift
-    if "$@"; then ok "$d"; else bad "$d"; fi
-}
-json() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1" 2>/dev/null; }
 as_pg_user() { if [ "$(id -u)" -eq 0 ]; then runuser -u "$PG_USER" -- "$@"; else "$@"; fi; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now_ms() { date +%s%3N; }
@@ -415,5 +407,4 @@ else
     bad "the scratch TimescaleDB server did not start: $(tail -3 "$work/ts.log")"
 fi
 
-echo "# $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

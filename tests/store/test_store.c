@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <unistd.h>
 
+#include "series.h"
 #include "source/import.h"
 #include "store/store.h"
 #include "test.h"
@@ -74,26 +75,8 @@ static void reset_backend(void)
 /* A deterministic 1m series: a random walk that satisfies every candle rule. */
 static void make_series(an_candles *out, int64_t start, size_t n, unsigned seed)
 {
-    double price = 20000.0;
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        double step = ((double)((seed >> 8) % 2001) - 1000.0) / 100.0;
-        double open = price, close = price + step;
-        if (close < 1)
-            close = 1;
-        double high = (open > close ? open : close) + (double)((seed >> 4) % 500) / 100.0;
-        double low = (open < close ? open : close) - (double)((seed >> 12) % 500) / 100.0;
-        if (low <= 0)
-            low = 0.5;
-        an_candle c = {start + (int64_t)i * 60000,
-                       open,
-                       high,
-                       low,
-                       close,
-                       (double)((seed >> 3) % 100000) / 1000.0};
-        an_candles_push(out, &c, NULL);
-        price = close;
-    }
+    an_test_series spec = an_test_series_1m(start, seed);
+    an_test_series_make(out, n, &spec);
 }
 
 static int same_candle(const an_candle *a, const an_candle *b)

@@ -206,7 +206,8 @@ static void test_mutations(void)
     unsigned long long x = 99;
     int accepted = 0, bad_accept = 0;
     for (int i = 0; i < 20000; i++) {
-        char *buf = malloc(len * 2 + 1);
+        char *buf = calloc(
+            1, len * 2 + 1); /* a duplicated span past the data reads zeros, never unset bytes */
         if (!buf)
             return;
         memcpy(buf, GOOD, len);

@@ -184,6 +184,16 @@ static void test_config(void)
     AN_CHECK(strstr(err.msg, "loud") != NULL);
     an_config_free(&cfg);
     unsetenv("AUTONAMA_API_KEY");
+    /* issue 10, fault 2: AUTONAMA_INDICATORS is checked at load, the value named */
+    setenv("AUTONAMA_INDICATORS", "sma:20,macd:1e10:26:9", 1);
+    AN_CHECK(an_config_load(&cfg, 0, NULL, &err) == AN_ERR_INVALID);
+    AN_CHECK_MSG(strstr(err.msg, "AUTONAMA_INDICATORS") && strstr(err.msg, "1e10"), "%s", err.msg);
+    an_config_free(&cfg);
+    unsetenv("AUTONAMA_INDICATORS");
+    char *a6[] = {"--indicators", "bbands:20:nan"};
+    AN_CHECK(an_config_load(&cfg, 2, a6, &err) == AN_ERR_INVALID);
+    AN_CHECK_MSG(strstr(err.msg, "--indicators") && strstr(err.msg, "nan"), "%s", err.msg);
+    an_config_free(&cfg);
     unsetenv("POSTGRES_PASSWORD");
     unsetenv("POSTGRES_SERVER");
 }

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "series.h"
 #include "store/store.h"
 #include "test.h"
 
@@ -93,23 +94,8 @@ static int64_t sql_int(const char *path, const char *sql)
 /* A deterministic series of valid candles, step ms apart. */
 static void make_series(an_candles *out, int64_t start, int64_t step, size_t n, unsigned seed)
 {
-    double price = 100.0;
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        double open = price, close = price + ((double)((seed >> 8) % 201) - 100.0) / 100.0;
-        if (close < 1)
-            close = 1;
-        double high = (open > close ? open : close) + (double)((seed >> 4) % 50) / 100.0;
-        double low = (open < close ? open : close) - (double)((seed >> 12) % 50) / 100.0;
-        an_candle c = {start + (int64_t)i * step,
-                       open,
-                       high,
-                       low,
-                       close,
-                       (double)((seed >> 3) % 100000) / 1000.0};
-        an_candles_push(out, &c, NULL);
-        price = close;
-    }
+    an_test_series spec = {start, step, 100.0, 100, 50, 1.0, seed};
+    an_test_series_make(out, n, &spec);
 }
 
 static int same(const an_candle *a, const an_candle *b)

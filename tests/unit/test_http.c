@@ -3,7 +3,9 @@
  * an empty embedded store: the metrics hook the task system will use (set
  * through an_http_start_with's options), the Bearer check, per-route counts.
  * (The routes and every bad input are tested end to end by
- * tests/cli/test_api.sh against the real binary.)
+ * tests/cli/test_api.sh against the real binary.) Also: every reply path
+ * when libmicrohttpd cannot build a response (memory pressure), through the
+ * linker's --wrap of MHD_create_response_from_buffer (tests/CMakeLists.txt).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -19,7 +21,23 @@
 #include "core/log.h"
 #include "test.h"
 
+#include <microhttpd.h>
+
 static atomic_int hook_calls;
+
+/* --wrap: while fail_responses is set, no response can be built. */
+static atomic_int fail_responses;
+struct MHD_Response *__real_MHD_create_response_from_buffer(size_t size, void *buffer,
+                                                            enum MHD_ResponseMemoryMode mode);
+struct MHD_Response *__wrap_MHD_create_response_from_buffer(size_t size, void *buffer,
+                                                            enum MHD_ResponseMemoryMode mode);
+struct MHD_Response *__wrap_MHD_create_response_from_buffer(size_t size, void *buffer,
+                                                            enum MHD_ResponseMemoryMode mode)
+{
+    if (atomic_load(&fail_responses))
+        return NULL;
+    return __real_MHD_create_response_from_buffer(size, buffer, mode);
+}
 
 static char *hook(void *ctx)
 {
@@ -69,26 +87,52 @@ static char *http(int port, const char *request)
     return buf;
 }
 
-static void test_hook_and_auth(void)
+/* A server on a free port over an empty DuckDB store in a temp dir (dir,
+ * "/tmp/autonama-http.XXXXXX", is filled in), the API key s3cret-key. */
+typedef struct fixture {
+    char dir[32];
+    an_config cfg;
+    an_service svc;
+    an_http_server *h;
+    int port;
+} fixture;
+
+static void fixture_start(fixture *f, const an_http_options *opt)
 {
-    char dir[] = "/tmp/autonama-http.XXXXXX", path[256];
-    AN_CHECK(mkdtemp(dir) != NULL);
-    snprintf(path, sizeof path, "%s/store.duckdb", dir);
+    char path[256];
+    snprintf(f->dir, sizeof f->dir, "/tmp/autonama-http.XXXXXX");
+    AN_CHECK(mkdtemp(f->dir) != NULL);
+    snprintf(path, sizeof path, "%s/store.duckdb", f->dir);
     setenv("DUCKDB_PATH", path, 1);
     setenv("AUTONAMA_HTTP_ADDR", "127.0.0.1:0", 1);
     setenv("AUTONAMA_API_KEY", "s3cret-key", 1);
-    an_log_set_level(AN_LOG_ERROR);
     unsetenv("POSTGRES_SERVER");
-    an_config cfg;
+    an_log_set_level(AN_LOG_ERROR);
     an_err err = {0};
-    AN_CHECK_OK(an_config_load(&cfg, 0, NULL, &err), err);
-    an_service svc;
-    an_service_init(&svc, &cfg);
-    an_http_options opt = {hook, (void *)"x1", NULL, NULL, NULL, NULL};
-    an_http_server *h = NULL;
-    AN_CHECK_OK(an_http_start_with(&cfg, &svc, &opt, &h, &err), err);
-    int port = an_http_port(h);
-    AN_CHECK(port > 0);
+    AN_CHECK_OK(an_config_load(&f->cfg, 0, NULL, &err), err);
+    an_service_init(&f->svc, &f->cfg);
+    f->h = NULL;
+    AN_CHECK_OK(an_http_start_with(&f->cfg, &f->svc, opt, &f->h, &err), err);
+    f->port = f->h ? an_http_port(f->h) : 0;
+    AN_CHECK(f->port > 0);
+}
+
+static void fixture_stop(fixture *f)
+{
+    an_http_stop(f->h);
+    an_service_destroy(&f->svc);
+    an_config_free(&f->cfg);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    AN_CHECK(system(cmd) == 0);
+}
+
+static void test_hook_and_auth(void)
+{
+    an_http_options opt = {.metrics_hook = hook, .metrics_ctx = (void *)"x1"};
+    fixture f;
+    fixture_start(&f, &opt);
+    int port = f.port;
 
     char *r = http(port, "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     AN_CHECK(r && strncmp(r, "HTTP/1.1 200", 12) == 0);
@@ -122,16 +166,64 @@ static void test_hook_and_auth(void)
              strstr(r, "autonama_http_requests_total{route=\"/api/v1/auth\",code=\"2xx\"} 1\n"));
     free(r);
 
-    an_http_stop(h);
-    an_service_destroy(&svc);
-    an_config_free(&cfg);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    AN_CHECK(system(cmd) == 0);
+    fixture_stop(&f);
+}
+
+/* Issue 10, fault 5: MHD_create_response_from_buffer returning NULL was not
+ * checked (NULL passed on to MHD_add_response_header / MHD_queue_response,
+ * or the connection dropped without a status). Every path now answers with
+ * the server's preallocated 503. */
+static void test_no_memory_for_responses(void)
+{
+    setenv("AUTONAMA_HTTP_CORS_ORIGIN", "*", 1);
+    fixture f;
+    fixture_start(&f, NULL);
+    int port = f.port;
+    /* a cached reply first, for the 304 and cache-hit paths */
+    char *r = http(port, "GET /openapi.json HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    AN_CHECK(r && strncmp(r, "HTTP/1.1 200", 12) == 0);
+    const char *et = r ? strstr(r, "ETag: ") : NULL;
+    char etag[64] = "";
+    if (et)
+        sscanf(et + 6, "%63[^\r]", etag);
+    free(r);
+    AN_CHECK(etag[0] != '\0');
+
+    atomic_store(&fail_responses, 1);
+    char inm[256];
+    snprintf(inm, sizeof inm,
+             "GET /openapi.json HTTP/1.1\r\nHost: t\r\nIf-None-Match: %s\r\n"
+             "Connection: close\r\n\r\n",
+             etag);
+    const char *requests[] = {
+        "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",      /* handler */
+        "DELETE /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",   /* 405 */
+        "OPTIONS /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",  /* preflight */
+        "GET /nowhere HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",     /* 404 */
+        "GET /api/v1/auth HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", /* 401 */
+        inm,                                                                 /* 304 */
+    };
+    for (size_t i = 0; i < sizeof requests / sizeof *requests; i++) {
+        r = http(port, requests[i]);
+        AN_CHECK_MSG(r && strncmp(r, "HTTP/1.1 503", 12) == 0 && strstr(r, "short of memory") &&
+                         strstr(r, "Retry-After: 1"),
+                     "request %zu: %.80s", i, r ? r : "(no reply)");
+        free(r);
+    }
+    atomic_store(&fail_responses, 0);
+    r = http(port, "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    AN_CHECK_MSG(r && strncmp(r, "HTTP/1.1 200", 12) == 0, "after: %.80s", r ? r : "(null)");
+    /* answered and counted: DELETE, OPTIONS and /nowhere match no route */
+    AN_CHECK(r && strstr(r, "autonama_http_requests_total{route=\"other\",code=\"5xx\"} 3\n"));
+    free(r);
+
+    fixture_stop(&f);
+    unsetenv("AUTONAMA_HTTP_CORS_ORIGIN");
 }
 
 int main(void)
 {
+    AN_RUN(test_no_memory_for_responses);
     AN_RUN(test_hook_and_auth);
     return AN_TEST_DONE();
 }

@@ -5,8 +5,10 @@
  * exactly where TA-Lib has no value.
  */
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
+#include "analytics/engine.h"
 #include "analytics/indicators.h"
 #include "source/import.h"
 #include "test.h"
@@ -177,8 +179,45 @@ static void test_edge_series(void)
     check_all("short-3", up, 3);
 }
 
+/* Issue 10, fault 2: parameters out of int range (or NaN) were cast to int
+ * before any check (undefined behaviour, caught by float-cast-overflow);
+ * each is refused with an error naming the value. */
+static void test_spec_ranges(void)
+{
+    static const struct {
+        const char *spec, *named;
+    } bad[] = {
+        {"sma:1e300", "1e300"},
+        {"ema:-1e300", "-1e300"},
+        {"rsi:nan", "nan"},
+        {"macd:1e10:26:9", "1e10"},
+        {"macd:12:inf:9", "inf"},
+        {"macd:12:26:-1e19", "-1e19"},
+        {"bbands:20:nan", "nan"},
+        {"bbands:1e300:2", "1e300"},
+        {"bbands:20:2:inf", "inf"},
+        {"sma:2147483648", "2147483648"},
+        {"sma:20.5", "20.5"},
+        {"sma:0", "0"},
+        {"macd:12:26:100001", "100001"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        an_ind_set set;
+        an_err err = {0};
+        AN_CHECK_MSG(an_ind_set_parse(bad[i].spec, &set, &err) == AN_ERR_INVALID, "'%s' accepted",
+                     bad[i].spec);
+        AN_CHECK_MSG(strstr(err.msg, bad[i].named) != NULL, "'%s': %s", bad[i].spec, err.msg);
+    }
+    an_ind_set set;
+    an_err err = {0};
+    AN_CHECK_OK(an_ind_set_parse("sma:100000,macd:2:3:1,bbands:2:0.5:99", &set, &err), err);
+    AN_CHECK_INT(set.n, 3);
+    AN_CHECK_STR(set.text, "sma:100000,macd:2:3:1,bbands:2:0.5:99");
+}
+
 int main(void)
 {
+    AN_RUN(test_spec_ranges);
     AN_RUN(test_real_files);
     AN_RUN(test_edge_series);
     return AN_TEST_DONE();

@@ -4,12 +4,24 @@
  * followed to its final state, the runs listed and read back, the Prometheus
  * lines, an unknown task refused, a graceful shutdown; then the same store
  * reopened (history survives) and a run started from a thread (an_tasks_run).
+ * Then two faults of issue 10: an ingest whose second per-symbol thread
+ * cannot start (it used to join an unstarted handle and hang), and the
+ * service opening a store on a server that never answers (other callers
+ * used to queue behind the connect timeout).
  */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/config.h"
+#include "tasks/ingest.h"
 #include "tasks/scheduler.h"
 #include "tasks/service.h"
 #include "tasks/tasks.h"
@@ -132,10 +144,141 @@ static void test_runtime(void)
     an_config_free(&cfg);
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- ingest: a per-symbol thread that cannot start ---------------------- */
+
+static int creates;
+
+/* The second thread the run asks for cannot start (EAGAIN, as under
+ * RLIMIT_NPROC); the others do. */
+static int second_fails(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+    if (++creates == 2)
+        return EAGAIN;
+    return pthread_create(th, attr, fn, arg);
+}
+
+static void test_ingest_thread_fails(void)
+{
+    char dir[64], file[128], store[96];
+    snprintf(dir, sizeof dir, "/tmp/an-ingest-%d", (int)getpid());
+    snprintf(store, sizeof store, "%s/store.duckdb", dir);
+    AN_CHECK(mkdir(dir, 0700) == 0);
+    const char *syms[] = {"AAA/USDT", "BBB/USDT", "CCC/USDT", "DDD/USDT"};
+    for (int s = 0; s < 4; s++) {
+        snprintf(file, sizeof file, "%s/%.3s_USDT-1h.csv", dir, syms[s]);
+        FILE *f = fopen(file, "w");
+        AN_CHECK(f != NULL);
+        fprintf(f, "timestamp,open,high,low,close,volume\n");
+        for (int i = 0; i < 48; i++)
+            fprintf(f, "%lld,10,12,9,11,%d\n", 1704067200000LL + i * 3600000LL, i + s);
+        fclose(f);
+    }
+    an_store_options o = {0};
+    o.mode = "duckdb";
+    o.duckdb_path = store;
+    an_store *s = NULL;
+    an_err err = {0};
+    AN_CHECK_OK(an_store_open(&o, &s, &err), err);
+    AN_CHECK_OK(an_store_migrate(s, NULL, &err), err);
+    an_ingest_options io = {0};
+    io.provider = "files";
+    io.source = dir;
+    io.category = "crypto";
+    io.symbols = syms;
+    io.n_symbols = 4;
+    io.timeframe = "1h";
+    io.since_ms = 1704067200000LL;
+    io.until_ms = 1704067200000LL + 48 * 3600000LL;
+    io.lookback = 1000;
+    io.parallel = 3;
+    io.max_tries = 1;
+    an_ingest_symbol res[4];
+    creates = 0;
+    an_ingest_set_thread_create(second_fails);
+    AN_CHECK_OK(an_ingest_run(s, &io, res, &err), err);
+    an_ingest_set_thread_create(NULL);
+    /* two threads (the first and the third) did every symbol, and both were
+     * joined before the run returned */
+    AN_CHECK(creates >= 3);
+    for (int i = 0; i < 4; i++) {
+        AN_CHECK_INT(res[i].status, AN_OK);
+        AN_CHECK_INT(res[i].inserted, 48);
+    }
+    an_store_close(s);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    AN_CHECK(system(cmd) == 0);
+}
+
+/* ---- the service: a slow database does not hold the other callers -------- */
+
+typedef struct open_arg {
+    an_service *svc;
+    int64_t ms;
+} open_arg;
+
+static void *open_store(void *arg)
+{
+    open_arg *a = arg;
+    int64_t t0 = mono_ms();
+    an_err e = {0};
+    an_service_store(a->svc, &e);
+    a->ms = mono_ms() - t0;
+    return NULL;
+}
+
+static void test_service_slow_open(void)
+{
+    /* a server that accepts connections and never answers: a connect waits
+     * for AUTONAMA_CONNECT_TIMEOUT (1 s) */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    AN_CHECK(bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(fd, 16) == 0 &&
+             getsockname(fd, (struct sockaddr *)&a, &al) == 0);
+    char port[16];
+    snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
+    setenv("POSTGRES_SERVER", "127.0.0.1", 1);
+    setenv("POSTGRES_PORT", port, 1);
+    char *argv[] = {"--store", "postgres", "--connect-timeout", "1"};
+    an_config cfg;
+    an_err err = {0};
+    AN_CHECK_OK(an_config_load(&cfg, 4, argv, &err), err);
+    an_service svc;
+    an_service_init(&svc, &cfg);
+    open_arg first = {&svc, 0}, again = {&svc, 0}, other = {&svc, 0};
+    open_store(&first); /* fails after the timeout: the service knows why */
+    AN_CHECK(first.ms >= 900);
+    pthread_t th;
+    AN_CHECK(pthread_create(&th, NULL, open_store, &again) == 0);
+    usleep(200 * 1000); /* `again` is connecting now */
+    open_store(&other);
+    pthread_join(th, NULL);
+    /* the other caller got the last error at once instead of queueing */
+    AN_CHECK(again.ms >= 900);
+    AN_CHECK(other.ms < 500);
+    an_service_destroy(&svc);
+    an_config_free(&cfg);
+    unsetenv("POSTGRES_SERVER");
+    unsetenv("POSTGRES_PORT");
+    close(fd);
+}
+
 int main(void)
 {
     snprintf(path, sizeof path, "/tmp/an-tasks-%d.duckdb", (int)getpid());
     AN_RUN(test_runtime);
+    AN_RUN(test_ingest_thread_fails);
+    AN_RUN(test_service_slow_open);
     unlink(path);
     char wal[80];
     snprintf(wal, sizeof wal, "%s.wal", path);

@@ -1,0 +1,432 @@
+/*
+ * candles.c - the DuckDB backend's candles: trading.ohlc_data writes (whole
+ * data chunks appended to the staging table, then write.c's one write
+ * path), reads of stored, rolled-up and bucketed candles (whole data chunks
+ * at a time), the newest time, the list of series and the closes' export.
+ * Any thread, under the store's lock.
+ */
+#include "store/duckdb/duck_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+
+/* ---- writes ------------------------------------------------------------- */
+
+/* How many of the batch's keys exist, and how many of those differ. The
+ * range on "timestamp" lets DuckDB skip row groups by their zone maps. */
+static const char COUNT_SQL[] =
+    "SELECT count(*), count(*) FILTER (WHERE o.open <> s.open OR o.high <> s.high OR o.low <> "
+    "s.low OR o.close <> s.close OR o.volume <> s.volume) FROM temp.an_stage s JOIN "
+    "trading.ohlc_data o ON o.\"timestamp\" = s.ts WHERE o.symbol = $1 AND o.timeframe = $2 AND "
+    "o.\"timestamp\" BETWEEN $3 AND $4";
+
+static const char INSERT_SQL[] =
+    "INSERT INTO trading.ohlc_data (symbol, timeframe, \"timestamp\", open, high, low, close, "
+    "volume) SELECT $1::VARCHAR, $2::VARCHAR, ts, open, high, low, close, volume FROM "
+    "temp.an_stage";
+
+static const char UPSERT_SQL[] =
+    "INSERT INTO trading.ohlc_data (symbol, timeframe, \"timestamp\", open, high, low, close, "
+    "volume) SELECT $1::VARCHAR, $2::VARCHAR, ts, open, high, low, close, volume FROM "
+    "temp.an_stage ON CONFLICT (symbol, timeframe, \"timestamp\") DO UPDATE SET open = "
+    "excluded.open, high = excluded.high, low = excluded.low, close = excluded.close, volume = "
+    "excluded.volume WHERE ohlc_data.open <> excluded.open OR ohlc_data.high <> excluded.high OR "
+    "ohlc_data.low <> excluded.low OR ohlc_data.close <> excluded.close OR ohlc_data.volume <> "
+    "excluded.volume";
+
+typedef struct candle_write {
+    an_duck_key key;
+    const an_candle *v;
+    size_t n;
+} candle_write;
+
+/* Appends the candles to the staging table, a whole vector at a time. */
+static an_code stage_candles(duckdb_appender app, const void *ctx, an_err *err)
+{
+    const candle_write *w = ctx;
+    duckdb_logical_type types[6];
+    types[0] = duckdb_create_logical_type(DUCKDB_TYPE_TIMESTAMP);
+    for (int c = 1; c < 6; c++)
+        types[c] = duckdb_create_logical_type(DUCKDB_TYPE_DOUBLE);
+    duckdb_data_chunk chunk = duckdb_create_data_chunk(types, 6);
+    for (int c = 0; c < 6; c++)
+        duckdb_destroy_logical_type(&types[c]);
+    if (!chunk)
+        return an_err_set(err, AN_ERR_NOMEM, "insert_ohlc_data: out of memory");
+    an_code rc = AN_OK;
+    const size_t cap = duckdb_vector_size();
+    for (size_t off = 0; off < w->n && rc == AN_OK; off += cap) {
+        size_t m = w->n - off < cap ? w->n - off : cap;
+        int64_t *ts = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 0));
+        double *col[5];
+        for (int c = 0; c < 5; c++)
+            col[c] = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, (idx_t)c + 1));
+        for (size_t i = 0; i < m; i++) {
+            const an_candle *k = &w->v[off + i];
+            ts[i] = k->ts * 1000;
+            col[0][i] = k->open;
+            col[1][i] = k->high;
+            col[2][i] = k->low;
+            col[3][i] = k->close;
+            col[4][i] = k->volume;
+        }
+        duckdb_data_chunk_set_size(chunk, m);
+        if (duckdb_append_data_chunk(app, chunk) != DuckDBSuccess)
+            rc = an_duck_appender_error(app, "insert_ohlc_data: staging", err);
+        duckdb_data_chunk_reset(chunk);
+    }
+    duckdb_destroy_data_chunk(&chunk);
+    return rc;
+}
+
+/* $1 symbol, $2 timeframe, $3..$4 the batch's first and last time */
+static int bind_count(duckdb_prepared_statement st, const void *ctx)
+{
+    const candle_write *w = ctx;
+    if (an_duck_bind_key(st, &w->key) < 0 ||
+        duckdb_bind_timestamp(st, 3, (duckdb_timestamp){w->v[0].ts * 1000}) != DuckDBSuccess ||
+        duckdb_bind_timestamp(st, 4, (duckdb_timestamp){w->v[w->n - 1].ts * 1000}) != DuckDBSuccess)
+        return -1;
+    return 4;
+}
+
+static int bind_write(duckdb_prepared_statement st, const void *ctx)
+{
+    const candle_write *w = ctx;
+    return an_duck_bind_key(st, &w->key);
+}
+
+an_code an_duck_insert_ohlc(an_store *s, const char *symbol, const char *tf, const an_candle *v,
+                            size_t n, an_upsert_counts *counts, an_err *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].ts < AN_DUCK_TS_MIN_MS || v[i].ts > AN_DUCK_TS_MAX_MS)
+            return an_err_set(err, AN_ERR_INVALID,
+                              "insert_ohlc_data: row %zu: timestamp %" PRId64
+                              " ms is outside DuckDB's range",
+                              i, v[i].ts);
+    candle_write cw = {{symbol, tf}, v, n};
+    an_duck_write w = {
+        .what = "insert_ohlc_data",
+        .stage_table = "an_stage",
+        .count_sql = COUNT_SQL,
+        .insert_sql = INSERT_SQL,
+        .upsert_sql = UPSERT_SQL,
+        .rows = n,
+        .stage = stage_candles,
+        .stage_ctx = &cw,
+        .bind_count = bind_count,
+        .bind_write = bind_write,
+        .bctx = &cw,
+    };
+    an_code rc = an_duck_write_rows(s->impl, &w, counts, err);
+    if (rc == AN_OK)
+        AN_DEBUG(AN_DUCK_COMPONENT,
+                 "msg=\"stored\" symbol=%s timeframe=%s inserted=%" PRId64 " updated=%" PRId64
+                 " unchanged=%" PRId64,
+                 symbol, tf, counts->inserted, counts->updated, counts->unchanged);
+    return rc;
+}
+
+/* ---- reads -------------------------------------------------------------- */
+
+/* Appends every row of a (timestamp, open, high, low, close, volume) result;
+ * on failure out is left as it was. */
+typedef struct candles_out {
+    an_candles *out;
+    const char *what;
+} candles_out;
+
+static an_code read_candles(duckdb_result *r, void *ctx, an_err *err)
+{
+    an_candles *out = ((candles_out *)ctx)->out;
+    const char *what = ((candles_out *)ctx)->what;
+    if (duckdb_column_count(r) != 6 || duckdb_column_type(r, 0) != DUCKDB_TYPE_TIMESTAMP)
+        return an_err_set(err, AN_ERR_INTERNAL, "%s: unexpected result shape", what);
+    for (idx_t c = 1; c < 6; c++)
+        if (duckdb_column_type(r, c) != DUCKDB_TYPE_DOUBLE)
+            return an_err_set(err, AN_ERR_INTERNAL, "%s: column %d is not DOUBLE", what, (int)c);
+    const size_t n0 = out->n;
+    an_code rc = AN_OK;
+    duckdb_data_chunk chunk;
+    while (rc == AN_OK && (chunk = duckdb_fetch_chunk(*r)) != NULL) {
+        idx_t rows = duckdb_data_chunk_get_size(chunk);
+        const int64_t *ts = NULL;
+        const double *col[5];
+        for (idx_t c = 0; c < 6; c++) {
+            duckdb_vector vec = duckdb_data_chunk_get_vector(chunk, c);
+            if (c == 0)
+                ts = duckdb_vector_get_data(vec);
+            else
+                col[c - 1] = duckdb_vector_get_data(vec);
+            /* the columns are NOT NULL: a NULL means the schema was changed */
+            uint64_t *valid = duckdb_vector_get_validity(vec);
+            for (idx_t i = 0; valid && i < rows && rc == AN_OK; i++)
+                if (!duckdb_validity_row_is_valid(valid, i))
+                    rc = an_err_set(err, AN_ERR_INTERNAL, "%s: NULL in column %d", what, (int)c);
+        }
+        for (idx_t i = 0; i < rows && rc == AN_OK; i++) {
+            an_candle k = {
+                an_duck_us_to_ms(ts[i]), col[0][i], col[1][i], col[2][i], col[3][i], col[4][i]};
+            rc = an_candles_push(out, &k, err);
+        }
+        duckdb_destroy_data_chunk(&chunk);
+    }
+    if (rc != AN_OK)
+        out->n = n0;
+    return rc;
+}
+
+/* A query's time bounds as DuckDB can bind them: bounds beyond DuckDB's
+ * timestamp range select everything (dropped) or nothing (none). */
+typedef struct ts_bounds {
+    int has_start, has_end, none;
+} ts_bounds;
+
+static ts_bounds bounds_of(const an_query *q)
+{
+    ts_bounds b;
+    b.has_start = q->start_ms != INT64_MIN && q->start_ms > AN_DUCK_TS_MIN_MS;
+    b.has_end = q->end_ms != INT64_MAX && q->end_ms <= AN_DUCK_TS_MAX_MS;
+    b.none = (q->start_ms != INT64_MIN && q->start_ms > AN_DUCK_TS_MAX_MS) ||
+             (q->end_ms != INT64_MAX && q->end_ms <= AN_DUCK_TS_MIN_MS);
+    return b;
+}
+
+/* Appends the bounds on "timestamp", then group (may be ""), the order on
+ * key and the limit, numbering parameters from *np + 1. */
+static void append_range(char *sql, size_t cap, int pos, idx_t *np, ts_bounds bd, const an_query *q,
+                         const char *group, const char *key)
+{
+    if (bd.has_start)
+        pos += snprintf(sql + pos, cap - (size_t)pos, " AND \"timestamp\" >= $%d", (int)++*np);
+    if (bd.has_end)
+        pos += snprintf(sql + pos, cap - (size_t)pos, " AND \"timestamp\" < $%d", (int)++*np);
+    pos += snprintf(sql + pos, cap - (size_t)pos, "%s ORDER BY %s %s", group, key,
+                    q->descending ? "DESC" : "ASC");
+    if (q->limit > 0)
+        snprintf(sql + pos, cap - (size_t)pos, " LIMIT $%d", (int)++*np);
+}
+
+typedef struct candle_query {
+    const char *symbol, *tf; /* tf NULL: not a parameter */
+    int64_t bucket_ms;       /* < 0: not a parameter */
+    ts_bounds bd;
+    const an_query *q;
+} candle_query;
+
+/* symbol, tf (when not NULL), bucket_ms (when >= 0), then what append_range
+ * numbered */
+static int bind_candle_query(duckdb_prepared_statement st, const void *ctx)
+{
+    const candle_query *cq = ctx;
+    const an_query *q = cq->q;
+    idx_t p = 1;
+    int ok = duckdb_bind_varchar(st, p++, cq->symbol) == DuckDBSuccess;
+    if (cq->tf)
+        ok = ok && duckdb_bind_varchar(st, p++, cq->tf) == DuckDBSuccess;
+    if (cq->bucket_ms >= 0)
+        ok = ok && duckdb_bind_int64(st, p++, cq->bucket_ms) == DuckDBSuccess;
+    if (cq->bd.has_start)
+        ok = ok && duckdb_bind_timestamp(st, p++, (duckdb_timestamp){q->start_ms * 1000}) ==
+                       DuckDBSuccess;
+    if (cq->bd.has_end)
+        ok = ok &&
+             duckdb_bind_timestamp(st, p++, (duckdb_timestamp){q->end_ms * 1000}) == DuckDBSuccess;
+    if (q->limit > 0)
+        ok = ok && duckdb_bind_int64(
+                       st, p++, q->limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)q->limit) ==
+                       DuckDBSuccess;
+    return ok ? (int)(p - 1) : -1;
+}
+
+static an_code query_candles(duck_store *ds, const char *sql, const candle_query *cq,
+                             const char *what, an_candles *out, an_err *err)
+{
+    candles_out o = {out, what};
+    return an_duck_run(ds, sql, bind_candle_query, cq, read_candles, &o, NULL, what, err);
+}
+
+an_code an_duck_get_ohlc(an_store *s, const char *source, const char *symbol, const char *tf,
+                         const an_query *q, an_candles *out, an_err *err)
+{
+    duck_store *ds = s->impl;
+    if (strcmp(source, "ohlc_data") != 0 && strcmp(source, "ohlc_1h") != 0 &&
+        strcmp(source, "ohlc_1d") != 0)
+        return an_err_set(err, AN_ERR_INTERNAL, "get_ohlc_data: unknown source '%.16s'", source);
+    ts_bounds bd = bounds_of(q);
+    if (bd.none)
+        return AN_OK;
+    char sql[512];
+    idx_t np = 1;
+    int pos = snprintf(sql, sizeof sql,
+                       "SELECT \"timestamp\", open, high, low, close, volume FROM trading.%s "
+                       "WHERE symbol = $1",
+                       source);
+    if (tf)
+        pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " AND timeframe = $%d", (int)++np);
+    append_range(sql, sizeof sql, pos, &np, bd, q, "", "\"timestamp\"");
+    candle_query cq = {symbol, tf, -1, bd, q};
+    return query_candles(ds, sql, &cq, "get_ohlc_data", out, err);
+}
+
+/* Buckets over ohlc_data with time_bucket on the epoch; arg_min/arg_max
+ * pick the first open and the last close. */
+an_code an_duck_get_bucketed(an_store *s, const char *symbol, const char *tf, int64_t bucket_ms,
+                             const an_query *q, an_candles *out, an_err *err)
+{
+    duck_store *ds = s->impl;
+    ts_bounds bd = bounds_of(q);
+    if (bd.none)
+        return AN_OK;
+    char sql[768];
+    idx_t np = 3;
+    int pos = snprintf(sql, sizeof sql,
+                       "SELECT time_bucket(to_milliseconds($3), \"timestamp\", TIMESTAMP "
+                       "'1970-01-01') AS b, arg_min(open, \"timestamp\"), max(high), min(low), "
+                       "arg_max(close, \"timestamp\"), sum(volume) FROM trading.ohlc_data "
+                       "WHERE symbol = $1 AND timeframe = $2");
+    append_range(sql, sizeof sql, pos, &np, bd, q, " GROUP BY b", "b");
+    candle_query cq = {symbol, tf, bucket_ms, bd, q};
+    return query_candles(ds, sql, &cq, "get bucketed candles", out, err);
+}
+
+typedef struct latest_out {
+    int64_t *ts;
+    int *found;
+} latest_out;
+
+static an_code read_latest(duckdb_result *r, void *ctx, an_err *err)
+{
+    latest_out *o = ctx;
+    int64_t us = 0;
+    int null = 1;
+    an_code rc = an_duck_first_row(r, 1, &us, &null, "get_latest_timestamp", err);
+    if (rc == AN_OK && !null) {
+        *o->ts = an_duck_us_to_ms(us);
+        *o->found = 1;
+    }
+    return rc;
+}
+
+an_code an_duck_latest(an_store *s, const char *symbol, const char *tf, int64_t *ts, int *found,
+                       an_err *err)
+{
+    an_duck_key key = {symbol, tf};
+    latest_out o = {ts, found};
+    return an_duck_run(s->impl,
+                       "SELECT max(\"timestamp\") FROM trading.ohlc_data WHERE symbol = $1 AND "
+                       "timeframe = $2",
+                       an_duck_bind_key, &key, read_latest, &o, NULL, "get_latest_timestamp", err);
+}
+
+an_code an_duck_refresh_rollups(an_store *s, int64_t from_ms, int64_t to_ms, an_err *err)
+{
+    (void)s;
+    (void)from_ms;
+    (void)to_ms;
+    (void)err;
+    return AN_OK; /* the rollups are views: always current */
+}
+
+typedef struct series_out {
+    an_series_info **out;
+    size_t *n;
+    const char *what;
+} series_out;
+
+/* Rows of (symbol, timeframe, first ms, last ms, rows). */
+static an_code read_series(duckdb_result *r, void *ctx, an_err *err)
+{
+    series_out *o = ctx;
+    idx_t rows = duckdb_row_count(r);
+    if (rows == 0)
+        return AN_OK;
+    an_series_info *list = calloc(rows, sizeof *list);
+    if (!list)
+        return an_err_set(err, AN_ERR_NOMEM, "%s: out of memory", o->what);
+    for (idx_t i = 0; i < rows; i++) {
+        an_series_info *si = &list[i];
+        an_duck_copy_value(r, 0, i, si->symbol, sizeof si->symbol);
+        an_duck_copy_value(r, 1, i, si->timeframe, sizeof si->timeframe);
+        si->first_ms = duckdb_value_int64(r, 2, i);
+        si->last_ms = duckdb_value_int64(r, 3, i);
+        si->rows = duckdb_value_int64(r, 4, i);
+    }
+    *o->out = list;
+    *o->n = rows;
+    return AN_OK;
+}
+
+/* Every (symbol, timeframe) of a table with first/last time and rows. */
+static an_code list_table(an_store *s, const char *table, an_series_info **out, size_t *n,
+                          const char *what, an_err *err)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT symbol, timeframe, epoch_ms(min(\"timestamp\")), epoch_ms(max(\"timestamp\")),"
+             " count(*) FROM %s GROUP BY symbol, timeframe ORDER BY symbol, timeframe",
+             table);
+    series_out o = {out, n, what};
+    return an_duck_run(s->impl, sql, NULL, NULL, read_series, &o, NULL, what, err);
+}
+
+an_code an_duck_list_series(an_store *s, an_series_info **out, size_t *n, an_err *err)
+{
+    return list_table(s, "trading.ohlc_data", out, n, "list series", err);
+}
+
+an_code an_duck_list_indicator_series(an_store *s, an_series_info **out, size_t *n, an_err *err)
+{
+    return list_table(s, "analytics.indicators", out, n, "list indicator series", err);
+}
+
+/* ---- export ------------------------------------------------------------- */
+
+typedef struct closes_out {
+    an_closes_cb cb;
+    void *ctx;
+} closes_out;
+
+static an_code read_closes(duckdb_result *r, void *ctx, an_err *err)
+{
+    closes_out *o = ctx;
+    an_code rc = AN_OK;
+    duckdb_data_chunk chunk;
+    while (rc == AN_OK && (chunk = duckdb_fetch_chunk(*r)) != NULL) {
+        idx_t rows = duckdb_data_chunk_get_size(chunk);
+        const int64_t *ts = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 0));
+        const double *close = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 1));
+        rc = o->cb(o->ctx, ts, close, rows, err);
+        duckdb_destroy_data_chunk(&chunk);
+    }
+    return rc;
+}
+
+static int bind_export(duckdb_prepared_statement st, const void *ctx)
+{
+    const an_duck_key *k = ctx;
+    if (duckdb_bind_varchar(st, 1, k->symbol) != DuckDBSuccess)
+        return -1;
+    if (!k->tf)
+        return 1;
+    return duckdb_bind_varchar(st, 2, k->tf) == DuckDBSuccess ? 2 : -1;
+}
+
+an_code an_duck_export_closes(an_store *s, const char *source, const char *symbol, const char *tf,
+                              an_closes_cb cb, void *ctx, an_err *err)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT epoch_ms(\"timestamp\"), close FROM trading.%s WHERE symbol = $1%s"
+             " ORDER BY \"timestamp\"",
+             source, tf ? " AND timeframe = $2" : "");
+    an_duck_key key = {symbol, tf};
+    closes_out o = {cb, ctx};
+    return an_duck_run(s->impl, sql, bind_export, &key, read_closes, &o, NULL, "export series",
+                       err);
+}

@@ -1,0 +1,157 @@
+/*
+ * duck_internal.h - what the files of the embedded DuckDB backend share
+ * (internal to src/store/duckdb/; see store_impl.h for the ops contract).
+ *
+ * The backend is split by concern: conn.c (error mapping, the statement
+ * helpers, the lock-run-unlock helpers every op goes through), open.c
+ * (checking and opening the file, close), schema.c (migrations, schema
+ * check, ping), write.c (the one write path shared by candles and
+ * indicators), candles.c, indicators.c and tasks.c. Threads: any thread may
+ * call any op; they run one at a time under the store's lock (see
+ * docs/threads.md).
+ */
+#ifndef AN_STORE_DUCK_INTERNAL_H
+#define AN_STORE_DUCK_INTERNAL_H
+
+#include <duckdb.h>
+#include <pthread.h>
+
+#include "store/store_impl.h"
+
+/* DuckDB's TIMESTAMP range, in ms (its infinities sit just outside). */
+#define AN_DUCK_TS_MIN_MS (-9223372022400000LL)
+#define AN_DUCK_TS_MAX_MS 9223372036854775LL
+
+typedef struct duck_store {
+    duckdb_database db; /* set at open, read-only afterwards */
+    pthread_mutex_t lock;
+    struct {
+        duckdb_connection con; /* everything run on it runs under lock */
+    } by_lock;
+} duck_store;
+
+extern const char *const AN_DUCK_COMPONENT;
+
+/* ---- errors and statements (conn.c); the caller holds ds->lock ---------- */
+
+/* Copies a DuckDB message folded onto one line. */
+void an_duck_one_line(char *out, size_t len, const char *msg);
+an_code an_duck_error(duckdb_error_type type, const char *msg, const char *what, an_err *err);
+an_code an_duck_exec_locked(duck_store *ds, const char *sql, const char *what, an_err *err);
+/* Ends a failed transaction (its own failure does not matter). */
+void an_duck_rollback_locked(duck_store *ds);
+/* Reads the first ncols columns of row 0 as int64; null[c] = 1 when there
+ * is no row or the value is NULL. */
+an_code an_duck_first_row(duckdb_result *r, idx_t ncols, int64_t *v, int *null, const char *what,
+                          an_err *err);
+/* Binds a statement's parameters from ctx; returns how many it bound, or
+ * -1 when a bind failed. The runner checks that count against the
+ * statement's: every statement binds exactly the parameters it has. */
+typedef int (*an_duck_binder)(duckdb_prepared_statement st, const void *ctx);
+/* Reads a successful result (must not destroy it). */
+typedef an_code (*an_duck_reader)(duckdb_result *r, void *ctx, an_err *err);
+
+/* One integer from a query (bind may be NULL: no parameters). */
+an_code an_duck_query_int64_locked(duck_store *ds, const char *sql, an_duck_binder bind,
+                                   const void *bctx, int64_t *v, int *null, const char *what,
+                                   an_err *err);
+
+/* Prepares sql, binds it (bind may be NULL: no parameters), runs it, hands
+ * the result to read (may be NULL), sets *changed (may be NULL) to the rows
+ * changed, and frees everything. The _locked form runs under the caller's
+ * hold of ds->lock; an_duck_run takes and releases the lock itself. */
+an_code an_duck_run_locked(duck_store *ds, const char *sql, an_duck_binder bind, const void *bctx,
+                           an_duck_reader read, void *rctx, int64_t *changed, const char *what,
+                           an_err *err);
+an_code an_duck_run(duck_store *ds, const char *sql, an_duck_binder bind, const void *bctx,
+                    an_duck_reader read, void *rctx, int64_t *changed, const char *what,
+                    an_err *err);
+
+/* Runs job under ds->lock (lock, run, unlock). */
+typedef an_code (*an_duck_job)(duck_store *ds, void *ctx, an_err *err);
+an_code an_duck_with_lock(duck_store *ds, an_duck_job job, void *ctx, an_err *err);
+
+/* Bind helpers: 1 when bound. Text binds NULL for NULL or "", ms NULL for 0. */
+int an_duck_bind_text(duckdb_prepared_statement st, idx_t i, const char *v);
+int an_duck_bind_ms(duckdb_prepared_statement st, idx_t i, int64_t ms);
+/* Binds $1 symbol and $2 timeframe (an an_duck_key as ctx): returns 2 or -1. */
+typedef struct an_duck_key {
+    const char *symbol, *tf;
+} an_duck_key;
+int an_duck_bind_key(duckdb_prepared_statement st, const void *ctx);
+
+/* A VARCHAR cell as a string (out gets "" for NULL); a malloc'd copy (NULL
+ * for NULL). */
+void an_duck_copy_value(duckdb_result *r, idx_t col, idx_t row, char *out, size_t len);
+char *an_duck_value_or_null(duckdb_result *r, idx_t col, idx_t row);
+
+/* Microseconds to ms, rounding down. */
+int64_t an_duck_us_to_ms(int64_t us);
+
+/* ---- the write path (write.c) ------------------------------------------- */
+
+/* One write: rows already appended to a TEMP staging table (stage fills it,
+ * inside the write's transaction); count_sql says how many of them exist
+ * and how many of those differ; then a plain insert when none exists, else
+ * the upsert that leaves unchanged rows alone; the stage is emptied and the
+ * transaction committed. Binders bind the same key (bind/bctx). */
+typedef struct an_duck_write {
+    const char *what;
+    const char *stage_table; /* "an_stage" */
+    const char *count_sql, *insert_sql, *upsert_sql;
+    size_t rows;
+    an_code (*stage)(duckdb_appender app, const void *ctx, an_err *err);
+    const void *stage_ctx;
+    an_duck_binder bind_count, bind_write;
+    const void *bctx;
+} an_duck_write;
+
+an_code an_duck_write_rows(duck_store *ds, const an_duck_write *w, an_upsert_counts *counts,
+                           an_err *err);
+an_code an_duck_appender_error(duckdb_appender app, const char *what, an_err *err);
+
+/* ---- ops, by file ------------------------------------------------------- */
+
+an_code an_duck_migrate(an_store *s, int *applied, an_err *err);
+an_code an_duck_check_schema(an_store *s, int *version, an_err *err);
+an_code an_duck_ping(an_store *s, an_err *err);
+extern const char AN_DUCK_STAGE_SQL[];
+extern const char AN_DUCK_IND_STAGE_SQL[];
+
+an_code an_duck_insert_ohlc(an_store *s, const char *symbol, const char *tf, const an_candle *v,
+                            size_t n, an_upsert_counts *counts, an_err *err);
+an_code an_duck_get_ohlc(an_store *s, const char *source, const char *symbol, const char *tf,
+                         const an_query *q, an_candles *out, an_err *err);
+an_code an_duck_get_bucketed(an_store *s, const char *symbol, const char *tf, int64_t bucket_ms,
+                             const an_query *q, an_candles *out, an_err *err);
+an_code an_duck_latest(an_store *s, const char *symbol, const char *tf, int64_t *ts, int *found,
+                       an_err *err);
+an_code an_duck_refresh_rollups(an_store *s, int64_t from_ms, int64_t to_ms, an_err *err);
+an_code an_duck_list_series(an_store *s, an_series_info **out, size_t *n, an_err *err);
+an_code an_duck_export_closes(an_store *s, const char *source, const char *symbol, const char *tf,
+                              an_closes_cb cb, void *ctx, an_err *err);
+
+an_code an_duck_upsert_indicators(an_store *s, const char *symbol, const char *tf,
+                                  const an_indicator_batch *b, an_upsert_counts *counts,
+                                  an_err *err);
+an_code an_duck_get_indicators(an_store *s, const char *symbol, const char *tf, const char *name,
+                               const an_query *q, an_indicator_points *out, an_err *err);
+an_code an_duck_get_run(an_store *s, const char *symbol, const char *tf, an_indicator_run *run,
+                        int *found, an_err *err);
+an_code an_duck_put_run(an_store *s, const char *symbol, const char *tf,
+                        const an_indicator_run *run, an_err *err);
+an_code an_duck_list_indicator_series(an_store *s, an_series_info **out, size_t *n, an_err *err);
+
+an_code an_duck_task_claim(an_store *s, const an_task_row *r, int *inserted, an_err *err);
+an_code an_duck_task_put(an_store *s, const an_task_row *r, an_err *err);
+an_code an_duck_task_heartbeat(an_store *s, const char *id, int64_t now_ms, an_err *err);
+an_code an_duck_task_get(an_store *s, const char *id, an_task_row *r, int *found, an_err *err);
+an_code an_duck_task_list(an_store *s, const char *name, size_t limit, an_task_row **out, size_t *n,
+                          an_err *err);
+an_code an_duck_task_interrupt(an_store *s, const char *instance, int64_t stale_before_ms,
+                               int64_t now_ms, int *n, an_err *err);
+an_code an_duck_task_delete(an_store *s, const char *id, an_err *err);
+an_code an_duck_delete_range(an_store *s, const char *table, const char *symbol, const char *tf,
+                             int64_t from_ms, int64_t to_ms, an_err *err);
+
+#endif

@@ -1,0 +1,231 @@
+/*
+ * test_pg_pool.c - the PostgreSQL backend's connection handling against a
+ * real server (AUTONAMA_TEST_PG): a connection whose ROLLBACK failed is not
+ * pooled again, a failing session setup fails the connect, and the advisory
+ * lock's mutex is not held across a blocking connect; and the indicator
+ * write's "is the key range empty?" check is bounded by the whole primary
+ * key (its plan's index condition names the time). Runs once per backend
+ * like every store test; the duckdb and timescaledb (PGlite: one connection,
+ * no advisory locks) runs have nothing to check and pass at once.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/pg/pg_internal.h"
+#include "test.h"
+
+static const char *conninfo;
+
+static an_store *open_store(void)
+{
+    an_store_options opt = {.pg_conninfo = conninfo, .pool_size = 2, .connect_timeout_s = 2};
+    an_store *s = NULL;
+    an_err err = {0};
+    AN_CHECK_OK(an_store_open(&opt, &s, &err), err);
+    return s;
+}
+
+/* A connection left in a state where ROLLBACK cannot run (here: pipeline
+ * mode with a query in flight) is closed on release, so the next borrower
+ * gets a fresh connection instead of one that fails every statement. */
+static void test_failed_rollback_is_not_pooled(void)
+{
+    an_store *s = open_store();
+    if (!s)
+        return;
+    pg_store *ps = s->impl;
+    an_err err = {0};
+    PGconn *c;
+    int slot;
+    AN_CHECK_OK(an_pg_pool_acquire(&ps->pool, &c, &slot, &err), err);
+    AN_CHECK(PQenterPipelineMode(c) == 1);
+    AN_CHECK(PQsendQueryParams(c, "SELECT 1", 0, NULL, NULL, NULL, NULL, 0) == 1);
+    AN_CHECK(PQtransactionStatus(c) != PQTRANS_IDLE);
+    an_pg_pool_release(&ps->pool, c, slot);
+    for (int i = 0; i < 3; i++)
+        AN_CHECK_OK(an_store_ping(s, &err), err);
+    an_store_close(s);
+}
+
+/* The session setup (SET TIME ZONE ...) is checked: when it fails, the
+ * connect fails, naming it, instead of lending out a misconfigured session. */
+static void test_failed_session_setup_fails_connect(void)
+{
+    an_store *s = open_store();
+    if (!s)
+        return;
+    pg_store *ps = s->impl;
+    an_err err = {0};
+    ps->pool.session_sql = "SET TIME ZONE 'No/Such_Zone'";
+    an_store_release_idle(s);
+    an_code rc = an_store_ping(s, &err);
+    AN_CHECK_INT(rc, AN_ERR_CONNECT);
+    AN_CHECK_MSG(strstr(err.msg, "session setup") && strstr(err.msg, "No/Such_Zone"), "%s",
+                 err.msg);
+    ps->pool.session_sql = NULL;
+    AN_CHECK_OK(an_store_ping(s, &err), err);
+    an_store_close(s);
+}
+
+typedef struct locker {
+    an_store *s;
+    int64_t key;
+    an_code rc;
+    an_err err;
+} locker;
+
+static void *lock_thread(void *arg)
+{
+    locker *l = arg;
+    int got = 0;
+    l->rc = an_store_try_lock(l->s, l->key, &got, &l->err);
+    return NULL;
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* A server that accepts TCP connections and never answers: a connect waits
+ * for its connect_timeout (2 s). Two lockers connecting at once must not
+ * queue behind each other (the advisory lock's mutex was held across the
+ * connect: 4 s instead of 2). */
+static void test_lock_mutex_not_held_across_connect(void)
+{
+    an_store *s = open_store();
+    if (!s)
+        return;
+    pg_store *ps = s->impl;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    AN_CHECK(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    AN_CHECK(listen(fd, 16) == 0);
+    AN_CHECK(getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
+    char hole[200];
+    snprintf(hole, sizeof hole, "host=127.0.0.1 port=%d user=x dbname=x connect_timeout=2",
+             ntohs(a.sin_port));
+    char *saved = ps->pool.conninfo;
+    ps->pool.conninfo = hole;
+    locker l[2] = {{.s = s, .key = 101}, {.s = s, .key = 102}};
+    pthread_t th[2];
+    double t0 = now_s();
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, lock_thread, &l[i]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    double took = now_s() - t0;
+    ps->pool.conninfo = saved;
+    close(fd);
+    for (int i = 0; i < 2; i++)
+        AN_CHECK_MSG(l[i].rc == AN_ERR_CONNECT, "%s: %s", an_code_str(l[i].rc), l[i].err.msg);
+    AN_CHECK_MSG(took < 3.5, "two lockers took %.1f s: the second waited for the first's connect",
+                 took);
+    /* and the real server gives the lock afterwards */
+    int got = 0;
+    an_err err = {0};
+    AN_CHECK_OK(an_store_try_lock(s, 101, &got, &err), err);
+    AN_CHECK_INT(got, 1);
+    AN_CHECK_OK(an_store_unlock(s, 101, &err), err);
+    an_store_close(s);
+}
+
+/* The EXPLAIN of the indicator write's range check, one line per row. */
+static char *explain_range_check(an_store *s, const char *names)
+{
+    pg_store *ps = s->impl;
+    an_err err = {0};
+    PGconn *c;
+    int slot;
+    if (an_pg_pool_acquire(&ps->pool, &c, &slot, &err) != AN_OK)
+        return NULL;
+    char sql[1024];
+    snprintf(sql, sizeof sql, "EXPLAIN %s", AN_PG_IND_RANGE_EMPTY_SQL);
+    const char *params[5] = {"PLAN/TEST", "1m", "2024-01-05T00:00:00Z", "2024-01-05T01:00:00Z",
+                             names};
+    PGresult *r = PQexecParams(c, sql, 5, NULL, params, NULL, NULL, 0);
+    char *plan = calloc(1, 16384);
+    for (int i = 0; plan && PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++) {
+        strncat(plan, PQgetvalue(r, i, 0), 16384 - strlen(plan) - 2);
+        strcat(plan, "\n");
+    }
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        fprintf(stderr, "  explain: %s", PQerrorMessage(c));
+    PQclear(r);
+    an_pg_pool_release(&ps->pool, c, slot);
+    return plan;
+}
+
+/* 3 names x 20,000 values stored: the check for an hour of new values must
+ * find its rows by (symbol, timeframe, name, time), not read the series. */
+static void test_indicator_range_check_uses_the_key(void)
+{
+    an_store *s = open_store();
+    if (!s)
+        return;
+    an_err err = {0};
+    AN_CHECK_OK(an_store_migrate(s, NULL, &err), err);
+    enum { N = 20000 };
+    static const char *const names[3] = {"sma_20", "ema_50", "rsi_14"};
+    int64_t *ts = malloc(3 * N * sizeof *ts);
+    int *idx = malloc(3 * N * sizeof *idx);
+    double *val = malloc(3 * N * sizeof *val);
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < N; i++) {
+            ts[k * N + i] = 1704067200000LL + (int64_t)i * 60000;
+            idx[k * N + i] = k;
+            val[k * N + i] = 100.0 + i * 0.01 + k;
+        }
+    an_indicator_batch b = {names, 3, ts, idx, val, 3 * N};
+    an_upsert_counts counts = {0};
+    AN_CHECK_OK(an_store_upsert_indicators(s, "PLAN/TEST", "1m", &b, &counts, &err), err);
+    pg_store *ps = s->impl;
+    PGconn *c;
+    int slot;
+    if (an_pg_pool_acquire(&ps->pool, &c, &slot, &err) == AN_OK) {
+        PQclear(PQexec(c, "ANALYZE analytics.indicators"));
+        an_pg_pool_release(&ps->pool, c, slot);
+    }
+    char *plan = explain_range_check(s, "{sma_20,ema_50,rsi_14}");
+    AN_CHECK(plan != NULL);
+    if (plan) {
+        const char *cond = strstr(plan, "Index Cond");
+        AN_CHECK_MSG(cond && strstr(cond, "indicator_name") && strstr(cond, "timestamp"),
+                     "the range check's index scan is not bounded by the time:\n%s", plan);
+        AN_CHECK_MSG(!strstr(plan, "Seq Scan"), "the range check scans the table:\n%s", plan);
+    }
+    free(plan);
+    AN_CHECK_OK(an_store_delete_range(s, "indicators", "PLAN/TEST", "1m", ts[0], ts[N - 1], &err),
+                err);
+    free(ts);
+    free(idx);
+    free(val);
+    an_store_close(s);
+}
+
+int main(int argc, char **argv)
+{
+    const char *backend = argc > 1 ? argv[1] : "duckdb";
+    if (strcmp(backend, "postgres") != 0) {
+        printf("nothing to check on %s: the pool under test is plain PostgreSQL's\n", backend);
+        return AN_TEST_DONE();
+    }
+    conninfo = getenv("AUTONAMA_TEST_PG");
+    if (!conninfo || !*conninfo) {
+        fprintf(stderr, "AUTONAMA_TEST_PG is not set: start the servers with "
+                        "scripts/test-services start (make test does)\n");
+        return 1;
+    }
+    AN_RUN(test_failed_rollback_is_not_pooled);
+    AN_RUN(test_failed_session_setup_fails_connect);
+    AN_RUN(test_lock_mutex_not_held_across_connect);
+    AN_RUN(test_indicator_range_check_uses_the_key);
+    return AN_TEST_DONE();
+}
