@@ -48,11 +48,6 @@ an_code an_load_pref_parse(const char *s, an_load_pref *out, an_err *err)
 /* an_ind_spec_names (core/indspec.h) writes the names the store keeps */
 _Static_assert(AN_IND_NAME_MAX == AN_INDICATOR_NAME_MAX, "indicator name sizes differ");
 
-static int outputs_of(const an_ind_spec *sp)
-{
-    return sp->kind == AN_IND_BBANDS || sp->kind == AN_IND_MACD ? 3 : 1;
-}
-
 void an_engine_free_outputs(char (*names)[AN_INDICATOR_NAME_MAX], double **out, int n_outputs)
 {
     for (int k = 0; out && k < n_outputs; k++)
@@ -67,7 +62,7 @@ an_code an_engine_compute(const an_ind_set *set, const double *closes, size_t n,
 {
     int total = 0;
     for (int i = 0; i < set->n; i++)
-        total += outputs_of(&set->v[i]);
+        total += an_ind_spec_outputs(&set->v[i]);
     char(*names)[AN_INDICATOR_NAME_MAX] = calloc((size_t)total, sizeof *names);
     double **vals = calloc((size_t)total, sizeof *vals);
     if (!names || !vals)
@@ -93,7 +88,7 @@ an_code an_engine_compute(const an_ind_set *set, const double *closes, size_t n,
                 goto nomem;
             break;
         }
-        k += outputs_of(sp);
+        k += an_ind_spec_outputs(sp);
     }
     *out_names = names;
     *out = vals;

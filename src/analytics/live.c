@@ -53,11 +53,6 @@ struct an_live {
     size_t count; /* closes pushed */
 };
 
-static int outputs_of(const an_ind_spec *sp)
-{
-    return sp->kind == AN_IND_BBANDS || sp->kind == AN_IND_MACD ? 3 : 1;
-}
-
 static void ema_init(ema_st *e, int p)
 {
     e->p = p;
@@ -250,7 +245,7 @@ an_live *an_live_new(const an_ind_set *set)
     l->n_ind = set->n;
     l->ind = calloc((size_t)(set->n ? set->n : 1), sizeof *l->ind);
     for (int i = 0; i < set->n; i++)
-        l->n_out += outputs_of(&set->v[i]);
+        l->n_out += an_ind_spec_outputs(&set->v[i]);
     l->names = calloc((size_t)(l->n_out ? l->n_out : 1), sizeof *l->names);
     if (!l->ind || !l->names)
         goto fail;
@@ -259,7 +254,7 @@ an_live *an_live_new(const an_ind_set *set)
         ind_st *s = &l->ind[i];
         s->spec = set->v[i];
         an_ind_spec_names(&s->spec, l->names + o);
-        o += outputs_of(&s->spec);
+        o += an_ind_spec_outputs(&s->spec);
         if (s->spec.kind == AN_IND_SMA || s->spec.kind == AN_IND_BBANDS) {
             s->sma.p = s->spec.p[0] < 1 ? 1 : s->spec.p[0];
             if (!(s->sma.ring = calloc((size_t)s->sma.p, sizeof *s->sma.ring)))
@@ -325,7 +320,7 @@ static void run(an_live *l, double close, double *out, int commit)
     int o = 0;
     for (int i = 0; i < l->n_ind; i++) {
         ind_st *s = &l->ind[i];
-        int k = outputs_of(&s->spec);
+        int k = an_ind_spec_outputs(&s->spec);
         if (degenerate(&s->spec))
             tmp[0] = tmp[1] = tmp[2] = NAN;
         else

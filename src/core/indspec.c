@@ -161,6 +161,11 @@ an_code an_ind_set_parse(const char *s, an_ind_set *out, an_err *err)
     return AN_OK;
 }
 
+int an_ind_spec_outputs(const an_ind_spec *sp)
+{
+    return sp->kind == AN_IND_BBANDS || sp->kind == AN_IND_MACD ? 3 : 1;
+}
+
 void an_ind_spec_names(const an_ind_spec *sp, char (*names)[AN_IND_NAME_MAX])
 {
     switch (sp->kind) {

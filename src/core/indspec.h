@@ -48,6 +48,9 @@ typedef struct an_ind_set {
  * naming the bad item and, for a number out of range, the number as written. */
 an_code an_ind_set_parse(const char *s, an_ind_set *out, an_err *err);
 
+/* How many series one spec gives: 3 for bbands and macd, else 1. */
+int an_ind_spec_outputs(const an_ind_spec *sp);
+
 /* The output names of one spec (1, or 3 for bbands and macd), as stored in
  * analytics.indicators: sma_20, bb_upper_20, macd_signal, macd_5_35_5, ... */
 void an_ind_spec_names(const an_ind_spec *sp, char (*names)[AN_IND_NAME_MAX]);
