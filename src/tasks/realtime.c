@@ -744,13 +744,7 @@ an_code an_realtime_start(const an_config *cfg, an_service *svc, an_realtime **o
     }
     rt->cfg = cfg;
     rt->svc = svc;
-    an_ind_set set;
-    if ((code = an_ind_set_parse(an_config_get(cfg, AN_CFG_INDICATORS), &set, err)) != AN_OK) {
-        an_err_prefix(err, "AUTONAMA_INDICATORS");
-        free(rt->series);
-        free(rt);
-        goto out;
-    }
+    const an_ind_set *set = an_config_indicators(cfg); /* checked at load */
     rt->flush_ms = an_config_int(cfg, AN_CFG_REALTIME_FLUSH_MS);
     pthread_mutex_init(&rt->lock, NULL);
     pthread_mutex_init(&rt->live_lock, NULL);
@@ -766,7 +760,7 @@ an_code an_realtime_start(const an_config *cfg, an_service *svc, an_realtime **o
             s->final_from = INT64_MIN;
             s->live_through = INT64_MIN;
             s->ind_from = INT64_MAX;
-            if (!(s->live = an_live_new(&set))) {
+            if (!(s->live = an_live_new(set))) {
                 an_realtime_stop(rt);
                 code = an_err_set(err, AN_ERR_NOMEM, "out of memory");
                 goto out;
