@@ -154,7 +154,15 @@ if mount -t tmpfs -o size=6m tmpfs "$mnt" 2>/dev/null; then
     "$BIN" ingest --symbols AAA/USDT --since 2024-01-01 --until 2024-01-03 >/dev/null 2>&1
     "$BIN" export --symbol AAA/USDT --timeframe 1m >"$work/before.csv" 2>/dev/null
     check "disk: the small store holds 2 days" test "$(($(wc -l <"$work/before.csv") - 1))" = 2880
-    "$BIN" import "$work/IMP_USDT-1m.json" >"$work/full.json" 2>"$work/full.err"
+    # 150,000 candles: more than the tmpfs holds whatever the build
+    python3 -c "
+import json, sys
+t, rows = 1577836800000, []
+for i in range(150000):
+    p = 100 + (i % 1000) / 100
+    rows.append([t + i * 60000, p, p + 1, p - 1, p + 0.5, 1 + i % 7])
+json.dump(rows, open(sys.argv[1], 'w'))" "$work/FULL_USDT-1m.json"
+    "$BIN" import "$work/FULL_USDT-1m.json" >"$work/full.json" 2>"$work/full.err"
     rc=$?
     check "disk full: the import fails (exit $rc)" test $rc -ne 0
     check "disk full: the error says the disk is full ($(head -c 200 "$work/full.err"))" \
