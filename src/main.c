@@ -23,6 +23,7 @@
 
 #include "analytics/engine.h"
 #include "api/http.h"
+#include "api/sse.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "store/store.h"
@@ -30,6 +31,7 @@
 #include "tasks/ingest.h"
 #include "tasks/oneshot.h"
 #include "tasks/optimize.h"
+#include "tasks/realtime.h"
 #include "tasks/scheduler.h"
 #include "tasks/service.h"
 #include "tasks/tasks.h"
@@ -356,10 +358,46 @@ static int cmd_sync(const an_config *cfg)
     return 0;
 }
 
-/* GET /metrics: the task system's lines (runs by state, fallback active). */
+/* GET /metrics: the task system's lines (runs by state, fallback active),
+ * then the realtime path's (stream connections, messages, lag). */
+typedef struct serve_parts {
+    an_tasks *tasks;
+    an_realtime *rt;
+    an_sse_hub *sse;
+} serve_parts;
+
+/* GET /health: the live path's state, as "stream" */
+static char *stream_health(void *ctx)
+{
+    return an_realtime_health(ctx);
+}
+
 static char *tasks_metrics(void *ctx)
 {
-    return an_tasks_metrics(ctx);
+    serve_parts *p = ctx;
+    char *a = an_tasks_metrics(p->tasks);
+    if (!p->rt || !a)
+        return a;
+    char *b = an_realtime_metrics(p->rt);
+    char *c = p->sse ? an_sse_metrics(p->sse) : NULL;
+    if (b && c) {
+        size_t l1 = strlen(b), l2 = strlen(c);
+        char *bc = realloc(b, l1 + l2 + 1);
+        if (bc) {
+            memcpy(bc + l1, c, l2 + 1);
+            b = bc;
+        }
+    }
+    free(c);
+    size_t la = strlen(a), lb = b ? strlen(b) : 0;
+    char *both = b ? realloc(a, la + lb + 1) : NULL;
+    if (!both) {
+        free(b);
+        return a;
+    }
+    memcpy(both + la, b, lb + 1);
+    free(b);
+    return both;
 }
 
 static int cmd_serve(const an_config *cfg)
@@ -381,9 +419,28 @@ static int cmd_serve(const an_config *cfg)
         an_service_destroy(&svc);
         return fail("serve", &err);
     }
+    /* the live path (AUTONAMA_REALTIME): its own threads, off by default */
+    an_realtime *rt = NULL;
+    if (an_realtime_start(cfg, &svc, &rt, &err) != AN_OK) {
+        an_tasks_free(tasks);
+        an_service_destroy(&svc);
+        return fail("serve", &err);
+    }
+    an_sse_hub *sse = NULL; /* GET /api/v1/stream, fed by the live path */
+    if (rt &&
+        an_sse_hub_new(rt, &svc, (int)an_config_int(cfg, AN_CFG_HTTP_MAX_STREAMS),
+                       (size_t)an_config_int(cfg, AN_CFG_HTTP_STREAM_QUEUE), &sse, &err) != AN_OK) {
+        an_realtime_stop(rt);
+        an_tasks_free(tasks);
+        an_service_destroy(&svc);
+        return fail("serve", &err);
+    }
     an_http_server *h = NULL;
-    an_http_options hopt = {tasks_metrics, tasks, tasks};
+    serve_parts parts = {tasks, rt, sse};
+    an_http_options hopt = {tasks_metrics, &parts, tasks, sse, rt ? stream_health : NULL, rt};
     if (an_http_start_with(cfg, &svc, &hopt, &h, &err) != AN_OK) {
+        an_sse_hub_free(sse);
+        an_realtime_stop(rt);
         an_tasks_free(tasks);
         an_service_destroy(&svc);
         return fail("serve", &err);
@@ -400,8 +457,11 @@ static int cmd_serve(const an_config *cfg)
                 an_store_mode_name(an_store_get_mode(svc.store)), an_store_describe(svc.store));
     an_clock clock = an_clock_system();
     if (an_tasks_start(tasks, &clock, &err) != AN_OK) {
-        an_tasks_free(tasks);
+        an_sse_hub_close(sse);
         an_http_stop(h);
+        an_sse_hub_free(sse);
+        an_realtime_stop(rt);
+        an_tasks_free(tasks);
         an_service_destroy(&svc);
         return fail("serve", &err);
     }
@@ -409,7 +469,10 @@ static int cmd_serve(const an_config *cfg)
     while (sigwait(&sigs, &sig) != 0)
         ;
     AN_INFO("serve", "msg=\"stopping\" signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    an_sse_hub_close(sse); /* the streams end, so the server can stop */
     an_http_stop(h);
+    an_sse_hub_free(sse);
+    an_realtime_stop(rt);
     if (!an_tasks_shutdown(tasks, an_config_int(cfg, AN_CFG_SHUTDOWN_GRACE) * 1000)) {
         /* a task did not stop in time: it is marked INTERRUPTED; leave now */
         json_t *o = json_pack("{s:s, s:b}", "status", "stopped", "interrupted_runs", 1);

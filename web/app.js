@@ -431,7 +431,9 @@
   }
 
   function startLive(c) {
-    if (app.routes.has('/api/v1/stream')) {
+    /* the stream when the server has the route and its live path runs
+     * (/health then carries a stream object; AUTONAMA_REALTIME=true) */
+    if (app.routes.has('/api/v1/stream') && app.streamOn) {
       const p = new URLSearchParams({ symbols: c.symbol, timeframe: c.timeframe });
       if (c.names.length) p.set('indicators', c.names.join(','));
       setLive('connecting', 'live: connecting…');
@@ -450,9 +452,10 @@
       });
       return;
     }
-    /* no stream on this server (issue 14 not there): poll the newest candles */
+    /* no live stream on this server: poll the newest candles */
     setLive('polling', 'polling ' + app.pollMs / 1000 + ' s');
-    $('live').title = 'this server has no /api/v1/stream: the newest candles are polled instead';
+    $('live').title = 'this server streams no live candles (no /api/v1/stream, or its live path ' +
+      'is off): the newest candles are polled instead';
     app.poll = setInterval(async () => {
       if (app.chart !== c || document.hidden || app.healthy === false) return;
       const r = await api(ohlcUrl(c, { limit: 2 }));
@@ -482,6 +485,11 @@
       banner('The autonama API cannot be reached: ' + why(hr) + '. Retrying every 5 s.');
     } else {
       const hb = hr.body, conn = hb.checks.connection || {};
+      const streamOn = !!hb.stream;
+      if (streamOn !== !!app.streamOn) { /* the live path came up or went away */
+        app.streamOn = streamOn;
+        if (app.chart) { stopLive(); startLive(app.chart); }
+      }
       const mode = (hb.store && hb.store.mode) || '?';
       const tasks = (tr.ok && tr.body && tr.body.tasks) || [];
       const approach = tasks.length && tasks[0].approach;

@@ -45,41 +45,8 @@ an_code an_load_pref_parse(const char *s, an_load_pref *out, an_err *err)
 
 /* ---- computing ---------------------------------------------------------- */
 
-static int outputs_of(const an_ind_spec *sp)
-{
-    return sp->kind == AN_IND_BBANDS || sp->kind == AN_IND_MACD ? 3 : 1;
-}
-
-static void name_outputs(const an_ind_spec *sp, char (*names)[AN_INDICATOR_NAME_MAX])
-{
-    switch (sp->kind) {
-    case AN_IND_SMA: snprintf(names[0], AN_INDICATOR_NAME_MAX, "sma_%d", sp->p[0]); break;
-    case AN_IND_EMA: snprintf(names[0], AN_INDICATOR_NAME_MAX, "ema_%d", sp->p[0]); break;
-    case AN_IND_RSI: snprintf(names[0], AN_INDICATOR_NAME_MAX, "rsi_%d", sp->p[0]); break;
-    case AN_IND_BBANDS: {
-        static const char *band[3] = {"upper", "middle", "lower"};
-        for (int k = 0; k < 3; k++) {
-            if (sp->d[0] == 2.0 && sp->d[1] == 2.0)
-                snprintf(names[k], AN_INDICATOR_NAME_MAX, "bb_%s_%d", band[k], sp->p[0]);
-            else
-                snprintf(names[k], AN_INDICATOR_NAME_MAX, "bb_%s_%d_%g_%g", band[k], sp->p[0],
-                         sp->d[0], sp->d[1]);
-        }
-        break;
-    }
-    case AN_IND_MACD: {
-        static const char *part[3] = {"macd", "macd_signal", "macd_hist"};
-        for (int k = 0; k < 3; k++) {
-            if (sp->p[0] == 12 && sp->p[1] == 26 && sp->p[2] == 9)
-                snprintf(names[k], AN_INDICATOR_NAME_MAX, "%s", part[k]);
-            else
-                snprintf(names[k], AN_INDICATOR_NAME_MAX, "%s_%d_%d_%d", part[k], sp->p[0],
-                         sp->p[1], sp->p[2]);
-        }
-        break;
-    }
-    }
-}
+/* an_ind_spec_names (core/indspec.h) writes the names the store keeps */
+_Static_assert(AN_IND_NAME_MAX == AN_INDICATOR_NAME_MAX, "indicator name sizes differ");
 
 void an_engine_free_outputs(char (*names)[AN_INDICATOR_NAME_MAX], double **out, int n_outputs)
 {
@@ -95,7 +62,7 @@ an_code an_engine_compute(const an_ind_set *set, const double *closes, size_t n,
 {
     int total = 0;
     for (int i = 0; i < set->n; i++)
-        total += outputs_of(&set->v[i]);
+        total += an_ind_spec_outputs(&set->v[i]);
     char(*names)[AN_INDICATOR_NAME_MAX] = calloc((size_t)total, sizeof *names);
     double **vals = calloc((size_t)total, sizeof *vals);
     if (!names || !vals)
@@ -106,7 +73,7 @@ an_code an_engine_compute(const an_ind_set *set, const double *closes, size_t n,
     int k = 0;
     for (int i = 0; i < set->n; i++) {
         const an_ind_spec *sp = &set->v[i];
-        name_outputs(sp, names + k);
+        an_ind_spec_names(sp, names + k);
         switch (sp->kind) {
         case AN_IND_SMA: an_ind_sma(closes, n, sp->p[0], vals[k]); break;
         case AN_IND_EMA: an_ind_ema(closes, n, sp->p[0], vals[k]); break;
@@ -121,7 +88,7 @@ an_code an_engine_compute(const an_ind_set *set, const double *closes, size_t n,
                 goto nomem;
             break;
         }
-        k += outputs_of(sp);
+        k += an_ind_spec_outputs(sp);
     }
     *out_names = names;
     *out = vals;

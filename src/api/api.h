@@ -88,6 +88,7 @@ typedef struct an_api_route {
     const char *path;          /* exact, or the prefix before a {param} tail */
     int tail;                  /* 1: path is a prefix and a non-empty tail follows */
     int auth;                  /* 1: requires Authorization: Bearer AUTONAMA_API_KEY */
+    int stream;                /* 1: server-sent events from the hub (api/sse.h) when it runs */
     const char *name;          /* metrics label, e.g. "/api/v1/data/ohlc" */
     const char *const *params; /* query parameters accepted, NULL-terminated */
     an_api_handler fn;
@@ -106,6 +107,9 @@ int an_api_route_match(const an_api_route *rt, const char *url, const char **tai
 
 an_api_state *an_api_state_new(void);
 void an_api_state_free(an_api_state *st);
+
+/* The health hook's JSON object text (malloc'd), or NULL when none. */
+char *an_http_health_extra(an_http_server *h);
 
 /* Appends the server's own metrics (requests and latency by route, rows,
  * cache, store availability) and the registered hook's lines (Prometheus

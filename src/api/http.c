@@ -33,6 +33,7 @@
 #include "api/api.h"
 #include "api/params.h"
 #include "api/reply.h"
+#include "api/sse.h"
 #include "core/log.h"
 #include "core/market.h"
 #include "core/workq.h"
@@ -487,6 +488,30 @@ static int check_auth(an_http_server *h, struct MHD_Connection *conn, req_ctx *r
     return 0;
 }
 
+/* A stream route (GET /api/v1/stream) while the live path runs: the
+ * server-sent events hub (api/sse.c) answers with a text/event-stream
+ * response instead of a handler, or 400, 404 or 503 as it says. Without the
+ * hub the route's handler answers (503). */
+static int open_stream(an_http_server *h, struct MHD_Connection *conn, req_ctx *rc,
+                       enum MHD_Result *ret)
+{
+    if (!an_api_routes[rc->route].stream || !h->opt.sse)
+        return 0;
+    void *r = NULL;
+    unsigned st = 0;
+    const char *param = NULL;
+    char msg[256];
+    const char *leid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID");
+    if (an_sse_open(h->opt.sse, conn, rc->args.v, rc->args.n, leid, &r, &st, &param, msg,
+                    sizeof msg)) {
+        *ret = send_error(h, conn, rc, st, param, NULL, 0, "%s", msg);
+        return 1;
+    }
+    an_reply_add_cors(r, h->cors);
+    *ret = queue(h, conn, rc, MHD_HTTP_OK, r, 1);
+    return 1;
+}
+
 /* The reply cache key (method, path, parameters in order, encoding) into
  * key; 0 when the request is not cacheable (auth routes, too long). */
 static int cache_key(const req_ctx *rc, const char *url, char key[CACHE_KEY_MAX], size_t *kl)
@@ -569,8 +594,9 @@ static enum MHD_Result hand_off(an_http_server *h, struct MHD_Connection *conn, 
  * dispatch - one request whose headers and body are in, on an event thread;
  * never waits on the store. The checks run in this order and the first that
  * answers ends it: check_limits (414, 413), find_route (404, OPTIONS, 405),
- * check_params (400), check_auth (403, 401), serve_cached (200 or 304 from
- * the reply cache), and hand_off queues the route's handler. Every answer
+ * check_params (400), check_auth (403, 401), open_stream (the event stream
+ * of GET /api/v1/stream), serve_cached (200 or 304 from the reply cache),
+ * and hand_off queues the route's handler. Every answer
  * sets rc->status; none depends on an allocation succeeding (reply.h).
  */
 static enum MHD_Result dispatch(an_http_server *h, struct MHD_Connection *conn, const char *url,
@@ -578,7 +604,8 @@ static enum MHD_Result dispatch(an_http_server *h, struct MHD_Connection *conn, 
 {
     enum MHD_Result ret = MHD_NO;
     if (check_limits(h, conn, rc, &ret) || find_route(h, conn, rc, url, method, &ret) ||
-        check_params(h, conn, rc, &ret) || check_auth(h, conn, rc, &ret))
+        check_params(h, conn, rc, &ret) || check_auth(h, conn, rc, &ret) ||
+        open_stream(h, conn, rc, &ret))
         return ret;
     rc->gz = an_reply_accepts_gzip(
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept-Encoding"));
@@ -667,6 +694,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 /* ---- metrics ------------------------------------------------------------ */
+
+char *an_http_health_extra(an_http_server *h)
+{
+    return h->opt.health_hook ? h->opt.health_hook(h->opt.health_ctx) : NULL;
+}
 
 void an_http_metrics_render(an_http_server *h, an_api_reply *rp)
 {

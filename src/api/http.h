@@ -23,11 +23,16 @@ typedef struct an_http_server an_http_server;
 typedef char *(*an_http_metrics_fn)(void *ctx);
 
 struct an_tasks;
+struct an_sse_hub;
 
 typedef struct an_http_options {
     an_http_metrics_fn metrics_hook; /* NULL: none (the task system sets one) */
     void *metrics_ctx;
     struct an_tasks *tasks; /* the task routes' runtime; NULL: they answer 503 */
+    struct an_sse_hub *sse; /* GET /api/v1/stream (api/sse.h); NULL: it answers 503 */
+    /* a JSON object (malloc'd text) /health shows as "stream"; NULL: none */
+    an_http_metrics_fn health_hook;
+    void *health_ctx;
 } an_http_options;
 
 an_code an_http_start(const an_config *cfg, an_service *svc, an_http_server **out, an_err *err);

@@ -264,7 +264,7 @@ int an_reply_etag_matches(const char *inm, const char *etag)
     return strstr(inm, etag) != NULL;
 }
 
-static void add_cors(struct MHD_Response *r, const char *cors)
+void an_reply_add_cors(struct MHD_Response *r, const char *cors)
 {
     if (cors && cors[0]) {
         MHD_add_response_header(r, "Access-Control-Allow-Origin", cors);
@@ -324,7 +324,7 @@ struct MHD_Response *an_reply_response(an_api_reply *rp, int gz, const char *cor
         MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"autonama\"");
     for (const char *const *p = rp->headers; p && p[0] && p[1]; p += 2)
         MHD_add_response_header(r, p[0], p[1]);
-    add_cors(r, cors);
+    an_reply_add_cors(r, cors);
     return r;
 }
 
@@ -336,7 +336,7 @@ struct MHD_Response *an_reply_not_modified(const char *etag, an_api_cache cache,
     MHD_add_response_header(r, "ETag", etag);
     MHD_add_response_header(r, "Cache-Control", cache_control(cache));
     MHD_add_response_header(r, "Vary", "Accept-Encoding");
-    add_cors(r, cors);
+    an_reply_add_cors(r, cors);
     return r;
 }
 
@@ -352,7 +352,7 @@ struct MHD_Response *an_reply_options(const char *allow, const char *cors)
                                 "Authorization, Content-Type, If-None-Match");
         MHD_add_response_header(r, "Access-Control-Max-Age", "600");
     }
-    add_cors(r, cors);
+    an_reply_add_cors(r, cors);
     return r;
 }
 

@@ -38,6 +38,10 @@ int an_reply_etag_matches(const char *if_none_match, const char *etag);
 struct MHD_Response *an_reply_response(an_api_reply *rp, int gz, const char *cors,
                                        char etag[AN_REPLY_ETAG_MAX]);
 
+/* The CORS headers (Access-Control-Allow-Origin, -Expose-Headers) on r when
+ * cors is not "" (a response not built here: the event stream's). */
+void an_reply_add_cors(struct MHD_Response *r, const char *cors);
+
 /* A 304's response for etag; NULL when out of memory. */
 struct MHD_Response *an_reply_not_modified(const char *etag, an_api_cache cache, const char *cors);
 

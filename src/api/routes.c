@@ -599,6 +599,11 @@ static void h_health(const an_api_request *rq, an_api_reply *rp)
     json_t *o = an_health_check(rq->cfg, s, &err, rq->now_ms, &healthy);
     json_t *conn = json_object_get(json_object_get(o, "checks"), "connection");
     rp->store_up = json_is_true(json_object_get(conn, "ok"));
+    char *stream = an_http_health_extra(rq->server); /* the live path's state */
+    json_t *sj = stream ? json_loads(stream, 0, NULL) : NULL;
+    free(stream);
+    if (sj)
+        json_object_set_new(o, "stream", sj);
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (!text) {
@@ -781,6 +786,16 @@ static const char *const P_TASKS[] = {"name", "limit", NULL};
 static const char *const P_OPT_RUNS[] = {"limit", NULL};
 static const char *const P_OPT_RESULTS[] = {"run_id", "symbol", "sort", "limit", NULL};
 
+static const char *const P_STREAM[] = {"symbols", "timeframe", "indicators", NULL};
+
+/* GET /api/v1/stream is answered by the server-sent events hub (sse.c) when
+ * the live path runs; this handler only runs when it does not. */
+static void h_stream(const an_api_request *rq, an_api_reply *rp)
+{
+    (void)rq;
+    an_api_error(rp, 503, NULL, "live streaming is off: start serve with AUTONAMA_REALTIME=true");
+}
+
 int an_api_route_match(const an_api_route *rt, const char *url, const char **tail)
 {
     size_t l = strlen(rt->path);
@@ -860,5 +875,12 @@ const an_api_route an_api_routes[] = {
      .name = "/assets/{name}",
      .params = P_NONE,
      .fn = an_static_asset},
+
+    {.method = "GET",
+     .path = "/api/v1/stream",
+     .stream = 1,
+     .name = "/api/v1/stream",
+     .params = P_STREAM,
+     .fn = h_stream},
 };
 const size_t an_api_nroutes = sizeof an_api_routes / sizeof an_api_routes[0];

@@ -417,6 +417,81 @@ static const cdef table[] = {
                       .min = 1,
                       .max = 100000,
                       .help = "tasks: runs to list"},
+    [AN_CFG_REALTIME] = {.env = "AUTONAMA_REALTIME",
+                         .flag = "realtime",
+                         .type = T_BOOL,
+                         .def = "false",
+                         .help = "serve: stream Binance's kline WebSocket streams into the store"},
+    [AN_CFG_REALTIME_SYMBOLS] = {.env = "AUTONAMA_REALTIME_SYMBOLS",
+                                 .flag = "realtime-symbols",
+                                 .type = T_SYMBOLS,
+                                 .help = "realtime: symbols streamed (default AUTONAMA_SYMBOLS)"},
+    [AN_CFG_REALTIME_TIMEFRAMES] = {.env = "AUTONAMA_REALTIME_TIMEFRAMES",
+                                    .flag = "realtime-timeframes",
+                                    .type = T_TIMEFRAMES,
+                                    .def = "1m",
+                                    .help = "realtime: intervals streamed per symbol"},
+    [AN_CFG_REALTIME_FLUSH_MS] =
+        {.env = "AUTONAMA_REALTIME_FLUSH_MS",
+         .flag = "realtime-flush-ms",
+         .type = T_INT,
+         .def = "1000",
+         .min = 10,
+         .max = 60000,
+         .help = "realtime: at most one write of a series' open candle per this many ms"},
+    [AN_CFG_BINANCE_WS_URL] = {.env = "BINANCE_WS_URL",
+                               .flag = "binance-ws-url",
+                               .type = T_STR,
+                               .def = "wss://stream.binance.com:9443",
+                               .help = "Binance WebSocket streams base URL"},
+    [AN_CFG_REALTIME_IDLE_MS] =
+        {.env = "AUTONAMA_REALTIME_IDLE_MS",
+         .flag = "realtime-idle-ms",
+         .type = T_INT,
+         .def = "30000",
+         .min = 1000,
+         .max = 600000,
+         .help = "realtime: a connection without a frame for this long is dropped and reopened"},
+    [AN_CFG_REALTIME_MAX_AGE] = {.env = "AUTONAMA_REALTIME_MAX_AGE",
+                                 .flag = "realtime-max-age",
+                                 .type = T_INT,
+                                 .def = "82800",
+                                 .min = 5,
+                                 .max = 86000,
+                                 .help = "realtime: seconds after which a connection is replaced, "
+                                         "seamlessly (Binance cuts at 24 h)"},
+    [AN_CFG_REALTIME_BACKOFF_MS] =
+        {.env = "AUTONAMA_REALTIME_BACKOFF_MS",
+         .flag = "realtime-backoff-ms",
+         .type = T_INT,
+         .def = "500",
+         .min = 10,
+         .max = 60000,
+         .help = "realtime: first reconnect delay (doubles to 30 s, with jitter)"},
+    [AN_CFG_REALTIME_STREAMS_PER_CONN] =
+        {.env = "AUTONAMA_REALTIME_STREAMS_PER_CONN",
+         .flag = "realtime-streams-per-conn",
+         .type = T_INT,
+         .def = "1024",
+         .min = 1,
+         .max = 1024,
+         .help = "realtime: streams per connection (Binance allows 1,024)"},
+    [AN_CFG_HTTP_MAX_STREAMS] =
+        {.env = "AUTONAMA_HTTP_MAX_STREAMS",
+         .flag = "http-max-streams",
+         .type = T_INT,
+         .def = "256",
+         .min = 1,
+         .max = 100000,
+         .help = "HTTP: server-sent event streams (GET /api/v1/stream) open at once"},
+    [AN_CFG_HTTP_STREAM_QUEUE] = {.env = "AUTONAMA_HTTP_STREAM_QUEUE",
+                                  .flag = "http-stream-queue",
+                                  .type = T_INT,
+                                  .def = "262144",
+                                  .min = 4096,
+                                  .max = 67108864,
+                                  .help = "HTTP: bytes queued for one event stream; a client that "
+                                          "falls this far behind is dropped"},
     [AN_CFG_FORMAT] = {.flag = "format",
                        .type = T_ENUM,
                        .def = "auto",
@@ -766,6 +841,15 @@ an_code an_config_symbols(const an_config *cfg, char ***out, size_t *n, an_err *
 an_code an_config_categories(const an_config *cfg, char ***out, size_t *n, an_err *err)
 {
     return split_list(cfg->val[AN_CFG_CATEGORIES], 0, out, n, err);
+}
+
+an_code an_config_list(const an_config *cfg, an_cfg_key key, char ***out, size_t *n, an_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (key < 0 || key >= AN_CFG__COUNT || !cfg->val[key])
+        return AN_OK;
+    return split_list(cfg->val[key], table[key].type == T_SYMBOLS, out, n, err);
 }
 
 an_code an_config_category(const an_config *cfg, const char *category, an_category_config *out,

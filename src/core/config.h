@@ -84,6 +84,18 @@ typedef enum an_cfg_key {
     AN_CFG_FROM,
     AN_CFG_MOVE,
     AN_CFG_LIMIT,
+    /* realtime: Binance's kline streams under serve (tasks/realtime.c) */
+    AN_CFG_REALTIME,
+    AN_CFG_REALTIME_SYMBOLS,
+    AN_CFG_REALTIME_TIMEFRAMES,
+    AN_CFG_REALTIME_FLUSH_MS,
+    AN_CFG_BINANCE_WS_URL,
+    AN_CFG_REALTIME_IDLE_MS,
+    AN_CFG_REALTIME_MAX_AGE,
+    AN_CFG_REALTIME_BACKOFF_MS,
+    AN_CFG_REALTIME_STREAMS_PER_CONN,
+    AN_CFG_HTTP_MAX_STREAMS,
+    AN_CFG_HTTP_STREAM_QUEUE,
     /* command options (flags only) */
     AN_CFG_FORMAT,
     AN_CFG_SYMBOL,
@@ -163,6 +175,10 @@ an_code an_config_category(const an_config *cfg, const char *category, an_catego
 /* The indicator timeframes: --timeframe when given, else
  * AUTONAMA_INDICATOR_TIMEFRAMES / --timeframes ("1m,1h,1d"). */
 an_code an_config_indicator_timeframes(const an_config *cfg, char ***out, size_t *n, an_err *err);
+
+/* Any comma-separated list setting split like an_config_symbols (symbols
+ * validated when the setting holds symbols). An unset setting gives n = 0. */
+an_code an_config_list(const an_config *cfg, an_cfg_key key, char ***out, size_t *n, an_err *err);
 
 /* Prints the settings table (name, env, flag, default, help) to f. */
 void an_config_print_help(void *file);

@@ -160,3 +160,39 @@ an_code an_ind_set_parse(const char *s, an_ind_set *out, an_err *err)
         return an_err_set(err, AN_ERR_INVALID, "no indicators given");
     return AN_OK;
 }
+
+int an_ind_spec_outputs(const an_ind_spec *sp)
+{
+    return sp->kind == AN_IND_BBANDS || sp->kind == AN_IND_MACD ? 3 : 1;
+}
+
+void an_ind_spec_names(const an_ind_spec *sp, char (*names)[AN_IND_NAME_MAX])
+{
+    switch (sp->kind) {
+    case AN_IND_SMA: snprintf(names[0], AN_IND_NAME_MAX, "sma_%d", sp->p[0]); break;
+    case AN_IND_EMA: snprintf(names[0], AN_IND_NAME_MAX, "ema_%d", sp->p[0]); break;
+    case AN_IND_RSI: snprintf(names[0], AN_IND_NAME_MAX, "rsi_%d", sp->p[0]); break;
+    case AN_IND_BBANDS: {
+        static const char *band[3] = {"upper", "middle", "lower"};
+        for (int k = 0; k < 3; k++) {
+            if (sp->d[0] == 2.0 && sp->d[1] == 2.0)
+                snprintf(names[k], AN_IND_NAME_MAX, "bb_%s_%d", band[k], sp->p[0]);
+            else
+                snprintf(names[k], AN_IND_NAME_MAX, "bb_%s_%d_%g_%g", band[k], sp->p[0], sp->d[0],
+                         sp->d[1]);
+        }
+        break;
+    }
+    case AN_IND_MACD: {
+        static const char *part[3] = {"macd", "macd_signal", "macd_hist"};
+        for (int k = 0; k < 3; k++) {
+            if (sp->p[0] == 12 && sp->p[1] == 26 && sp->p[2] == 9)
+                snprintf(names[k], AN_IND_NAME_MAX, "%s", part[k]);
+            else
+                snprintf(names[k], AN_IND_NAME_MAX, "%s_%d_%d_%d", part[k], sp->p[0], sp->p[1],
+                         sp->p[2]);
+        }
+        break;
+    }
+    }
+}

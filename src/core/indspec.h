@@ -31,6 +31,9 @@ typedef struct an_ind_spec {
 
 #define AN_IND_MAX 32
 #define AN_IND_PERIOD_MAX 100000
+/* an output name's size: AN_INDICATOR_NAME_MAX in store/store.h (the engine
+ * asserts they are equal) */
+#define AN_IND_NAME_MAX 32
 
 typedef struct an_ind_set {
     an_ind_spec v[AN_IND_MAX];
@@ -44,5 +47,12 @@ typedef struct an_ind_set {
 /* Parses s (NULL or "" means AN_IND_DEFAULT); AN_ERR_INVALID with a message
  * naming the bad item and, for a number out of range, the number as written. */
 an_code an_ind_set_parse(const char *s, an_ind_set *out, an_err *err);
+
+/* How many series one spec gives: 3 for bbands and macd, else 1. */
+int an_ind_spec_outputs(const an_ind_spec *sp);
+
+/* The output names of one spec (1, or 3 for bbands and macd), as stored in
+ * analytics.indicators: sma_20, bb_upper_20, macd_signal, macd_5_35_5, ... */
+void an_ind_spec_names(const an_ind_spec *sp, char (*names)[AN_IND_NAME_MAX]);
 
 #endif

@@ -574,7 +574,7 @@ def recovered(base):
 def conformance(spec_path, obs_path, only=None):
     """only: "PREFIX[,PREFIX]" checks just the paths under them, "!PREFIX[,...]" all
     but those (the task routes are exercised by test_api_tasks.sh, the
-    optimizer's by test_optimize.sh)."""
+    optimizer's by test_optimize.sh, the event stream by test_realtime.sh)."""
     spec = json.load(open(spec_path))
     if only:
         # "!A,B": every path but those under A or B

@@ -344,6 +344,7 @@ class State:
         self.kinds = parse_kinds(args.faults)
         self.slow = args.slow_seconds
         self.clock = args.server_time_ms
+        self.stream = None    # stream.StreamState with --ws-port: the open candle evolves
         self.weight_limit = args.weight_limit
         self.window = 0       # current minute window (real time)
         self.weight = 0       # weight used in it
@@ -558,6 +559,8 @@ def make_handler(st, verbose):
                     return self.too_many(wait) if wait else self.send(200, b"{}")
                 if path == "/api/v3/exchangeInfo":
                     return self.exchange_info(q)
+                if path == "/_control/stream" and st.stream is not None:
+                    return self.send(200, st.stream.report())
                 if path == "/_control/stats":
                     with st.lock:
                         body = json.loads(json.dumps(st.stats))
@@ -652,6 +655,8 @@ def make_handler(st, verbose):
                     if "limit" in b:
                         st.weight_limit = int(b["limit"])
                     return {"used": st.weight, "limit": st.weight_limit}
+            if what == "stream" and st.stream is not None:
+                return st.stream.control(b)
             if what == "reset":
                 with st.lock:
                     st.stats = st.fresh_stats()
@@ -843,7 +848,10 @@ def make_handler(st, verbose):
                 i = max(0, j - limit)
             if i >= j:
                 return []
-            return ser.page(i, j)
+            rows = ser.page(i, j)
+            if st.stream is not None:
+                rows = stream_live_rest_page(ser, rows, i, cap)
+            return rows
 
     return Handler
 
@@ -852,6 +860,9 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+
+
+stream_live_rest_page = None  # stream.live_rest_page once --ws-port is given
 
 
 def main(argv=None):
@@ -866,6 +877,10 @@ def main(argv=None):
     p.add_argument("--weight-limit", type=int, default=6000)
     p.add_argument("--server-time-ms", type=int)
     p.add_argument("--verbose", action="store_true", help="log every request on stderr")
+    p.add_argument("--ws-port", type=int, help="also serve Binance's kline WebSocket streams "
+                   "on this port (0: any; see stream.py)")
+    p.add_argument("--ws-interval", type=float, default=1.0,
+                   help="seconds between a stream's kline events")
     p.add_argument("--cache-blocks", type=int, default=CACHE_BLOCKS,
                    help="generated blocks of %d rows kept in memory (benchmarks keep a whole "
                    "series: a year of 1m candles is 514 blocks, about 110 MB)" % BLOCK)
@@ -876,6 +891,12 @@ def main(argv=None):
         p.error(str(e))
     GeneratedSeries.cache_blocks = max(1, args.cache_blocks)
     load_series(args, st)
+    if args.ws_port is not None:
+        import stream  # the WebSocket side: needs the pinned websockets package
+        global stream_live_rest_page
+        stream_live_rest_page = stream.live_rest_page
+        st.stream, ws_port = stream.start(st, args.ws_port, args.ws_interval)
+        print("ws-listening 127.0.0.1:%d" % ws_port, flush=True)
 
     srv = Server(("127.0.0.1", args.port), make_handler(st, args.verbose))
 

@@ -215,8 +215,13 @@ static void test_random_input(void)
 static void test_route_match(void)
 {
     static const char *const none[] = {NULL};
-    an_api_route exact = {"GET", "/api/v1/tasks", 0, 0, "/api/v1/tasks", none, NULL};
-    an_api_route tail = {"GET", "/api/v1/tasks/", 1, 0, "/api/v1/tasks/{id}", none, NULL};
+    an_api_route exact = {
+        .method = "GET", .path = "/api/v1/tasks", .name = "/api/v1/tasks", .params = none};
+    an_api_route tail = {.method = "GET",
+                         .path = "/api/v1/tasks/",
+                         .tail = 1,
+                         .name = "/api/v1/tasks/{id}",
+                         .params = none};
     const char *t = "x";
     AN_CHECK(an_api_route_match(&exact, "/api/v1/tasks", &t) && t == NULL);
     AN_CHECK(!an_api_route_match(&exact, "/api/v1/tasks/", &t));

@@ -129,7 +129,7 @@ static void fixture_stop(fixture *f)
 
 static void test_hook_and_auth(void)
 {
-    an_http_options opt = {hook, (void *)"x1", NULL};
+    an_http_options opt = {.metrics_hook = hook, .metrics_ctx = (void *)"x1"};
     fixture f;
     fixture_start(&f, &opt);
     int port = f.port;

@@ -1,0 +1,975 @@
+/*
+ * realtime.c - the live path under `autonama serve` (see realtime.h).
+ *
+ * Owns: the stream client, the series table (each series' pending open
+ * candle, the newest candle known stored), the queue of closed candles, and
+ * the writer and gap-fill threads. The stream thread only fills the table and
+ * the queue (under `lock`); the writer thread alone writes candles; the
+ * gap-fill thread alone runs the REST ingest.
+ *
+ * Every candle ends up stored final: a closed event is written at once; a
+ * close the stream never delivered (a reconnect or a rotation across the
+ * candle's end) is seen when the next candle's first event arrives and
+ * triggers a gap fill. A gap fill refetches (force) from each series'
+ * final_from to now, so it also replaces open values stored before. A closed
+ * candle that arrives while a fill runs is written again after it, and so is
+ * an open candle that arrived after the fill started: the fill's REST pages
+ * may be older than them.
+ */
+#include "tasks/realtime.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "analytics/engine.h"
+#include "analytics/live.h"
+#include "core/abstime.h"
+#include "core/lagring.h"
+#include "core/log.h"
+#include "source/binance_ws.h"
+#include "tasks/ingest.h"
+
+#define COMPONENT "realtime"
+#define QUEUE_MAX 1000000 /* closed candles waiting for the store */
+
+typedef struct rt_series {
+    an_ws_sub sub;
+    an_candle open; /* the newest open candle */
+    int has_open, dirty;
+    int64_t open_arrived_ms, open_event_ms;
+    /* the oldest candle that may not be stored final: from here the next gap
+     * fill refetches (INT64_MIN: not known yet, at start) */
+    int64_t final_from;
+    /* live indicators (writer thread only): the state after live_through's
+     * close; rows are written for final candles from ind_from on */
+    an_live *live;
+    int64_t live_through, ind_from;
+    int live_stale;   /* rebuild from the store before the next step */
+    int live_pending; /* final candles not yet given indicator rows (under lock) */
+} rt_series;
+
+typedef struct closed_item {
+    size_t series;
+    an_candle c;
+    int64_t arrived_ms, event_ms;
+} closed_item;
+
+typedef struct item_vec {
+    closed_item *v;
+    size_t n, cap;
+} item_vec;
+
+struct an_realtime {
+    const an_config *cfg;
+    an_service *svc;
+    rt_series *series;
+    size_t n;
+    an_binance_ws *ws;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    item_vec closed, rewrite;
+    int ready;          /* stored_through of every series known: writes may start */
+    int gapfill_wanted; /* a (re)connect happened: fill the gap */
+    int gapfill_running;
+    int stop;
+    atomic_int ingest_stop;
+    int64_t flush_ms;
+    pthread_t writer, filler;
+    int writer_started, filler_started;
+    /* counters (under lock) */
+    int64_t writes, rows, write_errors, dropped, gapfills, gapfill_errors, gapfill_fetched,
+        gapfill_inserted;
+    an_lag_ring lag_arrival, lag_event;
+    int64_t ind_rows, ind_rebuilds, ind_errors;
+    int64_t last_message_ms;
+    /* listeners: the live states are read by the stream thread under live_lock */
+    pthread_mutex_t live_lock;
+    _Atomic(an_realtime_listener) listener; /* set once ctx is */
+    void *listener_ctx;
+    const char **names;
+    int n_names;
+};
+
+static int push(item_vec *q, const closed_item *it)
+{
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 64;
+        closed_item *v = realloc(q->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        q->v = v;
+        q->cap = cap;
+    }
+    q->v[q->n++] = *it;
+    return 0;
+}
+
+/* ---- the stream thread's side ------------------------------------------- */
+
+/* The listener's update: the candle and, when the state stands at the
+ * candle before it, the indicator values it gives (O(1), state unchanged). */
+static void notify(an_realtime *rt, const an_ws_kline *k, int64_t arrived_ms)
+{
+    rt_series *s = &rt->series[k->sub];
+    double values[64];
+    int n = rt->n_names > 64 ? 64 : rt->n_names;
+    /* a rebuild holds the lock while it reads the store: no values then */
+    int locked = pthread_mutex_trylock(&rt->live_lock) == 0;
+    if (locked && s->live && !s->live_stale && s->live_through != INT64_MIN &&
+        an_timeframe_next(s->sub.timeframe, s->live_through) == k->candle.ts)
+        an_live_peek(s->live, k->candle.close, values);
+    else
+        for (int i = 0; i < n; i++)
+            values[i] = NAN;
+    if (locked)
+        pthread_mutex_unlock(&rt->live_lock);
+    an_realtime_update u = {k->sub,      s->sub.symbol, s->sub.timeframe, k->candle, k->closed,
+                            k->event_ms, arrived_ms,    values,           n};
+    an_realtime_listener fn = atomic_load(&rt->listener);
+    fn(rt->listener_ctx, &u);
+}
+
+static void on_kline(void *ctx, const an_ws_kline *k, int64_t arrived_ms)
+{
+    an_realtime *rt = ctx;
+    if (atomic_load(&rt->listener))
+        notify(rt, k, arrived_ms);
+    pthread_mutex_lock(&rt->lock);
+    rt->last_message_ms = arrived_ms;
+    rt_series *s = &rt->series[k->sub];
+    if (s->has_open && s->open.ts < k->candle.ts) {
+        /* the stream never said the previous candle closed: REST will */
+        rt->gapfill_wanted = 1;
+        pthread_cond_broadcast(&rt->cond);
+    }
+    if (k->closed) {
+        closed_item it = {k->sub, k->candle, arrived_ms, k->event_ms};
+        if (rt->closed.n >= QUEUE_MAX || push(&rt->closed, &it) != 0) {
+            rt->dropped++;
+            rt->gapfill_wanted = 1; /* the REST fill will bring it */
+        }
+        if (rt->gapfill_running)
+            push(&rt->rewrite, &it);
+        if (s->has_open && s->open.ts <= k->candle.ts)
+            s->has_open = s->dirty = 0;
+    } else {
+        s->open = k->candle;
+        s->has_open = s->dirty = 1;
+        s->open_arrived_ms = arrived_ms;
+        s->open_event_ms = k->event_ms;
+    }
+    if (k->closed) /* open candles wait for the flush: no wake-up per event */
+        pthread_cond_broadcast(&rt->cond);
+    pthread_mutex_unlock(&rt->lock);
+}
+
+static void on_connected(void *ctx, int group, int rotated)
+{
+    an_realtime *rt = ctx;
+    (void)group;
+    if (rotated)
+        return; /* the old connection stayed up until the new one was: no gap */
+    pthread_mutex_lock(&rt->lock);
+    rt->gapfill_wanted = 1;
+    pthread_cond_broadcast(&rt->cond);
+    pthread_mutex_unlock(&rt->lock);
+}
+
+/* ---- the writer ----------------------------------------------------------- */
+
+static int cmp_item(const void *a, const void *b)
+{
+    const closed_item *x = a, *y = b;
+    if (x->series != y->series)
+        return x->series < y->series ? -1 : 1;
+    return x->c.ts < y->c.ts ? -1 : x->c.ts > y->c.ts;
+}
+
+/* Writes one series' candles (sorted, distinct times); 0 on success. */
+static int write_series(an_realtime *rt, an_store *st, const rt_series *s, const an_candle *v,
+                        size_t n)
+{
+    an_err err = {0};
+    if (an_store_insert_ohlc(st, s->sub.symbol, s->sub.timeframe, v, n, NULL, &err) != AN_OK) {
+        AN_WARN(COMPONENT, "msg=\"store write failed\" symbol=%s timeframe=%s error=\"%.300s\"",
+                s->sub.symbol, s->sub.timeframe, err.msg);
+        return -1;
+    }
+    (void)rt;
+    return 0;
+}
+
+/* ---- live indicators (writer thread) ------------------------------------ */
+
+typedef struct closes_vec {
+    int64_t *ts;
+    double *c;
+    size_t n, cap;
+    int64_t below; /* only candles opening before this */
+} closes_vec;
+
+static an_code collect_closes(void *ctx, const int64_t *ts, const double *close, size_t n,
+                              an_err *err)
+{
+    closes_vec *v = ctx;
+    for (size_t i = 0; i < n; i++) {
+        if (ts[i] >= v->below)
+            continue;
+        if (v->n == v->cap) {
+            size_t cap = v->cap ? v->cap * 2 : 1024;
+            int64_t *t = realloc(v->ts, cap * sizeof *t);
+            if (t)
+                v->ts = t;
+            double *c = t ? realloc(v->c, cap * sizeof *c) : NULL;
+            if (!t || !c)
+                return an_err_set(err, AN_ERR_NOMEM, "out of memory");
+            v->c = c;
+            v->cap = cap;
+        }
+        v->ts[v->n] = ts[i];
+        v->c[v->n++] = close[i];
+    }
+    return AN_OK;
+}
+
+/* Indicator rows for the series' final candles not done yet: the state is
+ * rebuilt from the stored closes (a fixed anchor: the first stored candle,
+ * as `autonama indicators` computes) when it is stale or not contiguous,
+ * else advanced one close at a time. Values equal the batch engine's
+ * (analytics/live.h). */
+static void write_indicator_rows(an_realtime *rt, an_store *st, rt_series *s, const int64_t *ts,
+                                 const int *idx, const double *val, size_t n, int64_t through);
+
+/* The common case, O(1) per candle: the closes just written follow the state
+ * directly and are all final. 0 when it applied. */
+static int live_step(an_realtime *rt, an_store *st, rt_series *s, int64_t final_from,
+                     const an_candle *fresh, size_t nfresh)
+{
+    if (s->live_stale || s->live_through == INT64_MIN || !nfresh ||
+        fresh[0].ts != an_timeframe_next(s->sub.timeframe, s->live_through) ||
+        fresh[nfresh - 1].ts >= final_from)
+        return -1;
+    for (size_t i = 1; i < nfresh; i++)
+        if (fresh[i].ts != an_timeframe_next(s->sub.timeframe, fresh[i - 1].ts))
+            return -1;
+    int nout = an_live_outputs(s->live);
+    if (nout > 64)
+        return -1;
+    size_t cap = nfresh * (size_t)nout;
+    int64_t *ts = malloc(cap * sizeof *ts);
+    int *idx = malloc(cap * sizeof *idx);
+    double *val = malloc(cap * sizeof *val);
+    size_t n = 0;
+    double out[64];
+    for (size_t i = 0; ts && idx && val && i < nfresh; i++) {
+        an_live_push(s->live, fresh[i].close, out);
+        for (int k = 0; k < nout; k++)
+            if (!isnan(out[k]) && fresh[i].ts >= s->ind_from) {
+                ts[n] = fresh[i].ts;
+                idx[n] = k;
+                val[n++] = out[k];
+            }
+    }
+    if (ts && idx && val) {
+        s->live_through = fresh[nfresh - 1].ts;
+        write_indicator_rows(rt, st, s, ts, idx, val, n, s->live_through);
+    } else {
+        s->live_stale = 1;
+    }
+    free(ts);
+    free(idx);
+    free(val);
+    return ts && idx && val ? 0 : -1;
+}
+
+static void write_indicator_rows(an_realtime *rt, an_store *st, rt_series *s, const int64_t *ts,
+                                 const int *idx, const double *val, size_t n, int64_t through)
+{
+    const char *names[64];
+    int nout = an_live_outputs(s->live);
+    for (int k = 0; k < nout && k < 64; k++)
+        names[k] = an_live_name(s->live, k);
+    an_err err = {0};
+    an_indicator_batch b = {names, nout, ts, idx, val, n};
+    if (n &&
+        an_store_upsert_indicators(st, s->sub.symbol, s->sub.timeframe, &b, NULL, &err) != AN_OK) {
+        AN_WARN(COMPONENT, "msg=\"indicator write failed\" symbol=%s error=\"%.300s\"",
+                s->sub.symbol, err.msg);
+        s->live_stale = 1; /* the next update rebuilds and rewrites from ind_from */
+        pthread_mutex_lock(&rt->lock);
+        rt->ind_errors++;
+        s->live_pending = 1;
+        pthread_mutex_unlock(&rt->lock);
+        return;
+    }
+    if (through != INT64_MIN && through >= s->ind_from)
+        s->ind_from = an_timeframe_next(s->sub.timeframe, through);
+    pthread_mutex_lock(&rt->lock);
+    rt->ind_rows += (int64_t)n;
+    pthread_mutex_unlock(&rt->lock);
+}
+
+static void live_rebuild(an_realtime *rt, an_store *st, rt_series *s, int64_t final_from);
+
+static void live_update(an_realtime *rt, an_store *st, rt_series *s, int64_t final_from,
+                        const an_candle *fresh, size_t nfresh)
+{
+    if (!s->live || final_from == INT64_MIN)
+        return;
+    pthread_mutex_lock(&rt->live_lock);
+    if (live_step(rt, st, s, final_from, fresh, nfresh) != 0)
+        live_rebuild(rt, st, s, final_from);
+    pthread_mutex_unlock(&rt->live_lock);
+}
+
+static void live_rebuild(an_realtime *rt, an_store *st, rt_series *s, int64_t final_from)
+{
+    closes_vec v = {0};
+    v.below = final_from;
+    an_err err = {0};
+    if (an_store_export_closes(st, "ohlc_data", s->sub.symbol, s->sub.timeframe, collect_closes, &v,
+                               &err) != AN_OK) {
+        AN_WARN(COMPONENT, "msg=\"indicator closes unreadable\" symbol=%s error=\"%.300s\"",
+                s->sub.symbol, err.msg);
+        pthread_mutex_lock(&rt->lock);
+        rt->ind_errors++;
+        s->live_pending = 1;
+        pthread_mutex_unlock(&rt->lock);
+        goto out;
+    }
+    /* where the state stands in the stored series */
+    size_t from = 0;
+    int rebuild = s->live_stale || s->live_through == INT64_MIN;
+    if (!rebuild) {
+        size_t i = 0;
+        while (i < v.n && v.ts[i] <= s->live_through)
+            i++;
+        rebuild = i != an_live_count(s->live) || (i > 0 && v.ts[i - 1] != s->live_through);
+        from = i;
+    }
+    if (rebuild) {
+        an_live_reset(s->live);
+        from = 0;
+        pthread_mutex_lock(&rt->lock);
+        rt->ind_rebuilds++;
+        pthread_mutex_unlock(&rt->lock);
+    }
+    int nout = an_live_outputs(s->live);
+    size_t cap = (v.n - from) * (size_t)nout + 1;
+    int64_t *rts = malloc(cap * sizeof *rts);
+    int *ridx = malloc(cap * sizeof *ridx);
+    double *rval = malloc(cap * sizeof *rval);
+    double out[64];
+    size_t nrows = 0;
+    for (size_t i = from; rts && ridx && rval && nout <= 64 && i < v.n; i++) {
+        an_live_push(s->live, v.c[i], out);
+        if (v.ts[i] < s->ind_from)
+            continue;
+        for (int k = 0; k < nout; k++)
+            if (!isnan(out[k])) {
+                rts[nrows] = v.ts[i];
+                ridx[nrows] = k;
+                rval[nrows++] = out[k];
+            }
+    }
+    s->live_stale = !(rts && ridx && rval && nout <= 64);
+    if (!s->live_stale) {
+        s->live_through = v.n ? v.ts[v.n - 1] : INT64_MIN;
+        write_indicator_rows(rt, st, s, rts, ridx, rval, nrows, s->live_through);
+    }
+    free(rts);
+    free(ridx);
+    free(rval);
+out:
+    free(v.ts);
+    free(v.c);
+}
+
+/* One round: the closed candles taken, then (when due) the dirty open ones. */
+static void write_round(an_realtime *rt, item_vec *todo, int flush_open)
+{
+    item_vec opens = {0};
+    pthread_mutex_lock(&rt->lock);
+    for (size_t i = 0; i < rt->closed.n; i++)
+        push(todo, &rt->closed.v[i]);
+    rt->closed.n = 0;
+    if (flush_open)
+        for (size_t i = 0; i < rt->n; i++) {
+            rt_series *s = &rt->series[i];
+            if (s->has_open && s->dirty) {
+                closed_item it = {i, s->open, s->open_arrived_ms, s->open_event_ms};
+                push(&opens, &it);
+                s->dirty = 0;
+            }
+        }
+    int live_pending = 0;
+    for (size_t i = 0; i < rt->n; i++)
+        live_pending |= rt->series[i].live_pending;
+    pthread_mutex_unlock(&rt->lock);
+    if (!todo->n && !opens.n && !live_pending) {
+        free(opens.v);
+        return;
+    }
+    an_err err = {0};
+    an_store *st = an_service_store(rt->svc, &err);
+    if (!st) {
+        AN_WARN(COMPONENT, "msg=\"store unavailable; candles kept\" error=\"%.300s\"", err.msg);
+        pthread_mutex_lock(&rt->lock);
+        for (size_t i = 0; i < opens.n; i++)
+            if (rt->series[opens.v[i].series].has_open &&
+                rt->series[opens.v[i].series].open.ts == opens.v[i].c.ts)
+                rt->series[opens.v[i].series].dirty = 1;
+        rt->gapfill_wanted = 1; /* the store may have missed more than the queue */
+        pthread_mutex_unlock(&rt->lock);
+        free(opens.v);
+        return; /* todo stays for the next round */
+    }
+    if (todo->n)
+        qsort(todo->v, todo->n, sizeof *todo->v, cmp_item);
+    int64_t writes = 0, rows = 0, errors = 0;
+    an_candle *buf = todo->n ? malloc(todo->n * sizeof *buf) : NULL;
+    size_t kept = 0;
+    for (size_t i = 0; i < todo->n && buf;) {
+        size_t j = i, m = 0;
+        for (; j < todo->n && todo->v[j].series == todo->v[i].series; j++)
+            if (m == 0 || buf[m - 1].ts != todo->v[j].c.ts)
+                buf[m++] = todo->v[j].c;
+            else
+                buf[m - 1] = todo->v[j].c; /* the later of two events of one candle */
+        if (write_series(rt, st, &rt->series[todo->v[i].series], buf, m) == 0) {
+            writes++;
+            rows += (int64_t)m;
+            int64_t now = an_now_ms();
+            pthread_mutex_lock(&rt->lock);
+            rt_series *s = &rt->series[todo->v[i].series];
+            for (size_t x = 0; x < m; x++) /* final up to the first gap */
+                if (buf[x].ts == s->final_from)
+                    s->final_from = an_timeframe_next(s->sub.timeframe, buf[x].ts);
+            int64_t final_from = s->final_from;
+            s->live_pending = 0;
+            for (size_t x = i; x < j; x++) {
+                an_lag_add(&rt->lag_arrival, (double)(now - todo->v[x].arrived_ms) / 1000.0);
+                an_lag_add(&rt->lag_event, (double)(now - todo->v[x].event_ms) / 1000.0);
+            }
+            pthread_mutex_unlock(&rt->lock);
+            live_update(rt, st, s, final_from, buf, m);
+        } else {
+            errors++;
+            for (size_t x = i; x < j; x++) /* kept for the next round */
+                todo->v[kept++] = todo->v[x];
+        }
+        i = j;
+    }
+    if (buf)
+        todo->n = kept;
+    free(buf);
+    for (size_t i = 0; i < opens.n; i++) {
+        if (write_series(rt, st, &rt->series[opens.v[i].series], &opens.v[i].c, 1) == 0) {
+            writes++;
+            rows++;
+            int64_t now = an_now_ms();
+            pthread_mutex_lock(&rt->lock);
+            an_lag_add(&rt->lag_arrival, (double)(now - opens.v[i].arrived_ms) / 1000.0);
+            an_lag_add(&rt->lag_event, (double)(now - opens.v[i].event_ms) / 1000.0);
+            pthread_mutex_unlock(&rt->lock);
+        } else {
+            errors++;
+            pthread_mutex_lock(&rt->lock);
+            rt_series *s = &rt->series[opens.v[i].series];
+            if (s->has_open && s->open.ts == opens.v[i].c.ts)
+                s->dirty = 1;
+            pthread_mutex_unlock(&rt->lock);
+        }
+    }
+    free(opens.v);
+    for (size_t i = 0; i < rt->n; i++) {
+        rt_series *s = &rt->series[i];
+        pthread_mutex_lock(&rt->lock);
+        int pending = s->live_pending;
+        int64_t final_from = s->final_from;
+        s->live_pending = 0;
+        pthread_mutex_unlock(&rt->lock);
+        if (pending)
+            live_update(rt, st, s, final_from, NULL, 0);
+    }
+    pthread_mutex_lock(&rt->lock);
+    rt->writes += writes;
+    rt->rows += rows;
+    rt->write_errors += errors;
+    pthread_mutex_unlock(&rt->lock);
+}
+
+static void *writer(void *arg)
+{
+    an_realtime *rt = arg;
+    item_vec todo = {0};
+    int64_t next_flush = an_now_ms() + rt->flush_ms;
+    pthread_mutex_lock(&rt->lock);
+    for (;;) {
+        int64_t now = an_now_ms();
+        int due = now >= next_flush;
+        if (rt->stop || (rt->ready && (rt->closed.n || due || todo.n))) {
+            int stopping = rt->stop;
+            pthread_mutex_unlock(&rt->lock);
+            if (rt->ready) {
+                write_round(rt, &todo, due || stopping);
+                if (due)
+                    next_flush = an_now_ms() + rt->flush_ms;
+                if (todo.n && !stopping) { /* the store failed: wait a little */
+                    struct timespec ts = {0, 200 * 1000000};
+                    nanosleep(&ts, NULL);
+                }
+            }
+            pthread_mutex_lock(&rt->lock);
+            if (stopping)
+                break;
+            continue;
+        }
+        struct timespec ts = an_abstime_in(next_flush - now > 0 ? next_flush - now : 1);
+        pthread_cond_timedwait(&rt->cond, &rt->lock, &ts);
+    }
+    pthread_mutex_unlock(&rt->lock);
+    free(todo.v);
+    return NULL;
+}
+
+/* ---- gap fill ------------------------------------------------------------- */
+
+/* The newest stored candle of every series not known yet (at start). */
+static int resolve_stored(an_realtime *rt, an_store *st)
+{
+    int64_t lookback = an_config_int(rt->cfg, AN_CFG_INGEST_LOOKBACK);
+    for (size_t i = 0; i < rt->n; i++) {
+        rt_series *s = &rt->series[i];
+        if (s->final_from != INT64_MIN)
+            continue;
+        int64_t ts = 0;
+        int found = 0;
+        an_err err = {0};
+        if (an_store_get_latest_timestamp(st, s->sub.symbol, s->sub.timeframe, &ts, &found, &err) !=
+            AN_OK) {
+            AN_WARN(COMPONENT, "msg=\"newest stored candle unknown\" symbol=%s error=\"%.300s\"",
+                    s->sub.symbol, err.msg);
+            return -1;
+        }
+        if (!found) {
+            /* nothing stored: the last `lookback` candles, as ingest does */
+            int64_t now = an_now_ms(), t = an_timeframe_floor(s->sub.timeframe, now);
+            int64_t len = an_timeframe_ms(s->sub.timeframe, NULL);
+            ts = len > 0 ? t - (lookback - 1) * len : t;
+        }
+        pthread_mutex_lock(&rt->lock);
+        s->final_from = ts;
+        s->ind_from = ts; /* this session's candles get live indicator rows */
+        pthread_mutex_unlock(&rt->lock);
+    }
+    return 0;
+}
+
+/* The REST fill: per group of series with the same timeframe and final_from,
+ * a forced refetch of [final_from, now) (holes and stale open values
+ * included). Each series that succeeded is final up to the candle open when
+ * the fill started. 0 when every series succeeded. */
+static int gap_fill(an_realtime *rt, an_store *st, int64_t t0)
+{
+    const an_config *cfg = rt->cfg;
+    int rc = 0;
+    int64_t *since = malloc(rt->n * sizeof *since);
+    char *done = calloc(rt->n, 1);
+    const char **syms = malloc(rt->n * sizeof *syms);
+    size_t *idx = malloc(rt->n * sizeof *idx);
+    an_ingest_symbol *res = calloc(rt->n, sizeof *res);
+    if (!since || !done || !syms || !idx || !res) {
+        rc = -1;
+        goto out;
+    }
+    pthread_mutex_lock(&rt->lock);
+    for (size_t i = 0; i < rt->n; i++)
+        since[i] = rt->series[i].final_from;
+    pthread_mutex_unlock(&rt->lock);
+    for (size_t i = 0; i < rt->n; i++) {
+        if (done[i])
+            continue;
+        const char *tf = rt->series[i].sub.timeframe;
+        size_t n = 0;
+        for (size_t j = i; j < rt->n; j++)
+            if (!done[j] && since[j] == since[i] && strcmp(rt->series[j].sub.timeframe, tf) == 0) {
+                done[j] = 1;
+                idx[n] = j;
+                syms[n++] = rt->series[j].sub.symbol;
+            }
+        an_ingest_options o = {0};
+        o.category = "crypto";
+        o.provider = "binance";
+        o.base_url = an_config_get(cfg, AN_CFG_BINANCE_BASE_URL);
+        o.symbols = syms;
+        o.n_symbols = n;
+        o.timeframe = tf;
+        o.since_ms = since[i];
+        o.until_ms = INT64_MAX;
+        o.force = 1;
+        o.lookback = an_config_int(cfg, AN_CFG_INGEST_LOOKBACK);
+        o.parallel = (int)an_config_int(cfg, AN_CFG_INGEST_PARALLEL);
+        o.timeout_ms = (int)an_config_int(cfg, AN_CFG_BINANCE_TIMEOUT_MS);
+        o.max_tries = (int)an_config_int(cfg, AN_CFG_BINANCE_MAX_TRIES);
+        o.backoff_ms = (int)an_config_int(cfg, AN_CFG_BINANCE_BACKOFF_MS);
+        o.weight_budget = (int)an_config_int(cfg, AN_CFG_BINANCE_WEIGHT_BUDGET);
+        o.stop = &rt->ingest_stop;
+        an_err err = {0};
+        an_code code = an_ingest_run(st, &o, res, &err);
+        int64_t fetched = 0, inserted = 0, updated = 0, failed = 0;
+        int64_t open_t0 = an_timeframe_floor(tf, t0);
+        pthread_mutex_lock(&rt->lock);
+        for (size_t j = 0; j < n; j++) {
+            fetched += res[j].fetched;
+            inserted += res[j].inserted;
+            updated += res[j].updated;
+            if (code != AN_OK || res[j].status != AN_OK)
+                failed++;
+            else if (open_t0 > rt->series[idx[j]].final_from)
+                rt->series[idx[j]].final_from = open_t0;
+        }
+        rt->gapfill_fetched += fetched;
+        rt->gapfill_inserted += inserted;
+        pthread_mutex_unlock(&rt->lock);
+        for (size_t j = 0; j < n; j++)
+            if (res[j].status != AN_OK)
+                AN_WARN(COMPONENT, "msg=\"gap fill failed\" symbol=%s error=\"%.300s\"",
+                        res[j].symbol, res[j].error);
+        if (code != AN_OK)
+            AN_WARN(COMPONENT, "msg=\"gap fill failed\" error=\"%.300s\"", err.msg);
+        char since_s[40];
+        AN_INFO(COMPONENT,
+                "msg=\"gap filled\" timeframe=%s symbols=%zu since=%s fetched=%" PRId64
+                " inserted=%" PRId64 " updated=%" PRId64 " failed=%" PRId64 " ms=%" PRId64,
+                tf, n, an_time_format(since[i], since_s, sizeof since_s), fetched, inserted,
+                updated, failed, an_now_ms() - t0);
+        if (failed)
+            rc = -1;
+    }
+out:
+    free(since);
+    free(done);
+    free(syms);
+    free(idx);
+    free(res);
+    return rc;
+}
+
+static void *filler(void *arg)
+{
+    an_realtime *rt = arg;
+    pthread_mutex_lock(&rt->lock);
+    for (;;) {
+        while (!rt->stop && !rt->gapfill_wanted) {
+            struct timespec ts = an_abstime_in(1000);
+            pthread_cond_timedwait(&rt->cond, &rt->lock, &ts);
+        }
+        if (rt->stop)
+            break;
+        rt->gapfill_wanted = 0;
+        rt->gapfill_running = 1;
+        pthread_mutex_unlock(&rt->lock);
+        an_err err = {0};
+        int64_t t0 = an_now_ms();
+        an_store *st = an_service_store(rt->svc, &err);
+        int ok = st && resolve_stored(rt, st) == 0;
+        if (ok) {
+            pthread_mutex_lock(&rt->lock);
+            rt->ready = 1; /* the stream's rows may go in now: the fill starts from before them */
+            pthread_cond_broadcast(&rt->cond);
+            pthread_mutex_unlock(&rt->lock);
+            ok = gap_fill(rt, st, t0) == 0;
+        } else if (!st) {
+            AN_WARN(COMPONENT, "msg=\"gap fill waits for the store\" error=\"%.300s\"", err.msg);
+        }
+        pthread_mutex_lock(&rt->lock);
+        rt->gapfills++;
+        /* what the stream closed meanwhile goes in again, and every open candle */
+        for (size_t i = 0; i < rt->rewrite.n; i++)
+            push(&rt->closed, &rt->rewrite.v[i]);
+        rt->rewrite.n = 0;
+        for (size_t i = 0; i < rt->n; i++) {
+            if (rt->series[i].has_open && rt->series[i].open_arrived_ms >= t0)
+                rt->series[i].dirty = 1;
+            rt->series[i].live_pending = 1; /* REST may have filled candles: rebuild */
+            rt->series[i].live_stale = 1;
+        }
+        rt->gapfill_running = 0;
+        if (!ok) {
+            rt->gapfill_errors++;
+            rt->gapfill_wanted = 1;
+            struct timespec ts = an_abstime_in(2000); /* then try again */
+            while (!rt->stop && pthread_cond_timedwait(&rt->cond, &rt->lock, &ts) == 0)
+                ;
+        }
+        pthread_cond_broadcast(&rt->cond);
+    }
+    pthread_mutex_unlock(&rt->lock);
+    return NULL;
+}
+
+/* ---- start, stop, metrics ----------------------------------------------- */
+
+an_code an_realtime_start(const an_config *cfg, an_service *svc, an_realtime **out, an_err *err)
+{
+    *out = NULL;
+    if (!an_config_bool(cfg, AN_CFG_REALTIME))
+        return AN_OK;
+    char **syms = NULL, **tfs = NULL;
+    size_t nsym = 0, ntf = 0;
+    an_code code = an_config_list(cfg, AN_CFG_REALTIME_SYMBOLS, &syms, &nsym, err);
+    if (code == AN_OK && nsym == 0)
+        code = an_config_symbols(cfg, &syms, &nsym, err);
+    if (code == AN_OK)
+        code = an_config_list(cfg, AN_CFG_REALTIME_TIMEFRAMES, &tfs, &ntf, err);
+    if (code != AN_OK)
+        goto out;
+    if (!nsym || !ntf) {
+        code = an_err_set(err, AN_ERR_INVALID,
+                          "AUTONAMA_REALTIME: no symbols or no timeframes to stream");
+        goto out;
+    }
+    an_realtime *rt = calloc(1, sizeof *rt);
+    if (!rt || !(rt->series = calloc(nsym * ntf, sizeof *rt->series))) {
+        free(rt);
+        code = an_err_set(err, AN_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    rt->cfg = cfg;
+    rt->svc = svc;
+    const an_ind_set *set = an_config_indicators(cfg); /* checked at load */
+    rt->flush_ms = an_config_int(cfg, AN_CFG_REALTIME_FLUSH_MS);
+    pthread_mutex_init(&rt->lock, NULL);
+    pthread_mutex_init(&rt->live_lock, NULL);
+    pthread_cond_init(&rt->cond, NULL);
+    for (size_t t = 0; t < ntf; t++)
+        for (size_t i = 0; i < nsym; i++) {
+            rt_series *s = &rt->series[rt->n++];
+            if ((code = an_ws_sub_init(&s->sub, syms[i], tfs[t], err)) != AN_OK) {
+                an_err_prefix(err, "AUTONAMA_REALTIME_SYMBOLS/TIMEFRAMES");
+                an_realtime_stop(rt);
+                goto out;
+            }
+            s->final_from = INT64_MIN;
+            s->live_through = INT64_MIN;
+            s->ind_from = INT64_MAX;
+            if (!(s->live = an_live_new(set))) {
+                an_realtime_stop(rt);
+                code = an_err_set(err, AN_ERR_NOMEM, "out of memory");
+                goto out;
+            }
+        }
+    rt->n_names = an_live_outputs(rt->series[0].live);
+    if (!(rt->names = calloc((size_t)rt->n_names + 1, sizeof *rt->names))) {
+        an_realtime_stop(rt);
+        code = an_err_set(err, AN_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < rt->n_names; i++)
+        rt->names[i] = an_live_name(rt->series[0].live, i);
+    an_ws_sub *subs = malloc(rt->n * sizeof *subs);
+    if (!subs) {
+        an_realtime_stop(rt);
+        code = an_err_set(err, AN_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < rt->n; i++)
+        subs[i] = rt->series[i].sub;
+    an_binance_ws_options wo = {0};
+    wo.url = an_config_get(cfg, AN_CFG_BINANCE_WS_URL);
+    wo.subs = subs;
+    wo.nsubs = rt->n;
+    wo.streams_per_conn = (int)an_config_int(cfg, AN_CFG_REALTIME_STREAMS_PER_CONN);
+    wo.idle_ms = an_config_int(cfg, AN_CFG_REALTIME_IDLE_MS);
+    wo.max_age_ms = an_config_int(cfg, AN_CFG_REALTIME_MAX_AGE) * 1000;
+    wo.backoff_ms = an_config_int(cfg, AN_CFG_REALTIME_BACKOFF_MS);
+    wo.backoff_max_ms = 30000;
+    wo.cb.ctx = rt;
+    wo.cb.on_kline = on_kline;
+    wo.cb.on_connected = on_connected;
+    if (pthread_create(&rt->writer, NULL, writer, rt) == 0)
+        rt->writer_started = 1;
+    if (pthread_create(&rt->filler, NULL, filler, rt) == 0)
+        rt->filler_started = 1;
+    if (!rt->writer_started || !rt->filler_started) {
+        free(subs);
+        an_realtime_stop(rt);
+        code = an_err_set(err, AN_ERR_INTERNAL, "realtime: cannot start its threads");
+        goto out;
+    }
+    code = an_binance_ws_start(&wo, &rt->ws, err);
+    free(subs);
+    if (code != AN_OK) {
+        an_realtime_stop(rt);
+        goto out;
+    }
+    *out = rt;
+out:
+    an_config_free_list(syms, nsym);
+    an_config_free_list(tfs, ntf);
+    return code;
+}
+
+void an_realtime_stop(an_realtime *rt)
+{
+    if (!rt)
+        return;
+    an_binance_ws_stop(rt->ws); /* no more events after this */
+    rt->ws = NULL;
+    pthread_mutex_lock(&rt->lock);
+    rt->stop = 1;
+    atomic_store(&rt->ingest_stop, 1);
+    pthread_cond_broadcast(&rt->cond);
+    pthread_mutex_unlock(&rt->lock);
+    if (rt->filler_started)
+        pthread_join(rt->filler, NULL);
+    if (rt->writer_started)
+        pthread_join(rt->writer, NULL); /* its last round writes what is pending */
+    pthread_cond_destroy(&rt->cond);
+    pthread_mutex_destroy(&rt->lock);
+    pthread_mutex_destroy(&rt->live_lock);
+    free(rt->names);
+    free(rt->closed.v);
+    free(rt->rewrite.v);
+    for (size_t i = 0; i < rt->n; i++)
+        an_live_free(rt->series[i].live);
+    free(rt->series);
+    free(rt);
+}
+
+char *an_realtime_metrics(an_realtime *rt)
+{
+    size_t cap = 8192;
+    char *b = malloc(cap);
+    if (!b)
+        return NULL;
+    b[0] = 0;
+    if (!rt)
+        return b;
+    an_binance_ws_stats ws = {0};
+    if (rt->ws)
+        an_binance_ws_get_stats(rt->ws, &ws);
+    double *scratch = malloc(AN_LAG_RING * sizeof *scratch);
+    pthread_mutex_lock(&rt->lock);
+    double qa50 = an_lag_quantile(&rt->lag_arrival, 0.5, scratch);
+    double qa99 = an_lag_quantile(&rt->lag_arrival, 0.99, scratch);
+    double qe50 = an_lag_quantile(&rt->lag_event, 0.5, scratch);
+    double qe99 = an_lag_quantile(&rt->lag_event, 0.99, scratch);
+    size_t off = (size_t)snprintf(
+        b, cap,
+        "# HELP autonama_realtime_connections Stream connections up now.\n"
+        "# TYPE autonama_realtime_connections gauge\n"
+        "autonama_realtime_connections %d\n"
+        "# TYPE autonama_realtime_connections_wanted gauge\n"
+        "autonama_realtime_connections_wanted %d\n"
+        "# TYPE autonama_realtime_streams gauge\n"
+        "autonama_realtime_streams %zu\n"
+        "# TYPE autonama_realtime_connect_attempts_total counter\n"
+        "autonama_realtime_connect_attempts_total %" PRId64 "\n"
+        "# HELP autonama_realtime_reconnects_total Connections reopened after a loss.\n"
+        "# TYPE autonama_realtime_reconnects_total counter\n"
+        "autonama_realtime_reconnects_total %" PRId64 "\n"
+        "# TYPE autonama_realtime_rotations_total counter\n"
+        "autonama_realtime_rotations_total %" PRId64 "\n"
+        "# TYPE autonama_realtime_messages_total counter\n"
+        "autonama_realtime_messages_total %" PRId64 "\n"
+        "# HELP autonama_realtime_bad_frames_total Frames refused by validation, by kind.\n"
+        "# TYPE autonama_realtime_bad_frames_total counter\n",
+        ws.connected, ws.groups, rt->n, ws.attempts, ws.reconnects, ws.rotations, ws.messages);
+    for (int k = 0; k < AN_WS_BAD__COUNT && off < cap; k++)
+        off += (size_t)snprintf(b + off, cap - off,
+                                "autonama_realtime_bad_frames_total{kind=\"%s\"} %" PRId64 "\n",
+                                an_ws_bad_name((an_ws_bad)k), ws.bad[k]);
+    if (off < cap)
+        off += (size_t)snprintf(
+            b + off, cap - off,
+            "# TYPE autonama_realtime_gap_fills_total counter\n"
+            "autonama_realtime_gap_fills_total %" PRId64 "\n"
+            "# TYPE autonama_realtime_gap_fill_errors_total counter\n"
+            "autonama_realtime_gap_fill_errors_total %" PRId64 "\n"
+            "# TYPE autonama_realtime_gap_fill_candles_total counter\n"
+            "autonama_realtime_gap_fill_candles_total{what=\"fetched\"} %" PRId64 "\n"
+            "autonama_realtime_gap_fill_candles_total{what=\"inserted\"} %" PRId64 "\n"
+            "# TYPE autonama_realtime_store_writes_total counter\n"
+            "autonama_realtime_store_writes_total %" PRId64 "\n"
+            "# TYPE autonama_realtime_store_rows_total counter\n"
+            "autonama_realtime_store_rows_total %" PRId64 "\n"
+            "# TYPE autonama_realtime_store_errors_total counter\n"
+            "autonama_realtime_store_errors_total %" PRId64 "\n"
+            "# HELP autonama_realtime_indicator_rows_total Live indicator rows written on close.\n"
+            "# TYPE autonama_realtime_indicator_rows_total counter\n"
+            "autonama_realtime_indicator_rows_total %" PRId64 "\n"
+            "# TYPE autonama_realtime_indicator_rebuilds_total counter\n"
+            "autonama_realtime_indicator_rebuilds_total %" PRId64 "\n"
+            "# TYPE autonama_realtime_indicator_errors_total counter\n"
+            "autonama_realtime_indicator_errors_total %" PRId64 "\n"
+            "# TYPE autonama_realtime_dropped_total counter\n"
+            "autonama_realtime_dropped_total %" PRId64 "\n"
+            "# HELP autonama_realtime_store_lag_seconds From a frame's arrival (from=arrival) "
+            "or its event time (from=event) to the row committed; last %d writes.\n"
+            "# TYPE autonama_realtime_store_lag_seconds summary\n"
+            "autonama_realtime_store_lag_seconds{from=\"arrival\",quantile=\"0.5\"} %.6f\n"
+            "autonama_realtime_store_lag_seconds{from=\"arrival\",quantile=\"0.99\"} %.6f\n"
+            "autonama_realtime_store_lag_seconds{from=\"event\",quantile=\"0.5\"} %.6f\n"
+            "autonama_realtime_store_lag_seconds{from=\"event\",quantile=\"0.99\"} %.6f\n",
+            rt->gapfills, rt->gapfill_errors, rt->gapfill_fetched, rt->gapfill_inserted, rt->writes,
+            rt->rows, rt->write_errors, rt->ind_rows, rt->ind_rebuilds, rt->ind_errors, rt->dropped,
+            AN_LAG_RING, qa50, qa99, qe50, qe99);
+    pthread_mutex_unlock(&rt->lock);
+    free(scratch);
+    return b;
+}
+
+size_t an_realtime_series(const an_realtime *rt, size_t i, const char **symbol,
+                          const char **timeframe)
+{
+    if (i < rt->n) {
+        if (symbol)
+            *symbol = rt->series[i].sub.symbol;
+        if (timeframe)
+            *timeframe = rt->series[i].sub.timeframe;
+    }
+    return rt->n;
+}
+
+int an_realtime_names(const an_realtime *rt, const char *const **names)
+{
+    *names = rt->names;
+    return rt->n_names;
+}
+
+void an_realtime_listen(an_realtime *rt, an_realtime_listener fn, void *ctx)
+{
+    rt->listener_ctx = ctx;
+    atomic_store(&rt->listener, fn);
+}
+
+char *an_realtime_health(an_realtime *rt)
+{
+    an_binance_ws_stats ws = {0};
+    if (rt->ws)
+        an_binance_ws_get_stats(rt->ws, &ws);
+    pthread_mutex_lock(&rt->lock);
+    int64_t last = rt->last_message_ms, fills = rt->gapfills, errors = rt->write_errors;
+    pthread_mutex_unlock(&rt->lock);
+    const char *state = ws.connected >= ws.groups && ws.groups > 0 ? "connected"
+                        : ws.connected > 0                         ? "degraded"
+                                                                   : "reconnecting";
+    char *b = malloc(512);
+    if (b)
+        snprintf(b, 512,
+                 "{\"enabled\":true,\"state\":\"%s\",\"connections\":%d,\"connections_wanted\":%d,"
+                 "\"streams\":%zu,\"messages\":%" PRId64 ",\"bad_frames\":%" PRId64
+                 ",\"reconnects\":%" PRId64 ",\"gap_fills\":%" PRId64 ",\"store_errors\":%" PRId64
+                 ",\"last_message_age_ms\":%" PRId64 "}",
+                 state, ws.connected, ws.groups, rt->n, ws.messages, ws.bad_total, ws.reconnects,
+                 fills, errors, last ? an_now_ms() - last : -1);
+    return b;
+}
