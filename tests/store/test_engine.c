@@ -277,9 +277,17 @@ static void test_every_real_file(void)
                                      {"BTC_USDT-5m.json", "RBTC/USDT", "5m"},
                                      {"ETH_USDT-1h.json", "RETH/USDT", "1h"},
                                      {"Coinbase_BTCUSD_d.csv", "RBTC/USD", "1d"}};
+    /* The PGlite TimescaleDB server is the slowest store by far: in `make test`
+     * it takes the hourly and daily files (the 1m/5m files are the same
+     * computation, checked on DuckDB and PostgreSQL); `make check-all` takes
+     * every file on every store. */
+    const char *all = getenv("AN_CHECK_ALL");
+    int every = strcmp(backend, "timescaledb") != 0 || (all && strcmp(all, "1") == 0);
     an_store *s = open_store();
     for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
         an_err err = {0};
+        if (!every && (strcmp(files[f][2], "1m") == 0 || strcmp(files[f][2], "5m") == 0))
+            continue;
         an_candles c = load_file(files[f][0]);
         an_upsert_counts u;
         AN_CHECK_OK(an_store_insert_ohlc(s, files[f][1], files[f][2], c.v, c.n, &u, &err), err);
