@@ -88,20 +88,21 @@ an_code an_import_normalize_symbol(const char *in, char *out, size_t outlen, an_
     return AN_OK;
 }
 
-static const char *base_name(const char *path)
+/* The file's name without its directory and its last extension, into name. */
+static void file_stem(const char *path, char *name, size_t len)
 {
     const char *s = strrchr(path, '/');
-    return s ? s + 1 : path;
+    snprintf(name, len, "%s", s ? s + 1 : path);
+    char *dot = strrchr(name, '.');
+    if (dot)
+        *dot = '\0';
 }
 
 /* freqtrade: BTC_USDT-1m.json, BTC_USDT-1m-futures.json */
 static void names_from_freqtrade(const char *path, char *sym, char *tf)
 {
     char name[256];
-    snprintf(name, sizeof name, "%s", base_name(path));
-    char *dot = strrchr(name, '.');
-    if (dot)
-        *dot = '\0';
+    file_stem(path, name, sizeof name);
     char *dash = strchr(name, '-');
     if (!dash)
         return;
@@ -126,10 +127,7 @@ static void names_from_binance(const char *path, char *sym, char *tf)
 static void tf_from_cdd(const char *path, char *tf)
 {
     char name[256];
-    snprintf(name, sizeof name, "%s", base_name(path));
-    char *dot = strrchr(name, '.');
-    if (dot)
-        *dot = '\0';
+    file_stem(path, name, sizeof name);
     char *us = strrchr(name, '_');
     if (!us)
         return;
