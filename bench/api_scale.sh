@@ -1,0 +1,271 @@
+#!/usr/bin/env bash
+# bench/api_scale: the varied-URL workload of issue 12, what charting clients
+# do and what no reply cache can serve: every request asks
+#   GET /api/v1/data/ohlc?symbol=<random of 4>&timeframe=1m&limit=500&order=asc&start=<random>
+# wrk with 64 connections on loopback. Side by side in one run, per store:
+#   - autonama with the reply cache off, then on;
+#   - on PostgreSQL, the seed's stack (bench/peer: FastAPI + uvicorn 2 workers +
+#     psycopg2, pinned in .deps/venv-peer) on the same database, same URLs;
+#   - nginx serving a static body of the same size (the machine's ceiling).
+# Before measuring, 20 random URLs are fetched from autonama (and the peer)
+# and their candles compared with the store's rows read by psql (PostgreSQL)
+# or with the generated file (DuckDB): same rows, same values.
+# Prints req/s, p50, p99 and errors (non-2xx + socket) of each, and the ratios.
+#
+#   bench/api_scale.sh [duckdb|postgres|all]   (postgres needs AUTONAMA_TEST_PG:
+#                                               scripts/run-bench api_scale)
+# Environment: AN_BENCH_ROWS (1000000: the candles of all 4 symbols together),
+# AN_BENCH_SECONDS (10), AN_BENCH_CONNECTIONS (64), AN_BENCH_THREADS (2).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${AN_BIN:-$root/build/autonama}
+SECS=${AN_BENCH_SECONDS:-10}
+CONNS=${AN_BENCH_CONNECTIONS:-64}
+THREADS=${AN_BENCH_THREADS:-2}
+ROWS=${AN_BENCH_ROWS:-1000000}
+NSYM=4
+which=${1:-all}
+for t in wrk curl psql; do
+    command -v $t >/dev/null || { echo "bench/api_scale: $t not found (scripts/bootstrap installs it)" >&2; exit 1; }
+done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$NGINX" ] || { echo "bench/api_scale: nginx not found (scripts/bootstrap installs nginx-light)" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "bench/api_scale: $BIN not built (make build)" >&2; exit 1; }
+
+# the peer's own venv, pinned, installed once
+PEER_VENV=$root/.deps/venv-peer
+if ! "$PEER_VENV/bin/python" -c 'import fastapi, uvicorn, psycopg2' 2>/dev/null; then
+    python3 -m venv "$PEER_VENV"
+    "$PEER_VENV/bin/pip" install -q -r "$root/bench/peer/requirements.txt" ||
+        { echo "bench/api_scale: could not install bench/peer/requirements.txt" >&2; exit 1; }
+fi
+
+work=$(mktemp -d /tmp/autonama-bench-scale.XXXXXX)
+pids=()
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+kv() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+wait_url() { # url
+    for _ in $(seq 1 200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
+    return 1
+}
+stop_all() {
+    local p
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+    pids=()
+}
+
+# ROWS/NSYM 1m candles per symbol (random walks), freqtrade JSON files
+PER=$((ROWS / NSYM))
+T0=1577836800000 # 2020-01-01
+python3 - "$work" "$PER" "$NSYM" "$T0" <<'PY'
+import json, random, sys
+work, n, nsym, t0 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+for k in range(nsym):
+    random.seed(100 + k)
+    p, rows = 1000.0 * (k + 1), []
+    for i in range(n):
+        o = p
+        c = max(1.0, o + random.gauss(0, o * 0.001))
+        h = max(o, c) + abs(random.gauss(0, o * 0.0005))
+        l = min(o, c) - abs(random.gauss(0, o * 0.0005))
+        rows.append([t0 + i * 60000, round(o, 2), round(h, 2), round(l, 2), round(c, 2),
+                     round(random.uniform(0.1, 50), 6)])
+        p = c
+    with open(f"{work}/S{k}_USDT-1m.json", "w") as f:
+        json.dump(rows, f)
+PY
+
+# wrk's Lua: a random symbol and start per request; counts non-2xx itself
+cat >"$work/varied.lua" <<EOF
+math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) % 100000)
+local nsym, t0, span = $NSYM, $T0, ($PER - 500) * 60000
+request = function()
+  local s = math.random(0, nsym - 1)
+  local start = t0 + math.random(0, span / 60000) * 60000
+  return wrk.format("GET", "/api/v1/data/ohlc?symbol=S" .. s .. "/USDT&timeframe=1m&limit=500&order=asc&start=" .. start)
+end
+EOF
+
+# run_wrk URL [lua] -> "req/s p50_ms p99_ms errors"
+run_wrk() {
+    local out
+    if [ -n "${2:-}" ]; then
+        out=$(wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency -s "$2" "$1" 2>&1)
+    else
+        out=$(wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency "$1" 2>&1)
+    fi
+    python3 - "$out" <<'PY'
+import re, sys
+out = sys.argv[1]
+def ms(v):
+    m = re.match(r"([0-9.]+)(us|ms|s)$", v)
+    return float(m.group(1)) * {"us": 1e-3, "ms": 1, "s": 1e3}[m.group(2)] if m else float("nan")
+rps = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
+p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+errors = (int(bad.group(1)) if bad else 0) + (sum(map(int, sock.groups())) if sock else 0)
+print("%.0f %.2f %.2f %d" % (float(rps.group(1)) if rps else 0,
+                             ms(p50.group(1)) if p50 else float("nan"),
+                             ms(p99.group(1)) if p99 else float("nan"), errors))
+PY
+}
+
+# check_rows BASE MODE: 20 random URLs, candles equal to the store's rows
+check_rows() {
+    python3 - "$1" "$2" "$work" "$NSYM" "$T0" "$PER" <<'PY'
+import json, os, random, subprocess, sys, urllib.request
+base, mode, work, nsym, t0, per = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+random.seed(7)
+files = {}
+for i in range(20):
+    s = random.randrange(nsym)
+    start = t0 + random.randrange(per - 500) * 60000
+    url = f"{base}/api/v1/data/ohlc?symbol=S{s}/USDT&timeframe=1m&limit=500&order=asc&start={start}"
+    got = [(c["ts"], c["open"], c["high"], c["low"], c["close"], c["volume"])
+           for c in json.load(urllib.request.urlopen(url))["candles"]]
+    if mode == "postgres":
+        sql = ("SELECT (extract(epoch FROM timestamp) * 1000)::bigint, open, high, low, close, volume "
+               "FROM trading.ohlc_data WHERE symbol = 'S%d/USDT' AND timeframe = '1m' AND "
+               "timestamp >= to_timestamp(%d / 1000.0) ORDER BY timestamp LIMIT 500" % (s, start))
+        out = subprocess.run(["psql", "-X", "-qAt", "-F", ",", "-c", sql], capture_output=True,
+                             text=True, check=True).stdout.split()
+        want = [tuple([int(r.split(",")[0])] + [float(x) for x in r.split(",")[1:]]) for r in out]
+    else:
+        if s not in files:
+            files[s] = json.load(open(f"{work}/S{s}_USDT-1m.json"))
+        k = (start - t0) // 60000
+        want = [tuple([r[0]] + [float(x) for x in r[1:]]) for r in files[s][k:k + 500]]
+    if got != want:
+        print(f"bench/api_scale: {url}: {len(got)} candles differ from the store's {len(want)}")
+        sys.exit(1)
+PY
+}
+
+start_nginx() { # port body
+    mkdir -p "$work/nginx/www" "$work/nginx/tmp"
+    cp "$2" "$work/nginx/www/ohlc.json"
+    chmod a+rx "$work" "$work/nginx" "$work/nginx/www"
+    chmod a+r "$work/nginx/www/ohlc.json"
+    cat >"$work/nginx/nginx.conf" <<EOF
+worker_processes 2;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+daemon off;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx/tmp/body;
+    proxy_temp_path $work/nginx/tmp/proxy;
+    fastcgi_temp_path $work/nginx/tmp/fastcgi;
+    uwsgi_temp_path $work/nginx/tmp/uwsgi;
+    scgi_temp_path $work/nginx/tmp/scgi;
+    sendfile on;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$1 reuseport;
+        location / { root $work/nginx/www; default_type application/json; }
+    }
+}
+EOF
+    "$NGINX" -p "$work/nginx" -e "$work/nginx/error.log" -c "$work/nginx/nginx.conf" &
+    pids+=($!)
+    wait_url "http://127.0.0.1:$1/ohlc.json"
+}
+
+results=()
+bench_mode() {
+    local mode=$1
+    unset POSTGRES_SERVER POSTGRES_PORT POSTGRES_USER POSTGRES_PASSWORD POSTGRES_DB AUTONAMA_STORE
+    export AUTONAMA_LOG_LEVEL=warn DUCKDB_PATH=$work/bench.duckdb
+    if [ "$mode" = postgres ]; then
+        local ci=${AUTONAMA_TEST_PG:?postgres mode needs AUTONAMA_TEST_PG: run scripts/run-bench api_scale}
+        export POSTGRES_SERVER=$(kv "$ci" host) POSTGRES_PORT=$(kv "$ci" port)
+        export POSTGRES_USER=$(kv "$ci" user) POSTGRES_PASSWORD=$(kv "$ci" password)
+        export POSTGRES_DB=$(kv "$ci" dbname) AUTONAMA_STORE=postgres
+        export PGHOST=$POSTGRES_SERVER PGPORT=$POSTGRES_PORT PGUSER=$POSTGRES_USER
+        export PGPASSWORD=$POSTGRES_PASSWORD PGDATABASE=$POSTGRES_DB
+        psql -X -q -c "SET client_min_messages=warning" \
+            -c "DROP SCHEMA IF EXISTS trading CASCADE; DROP SCHEMA IF EXISTS analytics CASCADE;
+                DROP SCHEMA IF EXISTS optimization CASCADE; DROP SCHEMA IF EXISTS autonama CASCADE" >/dev/null
+    else
+        rm -f "$work/bench.duckdb" "$work/bench.duckdb.wal"
+    fi
+    "$BIN" migrate >/dev/null
+    local t0=$SECONDS
+    "$BIN" import "$work"/S*_USDT-1m.json >/dev/null
+    [ "$mode" = postgres ] && psql -X -q -c "VACUUM (ANALYZE) trading.ohlc_data" >/dev/null
+    echo "# $mode: $ROWS candles ($NSYM symbols) imported in $((SECONDS - t0)) s"
+
+    local cache port url
+    for cache in off on; do
+        port=$(free_port)
+        if [ $cache = off ]; then
+            AUTONAMA_HTTP_CACHE_TTL_MS=0 AUTONAMA_HTTP_ADDR=127.0.0.1:$port "$BIN" serve >/dev/null 2>"$work/serve.err" &
+        else
+            AUTONAMA_HTTP_ADDR=127.0.0.1:$port "$BIN" serve >/dev/null 2>"$work/serve.err" &
+        fi
+        pids+=($!)
+        url="http://127.0.0.1:$port/api/v1/data/ohlc?symbol=S0/USDT&timeframe=1m&limit=500&order=asc&start=$T0"
+        wait_url "$url" || { echo "bench/api_scale: serve did not answer:" >&2; cat "$work/serve.err" >&2; return 1; }
+        check_rows "http://127.0.0.1:$port" "$mode"
+        curl -s -o "$work/body.json" "$url"
+        wrk -t"$THREADS" -c"$CONNS" -d2s -s "$work/varied.lua" "http://127.0.0.1:$port" >/dev/null 2>&1
+        results+=("$mode autonama-cache-$cache $(run_wrk "http://127.0.0.1:$port" "$work/varied.lua")")
+        if ! kill -0 "${pids[-1]}" 2>/dev/null; then
+            echo "bench/api_scale: serve died under the load (cache $cache):" >&2
+            tail -5 "$work/serve.err" >&2
+            results+=("$mode autonama-cache-$cache-DIED 0 0 0 1")
+        fi
+        stop_all
+    done
+    if [ "$mode" = postgres ]; then
+        port=$(free_port)
+        (cd "$root/bench/peer" && exec "$PEER_VENV/bin/uvicorn" app:app --host 127.0.0.1 --port "$port" \
+            --workers 2 --log-level warning) 2>"$work/peer.err" &
+        pids+=($!)
+        wait_url "http://127.0.0.1:$port/api/v1/data/ohlc?symbol=S0/USDT&timeframe=1m&limit=500&order=asc&start=$T0" ||
+            { echo "bench/api_scale: the peer did not answer:" >&2; cat "$work/peer.err" >&2; return 1; }
+        check_rows "http://127.0.0.1:$port" "$mode"
+        wrk -t"$THREADS" -c"$CONNS" -d2s -s "$work/varied.lua" "http://127.0.0.1:$port" >/dev/null 2>&1
+        results+=("$mode peer-fastapi $(run_wrk "http://127.0.0.1:$port" "$work/varied.lua")")
+        stop_all
+    fi
+    port=$(free_port)
+    start_nginx "$port" "$work/body.json"
+    results+=("$mode nginx-static $(run_wrk "http://127.0.0.1:$port/ohlc.json")")
+    stop_all
+}
+
+case $which in
+duckdb | postgres) bench_mode "$which" ;;
+all) bench_mode duckdb && bench_mode postgres ;;
+*) echo "usage: bench/api_scale.sh [duckdb|postgres|all]" >&2; exit 2 ;;
+esac
+
+python3 - "$ROWS" "$CONNS" "$SECS" "${results[@]}" <<'PY'
+import sys
+rows, conns, secs = sys.argv[1:4]
+res = [r.split() for r in sys.argv[4:]]
+print(f"bench/api_scale: {rows} candles, {conns} connections, {secs} s each, random symbol and start, limit 500")
+print(f"{'store':9} {'server':22} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+by = {}
+for mode, who, rps, p50, p99, err in res:
+    by[(mode, who)] = float(rps)
+    print(f"{mode:9} {who:22} {float(rps):9.0f} {float(p50):8.2f} {float(p99):8.2f} {int(err):7d}")
+for mode in ("duckdb", "postgres"):
+    off = by.get((mode, "autonama-cache-off"))
+    if off is None:
+        continue
+    if (mode, "peer-fastapi") in by and by[(mode, "peer-fastapi")] > 0:
+        print(f"{mode}: autonama (cache off) / peer = {off / by[(mode, 'peer-fastapi')]:.1f}x (target >= 20x)")
+    if by.get((mode, "nginx-static")):
+        print(f"{mode}: autonama (cache off) / nginx static = {off / by[(mode, 'nginx-static')]:.3f}")
+PY
