@@ -304,8 +304,8 @@ static an_code read_header(an_import_rows *r)
         return an_err_set(r->in.err, AN_ERR_PARSE, "%s: no header line", r->in.path);
     r->nf = split_csv(r->text, r->f, AN_IMPORT_FIELDS_MAX);
     if (r->nf < 0)
-        return an_err_set(r->in.err, AN_ERR_PARSE, "%s: line %ld: more than %d columns",
-                          r->in.path, r->where, AN_IMPORT_FIELDS_MAX);
+        return an_err_set(r->in.err, AN_ERR_PARSE, "%s: line %ld: more than %d columns", r->in.path,
+                          r->where, AN_IMPORT_FIELDS_MAX);
     an_import_cols *k = &r->cols;
     find_cols(r->f, r->nf, k, cdd);
     if (k->time < 0 && k->unix_time >= 0)
@@ -519,8 +519,8 @@ static an_code json_next(an_import_rows *r, an_candle *cd, int *got)
         if (c == -2)
             return r->in.err->code;
         if (c != '[')
-            return an_err_set(r->in.err, AN_ERR_PARSE,
-                              "%s: expected a JSON array of candle arrays", r->in.path);
+            return an_err_set(r->in.err, AN_ERR_PARSE, "%s: expected a JSON array of candle arrays",
+                              r->in.path);
         c = json_skip(&r->in);
         if (c >= 0 && c != ']')
             r->in.pos--; /* the first candle's '[' (never a newline), read again below */
