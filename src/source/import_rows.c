@@ -19,8 +19,8 @@
 
 /* ---- bytes ---------------------------------------------------------------- */
 
-/* The next byte, -1 at the end, -2 on a read error or a NUL byte (err set). */
-static int next_byte(an_import_bytes *b)
+/* next_byte's refill, end, NUL and newline cases. */
+static int next_byte_slow(an_import_bytes *b)
 {
     if (b->pos == b->len) {
         if (b->eof)
@@ -46,6 +46,14 @@ static int next_byte(an_import_bytes *b)
     if (c == '\n')
         b->line++;
     return c;
+}
+
+/* The next byte, -1 at the end, -2 on a read error or a NUL byte (err set). */
+static inline int next_byte(an_import_bytes *b)
+{
+    if (b->pos < b->len && b->buf[b->pos] > '\n')
+        return b->buf[b->pos++];
+    return next_byte_slow(b);
 }
 
 static int peek_byte(an_import_bytes *b)

@@ -278,6 +278,10 @@ wait $p2
 r2=$?
 serve_pids=""
 slow 0
+for i in one two; do # a sanitizer's report (its exit code) shown, not just counted
+    sed -n '/WARNING: ThreadSanitizer\|ERROR: [A-Za-z]*Sanitizer\|runtime error/,+30p' \
+        "$work/$i.err" | head -n 80 | sed "s/^/# $i: /"
+done
 check "both serve processes exit 0 on SIGTERM ($r1, $r2)" test "$r1/$r2" = 0/0
 check "update-market-data ran for >= 5 periods per symbol" \
     test "$(psql_pg "SELECT min(c) FROM (SELECT count(*) c FROM autonama.task_runs WHERE name = 'update_market_data' GROUP BY symbol) x")" -ge 5
