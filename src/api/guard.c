@@ -21,7 +21,6 @@
 #include <sys/socket.h>
 #include <time.h>
 
-
 #define SWEEP_MS 200
 #define OVER_GRACE_MS 1000 /* an over-limit connection's time to send its request */
 
@@ -283,8 +282,9 @@ unsigned an_http_guard_check_head(struct MHD_Connection *conn, size_t max_body, 
         return 431;
     }
     if (s.nte && s.ncl) {
-        snprintf(msg, cap, "Content-Length together with Transfer-Encoding is refused (RFC 9112 "
-                           "section 6.3)");
+        snprintf(msg, cap,
+                 "Content-Length together with Transfer-Encoding is refused (RFC 9112 "
+                 "section 6.3)");
         return 400;
     }
     if (s.nte > 1 || (s.nte && strcasecmp(s.te, "chunked") != 0)) {

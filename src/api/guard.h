@@ -4,8 +4,8 @@
  * connection limit; per request a deadline for the whole head and body that
  * is not reset by each byte (libmicrohttpd's own timeout is); and the
  * checks of a request head before any handler sees it (request smuggling
- * shapes, a declared body over the limit, an oversized head). http.c owns the guard and calls it from libmicrohttpd's
- * callbacks on the event threads; the guard's sweep thread closes the
+ * shapes, a declared body over the limit, an oversized head). http.c owns the guard and calls it
+ * from libmicrohttpd's callbacks on the event threads; the guard's sweep thread closes the
  * connections past their deadline.
  */
 #ifndef AN_API_GUARD_H

@@ -72,7 +72,7 @@ struct an_http_server {
 };
 
 /* Counts one answered request for GET /metrics (any thread). */
-void an_http_metrics_count(an_http_server *h, int route, unsigned status,
-                           const struct timespec *t0, int64_t rows);
+void an_http_metrics_count(an_http_server *h, int route, unsigned status, const struct timespec *t0,
+                           int64_t rows);
 
 #endif

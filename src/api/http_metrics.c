@@ -15,8 +15,8 @@ static const double LAT_LE[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 
 _Static_assert(sizeof LAT_LE / sizeof LAT_LE[0] == NLAT, "NLAT is the bucket count");
 
-void an_http_metrics_count(an_http_server *h, int route, unsigned status,
-                           const struct timespec *t0, int64_t rows)
+void an_http_metrics_count(an_http_server *h, int route, unsigned status, const struct timespec *t0,
+                           int64_t rows)
 {
     route_metrics *m = &h->m[route >= 0 ? (size_t)route : an_api_nroutes];
     struct timespec t1;
@@ -111,4 +111,3 @@ void an_http_metrics_render(an_http_server *h, an_api_reply *rp)
         }
     }
 }
-
