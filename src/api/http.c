@@ -528,6 +528,11 @@ static enum MHD_Result hand_off(an_http_server *h, struct MHD_Connection *conn, 
                                 const char *url, const char *key)
 {
     rc->rq = request_of(h, rc, url, rc->tail);
+    const char *api_key = an_config_get(h->cfg, AN_CFG_API_KEY);
+    rc->rq.trusted =
+        api_key && *api_key &&
+        an_api_bearer_ok(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
+                         api_key);
     rc->rp = (an_api_reply){.status = 200, .content_type = "application/json", .store_up = -1};
     rc->key = key ? strdup(key) : NULL;
     rc->conn = conn;

@@ -290,6 +290,36 @@ def slowloris(host, port, pid, n=1100, hold=12.0, idle=False, deadline=10.0, per
            f"{kind}: at most {per_client} flooding connections kept ({alive} still open)")
 
 
+def get_json(host, port, path, key=None):
+    auth = f"Authorization: Bearer {key}\r\n" if key else ""
+    r, conn = send_raw(host, port, f"GET {path} HTTP/1.1\r\nHost: x\r\n{auth}\r\n".encode())
+    if conn:
+        conn[0].close()
+    try:
+        return json.loads(r.body.decode())
+    except ValueError:
+        return None
+
+
+def details_hidden(host, port, key):
+    """/health's store location and the runs' host:pid only with the key."""
+    body = "{}"
+    send_raw(host, port, (f"POST /api/v1/tasks/health_check HTTP/1.1\r\nHost: x\r\n"
+                          f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+                          f"Content-Length: {len(body)}\r\n\r\n{body}").encode())
+    h0, h1 = get_json(host, port, "/health"), get_json(host, port, "/health", key)
+    ok(h0 is not None and "where" not in h0.get("store", {}),
+       f"/health without the key does not show where the store is ({(h0 or {}).get('store')})")
+    ok(h1 is not None and "where" in h1.get("store", {}),
+       f"/health with the key shows it ({(h1 or {}).get('store')})")
+    t0, t1 = get_json(host, port, "/api/v1/tasks"), get_json(host, port, "/api/v1/tasks", key)
+    runs0, runs1 = (t0 or {}).get("tasks", []), (t1 or {}).get("tasks", [])
+    ok(len(runs0) > 0 and all("instance" not in r for r in runs0),
+       f"the task runs without the key do not show host:pid ({len(runs0)} runs)")
+    ok(len(runs1) > 0 and all("instance" in r for r in runs1),
+       f"... with the key they do ({len(runs1)} runs)")
+
+
 def main():
     base = sys.argv[1]
     pid = int(sys.argv[2])
@@ -364,6 +394,8 @@ def main():
              (f"POST /api/v1/tasks/update_market_data HTTP/1.1\r\n{H}{auth}"
               f"Content-Type: application/json\r\nContent-Length: {len(bad)}\r\n\r\n{bad}").encode(),
              {400}, pid)
+    if key:
+        details_hidden(host, port, key)
     # libmicrohttpd's own refusals answer JSON too
     case("URL of 100 KB", host, port,
          f"GET /api/v1/symbols?x={'a' * 100000} HTTP/1.1\r\n{H}\r\n".encode(), {414, 431, 400}, pid)
