@@ -140,12 +140,22 @@ for mode in duckdb postgres timescaledb; do
     # task routes answer 503 (the front door's per-client limit)
     if [ "$mode" = duckdb ]; then
         serve_tasks AUTONAMA_HTTP_MAX_CONNECTIONS_PER_CLIENT=1 || { bad "$mode: serve did not restart"; continue; }
-        python3 -c 'import socket,sys,time; s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); time.sleep(4)' \
-            "${base##*:}" &
+        rm -f "$work/held"
+        python3 -c 'import socket,sys,time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+open(sys.argv[2], "w").close()
+time.sleep(20)' "${base##*:}" "$work/held" &
         holder=$!
-        sleep 0.5
-        req GET /api/v1/tasks
-        c1=$code
+        for _ in $(seq 1 100); do
+            [ -e "$work/held" ] && break
+            sleep 0.1
+        done
+        for _ in $(seq 1 20); do # until the server has accepted the held one
+            req GET /api/v1/tasks
+            c1=$code
+            [ "$c1" = 503 ] && break
+            sleep 0.2
+        done
         req GET "/api/v1/tasks/$id"
         c2=$code
         req POST /api/v1/tasks/health_check "${auth[@]}" -d '{}'
@@ -154,7 +164,11 @@ for mode in duckdb postgres timescaledb; do
             test "$c1:$c2:$c3" = "503:503:503"
         kill "$holder" 2>/dev/null
         wait "$holder" 2>/dev/null
-        sleep 0.3
+        for _ in $(seq 1 20); do # until the server has seen it close
+            req GET "/api/v1/tasks/$id"
+            [ "$code" = 200 ] && break
+            sleep 0.2
+        done
     else
         serve_tasks || { bad "$mode: serve did not restart"; continue; }
     fi
