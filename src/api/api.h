@@ -41,6 +41,9 @@ typedef struct an_api_request {
     an_api_state *state;
     struct an_tasks *tasks; /* NULL when the task system is not running */
     int64_t now_ms;
+    /* the caller sent the API key: /health shows where the store is and the
+     * task routes which host:pid ran a run only then (issue 11) */
+    int trusted;
 } an_api_request;
 
 typedef enum an_api_cache {

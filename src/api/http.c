@@ -31,66 +31,14 @@
 #include <time.h>
 
 #include "api/api.h"
+#include "api/guard.h"
+#include "api/http_int.h"
 #include "api/params.h"
 #include "api/reply.h"
 #include "api/sse.h"
 #include "core/log.h"
 #include "core/market.h"
 #include "core/workq.h"
-
-#define MAX_ROUTES 32
-#define CACHE_SLOTS 128
-#define CACHE_MAX_BYTES (1024 * 1024) /* replies larger than this are not kept */
-#define STALE_MS 10000                /* how long an expired reply may stand in */
-#define REFRESH_RETRY_MS 2000         /* a refresh not done by then may be taken again */
-#define CACHE_KEY_MAX 4096
-
-static const double LAT_LE[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                0.1,    0.25,  0.5,    1,     2.5,  5,     10};
-#define NLAT (sizeof LAT_LE / sizeof LAT_LE[0])
-
-typedef struct route_metrics {
-    atomic_uint_fast64_t by_class[6]; /* [status / 100] */
-    atomic_uint_fast64_t lat[NLAT + 1];
-    atomic_uint_fast64_t lat_sum_us;
-    atomic_uint_fast64_t rows;
-} route_metrics;
-
-typedef struct cache_entry {
-    char *key;
-    struct MHD_Response *resp;
-    char etag[AN_REPLY_ETAG_MAX];
-    an_api_cache kind;
-    int64_t expires_ms;         /* fresh until then */
-    int64_t stale_until_ms;     /* then served stale while one request refreshes it */
-    atomic_llong refreshing_ms; /* when a request took on the refresh (0: none); atomic,
-                                   so a reader under the read lock can claim it */
-} cache_entry;
-
-struct an_http_server {
-    /* set at start, read-only afterwards */
-    struct MHD_Daemon *d;
-    const an_config *cfg;
-    an_service *svc;
-    int port;
-    an_api_state *state;
-    an_http_options opt;
-    size_t max_url, max_body;
-    int64_t ttl_ms;
-    char cors[256];
-    struct MHD_Response *unavailable; /* the preallocated 503 (reply.h) */
-    an_workq *q;                      /* the handler workers */
-    /* the reply cache: every field of every slot under cache.lock (a
-     * rwlock: lookups share it); never held across I/O or a handler */
-    struct {
-        pthread_rwlock_t lock;
-        cache_entry slot[CACHE_SLOTS];
-    } cache;
-    /* lock-free counters */
-    route_metrics m[MAX_ROUTES + 1]; /* [an_api_nroutes]: requests matching no route */
-    atomic_int store_up;             /* -1 unknown, 0 down, 1 up */
-    atomic_uint_fast64_t cache_hits, cache_misses, not_modified;
-};
 
 typedef struct args_acc {
     an_api_arg v[AN_API_MAX_ARGS];
@@ -109,8 +57,7 @@ typedef struct req_ctx {
     size_t uri_len;
     size_t body; /* bytes received */
     char *data;  /* the body itself, up to max_body (malloc'd, NUL-terminated) */
-    int started;
-    int route; /* index into an_api_routes, or -1 */
+    int route;   /* index into an_api_routes, or -1 */
     unsigned status;
     int64_t rows;
     /* filled by dispatch's checks */
@@ -581,6 +528,11 @@ static enum MHD_Result hand_off(an_http_server *h, struct MHD_Connection *conn, 
                                 const char *url, const char *key)
 {
     rc->rq = request_of(h, rc, url, rc->tail);
+    const char *api_key = an_config_get(h->cfg, AN_CFG_API_KEY);
+    rc->rq.trusted =
+        api_key && *api_key &&
+        an_api_bearer_ok(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
+                         api_key);
     rc->rp = (an_api_reply){.status = 200, .content_type = "application/json", .store_up = -1};
     rc->key = key ? strdup(key) : NULL;
     rc->conn = conn;
@@ -617,6 +569,38 @@ static enum MHD_Result dispatch(an_http_server *h, struct MHD_Connection *conn, 
     return hand_off(h, conn, rc, url, keyed ? key : NULL);
 }
 
+/* The front door, on a request's first call (its head is in, its body not
+ * yet read): 503 for a connection over its client's limit, 400/413/431 for
+ * a head guard.c refuses (smuggling shapes, a declared body over the limit,
+ * oversized headers). These answers close the connection. */
+static int check_front(an_http_server *h, struct MHD_Connection *conn, req_ctx *rc,
+                       enum MHD_Result *ret)
+{
+    char msg[200];
+    unsigned st = 0;
+    if (an_http_guard_over_limit(conn)) {
+        st = MHD_HTTP_SERVICE_UNAVAILABLE;
+        snprintf(msg, sizeof msg, "too many connections from your address (at most %d)",
+                 (int)an_config_int(h->cfg, AN_CFG_HTTP_MAX_CONNECTIONS_PER_CLIENT));
+    } else {
+        st = an_http_guard_check_head(conn, h->max_body, h->max_head, msg, sizeof msg);
+    }
+    if (!st)
+        return 0;
+    an_api_reply rp = {0};
+    an_api_error(&rp, st, NULL, "%s", msg);
+    char etag[AN_REPLY_ETAG_MAX];
+    struct MHD_Response *r = rp.oom ? NULL : an_reply_response(&rp, 0, h->cors, etag);
+    free(rp.body);
+    if (r) {
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+        if (st == MHD_HTTP_SERVICE_UNAVAILABLE)
+            MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    }
+    *ret = queue(h, conn, rc, st, r, 1);
+    return 1;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
                               const char *method, const char *version, const char *upload,
                               size_t *upload_size, void **con_cls)
@@ -624,10 +608,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     (void)version;
     an_http_server *h = cls;
     req_ctx *rc = *con_cls;
-    if (!rc)
-        return MHD_NO;  /* the URI callback could not allocate */
-    if (!rc->started) { /* first call: headers only */
-        rc->started = 1;
+    if (!rc) { /* first call: headers only; from here on-completed frees rc */
+        if (!(rc = calloc(1, sizeof *rc)))
+            return MHD_NO;
+        clock_gettime(CLOCK_MONOTONIC, &rc->t0);
+        rc->uri_len = an_http_guard_uri_len(conn);
+        rc->route = -1;
+        *con_cls = rc;
+        enum MHD_Result ret;
+        return check_front(h, conn, rc, &ret) ? ret : MHD_YES;
+    }
+    if (rc->status) { /* answered by check_front: the body is not kept */
+        *upload_size = 0;
         return MHD_YES;
     }
     if (rc->done) /* resumed: the worker ran the handler */
@@ -645,133 +637,33 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         *upload_size = 0;
         return MHD_YES;
     }
+    an_http_guard_busy(conn, 1);
     return dispatch(h, conn, url, method, rc);
 }
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     (void)cls;
-    (void)conn;
-    req_ctx *rc = calloc(1, sizeof *rc);
-    if (!rc)
-        return NULL;
-    clock_gettime(CLOCK_MONOTONIC, &rc->t0);
-    rc->uri_len = uri ? strlen(uri) : 0;
-    rc->route = -1;
-    return rc;
+    an_http_guard_note_uri(conn, uri ? strlen(uri) : 0);
+    return NULL;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     (void)toe;
     an_http_server *h = cls;
     req_ctx *rc = *con_cls;
     *con_cls = NULL;
+    an_http_guard_busy(conn, 0);
     if (!rc)
         return;
-    if (rc->status) {
-        route_metrics *m = &h->m[rc->route >= 0 ? (size_t)rc->route : an_api_nroutes];
-        struct timespec t1;
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        double s =
-            (double)(t1.tv_sec - rc->t0.tv_sec) + (double)(t1.tv_nsec - rc->t0.tv_nsec) / 1e9;
-        size_t b = 0;
-        while (b < NLAT && s > LAT_LE[b])
-            b++;
-        atomic_fetch_add(&m->lat[b], 1);
-        atomic_fetch_add(&m->lat_sum_us, (uint_fast64_t)(s * 1e6));
-        unsigned cls_ix = rc->status / 100;
-        atomic_fetch_add(&m->by_class[cls_ix < 6 ? cls_ix : 0], 1);
-        if (rc->rows > 0)
-            atomic_fetch_add(&m->rows, (uint_fast64_t)rc->rows);
-    }
+    if (rc->status)
+        an_http_metrics_count(h, rc->route, rc->status, &rc->t0, rc->rows);
     free(rc->data);
     free(rc->key);
     free(rc->rp.body);
     free(rc);
-}
-
-/* ---- metrics ------------------------------------------------------------ */
-
-char *an_http_health_extra(an_http_server *h)
-{
-    return h->opt.health_hook ? h->opt.health_hook(h->opt.health_ctx) : NULL;
-}
-
-void an_http_metrics_render(an_http_server *h, an_api_reply *rp)
-{
-    size_t nr = an_api_nroutes + 1;
-    an_api_puts(rp, "# HELP autonama_http_requests_total HTTP requests answered, by route and "
-                    "status class.\n# TYPE autonama_http_requests_total counter\n");
-    for (size_t i = 0; i < nr; i++) {
-        const char *name = i < an_api_nroutes ? an_api_routes[i].name : "other";
-        for (int c = 2; c < 6; c++)
-            an_api_printf(
-                rp, "autonama_http_requests_total{route=\"%s\",code=\"%dxx\"} %" PRIuFAST64 "\n",
-                name, c, atomic_load(&h->m[i].by_class[c]));
-    }
-    an_api_puts(rp, "# HELP autonama_http_request_duration_seconds Time from the request line to "
-                    "the reply sent, by route.\n# TYPE autonama_http_request_duration_seconds "
-                    "histogram\n");
-    for (size_t i = 0; i < nr; i++) {
-        const char *name = i < an_api_nroutes ? an_api_routes[i].name : "other";
-        uint64_t cum = 0;
-        for (size_t b = 0; b <= NLAT; b++) {
-            cum += atomic_load(&h->m[i].lat[b]);
-            if (b < NLAT)
-                an_api_printf(
-                    rp,
-                    "autonama_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %" PRIu64
-                    "\n",
-                    name, LAT_LE[b], cum);
-            else
-                an_api_printf(rp,
-                              "autonama_http_request_duration_seconds_bucket{route=\"%s\",le=\"+"
-                              "Inf\"} %" PRIu64 "\n",
-                              name, cum);
-        }
-        an_api_printf(rp, "autonama_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", name,
-                      (double)atomic_load(&h->m[i].lat_sum_us) / 1e6);
-        an_api_printf(rp,
-                      "autonama_http_request_duration_seconds_count{route=\"%s\"} %" PRIu64 "\n",
-                      name, cum);
-    }
-    an_api_puts(rp, "# HELP autonama_http_rows_served_total Data rows (candles, indicator rows, "
-                    "symbols) in replies, by route.\n# TYPE autonama_http_rows_served_total "
-                    "counter\n");
-    for (size_t i = 0; i < an_api_nroutes; i++)
-        an_api_printf(rp, "autonama_http_rows_served_total{route=\"%s\"} %" PRIuFAST64 "\n",
-                      an_api_routes[i].name, atomic_load(&h->m[i].rows));
-    an_api_printf(rp,
-                  "# HELP autonama_http_cache_hits_total Replies served from the reply cache.\n"
-                  "# TYPE autonama_http_cache_hits_total counter\n"
-                  "autonama_http_cache_hits_total %" PRIuFAST64 "\n"
-                  "# HELP autonama_http_cache_misses_total Cacheable requests computed afresh.\n"
-                  "# TYPE autonama_http_cache_misses_total counter\n"
-                  "autonama_http_cache_misses_total %" PRIuFAST64 "\n"
-                  "# HELP autonama_http_not_modified_total 304 replies to If-None-Match.\n"
-                  "# TYPE autonama_http_not_modified_total counter\n"
-                  "autonama_http_not_modified_total %" PRIuFAST64 "\n",
-                  atomic_load(&h->cache_hits), atomic_load(&h->cache_misses),
-                  atomic_load(&h->not_modified));
-    int up = atomic_load(&h->store_up);
-    if (up < 0) { /* nothing has touched the store yet: ask the service */
-        an_err e = {0};
-        up = an_service_store(h->svc, &e) != NULL;
-    }
-    an_api_printf(rp,
-                  "# HELP autonama_store_up 1 when the last use of the store succeeded, 0 when "
-                  "it was unavailable.\n# TYPE autonama_store_up gauge\nautonama_store_up %d\n",
-                  up);
-    if (h->opt.metrics_hook) {
-        char *extra = h->opt.metrics_hook(h->opt.metrics_ctx);
-        if (extra) {
-            an_api_puts(rp, extra);
-            free(extra);
-        }
-    }
 }
 
 /* ---- start / stop ------------------------------------------------------- */
@@ -818,6 +710,7 @@ static an_code listen_addr(const char *addr, struct addrinfo **ai, an_err *err)
 static void server_free(an_http_server *h)
 {
     an_workq_free(h->q);
+    an_http_guard_free(h->guard);
     for (size_t i = 0; i < CACHE_SLOTS; i++) {
         if (h->cache.slot[i].resp)
             MHD_destroy_response(h->cache.slot[i].resp);
@@ -833,9 +726,13 @@ static void server_free(an_http_server *h)
 static struct MHD_Daemon *start_daemon(an_http_server *h, const struct addrinfo *ai)
 {
     const an_config *cfg = h->cfg;
-    /* the connection's memory holds the request line and headers: room for
-     * the longest URL we accept, so a long one gets our JSON 414 */
-    size_t mem = 2 * h->max_url + 32 * 1024;
+    /* the connection's memory holds the request line, the headers and one
+     * record (~56 bytes) per query parameter and header: room for twice
+     * the longest URL and headers we accept, parameters as dense as "a&",
+     * so a request over our limits gets our JSON 414/431 rather than
+     * libmicrohttpd's HTML (or, out of records, no answer at all: issue 11
+     * fault 2). Pages never touched cost no memory. */
+    size_t mem = 64 * h->max_url + 4 * h->max_head + 64 * 1024;
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
@@ -846,6 +743,8 @@ static struct MHD_Daemon *start_daemon(an_http_server *h, const struct addrinfo 
         (unsigned)an_config_int(cfg, AN_CFG_HTTP_TIMEOUT), MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)an_config_int(cfg, AN_CFG_HTTP_MAX_CONNECTIONS),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
+        MHD_OPTION_NOTIFY_CONNECTION, an_http_guard_notify, h->guard,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, an_http_guard_hard_cap(h->guard),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
 }
 
@@ -881,9 +780,14 @@ an_code an_http_start_with(const an_config *cfg, an_service *svc, const an_http_
     h->ttl_ms = an_config_int(cfg, AN_CFG_HTTP_CACHE_TTL_MS);
     snprintf(h->cors, sizeof h->cors, "%s", cors);
     atomic_store(&h->store_up, -1);
+    h->max_head = (size_t)an_config_int(cfg, AN_CFG_HTTP_MAX_HEADERS);
     if (!(h->state = an_api_state_new()) || !(h->unavailable = an_reply_unavailable_new()))
         rc = an_err_set(err, AN_ERR_NOMEM, "out of memory");
     else
+        rc = an_http_guard_new((int)an_config_int(cfg, AN_CFG_HTTP_MAX_CONNECTIONS_PER_CLIENT),
+                               an_config_int(cfg, AN_CFG_HTTP_REQUEST_DEADLINE) * 1000, &h->guard,
+                               err);
+    if (rc == AN_OK)
         rc = an_workq_new("http", (int)an_config_int(cfg, AN_CFG_HTTP_WORKERS), run_work, h, &h->q,
                           err);
     if (rc == AN_OK && !(h->d = start_daemon(h, ai)))

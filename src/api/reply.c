@@ -15,6 +15,8 @@
 #include <strings.h>
 #include <zlib.h>
 
+#include "core/utf8.h"
+
 #define GZIP_MIN 1024 /* smaller replies go uncompressed */
 
 /* ---- reply body --------------------------------------------------------- */
@@ -80,15 +82,23 @@ void an_api_printf(an_api_reply *rp, const char *fmt, ...)
 void an_api_put_jstr(an_api_reply *rp, const char *s)
 {
     an_api_put(rp, "\"", 1);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\') {
+    const unsigned char *c = (const unsigned char *)s;
+    size_t left = strlen(s);
+    while (left) {
+        size_t n = *c < 0x80 ? 1 : an_utf8_seq_len(c, left);
+        if (n == 0) { /* an invalid or cut sequence: one byte becomes U+FFFD */
+            an_api_puts(rp, "\\ufffd");
+            n = 1;
+        } else if (*c == '"' || *c == '\\') {
             char e[2] = {'\\', (char)*c};
             an_api_put(rp, e, 2);
-        } else if (*c < 0x20) {
+        } else if (*c < 0x20 || *c == 0x7f) {
             an_api_printf(rp, "\\u%04x", *c);
         } else {
-            an_api_put(rp, (const char *)c, 1);
+            an_api_put(rp, (const char *)c, n);
         }
+        c += n;
+        left -= n;
     }
     an_api_put(rp, "\"", 1);
 }

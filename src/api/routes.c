@@ -599,6 +599,8 @@ static void h_health(const an_api_request *rq, an_api_reply *rp)
     json_t *o = an_health_check(rq->cfg, s, &err, rq->now_ms, &healthy);
     json_t *conn = json_object_get(json_object_get(o, "checks"), "connection");
     rp->store_up = json_is_true(json_object_get(conn, "ok"));
+    if (!rq->trusted) /* the file path or host:port: only for the key's holder */
+        json_object_del(json_object_get(o, "store"), "where");
     char *stream = an_http_health_extra(rq->server); /* the live path's state */
     json_t *sj = stream ? json_loads(stream, 0, NULL) : NULL;
     free(stream);
@@ -686,6 +688,8 @@ static void h_tasks(const an_api_request *rq, an_api_reply *rp)
         return;
     }
     rp->rows = (int64_t)json_array_size(list);
+    for (size_t i = 0; !rq->trusted && i < json_array_size(list); i++)
+        json_object_del(json_array_get(list, i), "instance"); /* host:pid */
     json_t *o = json_pack("{s:o}", "tasks", list);
     put_json(rp, o);
     json_decref(o);
@@ -713,6 +717,8 @@ static void h_task(const an_api_request *rq, an_api_reply *rp)
         return;
     }
     rp->rows = 1;
+    if (!rq->trusted)
+        json_object_del(run, "instance"); /* host:pid: only for the key's holder */
     put_json(rp, run);
     json_decref(run);
 }

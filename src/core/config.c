@@ -316,6 +316,30 @@ static const cdef table[] = {
                               .def = "65536",
                               .max = 16777216,
                               .help = "HTTP: largest request body accepted; larger gets 413"},
+    [AN_CFG_HTTP_MAX_HEADERS] = {.env = "AUTONAMA_HTTP_MAX_HEADERS",
+                                 .flag = "http-max-headers",
+                                 .type = T_INT,
+                                 .def = "32768",
+                                 .min = 1024,
+                                 .max = 1048576,
+                                 .help = "HTTP: largest request header block accepted; larger "
+                                         "gets 431"},
+    [AN_CFG_HTTP_MAX_CONNECTIONS_PER_CLIENT] =
+        {.env = "AUTONAMA_HTTP_MAX_CONNECTIONS_PER_CLIENT",
+         .flag = "http-max-connections-per-client",
+         .type = T_INT,
+         .def = "128",
+         .max = 100000,
+         .help = "HTTP: connections one client address may hold; more get 503 (beyond twice "
+                 "that plus 16, refused); 0: no limit"},
+    [AN_CFG_HTTP_REQUEST_DEADLINE] =
+        {.env = "AUTONAMA_HTTP_REQUEST_DEADLINE",
+         .flag = "http-request-deadline",
+         .type = T_INT,
+         .def = "10",
+         .max = 3600,
+         .help = "HTTP: seconds a request's head and body may take to arrive (not reset by "
+                 "traffic; idle keep-alive connections count too); 0: none"},
     [AN_CFG_HTTP_CORS_ORIGIN] = {.env = "AUTONAMA_HTTP_CORS_ORIGIN",
                                  .flag = "cors-origin",
                                  .type = T_STR,

@@ -268,6 +268,16 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
     return era * 146097 + (int64_t)doe - 719468;
 }
 
+/* 1 when s starts with pat, each 'd' of pat an ASCII digit (sscanf's %d
+ * alone would take a sign or a space: "T-5:-5"). */
+static int time_shape(const char *s, const char *pat)
+{
+    for (; *pat; pat++, s++)
+        if (*pat == 'd' ? !isdigit((unsigned char)*s) : *s != *pat)
+            return 0;
+    return 1;
+}
+
 an_code an_time_parse(const char *s, int64_t *ms, an_err *err)
 {
     if (!s || !*s)
@@ -287,16 +297,18 @@ an_code an_time_parse(const char *s, int64_t *ms, an_err *err)
     }
     int y, mo, d, h = 0, mi = 0, sec = 0, n = 0;
     char rest[16] = "";
-    if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
+    if (!time_shape(s, "dddd-dd-dd") || sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
         goto fail;
     if (s[n] == 'T' || s[n] == ' ') {
         int n2 = 0;
-        if (sscanf(s + n + 1, "%2d:%2d%n", &h, &mi, &n2) != 2 || n2 != 5)
+        if (!time_shape(s + n + 1, "dd:dd") || sscanf(s + n + 1, "%2d:%2d%n", &h, &mi, &n2) != 2 ||
+            n2 != 5)
             goto fail;
         n += 1 + n2;
         if (s[n] == ':') {
             int n3 = 0;
-            if (sscanf(s + n + 1, "%2d%n", &sec, &n3) != 1 || n3 != 2)
+            if (!time_shape(s + n + 1, "dd") || sscanf(s + n + 1, "%2d%n", &sec, &n3) != 1 ||
+                n3 != 2)
                 goto fail;
             n += 1 + n3;
         }

@@ -23,7 +23,7 @@ start_fake_binance --generate TSKUSDT:1m:$START:$END --server-time-ms $((END + 3
 
 # serve with its workers and no beat, the fallback file in $work
 serve_tasks() {
-    start_serve AUTONAMA_BEAT_UPDATE_INTERVAL=0 AUTONAMA_BEAT_INDICATORS_INTERVAL=0 \
+    start_serve "$@" AUTONAMA_BEAT_UPDATE_INTERVAL=0 AUTONAMA_BEAT_INDICATORS_INTERVAL=0 \
         AUTONAMA_BEAT_HEALTH_INTERVAL=0 AUTONAMA_FALLBACK_PATH="$work/fallback.duckdb"
 }
 # req METHOD PATH [curl args...]: the status in $code, the body in $work/body;
@@ -115,10 +115,63 @@ for mode in duckdb postgres timescaledb; do
     done
     req POST /api/v1/tasks "${auth[@]}" -d '{}'
     check "$mode: POST /api/v1/tasks (no task name) is 405 ($code)" test "$code" = 405
+    if [ "$mode" = duckdb ]; then # the front door's answers, once (issue 11)
+        long=$(head -c 3000 /dev/zero | tr '\0' a)
+        req GET "/api/v1/tasks?name=$long"
+        check "$mode: a URL over AUTONAMA_HTTP_MAX_URL is 414 on GET /api/v1/tasks ($code)" test "$code" = 414
+        req GET "/api/v1/tasks/$long"
+        check "$mode: ... and on GET /api/v1/tasks/{key} ($code)" test "$code" = 414
+        req POST "/api/v1/tasks/$long" "${auth[@]}" -d '{}'
+        check "$mode: ... and on POST /api/v1/tasks/{key} ($code)" test "$code" = 414
+        head -c 70000 /dev/zero | tr '\0' ' ' >"$work/big.json"
+        req POST /api/v1/tasks/health_check "${auth[@]}" --data-binary @"$work/big.json"
+        check "$mode: a body over AUTONAMA_HTTP_MAX_BODY is 413 ($code)" test "$code" = 413
+        req POST /api/v1/tasks/update_market_data "${auth[@]}" -d '{"symbols":12345}'
+        check "$mode: arguments of the wrong type are 400 before a run is made ($code: $(body "j['error']"))" \
+            test "$code" = 400
+        req POST /api/v1/tasks/update_market_data "${auth[@]}" -d '{"since":"2021-05-02T-5:-5"}'
+        check "$mode: a bad since is 400 naming it ($code)" \
+            bash -c "[ $code = 400 ] && grep -q 'T-5:-5' '$work/body'"
+    fi
     stop_serve
 
-    # history survives the restart, and the API still shows it
-    serve_tasks || { bad "$mode: serve did not restart"; continue; }
+    # history survives the restart, and the API still shows it; restarted
+    # with one connection per client on DuckDB: a held connection makes the
+    # task routes answer 503 (the front door's per-client limit)
+    if [ "$mode" = duckdb ]; then
+        serve_tasks AUTONAMA_HTTP_MAX_CONNECTIONS_PER_CLIENT=1 || { bad "$mode: serve did not restart"; continue; }
+        rm -f "$work/held"
+        python3 -c 'import socket,sys,time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+open(sys.argv[2], "w").close()
+time.sleep(20)' "${base##*:}" "$work/held" &
+        holder=$!
+        for _ in $(seq 1 100); do
+            [ -e "$work/held" ] && break
+            sleep 0.1
+        done
+        for _ in $(seq 1 20); do # until the server has accepted the held one
+            req GET /api/v1/tasks
+            c1=$code
+            [ "$c1" = 503 ] && break
+            sleep 0.2
+        done
+        req GET "/api/v1/tasks/$id"
+        c2=$code
+        req POST /api/v1/tasks/health_check "${auth[@]}" -d '{}'
+        c3=$code
+        check "$mode: over the per-client limit the task routes answer 503 ($c1 $c2 $c3, $(body "j['error']"))" \
+            test "$c1:$c2:$c3" = "503:503:503"
+        kill "$holder" 2>/dev/null
+        wait "$holder" 2>/dev/null
+        for _ in $(seq 1 20); do # until the server has seen it close
+            req GET "/api/v1/tasks/$id"
+            [ "$code" = 200 ] && break
+            sleep 0.2
+        done
+    else
+        serve_tasks || { bad "$mode: serve did not restart"; continue; }
+    fi
     req GET "/api/v1/tasks/$id"
     check "$mode: the run is still there after a restart" test "$code:$(body "j['state']")" = "200:SUCCESS"
     unset AUTONAMA_API_KEY

@@ -92,6 +92,38 @@ static void test_limit_time(void)
     AN_CHECK(an_api_parse_time("2021-13-01", &ms, &e) == AN_ERR_INVALID);
     AN_CHECK(an_api_parse_time("yesterday", &ms, &e) == AN_ERR_INVALID);
     AN_CHECK(an_api_parse_time("", &ms, &e) == AN_ERR_INVALID);
+    /* sscanf's %d takes a sign or a space: every field must be digits */
+    const char *shapes[] = {"2021-05-02T-5:-5",    "2021-05-02T 5: 5", "2021-05-02T05:-5",
+                            "2021-05-02T05:05:-5", "2021--5-02",       "+2021-05-02",
+                            "2021-05- 2",          "2021-05-02T+5:05"};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        AN_CHECK_MSG(an_api_parse_time(shapes[i], &ms, &e) == AN_ERR_INVALID, "%s accepted",
+                     shapes[i]);
+        AN_CHECK_MSG(strstr(e.msg, shapes[i]) != NULL, "%s: %s", shapes[i], e.msg);
+    }
+}
+
+/* Every JSON string we write is valid UTF-8: invalid or cut sequences in
+ * what is echoed become U+FFFD, valid ones pass unchanged. */
+static void test_jstr_utf8(void)
+{
+    struct {
+        const char *in, *want;
+    } v[] = {{"BTC/\xc3\x28\xff", "\"BTC/\\ufffd(\\ufffd\""},
+             {"\xff\xfe", "\"\\ufffd\\ufffd\""},
+             {"BTC\xe2\x82", "\"BTC\\ufffd\\ufffd\""},
+             {"\xc0\xaf", "\"\\ufffd\\ufffd\""},
+             {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+              "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\""},
+             {"a\"b\\c\x01\x7f", "\"a\\\"b\\\\c\\u0001\\u007f\""}};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        an_api_reply rp = {0};
+        an_api_put_jstr(&rp, v[i].in);
+        AN_CHECK(!rp.oom && rp.body);
+        if (rp.body)
+            AN_CHECK_STR(rp.body, v[i].want);
+        free(rp.body);
+    }
 }
 
 static void test_names(void)
@@ -245,6 +277,7 @@ int main(void)
     AN_RUN(test_random_input);
     AN_RUN(test_plan);
     AN_RUN(test_limit_time);
+    AN_RUN(test_jstr_utf8);
     AN_RUN(test_names);
     AN_RUN(test_bearer);
     return AN_TEST_DONE();
