@@ -4,10 +4,17 @@
 # holding the real candle files (BTC/USDT and ETH/USDT 1h) and their indicator
 # rows; the page must show the expected number of candles (counted here from
 # the files, independently of the API), the indicator series, symbol and
-# timeframe switches, older history on scroll-left, a candle stored while the
-# page is open, the optimization view, and, on PostgreSQL, the database going
-# away (a TCP forwarder in front of it is stopped) and coming back; any
-# console error or failed request fails it. Screenshots and figures (page
+# timeframe switches, older history on scroll-left, live updates, the
+# optimization view (heatmap, a combination's equity curve and trades, a run
+# started from the page with the API key), and, on PostgreSQL, the database
+# going away (a TCP forwarder in front of it is stopped) and coming back; any
+# console error or failed request fails it.
+# Live updates: on $DASHBOARD_LIVE_MODES (default duckdb and postgres) serve
+# runs with AUTONAMA_REALTIME=true against the fake exchange's kline streams
+# (tests/fake_binance/server.py --ws-port, BTC/USDT 1m on a clock
+# the test moves): the open candle moves, a new one appears, the exchange's
+# stream is cut, serve is stopped ("reconnecting") and restarted ("live"). On
+# the other modes the page polls, and a candle imported meanwhile appears. Screenshots and figures (page
 # weight, render time of 5,000 candles) go to $AN_DASHBOARD_OUT (default: the
 # test's temp dir, printed); DASHBOARD_SHOTS=1 also writes docs/dashboard-*.png.
 # Needs AN_BIN, AN_SRC, AN_DATA_DIR, AUTONAMA_TEST_PG.
@@ -22,7 +29,9 @@ work=$(mktemp -d /tmp/autonama-dashboard.XXXXXX)
 out=${AN_DASHBOARD_OUT:-$work/out}
 mkdir -p "$out"
 proxy_pid=
+fake_pid=
 cleanup() {
+    [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null && wait "$fake_pid" 2>/dev/null
     [ -f "$work/serve.pid" ] && kill "$(cat "$work/serve.pid")" 2>/dev/null
     [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null && wait "$proxy_pid" 2>/dev/null
     [ -f "$work/proxy.pid" ] && kill "$(cat "$work/proxy.pid")" 2>/dev/null
@@ -31,6 +40,7 @@ cleanup() {
 trap cleanup EXIT
 . "$here/lib.sh"
 
+PY=$SRC/.deps/venv/bin/python
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 export NODE_PATH=$SRC/.deps/web/node_modules
 chromium=${CHROMIUM:-/usr/bin/chromium}
@@ -59,6 +69,43 @@ last=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[-1][0])" 
 printf 'timestamp,open,high,low,close,volume\n%s,31723.09,31800,31700,31790.5,12.5\n' \
     "$((last + 3600000))" >"$work/next.csv"
 
+# the fake exchange, REST and kline stream of BTC/USDT 1m (ETH/USDT is not
+# streamed: its 1h candles must stay the source of its 4h and 1d), its clock
+# fixed 5 s into the current minute; ADVANCE MS moves it (the open candle
+# grows, a new minute opens a new candle), STREAM_DROP cuts its streams
+start_fake() {
+    local rest ws now t
+    rest=$(free_port)
+    ws=$(free_port)
+    now=$(date +%s%3N)
+    "$PY" "$SRC/tests/fake_binance/server.py" --port "$rest" --ws-port "$ws" \
+        --generate "BTCUSDT:1m:$((now - 86400000)):$((now + 86400000))" >"$work/fake.out" 2>"$work/fake.err" &
+    fake_pid=$!
+    for _ in $(seq 1 100); do
+        grep -q '^listening' "$work/fake.out" 2>/dev/null && break
+        sleep 0.1
+    done
+    grep -q '^listening' "$work/fake.out" || { bad "the fake exchange did not start: $(cat "$work/fake.err")"; return 1; }
+    t=$((now / 60000 * 60000 + 5000))
+    curl -s -X POST "http://127.0.0.1:$rest/_control/clock" -d "{\"server_time_ms\": $t}" >/dev/null
+    printf '#!/bin/sh\ncurl -s -X POST http://127.0.0.1:%s/_control/clock -d "{\\"advance_ms\\": $1}" >/dev/null\n' \
+        "$rest" >"$work/advance.sh"
+    printf '#!/bin/sh\ncurl -s -X POST http://127.0.0.1:%s/_control/stream -d %s >/dev/null\n' "$rest" \
+        "'{\"drop\": true}'" >"$work/drop.sh"
+    live_env="AUTONAMA_REALTIME=true AUTONAMA_REALTIME_SYMBOLS=BTC/USDT BINANCE_BASE_URL=http://127.0.0.1:$rest BINANCE_WS_URL=ws://127.0.0.1:$ws"
+    live_env="$live_env AUTONAMA_REALTIME_BACKOFF_MS=200 AUTONAMA_INGEST_LOOKBACK=300"
+    export LIVE=1 ADVANCE="sh $work/advance.sh" STREAM_DROP="sh $work/drop.sh"
+}
+stop_fake() {
+    [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null && wait "$fake_pid" 2>/dev/null
+    fake_pid=
+    live_env=
+    unset LIVE ADVANCE STREAM_DROP
+}
+live_env=
+API_KEY=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+export API_KEY
+
 # serve runs from $work/serve.sh (the browser test stops and restarts it on
 # the same port to see the API go away); its pid is in $work/serve.pid
 start_serve() {
@@ -68,7 +115,7 @@ start_serve() {
     cat >"$work/serve.sh" <<SH
 #!/bin/sh
 AUTONAMA_HTTP_ADDR=127.0.0.1:$port AUTONAMA_SYMBOLS=BTC/USDT,ETH/USDT AUTONAMA_BEAT_UPDATE_INTERVAL=0 \\
-    AUTONAMA_BEAT_INDICATORS_INTERVAL=0 exec "$BIN" serve >>"$work/serve.out" 2>>"$work/serve.err"
+    AUTONAMA_BEAT_INDICATORS_INTERVAL=0 AUTONAMA_API_KEY=$API_KEY $live_env exec "$BIN" serve >>"$work/serve.out" 2>>"$work/serve.err"
 SH
     printf '#!/bin/sh\nsh %s/serve.sh </dev/null >/dev/null 2>&1 &\necho $! >%s/serve.pid\n' "$work" "$work" \
         >"$work/api-up.sh"
@@ -150,9 +197,12 @@ for mode in ${DASHBOARD_MODES:-duckdb postgres timescaledb}; do
             "$here/api_check.py" "$pport" "$POSTGRES_SERVER" "$target" "$work" >"$work/db-up.sh"
         echo "$proxy_pid" >"$work/proxy.pid"
         export DB_DOWN="sh $work/db-down.sh" DB_UP="sh $work/db-up.sh"
-        export ADD_CANDLE="$BIN import $work/next.csv --symbol BTC/USDT --timeframe 1h >/dev/null 2>&1"
         sleep 0.3
     fi
+    case " ${DASHBOARD_LIVE_MODES-duckdb postgres} " in
+    *" $mode "*) start_fake || continue ;;
+    *) [ "$mode" != duckdb ] && export ADD_CANDLE="$BIN import $work/next.csv --symbol BTC/USDT --timeframe 1h >/dev/null 2>&1" ;;
+    esac
     start_serve || continue
     [ "$mode" = duckdb ] && check_serving
     shots=0
@@ -163,6 +213,7 @@ for mode in ${DASHBOARD_MODES:-duckdb postgres timescaledb}; do
     kill -0 "$(cat "$work/serve.pid")" 2>/dev/null || bad "$mode: serve died: $(grep -m3 -i 'error\|sanitizer' "$work/serve.err")"
     passed=$((passed + $(grep -c '^ok - ' "$work/browser.out")))
     stop_serve
+    stop_fake
     if [ "$mode" = postgres ]; then
         kill "$(cat "$work/proxy.pid")" 2>/dev/null
         wait "$proxy_pid" 2>/dev/null
