@@ -51,6 +51,8 @@ async function main() {
     const why = (r.failure() || {}).errorText;
     /* serve stopped: refused connections, and the event stream cut mid-reply */
     if (apiOutage && /ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|ERR_CONNECTION_RESET|ERR_INCOMPLETE_CHUNKED_ENCODING/.test(why)) return;
+    /* the page closes the event stream of a chart it leaves */
+    if (why === 'net::ERR_ABORTED' && /\/api\/v1\/stream\?/.test(r.url())) return;
     if (!(leaving && why === 'net::ERR_ABORTED')) problems.push('request failed: ' + r.url() + ' ' + why);
   });
   page.on('response', (r) => {
@@ -231,6 +233,11 @@ async function main() {
        'no live stream on this server (no /api/v1/stream, or AUTONAMA_REALTIME off): the page says it polls instead');
   }
   if (process.env.ADD_CANDLE) {
+    if ((await chart('timeframe')) !== '1h') {
+      await page.evaluate(() => { location.hash = '#/chart?symbol=BTC/USDT&timeframe=1h'; });
+      await ready('BTC/USDT', '1h', EXPECT.btc_1h);
+    }
+    ok(await waitLive('polling', 5000), 'BTC/USDT 1h: the page polls (' + await liveState() + ')');
     const before = await chart('newest');
     execSync(process.env.ADD_CANDLE);
     const got = await waitChart((b) => document.getElementById('chart').dataset.newest > b &&
