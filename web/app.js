@@ -13,8 +13,8 @@
  *            data-series (indicator series holding points), data-render-ms
  *            (data in hand to drawn: two animation frames), data-paint-ms (the
  *            JavaScript part of it: setData of every series),
- *            data-older-loads, data-live-updates, data-last-close (the newest
- *            candle's close: it moves with the open candle)
+ *            data-older-loads, data-live-updates, data-last-close and
+ *            data-last-volume (the newest candle's: they move with the open candle)
  *   #live    data-live (off|connecting|live|reconnecting|polling|unavailable)
  *   #status  data-state (loading|ok|degraded|db-down|api-down)
  *   #heatmap data-cells
@@ -280,6 +280,7 @@
     el.dataset.oldest = c.bars.length ? iso(c.bars[0].ts) : '';
     el.dataset.newest = c.bars.length ? iso(c.bars[c.bars.length - 1].ts) : '';
     el.dataset.lastClose = c.bars.length ? c.bars[c.bars.length - 1].close : '';
+    el.dataset.lastVolume = c.bars.length ? c.bars[c.bars.length - 1].volume : '';
   }
 
   function ohlcUrl(c, extra) {
@@ -411,6 +412,7 @@
     el.dataset.candles = c.bars.length;
     el.dataset.newest = iso(c.bars[c.bars.length - 1].ts);
     el.dataset.lastClose = c.bars[c.bars.length - 1].close;
+    el.dataset.lastVolume = c.bars[c.bars.length - 1].volume;
     legend(c, bar);
   }
 
@@ -721,14 +723,18 @@
     }
     const trades = Array.isArray(e.body.trades) ? e.body.trades : [];
     const t = (x) => Date.parse(x) / 1000;
-    const chart = LWC.createChart(el, chartOptions());
+    /* the whole run in view: thousands of bars in a few hundred pixels */
+    const chart = LWC.createChart(el, Object.assign(chartOptions(), { timeScale: Object.assign(
+      chartOptions().timeScale, { minBarSpacing: 0.01 }) }));
     const s = chart.addSeries(LWC.LineSeries, { color: css('--accent'), lineWidth: 2,
       priceLineVisible: false });
+    const words = trades.length <= 30; /* labels only where they stay readable */
     s.setData(equity.map((x) => ({ time: t(x.timestamp), value: x.value })));
     const markers = trades.flatMap((x) => [
-      { time: t(x.entry_time), position: 'belowBar', color: css('--up'), shape: 'arrowUp', text: 'in' },
+      { time: t(x.entry_time), position: 'belowBar', color: css('--up'), shape: 'arrowUp',
+        text: words ? 'in' : '' },
       x.exit_time ? { time: t(x.exit_time), position: 'aboveBar', color: css('--down'), shape: 'arrowDown',
-        text: 'out' + (Number.isFinite(x.return) ? ' ' + (x.return * 100).toFixed(1) + '%' : '') } : null,
+        text: words && Number.isFinite(x.return) ? (x.return * 100).toFixed(1) + '%' : '' } : null,
     ].filter(Boolean)).sort((a, b) => a.time - b.time);
     LWC.createSeriesMarkers(s, markers);
     chart.timeScale().fitContent();

@@ -180,7 +180,7 @@ async function main() {
   const waitLive = (want, ms) => page.waitForFunction((w) => document.getElementById('live').dataset.live === w,
     want, { timeout: ms || 15000 }).then(() => true, () => false);
   const bar = async () => ({ newest: await chart('newest'), candles: +(await chart('candles')),
-    close: await chart('lastClose'), updates: +(await chart('liveUpdates')) });
+    close: await chart('lastClose'), volume: await chart('lastVolume'), updates: +(await chart('liveUpdates')) });
   if (process.env.LIVE === '1') {
     const tLive = Date.now();
     // the fake exchange streams BTC/USDT 1m on its clock (fixed; ADVANCE moves it)
@@ -191,9 +191,9 @@ async function main() {
     const b0 = await bar();
     execSync(process.env.ADVANCE + ' 20000');
     ok(await waitChart((b) => { const d = document.getElementById('chart').dataset;
-      return +d.liveUpdates > b.updates && d.lastClose !== b.close && d.newest === b.newest && +d.candles === b.candles; },
-    b0, 15000), 'the open candle moves: close ' + b0.close + ' -> ' + await chart('lastClose') + ' at ' + b0.newest +
-       ', still ' + b0.candles + ' candles');
+      return +d.liveUpdates > b.updates && +d.lastVolume > +b.volume && d.newest === b.newest && +d.candles === b.candles; },
+    b0, 15000), 'the open candle moves: volume ' + b0.volume + ' -> ' + await chart('lastVolume') + ', close ' + b0.close +
+       ' -> ' + await chart('lastClose') + ' at ' + b0.newest + ', still ' + b0.candles + ' candles');
     const minute = (t) => new Date(Date.parse(t) + 60000).toISOString().replace('.000Z', 'Z');
     const newCandle = async (b, what) => {
       const got = await waitChart((b) => { const d = document.getElementById('chart').dataset;

@@ -9,15 +9,15 @@
 # started from the page with the API key), and, on PostgreSQL, the database
 # going away (a TCP forwarder in front of it is stopped) and coming back; any
 # console error or failed request fails it.
-# Live updates: on $DASHBOARD_LIVE_MODES (default duckdb and postgres) serve
-# runs with AUTONAMA_REALTIME=true against the fake exchange's kline streams
-# (tests/fake_binance/server.py --ws-port, BTC/USDT 1m on a clock
-# the test moves): the open candle moves, a new one appears, the exchange's
-# stream is cut, serve is stopped ("reconnecting") and restarted ("live").
-# Series not streamed are polled: on PostgreSQL a 1h candle imported meanwhile
-# appears. Screenshots and figures (page
-# weight, render time of 5,000 candles) go to $AN_DASHBOARD_OUT (default: the
-# test's temp dir, printed); DASHBOARD_SHOTS=1 also writes docs/dashboard-*.png.
+# Live updates: on $DASHBOARD_LIVE_MODES (default duckdb and postgres; all
+# three with AN_CHECK_ALL=1) serve runs with AUTONAMA_REALTIME=true against
+# the fake exchange's BTC/USDT 1m kline stream (tests/fake_binance/server.py
+# --ws-port) on a clock the test moves: the open candle moves, a new one
+# appears, the exchange's stream is cut, serve is stopped ("reconnecting") and
+# restarted ("live"). Series not streamed are polled: on PostgreSQL a 1h
+# candle imported meanwhile appears. Screenshots and figures (page weight,
+# render time of 5,000 candles) go to $AN_DASHBOARD_OUT (default: the test's
+# temp dir, printed); DASHBOARD_SHOTS=1 also writes docs/dashboard-*.png.
 # Needs AN_BIN, AN_SRC, AN_DATA_DIR, AUTONAMA_TEST_PG.
 set -uo pipefail
 
@@ -104,6 +104,9 @@ stop_fake() {
     unset LIVE ADVANCE STREAM_DROP
 }
 live_env=
+live_modes="duckdb postgres"
+[ "${AN_CHECK_ALL:-0}" = 1 ] && live_modes="duckdb postgres timescaledb"
+live_modes=${DASHBOARD_LIVE_MODES-$live_modes}
 API_KEY=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 export API_KEY
 
@@ -202,7 +205,7 @@ for mode in ${DASHBOARD_MODES:-duckdb postgres timescaledb}; do
         export ADD_CANDLE="$BIN import $work/next.csv --symbol BTC/USDT --timeframe 1h >/dev/null 2>&1"
         sleep 0.3
     fi
-    case " ${DASHBOARD_LIVE_MODES-duckdb postgres} " in
+    case " $live_modes " in
     *" $mode "*) start_fake || continue ;;
     esac
     start_serve || continue
