@@ -75,18 +75,14 @@ printf 'timestamp,open,high,low,close,volume\n%s,31723.09,31800,31700,31790.5,12
 # fixed 5 s into the current minute; ADVANCE MS moves it (the open candle
 # grows, a new minute opens a new candle), STREAM_DROP cuts its streams
 start_fake() {
-    local rest ws now t
-    rest=$(free_port)
+    local ws now t rest
     ws=$(free_port)
     now=$(date +%s%3N)
-    "$PY" "$SRC/tests/fake_binance/server.py" --port "$rest" --ws-port "$ws" \
-        --generate "BTCUSDT:1m:$((now - 86400000)):$((now + 86400000))" >"$work/fake.out" 2>"$work/fake.err" &
-    fake_pid=$!
-    for _ in $(seq 1 100); do
-        grep -q '^listening' "$work/fake.out" 2>/dev/null && break
-        sleep 0.1
-    done
-    grep -q '^listening' "$work/fake.out" || { bad "the fake exchange did not start: $(cat "$work/fake.err")"; return 1; }
+    server_pid=
+    AN_FAKE_PY=$PY start_fake_binance --ws-port "$ws" \
+        --generate "BTCUSDT:1m:$((now - 86400000)):$((now + 86400000))" || { bad "the fake exchange did not start"; return 1; }
+    fake_pid=$server_pid
+    rest=${BINANCE_BASE_URL#http://127.0.0.1:}
     t=$((now / 60000 * 60000 + 5000))
     curl -s -X POST "http://127.0.0.1:$rest/_control/clock" -d "{\"server_time_ms\": $t}" >/dev/null
     printf '#!/bin/sh\ncurl -s -X POST http://127.0.0.1:%s/_control/clock -d "{\\"advance_ms\\": $1}" >/dev/null\n' \
@@ -101,7 +97,7 @@ stop_fake() {
     [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null && wait "$fake_pid" 2>/dev/null
     fake_pid=
     live_env=
-    unset LIVE ADVANCE STREAM_DROP
+    unset LIVE ADVANCE STREAM_DROP BINANCE_BASE_URL
 }
 live_env=
 live_modes="duckdb postgres"
