@@ -5,7 +5,7 @@
  * an optimization view. Plain DOM and lightweight-charts; no framework.
  *
  * Routes it uses are discovered from /openapi.json, so a server without the
- * stream (issue 14) or optimization (issue 13) routes is never asked for them:
+ * stream (issue 14), optimization (issue 13) or equity routes is never asked for them:
  * the page says so instead. Everything the page shows is also written to
  * data- attributes for tests (documented in README.md, "Dashboard"):
  *   #chart   data-state (empty|loading|ready|error), data-symbol,
@@ -13,10 +13,14 @@
  *            data-series (indicator series holding points), data-render-ms
  *            (data in hand to drawn: two animation frames), data-paint-ms (the
  *            JavaScript part of it: setData of every series),
- *            data-older-loads, data-live-updates
+ *            data-older-loads, data-live-updates, data-last-close and
+ *            data-last-volume (the newest candle's: they move with the open candle)
  *   #live    data-live (off|connecting|live|reconnecting|polling|unavailable)
  *   #status  data-state (loading|ok|degraded|db-down|api-down)
  *   #heatmap data-cells
+ *   #opt-chart data-state (empty|loading|ready|error|unavailable), data-points
+ *            (equity points), data-trades, data-markers, data-final (last value)
+ *   #opt-started data-state (started|refused), its text the task and run
  */
 'use strict';
 
@@ -275,6 +279,8 @@
     el.dataset.series = present.join(',');
     el.dataset.oldest = c.bars.length ? iso(c.bars[0].ts) : '';
     el.dataset.newest = c.bars.length ? iso(c.bars[c.bars.length - 1].ts) : '';
+    el.dataset.lastClose = c.bars.length ? c.bars[c.bars.length - 1].close : '';
+    el.dataset.lastVolume = c.bars.length ? c.bars[c.bars.length - 1].volume : '';
   }
 
   function ohlcUrl(c, extra) {
@@ -386,7 +392,8 @@
     const last = c.bars[c.bars.length - 1];
     if (last && bar.ts < last.ts) return;
     if (last && bar.ts === last.ts) {
-      bar.indicators = Object.assign({}, last.indicators, bar.indicators);
+      const known = Object.entries(bar.indicators || {}).filter(([, v]) => v !== null && v !== undefined);
+      bar.indicators = Object.assign({}, last.indicators, Object.fromEntries(known));
       c.bars[c.bars.length - 1] = bar;
     } else {
       c.bars.push(bar);
@@ -404,6 +411,8 @@
     el.dataset.liveUpdates = c.liveUpdates;
     el.dataset.candles = c.bars.length;
     el.dataset.newest = iso(c.bars[c.bars.length - 1].ts);
+    el.dataset.lastClose = c.bars[c.bars.length - 1].close;
+    el.dataset.lastVolume = c.bars[c.bars.length - 1].volume;
     legend(c, bar);
   }
 
@@ -430,17 +439,35 @@
       indicators: d.indicators || data.indicators || {} };
   }
 
+  /* whether the live path streams this series: /health's stream object names
+   * its symbols and timeframes when the server says so; else the defaults
+   * (AUTONAMA_REALTIME_SYMBOLS = AUTONAMA_SYMBOLS, AUTONAMA_REALTIME_TIMEFRAMES
+   * = 1m). A series the server does not stream would answer 404: polled. */
+  function streamed(c) {
+    const st = app.stream || {};
+    const tfs = Array.isArray(st.timeframes) ? st.timeframes : ['1m'];
+    return app.routes.has('/api/v1/stream') && app.streamOn && tfs.includes(c.timeframe) &&
+      (!Array.isArray(st.symbols) || st.symbols.includes(c.symbol));
+  }
+
   function startLive(c) {
-    /* the stream when the server has the route and its live path runs
-     * (/health then carries a stream object; AUTONAMA_REALTIME=true) */
-    if (app.routes.has('/api/v1/stream') && app.streamOn) {
+    if (streamed(c)) {
       const p = new URLSearchParams({ symbols: c.symbol, timeframe: c.timeframe });
       if (c.names.length) p.set('indicators', c.names.join(','));
       setLive('connecting', 'live: connecting…');
       const es = new EventSource('/api/v1/stream?' + p.toString().replace(/%2F/g, '/').replace(/%2C/g, ','));
       app.es = es;
       es.onopen = () => setLive('live', 'live');
-      es.onerror = () => setLive('reconnecting', 'live: reconnecting…');
+      es.onerror = () => {
+        setLive('reconnecting', 'live: reconnecting…');
+        /* EventSource retries by itself after a network error, but gives up
+         * on an HTTP error (the server restarting answers 503 for a moment):
+         * then a new one in 5 s, while this chart is shown */
+        if (es.readyState !== EventSource.CLOSED) return;
+        es.close();
+        if (app.es === es) app.es = null;
+        setTimeout(() => { if (app.chart === c && !app.es && !app.poll) startLive(c); }, 5000);
+      };
       es.addEventListener('candle', (ev) => {
         let bar;
         try { bar = eventBar(JSON.parse(ev.data)); } catch (e) { return; }
@@ -452,10 +479,10 @@
       });
       return;
     }
-    /* no live stream on this server: poll the newest candles */
+    /* no live stream for this series: poll the newest candles */
     setLive('polling', 'polling ' + app.pollMs / 1000 + ' s');
-    $('live').title = 'this server streams no live candles (no /api/v1/stream, or its live path ' +
-      'is off): the newest candles are polled instead';
+    $('live').title = 'this server streams no live candles for ' + c.symbol + ' ' + c.timeframe +
+      ' (no /api/v1/stream, its live path off, or not a streamed series): the newest candles are polled';
     app.poll = setInterval(async () => {
       if (app.chart !== c || document.hidden || app.healthy === false) return;
       const r = await api(ohlcUrl(c, { limit: 2 }));
@@ -486,6 +513,7 @@
     } else {
       const hb = hr.body, conn = hb.checks.connection || {};
       const streamOn = !!hb.stream;
+      app.stream = hb.stream || null;
       if (streamOn !== !!app.streamOn) { /* the live path came up or went away */
         app.streamOn = streamOn;
         if (app.chart) { stopLive(); startLive(app.chart); }
@@ -547,6 +575,7 @@
   /* ---- optimization ------------------------------------------------------- */
 
   const opt = { runs: [], results: [], sort: 'sharpe', desc: true, picked: null };
+  app.opt = opt; /* the test hook: the runs, results and picked combination */
 
   const runId = (r) => r.run_id || r.id;
 
@@ -664,50 +693,108 @@
     hm.dataset.cells = n;
   }
 
-  /* a combination: its equity curve and trades when the result carries them */
-  function pick(r) {
+  /* a combination: its equity curve and trades (GET /api/v1/optimization/equity,
+   * recomputed by the server), drawn with a marker per entry and exit */
+  async function pick(r) {
     opt.picked = r;
     renderTable();
     const p = Object.entries(r.parameters || {}).map(([k, v]) => k + '=' + v).join(' ');
-    const el = $('opt-chart');
+    const el = $('opt-chart'), note = $('opt-pick');
     if (app.optChart) { app.optChart.remove(); app.optChart = null; }
-    const equity = r.equity || (r.metrics && r.metrics.equity);
-    const trades = r.trades_list || r.trades || [];
-    if (!Array.isArray(equity) || !equity.length) {
-      $('opt-pick').textContent = r.symbol + ' ' + p + ': ' + Object.entries(r.metrics || {})
-        .map(([k, v]) => k + ' ' + fmt(v, 4)).join(', ') +
-        '. The API serves no equity curve or trade list for a combination yet.';
+    Object.assign(el.dataset, { state: 'loading', points: 0, trades: 0, markers: 0 });
+    const summary = r.symbol + ' ' + p + ': ' + Object.entries(r.metrics || {})
+      .map(([k, v]) => k + ' ' + fmt(v, 4)).join(', ');
+    if (!app.routes.has('/api/v1/optimization/equity')) {
+      note.textContent = summary + '. This server serves no equity curve for a combination ' +
+        '(no /api/v1/optimization/equity in its openapi.json).';
+      el.dataset.state = 'unavailable';
       return;
     }
-    $('opt-pick').textContent = r.symbol + ' ' + p;
-    const chart = LWC.createChart(el, chartOptions());
-    const s = chart.addSeries(LWC.LineSeries, { color: css('--accent'), lineWidth: 2 });
-    s.setData(equity.map((e) => ({ time: (e.ts !== undefined ? e.ts : Date.parse(e.timestamp)) / 1000,
-      value: e.value !== undefined ? e.value : e.equity })));
-    if (Array.isArray(trades) && trades.length && LWC.createSeriesMarkers)
-      LWC.createSeriesMarkers(s, trades.flatMap((t) => [
-        { time: t.entry_ts / 1000, position: 'belowBar', color: css('--up'), shape: 'arrowUp', text: 'in' },
-        t.exit_ts ? { time: t.exit_ts / 1000, position: 'aboveBar', color: css('--down'), shape: 'arrowDown', text: 'out' } : null,
-      ].filter(Boolean)).sort((a, b) => a.time - b.time));
+    note.textContent = summary + ' (loading its equity curve…)';
+    const q = new URLSearchParams({ run_id: String(runId(r) || $('opt-run').value), symbol: r.symbol,
+      params: JSON.stringify(r.parameters || {}) });
+    const e = await api('/api/v1/optimization/equity?' + q.toString());
+    if (opt.picked !== r) return;
+    const equity = e.ok && e.body && Array.isArray(e.body.equity) ? e.body.equity : null;
+    if (!equity) {
+      note.textContent = summary + '. Cannot load its equity curve: ' + why(e);
+      el.dataset.state = 'error';
+      return;
+    }
+    const trades = Array.isArray(e.body.trades) ? e.body.trades : [];
+    const t = (x) => Date.parse(x) / 1000;
+    /* the whole run in view: thousands of bars in a few hundred pixels */
+    const chart = LWC.createChart(el, Object.assign(chartOptions(), { timeScale: Object.assign(
+      chartOptions().timeScale, { minBarSpacing: 0.01 }) }));
+    const s = chart.addSeries(LWC.LineSeries, { color: css('--accent'), lineWidth: 2,
+      priceLineVisible: false });
+    const words = trades.length <= 30; /* labels only where they stay readable */
+    s.setData(equity.map((x) => ({ time: t(x.timestamp), value: x.value })));
+    const markers = trades.flatMap((x) => [
+      { time: t(x.entry_time), position: 'belowBar', color: css('--up'), shape: 'arrowUp',
+        text: words ? 'in' : '' },
+      x.exit_time ? { time: t(x.exit_time), position: 'aboveBar', color: css('--down'), shape: 'arrowDown',
+        text: words && Number.isFinite(x.return) ? (x.return * 100).toFixed(1) + '%' : '' } : null,
+    ].filter(Boolean)).sort((a, b) => a.time - b.time);
+    LWC.createSeriesMarkers(s, markers);
     chart.timeScale().fitContent();
     app.optChart = chart;
+    note.textContent = summary + '. ' + equity.length + ' bars, ' + trades.length + ' trades (' +
+      (e.body.strategy || '') + ' ' + (e.body.timeframe || '') + ', fees ' + e.body.fees + ').';
+    Object.assign(el.dataset, { state: 'ready', points: equity.length, trades: trades.length,
+      markers: markers.length, final: equity[equity.length - 1].value });
+  }
+
+  /* the run a task started, once the task is done: the runs list reloaded and
+   * that run's heatmap shown */
+  async function followRun(id, out) {
+    for (let i = 0; i < 600; i++) {
+      await new Promise((res) => setTimeout(res, 1000));
+      const r = await api('/api/v1/tasks/' + encodeURIComponent(id));
+      if (!r.ok || !r.body) continue;
+      if (r.body.state === 'FAILURE' || r.body.state === 'INTERRUPTED') {
+        out.textContent = 'Task ' + id + ' ' + r.body.state.toLowerCase() + ': ' + (r.body.error || 'no detail');
+        return;
+      }
+      if (r.body.state !== 'SUCCESS') continue;
+      const run = r.body.result && r.body.result.run_id;
+      out.textContent = 'Task ' + id + ' done: run ' + (run || '?') + '.';
+      /* the runs list may lag the task's end by a moment (replies are reused for
+       * AUTONAMA_HTTP_CACHE_TTL_MS): asked again until the run is in it */
+      for (let k = 0; k < 10 && app.view === 'optimize'; k++) {
+        await loadOptimize();
+        if (!run || opt.runs.some((x) => String(runId(x)) === run)) break;
+        await new Promise((res) => setTimeout(res, 1000));
+      }
+      if (run && opt.runs.some((x) => String(runId(x)) === run) && $('opt-run').value !== run) {
+        $('opt-run').value = run;
+        await loadResults();
+      }
+      return;
+    }
   }
 
   async function startRun(ev) {
     ev.preventDefault();
     const f = ev.target, out = $('opt-started');
+    /* the key stays in this tab (sessionStorage), never in localStorage or a cookie */
     const key = f.key.value || sessionStorage.getItem('autonama.key') || '';
     if (!key) { out.textContent = 'Enter the API key (kept in this tab only).'; return; }
     sessionStorage.setItem('autonama.key', key);
     f.key.value = '';
     f.key.placeholder = 'kept for this tab';
-    const body = { strategy: f.strategy.value, grid: f.grid.value,
-      symbols: f.symbols.value.split(',').map((s) => s.trim()).filter(Boolean), timeframe: f.timeframe.value };
+    const body = { strategy: f.strategy.value, grid: f.grid.value, timeframe: f.timeframe.value,
+      symbols: f.symbols.value.split(',').map((s) => s.trim()).filter(Boolean).join(',') };
     const r = await api('/api/v1/tasks/optimize_strategy', { method: 'POST',
       headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + key }, body: JSON.stringify(body) });
-    if (r.status === 401) sessionStorage.removeItem('autonama.key');
+    if (r.status === 401 || r.status === 403) {
+      sessionStorage.removeItem('autonama.key');
+      f.key.placeholder = '';
+    }
     out.textContent = r.ok ? 'Started: task ' + r.body.id + ' (its progress shows in the status strip).'
       : 'Not started: ' + why(r);
+    out.dataset.state = r.ok ? 'started' : 'refused';
+    if (r.ok) followRun(r.body.id, out);
   }
 
   /* ---- start ---------------------------------------------------------------- */

@@ -7,7 +7,8 @@
 #                          timescaledb), every other autonama setting cleared
 #   reset_mode MODE        an empty store of that mode, migrated
 #   start_fake_binance ARGS...  (re)starts tests/fake_binance/server.py on a
-#                          free port; sets server_pid and BINANCE_BASE_URL
+#                          free port (with $AN_FAKE_PY, default python3: the
+#                          venv's for --ws-port); sets server_pid and BINANCE_BASE_URL
 #   server_csv SYMBOL INTERVAL START END OUT   the fake exchange's own candles of
 #                          [START, END) (ms) from its klines endpoint, as CSV
 #   same_as SYMBOL TF CSV  the stored series equals the CSV
@@ -77,7 +78,7 @@ start_fake_binance() {
         kill "$server_pid" 2>/dev/null
         wait "$server_pid" 2>/dev/null
     fi
-    python3 "$SRC/tests/fake_binance/server.py" --port 0 "$@" >"$work/server.out" 2>"$work/server.err" &
+    "${AN_FAKE_PY:-python3}" "$SRC/tests/fake_binance/server.py" --port 0 "$@" >"$work/server.out" 2>"$work/server.err" &
     server_pid=$!
     local port=""
     for _ in $(seq 1 100); do

@@ -4,12 +4,20 @@
 # holding the real candle files (BTC/USDT and ETH/USDT 1h) and their indicator
 # rows; the page must show the expected number of candles (counted here from
 # the files, independently of the API), the indicator series, symbol and
-# timeframe switches, older history on scroll-left, a candle stored while the
-# page is open, the optimization view, and, on PostgreSQL, the database going
-# away (a TCP forwarder in front of it is stopped) and coming back; any
-# console error or failed request fails it. Screenshots and figures (page
-# weight, render time of 5,000 candles) go to $AN_DASHBOARD_OUT (default: the
-# test's temp dir, printed); DASHBOARD_SHOTS=1 also writes docs/dashboard-*.png.
+# timeframe switches, older history on scroll-left, live updates, the
+# optimization view (heatmap, a combination's equity curve and trades, a run
+# started from the page with the API key), and, on PostgreSQL, the database
+# going away (a TCP forwarder in front of it is stopped) and coming back; any
+# console error or failed request fails it.
+# Live updates: on $DASHBOARD_LIVE_MODES (default duckdb and postgres; all
+# three with AN_CHECK_ALL=1) serve runs with AUTONAMA_REALTIME=true against
+# the fake exchange's BTC/USDT 1m kline stream (tests/fake_binance/server.py
+# --ws-port) on a clock the test moves: the open candle moves, a new one
+# appears, the exchange's stream is cut, serve is stopped ("reconnecting") and
+# restarted ("live"). Series not streamed are polled: on PostgreSQL a 1h
+# candle imported meanwhile appears. Screenshots and figures (page weight,
+# render time of 5,000 candles) go to $AN_DASHBOARD_OUT (default: the test's
+# temp dir, printed); DASHBOARD_SHOTS=1 also writes docs/dashboard-*.png.
 # Needs AN_BIN, AN_SRC, AN_DATA_DIR, AUTONAMA_TEST_PG.
 set -uo pipefail
 
@@ -22,7 +30,9 @@ work=$(mktemp -d /tmp/autonama-dashboard.XXXXXX)
 out=${AN_DASHBOARD_OUT:-$work/out}
 mkdir -p "$out"
 proxy_pid=
+fake_pid=
 cleanup() {
+    [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null && wait "$fake_pid" 2>/dev/null
     [ -f "$work/serve.pid" ] && kill "$(cat "$work/serve.pid")" 2>/dev/null
     [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null && wait "$proxy_pid" 2>/dev/null
     [ -f "$work/proxy.pid" ] && kill "$(cat "$work/proxy.pid")" 2>/dev/null
@@ -31,6 +41,7 @@ cleanup() {
 trap cleanup EXIT
 . "$here/lib.sh"
 
+PY=$SRC/.deps/venv/bin/python
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 export NODE_PATH=$SRC/.deps/web/node_modules
 chromium=${CHROMIUM:-/usr/bin/chromium}
@@ -59,6 +70,42 @@ last=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[-1][0])" 
 printf 'timestamp,open,high,low,close,volume\n%s,31723.09,31800,31700,31790.5,12.5\n' \
     "$((last + 3600000))" >"$work/next.csv"
 
+# the fake exchange, REST and kline stream of BTC/USDT 1m (ETH/USDT is not
+# streamed: its 1h candles must stay the source of its 4h and 1d), its clock
+# fixed 5 s into the current minute; ADVANCE MS moves it (the open candle
+# grows, a new minute opens a new candle), STREAM_DROP cuts its streams
+start_fake() {
+    local ws now t rest
+    ws=$(free_port)
+    now=$(date +%s%3N)
+    server_pid=
+    AN_FAKE_PY=$PY start_fake_binance --ws-port "$ws" \
+        --generate "BTCUSDT:1m:$((now - 86400000)):$((now + 86400000))" || { bad "the fake exchange did not start"; return 1; }
+    fake_pid=$server_pid
+    rest=${BINANCE_BASE_URL#http://127.0.0.1:}
+    t=$((now / 60000 * 60000 + 5000))
+    curl -s -X POST "http://127.0.0.1:$rest/_control/clock" -d "{\"server_time_ms\": $t}" >/dev/null
+    printf '#!/bin/sh\ncurl -s -X POST http://127.0.0.1:%s/_control/clock -d "{\\"advance_ms\\": $1}" >/dev/null\n' \
+        "$rest" >"$work/advance.sh"
+    printf '#!/bin/sh\ncurl -s -X POST http://127.0.0.1:%s/_control/stream -d %s >/dev/null\n' "$rest" \
+        "'{\"drop\": true}'" >"$work/drop.sh"
+    live_env="AUTONAMA_REALTIME=true AUTONAMA_REALTIME_SYMBOLS=BTC/USDT BINANCE_BASE_URL=http://127.0.0.1:$rest BINANCE_WS_URL=ws://127.0.0.1:$ws"
+    live_env="$live_env AUTONAMA_REALTIME_BACKOFF_MS=200 AUTONAMA_INGEST_LOOKBACK=300"
+    export LIVE=1 ADVANCE="sh $work/advance.sh" STREAM_DROP="sh $work/drop.sh"
+}
+stop_fake() {
+    [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null && wait "$fake_pid" 2>/dev/null
+    fake_pid=
+    live_env=
+    unset LIVE ADVANCE STREAM_DROP BINANCE_BASE_URL
+}
+live_env=
+live_modes="duckdb postgres"
+[ "${AN_CHECK_ALL:-0}" = 1 ] && live_modes="duckdb postgres timescaledb"
+live_modes=${DASHBOARD_LIVE_MODES-$live_modes}
+API_KEY=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+export API_KEY
+
 # serve runs from $work/serve.sh (the browser test stops and restarts it on
 # the same port to see the API go away); its pid is in $work/serve.pid
 start_serve() {
@@ -68,7 +115,7 @@ start_serve() {
     cat >"$work/serve.sh" <<SH
 #!/bin/sh
 AUTONAMA_HTTP_ADDR=127.0.0.1:$port AUTONAMA_SYMBOLS=BTC/USDT,ETH/USDT AUTONAMA_BEAT_UPDATE_INTERVAL=0 \\
-    AUTONAMA_BEAT_INDICATORS_INTERVAL=0 exec "$BIN" serve >>"$work/serve.out" 2>>"$work/serve.err"
+    AUTONAMA_BEAT_INDICATORS_INTERVAL=0 AUTONAMA_API_KEY=$API_KEY $live_env exec "$BIN" serve >>"$work/serve.out" 2>>"$work/serve.err"
 SH
     printf '#!/bin/sh\nsh %s/serve.sh </dev/null >/dev/null 2>&1 &\necho $! >%s/serve.pid\n' "$work" "$work" \
         >"$work/api-up.sh"
@@ -150,19 +197,28 @@ for mode in ${DASHBOARD_MODES:-duckdb postgres timescaledb}; do
             "$here/api_check.py" "$pport" "$POSTGRES_SERVER" "$target" "$work" >"$work/db-up.sh"
         echo "$proxy_pid" >"$work/proxy.pid"
         export DB_DOWN="sh $work/db-down.sh" DB_UP="sh $work/db-up.sh"
+        # a candle imported while the page is open (a 1h one: polled, not streamed)
         export ADD_CANDLE="$BIN import $work/next.csv --symbol BTC/USDT --timeframe 1h >/dev/null 2>&1"
         sleep 0.3
     fi
+    case " $live_modes " in
+    *" $mode "*) start_fake || continue ;;
+    esac
     start_serve || continue
     [ "$mode" = duckdb ] && check_serving
     shots=0
     [ "$mode" = duckdb ] && shots=${DASHBOARD_SHOTS:-0}
     export API_DOWN="sh $work/api-down.sh" API_UP="sh $work/api-up.sh"
-    MODE=$mode SHOTS=$shots node "$here/dashboard.js" | tee "$work/browser.out"
+    # a run started from the page: on DuckDB (the page's part is the same on
+    # every store), on all three with AN_CHECK_ALL=1
+    key=
+    [ "$mode" = duckdb ] || [ "${AN_CHECK_ALL:-0}" = 1 ] && key=$API_KEY
+    API_KEY=$key MODE=$mode SHOTS=$shots node "$here/dashboard.js" | tee "$work/browser.out"
     [ "${PIPESTATUS[0]}" -eq 0 ] || failed=$((failed + 1))
     kill -0 "$(cat "$work/serve.pid")" 2>/dev/null || bad "$mode: serve died: $(grep -m3 -i 'error\|sanitizer' "$work/serve.err")"
     passed=$((passed + $(grep -c '^ok - ' "$work/browser.out")))
     stop_serve
+    stop_fake
     if [ "$mode" = postgres ]; then
         kill "$(cat "$work/proxy.pid")" 2>/dev/null
         wait "$proxy_pid" 2>/dev/null
