@@ -348,6 +348,35 @@ wait $pn
 serve_pids=""
 check "a run whose instance died is marked INTERRUPTED on the next start" \
     test "$(psql_pg "SELECT state FROM autonama.task_runs WHERE instance = 'dead'")" = INTERRUPTED
+# a serve that starts while a command-line ingest runs leaves that run alone:
+# the command line heartbeats its run too (issue 11, fault 9; before, serve
+# marked it INTERRUPTED once its last progress write was stale)
+slow 0.25
+AUTONAMA_TASK_STALE_AFTER=5 "$BIN" ingest --symbols CCC/USDT --since 2024-01-01 --until 2024-01-31 \
+    >"$work/cli-hb.json" 2>"$work/cli-hb.err" &
+pc=$!
+sleep 6.5
+AUTONAMA_TASK_STALE_AFTER=5 AUTONAMA_INSTANCE=late AUTONAMA_FALLBACK_PATH=$work/fb-late.duckdb \
+    AUTONAMA_HTTP_ADDR=127.0.0.1:0 AUTONAMA_BEAT_UPDATE_INTERVAL=0 AUTONAMA_BEAT_INDICATORS_INTERVAL=0 \
+    AUTONAMA_BEAT_HEALTH_INTERVAL=0 "$BIN" serve >"$work/late.out" 2>"$work/late.err" &
+pl=$!
+serve_pids=$pl
+for _ in $(seq 1 100); do
+    grep -q 'scheduler started' "$work/late.err" && break
+    sleep 0.05
+done
+hb_state=$(psql_pg "SELECT state FROM autonama.task_runs WHERE instance LIKE '%:$pc'")
+kill -TERM $pl
+wait $pl
+serve_pids=""
+wait $pc
+rc=$?
+slow 0
+check "a serve starting during a command-line ingest leaves its run PROGRESS (saw '$hb_state')" \
+    test "$hb_state" = PROGRESS
+check "that ingest ends SUCCESS (exit $rc)" \
+    test "$rc/$(psql_pg "SELECT state FROM autonama.task_runs WHERE id = '$(json "$work/cli-hb.json" "j['task']['id']")'")" = 0/SUCCESS
+check "serve marked no live run INTERRUPTED" bash -c "! grep -q 'marked INTERRUPTED' '$work/late.err'"
 "$BIN" ingest --symbols AAA/USDT --since 2024-01-01 --until 2024-01-31 >"$work/again.json" 2>/dev/null
 check "the next run completes the data with no gaps" same_as_server AAA/USDT
 check "task history survives restarts" \
