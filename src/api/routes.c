@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "api/admission.h"
 #include "api/params.h"
 #include "api/static.h"
 #include "core/log.h"
@@ -164,6 +165,13 @@ static an_store *store_or_503(const an_api_request *rq, an_api_reply *rp)
 
 static void store_failed(const an_api_request *rq, an_api_reply *rp, const an_err *err)
 {
+    if (err->code == AN_ERR_TIMEOUT && an_store_deadline_passed()) {
+        /* this request's own deadline (AUTONAMA_HTTP_QUERY_TIMEOUT): the
+         * store is fine, so it is not marked down */
+        an_api_error(rp, 503, NULL, "the query ran past AUTONAMA_HTTP_QUERY_TIMEOUT: %s", err->msg);
+        rp->headers = an_admission_retry_headers;
+        return;
+    }
     unsigned st = an_api_status_for(err->code);
     if (st == 503) {
         rp->store_up = 0;
