@@ -378,7 +378,7 @@ static an_code read_freqtrade(ctx *c, const char *buf, size_t len, an_candles *o
                             f[0]);
             break;
         }
-        an_candle k = {(int64_t)f[0], f[1], f[2], f[3], f[4], f[5]};
+        an_candle k = {(int64_t)f[0], f[1], f[2], f[3], f[4], f[5], 0};
         an_err e;
         if (an_candle_validate(&k, -1, &e) != AN_OK)
             rc = an_err_set(c->err, AN_ERR_INVALID, "%s: candle %zu: %s", c->path, i + 1, e.msg);
