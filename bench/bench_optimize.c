@@ -68,8 +68,13 @@ int main(void)
         double o = x;
         x *= 1 + u * 0.004 + ((i / 20000) % 2 ? -0.00002 : 0.00003);
         close[i] = x;
-        cs.v[i] = (an_candle){t0 + (int64_t)i * 60000,  o, (o > x ? o : x) * 1.0005,
-                              (o < x ? o : x) * 0.9995, x, 1.0};
+        cs.v[i] = (an_candle){t0 + (int64_t)i * 60000,
+                              o,
+                              (o > x ? o : x) * 1.0005,
+                              (o < x ? o : x) * 0.9995,
+                              x,
+                              1.0,
+                              0};
     }
     char dir[] = "/tmp/autonama-bench-opt-XXXXXX";
     if (!mkdtemp(dir))

@@ -29,7 +29,7 @@ void an_test_series_make(an_candles *out, size_t n, const an_test_series *spec)
         if (low <= 0)
             low = 0.5;
         an_candle c = {spec->start_ms + (int64_t)i * spec->step_ms, open, high, low, close,
-                       (double)((seed >> 3) % 100000) / 1000.0};
+                       (double)((seed >> 3) % 100000) / 1000.0,     0};
         an_candles_push(out, &c, NULL);
         price = close;
     }

@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "api/admission.h"
 #include "api/api.h"
 #include "api/guard.h"
 #include "api/http_int.h"
@@ -72,6 +73,7 @@ typedef struct req_ctx {
     an_api_reply rp;
     int gz;
     char *key; /* the reply cache key (malloc'd), NULL: not cacheable */
+    int heavy; /* holds one of adm's heavy slots (admission.h) */
 } req_ctx;
 
 static req_ctx *req_of(an_work *w)
@@ -191,7 +193,11 @@ static enum MHD_Result send_error(an_http_server *h, struct MHD_Connection *conn
 static void run_handler(an_http_server *h, req_ctx *rc)
 {
     assert(rc->route >= 0 && (size_t)rc->route < an_api_nroutes);
+    an_admission_begin(&h->adm);
     an_api_routes[rc->route].fn(&rc->rq, &rc->rp);
+    an_admission_end();
+    an_admission_leave(&h->adm, rc->heavy);
+    rc->heavy = 0;
     if (rc->rp.store_up >= 0)
         atomic_store(&h->store_up, rc->rp.store_up);
     rc->done = 1;
@@ -515,6 +521,21 @@ static int serve_cached(an_http_server *h, struct MHD_Connection *conn, req_ctx 
     return 1;
 }
 
+/* Heavy reads beyond AUTONAMA_HTTP_HEAVY_MAX get 503 + Retry-After at once
+ * (admission.h). */
+static int admit(an_http_server *h, struct MHD_Connection *conn, req_ctx *rc, enum MHD_Result *ret)
+{
+    const an_api_route *rt = &an_api_routes[rc->route];
+    rc->heavy = an_admission_heavy(&h->adm, rt, rc->args.v, rc->args.n);
+    if (an_admission_enter(&h->adm, rc->heavy))
+        return 0;
+    rc->heavy = 0;
+    an_api_reply rp = {0};
+    an_admission_refusal(&h->adm, &rp);
+    *ret = send_reply(h, conn, rc, &rp, 0, NULL);
+    return 1;
+}
+
 static void suspend(an_work *w, void *arg)
 {
     (void)arg;
@@ -548,7 +569,8 @@ static enum MHD_Result hand_off(an_http_server *h, struct MHD_Connection *conn, 
  * answers ends it: check_limits (414, 413), find_route (404, OPTIONS, 405),
  * check_params (400), check_auth (403, 401), open_stream (the event stream
  * of GET /api/v1/stream), serve_cached (200 or 304 from the reply cache),
- * and hand_off queues the route's handler. Every answer
+ * admit (503 for a heavy read over the limit), and hand_off queues the
+ * route's handler. Every answer
  * sets rc->status; none depends on an allocation succeeding (reply.h).
  */
 static enum MHD_Result dispatch(an_http_server *h, struct MHD_Connection *conn, const char *url,
@@ -564,7 +586,8 @@ static enum MHD_Result dispatch(an_http_server *h, struct MHD_Connection *conn, 
     char key[CACHE_KEY_MAX];
     size_t kl = 0;
     int keyed = cache_key(rc, url, key, &kl);
-    if (keyed && h->ttl_ms > 0 && serve_cached(h, conn, rc, url, key, kl, &ret))
+    if ((keyed && h->ttl_ms > 0 && serve_cached(h, conn, rc, url, key, kl, &ret)) ||
+        admit(h, conn, rc, &ret))
         return ret;
     return hand_off(h, conn, rc, url, keyed ? key : NULL);
 }
@@ -781,6 +804,7 @@ an_code an_http_start_with(const an_config *cfg, an_service *svc, const an_http_
     snprintf(h->cors, sizeof h->cors, "%s", cors);
     atomic_store(&h->store_up, -1);
     h->max_head = (size_t)an_config_int(cfg, AN_CFG_HTTP_MAX_HEADERS);
+    an_admission_init(&h->adm, cfg);
     if (!(h->state = an_api_state_new()) || !(h->unavailable = an_reply_unavailable_new()))
         rc = an_err_set(err, AN_ERR_NOMEM, "out of memory");
     else

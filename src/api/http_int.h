@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "api/admission.h"
 #include "api/api.h"
 #include "api/guard.h"
 #include "api/http.h"
@@ -59,6 +60,7 @@ struct an_http_server {
     char cors[256];
     struct MHD_Response *unavailable; /* the preallocated 503 (reply.h) */
     an_workq *q;                      /* the handler workers */
+    an_admission adm;                 /* heavy reads and the query deadline */
     /* the reply cache: every field of every slot under cache.lock (a
      * rwlock: lookups share it); never held across I/O or a handler */
     struct {

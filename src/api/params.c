@@ -32,10 +32,26 @@ const char *an_tf_source_name(an_tf_source s)
     return "none";
 }
 
+/* The symbol's stored timeframes that divide p->tf_ms, finest first. */
+static void add_alts(an_tf_plan *p, const char *symbol, const an_series_info *series, size_t n)
+{
+    for (size_t k = 0; k < an_api_ntimeframes && p->nalts < AN_TF_MAX_ALTS; k++) {
+        int64_t ms = an_timeframe_ms(an_api_timeframes[k], NULL);
+        if (ms <= 0 || ms >= p->tf_ms || p->tf_ms % ms != 0)
+            continue;
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(series[i].symbol, symbol) == 0 && series[i].rows > 0 &&
+                strcmp(series[i].timeframe, an_api_timeframes[k]) == 0) {
+                snprintf(p->alts[p->nalts++], sizeof p->alts[0], "%s", an_api_timeframes[k]);
+                break;
+            }
+    }
+}
+
 an_tf_plan an_api_plan_timeframe(const char *symbol, const char *tf, const an_series_info *series,
                                  size_t n)
 {
-    an_tf_plan p = {AN_TF_NONE, "", an_timeframe_ms(tf, NULL)};
+    an_tf_plan p = {.source = AN_TF_NONE, .tf_ms = an_timeframe_ms(tf, NULL)};
     if (p.tf_ms <= 0)
         return p;
     int has_1m = 0;
@@ -63,6 +79,7 @@ an_tf_plan an_api_plan_timeframe(const char *symbol, const char *tf, const an_se
     } else if (finest_tf) {
         p.source = AN_TF_BUCKET;
         snprintf(p.from_tf, sizeof p.from_tf, "%s", finest_tf);
+        add_alts(&p, symbol, series, n);
     }
     return p;
 }

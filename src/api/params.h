@@ -27,17 +27,24 @@ typedef enum an_tf_source {
     AN_TF_BUCKET    /* bucketed on the fly from a finer stored timeframe */
 } an_tf_source;
 
+#define AN_TF_MAX_ALTS 6
+
 typedef struct an_tf_plan {
     an_tf_source source;
     char from_tf[AN_TIMEFRAME_MAX]; /* the stored timeframe read: tf, "1m" (rollup), finer */
     int64_t tf_ms;                  /* the requested timeframe's length */
+    /* AN_TF_BUCKET: every stored timeframe of the symbol that divides tf,
+     * finest first (from_tf is the first): each bucket is built from one
+     * that covers it entirely (api/buckets.h) */
+    char alts[AN_TF_MAX_ALTS][AN_TIMEFRAME_MAX];
+    int nalts;
 } an_tf_plan;
 
 /* Decides how to serve (symbol, tf) from what is stored (series, n: every
  * stored series, as an_store_list_series returns them):
  *   - candles stored in that timeframe, if any;
  *   - else for 1h and 1d the rollup when the symbol has 1m candles;
- *   - else buckets of the finest stored timeframe that divides tf.
+ *   - else buckets of the stored timeframes that divide tf (alts).
  * Returns the plan; source AN_TF_NONE when nothing can serve it. */
 an_tf_plan an_api_plan_timeframe(const char *symbol, const char *tf, const an_series_info *series,
                                  size_t n);

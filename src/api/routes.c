@@ -17,6 +17,8 @@
 
 #include <jansson.h>
 
+#include "api/admission.h"
+#include "api/buckets.h"
 #include "api/params.h"
 #include "api/static.h"
 #include "core/log.h"
@@ -164,6 +166,13 @@ static an_store *store_or_503(const an_api_request *rq, an_api_reply *rp)
 
 static void store_failed(const an_api_request *rq, an_api_reply *rp, const an_err *err)
 {
+    if (err->code == AN_ERR_TIMEOUT && an_store_deadline_passed()) {
+        /* this request's own deadline (AUTONAMA_HTTP_QUERY_TIMEOUT): the
+         * store is fine, so it is not marked down */
+        an_api_error(rp, 503, NULL, "the query ran past AUTONAMA_HTTP_QUERY_TIMEOUT: %s", err->msg);
+        rp->headers = an_admission_retry_headers;
+        return;
+    }
     unsigned st = an_api_status_for(err->code);
     if (st == 503) {
         rp->store_up = 0;
@@ -292,13 +301,14 @@ static int plan_for(const an_api_request *rq, an_api_reply *rp, an_store *s, con
 }
 
 static an_code read_candles(an_store *s, const common *c, const an_query *q, const an_tf_plan *plan,
-                            an_candles *out, an_err *err)
+                            an_candles *out, const char ***src_tf, an_err *err)
 {
     switch (plan->source) {
     case AN_TF_STORED: return an_store_get_ohlc(s, c->symbol, c->tf, q, out, err);
     case AN_TF_ROLLUP: return an_store_get_rollup(s, c->symbol, c->tf, q, out, err);
     case AN_TF_BUCKET:
-        return an_store_get_ohlc_bucketed(s, c->symbol, plan->from_tf, plan->tf_ms, q, out, err);
+        free((void *)*src_tf);
+        return an_api_read_buckets(s, c->symbol, plan, q, out, src_tf, err);
     case AN_TF_NONE: break;
     }
     return an_err_set(err, AN_ERR_INTERNAL, "no plan");
@@ -392,6 +402,7 @@ static void h_ohlc(const an_api_request *rq, an_api_reply *rp)
     if (!plan_for(rq, rp, s, &c, &plan, &src))
         return;
     an_candles cs = {0};
+    const char **src_tf = NULL;
     an_indicator_points pts = {0};
     an_err e = {0};
     /* newest first with a limit and no start (the common request): read
@@ -409,13 +420,13 @@ static void h_ohlc(const an_api_request *rq, an_api_reply *rp)
             windowed = 1;
         }
     }
-    if (read_candles(s, &c, &q, &plan, &cs, &e) != AN_OK) {
+    if (read_candles(s, &c, &q, &plan, &cs, &src_tf, &e) != AN_OK) {
         store_failed(rq, rp, &e);
         goto out;
     }
     if (windowed && cs.n < c.q.limit) {
         cs.n = 0;
-        if (read_candles(s, &c, &c.q, &plan, &cs, &e) != AN_OK) {
+        if (read_candles(s, &c, &c.q, &plan, &cs, &src_tf, &e) != AN_OK) {
             store_failed(rq, rp, &e);
             goto out;
         }
@@ -456,6 +467,8 @@ static void h_ohlc(const an_api_request *rq, an_api_reply *rp)
         an_api_put_double(rp, x->close);
         an_api_puts(rp, ",\"volume\":");
         an_api_put_double(rp, x->volume);
+        if (src_tf)
+            an_api_put_bucket_source(rp, &plan, x, src_tf[j]);
         if (nn > 0) {
             an_api_puts(rp, ",\"indicators\":{");
             put_values(rp, names, nn, &pts, x->ts, row);
@@ -465,6 +478,7 @@ static void h_ohlc(const an_api_request *rq, an_api_reply *rp)
     }
     an_api_puts(rp, "]}");
 out:
+    free((void *)src_tf);
     an_candles_free(&cs);
     an_indicator_points_free(&pts);
 }

@@ -17,6 +17,7 @@
 typedef struct an_candle {
     int64_t ts;
     double open, high, low, close, volume;
+    int64_t count; /* a bucketed read's source candles in the bucket; 0 otherwise */
 } an_candle;
 
 /* A growable array of candles; zero-initialise before use. */

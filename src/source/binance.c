@@ -649,7 +649,7 @@ static int scan_row(scan *s, const kline_ctx *kc, size_t i, double f[12], int64_
 static an_code push_row(const kline_ctx *kc, size_t i, const double f[12], const int64_t ints[3])
 {
     int64_t open_ms = ints[0], close_ms = ints[1];
-    an_candle c = {open_ms, f[1], f[2], f[3], f[4], f[5]};
+    an_candle c = {open_ms, f[1], f[2], f[3], f[4], f[5], 0};
     an_candles *out = kc->out;
     an_err e;
     if (an_candle_validate(&c, -1, &e) != AN_OK)

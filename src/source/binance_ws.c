@@ -187,7 +187,7 @@ static an_code parse_frame(const char *text, size_t len, const an_ws_sub *subs, 
                       (long long)t, (long long)T, sub->timeframe);
         goto out;
     }
-    an_candle c = {t, d[0], d[1], d[2], d[3], d[4]};
+    an_candle c = {t, d[0], d[1], d[2], d[3], d[4], 0};
     an_err ce = {0};
     if (an_candle_validate(&c, -1, &ce) != AN_OK) {
         code = refuse(bad, AN_WS_BAD_VALUE, err, "kline frame (%s): %s", stream, ce.msg);

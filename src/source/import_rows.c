@@ -594,7 +594,7 @@ static an_code json_next(an_import_rows *r, an_candle *cd, int *got)
         return an_err_set(r->in.err, AN_ERR_PARSE,
                           "%s: candle %zu: open time %.17g is not milliseconds", r->in.path,
                           r->index, f[0]);
-    *cd = (an_candle){(int64_t)f[0], f[1], f[2], f[3], f[4], f[5]};
+    *cd = (an_candle){(int64_t)f[0], f[1], f[2], f[3], f[4], f[5], 0};
     an_code rc = checked(r, cd, "candle");
     if (rc == AN_OK)
         *got = 1;
@@ -621,6 +621,7 @@ void an_import_rows_init(an_import_rows *r, FILE *f, const char *path, an_import
 an_code an_import_rows_next(an_import_rows *r, an_candle *out, int *got)
 {
     *got = 0;
+    memset(out, 0, sizeof *out);
     switch (r->format) {
     case AN_IMPORT_FREQTRADE_JSON: return json_next(r, out, got);
     case AN_IMPORT_BINANCE_CSV: return binance_csv_next(r, out, got);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const char *an_store_mode_name(an_store_mode mode)
 {
@@ -21,6 +22,30 @@ const char *an_store_mode_name(an_store_mode mode)
 }
 
 static an_code check_key(const char *symbol, const char *tf, an_err *err);
+
+static _Thread_local int64_t deadline_ms; /* the calling thread's; 0: none */
+
+void an_store_set_deadline(int64_t mono_ms)
+{
+    deadline_ms = mono_ms;
+}
+
+int64_t an_store_deadline(void)
+{
+    return deadline_ms;
+}
+
+int64_t an_store_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int an_store_deadline_passed(void)
+{
+    return deadline_ms > 0 && an_store_mono_ms() >= deadline_ms;
+}
 
 an_query an_query_all(void)
 {

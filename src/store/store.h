@@ -90,6 +90,17 @@ an_code an_store_check_schema(an_store *s, int *version, an_err *err);
 /* A trivial round trip (SELECT 1): AN_OK when the store answers. */
 an_code an_store_ping(an_store *s, an_err *err);
 
+/* The calling thread's statement deadline, on CLOCK_MONOTONIC in ms (0: none;
+ * an_store_mono_ms() gives the clock). The HTTP server sets it around a
+ * handler (AUTONAMA_HTTP_QUERY_TIMEOUT): a statement still running then is
+ * cancelled (PostgreSQL: a cancel request; DuckDB: interrupted between its
+ * tasks) and fails with AN_ERR_TIMEOUT; an_store_deadline_passed() tells that
+ * case from a server that timed out. */
+void an_store_set_deadline(int64_t mono_ms);
+int64_t an_store_deadline(void);
+int an_store_deadline_passed(void);
+int64_t an_store_mono_ms(void);
+
 typedef struct an_upsert_counts {
     int64_t inserted;  /* new rows */
     int64_t updated;   /* existing rows whose values changed */

@@ -91,14 +91,15 @@ an_code an_tasks_replay(an_tasks *t, json_t **report, an_err *err)
         an_sync_stats st;
         rc = an_sync_stores(fb, p, 1, &st, err);
         if (rc == AN_OK) {
-            atomic_store(&t->fallback_active, 0);
+            /* runs the primary refused stay in the file (reported by the sync) */
+            atomic_store(&t->fallback_active, st.tasks_kept > 0);
             if (report)
-                *report =
-                    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "from", path, "series",
-                              (json_int_t)st.series, "candles", (json_int_t)st.candles,
-                              "candles_inserted", (json_int_t)st.candle_counts.inserted,
-                              "indicator_series", (json_int_t)st.indicator_series, "indicators",
-                              (json_int_t)st.indicators, "tasks", (json_int_t)st.tasks);
+                *report = json_pack(
+                    "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "from", path, "series",
+                    (json_int_t)st.series, "candles", (json_int_t)st.candles, "candles_inserted",
+                    (json_int_t)st.candle_counts.inserted, "indicator_series",
+                    (json_int_t)st.indicator_series, "indicators", (json_int_t)st.indicators,
+                    "tasks", (json_int_t)st.tasks, "tasks_kept", (json_int_t)st.tasks_kept);
         }
     }
     pthread_mutex_unlock(&t->fb_mu);

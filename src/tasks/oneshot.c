@@ -227,14 +227,18 @@ an_code an_oneshot_sync(const an_config *cfg, json_t **result, an_err *err)
     }
     *result = json_pack(
         "{s:s, s:s, s:s, s:s, s:b, s:i, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I, "
-        "s:I}}",
+        "s:I, s:I, s:I}}",
         "status", "completed", "approach", "duckdb_sync", "from", from, "store",
         an_store_describe(dst), "moved", move, "categories_processed", 1, "summary",
-        "total_success", (json_int_t)st.series, "total_failed", (json_int_t)0, "total_skipped",
-        (json_int_t)0, "synced", "series", (json_int_t)st.series, "candles", (json_int_t)st.candles,
-        "candles_inserted", (json_int_t)st.candle_counts.inserted, "candles_updated",
-        (json_int_t)st.candle_counts.updated, "indicator_series", (json_int_t)st.indicator_series,
-        "indicators", (json_int_t)st.indicators, "tasks", (json_int_t)st.tasks);
+        "total_success", (json_int_t)st.series, "total_failed", (json_int_t)st.tasks_kept,
+        "total_skipped", (json_int_t)0, "synced", "series", (json_int_t)st.series, "candles",
+        (json_int_t)st.candles, "candles_inserted", (json_int_t)st.candle_counts.inserted,
+        "candles_updated", (json_int_t)st.candle_counts.updated, "indicator_series",
+        (json_int_t)st.indicator_series, "indicators", (json_int_t)st.indicators, "tasks",
+        (json_int_t)st.tasks, "tasks_without_slot", (json_int_t)st.tasks_unslotted, "tasks_kept",
+        (json_int_t)st.tasks_kept);
+    if (st.tasks_kept > 0) /* what was left in the file, and why */
+        json_object_set_new(*result, "kept", json_string(st.kept_error));
     an_store_close(src);
     an_store_close(dst);
     return AN_OK;

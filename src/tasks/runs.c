@@ -339,8 +339,9 @@ an_code an_tasks_run_one(an_tasks *t, const char *name, json_t *args, const char
     return code;
 }
 
-an_code an_tasks_run(an_tasks *t, const char *name, json_t *args, const char *symbol,
-                     const char *slot, char *id_out, json_t **result, an_err *err)
+/* Replays the fallback file if it holds anything, then runs. */
+static an_code replay_then_run(an_tasks *t, const char *name, json_t *args, const char *symbol,
+                               const char *slot, char *id_out, json_t **result, an_err *err)
 {
     json_t *rep = NULL;
     an_err e = {0};
@@ -349,6 +350,17 @@ an_code an_tasks_run(an_tasks *t, const char *name, json_t *args, const char *sy
                 e.msg);
     json_decref(rep);
     return an_tasks_run_one(t, name, args, symbol, slot, NULL, id_out, result, err);
+}
+
+an_code an_tasks_run(an_tasks *t, const char *name, json_t *args, const char *symbol,
+                     const char *slot, char *id_out, json_t **result, an_err *err)
+{
+    /* a command-line run heartbeats too: a serve starting meanwhile must not
+     * take it for the run of a dead instance */
+    int hb = an_tasks_heartbeat_begin(t);
+    an_code rc = replay_then_run(t, name, args, symbol, slot, id_out, result, err);
+    an_tasks_heartbeat_end(t, hb);
+    return rc;
 }
 
 static int64_t lock_key(const char *name, const char *symbol)
@@ -381,7 +393,8 @@ an_code an_tasks_run_locked(an_tasks *t, const char *name, json_t *args, const c
                  symbol ? symbol : "-");
         return AN_OK;
     }
-    an_code rc = an_tasks_run(t, name, args, symbol, slot, NULL, result, err);
+    /* a worker of the runtime: the beat thread heartbeats its run */
+    an_code rc = replay_then_run(t, name, args, symbol, slot, NULL, result, err);
     *ran = *result != NULL;
     if (p && an_store_unlock(p, key, &e) != AN_OK)
         AN_DEBUG(COMPONENT, "msg=\"advisory unlock failed\" error=\"%s\"", e.msg);

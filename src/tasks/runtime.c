@@ -26,6 +26,14 @@ static const char *COMPONENT = "tasks";
 
 #define HEARTBEAT_MS 5000
 
+/* How often a run heartbeats: every 5 s, or four times within
+ * AUTONAMA_TASK_STALE_AFTER when that is shorter, so no live run looks stale. */
+static int64_t heartbeat_every_ms(const an_tasks *t)
+{
+    int64_t every = an_config_int(t->cfg, AN_CFG_TASK_STALE_AFTER) * 1000 / 4;
+    return every > 0 && every < HEARTBEAT_MS ? every : HEARTBEAT_MS;
+}
+
 char *an_tasks_metrics(an_tasks *t)
 {
     char *buf = NULL;
@@ -218,6 +226,50 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The heartbeat thread of runs outside the serve runtime: beats until
+ * hb_stop, waiting on t->cv (the beat thread's, which does not run then). */
+static void *oneshot_heartbeat(void *arg)
+{
+    an_tasks *t = arg;
+    pthread_mutex_lock(&t->mu);
+    while (!t->hb_stop) {
+        int64_t until = mono_ms() + heartbeat_every_ms(t);
+        struct timespec ts = {.tv_sec = until / 1000, .tv_nsec = (until % 1000) * 1000000L};
+        while (!t->hb_stop && mono_ms() < until)
+            pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+        if (t->hb_stop)
+            break;
+        pthread_mutex_unlock(&t->mu);
+        heartbeats(t);
+        pthread_mutex_lock(&t->mu);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+int an_tasks_heartbeat_begin(an_tasks *t)
+{
+    pthread_mutex_lock(&t->mu);
+    t->hb_stop = 0;
+    pthread_mutex_unlock(&t->mu);
+    if (pthread_create(&t->hb, NULL, oneshot_heartbeat, t) != 0) {
+        AN_WARN(COMPONENT, "msg=\"cannot start the heartbeat thread: the run may look stale\"");
+        return 0;
+    }
+    return 1;
+}
+
+void an_tasks_heartbeat_end(an_tasks *t, int begun)
+{
+    if (!begun)
+        return;
+    pthread_mutex_lock(&t->mu);
+    t->hb_stop = 1;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    pthread_join(t->hb, NULL);
+}
+
 static void *beat(void *arg)
 {
     an_tasks *t = arg;
@@ -227,7 +279,7 @@ static void *beat(void *arg)
         int64_t next = an_sched_step(t->sched, AN_SCHED_TICK, -1);
         int64_t now = t->clock.now_ms(t->clock.ctx);
         int64_t mono = mono_ms();
-        if (last_hb == INT64_MIN || mono - last_hb >= HEARTBEAT_MS) {
+        if (last_hb == INT64_MIN || mono - last_hb >= heartbeat_every_ms(t)) {
             last_hb = mono;
             pthread_mutex_unlock(&t->mu);
             heartbeats(t);

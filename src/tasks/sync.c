@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/utf8.h"
+#include "tasks/tasks_internal.h"
 
 static const char *COMPONENT = "sync";
 
@@ -114,14 +116,58 @@ static an_code move_indicators(an_store *src, an_store *dst, const an_series_inf
     return rc;
 }
 
+/* One run into dst. A schedule slot the destination holds under another run
+ * (another instance claimed that period while this one ran on its fallback)
+ * stays the destination's: the run is kept under its own id, without the
+ * slot. */
+static an_code put_task(an_store *dst, an_task_row *r, an_sync_stats *st, an_err *err)
+{
+    an_code rc = an_store_task_put(dst, r, err);
+    if (rc != AN_OK && r->slot[0] && !an_tasks_is_outage(rc)) {
+        char slot[sizeof r->slot];
+        snprintf(slot, sizeof slot, "%s", r->slot);
+        r->slot[0] = '\0';
+        an_err e2 = {0};
+        if ((rc = an_store_task_put(dst, r, &e2)) == AN_OK) {
+            AN_WARN(COMPONENT,
+                    "msg=\"schedule slot held by another run: run kept without it\" id=%s "
+                    "slot=\"%s\"",
+                    r->id, slot);
+            st->tasks_unslotted++;
+        }
+    }
+    return rc;
+}
+
+/* Task runs one by one: a run the destination refuses (not an outage) is
+ * reported, left in the source and skipped, so one bad row never blocks the
+ * replay; an outage stops it (the next replay goes on). */
 static an_code move_tasks(an_store *src, an_store *dst, int move, an_sync_stats *st, an_err *err)
 {
     an_task_row *rows = NULL;
     size_t n = 0;
     an_code rc = an_store_task_list(src, NULL, 1000000, &rows, &n, err);
     for (size_t i = 0; rc == AN_OK && i < n; i++) {
-        rc = an_store_task_put(dst, &rows[i], err);
-        if (rc == AN_OK && move)
+        an_err e = {0};
+        an_code r1 = put_task(dst, &rows[i], st, &e);
+        if (r1 != AN_OK && !an_tasks_is_outage(r1)) {
+            AN_WARN(COMPONENT,
+                    "msg=\"task run refused by the target: kept in the source\" id=%s name=%s "
+                    "error=\"%s\"",
+                    rows[i].id, rows[i].name, e.msg);
+            if (st->tasks_kept == 0) {
+                snprintf(st->kept_error, sizeof st->kept_error, "%.64s: %.400s", rows[i].id, e.msg);
+                an_utf8_fix(st->kept_error, sizeof st->kept_error); /* cut on a character */
+            }
+            st->tasks_kept++;
+            continue;
+        }
+        if (r1 != AN_OK) {
+            *err = e;
+            rc = r1;
+            break;
+        }
+        if (move)
             rc = an_store_task_delete(src, rows[i].id, err);
         if (rc == AN_OK)
             st->tasks++;
@@ -169,10 +215,10 @@ an_code an_sync_stores(an_store *src, an_store *dst, int move, an_sync_stats *st
     AN_LOG(rc == AN_OK ? AN_LOG_INFO : AN_LOG_WARN, COMPONENT,
            "msg=\"%s\" source=\"%s\" target=%s series=%" PRId64 " candles=%" PRId64
            " inserted=%" PRId64 " indicator_series=%" PRId64 " indicators=%" PRId64
-           " tasks=%" PRId64 " move=%d",
+           " tasks=%" PRId64 " tasks_kept=%" PRId64 " move=%d",
            rc == AN_OK ? "synced" : "sync failed", an_store_describe(src), an_store_describe(dst),
            st->series, st->candles, st->candle_counts.inserted, st->indicator_series,
-           st->indicators, st->tasks, move);
+           st->indicators, st->tasks, st->tasks_kept, move);
     return rc;
 }
 

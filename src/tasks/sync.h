@@ -6,7 +6,10 @@
  * Per series, oldest first, in batches: candles (trading.ohlc_data), then
  * indicator rows (analytics.indicators), then task runs. Writes are the
  * store's idempotent upserts, so a replay that stopped half-way is simply run
- * again: nothing is lost, nothing duplicated. With move, a series is deleted
+ * again: nothing is lost, nothing duplicated. Task runs merge on each unique
+ * key (the id; a schedule slot the destination already holds stays its own
+ * and the run comes without it); a run the destination refuses is reported
+ * and left in the source, never blocking the rest. With move, a series is deleted
  * from the source only after all of it reached the destination. Indicator
  * series that were replayed have the destination's indicator-run ledger
  * reset, so the next indicator run there recomputes and compares the whole
@@ -25,6 +28,9 @@ typedef struct an_sync_stats {
     int64_t series, candles;              /* candle series and rows moved */
     int64_t indicator_series, indicators; /* indicator series and rows moved */
     int64_t tasks;                        /* task runs moved */
+    int64_t tasks_unslotted;              /* of them, moved without their slot */
+    int64_t tasks_kept;                   /* refused by dst: left in src */
+    char kept_error[AN_ERR_MSG_MAX];      /* the first refused run: "ID: error" */
     an_upsert_counts candle_counts;       /* what the destination did with the candles */
     an_upsert_counts indicator_counts;
 } an_sync_stats;

@@ -76,7 +76,8 @@ const char *an_tasks_instance(const an_tasks *t);
  * no-op: AN_OK with *result NULL. *result (a new reference; the seed's shape:
  * status, approach, categories_processed, summary{...}) and id_out
  * (AN_TASK_ID_MAX, may be NULL) tell the outcome. Returns AN_OK when the run
- * was recorded, whatever its state; the state is in (*result).task.state. */
+ * was recorded, whatever its state; the state is in (*result).task.state. A
+ * thread heartbeats the run meanwhile (serve runs use an_tasks_submit). */
 an_code an_tasks_run(an_tasks *t, const char *name, json_t *args, const char *symbol,
                      const char *slot, char *id_out, json_t **result, an_err *err);
 

@@ -80,6 +80,11 @@ struct an_tasks {
     an_workq *q;
     pthread_t beat;
     int started;
+
+    /* the heartbeat thread of runs outside the runtime (the command line's):
+     * hb_stop guarded by mu */
+    pthread_t hb;
+    int hb_stop;
 };
 
 /* ---- runs.c: recording a run ---------------------------------------------- */
@@ -106,6 +111,16 @@ void an_tasks_pick_record_store(an_run_ctx *rc);
 an_code an_tasks_run_one(an_tasks *t, const char *name, json_t *args, const char *symbol,
                          const char *slot, const char *given_id, char *id_out, json_t **result,
                          an_err *err);
+/* ---- runtime.c: heartbeats of runs outside the serve runtime --------------- */
+
+/* Starts a thread that heartbeats the running runs (every 5 s, or a quarter
+ * of AUTONAMA_TASK_STALE_AFTER) for a run outside the serve runtime (whose
+ * beat thread heartbeats its workers' runs), so a command-line run is never
+ * taken for a dead one; 1 when it started. The thread that owns t calls both. */
+int an_tasks_heartbeat_begin(an_tasks *t);
+/* Stops the thread begin started (begun: begin's return). */
+void an_tasks_heartbeat_end(an_tasks *t, int begun);
+
 /* Records a PENDING or PROGRESS run as INTERRUPTED with why. */
 void an_tasks_interrupt_row(an_tasks *t, const char *id, const char *why);
 

@@ -253,6 +253,34 @@ check "sync --from --move empties the file" \
 "$BIN" sync --from "$work/none.duckdb" >/dev/null 2>&1
 check "sync --from a missing file fails cleanly (exit 1)" test $? = 1
 
+# ---- replay of runs the primary conflicts with or refuses (issue 11, fault 6) ------
+# an instance that could not log in ran a scheduled job on its fallback under
+# the slot another instance claimed, and wrote a run the primary refuses
+# (args that are not JSON): the replay keeps the primary's slot, moves the run
+# without it, reports the refused row and leaves it in the file; exit 0
+PY=$SRC/.deps/venv/bin/python
+duck_sql() { # FILE SQL: prints the rows
+    "$PY" -c 'import duckdb,sys; c=duckdb.connect(sys.argv[1]); [print("|".join(map(str,r))) for r in c.execute(sys.argv[2]).fetchall()]' "$1" "$2"
+}
+env -u POSTGRES_SERVER DUCKDB_PATH="$work/fb-slot.duckdb" "$BIN" migrate >/dev/null 2>&1
+slot="update_market_data|AAA/USDT|1704067200000"
+psql_pg "INSERT INTO autonama.task_runs (id, name, args, state, instance, symbol, slot) VALUES ('primary-run', 'update_market_data', '{}', 'SUCCESS', 'one', 'AAA/USDT', '$slot')" >/dev/null
+duck_sql "$work/fb-slot.duckdb" "INSERT INTO autonama.task_runs (id, name, args, state, instance, symbol, slot, created_at) VALUES ('fallback-run', 'update_market_data', '{}', 'SUCCESS', 'two', 'AAA/USDT', '$slot', now()), ('bad-run', 'health_check', 'not json', 'SUCCESS', 'two', NULL, NULL, now())" >/dev/null
+AUTONAMA_FALLBACK_PATH=$work/fb-slot.duckdb "$BIN" sync >"$work/slot.json" 2>"$work/slot.err"
+rc=$?
+check "sync of a fallback run on a claimed slot and a refused run exits 0 (exit $rc: $(tail -n 1 "$work/slot.err"))" test $rc = 0
+check "it says what moved and what stayed ($(json "$work/slot.json" "(j['synced']['tasks'], j['synced']['tasks_without_slot'], j['synced']['tasks_kept'], j['kept'][:40])"))" \
+    test "$(json "$work/slot.json" "(j['synced']['tasks'], j['synced']['tasks_without_slot'], j['synced']['tasks_kept'], j['kept'].startswith('bad-run: '))")" = "(1, 1, 1, True)"
+check "the primary keeps its run on the slot, and the fallback's run under its own id without it" \
+    test "$(psql_pg "SELECT string_agg(id || ':' || coalesce(slot, '-'), ',' ORDER BY id) FROM autonama.task_runs WHERE id IN ('primary-run', 'fallback-run')")" = "fallback-run:-,primary-run:$slot"
+check "the refused run is named in the log and stays in the file, alone" \
+    test "$(grep -c 'refused by the target.*id=bad-run' "$work/slot.err")/$(duck_sql "$work/fb-slot.duckdb" "SELECT string_agg(id, ',') FROM autonama.task_runs")" = "1/bad-run"
+AUTONAMA_FALLBACK_PATH=$work/fb-slot.duckdb "$BIN" sync >"$work/slot2.json" 2>/dev/null
+rc=$?
+check "a second sync exits 0 and moves nothing more (exit $rc)" \
+    test "$rc/$(json "$work/slot2.json" "(j['synced']['tasks'], j['synced']['tasks_kept'])")" = "0/(0, 1)"
+psql_pg "DELETE FROM autonama.task_runs WHERE id IN ('primary-run', 'fallback-run')" >/dev/null
+
 # ---- two serve processes on one PostgreSQL -----------------------------------------
 serve_env() { # instance fallback
     AUTONAMA_INSTANCE=$1 AUTONAMA_FALLBACK_PATH=$work/fb-$1.duckdb AUTONAMA_HTTP_ADDR=127.0.0.1:0 \
@@ -352,6 +380,35 @@ wait $pn
 serve_pids=""
 check "a run whose instance died is marked INTERRUPTED on the next start" \
     test "$(psql_pg "SELECT state FROM autonama.task_runs WHERE instance = 'dead'")" = INTERRUPTED
+# a serve that starts while a command-line ingest runs leaves that run alone:
+# the command line heartbeats its run too (issue 11, fault 9; before, serve
+# marked it INTERRUPTED once its last progress write was stale)
+slow 0.25
+AUTONAMA_TASK_STALE_AFTER=5 "$BIN" ingest --symbols CCC/USDT --since 2024-01-01 --until 2024-01-31 \
+    >"$work/cli-hb.json" 2>"$work/cli-hb.err" &
+pc=$!
+sleep 6.5
+AUTONAMA_TASK_STALE_AFTER=5 AUTONAMA_INSTANCE=late AUTONAMA_FALLBACK_PATH=$work/fb-late.duckdb \
+    AUTONAMA_HTTP_ADDR=127.0.0.1:0 AUTONAMA_BEAT_UPDATE_INTERVAL=0 AUTONAMA_BEAT_INDICATORS_INTERVAL=0 \
+    AUTONAMA_BEAT_HEALTH_INTERVAL=0 "$BIN" serve >"$work/late.out" 2>"$work/late.err" &
+pl=$!
+serve_pids=$pl
+for _ in $(seq 1 100); do
+    grep -q 'scheduler started' "$work/late.err" && break
+    sleep 0.05
+done
+hb_state=$(psql_pg "SELECT state FROM autonama.task_runs WHERE instance LIKE '%:$pc'")
+kill -TERM $pl
+wait $pl
+serve_pids=""
+wait $pc
+rc=$?
+slow 0
+check "a serve starting during a command-line ingest leaves its run PROGRESS (saw '$hb_state')" \
+    test "$hb_state" = PROGRESS
+check "that ingest ends SUCCESS (exit $rc)" \
+    test "$rc/$(psql_pg "SELECT state FROM autonama.task_runs WHERE id = '$(json "$work/cli-hb.json" "j['task']['id']")'")" = 0/SUCCESS
+check "serve marked no live run INTERRUPTED" bash -c "! grep -q 'marked INTERRUPTED' '$work/late.err'"
 "$BIN" ingest --symbols AAA/USDT --since 2024-01-01 --until 2024-01-31 >"$work/again.json" 2>/dev/null
 check "the next run completes the data with no gaps" same_as_server AAA/USDT
 check "task history survives restarts" \

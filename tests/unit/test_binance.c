@@ -43,7 +43,7 @@ static void test_good_reply(void)
 static void refused(const char *label, const char *body, const char *needle)
 {
     an_candles c = {0};
-    an_candle keep = {60000, 1, 1, 1, 1, 1};
+    an_candle keep = {60000, 1, 1, 1, 1, 1, 0};
     an_candles_push(&c, &keep, NULL); /* what was there before stays */
     an_err err = {0};
     an_code rc = an_binance_parse_klines(body, strlen(body), "BTC/USDT", "1m", &c, &err);

@@ -97,7 +97,7 @@ static void test_time_parse_format(void)
 static void test_candle_checks(void)
 {
     an_err err = {0};
-    an_candle ok = {60000, 10, 12, 9, 11, 5};
+    an_candle ok = {60000, 10, 12, 9, 11, 5, 0};
     AN_CHECK_OK(an_candle_validate(&ok, 3, &err), err);
     an_candle c = ok;
     c.high = 8;

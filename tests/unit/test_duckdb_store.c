@@ -410,9 +410,9 @@ static void test_upsert_counts(void)
     }
     AN_CHECK_INT(bad, 0);
     /* exact: values and ms survive the round trip, from the epoch to year 3000 */
-    an_candle odd[3] = {{0, 1, 2, 0.5, 1.5, 0},
-                        {60000, 1e-8, 1e-8, 1e-8, 1e-8, 1e12},
-                        {32503680000000LL, 99999.99, 100000, 99999.5, 99999.75, 0.001}};
+    an_candle odd[3] = {{0, 1, 2, 0.5, 1.5, 0, 0},
+                        {60000, 1e-8, 1e-8, 1e-8, 1e-8, 1e12, 0},
+                        {32503680000000LL, 99999.99, 100000, 99999.5, 99999.75, 0.001, 0}};
     AN_CHECK_OK(an_store_insert_ohlc(s, "ODD/USDT", "1m", odd, 3, &c, &err), err);
     an_candles_free(&got);
     AN_CHECK_OK(an_store_get_ohlc(s, "ODD/USDT", "1m", NULL, &got, &err), err);
@@ -437,7 +437,7 @@ static void test_upsert_counts(void)
     AN_CHECK_OK(an_store_insert_ohlc(s, "BTC/USDT", "1m", more.v, more.n, &c, &err), err);
     AN_CHECK(c.inserted == 0 && c.unchanged == 5);
     /* out of DuckDB's range: refused before anything is written */
-    an_candle far = {9223372036854700000LL / 60000 * 60000, 1, 1, 1, 1, 1};
+    an_candle far = {9223372036854700000LL / 60000 * 60000, 1, 1, 1, 1, 1, 0};
     rc = an_store_insert_ohlc(s, "FAR/USDT", "1m", &far, 1, &c, &err);
     AN_CHECK_MSG(rc == AN_ERR_INVALID, "%s: %s", an_code_str(rc), err.msg);
     an_store_close(s);

@@ -366,7 +366,7 @@ static void test_walk_forward_and_split(void)
             x = 100 - 0.1 * (i - SEG);
         else
             x = 100 + 0.05 * (i - 3 * SEG);
-        c[i] = (an_candle){t0 + (int64_t)i * 3600000, x, x * 1.001, x * 0.999, x, 1};
+        c[i] = (an_candle){t0 + (int64_t)i * 3600000, x, x * 1.001, x * 0.999, x, 1, 0};
     }
     char dir[] = "/tmp/autonama-test-opt-XXXXXX";
     AN_CHECK(mkdtemp(dir) != NULL);

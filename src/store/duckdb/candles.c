@@ -145,7 +145,9 @@ static an_code read_candles(duckdb_result *r, void *ctx, an_err *err)
 {
     an_candles *out = ((candles_out *)ctx)->out;
     const char *what = ((candles_out *)ctx)->what;
-    if (duckdb_column_count(r) != 6 || duckdb_column_type(r, 0) != DUCKDB_TYPE_TIMESTAMP)
+    idx_t ncol = duckdb_column_count(r); /* 7: a bucketed read's count */
+    if ((ncol != 6 && ncol != 7) || duckdb_column_type(r, 0) != DUCKDB_TYPE_TIMESTAMP ||
+        (ncol == 7 && duckdb_column_type(r, 6) != DUCKDB_TYPE_BIGINT))
         return an_err_set(err, AN_ERR_INTERNAL, "%s: unexpected result shape", what);
     for (idx_t c = 1; c < 6; c++)
         if (duckdb_column_type(r, c) != DUCKDB_TYPE_DOUBLE)
@@ -155,12 +157,14 @@ static an_code read_candles(duckdb_result *r, void *ctx, an_err *err)
     duckdb_data_chunk chunk;
     while (rc == AN_OK && (chunk = duckdb_fetch_chunk(*r)) != NULL) {
         idx_t rows = duckdb_data_chunk_get_size(chunk);
-        const int64_t *ts = NULL;
+        const int64_t *ts = NULL, *cnt = NULL;
         const double *col[5];
-        for (idx_t c = 0; c < 6; c++) {
+        for (idx_t c = 0; c < ncol; c++) {
             duckdb_vector vec = duckdb_data_chunk_get_vector(chunk, c);
             if (c == 0)
                 ts = duckdb_vector_get_data(vec);
+            else if (c == 6)
+                cnt = duckdb_vector_get_data(vec);
             else
                 col[c - 1] = duckdb_vector_get_data(vec);
             /* the columns are NOT NULL: a NULL means the schema was changed */
@@ -171,7 +175,8 @@ static an_code read_candles(duckdb_result *r, void *ctx, an_err *err)
         }
         for (idx_t i = 0; i < rows && rc == AN_OK; i++) {
             an_candle k = {
-                an_duck_us_to_ms(ts[i]), col[0][i], col[1][i], col[2][i], col[3][i], col[4][i]};
+                an_duck_us_to_ms(ts[i]), col[0][i], col[1][i], col[2][i], col[3][i], col[4][i],
+                cnt ? cnt[i] : 0};
             rc = an_candles_push(out, &k, err);
         }
         duckdb_destroy_data_chunk(&chunk);
@@ -285,11 +290,12 @@ an_code an_duck_get_bucketed(an_store *s, const char *symbol, const char *tf, in
         return AN_OK;
     char sql[768];
     idx_t np = 3;
-    int pos = snprintf(sql, sizeof sql,
-                       "SELECT time_bucket(to_milliseconds($3), \"timestamp\", TIMESTAMP "
-                       "'1970-01-01') AS b, arg_min(open, \"timestamp\"), max(high), min(low), "
-                       "arg_max(close, \"timestamp\"), sum(volume) FROM trading.ohlc_data "
-                       "WHERE symbol = $1 AND timeframe = $2");
+    int pos =
+        snprintf(sql, sizeof sql,
+                 "SELECT time_bucket(to_milliseconds($3), \"timestamp\", TIMESTAMP "
+                 "'1970-01-01') AS b, arg_min(open, \"timestamp\"), max(high), min(low), "
+                 "arg_max(close, \"timestamp\"), sum(volume), count(*) FROM trading.ohlc_data "
+                 "WHERE symbol = $1 AND timeframe = $2");
     append_range(sql, sizeof sql, pos, &np, bd, q, " GROUP BY b", "b");
     candle_query cq = {symbol, tf, bucket_ms, bd, q};
     return query_candles(ds, sql, &cq, "get bucketed candles", out, err);

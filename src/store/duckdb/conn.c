@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const char *const AN_DUCK_COMPONENT = "store";
 
@@ -159,12 +160,41 @@ an_code an_duck_query_int64_locked(duck_store *ds, const char *sql, an_duck_bind
     return an_duck_run_locked(ds, sql, bind, bctx, read_int64, &o, NULL, what, err);
 }
 
+/* duckdb_execute_prepared under the thread's deadline (store.h): the
+ * statement runs task by task and is interrupted at the deadline. */
+static duckdb_state execute(duck_store *ds, duckdb_prepared_statement st, duckdb_result *r,
+                            int *timed_out)
+{
+    if (an_store_deadline() <= 0)
+        return duckdb_execute_prepared(st, r);
+    duckdb_pending_result pr;
+    if (duckdb_pending_prepared(st, &pr) != DuckDBSuccess) {
+        duckdb_destroy_pending(&pr);
+        return duckdb_execute_prepared(st, r); /* reports the error */
+    }
+    duckdb_pending_state ps;
+    while ((ps = duckdb_pending_execute_task(pr)) != DUCKDB_PENDING_RESULT_READY &&
+           ps != DUCKDB_PENDING_ERROR) {
+        if (an_store_deadline_passed()) {
+            duckdb_interrupt(ds->by_lock.con);
+            *timed_out = 1;
+            break;
+        }
+        if (ps == DUCKDB_PENDING_NO_TASKS_AVAILABLE) /* other threads work: no spinning */
+            nanosleep(&(struct timespec){0, 1000000L}, NULL);
+    }
+    duckdb_state s = duckdb_execute_pending(pr, r);
+    duckdb_destroy_pending(&pr);
+    return s;
+}
+
 an_code an_duck_run_locked(duck_store *ds, const char *sql, an_duck_binder bind, const void *bctx,
                            an_duck_reader read, void *rctx, int64_t *changed, const char *what,
                            an_err *err)
 {
     duckdb_prepared_statement st = NULL;
     duckdb_result r;
+    int timed_out = 0;
     an_code rc = prepare(ds, sql, &st, what, err);
     if (rc != AN_OK)
         return rc;
@@ -174,8 +204,10 @@ an_code an_duck_run_locked(duck_store *ds, const char *sql, an_duck_binder bind,
     } else if ((idx_t)bound != duckdb_nparams(st)) {
         rc = an_err_set(err, AN_ERR_INTERNAL, "%s: the statement has %llu parameters, %d bound",
                         what, (unsigned long long)duckdb_nparams(st), bound);
-    } else if (duckdb_execute_prepared(st, &r) != DuckDBSuccess) {
-        rc = result_error(&r, what, err);
+    } else if (execute(ds, st, &r, &timed_out) != DuckDBSuccess) {
+        rc = timed_out ? an_err_set(err, AN_ERR_TIMEOUT,
+                                    "%s: interrupted at the request's query timeout", what)
+                       : result_error(&r, what, err);
         duckdb_destroy_result(&r);
     } else {
         if (read)

@@ -228,6 +228,7 @@ static an_code read_candles(PGresult *r, void *ctx, an_err *err)
         k.low = strtod(PQgetvalue(r, i, 3), NULL);
         k.close = strtod(PQgetvalue(r, i, 4), NULL);
         k.volume = strtod(PQgetvalue(r, i, 5), NULL);
+        k.count = PQnfields(r) > 6 ? strtoll(PQgetvalue(r, i, 6), NULL, 10) : 0;
         an_code rc = an_candles_push(out, &k, err);
         if (rc != AN_OK)
             return rc;
@@ -267,8 +268,8 @@ an_code an_pg_get_bucketed(an_store *s, const char *symbol, const char *tf, int6
     snprintf(bms, sizeof bms, "%" PRId64, bucket_ms);
     int pos = snprintf(
         sql, sizeof sql,
-        "SELECT (extract(epoch FROM b) * 1000)::int8, %s, max(high), min(low), %s, sum(volume)"
-        " FROM (SELECT %s AS b, \"timestamp\", open, high, low, close, volume"
+        "SELECT (extract(epoch FROM b) * 1000)::int8, %s, max(high), min(low), %s, sum(volume),"
+        " count(*) FROM (SELECT %s AS b, \"timestamp\", open, high, low, close, volume"
         " FROM trading.ohlc_data WHERE symbol = $1 AND timeframe = $2",
         ts ? "first(open, \"timestamp\")" : "(array_agg(open ORDER BY \"timestamp\"))[1]",
         ts ? "last(close, \"timestamp\")" : "(array_agg(close ORDER BY \"timestamp\" DESC))[1]",

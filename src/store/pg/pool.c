@@ -15,6 +15,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,6 +258,40 @@ an_code an_pg_with_conn(pg_store *ps, an_pg_job job, void *ctx, an_err *err)
     return rc;
 }
 
+/* PQexecParams under the thread's deadline (store.h): waits for the reply
+ * until then, sends a cancel request at it and returns the last result
+ * (*timed_out = 1 when the cancel was sent). */
+static PGresult *exec_by_deadline(PGconn *c, const char *sql, int n, const char *const *params,
+                                  int *timed_out)
+{
+    if (!PQsendQueryParams(c, sql, n, NULL, params, NULL, NULL, 0))
+        return NULL;
+    while (PQisBusy(c)) {
+        int64_t left = an_store_deadline() - an_store_mono_ms();
+        if (left <= 0 && !*timed_out) {
+            char buf[256];
+            PGcancel *cc = PQgetCancel(c);
+            if (cc) {
+                PQcancel(cc, buf, sizeof buf);
+                PQfreeCancel(cc);
+            }
+            *timed_out = 1;
+        }
+        struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
+        if (poll(&pfd, 1, *timed_out ? 1000 : (int)(left < 1000 ? left : 1000)) < 0 &&
+            errno != EINTR)
+            break;
+        if (!PQconsumeInput(c))
+            break;
+    }
+    PGresult *last = NULL, *r;
+    while ((r = PQgetResult(c))) {
+        PQclear(last);
+        last = r;
+    }
+    return last;
+}
+
 an_code an_pg_exec(pg_store *ps, const char *sql, int n, const char *const *params,
                    an_pg_reader read, void *ctx, int *affected, const char *what, an_err *err)
 {
@@ -265,9 +300,13 @@ an_code an_pg_exec(pg_store *ps, const char *sql, int n, const char *const *para
     an_code rc = an_pg_pool_acquire(&ps->pool, &c, &slot, err);
     if (rc != AN_OK)
         return rc;
-    PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    int timed_out = 0;
+    PGresult *r = an_store_deadline() > 0 ? exec_by_deadline(c, sql, n, params, &timed_out)
+                                          : PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+    if (timed_out && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        rc = an_err_set(err, AN_ERR_TIMEOUT, "%s: cancelled at the request's query timeout", what);
+    else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
         rc = an_pg_res_error(r, c, what, err);
     else if (read)
         rc = read(r, ctx, err);
