@@ -118,8 +118,8 @@ static an_code replay(const char *one, const char *strategy, const an_fill *fill
     an_sweep_equity(sw, tr, nt, 0, n, fill, eq, ret);
     json_t *ej = json_array(), *tj = json_array(), *mj = json_object();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(ej, json_pack("{s:o, s:o}", "timestamp", time_json(cs->v[i].ts),
-                                            "value", num(eq[i])));
+        json_array_append_new(
+            ej, json_pack("{s:o, s:o}", "timestamp", time_json(cs->v[i].ts), "value", num(eq[i])));
     for (size_t k = 0; k < nt; k++) {
         int open = tr[k].exit == SIZE_MAX;
         size_t e = tr[k].entry, x = tr[k].exit;
@@ -127,8 +127,8 @@ static an_code replay(const char *one, const char *strategy, const an_fill *fill
             tj, json_pack("{s:o, s:o, s:o, s:o, s:o}", "entry_time", time_json(cs->v[e].ts),
                           "entry_price", num(cs->v[e].close * (1 + fill->slippage)), "exit_time",
                           open ? json_null() : time_json(cs->v[x].ts), "exit_price",
-                          open ? json_null() : num(cs->v[x].close * (1 - fill->slippage)),
-                          "return", open ? json_null() : num(ret[k])));
+                          open ? json_null() : num(cs->v[x].close * (1 - fill->slippage)), "return",
+                          open ? json_null() : num(ret[k])));
     }
     for (int k = 0; k < AN_METRIC_COUNT; k++)
         json_object_set_new(mj, an_metric_names[k],
@@ -179,7 +179,8 @@ an_code an_optimize_equity(an_store *s, const char *run_id, const char *symbol, 
     json_t *syms = json_object_get(run, "symbols"), *v;
     size_t i;
     int found = 0;
-    json_array_foreach(syms, i, v) found |= json_is_string(v) && !strcmp(json_string_value(v), symbol);
+    json_array_foreach(syms, i, v) found |=
+        json_is_string(v) && !strcmp(json_string_value(v), symbol);
     int monthly = 0;
     int64_t tf_ms = tf ? an_timeframe_ms(tf, &monthly) : 0;
     char one[256];
