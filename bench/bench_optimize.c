@@ -116,6 +116,9 @@ int main(void)
         an_sweep_destroy(sw);
     }
     double comp_cpu = (cpu_s(RUSAGE_SELF) - cpu0) / 3;
+    long long trades = 0;
+    for (size_t i = 0; i < g.total; i++)
+        trades += skipped[i] ? 0 : (long long)m[i].trades;
     qsort(comp, 3, sizeof comp[0], cmp_dbl);
 
     /* ours, the whole sweep through the binary: median of 3, memory peak */
@@ -173,8 +176,10 @@ int main(void)
     printf("bench/optimize: sma_cross, %zu combinations, %zu 1m candles, %d threads, load "
            "average %.1f (times are wall clock on a shared machine)\n",
            g.total, n, an_opt_threads(), load);
-    printf("  ours compute (sweep in process, median of 3): %.3f s (CPU %.3f s per run)\n", comp[1],
-           comp_cpu);
+    printf(
+        "  ours compute (sweep in process, median of 3): %.3f s (CPU %.3f s per run; %lld closed "
+        "trades)\n",
+        comp[1], comp_cpu, trades);
     printf("  ours whole (autonama optimize: load + compute + store best 100, median of 3): "
            "%.3f s (CPU %.3f s per run; target < 2 s) %s\n",
            whole[1], whole_cpu, whole[1] < 2 ? "ok" : "MISSED");

@@ -119,7 +119,11 @@ an_code an_sweep_create(const an_grid *g, const double *close, size_t n, double 
     sw->n = n;
     sw->bars_per_year = bars_per_year;
 #if defined(__x86_64__)
-    sw->avx2 = __builtin_cpu_supports("avx2") && !getenv("AN_OPT_NO_AVX2");
+    /* AN_OPT_SIMD=0|1 caps it (tests and benchmarks of the other paths) */
+    const char *cap = getenv("AN_OPT_SIMD");
+    sw->simd = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+    if (cap && *cap >= '0' && *cap < '0' + sw->simd)
+        sw->simd = *cap - '0';
 #endif
     an_code rc = AN_OK;
     an_strat_series *keys = NULL;
@@ -253,28 +257,9 @@ static void simulate(const an_sweep *sw, size_t idx, size_t lo, size_t hi, const
         int pe = cond_at(&ce, start - 1), px = cond_at(&cx, start - 1);
         for (size_t base = start; base < hi; base += 64) {
             int len = hi - base < 64 ? (int)(hi - base) : 64;
-            uint64_t be = cond_bits(&ce, base, len, sw->avx2),
-                     bx = cond_bits(&cx, base, len, sw->avx2);
-            uint64_t en = be & ~((be << 1) | (uint64_t)pe);
-            uint64_t ex = bx & ~((bx << 1) | (uint64_t)px);
-            pe = (int)((be >> (len - 1)) & 1);
-            px = (int)((bx >> (len - 1)) & 1);
-            uint64_t both = en & ex; /* an entry and an exit on one bar cancel */
-            en &= ~both;
-            ex &= ~both;
-            uint64_t ev = s.in_pos ? ex : en; /* the events that can act now */
-            while (ev) {
-                int j = __builtin_ctzll(ev);
-                size_t i = base + (size_t)j;
-                uint64_t below = ~0ULL << j << 1; /* bits after j */
-                if (!s.in_pos) {
-                    sim_enter(&s, sw->close, fill, i);
-                    ev = ex & below;
-                } else {
-                    sim_exit(&s, sw, fill, i, trades);
-                    ev = en & below;
-                }
-            }
+            uint64_t be = cond_bits(&ce, base, len, sw->simd),
+                     bx = cond_bits(&cx, base, len, sw->simd);
+            sim_word(&s, sw, fill, base, len, be, bx, &pe, &px, trades);
         }
     }
     an_opt_sim_finish(&s, sw, fill, lo, hi, m, trades);

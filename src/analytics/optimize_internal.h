@@ -40,7 +40,7 @@ struct an_sweep {
     series *ser;
     size_t n_ser;
     uint32_t *combo_ser; /* 2 per combination: series indexes */
-    int avx2;            /* the CPU has AVX2: 4 compares at a time */
+    int simd;            /* 2: the CPU has AVX-512 (8 compares at a time), 1: AVX2 (4), 0: none */
 };
 
 /* fmin/fmax for numbers that are never NAN here (positive closes and
@@ -110,7 +110,8 @@ static inline uint64_t cond_bits_plain(const an_strat_cond *c, size_t base, int 
 
 /* The same for a whole word, four compares at a time (ordered compares: a
  * NAN is false, as in C). */
-__attribute__((target("avx2"))) static inline uint64_t cond_bits_avx2(const an_strat_cond *c, size_t base)
+__attribute__((target("avx2"))) static inline uint64_t cond_bits_avx2(const an_strat_cond *c,
+                                                                      size_t base)
 {
     uint64_t m = 0;
     const double *x = c->x + base;
@@ -143,13 +144,48 @@ __attribute__((target("avx2"))) static inline uint64_t cond_bits_avx2(const an_s
 }
 #endif
 
-static inline uint64_t cond_bits(const an_strat_cond *c, size_t base, int len, int avx2)
+#if defined(__x86_64__)
+/* The same, eight compares at a time into a mask register. */
+__attribute__((target("avx512f"))) static inline uint64_t cond_bits_avx512(const an_strat_cond *c,
+                                                                           size_t base)
+{
+    uint64_t m = 0;
+    const double *x = c->x + base;
+    if (c->y) {
+        const double *y = c->y + base;
+        if (c->gt)
+            for (int j = 0; j < 64; j += 8)
+                m |= (uint64_t)_mm512_cmp_pd_mask(_mm512_loadu_pd(x + j), _mm512_loadu_pd(y + j),
+                                                  _CMP_GT_OQ)
+                     << j;
+        else
+            for (int j = 0; j < 64; j += 8)
+                m |= (uint64_t)_mm512_cmp_pd_mask(_mm512_loadu_pd(x + j), _mm512_loadu_pd(y + j),
+                                                  _CMP_LT_OQ)
+                     << j;
+    } else {
+        __m512d l = _mm512_set1_pd(c->level);
+        if (c->gt)
+            for (int j = 0; j < 64; j += 8)
+                m |= (uint64_t)_mm512_cmp_pd_mask(_mm512_loadu_pd(x + j), l, _CMP_GT_OQ) << j;
+        else
+            for (int j = 0; j < 64; j += 8)
+                m |= (uint64_t)_mm512_cmp_pd_mask(_mm512_loadu_pd(x + j), l, _CMP_LT_OQ) << j;
+    }
+    return m;
+}
+#endif
+
+/* simd: 0 plain C, 1 AVX2, 2 AVX-512 (an_sweep's, from the CPU) */
+static inline uint64_t cond_bits(const an_strat_cond *c, size_t base, int len, int simd)
 {
 #if defined(__x86_64__)
-    if (avx2 && len == 64)
+    if (simd == 2 && len == 64)
+        return cond_bits_avx512(c, base);
+    if (simd == 1 && len == 64)
         return cond_bits_avx2(c, base);
 #else
-    (void)avx2;
+    (void)simd;
 #endif
     return cond_bits_plain(c, base, len);
 }
@@ -264,9 +300,38 @@ static inline void sim_exit(an_opt_sim *s, const an_sweep *sw, const an_fill *fi
     s->in_pos = 0;
 }
 
+/* One word of 64 bars from base: the entry and exit conditions' bits (be,
+ * bx: len bars) and their values on the bar before (*pe, *px, updated) give
+ * the crossings, and the portfolio acts on those it can (an entry while
+ * out, an exit while in). */
+static inline void sim_word(an_opt_sim *s, const an_sweep *sw, const an_fill *fill, size_t base,
+                            int len, uint64_t be, uint64_t bx, int *pe, int *px, trade_list *trades)
+{
+    uint64_t en = be & ~((be << 1) | (uint64_t)*pe);
+    uint64_t ex = bx & ~((bx << 1) | (uint64_t)*px);
+    *pe = (int)((be >> (len - 1)) & 1);
+    *px = (int)((bx >> (len - 1)) & 1);
+    uint64_t both = en & ex; /* an entry and an exit on one bar cancel */
+    en &= ~both;
+    ex &= ~both;
+    uint64_t ev = s->in_pos ? ex : en; /* the events that can act now */
+    while (ev) {
+        int j = __builtin_ctzll(ev);
+        size_t i = base + (size_t)j;
+        uint64_t below = ~0ULL << j << 1; /* bits after j */
+        if (!s->in_pos) {
+            sim_enter(s, sw->close, fill, i);
+            ev = ex & below;
+        } else {
+            sim_exit(s, sw, fill, i, trades);
+            ev = en & below;
+        }
+    }
+}
+
 /* The open position valued at the last close, and the metrics over [lo, hi). */
-void an_opt_sim_finish(an_opt_sim *s, const an_sweep *sw, const an_fill *fill, size_t lo,
-                       size_t hi, an_metrics *m, trade_list *trades);
+void an_opt_sim_finish(an_opt_sim *s, const an_sweep *sw, const an_fill *fill, size_t lo, size_t hi,
+                       an_metrics *m, trade_list *trades);
 
 /* The combination's conditions and the first bar (>= lo) where a crossing
  * can be seen. */

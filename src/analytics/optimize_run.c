@@ -4,14 +4,12 @@
  *
  * Combinations are taken a tile at a time (consecutive indexes: a few values
  * of the first parameters with every value of the last, so a tile touches
- * few distinct indicator series). A tile is done in two passes:
- *   signals  the bars are walked in blocks small enough that the tile's
- *            series stay in the core's cache; each combination turns its
- *            entry and exit conditions into 64-bar bit words and appends its
- *            crossings (entries and exits, the same-bar pairs cancelled) to
- *            its event list;
- *   fills    each combination walks only its events (an_opt_sim: the same
- *            fills as an_sweep_backtest's), so its cost is its trades'.
+ * few distinct indicator series, each shared by many combinations). The
+ * bars are walked in blocks small enough that the tile's series stay in the
+ * core's cache; in each block every combination of the tile turns its entry
+ * and exit conditions into 64-bar bit words and its portfolio (an_opt_sim,
+ * kept per combination across blocks) acts on the crossings (sim_word: the
+ * same fills as an_sweep_backtest's), so a trade costs O(1) lookups.
  * Workers (started and joined by an_sweep_run, on the caller's thread) own
  * their scratch; the sweep is read-only meanwhile.
  */
@@ -39,16 +37,15 @@ int an_opt_threads(void)
 
 /* Bars per block of the signal pass: a multiple of 64. */
 #define BLOCK 256
-#define TILE_MAX 512
+#define TILE_MAX 4096
 
 /* One combination's scan: its conditions, the next bar to look at, the
- * conditions' values on the bar before, and its events (bar << 1 | exit). */
+ * conditions' values on the bar before, and its portfolio. */
 typedef struct scan {
     an_strat_cond ce, cx;
     size_t pos;
     int pe, px, active;
-    uint32_t *ev;
-    size_t n, cap;
+    an_opt_sim s;
 } scan;
 
 typedef struct job {
@@ -61,40 +58,16 @@ typedef struct job {
     atomic_int failed;
 } job;
 
-static int push(scan *c, uint32_t e)
-{
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 256;
-        uint32_t *v = realloc(c->ev, cap * sizeof *v);
-        if (!v)
-            return -1;
-        c->ev = v;
-        c->cap = cap;
-    }
-    c->ev[c->n++] = e;
-    return 0;
-}
-
-/* The words of c up to bar end (the last may run past it): appends the
- * crossings. -1 when out of memory. */
-static int scan_to(scan *c, size_t end, size_t hi, int avx2)
+/* The words of c up to bar end (the last may run past it). 1 while there
+ * are bars left. */
+static int scan_to(scan *c, const an_sweep *sw, const an_fill *fill, size_t end, size_t hi)
 {
     while (c->pos < end && c->pos < hi) {
         size_t base = c->pos;
         int len = hi - base < 64 ? (int)(hi - base) : 64;
-        uint64_t be = cond_bits(&c->ce, base, len, avx2), bx = cond_bits(&c->cx, base, len, avx2);
-        uint64_t en = be & ~((be << 1) | (uint64_t)c->pe);
-        uint64_t ex = bx & ~((bx << 1) | (uint64_t)c->px);
-        c->pe = (int)((be >> (len - 1)) & 1);
-        c->px = (int)((bx >> (len - 1)) & 1);
-        uint64_t both = en & ex; /* an entry and an exit on one bar cancel */
-        en &= ~both;
-        ex &= ~both;
-        for (uint64_t all = en | ex; all; all &= all - 1) {
-            int j = __builtin_ctzll(all);
-            if (push(c, (uint32_t)((base + (size_t)j) << 1 | ((ex >> j) & 1))) != 0)
-                return -1;
-        }
+        uint64_t be = cond_bits(&c->ce, base, len, sw->simd),
+                 bx = cond_bits(&c->cx, base, len, sw->simd);
+        sim_word(&c->s, sw, fill, base, len, be, bx, &c->pe, &c->px, NULL);
         c->pos = base + (size_t)len;
     }
     return c->pos < hi;
@@ -110,8 +83,8 @@ static int run_tile(job *jb, size_t from, size_t to, scan *sc)
     for (size_t i = from; i < to; i++) {
         scan *c = &sc[i - from];
         an_grid_combo(g, i, p);
-        c->n = 0;
         c->active = 0;
+        sim_start(&c->s, jb->fill);
         jb->skipped[i] = (unsigned char)an_strategy_skip(g->strategy, p);
         if (jb->skipped[i])
             continue;
@@ -129,35 +102,17 @@ static int run_tile(job *jb, size_t from, size_t to, scan *sc)
         for (size_t k = 0; k < to - from; k++) {
             if (!sc[k].active)
                 continue;
-            int r = scan_to(&sc[k], end, hi, sw->avx2);
-            if (r < 0)
-                return -1;
-            sc[k].active = r;
-            more |= r;
+            sc[k].active = scan_to(&sc[k], sw, jb->fill, end, hi);
+            more |= sc[k].active;
         }
         if (!more)
             break;
     }
-    /* the fills, event by event */
-    for (size_t i = from; i < to; i++) {
-        if (jb->skipped[i]) {
+    for (size_t i = from; i < to; i++)
+        if (jb->skipped[i])
             an_opt_metrics_nan(&jb->out[i]);
-            continue;
-        }
-        const scan *c = &sc[i - from];
-        an_opt_sim s;
-        sim_start(&s, jb->fill);
-        for (size_t k = 0; k < c->n; k++) {
-            uint32_t e = c->ev[k];
-            if ((int)(e & 1) != s.in_pos)
-                continue; /* an entry while in, an exit while out */
-            if (e & 1)
-                sim_exit(&s, sw, jb->fill, e >> 1, NULL);
-            else
-                sim_enter(&s, sw->close, jb->fill, e >> 1);
-        }
-        an_opt_sim_finish(&s, sw, jb->fill, lo, hi, &jb->out[i], NULL);
-    }
+        else
+            an_opt_sim_finish(&sc[i - from].s, sw, jb->fill, lo, hi, &jb->out[i], NULL);
     return 0;
 }
 
@@ -184,8 +139,6 @@ static void *worker(void *arg)
         atomic_store(&jb->failed, 1);
     while (sc && work(jb, sc))
         ;
-    for (size_t k = 0; sc && k < jb->tile; k++)
-        free(sc[k].ev);
     free(sc);
     return NULL;
 }
@@ -199,8 +152,9 @@ an_code an_sweep_run(an_sweep *sw, size_t lo, size_t hi, const an_fill *fill, in
     if (threads <= 0)
         threads = an_opt_threads();
     size_t total = sw->grid->total;
-    /* at least four tiles per thread, for balance and progress */
-    size_t tile = total / ((size_t)threads * 4) + 1;
+    /* big tiles share each series among many combinations (less memory
+     * traffic); at least two per thread, for balance and progress */
+    size_t tile = total / ((size_t)threads * 2) + 1;
     tile = tile > TILE_MAX ? TILE_MAX : tile < 16 ? 16 : tile;
     if ((size_t)threads > total / tile + 1)
         threads = (int)(total / tile + 1);
@@ -225,11 +179,9 @@ an_code an_sweep_run(an_sweep *sw, size_t lo, size_t hi, const an_fill *fill, in
     }
     for (int t = 0; t < started; t++)
         pthread_join(tid[t], NULL);
-    for (size_t k = 0; sc && k < tile; k++)
-        free(sc[k].ev);
     free(sc);
     if (atomic_load(&jb.failed))
-        return an_err_set(err, AN_ERR_NOMEM, "optimize: out of memory for the signals");
+        return an_err_set(err, AN_ERR_NOMEM, "optimize: out of memory for the sweep's threads");
     if (progress)
         progress(ctx, total, total);
     return AN_OK;
