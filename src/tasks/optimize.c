@@ -303,6 +303,32 @@ typedef struct loaded {
     const char *source; /* "ohlc_data", "ohlc_1h" or "ohlc_1d" */
 } loaded;
 
+/* Fold bars[3]'s rows (training bars [bars[0], bars[1]), test bars
+ * [bars[1], bars[2])): its in-sample rows (the best keep by ord), the chosen
+ * combination's out-of-sample row, and its entry in the summary's folds. */
+static void fold_rows(run_ctx *rc, const an_grid *g, const loaded *ld, int64_t tf_ms,
+                      const size_t bars[4], const size_t *ord, size_t keep, const an_metrics *m,
+                      const an_metrics *oos, json_t *fj)
+{
+    size_t tr0 = bars[0], tr1 = bars[1], te1 = bars[2], k = bars[3];
+    char sample[24];
+    snprintf(sample, sizeof sample, "fold-%zu-in", k);
+    for (size_t i = 0; i < keep; i++)
+        add_row(rc, g, ord[i], &m[ord[i]], ld->ts[tr0], ld->ts[tr1 - 1] + tf_ms, sample);
+    snprintf(sample, sizeof sample, "fold-%zu", k);
+    add_row(rc, g, ord[0], oos, ld->ts[tr1], ld->ts[te1 - 1] + tf_ms, sample);
+    json_t *f = json_object();
+    json_object_set_new(f, "fold", json_integer((json_int_t)k));
+    json_object_set_new(f, "train_start", json_integer(ld->ts[tr0]));
+    json_object_set_new(f, "train_end", json_integer(ld->ts[tr1 - 1] + tf_ms));
+    json_object_set_new(f, "test_start", json_integer(ld->ts[tr1]));
+    json_object_set_new(f, "test_end", json_integer(ld->ts[te1 - 1] + tf_ms));
+    json_object_set_new(f, "parameters", params_json(g, ord[0]));
+    json_object_set_new(f, "in_sample", metrics_json(&m[ord[0]]));
+    json_object_set_new(f, "out_of_sample", metrics_json(oos));
+    json_array_append_new(fj, f);
+}
+
 /* One symbol's sweeps into rc->rows; its summary into summary. */
 static an_code sweep_symbol(const an_opt_spec *spec, const an_grid *g, const loaded *ld, double bpy,
                             int64_t tf_ms, run_ctx *rc, prog *pg, json_t *summary, an_err *err)
@@ -341,25 +367,9 @@ static an_code sweep_symbol(const an_opt_spec *spec, const an_grid *g, const loa
             if ((r = an_sweep_backtest(sw, ord[0], tr1, te1, &spec->fill, &oos, NULL, NULL, err)) !=
                 AN_OK)
                 break;
-            char sample[24];
-            /* the fold's in-sample rows (the best K with --keep), then the
-             * chosen combination's out-of-sample row */
-            snprintf(sample, sizeof sample, "fold-%zu-in", k);
             size_t keep = spec->keep && spec->keep < nord ? spec->keep : nord;
-            for (size_t i = 0; i < keep; i++)
-                add_row(rc, g, ord[i], &m[ord[i]], T_START(tr0), T_END(tr1), sample);
-            snprintf(sample, sizeof sample, "fold-%zu", k);
-            add_row(rc, g, ord[0], &oos, T_START(tr1), T_END(te1), sample);
-            json_t *f = json_object();
-            json_object_set_new(f, "fold", json_integer((json_int_t)k));
-            json_object_set_new(f, "train_start", json_integer(T_START(tr0)));
-            json_object_set_new(f, "train_end", json_integer(T_END(tr1)));
-            json_object_set_new(f, "test_start", json_integer(T_START(tr1)));
-            json_object_set_new(f, "test_end", json_integer(T_END(te1)));
-            json_object_set_new(f, "parameters", params_json(g, ord[0]));
-            json_object_set_new(f, "in_sample", metrics_json(&m[ord[0]]));
-            json_object_set_new(f, "out_of_sample", metrics_json(&oos));
-            json_array_append_new(fj, f);
+            size_t bars[4] = {tr0, tr1, te1, k};
+            fold_rows(rc, g, ld, tf_ms, bars, ord, keep, m, &oos, fj);
         }
         json_object_set_new(summary, "folds", fj);
         goto out;
@@ -477,6 +487,28 @@ static json_t *spec_json(const an_opt_spec *spec, const an_grid *g, const char *
     return j;
 }
 
+/* The run (optimization.runs) and its rows, in one statement. */
+static an_code store_run(an_store *s, const char *run_id, const an_opt_spec *spec, const an_grid *g,
+                         const char *timeframe, json_t *rows, an_err *err)
+{
+    json_t *run = json_object();
+    json_object_set_new(run, "run_id", json_string(run_id));
+    json_object_set_new(run, "strategy", json_string(g->strategy->name));
+    json_object_set_new(run, "timeframe", json_string(timeframe));
+    json_object_set_new(run, "grid", json_string(g->text));
+    json_object_set_new(run, "fees", json_real(spec->fill.fees));
+    json_object_set_new(run, "slippage", json_real(spec->fill.slippage));
+    json_object_set_new(run, "spec", spec_json(spec, g, timeframe));
+    char *rt = json_dumps(run, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    char *text = json_dumps(rows, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    json_decref(run);
+    an_code r = text && rt ? an_store_put_opt_results(s, rt, text, err)
+                           : an_err_set(err, AN_ERR_NOMEM, "optimize: out of memory");
+    free(rt);
+    free(text);
+    return r;
+}
+
 an_code an_optimize_run(an_store *s, const an_opt_spec *spec, const char *symbols,
                         const char *timeframe, int64_t since_ms, int64_t until_ms,
                         an_opt_progress progress, void *ctx, json_t **result, an_err *err)
@@ -541,23 +573,8 @@ an_code an_optimize_run(an_store *s, const an_opt_spec *spec, const char *symbol
         json_array_append_new(per, sum);
     }
     size_t nrows = json_array_size(rows);
-    if (r == AN_OK && nrows > 0) {
-        json_t *run = json_object();
-        json_object_set_new(run, "run_id", json_string(run_id));
-        json_object_set_new(run, "strategy", json_string(g.strategy->name));
-        json_object_set_new(run, "timeframe", json_string(timeframe));
-        json_object_set_new(run, "grid", json_string(g.text));
-        json_object_set_new(run, "fees", json_real(spec->fill.fees));
-        json_object_set_new(run, "slippage", json_real(spec->fill.slippage));
-        json_object_set_new(run, "spec", spec_json(spec, &g, timeframe));
-        char *rt = json_dumps(run, JSON_COMPACT | JSON_REAL_PRECISION(17));
-        char *text = json_dumps(rows, JSON_COMPACT | JSON_REAL_PRECISION(17));
-        json_decref(run);
-        r = text && rt ? an_store_put_opt_results(s, rt, text, err)
-                       : an_err_set(err, AN_ERR_NOMEM, "optimize: out of memory");
-        free(rt);
-        free(text);
-    }
+    if (r == AN_OK && nrows > 0)
+        r = store_run(s, run_id, spec, &g, timeframe, rows, err);
     if (r != AN_OK)
         goto out;
     clock_gettime(CLOCK_MONOTONIC, &t1);
