@@ -13,7 +13,8 @@
  *                  AN_BENCH_VBT_FAST fast windows (2: 200 combinations) and
  *                  its time is scaled to 10,000 (printed as such)
  * Targets: ours >= 20x vectorbt; the whole sweep under 2 s.
- * Env: AN_BIN (the autonama binary), AN_PYTHON, AN_BENCH_CANDLES (200000).
+ * Env: AN_BIN (the autonama binary), AN_PYTHON, AN_BENCH_CANDLES (200000),
+ * AN_BENCH_VBT_FAST (0: skip vectorbt, for quick runs of ours only).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -120,6 +121,9 @@ int main(void)
         an_sweep_destroy(sw);
     }
     double comp_cpu = (cpu_s(RUSAGE_SELF) - cpu0) / 3;
+    long long trades = 0;
+    for (size_t i = 0; i < g.total; i++)
+        trades += skipped[i] ? 0 : (long long)m[i].trades;
     qsort(comp, 3, sizeof comp[0], cmp_dbl);
 
     /* ours, the whole sweep through the binary: median of 3, memory peak */
@@ -157,17 +161,17 @@ int main(void)
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' 5 104 110 209 1min %d", py,
              AN_SOURCE_DIR "/bench/optimize_vectorbt.py", closes_path, vbt_fast);
-    FILE *p = popen(cmd, "r");
+    FILE *p = vbt_fast > 0 ? popen(cmd, "r") : NULL;
     double vbt = 0;
     long vbt_n = 0;
     char line[256];
     while (p && fgets(line, sizeof line, p))
         sscanf(line, "vectorbt_seconds=%lf combinations=%ld", &vbt, &vbt_n);
-    if (!p || pclose(p) != 0 || vbt_n <= 0) {
+    if (vbt_fast > 0 && (!p || pclose(p) != 0 || vbt_n <= 0)) {
         fprintf(stderr, "bench_optimize: the vectorbt baseline failed (%s)\n", cmd);
         return 1;
     }
-    double vbt_all = vbt / (double)vbt_n * (double)g.total, load = 0;
+    double vbt_all = vbt_n > 0 ? vbt / (double)vbt_n * (double)g.total : 0, load = 0;
     FILE *la = fopen("/proc/loadavg", "r");
     if (la) {
         if (fscanf(la, "%lf", &load) != 1)
@@ -177,12 +181,17 @@ int main(void)
     printf("bench/optimize: sma_cross, %zu combinations, %zu 1m candles, %d threads, load "
            "average %.1f (times are wall clock on a shared machine)\n",
            g.total, n, an_opt_threads(), load);
-    printf("  ours compute (sweep in process, median of 3): %.3f s (CPU %.3f s per run)\n", comp[1],
-           comp_cpu);
+    printf(
+        "  ours compute (sweep in process, median of 3): %.3f s (CPU %.3f s per run; %lld closed "
+        "trades)\n",
+        comp[1], comp_cpu, trades);
     printf("  ours whole (autonama optimize: load + compute + store best 100, median of 3): "
            "%.3f s (CPU %.3f s per run; target < 2 s) %s\n",
            whole[1], whole_cpu, whole[1] < 2 ? "ok" : "MISSED");
     printf("  ours memory peak (autonama optimize, max RSS): %.1f MiB\n", peak_kb / 1024.0);
+    if (vbt_fast <= 0) /* AN_BENCH_VBT_FAST=0: ours only */
+        vbt = 1, vbt_n = 0,
+        printf("  vectorbt: skipped (AN_BENCH_VBT_FAST=0); its figures below are 0\n");
     printf("  vectorbt (after warm-up): %.3f s for %ld combinations -> %.1f s for %zu\n", vbt,
            vbt_n, vbt_all, g.total);
     printf("  ratio vectorbt / ours compute: %.1fx; vectorbt / ours whole: %.1fx (target >= 20x) "

@@ -7,14 +7,14 @@
  * only the bars with a signal are visited one by one. What happens between
  * an entry and an exit needs no per-bar work: the sums of the per-bar returns
  * come from prefix sums of the closes' returns, and the drawdown from a
- * segment tree over the closes (max, min, worst fall from a running peak).
+ * sparse table over the closes (max, min, worst fall from a running peak of
+ * every power-of-two range: any range in O(1)).
  * The sweep owns those arrays and one array per distinct indicator series;
  * worker threads only read them. Called from the command's thread;
  * an_sweep_run starts and joins its own workers.
  */
-#include "analytics/optimize.h"
+#include "analytics/optimize_internal.h"
 
-#include <ctype.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -23,325 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* ---- grids ---------------------------------------------------------- */
-
-void an_grid_free(an_grid *g)
-{
-    if (!g)
-        return;
-    for (int i = 0; i < AN_STRAT_MAX_PARAMS; i++) {
-        free(g->values[i]);
-        g->values[i] = NULL;
-    }
-}
-
-static int parse_number(const char *s, size_t len, double *out)
-{
-    char buf[64];
-    if (len == 0 || len >= sizeof buf)
-        return -1;
-    memcpy(buf, s, len);
-    buf[len] = 0;
-    char *end;
-    double v = strtod(buf, &end);
-    if (*end || !isfinite(v) || isspace((unsigned char)buf[0]))
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static an_code check_value(const an_strat_param *p, double v, an_err *err)
-{
-    if (p->integer && v != floor(v))
-        return an_err_set(err, AN_ERR_INVALID, "grid: %s must be a whole number, got %g", p->name,
-                          v);
-    if (v < p->min || v > p->max)
-        return an_err_set(err, AN_ERR_INVALID, "grid: %s must be in [%g, %g], got %g", p->name,
-                          p->min, p->max, v);
-    return AN_OK;
-}
-
-/* Parses one "start:stop:step" or "a|b|c" into a malloc'd list. */
-static an_code parse_values(const an_strat_param *p, const char *s, size_t len, double **out,
-                            size_t *n, an_err *err)
-{
-    size_t cap = 1;
-    for (size_t i = 0; i < len; i++)
-        cap += s[i] == '|';
-    if (memchr(s, '|', len) == NULL && memchr(s, ':', len) != NULL) {
-        double a[3];
-        const char *q = s, *end = s + len;
-        for (int k = 0; k < 3; k++) {
-            const char *c = k < 2 ? memchr(q, ':', (size_t)(end - q)) : end;
-            if (!c || parse_number(q, (size_t)(c - q), &a[k]) != 0)
-                return an_err_set(err, AN_ERR_INVALID,
-                                  "grid: %s=%.*s is not start:stop:step (three numbers)", p->name,
-                                  (int)len, s);
-            q = c + 1;
-        }
-        if (q <= end)
-            return an_err_set(err, AN_ERR_INVALID,
-                              "grid: %s=%.*s is not start:stop:step (three numbers)", p->name,
-                              (int)len, s);
-        if (!(a[2] > 0))
-            return an_err_set(err, AN_ERR_INVALID, "grid: %s=%.*s: the step must be > 0", p->name,
-                              (int)len, s);
-        if (a[0] > a[1])
-            return an_err_set(err, AN_ERR_INVALID,
-                              "grid: %s=%.*s is an inverted range (start > stop)", p->name,
-                              (int)len, s);
-        double steps = floor((a[1] - a[0]) / a[2] + 1e-9);
-        if (steps >= (double)AN_GRID_DEFAULT_MAX * 100)
-            return an_err_set(err, AN_ERR_INVALID, "grid: %s=%.*s has too many values", p->name,
-                              (int)len, s);
-        cap = (size_t)steps + 1;
-        double *v = malloc(cap * sizeof *v);
-        if (!v)
-            return an_err_set(err, AN_ERR_NOMEM, "grid: out of memory");
-        for (size_t i = 0; i < cap; i++) {
-            /* round away the step's binary error (0.1 steps) */
-            double x = a[0] + (double)i * a[2];
-            v[i] = p->integer ? round(x) : round(x * 1e9) / 1e9;
-            an_code rc = check_value(p, v[i], err);
-            if (rc != AN_OK) {
-                free(v);
-                return rc;
-            }
-        }
-        *out = v;
-        *n = cap;
-        return AN_OK;
-    }
-    double *v = malloc(cap * sizeof *v);
-    if (!v)
-        return an_err_set(err, AN_ERR_NOMEM, "grid: out of memory");
-    const char *q = s, *end = s + len;
-    for (size_t i = 0; i < cap; i++) {
-        const char *c = memchr(q, '|', (size_t)(end - q));
-        if (!c)
-            c = end;
-        an_code rc = AN_OK;
-        if (parse_number(q, (size_t)(c - q), &v[i]) != 0)
-            rc = an_err_set(err, AN_ERR_INVALID, "grid: %s=%.*s: '%.*s' is not a number", p->name,
-                            (int)len, s, (int)(c - q), q);
-        else
-            rc = check_value(p, v[i], err);
-        if (rc != AN_OK) {
-            free(v);
-            return rc;
-        }
-        q = c + 1;
-    }
-    *out = v;
-    *n = cap;
-    return AN_OK;
-}
-
-an_code an_grid_parse(const char *strategy, const char *text, size_t max_combinations, an_grid *out,
-                      an_err *err)
-{
-    memset(out, 0, sizeof *out);
-    const an_strategy *st = an_strategy_find(strategy);
-    if (!st)
-        return an_err_set(err, AN_ERR_INVALID, "unknown strategy '%s' (known: %s)",
-                          strategy ? strategy : "", an_strategy_names());
-    out->strategy = st;
-    if (!text || !*text)
-        return an_err_set(err, AN_ERR_INVALID, "--grid is empty: give %s its parameters", st->name);
-    const char *q = text;
-    an_code rc = AN_OK;
-    while (rc == AN_OK && *q) {
-        const char *c = strchr(q, ',');
-        size_t len = c ? (size_t)(c - q) : strlen(q);
-        const char *eq = memchr(q, '=', len);
-        if (!eq) {
-            rc = an_err_set(err, AN_ERR_INVALID, "grid: '%.*s' is not name=values", (int)len, q);
-            break;
-        }
-        char name[32];
-        size_t nl = (size_t)(eq - q);
-        snprintf(name, sizeof name, "%.*s", (int)(nl < sizeof name ? nl : sizeof name - 1), q);
-        int k = an_strategy_param_index(st, name);
-        if (k < 0 || nl >= sizeof name) {
-            char known[128] = "";
-            for (int i = 0; i < st->n_params; i++)
-                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "",
-                         st->params[i].name);
-            rc = an_err_set(err, AN_ERR_INVALID, "grid: %s has no parameter '%.*s' (it has: %s)",
-                            st->name, (int)nl, q, known);
-            break;
-        }
-        if (out->values[k]) {
-            rc = an_err_set(err, AN_ERR_INVALID, "grid: parameter %s given twice", name);
-            break;
-        }
-        rc = parse_values(&st->params[k], eq + 1, len - nl - 1, &out->values[k], &out->count[k],
-                          err);
-        q = c ? c + 1 : q + len;
-        if (c && !*q && rc == AN_OK)
-            rc = an_err_set(err, AN_ERR_INVALID, "grid: trailing comma");
-    }
-    for (int i = 0; rc == AN_OK && i < st->n_params; i++)
-        if (!out->values[i])
-            rc = an_err_set(err, AN_ERR_INVALID, "grid: parameter %s of %s is missing",
-                            st->params[i].name, st->name);
-    if (rc != AN_OK) {
-        an_grid_free(out);
-        return rc;
-    }
-    size_t limit = max_combinations ? max_combinations : AN_GRID_DEFAULT_MAX;
-    double total = 1;
-    for (int i = 0; i < st->n_params; i++)
-        total *= (double)out->count[i];
-    if (total > (double)limit) {
-        an_grid_free(out);
-        return an_err_set(
-            err, AN_ERR_INVALID, "grid: %.0f combinations is over the limit of %zu%s", total, limit,
-            max_combinations ? " (--max-combinations)" : " (raise it with --max-combinations)");
-    }
-    out->total = (size_t)total;
-    double p[AN_STRAT_MAX_PARAMS];
-    for (size_t i = 0; i < out->total; i++) {
-        an_grid_combo(out, i, p);
-        out->skipped += (size_t)an_strategy_skip(st, p);
-    }
-    size_t off = 0;
-    for (int i = 0; i < st->n_params; i++) {
-        off += (size_t)snprintf(out->text + off, sizeof out->text - off, "%s%s=", i ? "," : "",
-                                st->params[i].name);
-        for (size_t j = 0; j < out->count[i] && off < sizeof out->text; j++)
-            off += (size_t)snprintf(out->text + off, sizeof out->text - off, "%s%.10g",
-                                    j ? "|" : "", out->values[i][j]);
-        if (off >= sizeof out->text) {
-            snprintf(out->text, sizeof out->text, "%s", text); /* too long: as given */
-            break;
-        }
-    }
-    return AN_OK;
-}
-
-void an_grid_combo(const an_grid *g, size_t idx, double *params)
-{
-    for (int i = g->strategy->n_params - 1; i >= 0; i--) {
-        params[i] = g->values[i][idx % g->count[i]];
-        idx /= g->count[i];
-    }
-}
-
-size_t an_grid_warmup(const an_grid *g)
-{
-    /* every warm-up grows with each window: the largest value of each */
-    double p[AN_STRAT_MAX_PARAMS] = {0};
-    for (int i = 0; i < g->strategy->n_params; i++)
-        for (size_t j = 0; j < g->count[i]; j++)
-            if (g->strategy->params[i].integer)
-                p[i] = fmax(p[i], g->values[i][j]);
-            else
-                p[i] = g->values[i][0];
-    return an_strategy_warmup(g->strategy, p);
-}
-
-/* ---- metrics -------------------------------------------------------- */
-
-const char *const an_metric_names[AN_METRIC_COUNT] = {
-    "total_return", "annual_return", "sharpe",   "sortino",       "max_drawdown",
-    "trades",       "win_rate",      "exposure", "profit_factor", "final_value"};
-
-double an_metric_get(const an_metrics *m, int k)
-{
-    switch (k) {
-    case 0: return m->total_return;
-    case 1: return m->annual_return;
-    case 2: return m->sharpe;
-    case 3: return m->sortino;
-    case 4: return m->max_drawdown;
-    case 5: return (double)m->trades;
-    case 6: return m->win_rate;
-    case 7: return m->exposure;
-    case 8: return m->profit_factor;
-    case 9: return m->final_value;
-    }
-    return NAN;
-}
-
-int an_metric_index(const char *name)
-{
-    for (int k = 0; name && k < AN_METRIC_COUNT; k++)
-        if (strcmp(an_metric_names[k], name) == 0)
-            return k;
-    return -1;
-}
-
-int an_metric_better(const an_metrics *a, const an_metrics *b, int k)
-{
-    double x = an_metric_get(a, k), y = an_metric_get(b, k);
-    if (isnan(x) || isnan(y))
-        return !isnan(x) && isnan(y);
-    return k == 4 ? x < y : x > y;
-}
-
-an_fill an_fill_default(void)
-{
-    an_fill f = {0.001, 0.0, 10000.0};
-    return f;
-}
-
 /* ---- the sweep ------------------------------------------------------ */
-
-typedef struct dd_node {
-    double mx, mn, worst; /* worst: min over the range of c[j] / max(c[..j]) */
-} dd_node;
-
-typedef struct series {
-    an_strat_series key;
-    double *out[2];
-    size_t first; /* first bar with a value (n when none) */
-} series;
-
-struct an_sweep {
-    const an_grid *grid;
-    const double *close;
-    size_t n;
-    double bars_per_year;
-    /* prefix sums of r, r^2, min(r,0)^2 (r[i] = c[i]/c[i-1]-1), side by side:
-     * one cache line per lookup */
-    struct psum {
-        double r, r2, down2;
-    } * ps;
-    dd_node *tree; /* segment tree over the closes, leaves at [size, 2*size) */
-    size_t tree_size;
-    series *ser;
-    size_t n_ser;
-    uint32_t *combo_ser; /* 2 per combination: series indexes */
-    int avx2;            /* the CPU has AVX2: 4 compares at a time */
-};
-
-static dd_node dd_merge(dd_node a, dd_node b)
-{
-    if (a.mx == -INFINITY)
-        return b;
-    if (b.mx == -INFINITY)
-        return a;
-    dd_node r = {fmax(a.mx, b.mx), fmin(a.mn, b.mn), fmin(fmin(a.worst, b.worst), b.mn / a.mx)};
-    return r;
-}
-
-/* (max, min, worst) of closes [l, r] */
-static dd_node dd_query(const an_sweep *sw, size_t l, size_t r)
-{
-    dd_node left = {-INFINITY, INFINITY, 1}, right = left;
-    l += sw->tree_size;
-    r += sw->tree_size + 1;
-    while (l < r) {
-        if (l & 1)
-            left = dd_merge(left, sw->tree[l++]);
-        if (r & 1)
-            right = dd_merge(sw->tree[--r], right);
-        l >>= 1;
-        r >>= 1;
-    }
-    return dd_merge(left, right);
-}
 
 static int cmp_key(const void *a, const void *b)
 {
@@ -365,7 +47,7 @@ void an_sweep_destroy(an_sweep *sw)
     free(sw->ser);
     free(sw->combo_ser);
     free(sw->ps);
-    free(sw->tree);
+    free(sw->sparse);
     free(sw);
 }
 
@@ -373,7 +55,7 @@ void an_sweep_destroy(an_sweep *sw)
 #define SERIES_BUDGET ((size_t)4 << 30)
 
 /* The per-bar return prefix sums (mean, variance, downside) and the
- * drawdown tree over the closes: shared by every combination. */
+ * drawdown sparse table over the closes: shared by every combination. */
 static void build_tables(an_sweep *sw)
 {
     const double *close = sw->close;
@@ -385,14 +67,19 @@ static void build_tables(an_sweep *sw)
         sw->ps[i + 1].r2 = sw->ps[i].r2 + r * r;
         sw->ps[i + 1].down2 = sw->ps[i].down2 + (r < 0 ? r * r : 0);
     }
-    for (size_t i = 0; i < sw->tree_size; i++) {
-        dd_node leaf = {close[i < n ? i : n - 1], close[i < n ? i : n - 1], 1};
-        if (i >= n)
-            leaf.mx = -INFINITY; /* padding: empty */
-        sw->tree[sw->tree_size + i] = leaf;
+    dd_node *t = sw->sparse;
+    for (size_t i = 0; i < n; i++)
+        t[i] = (dd_node){close[i], close[i], 1};
+    for (int k = 1; k < sw->levels; k++) {
+        const dd_node *prev = t + (size_t)(k - 1) * n;
+        dd_node *cur = t + (size_t)k * n;
+        size_t half = (size_t)1 << (k - 1);
+        for (size_t i = 0; i + 2 * half <= n; i++) {
+            dd_node a = prev[i], b = prev[i + half];
+            cur[i] = (dd_node){dd_max(a.mx, b.mx), dd_min(a.mn, b.mn),
+                               dd_min(dd_min(a.worst, b.worst), b.mn / a.mx)};
+        }
     }
-    for (size_t i = sw->tree_size - 1; i >= 1; i--)
-        sw->tree[i] = dd_merge(sw->tree[2 * i], sw->tree[2 * i + 1]);
 }
 
 /* One distinct indicator series of the grid, computed once, and the first
@@ -422,6 +109,8 @@ an_code an_sweep_create(const an_grid *g, const double *close, size_t n, double 
     *out = NULL;
     if (n < 2)
         return an_err_set(err, AN_ERR_INVALID, "optimize: %zu candles: too few to backtest", n);
+    if (n >= ((size_t)1 << 31))
+        return an_err_set(err, AN_ERR_INVALID, "optimize: %zu candles: over 2^31, too many", n);
     an_sweep *sw = calloc(1, sizeof *sw);
     if (!sw)
         return an_err_set(err, AN_ERR_NOMEM, "optimize: out of memory");
@@ -430,17 +119,21 @@ an_code an_sweep_create(const an_grid *g, const double *close, size_t n, double 
     sw->n = n;
     sw->bars_per_year = bars_per_year;
 #if defined(__x86_64__)
-    sw->avx2 = __builtin_cpu_supports("avx2") && !getenv("AN_OPT_NO_AVX2");
+    /* AN_OPT_SIMD=0|1 caps it (tests and benchmarks of the other paths) */
+    const char *cap = getenv("AN_OPT_SIMD");
+    sw->simd = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+    if (cap && *cap >= '0' && *cap < '0' + sw->simd)
+        sw->simd = *cap - '0';
 #endif
     an_code rc = AN_OK;
     an_strat_series *keys = NULL;
     sw->ps = malloc((n + 1) * sizeof *sw->ps);
-    for (sw->tree_size = 1; sw->tree_size < n; sw->tree_size <<= 1)
+    for (sw->levels = 1; ((size_t)1 << sw->levels) <= n; sw->levels++)
         ;
-    sw->tree = malloc(2 * sw->tree_size * sizeof *sw->tree);
+    sw->sparse = malloc((size_t)sw->levels * n * sizeof *sw->sparse);
     sw->combo_ser = malloc(2 * g->total * sizeof *sw->combo_ser);
     keys = malloc(2 * g->total * sizeof *keys);
-    if (!sw->ps || !sw->tree || !sw->combo_ser || !keys) {
+    if (!sw->ps || !sw->sparse || !sw->combo_ser || !keys) {
         rc = an_err_set(err, AN_ERR_NOMEM, "optimize: out of memory for %zu candles", n);
         goto out;
     }
@@ -502,145 +195,9 @@ out:
     return AN_OK;
 }
 
-/* bits j of the result: condition c holds on bar base+j, for j < len */
-static uint64_t cond_bits_plain(const an_strat_cond *c, size_t base, int len)
-{
-    uint64_t m = 0;
-    const double *x = c->x + base;
-    if (c->y) {
-        const double *y = c->y + base;
-        if (c->gt)
-            for (int j = 0; j < len; j++)
-                m |= (uint64_t)(x[j] > y[j]) << j;
-        else
-            for (int j = 0; j < len; j++)
-                m |= (uint64_t)(x[j] < y[j]) << j;
-    } else {
-        double l = c->level;
-        if (c->gt)
-            for (int j = 0; j < len; j++)
-                m |= (uint64_t)(x[j] > l) << j;
-        else
-            for (int j = 0; j < len; j++)
-                m |= (uint64_t)(x[j] < l) << j;
-    }
-    return m;
-}
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-
-/* The same for a whole word, four compares at a time (ordered compares: a
- * NAN is false, as in C). */
-__attribute__((target("avx2"))) static uint64_t cond_bits_avx2(const an_strat_cond *c, size_t base)
-{
-    uint64_t m = 0;
-    const double *x = c->x + base;
-    if (c->y) {
-        const double *y = c->y + base;
-        if (c->gt)
-            for (int j = 0; j < 64; j += 4)
-                m |= (uint64_t)_mm256_movemask_pd(
-                         _mm256_cmp_pd(_mm256_loadu_pd(x + j), _mm256_loadu_pd(y + j), _CMP_GT_OQ))
-                     << j;
-        else
-            for (int j = 0; j < 64; j += 4)
-                m |= (uint64_t)_mm256_movemask_pd(
-                         _mm256_cmp_pd(_mm256_loadu_pd(x + j), _mm256_loadu_pd(y + j), _CMP_LT_OQ))
-                     << j;
-    } else {
-        __m256d l = _mm256_set1_pd(c->level);
-        if (c->gt)
-            for (int j = 0; j < 64; j += 4)
-                m |= (uint64_t)_mm256_movemask_pd(
-                         _mm256_cmp_pd(_mm256_loadu_pd(x + j), l, _CMP_GT_OQ))
-                     << j;
-        else
-            for (int j = 0; j < 64; j += 4)
-                m |= (uint64_t)_mm256_movemask_pd(
-                         _mm256_cmp_pd(_mm256_loadu_pd(x + j), l, _CMP_LT_OQ))
-                     << j;
-    }
-    return m;
-}
-#endif
-
-static inline uint64_t cond_bits(const an_strat_cond *c, size_t base, int len, int avx2)
-{
-#if defined(__x86_64__)
-    if (avx2 && len == 64)
-        return cond_bits_avx2(c, base);
-#else
-    (void)avx2;
-#endif
-    return cond_bits_plain(c, base, len);
-}
-
-static inline int cond_at(const an_strat_cond *c, size_t i)
-{
-    double y = c->y ? c->y[i] : c->level;
-    return c->gt ? c->x[i] > y : c->x[i] < y;
-}
-
-typedef struct trade_list {
-    an_trade *v;
-    size_t n, cap;
-    int failed;
-} trade_list;
-
-static void trade_push(trade_list *t, an_trade tr)
-{
-    if (!t || t->failed)
-        return;
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 64;
-        an_trade *v = realloc(t->v, cap * sizeof *v);
-        if (!v) {
-            t->failed = 1;
-            return;
-        }
-        t->v = v;
-        t->cap = cap;
-    }
-    t->v[t->n++] = tr;
-}
-
-/* The returns' sums of the held bars [a, b] (closes' own returns). */
-typedef struct acc {
-    double s1, s2, sd;
-} acc;
-
-static inline void acc_add(acc *a, double r)
-{
-    a->s1 += r;
-    a->s2 += r * r;
-    if (r < 0)
-        a->sd += r * r;
-}
-
-static inline void acc_range(acc *a, const an_sweep *sw, size_t from, size_t to)
-{
-    if (from >= to)
-        return;
-    const struct psum *t = &sw->ps[to], *f = &sw->ps[from];
-    a->s1 += t->r - f->r;
-    a->s2 += t->r2 - f->r2;
-    a->sd += t->down2 - f->down2;
-}
-
-/* One combination on [lo, hi). */
-/* What a backtest counted along the way, for its metrics. */
-typedef struct tally {
-    acc a;        /* sums of the per-bar returns */
-    double worst; /* the lowest value / running peak */
-    double gain, loss;
-    int64_t closed, wins;
-    size_t held; /* bars in a position */
-} tally;
-
 /* The metrics of a backtest over nbars bars (formulas in the README). */
 static void set_metrics(const an_sweep *sw, const an_fill *fill, size_t nbars, double final_value,
-                        const tally *t, an_metrics *m)
+                        const an_opt_sim *t, an_metrics *m)
 {
     double nb = (double)nbars;
     m->final_value = final_value;
@@ -659,8 +216,23 @@ static void set_metrics(const an_sweep *sw, const an_fill *fill, size_t nbars, d
     m->exposure = (double)t->held / nb;
 }
 
-static void simulate(const an_sweep *sw, size_t idx, size_t lo, size_t hi, const an_fill *fill,
-                     an_metrics *m, trade_list *trades)
+void an_opt_sim_finish(an_opt_sim *s, const an_sweep *sw, const an_fill *fill, size_t lo, size_t hi,
+                       an_metrics *m, trade_list *trades)
+{
+    double final_value = s->cash;
+    if (s->in_pos) {
+        acc_range(&s->a, sw, s->entry + 1, hi);
+        dd_node d = an_opt_dd_query(sw, s->entry, hi - 1);
+        s->worst = dd_min(s->worst, dd_min(d.worst, s->size * d.mn / s->peak));
+        final_value = s->size * sw->close[hi - 1];
+        s->held += hi - s->entry;
+        trade_push(trades, (an_trade){s->entry, SIZE_MAX, final_value - s->cash_before});
+    }
+    set_metrics(sw, fill, hi - lo, final_value, s, m);
+}
+
+size_t an_opt_conditions(const an_sweep *sw, size_t idx, size_t lo, an_strat_cond *ce,
+                         an_strat_cond *cx)
 {
     const an_grid *g = sw->grid;
     double p[AN_STRAT_MAX_PARAMS];
@@ -668,87 +240,32 @@ static void simulate(const an_sweep *sw, size_t idx, size_t lo, size_t hi, const
     const series *s0 = &sw->ser[sw->combo_ser[2 * idx]];
     const series *s1 = &sw->ser[sw->combo_ser[2 * idx + 1]];
     double *out[2][2] = {{s0->out[0], s0->out[1]}, {s1->out[0], s1->out[1]}};
-    an_strat_cond ce, cx;
-    an_strategy_conditions(g->strategy, p, sw->close, out, &ce, &cx);
+    an_strategy_conditions(g->strategy, p, sw->close, out, ce, cx);
     size_t first = s0->first > s1->first ? s0->first : s1->first;
-    const double *c = sw->close;
-    const double fees = fill->fees, slip = fill->slippage;
-    double cash = fill->init_cash, size = 0, cash_before = 0, peak = fill->init_cash, worst = 1;
-    double gain = 0, loss = 0;
-    int64_t closed = 0, wins = 0;
-    size_t held = 0, entry = 0;
-    int in_pos = 0;
-    acc a = {0, 0, 0};
-    size_t start = first + 1 > lo ? first + 1 : lo;
+    return first + 1 > lo ? first + 1 : lo;
+}
+
+/* One combination on [lo, hi), a word of 64 bars at a time. */
+static void simulate(const an_sweep *sw, size_t idx, size_t lo, size_t hi, const an_fill *fill,
+                     an_metrics *m, trade_list *trades)
+{
+    an_strat_cond ce, cx;
+    size_t start = an_opt_conditions(sw, idx, lo, &ce, &cx);
+    an_opt_sim s;
+    sim_start(&s, fill);
     if (start < hi) {
         int pe = cond_at(&ce, start - 1), px = cond_at(&cx, start - 1);
         for (size_t base = start; base < hi; base += 64) {
             int len = hi - base < 64 ? (int)(hi - base) : 64;
-            uint64_t be = cond_bits(&ce, base, len, sw->avx2),
-                     bx = cond_bits(&cx, base, len, sw->avx2);
-            uint64_t en = be & ~((be << 1) | (uint64_t)pe);
-            uint64_t ex = bx & ~((bx << 1) | (uint64_t)px);
-            pe = (int)((be >> (len - 1)) & 1);
-            px = (int)((bx >> (len - 1)) & 1);
-            uint64_t both = en & ex; /* an entry and an exit on one bar cancel */
-            en &= ~both;
-            ex &= ~both;
-            uint64_t ev = in_pos ? ex : en; /* the events that can act now */
-            while (ev) {
-                int j = __builtin_ctzll(ev);
-                size_t i = base + (size_t)j;
-                uint64_t below = ~0ULL << j << 1; /* bits after j */
-                if (!in_pos) {
-                    /* all in at this close */
-                    double adj = c[i] * (1 + slip);
-                    cash_before = cash;
-                    size = cash / (1 + fees) / adj;
-                    cash = 0;
-                    acc_add(&a, size * c[i] / cash_before - 1);
-                    entry = i;
-                    in_pos = 1;
-                    ev = ex & below;
-                } else {
-                    /* everything out at this close */
-                    acc_range(&a, sw, entry + 1, i);
-                    dd_node d = dd_query(sw, entry, i - 1);
-                    worst = fmin(worst, fmin(d.worst, size * d.mn / peak));
-                    peak = fmax(peak, size * d.mx);
-                    double acq = size * (c[i] * (1 - slip));
-                    cash = acq - acq * fees;
-                    acc_add(&a, cash / (size * c[i - 1]) - 1);
-                    worst = fmin(worst, cash / peak);
-                    peak = fmax(peak, cash);
-                    double pnl = cash - cash_before;
-                    closed++;
-                    wins += pnl > 0;
-                    if (pnl > 0)
-                        gain += pnl;
-                    else
-                        loss -= pnl;
-                    held += i - entry;
-                    trade_push(trades, (an_trade){entry, i, pnl});
-                    size = 0;
-                    in_pos = 0;
-                    ev = en & below;
-                }
-            }
+            uint64_t be = cond_bits(&ce, base, len, sw->simd),
+                     bx = cond_bits(&cx, base, len, sw->simd);
+            sim_word(&s, sw, fill, base, len, be, bx, &pe, &px, trades);
         }
     }
-    double final_value = cash;
-    if (in_pos) {
-        acc_range(&a, sw, entry + 1, hi);
-        dd_node d = dd_query(sw, entry, hi - 1);
-        worst = fmin(worst, fmin(d.worst, size * d.mn / peak));
-        final_value = size * c[hi - 1];
-        held += hi - entry;
-        trade_push(trades, (an_trade){entry, SIZE_MAX, final_value - cash_before});
-    }
-    tally t = {a, worst, gain, loss, closed, wins, held};
-    set_metrics(sw, fill, hi - lo, final_value, &t, m);
+    an_opt_sim_finish(&s, sw, fill, lo, hi, m, trades);
 }
 
-static void metrics_nan(an_metrics *m)
+void an_opt_metrics_nan(an_metrics *m)
 {
     m->total_return = m->annual_return = m->sharpe = m->sortino = m->max_drawdown = NAN;
     m->win_rate = m->profit_factor = m->exposure = m->final_value = NAN;
@@ -764,7 +281,7 @@ an_code an_sweep_backtest(an_sweep *sw, size_t idx, size_t lo, size_t hi, const 
     double p[AN_STRAT_MAX_PARAMS];
     an_grid_combo(sw->grid, idx, p);
     if (an_strategy_skip(sw->grid->strategy, p)) {
-        metrics_nan(m);
+        an_opt_metrics_nan(m);
         if (trades)
             *trades = NULL, *n_trades = 0;
         return AN_OK;
@@ -782,91 +299,34 @@ an_code an_sweep_backtest(an_sweep *sw, size_t idx, size_t lo, size_t hi, const 
     return AN_OK;
 }
 
-/* ---- threads ---------------------------------------------------------- */
-
-int an_opt_threads(void)
+void an_sweep_equity(const an_sweep *sw, const an_trade *tr, size_t nt, size_t lo, size_t hi,
+                     const an_fill *fill, double *equity, double *trade_return)
 {
-    const char *e = getenv("AUTONAMA_OPT_THREADS");
-    long n = 0;
-    if (e && *e) {
-        char *end;
-        n = strtol(e, &end, 10);
-        if (*end || n < 1 || n > 256)
-            n = 0;
-    }
-    if (n <= 0)
-        n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : (int)n;
-}
-
-#define CHUNK 16
-
-typedef struct job {
-    const an_sweep *sw;
-    size_t lo, hi;
-    const an_fill *fill;
-    an_metrics *out;
-    unsigned char *skipped;
-    atomic_size_t next, done;
-} job;
-
-static size_t work(job *jb)
-{
-    const an_grid *g = jb->sw->grid;
-    size_t from = atomic_fetch_add(&jb->next, CHUNK);
-    if (from >= g->total)
-        return 0;
-    size_t to = from + CHUNK < g->total ? from + CHUNK : g->total;
-    double p[AN_STRAT_MAX_PARAMS];
-    for (size_t i = from; i < to; i++) {
-        an_grid_combo(g, i, p);
-        jb->skipped[i] = (unsigned char)an_strategy_skip(g->strategy, p);
-        if (jb->skipped[i])
-            metrics_nan(&jb->out[i]);
-        else
-            simulate(jb->sw, i, jb->lo, jb->hi, jb->fill, &jb->out[i], NULL);
-    }
-    atomic_fetch_add(&jb->done, to - from);
-    return to - from;
-}
-
-static void *worker(void *arg)
-{
-    while (work(arg))
-        ;
-    return NULL;
-}
-
-an_code an_sweep_run(an_sweep *sw, size_t lo, size_t hi, const an_fill *fill, int threads,
-                     an_sweep_progress progress, void *ctx, an_metrics *out, unsigned char *skipped,
-                     an_err *err)
-{
-    if (lo >= hi || hi > sw->n)
-        return an_err_set(err, AN_ERR_INVALID, "optimize: empty period [%zu, %zu)", lo, hi);
-    if (threads <= 0)
-        threads = an_opt_threads();
-    size_t total = sw->grid->total;
-    if ((size_t)threads > total / CHUNK + 1)
-        threads = (int)(total / CHUNK + 1);
-    job jb = {sw, lo, hi, fill, out, skipped, 0, 0};
-    pthread_t tid[256];
-    int started = 0;
-    for (int t = 1; t < threads && t < 256; t++) {
-        if (pthread_create(&tid[started], NULL, worker, &jb) != 0)
-            break; /* fewer threads: the rest is done below */
-        started++;
-    }
-    size_t last = 0;
-    while (work(&jb)) {
-        size_t d = atomic_load(&jb.done);
-        if (progress && d - last >= total / 100 + 1) {
-            progress(ctx, d, total);
-            last = d;
+    const double *c = sw->close;
+    double cash = fill->init_cash;
+    size_t k = 0;
+    for (size_t i = lo; i < hi;) {
+        if (k == nt || tr[k].entry != i) {
+            equity[i - lo] = cash;
+            i++;
+            continue;
         }
+        /* the same arithmetic as simulate's fills */
+        double before = cash, adj = c[i] * (1 + fill->slippage);
+        double size = cash / (1 + fill->fees) / adj;
+        size_t end = tr[k].exit == SIZE_MAX ? hi : tr[k].exit;
+        for (size_t j = i; j < end; j++)
+            equity[j - lo] = size * c[j];
+        if (end < hi) {
+            double acq = size * (c[end] * (1 - fill->slippage));
+            cash = acq - acq * fill->fees;
+            equity[end - lo] = cash;
+            trade_return[k] = cash / before - 1;
+            i = end + 1;
+        } else {
+            trade_return[k] = size * c[hi - 1] / before - 1;
+            i = hi;
+        }
+        k++;
     }
-    for (int t = 0; t < started; t++)
-        pthread_join(tid[t], NULL);
-    if (progress)
-        progress(ctx, total, total);
-    return AN_OK;
 }

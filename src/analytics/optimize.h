@@ -113,6 +113,13 @@ an_code an_sweep_run(an_sweep *sw, size_t lo, size_t hi, const an_fill *fill, in
 an_code an_sweep_backtest(an_sweep *sw, size_t idx, size_t lo, size_t hi, const an_fill *fill,
                           an_metrics *m, an_trade **trades, size_t *n_trades, an_err *err);
 
+/* The portfolio's value at each bar of [lo, hi) into equity[0..hi-lo) and
+ * each trade's return (cash after / cash before - 1; an open trade valued
+ * at the last close) into trade_return[0..nt), from the trades
+ * an_sweep_backtest returned for the same bars and fill. */
+void an_sweep_equity(const an_sweep *sw, const an_trade *tr, size_t nt, size_t lo, size_t hi,
+                     const an_fill *fill, double *equity, double *trade_return);
+
 /* The number of threads AUTONAMA_OPT_THREADS asks for (default: all cores). */
 int an_opt_threads(void);
 

@@ -99,6 +99,7 @@ typedef struct an_api_route {
 
 /* Handlers defined outside routes.c (listed in its table). */
 void an_api_h_opt_runs(const an_api_request *rq, an_api_reply *rp);    /* routes_optimize.c */
+void an_api_h_opt_equity(const an_api_request *rq, an_api_reply *rp);  /* routes_optimize.c */
 void an_api_h_opt_results(const an_api_request *rq, an_api_reply *rp); /* routes_optimize.c */
 
 extern const an_api_route an_api_routes[];

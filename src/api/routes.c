@@ -804,7 +804,8 @@ static const char *const P_IND[] = {"symbol", "timeframe", "names", "start",
 
 static const char *const P_TASKS[] = {"name", "limit", NULL};
 static const char *const P_OPT_RUNS[] = {"limit", NULL};
-static const char *const P_OPT_RESULTS[] = {"run_id", "symbol", "sort", "limit", NULL};
+static const char *const P_OPT_RESULTS[] = {"run_id", "symbol", "sample", "sort", "limit", NULL};
+static const char *const P_OPT_EQUITY[] = {"run_id", "symbol", "params", NULL};
 
 static const char *const P_STREAM[] = {"symbols", "timeframe", "indicators", NULL};
 
@@ -887,6 +888,11 @@ const an_api_route an_api_routes[] = {
      .name = "/api/v1/optimization/results",
      .params = P_OPT_RESULTS,
      .fn = an_api_h_opt_results},
+    {.method = "GET",
+     .path = "/api/v1/optimization/equity",
+     .name = "/api/v1/optimization/equity",
+     .params = P_OPT_EQUITY,
+     .fn = an_api_h_opt_equity},
     /* the dashboard (static.c) */
     {.method = "GET", .path = "/", .name = "/", .params = P_NONE, .fn = an_static_index},
     {.method = "GET",

@@ -3,9 +3,13 @@
  * openapi.json and listed in routes.c's table:
  *   GET /api/v1/optimization/runs[?limit=]      runs, newest first, with their
  *                                              spec and best result
- *   GET /api/v1/optimization/results[?run_id=&symbol=&sort=sharpe&limit=]
+ *   GET /api/v1/optimization/results[?run_id=&symbol=&sample=&sort=sharpe&limit=]
+ *   GET /api/v1/optimization/equity?run_id=&symbol=&params=   one
+ *                                              combination's equity curve and
+ *                                              trades, recomputed
  * The rows come from the store as JSON text (optimization.results); the
- * handlers only validate and wrap. Called on the server's worker threads.
+ * handlers only validate and wrap; the equity is an_optimize_equity's. Called on the server's
+ * worker threads.
  */
 #include <jansson.h>
 #include <stdlib.h>
@@ -16,6 +20,7 @@
 #include "api/params.h"
 #include "core/market.h"
 #include "store/store.h"
+#include "tasks/optimize.h"
 
 /* The value of query parameter key, or NULL. */
 static const char *param(const an_api_request *rq, const char *key)
@@ -103,7 +108,7 @@ void an_api_h_opt_runs(const an_api_request *rq, an_api_reply *rp)
 void an_api_h_opt_results(const an_api_request *rq, an_api_reply *rp)
 {
     const char *run_id = param(rq, "run_id"), *symbol = param(rq, "symbol");
-    const char *sort = param(rq, "sort");
+    const char *sort = param(rq, "sort"), *sample = param(rq, "sample");
     long limit;
     an_err err = {0};
     if (parse_limit(rq, rp, 100, &limit) != 0)
@@ -114,6 +119,12 @@ void an_api_h_opt_results(const an_api_request *rq, an_api_reply *rp)
     }
     if (symbol && an_symbol_validate(symbol, &err) != AN_OK) {
         an_api_error(rp, 400, "symbol", "%s", err.msg);
+        return;
+    }
+    if (sample && (!*sample || strlen(sample) > 16 ||
+                   strspn(sample, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(sample))) {
+        an_api_error(rp, 400, "sample",
+                     "sample must be in, out, fold-N (a fold's out-of-sample row) or fold-N-in");
         return;
     }
     if (!sort)
@@ -129,11 +140,39 @@ void an_api_h_opt_results(const an_api_request *rq, an_api_reply *rp)
     if (!s)
         return;
     char *rows = NULL;
-    if (an_store_opt_results(s, run_id, symbol, sort, limit, &rows, &err) != AN_OK) {
+    if (an_store_opt_results(s, run_id, symbol, sample, sort, limit, &rows, &err) != AN_OK) {
         read_failed(rp, &err);
         return;
     }
     rp->store_up = 1;
     reply_rows(rp, "results", rows);
     free(rows);
+}
+
+void an_api_h_opt_equity(const an_api_request *rq, an_api_reply *rp)
+{
+    an_store *s = store_of(rq, rp);
+    if (!s)
+        return;
+    json_t *out = NULL;
+    const char *field = NULL;
+    an_err err = {0};
+    if (an_optimize_equity(s, param(rq, "run_id"), param(rq, "symbol"), param(rq, "params"), &out,
+                           &field, &err) != AN_OK) {
+        if (field)
+            an_api_error(rp, an_api_status_for(err.code), field, "%s", err.msg);
+        else
+            read_failed(rp, &err);
+        return;
+    }
+    rp->store_up = 1;
+    char *text = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    json_decref(out);
+    if (!text) {
+        an_api_error(rp, 500, NULL, "out of memory");
+        return;
+    }
+    an_api_puts(rp, text);
+    free(text);
+    rp->cache = AN_API_REVALIDATE;
 }

@@ -484,11 +484,20 @@ an_code an_store_delete_range(an_store *s, const char *table, const char *symbol
     return s->ops->delete_range(s, table, symbol, timeframe, from_ms, to_ms, err);
 }
 
-an_code an_store_put_opt_results(an_store *s, const char *rows_json, an_err *err)
+an_code an_store_put_opt_results(an_store *s, const char *run_json, const char *rows_json,
+                                 an_err *err)
 {
-    if (!s || !rows_json)
-        return an_err_set(err, AN_ERR_INVALID, "put optimizer results: no store or rows");
-    return s->ops->put_opt_results(s, rows_json, err);
+    if (!s || !run_json || !rows_json)
+        return an_err_set(err, AN_ERR_INVALID, "put optimizer results: no store, run or rows");
+    return s->ops->put_opt_results(s, run_json, rows_json, err);
+}
+
+an_code an_store_opt_run_spec(an_store *s, const char *run_id, char **json, an_err *err)
+{
+    *json = NULL;
+    if (!s || !run_id || !*run_id)
+        return an_err_set(err, AN_ERR_INVALID, "optimizer run: no store or run_id");
+    return s->ops->opt_run_spec(s, run_id, json, err);
 }
 
 an_code an_store_opt_runs(an_store *s, long limit, char **json, an_err *err)
@@ -499,8 +508,9 @@ an_code an_store_opt_runs(an_store *s, long limit, char **json, an_err *err)
     return s->ops->opt_runs(s, limit, json, err);
 }
 
-an_code an_store_opt_results(an_store *s, const char *run_id, const char *symbol, const char *sort,
-                             long limit, char **json, an_err *err)
+an_code an_store_opt_results(an_store *s, const char *run_id, const char *symbol,
+                             const char *sample, const char *sort, long limit, char **json,
+                             an_err *err)
 {
     *json = NULL;
     if (!s || limit < 1)
@@ -514,6 +524,6 @@ an_code an_store_opt_results(an_store *s, const char *run_id, const char *symbol
         ok |= strcmp(sort, keys[i]) == 0;
     if (!ok)
         return an_err_set(err, AN_ERR_INVALID, "optimizer results: unknown sort metric");
-    return s->ops->opt_results(s, run_id ? run_id : "", symbol ? symbol : "", sort,
-                               strcmp(sort, "max_drawdown") == 0, limit, json, err);
+    return s->ops->opt_results(s, run_id ? run_id : "", symbol ? symbol : "", sample ? sample : "",
+                               sort, strcmp(sort, "max_drawdown") == 0, limit, json, err);
 }

@@ -308,23 +308,33 @@ an_code an_store_delete_range(an_store *s, const char *table, const char *symbol
 
 /* ---- optimizer results: optimization.results (schema v4) --------------- */
 
-/* Inserts the rows of rows_json, a JSON array of objects with run_id, symbol,
- * strategy, timeframe (strings), parameters and metrics (objects),
- * period_start and period_end (ms since the epoch) and sample ("in", "out",
- * "fold-N"). Atomic: one statement. */
-an_code an_store_put_opt_results(an_store *s, const char *rows_json, an_err *err);
+/* Inserts the run of run_json (an object: run_id, strategy, timeframe, grid
+ * (strings), fees, slippage (numbers), spec (an object)) into
+ * optimization.runs (schema v5) and the rows of rows_json, a JSON array of
+ * objects with run_id, symbol, strategy, timeframe (strings), parameters and
+ * metrics (objects), period_start and period_end (ms since the epoch) and
+ * sample ("in", "out", "fold-N", "fold-N-in"). Atomic: both or nothing. */
+an_code an_store_put_opt_results(an_store *s, const char *run_json, const char *rows_json,
+                                 an_err *err);
+
+/* One run's spec as a JSON object text (*json malloc'd; NULL when the store
+ * has no such run): run_id, strategy, timeframe, grid, fees, slippage, spec,
+ * symbols, period_start/period_end (ms). */
+an_code an_store_opt_run_spec(an_store *s, const char *run_id, char **json, an_err *err);
 
 /* The newest optimizer runs first (at most limit), as a JSON array text
- * (*json malloc'd): run_id, strategy, timeframe, symbols, samples, rows,
+ * (*json malloc'd): run_id, strategy, timeframe, grid, fees, slippage, spec
+ * (NULL for runs stored before schema v5), symbols, samples, rows,
  * period_start/period_end (ms), created_at, best (symbol, sample, parameters,
  * metrics of the row with the best sharpe outside the out-of-sample rows). */
 an_code an_store_opt_runs(an_store *s, long limit, char **json, an_err *err);
 
-/* Result rows (run_id / symbol NULL for any) by metrics->sort, best first
+/* Result rows (run_id / symbol / sample NULL for any) by metrics->sort, best first
  * (max_drawdown: lowest first), at most limit, as a JSON array text: id,
  * run_id, symbol, strategy, timeframe, parameters, metrics, period_start,
  * period_end (ms), sample, created_at. sort must be a metric name. */
-an_code an_store_opt_results(an_store *s, const char *run_id, const char *symbol, const char *sort,
-                             long limit, char **json, an_err *err);
+an_code an_store_opt_results(an_store *s, const char *run_id, const char *symbol,
+                             const char *sample, const char *sort, long limit, char **json,
+                             an_err *err);
 
 #endif

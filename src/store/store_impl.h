@@ -92,11 +92,14 @@ typedef struct an_store_ops {
     an_code (*delete_range)(an_store *s, const char *table, const char *symbol, const char *tf,
                             int64_t from_ms, int64_t to_ms, an_err *err);
     /* schema v4: optimizer results (see store.h) */
-    an_code (*put_opt_results)(an_store *s, const char *rows_json, an_err *err);
+    an_code (*put_opt_results)(an_store *s, const char *run_json, const char *rows_json,
+                               an_err *err);
+    /* schema v5: one run's spec, *json NULL when there is no such run */
+    an_code (*opt_run_spec)(an_store *s, const char *run_id, char **json, an_err *err);
     /* run_id/symbol "" for any; sort a metric name (validated); *json malloc'd */
     an_code (*opt_runs)(an_store *s, long limit, char **json, an_err *err);
-    an_code (*opt_results)(an_store *s, const char *run_id, const char *symbol, const char *sort,
-                           int ascending, long limit, char **json, an_err *err);
+    an_code (*opt_results)(an_store *s, const char *run_id, const char *symbol, const char *sample,
+                           const char *sort, int ascending, long limit, char **json, an_err *err);
 } an_store_ops;
 
 struct an_store {
@@ -107,7 +110,7 @@ struct an_store {
 };
 
 /* The schema version both backends migrate to. */
-#define AN_SCHEMA_VERSION 4
+#define AN_SCHEMA_VERSION 5
 
 /* Backend constructors: fill s->ops, s->mode, s->describe and s->impl. */
 an_code an_pg_store_open(const an_store_options *opt, an_store *s, an_err *err);

@@ -300,7 +300,34 @@ typedef struct loaded {
     double *close;
     int64_t *ts;
     size_t n;
+    const char *source; /* "ohlc_data", "ohlc_1h" or "ohlc_1d" */
 } loaded;
+
+/* Fold bars[3]'s rows (training bars [bars[0], bars[1]), test bars
+ * [bars[1], bars[2])): its in-sample rows (the best keep by ord), the chosen
+ * combination's out-of-sample row, and its entry in the summary's folds. */
+static void fold_rows(run_ctx *rc, const an_grid *g, const loaded *ld, int64_t tf_ms,
+                      const size_t bars[4], const size_t *ord, size_t keep, const an_metrics *m,
+                      const an_metrics *oos, json_t *fj)
+{
+    size_t tr0 = bars[0], tr1 = bars[1], te1 = bars[2], k = bars[3];
+    char sample[24];
+    snprintf(sample, sizeof sample, "fold-%zu-in", k);
+    for (size_t i = 0; i < keep; i++)
+        add_row(rc, g, ord[i], &m[ord[i]], ld->ts[tr0], ld->ts[tr1 - 1] + tf_ms, sample);
+    snprintf(sample, sizeof sample, "fold-%zu", k);
+    add_row(rc, g, ord[0], oos, ld->ts[tr1], ld->ts[te1 - 1] + tf_ms, sample);
+    json_t *f = json_object();
+    json_object_set_new(f, "fold", json_integer((json_int_t)k));
+    json_object_set_new(f, "train_start", json_integer(ld->ts[tr0]));
+    json_object_set_new(f, "train_end", json_integer(ld->ts[tr1 - 1] + tf_ms));
+    json_object_set_new(f, "test_start", json_integer(ld->ts[tr1]));
+    json_object_set_new(f, "test_end", json_integer(ld->ts[te1 - 1] + tf_ms));
+    json_object_set_new(f, "parameters", params_json(g, ord[0]));
+    json_object_set_new(f, "in_sample", metrics_json(&m[ord[0]]));
+    json_object_set_new(f, "out_of_sample", metrics_json(oos));
+    json_array_append_new(fj, f);
+}
 
 /* One symbol's sweeps into rc->rows; its summary into summary. */
 static an_code sweep_symbol(const an_opt_spec *spec, const an_grid *g, const loaded *ld, double bpy,
@@ -340,19 +367,9 @@ static an_code sweep_symbol(const an_opt_spec *spec, const an_grid *g, const loa
             if ((r = an_sweep_backtest(sw, ord[0], tr1, te1, &spec->fill, &oos, NULL, NULL, err)) !=
                 AN_OK)
                 break;
-            char sample[16];
-            snprintf(sample, sizeof sample, "fold-%zu", k);
-            add_row(rc, g, ord[0], &oos, T_START(tr1), T_END(te1), sample);
-            json_t *f = json_object();
-            json_object_set_new(f, "fold", json_integer((json_int_t)k));
-            json_object_set_new(f, "train_start", json_integer(T_START(tr0)));
-            json_object_set_new(f, "train_end", json_integer(T_END(tr1)));
-            json_object_set_new(f, "test_start", json_integer(T_START(tr1)));
-            json_object_set_new(f, "test_end", json_integer(T_END(te1)));
-            json_object_set_new(f, "parameters", params_json(g, ord[0]));
-            json_object_set_new(f, "in_sample", metrics_json(&m[ord[0]]));
-            json_object_set_new(f, "out_of_sample", metrics_json(&oos));
-            json_array_append_new(fj, f);
+            size_t keep = spec->keep && spec->keep < nord ? spec->keep : nord;
+            size_t bars[4] = {tr0, tr1, te1, k};
+            fold_rows(rc, g, ld, tf_ms, bars, ord, keep, m, &oos, fj);
         }
         json_object_set_new(summary, "folds", fj);
         goto out;
@@ -402,18 +419,35 @@ out:
     return r;
 }
 
+an_code an_opt_load_candles(an_store *s, const char *symbol, const char *timeframe,
+                            int64_t since_ms, int64_t until_ms, an_candles *cs, const char **source,
+                            an_err *err)
+{
+    an_query qq = an_query_all();
+    qq.start_ms = since_ms;
+    qq.end_ms = until_ms;
+    *source = "ohlc_data";
+    an_code r = an_store_get_ohlc(s, symbol, timeframe, &qq, cs, err);
+    if (r == AN_OK && cs->n == 0 && (!strcmp(timeframe, "1h") || !strcmp(timeframe, "1d"))) {
+        /* no candles stored in that timeframe: the rollup of the 1m ones */
+        *source = !strcmp(timeframe, "1h") ? "ohlc_1h" : "ohlc_1d";
+        r = an_store_get_rollup(s, symbol, timeframe, &qq, cs, err);
+    }
+    return r;
+}
+
 /* One symbol's candles of the period into L (closes and times), refused
  * when there are fewer than need. */
 static an_code load_symbol(an_store *s, loaded *L, const char *timeframe, int64_t since_ms,
                            int64_t until_ms, size_t need, an_err *err)
 {
-    an_query qq = an_query_all();
-    qq.start_ms = since_ms;
-    qq.end_ms = until_ms;
     an_candles cs = {0};
-    an_code r = an_store_get_ohlc(s, L->symbol, timeframe, &qq, &cs, err);
-    if (r != AN_OK)
+    an_code r =
+        an_opt_load_candles(s, L->symbol, timeframe, since_ms, until_ms, &cs, &L->source, err);
+    if (r != AN_OK) {
+        an_candles_free(&cs);
         return r;
+    }
     L->n = cs.n;
     L->close = malloc((cs.n ? cs.n : 1) * sizeof *L->close);
     L->ts = malloc((cs.n ? cs.n : 1) * sizeof *L->ts);
@@ -451,6 +485,28 @@ static json_t *spec_json(const an_opt_spec *spec, const an_grid *g, const char *
     if (spec->keep)
         json_object_set_new(j, "keep", json_integer((json_int_t)spec->keep));
     return j;
+}
+
+/* The run (optimization.runs) and its rows, in one statement. */
+static an_code store_run(an_store *s, const char *run_id, const an_opt_spec *spec, const an_grid *g,
+                         const char *timeframe, json_t *rows, an_err *err)
+{
+    json_t *run = json_object();
+    json_object_set_new(run, "run_id", json_string(run_id));
+    json_object_set_new(run, "strategy", json_string(g->strategy->name));
+    json_object_set_new(run, "timeframe", json_string(timeframe));
+    json_object_set_new(run, "grid", json_string(g->text));
+    json_object_set_new(run, "fees", json_real(spec->fill.fees));
+    json_object_set_new(run, "slippage", json_real(spec->fill.slippage));
+    json_object_set_new(run, "spec", spec_json(spec, g, timeframe));
+    char *rt = json_dumps(run, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    char *text = json_dumps(rows, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    json_decref(run);
+    an_code r = text && rt ? an_store_put_opt_results(s, rt, text, err)
+                           : an_err_set(err, AN_ERR_NOMEM, "optimize: out of memory");
+    free(rt);
+    free(text);
+    return r;
 }
 
 an_code an_optimize_run(an_store *s, const an_opt_spec *spec, const char *symbols,
@@ -512,16 +568,13 @@ an_code an_optimize_run(an_store *s, const an_opt_spec *spec, const char *symbol
         json_t *sum = json_object();
         json_object_set_new(sum, "symbol", json_string(ld[i].symbol));
         json_object_set_new(sum, "candles", json_integer((json_int_t)ld[i].n));
+        json_object_set_new(sum, "source", json_string(ld[i].source));
         r = sweep_symbol(spec, &g, &ld[i], bpy, tf_ms, &rc, &pg, sum, err);
         json_array_append_new(per, sum);
     }
     size_t nrows = json_array_size(rows);
-    if (r == AN_OK && nrows > 0) {
-        char *text = json_dumps(rows, JSON_COMPACT | JSON_REAL_PRECISION(17));
-        r = text ? an_store_put_opt_results(s, text, err)
-                 : an_err_set(err, AN_ERR_NOMEM, "optimize: out of memory");
-        free(text);
-    }
+    if (r == AN_OK && nrows > 0)
+        r = store_run(s, run_id, spec, &g, timeframe, rows, err);
     if (r != AN_OK)
         goto out;
     clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -52,4 +52,23 @@ an_code an_optimize_run(an_store *s, const an_opt_spec *spec, const char *symbol
                         const char *timeframe, int64_t since_ms, int64_t until_ms,
                         an_opt_progress progress, void *ctx, json_t **result, an_err *err);
 
+/* The candles of (symbol, timeframe) in [since, until] into cs (appended;
+ * the caller frees): trading.ohlc_data, or when that holds none and
+ * timeframe is 1h or 1d, the rollup of the 1m candles. *source names what
+ * served them ("ohlc_data", "ohlc_1h", "ohlc_1d"). */
+an_code an_opt_load_candles(an_store *s, const char *symbol, const char *timeframe,
+                            int64_t since_ms, int64_t until_ms, an_candles *cs, const char **source,
+                            an_err *err);
+
+/* One combination of a stored run replayed (GET /api/v1/optimization/equity):
+ * params is the combination's parameter object as JSON text (as in a
+ * results row). *out: {run_id, strategy, symbol, timeframe, params, fees,
+ * slippage, equity: [{timestamp, value}] one per bar of the run's period,
+ * trades: [{entry_time, entry_price, exit_time, exit_price, return}],
+ * metrics}. AN_ERR_INVALID (bad run_id, symbol or params) and
+ * AN_ERR_NOT_FOUND (no such run, symbol not in the run) set *field to the
+ * parameter's name. */
+an_code an_optimize_equity(an_store *s, const char *run_id, const char *symbol, const char *params,
+                           json_t **out, const char **field, an_err *err);
+
 #endif

@@ -6,12 +6,16 @@
  * real candle file and on a generated series, 50 random parameter sets must
  * give vectorbt's trades (count, entry and exit bars), final_value and
  * total_return within 1e-9 relative, and vectorbt's own max_drawdown,
- * sharpe, sortino, annual return and win_rate. Then the walk-forward and
+ * sharpe, sortino, annual return and win_rate. The threaded sweep gives
+ * every combination of every strategy the single backtest's metrics to the
+ * bit, and the equity replay agrees with them. Then the walk-forward and
  * split of an optimizer run on a DuckDB store, over a series built so that
  * the best in-sample parameters of each fold are known.
  */
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "analytics/optimize.h"
@@ -130,6 +134,108 @@ static void test_fill_by_hand(void)
     free(t);
     an_sweep_destroy(sw);
     an_grid_free(&g);
+}
+
+/* 1 when a and b are the same double, NAN equal to NAN. */
+static int same_bits(double a, double b)
+{
+    return (isnan(a) && isnan(b)) || memcmp(&a, &b, sizeof a) == 0;
+}
+
+/* The threaded sweep (tiles: signals block by block, then each
+ * combination's events) gives every combination of every strategy the very
+ * metrics of the single backtest (the oracle's path), to the bit, on the
+ * whole series and on a later period; and the equity replay of a
+ * combination ends on its final value, its trades' returns compounding to
+ * its total return. */
+static void test_sweep_equals_backtest(void)
+{
+    enum { N = 6000 };
+    static double c[N];
+    uint64_t st = 11;
+    double x = 100;
+    for (size_t i = 0; i < N; i++) {
+        st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+        x *= 1 + ((double)(st >> 11) / 9007199254740992.0 - 0.5) * 0.02 +
+             (i / 700 % 2 ? -1e-4 : 1e-4);
+        c[i] = x;
+    }
+    static const char *const grids[][2] = {
+        {"sma_cross", "fast=2:40:3,slow=5:80:5"},
+        {"ema_cross", "fast=3:30:3,slow=10:60:10"},
+        {"rsi_revert", "period=7|14|21,lower=20:35:5,upper=60:80:10"},
+        {"bbands_revert", "period=10:40:10,k=1|1.5|2|2.5"},
+        {"macd_cross", "fast=6|12,slow=20|26|40,signal=5|9"},
+    };
+    an_fill fill = {0.001, 0.0005, 10000};
+    size_t compared = 0;
+    for (size_t gi = 0; gi < sizeof grids / sizeof grids[0]; gi++) {
+        an_grid g;
+        an_err err;
+        AN_CHECK_OK(an_grid_parse(grids[gi][0], grids[gi][1], 0, &g, &err), err);
+        /* the reference: single backtests in plain C; the sweeps: plain C,
+         * AVX2, and AVX-512 where the CPU has them */
+        an_sweep *sw = NULL, *swr = NULL;
+        setenv("AN_OPT_SIMD", "0", 1);
+        AN_CHECK_OK(an_sweep_create(&g, c, N, 8760, &swr, &err), err);
+        an_metrics *ms = calloc(g.total, sizeof *ms);
+        unsigned char *skipped = calloc(g.total, 1);
+        size_t lo_of[2] = {0, N / 3};
+        for (int pass = 0; swr && ms && skipped && pass < 6; pass++) {
+            size_t lo = lo_of[pass % 2];
+            if (pass % 2 == 0) {
+                an_sweep_destroy(sw);
+                sw = NULL;
+                if (pass < 4)
+                    setenv("AN_OPT_SIMD", pass ? "1" : "0", 1);
+                else
+                    unsetenv("AN_OPT_SIMD");
+                AN_CHECK_OK(an_sweep_create(&g, c, N, 8760, &sw, &err), err);
+                if (!sw)
+                    break;
+            }
+            AN_CHECK_OK(an_sweep_run(sw, lo, N, &fill, 2, NULL, NULL, ms, skipped, &err), err);
+            for (size_t i = 0; i < g.total; i++) {
+                an_metrics m;
+                AN_CHECK_OK(an_sweep_backtest(swr, i, lo, N, &fill, &m, NULL, NULL, &err), err);
+                int same = m.trades == ms[i].trades;
+                for (int k = 0; k < AN_METRIC_COUNT; k++)
+                    same &= same_bits(an_metric_get(&m, k), an_metric_get(&ms[i], k));
+                AN_CHECK_MSG(same, "%s combination %zu from bar %zu (pass %d): the sweep differs",
+                             grids[gi][0], i, lo, pass);
+                compared += !skipped[i];
+            }
+        }
+        /* the equity replay of the last combination over the whole series */
+        an_trade *t = NULL;
+        size_t nt = 0;
+        an_metrics m;
+        double *eq = malloc(N * sizeof *eq), *ret = NULL;
+        size_t last = g.total - 1;
+        if (sw && eq && an_sweep_backtest(sw, last, 0, N, &fill, &m, &t, &nt, &err) == AN_OK &&
+            (ret = malloc((nt ? nt : 1) * sizeof *ret))) {
+            an_sweep_equity(sw, t, nt, 0, N, &fill, eq, ret);
+            double growth = 1;
+            for (size_t k = 0; k < nt; k++)
+                growth *= 1 + ret[k];
+            AN_CHECK_MSG(fabs(eq[N - 1] - m.final_value) <= 1e-9 * m.final_value,
+                         "%s: the equity ends on %.17g, the final value is %.17g", grids[gi][0],
+                         eq[N - 1], m.final_value);
+            AN_CHECK_MSG(fabs(growth - 1 - m.total_return) <= 1e-9,
+                         "%s: the trades compound to %.17g, the total return is %.17g",
+                         grids[gi][0], growth - 1, m.total_return);
+            AN_CHECK(nt > 0 && eq[0] == 10000);
+        }
+        free(ret);
+        free(eq);
+        free(t);
+        free(ms);
+        free(skipped);
+        an_sweep_destroy(sw);
+        an_sweep_destroy(swr);
+        an_grid_free(&g);
+    }
+    AN_CHECK_MSG(compared > 1500, "only %zu combinations compared", compared);
 }
 
 /* ---- the vectorbt oracle ------------------------------------------------ */
@@ -464,6 +570,7 @@ int main(void)
 {
     AN_RUN(test_grid);
     AN_RUN(test_fill_by_hand);
+    AN_RUN(test_sweep_equals_backtest);
     AN_RUN(test_walk_forward_and_split);
     if (!getenv("AN_SKIP_ORACLE"))
         AN_RUN(test_vectorbt_oracle);

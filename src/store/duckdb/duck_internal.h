@@ -156,9 +156,11 @@ an_code an_duck_delete_range(an_store *s, const char *table, const char *symbol,
 
 /* ---- optimize.c: optimization.results (schema v4) ------------------------ */
 
-an_code an_duck_put_opt_results(an_store *s, const char *rows_json, an_err *err);
+an_code an_duck_put_opt_results(an_store *s, const char *run_json, const char *rows_json,
+                                an_err *err);
+an_code an_duck_opt_run_spec(an_store *s, const char *run_id, char **json, an_err *err);
 an_code an_duck_opt_runs(an_store *s, long limit, char **json, an_err *err);
-an_code an_duck_opt_results(an_store *s, const char *run_id, const char *symbol, const char *sort,
-                            int ascending, long limit, char **json, an_err *err);
+an_code an_duck_opt_results(an_store *s, const char *run_id, const char *symbol, const char *sample,
+                            const char *sort, int ascending, long limit, char **json, an_err *err);
 
 #endif

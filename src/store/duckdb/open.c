@@ -78,6 +78,7 @@ static const an_store_ops DUCK_OPS = {
     .list_indicator_series = an_duck_list_indicator_series,
     .delete_range = an_duck_delete_range,
     .put_opt_results = an_duck_put_opt_results,
+    .opt_run_spec = an_duck_opt_run_spec,
     .opt_runs = an_duck_opt_runs,
     .opt_results = an_duck_opt_results,
 };

@@ -98,9 +98,20 @@ static const char *const MIGRATION_4[] = {
     NULL,
 };
 
+/* Version 5: each optimizer run's spec (grid, fees, slippage) (issue 13). */
+static const char *const MIGRATION_5[] = {
+    "CREATE TABLE optimization.runs ("
+    " run_id VARCHAR PRIMARY KEY, strategy VARCHAR NOT NULL, timeframe VARCHAR NOT NULL,"
+    " grid VARCHAR NOT NULL, fees DOUBLE NOT NULL, slippage DOUBLE NOT NULL, spec VARCHAR,"
+    " created_at TIMESTAMP DEFAULT current_timestamp)",
+    "INSERT INTO autonama.schema_version (version, description)"
+    " VALUES (5, 'optimization.runs: grid, fees, slippage')",
+    NULL,
+};
+
 /* MIGRATIONS[v] takes the schema from version v - 1 to v. */
-static const char *const *const MIGRATIONS[AN_SCHEMA_VERSION + 1] = {NULL, MIGRATION_1, MIGRATION_2,
-                                                                     MIGRATION_3, MIGRATION_4};
+static const char *const *const MIGRATIONS[AN_SCHEMA_VERSION + 1] = {
+    NULL, MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5};
 
 static an_code stored_version(duck_store *ds, int *version, an_err *err)
 {
@@ -206,7 +217,7 @@ static an_code check_job_run(duck_store *ds, void *ctx, an_err *err)
 {
     static const rel rels[] = {
         {"trading", "ohlc_data"},    {"trading", "ohlc_1h"},      {"trading", "ohlc_1d"},
-        {"analytics", "indicators"}, {"optimization", "results"},
+        {"analytics", "indicators"}, {"optimization", "results"}, {"optimization", "runs"},
     };
     check_job *j = ctx;
     const char *where = j->s->describe;

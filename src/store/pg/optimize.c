@@ -1,13 +1,16 @@
 /*
- * optimize.c - the PostgreSQL backend's optimization.results (schema v4):
- * the optimizer's rows written as one jsonb parameter (jsonb_to_recordset),
- * and the runs and results read back as one JSON text each. Any thread;
+ * optimize.c - the PostgreSQL backend's optimization.results (schema v4) and
+ * optimization.runs (v5): a run's spec and rows written in one statement
+ * (jsonb parameters), and the runs, one run's spec and the results read
+ * back as one JSON text each. Any thread;
  * each op borrows one pooled connection.
  */
 #include "store/pg/pg_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+
+#define PG_MS(col) "(extract(epoch FROM " col ") * 1000)::int8"
 
 typedef struct opt_query {
     const char *sql, *what;
@@ -29,23 +32,44 @@ static an_code query_job(PGconn *c, void *ctx, an_err *err)
     return an_pg_query_value(c, q->sql, q->n, q->params, q->out, q->what, err);
 }
 
-an_code an_pg_put_opt_results(an_store *s, const char *rows_json, an_err *err)
+an_code an_pg_put_opt_results(an_store *s, const char *run_json, const char *rows_json, an_err *err)
 {
-    const char *params[1] = {rows_json};
+    /* one statement: the run and its rows together or nothing */
+    const char *params[2] = {run_json, rows_json};
     opt_query q = {
-        "INSERT INTO optimization.results (run_id, symbol, strategy, timeframe, parameters,"
+        "WITH run AS (INSERT INTO optimization.runs (run_id, strategy, timeframe, grid, fees,"
+        " slippage, spec) SELECT x.run_id, x.strategy, x.timeframe, x.grid, x.fees, x.slippage,"
+        " x.spec FROM jsonb_to_record($1::jsonb) AS x(run_id text, strategy text, timeframe"
+        " text, grid text, fees float8, slippage float8, spec jsonb))"
+        " INSERT INTO optimization.results (run_id, symbol, strategy, timeframe, parameters,"
         " metrics, period_start, period_end, sample) SELECT r.run_id, r.symbol, r.strategy,"
         " r.timeframe, r.parameters, r.metrics,"
         " TIMESTAMPTZ 'epoch' + r.period_start * INTERVAL '1 millisecond',"
         " TIMESTAMPTZ 'epoch' + r.period_end * INTERVAL '1 millisecond', r.sample"
-        " FROM jsonb_to_recordset($1::jsonb) AS r(run_id text, symbol text, strategy text,"
+        " FROM jsonb_to_recordset($2::jsonb) AS r(run_id text, symbol text, strategy text,"
         " timeframe text, parameters jsonb, metrics jsonb, period_start int8, period_end int8,"
         " sample text)",
-        "save optimizer results", 1, params, NULL};
+        "save optimizer results", 2, params, NULL};
     return an_pg_with_conn(s->impl, query_job, &q, err);
 }
 
-#define PG_MS(col) "(extract(epoch FROM " col ") * 1000)::int8"
+an_code an_pg_opt_run_spec(an_store *s, const char *run_id, char **json, an_err *err)
+{
+    const char *params[1] = {run_id};
+    opt_query q = {
+        "SELECT json_build_object('run_id', run_id, 'strategy', strategy, 'timeframe',"
+        " timeframe, 'grid', grid, 'fees', fees, 'slippage', slippage, 'spec', spec,"
+        " 'symbols', (SELECT array_agg(DISTINCT r.symbol ORDER BY r.symbol) FROM"
+        " optimization.results r WHERE r.run_id = $1), 'period_start', (SELECT"
+        " " PG_MS("min(r.period_start)") " FROM optimization.results r WHERE"
+                                         " r.run_id = $1), 'period_end', (SELECT " PG_MS(
+                                             "max(r.period_end)") " FROM optimization.results r "
+                                                                  "WHERE r.run_id = $1))::text"
+                                                                  " FROM optimization.runs WHERE "
+                                                                  "run_id = $1",
+        "read an optimizer run", 1, params, json};
+    return an_pg_with_conn(s->impl, query_job, &q, err);
+}
 
 an_code an_pg_opt_runs(an_store *s, long limit, char **json, an_err *err)
 {
@@ -54,7 +78,8 @@ an_code an_pg_opt_runs(an_store *s, long limit, char **json, an_err *err)
     const char *params[1] = {lim};
     opt_query q = {
         "SELECT coalesce(json_agg(r ORDER BY r.created_ms DESC), '[]'::json)::text FROM ("
-        " SELECT g.*, (SELECT json_build_object('symbol', b.symbol, 'sample', b.sample,"
+        " SELECT g.*, x.grid, x.fees, x.slippage, x.spec,"
+        " (SELECT json_build_object('symbol', b.symbol, 'sample', b.sample,"
         " 'parameters', b.parameters, 'metrics', b.metrics) FROM optimization.results b"
         " WHERE b.run_id = g.run_id AND b.sample <> 'out'"
         " ORDER BY (b.metrics->>'sharpe')::float8 DESC NULLS LAST, b.id LIMIT 1) AS best"
@@ -78,13 +103,17 @@ an_code an_pg_opt_runs(an_store *s, long limit, char **json, an_err *err)
                                                                                " ORDER BY "
                                                                                "min(created_at) "
                                                                                "DESC LIMIT "
-                                                                               "$1::int8) g) r",
+                                                                               "$1::int8) g"
+                                                                               " LEFT JOIN "
+                                                                               "optimization.runs"
+                                                                               " x ON x.run_id = "
+                                                                               "g.run_id) r",
         "read optimizer runs", 1, params, json};
     return an_pg_with_conn(s->impl, query_job, &q, err);
 }
 
-an_code an_pg_opt_results(an_store *s, const char *run_id, const char *symbol, const char *sort,
-                          int ascending, long limit, char **json, an_err *err)
+an_code an_pg_opt_results(an_store *s, const char *run_id, const char *symbol, const char *sample,
+                          const char *sort, int ascending, long limit, char **json, an_err *err)
 {
     char lim[24], sql[2048];
     snprintf(lim, sizeof lim, "%ld", limit);
@@ -94,17 +123,18 @@ an_code an_pg_opt_results(an_store *s, const char *run_id, const char *symbol, c
         "SELECT coalesce(json_agg(t), '[]'::json)::text FROM (SELECT id, run_id, symbol,"
         " strategy, timeframe, parameters, metrics, " PG_MS(
             "period_start") " AS period_start,"
-                            " " PG_MS("period_end") " AS period_end, sample, to_char(created_at AT "
-                                                    "TIME ZONE"
-                                                    " 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
-                                                    "AS created_at"
-                                                    " FROM optimization.results WHERE ($1 = '' OR "
-                                                    "run_id = $1) AND ($2 = '' OR"
-                                                    " symbol = $2) ORDER BY "
-                                                    "(metrics->>'%s')::float8 %s NULLS LAST, id"
-                                                    " LIMIT $3::int8) t",
+                            " " PG_MS(
+                                "period_end") " AS period_end, sample, to_char(created_at AT "
+                                              "TIME ZONE"
+                                              " 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
+                                              "AS created_at"
+                                              " FROM optimization.results WHERE ($1 = '' OR "
+                                              "run_id = $1) AND ($2 = '' OR"
+                                              " symbol = $2) AND ($4 = '' OR sample = $4) ORDER BY "
+                                              "(metrics->>'%s')::float8 %s NULLS LAST, id"
+                                              " LIMIT $3::int8) t",
         sort, ascending ? "ASC" : "DESC");
-    const char *params[3] = {run_id, symbol, lim};
-    opt_query q = {sql, "read optimizer results", 3, params, json};
+    const char *params[4] = {run_id, symbol, lim, sample};
+    opt_query q = {sql, "read optimizer results", 4, params, json};
     return an_pg_with_conn(s->impl, query_job, &q, err);
 }

@@ -443,6 +443,7 @@ static const an_store_ops PG_OPS = {
     .list_indicator_series = an_pg_list_indicator_series,
     .delete_range = an_pg_delete_range,
     .put_opt_results = an_pg_put_opt_results,
+    .opt_run_spec = an_pg_opt_run_spec,
     .opt_runs = an_pg_opt_runs,
     .opt_results = an_pg_opt_results,
 };

@@ -156,6 +156,17 @@ static const char *MIGRATION_4[] = {
     NULL,
 };
 
+/* Version 5: each optimizer run's spec (grid, fees, slippage) (issue 13). */
+static const char *MIGRATION_5[] = {
+    "CREATE TABLE optimization.runs ("
+    " run_id text PRIMARY KEY, strategy text NOT NULL, timeframe text NOT NULL,"
+    " grid text NOT NULL, fees float8 NOT NULL, slippage float8 NOT NULL, spec jsonb,"
+    " created_at timestamptz DEFAULT now())",
+    "INSERT INTO autonama.schema_version (version, description)"
+    " VALUES (5, 'optimization.runs: grid, fees, slippage')",
+    NULL,
+};
+
 static an_code run_list(PGconn *c, const char *const *list, an_err *err)
 {
     for (int i = 0; list[i]; i++) {
@@ -301,8 +312,8 @@ static an_code migrate_job_run(PGconn *c, void *ctx, an_err *err)
                           "the database's schema is version %d, newer than this autonama "
                           "(%d): upgrade autonama",
                           version, AN_SCHEMA_VERSION);
-    static const char *const *const LATER[AN_SCHEMA_VERSION + 1] = {NULL, NULL, MIGRATION_2,
-                                                                    MIGRATION_3, MIGRATION_4};
+    static const char *const *const LATER[AN_SCHEMA_VERSION + 1] = {
+        NULL, NULL, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5};
     for (int v = version + 1; v <= AN_SCHEMA_VERSION; v++) {
         rc = v == 1 ? migrate_v1(s, c, err) : run_step(ps, c, LATER[v], err);
         if (rc != AN_OK)
@@ -343,8 +354,9 @@ static an_code check_job_run(PGconn *c, void *ctx, an_err *err)
                           "database %s has schema version %d, this autonama needs %d: run "
                           "`autonama migrate`",
                           where, *j->version, AN_SCHEMA_VERSION);
-    static const char *rels[] = {"trading.ohlc_data", "trading.ohlc_1h", "trading.ohlc_1d",
-                                 "analytics.indicators", "optimization.results"};
+    static const char *rels[] = {"trading.ohlc_data",    "trading.ohlc_1h",
+                                 "trading.ohlc_1d",      "analytics.indicators",
+                                 "optimization.results", "optimization.runs"};
     for (size_t i = 0; i < sizeof rels / sizeof rels[0] && rc == AN_OK; i++) {
         const char *params[1] = {rels[i]};
         char *v = NULL;
