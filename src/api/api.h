@@ -97,7 +97,13 @@ typedef struct an_api_route {
     an_api_handler fn;
 } an_api_route;
 
+/* The value of query parameter key, or NULL (routes.c). */
+const char *an_api_param(const an_api_request *rq, const char *key);
+
 /* Handlers defined outside routes.c (listed in its table). */
+void an_api_h_tasks(const an_api_request *rq, an_api_reply *rp);       /* routes_tasks.c */
+void an_api_h_task(const an_api_request *rq, an_api_reply *rp);        /* routes_tasks.c */
+void an_api_h_task_submit(const an_api_request *rq, an_api_reply *rp); /* routes_tasks.c */
 void an_api_h_opt_runs(const an_api_request *rq, an_api_reply *rp);    /* routes_optimize.c */
 void an_api_h_opt_equity(const an_api_request *rq, an_api_reply *rp);  /* routes_optimize.c */
 void an_api_h_opt_results(const an_api_request *rq, an_api_reply *rp); /* routes_optimize.c */

@@ -1,6 +1,7 @@
 /*
  * routes.c - the API's routes: the table the server dispatches on and the
- * handlers (candles, indicators, symbols, health, metrics, the key check).
+ * handlers (candles, indicators, symbols, health, metrics, the key check;
+ * the task routes are routes_tasks.c's, the optimizer's routes_optimize.c's).
  * Handlers run on the server's worker threads; the only shared state is
  * an_api_state (the list of stored series, cached briefly, under a mutex).
  * Every reply is JSON except /metrics; times are ISO-8601 UTC strings
@@ -132,7 +133,7 @@ static an_code series_get(const an_api_request *rq, an_store *s, int refresh, an
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static const char *arg(const an_api_request *rq, const char *key)
+const char *an_api_param(const an_api_request *rq, const char *key)
 {
     for (size_t i = 0; i < rq->nargs; i++)
         if (strcmp(rq->args[i].key, key) == 0)
@@ -193,8 +194,8 @@ typedef struct common {
 static int parse_common(const an_api_request *rq, an_api_reply *rp, common *c, long def_limit)
 {
     an_err e = {0};
-    c->symbol = arg(rq, "symbol");
-    c->tf = arg(rq, "timeframe");
+    c->symbol = an_api_param(rq, "symbol");
+    c->tf = an_api_param(rq, "timeframe");
     c->q = an_query_all();
     c->q.descending = 1;
     if (!c->symbol) {
@@ -215,11 +216,11 @@ static int parse_common(const an_api_request *rq, an_api_reply *rp, common *c, l
         return 0;
     }
     const char *v;
-    if ((v = arg(rq, "start")) && an_api_parse_time(v, &c->q.start_ms, &e) != AN_OK) {
+    if ((v = an_api_param(rq, "start")) && an_api_parse_time(v, &c->q.start_ms, &e) != AN_OK) {
         an_api_error(rp, 400, "start", "start: %s", e.msg);
         return 0;
     }
-    if ((v = arg(rq, "end"))) {
+    if ((v = an_api_param(rq, "end"))) {
         if (an_api_parse_time(v, &c->q.end_ms, &e) != AN_OK) {
             an_api_error(rp, 400, "end", "end: %s", e.msg);
             return 0;
@@ -234,12 +235,12 @@ static int parse_common(const an_api_request *rq, an_api_reply *rp, common *c, l
     long max = an_config_int(rq->cfg, AN_CFG_HTTP_MAX_LIMIT);
     if (limit > max)
         limit = max;
-    if ((v = arg(rq, "limit")) && an_api_parse_limit(v, max, &limit, &e) != AN_OK) {
+    if ((v = an_api_param(rq, "limit")) && an_api_parse_limit(v, max, &limit, &e) != AN_OK) {
         an_api_error(rp, 400, "limit", "%s", e.msg);
         return 0;
     }
     c->q.limit = (size_t)limit;
-    if ((v = arg(rq, "order"))) {
+    if ((v = an_api_param(rq, "order"))) {
         if (strcmp(v, "asc") == 0)
             c->q.descending = 0;
         else if (strcmp(v, "desc") != 0) {
@@ -345,7 +346,7 @@ static int name_index(char (*names)[AN_INDICATOR_NAME_MAX], int nn, const char *
 static int parse_names_arg(const an_api_request *rq, an_api_reply *rp, const char *key,
                            char (*names)[AN_INDICATOR_NAME_MAX], int *nn)
 {
-    const char *v = arg(rq, key);
+    const char *v = an_api_param(rq, key);
     an_err e = {0};
     if (!v) {
         *nn = 0;
@@ -653,147 +654,6 @@ static void h_auth(const an_api_request *rq, an_api_reply *rp)
     an_api_puts(rp, "{\"authenticated\":true}");
 }
 
-/* ---- tasks ---------------------------------------------------------------- */
-
-static void put_json(an_api_reply *rp, json_t *v)
-{
-    char *text = json_dumps(v, JSON_COMPACT);
-    if (!text) {
-        an_api_error(rp, 500, NULL, "out of memory");
-        return;
-    }
-    an_api_puts(rp, text);
-    free(text);
-}
-
-/* The task registry's names (tasks.h), for checks and messages. */
-static int task_name_known(const char *name)
-{
-    return an_tasks_find(name) != NULL;
-}
-
-static int no_tasks(const an_api_request *rq, an_api_reply *rp)
-{
-    if (rq->tasks)
-        return 0;
-    an_api_error(rp, 503, NULL, "the task system is not running in this process");
-    return 1;
-}
-
-/* GET /api/v1/tasks[?name=&limit=]: the newest runs first. */
-static void h_tasks(const an_api_request *rq, an_api_reply *rp)
-{
-    if (no_tasks(rq, rp))
-        return;
-    const char *name = arg(rq, "name"), *lim = arg(rq, "limit");
-    long limit = 50;
-    an_err err = {0};
-    if (name && !task_name_known(name)) {
-        an_api_error(rp, 400, "name", "unknown task '%.60s' (%s)", name, an_tasks_names());
-        return;
-    }
-    if (lim && an_api_parse_limit(lim, 1000, &limit, &err) != AN_OK) {
-        an_api_error(rp, 400, "limit", "%s", err.msg);
-        return;
-    }
-    json_t *list = an_tasks_list(rq->tasks, name, (size_t)limit, &err);
-    if (!list) {
-        an_api_error(rp, an_api_status_for(err.code), NULL, "%s", err.msg);
-        return;
-    }
-    rp->rows = (int64_t)json_array_size(list);
-    for (size_t i = 0; !rq->trusted && i < json_array_size(list); i++)
-        json_object_del(json_array_get(list, i), "instance"); /* host:pid */
-    json_t *o = json_pack("{s:o}", "tasks", list);
-    put_json(rp, o);
-    json_decref(o);
-}
-
-/* GET /api/v1/tasks/{id}: one run. */
-static void h_task(const an_api_request *rq, an_api_reply *rp)
-{
-    if (no_tasks(rq, rp))
-        return;
-    const char *id = rq->tail;
-    size_t n = strlen(id);
-    int ok = n > 0 && n < AN_TASK_ID_MAX;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = (id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'z') ||
-             (id[i] >= 'A' && id[i] <= 'Z') || id[i] == '-' || id[i] == '_';
-    if (!ok) {
-        an_api_error(rp, 400, "id", "'%.60s' is not a task run id", id);
-        return;
-    }
-    an_err err = {0};
-    json_t *run = an_tasks_get(rq->tasks, id, &err);
-    if (!run) {
-        an_api_error(rp, an_api_status_for(err.code), "id", "%s", err.msg);
-        return;
-    }
-    rp->rows = 1;
-    if (!rq->trusted)
-        json_object_del(run, "instance"); /* host:pid: only for the key's holder */
-    put_json(rp, run);
-    json_decref(run);
-}
-
-/* POST /api/v1/tasks/{name} with the task's arguments as a JSON body (an
- * object, or the seed's positional list; empty for none): queued for the
- * workers, 202 with the run's id. */
-static void h_task_submit(const an_api_request *rq, an_api_reply *rp)
-{
-    if (no_tasks(rq, rp))
-        return;
-    const char *name = rq->tail;
-    if (!task_name_known(name)) {
-        an_api_error(rp, 404, "name", "no task '%.60s' (%s)", name, an_tasks_names());
-        return;
-    }
-    json_t *args = NULL;
-    if (rq->body && rq->body_len > 0) {
-        json_error_t je;
-        args = json_loadb(rq->body, rq->body_len, 0, &je);
-        if (!args) {
-            an_api_error(rp, 400, "body", "the body is not JSON: %s (at byte %d)", je.text,
-                         je.position);
-            return;
-        }
-        if (!json_is_object(args) && !json_is_array(args)) {
-            json_decref(args);
-            an_api_error(rp, 400, "body",
-                         "the body must be a JSON object of arguments or a list of symbols");
-            return;
-        }
-    } else {
-        args = json_object();
-    }
-    /* an indicator spec is checked here, so a bad one is a 400 naming it
-     * rather than a queued run that fails */
-    const char *spec = json_string_value(json_object_get(args, "indicators"));
-    an_ind_set set;
-    an_err perr = {0};
-    if (spec && an_ind_set_parse(spec, &set, &perr) != AN_OK) {
-        json_decref(args);
-        an_api_error(rp, 400, "indicators", "%s", perr.msg);
-        return;
-    }
-    char id[AN_TASK_ID_MAX] = "";
-    an_err err = {0};
-    an_code rc = an_tasks_submit(rq->tasks, name, args, id, &err);
-    json_decref(args);
-    if (rc != AN_OK) {
-        an_api_error(rp, an_api_status_for(rc), NULL, "%s", err.msg);
-        return;
-    }
-    char href[96];
-    snprintf(href, sizeof href, "/api/v1/tasks/%s", id);
-    json_t *o =
-        json_pack("{s:s, s:s, s:s, s:s}", "id", id, "name", name, "state", "PENDING", "href", href);
-    rp->status = 202;
-    put_json(rp, o);
-    json_decref(o);
-}
-
 /* ---- the table ---------------------------------------------------------- */
 
 static const char *const P_NONE[] = {NULL};
@@ -863,20 +723,20 @@ const an_api_route an_api_routes[] = {
      .path = "/api/v1/tasks",
      .name = "/api/v1/tasks",
      .params = P_TASKS,
-     .fn = h_tasks},
+     .fn = an_api_h_tasks},
     {.method = "GET",
      .path = "/api/v1/tasks/",
      .tail = 1,
      .name = "/api/v1/tasks/{id}",
      .params = P_NONE,
-     .fn = h_task},
+     .fn = an_api_h_task},
     {.method = "POST",
      .path = "/api/v1/tasks/",
      .tail = 1,
      .auth = 1,
      .name = "/api/v1/tasks/{name}",
      .params = P_NONE,
-     .fn = h_task_submit},
+     .fn = an_api_h_task_submit},
     /* the optimizer (routes_optimize.c) */
     {.method = "GET",
      .path = "/api/v1/optimization/runs",

@@ -22,15 +22,6 @@
 #include "store/store.h"
 #include "tasks/optimize.h"
 
-/* The value of query parameter key, or NULL. */
-static const char *param(const an_api_request *rq, const char *key)
-{
-    for (size_t i = 0; i < rq->nargs; i++)
-        if (strcmp(rq->args[i].key, key) == 0)
-            return rq->args[i].value;
-    return NULL;
-}
-
 /* Wraps the store's array text as {"KEY": [...], "count": N}. */
 static void reply_rows(an_api_reply *rp, const char *key, const char *rows)
 {
@@ -76,7 +67,7 @@ static void read_failed(an_api_reply *rp, const an_err *err)
 
 static int parse_limit(const an_api_request *rq, an_api_reply *rp, long def, long *limit)
 {
-    const char *v = param(rq, "limit");
+    const char *v = an_api_param(rq, "limit");
     an_err err = {0};
     *limit = def;
     if (v && an_api_parse_limit(v, 5000, limit, &err) != AN_OK) {
@@ -107,8 +98,8 @@ void an_api_h_opt_runs(const an_api_request *rq, an_api_reply *rp)
 
 void an_api_h_opt_results(const an_api_request *rq, an_api_reply *rp)
 {
-    const char *run_id = param(rq, "run_id"), *symbol = param(rq, "symbol");
-    const char *sort = param(rq, "sort"), *sample = param(rq, "sample");
+    const char *run_id = an_api_param(rq, "run_id"), *symbol = an_api_param(rq, "symbol");
+    const char *sort = an_api_param(rq, "sort"), *sample = an_api_param(rq, "sample");
     long limit;
     an_err err = {0};
     if (parse_limit(rq, rp, 100, &limit) != 0)
@@ -157,8 +148,8 @@ void an_api_h_opt_equity(const an_api_request *rq, an_api_reply *rp)
     json_t *out = NULL;
     const char *field = NULL;
     an_err err = {0};
-    if (an_optimize_equity(s, param(rq, "run_id"), param(rq, "symbol"), param(rq, "params"), &out,
-                           &field, &err) != AN_OK) {
+    if (an_optimize_equity(s, an_api_param(rq, "run_id"), an_api_param(rq, "symbol"),
+                           an_api_param(rq, "params"), &out, &field, &err) != AN_OK) {
         if (field)
             an_api_error(rp, an_api_status_for(err.code), field, "%s", err.msg);
         else
