@@ -155,4 +155,3 @@ void an_api_h_task_submit(const an_api_request *rq, an_api_reply *rp)
     put_json(rp, o);
     json_decref(o);
 }
-
