@@ -130,28 +130,29 @@ static an_code check_query(const an_query *q, an_err *err)
     return AN_OK;
 }
 
-an_code an_store_get_ohlc(an_store *s, const char *symbol, const char *timeframe, const an_query *q,
-                          an_candles *out, an_err *err)
+/* The candles of src (q NULL: all of them) once the key is checked. */
+static an_code get_candles(an_store *s, const char *src, const char *symbol, const char *tf,
+                           const an_query *q, an_candles *out, an_err *err)
 {
     an_query all = an_query_all();
     if (!q)
         q = &all;
-    if (an_symbol_validate(symbol, err) != AN_OK)
-        return AN_ERR_INVALID;
-    if (!an_timeframe_valid(timeframe))
-        return an_err_set(err, AN_ERR_INVALID, "unknown timeframe '%.16s'",
-                          timeframe ? timeframe : "(null)");
     if (check_query(q, err) != AN_OK)
         return AN_ERR_INVALID;
-    return s->ops->get_ohlc(s, "ohlc_data", symbol, timeframe, q, out, err);
+    return s->ops->get_ohlc(s, src, symbol, tf, q, out, err);
+}
+
+an_code an_store_get_ohlc(an_store *s, const char *symbol, const char *timeframe, const an_query *q,
+                          an_candles *out, an_err *err)
+{
+    if (check_key(symbol, timeframe, err) != AN_OK)
+        return AN_ERR_INVALID;
+    return get_candles(s, "ohlc_data", symbol, timeframe, q, out, err);
 }
 
 an_code an_store_get_rollup(an_store *s, const char *symbol, const char *rollup, const an_query *q,
                             an_candles *out, an_err *err)
 {
-    an_query all = an_query_all();
-    if (!q)
-        q = &all;
     if (an_symbol_validate(symbol, err) != AN_OK)
         return AN_ERR_INVALID;
     const char *src;
@@ -162,9 +163,7 @@ an_code an_store_get_rollup(an_store *s, const char *symbol, const char *rollup,
     else
         return an_err_set(err, AN_ERR_INVALID, "no rollup '%.16s': there are 1h and 1d",
                           rollup ? rollup : "(null)");
-    if (check_query(q, err) != AN_OK)
-        return AN_ERR_INVALID;
-    return s->ops->get_ohlc(s, src, symbol, NULL, q, out, err);
+    return get_candles(s, src, symbol, NULL, q, out, err);
 }
 
 /* The first multiple of b at or after v (b > 0), saturating. */
@@ -211,11 +210,8 @@ an_code an_store_get_latest_timestamp(an_store *s, const char *symbol, const cha
 {
     *found = 0;
     *ts = 0;
-    if (an_symbol_validate(symbol, err) != AN_OK)
+    if (check_key(symbol, timeframe, err) != AN_OK)
         return AN_ERR_INVALID;
-    if (!an_timeframe_valid(timeframe))
-        return an_err_set(err, AN_ERR_INVALID, "unknown timeframe '%.16s'",
-                          timeframe ? timeframe : "(null)");
     return s->ops->latest(s, symbol, timeframe, ts, found, err);
 }
 
