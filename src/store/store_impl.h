@@ -106,6 +106,68 @@ struct an_store {
     void *impl; /* the backend's own state; freed by ops->close */
 };
 
+/* ---- rows read into structs (rows.c) ------------------------------------
+ * A result's columns land in a struct by a field table: column i fills
+ * fields[i]. Each backend reads one cell by kind (its typed getters); the
+ * loops, the array and the tables are shared here, so a reader of task
+ * runs, series or indicator runs is the same on every backend. */
+typedef enum an_field_kind {
+    AN_FIELD_TEXT,       /* char[size]: "" for NULL, cut to fit */
+    AN_FIELD_TEXT_DUP,   /* char *: a malloc'd copy, NULL for NULL */
+    AN_FIELD_INT64,      /* int64_t: 0 for NULL */
+    AN_FIELD_UINT64_TEXT /* uint64_t written as decimal text: 0 for NULL */
+} an_field_kind;
+
+typedef struct an_field {
+    an_field_kind kind;
+    size_t offset, size; /* where in the struct, and a TEXT field's buffer size */
+} an_field;
+
+typedef struct an_fields {
+    const an_field *v;
+    size_t n;
+} an_fields;
+
+/* Task runs: id, name, args, state, approach, meta, result, error, instance,
+ * symbol, slot, then created/started/finished/heartbeat ms. */
+extern const an_fields AN_TASK_FIELDS;
+/* Series: symbol, timeframe, first ms, last ms, rows. */
+extern const an_fields AN_SERIES_FIELDS;
+/* Indicator runs: spec, through ms, candles, digest (as text). */
+extern const an_fields AN_RUN_FIELDS;
+/* One int64 (0 for NULL). */
+extern const an_fields AN_INT64_FIELDS;
+
+/* Fills one struct (elem) from row `row` of a backend's result res. */
+typedef void (*an_fill_fn)(const void *res, size_t row, const an_fields *f, void *elem);
+
+/* Every row of a result as a malloc'd array of structs. */
+typedef struct an_store_rows {
+    const an_fields *fields;
+    size_t size; /* of one struct */
+    const char *what;
+    void *v;  /* out: calloc'd, NULL when there are no rows; the caller frees */
+    size_t n; /* out: how many */
+} an_store_rows;
+
+/* Reads n rows of res into rows->v through fill. */
+an_code an_store_read_rows(an_store_rows *rows, const void *res, size_t n, an_fill_fn fill,
+                           an_err *err);
+
+/* At most one row of a result into one struct: elem is filled and *found
+ * set to 1 when the result has a row whose first column is not NULL. */
+typedef struct an_store_one {
+    const an_fields *fields;
+    void *elem;
+    int *found;
+} an_store_one;
+
+void an_store_read_one(an_store_one *one, const void *res, int have_row, an_fill_fn fill);
+
+/* Appends one point to out (grows it); on failure out is as it was. */
+an_code an_store_points_push(an_indicator_points *out, int64_t ts, const char *name,
+                             size_t name_len, double value, an_err *err);
+
 /* The schema version both backends migrate to. */
 #define AN_SCHEMA_VERSION 4
 

@@ -295,33 +295,16 @@ an_code an_duck_get_bucketed(an_store *s, const char *symbol, const char *tf, in
     return query_candles(ds, sql, &cq, "get bucketed candles", out, err);
 }
 
-typedef struct latest_out {
-    int64_t *ts;
-    int *found;
-} latest_out;
-
-static an_code read_latest(duckdb_result *r, void *ctx, an_err *err)
-{
-    latest_out *o = ctx;
-    int64_t us = 0;
-    int null = 1;
-    an_code rc = an_duck_first_row(r, 1, &us, &null, "get_latest_timestamp", err);
-    if (rc == AN_OK && !null) {
-        *o->ts = an_duck_us_to_ms(us);
-        *o->found = 1;
-    }
-    return rc;
-}
-
 an_code an_duck_latest(an_store *s, const char *symbol, const char *tf, int64_t *ts, int *found,
                        an_err *err)
 {
     an_duck_key key = {symbol, tf};
-    latest_out o = {ts, found};
+    an_store_one one = {&AN_INT64_FIELDS, ts, found};
     return an_duck_run(s->impl,
-                       "SELECT max(\"timestamp\") FROM trading.ohlc_data WHERE symbol = $1 AND "
-                       "timeframe = $2",
-                       an_duck_bind_key, &key, read_latest, &o, NULL, "get_latest_timestamp", err);
+                       "SELECT epoch_ms(max(\"timestamp\")) FROM trading.ohlc_data WHERE symbol ="
+                       " $1 AND timeframe = $2",
+                       an_duck_bind_key, &key, an_duck_read_one, &one, NULL, "get_latest_timestamp",
+                       err);
 }
 
 an_code an_duck_refresh_rollups(an_store *s, int64_t from_ms, int64_t to_ms, an_err *err)
@@ -343,23 +326,11 @@ typedef struct series_out {
 static an_code read_series(duckdb_result *r, void *ctx, an_err *err)
 {
     series_out *o = ctx;
-    idx_t rows = duckdb_row_count(r);
-    if (rows == 0)
-        return AN_OK;
-    an_series_info *list = calloc(rows, sizeof *list);
-    if (!list)
-        return an_err_set(err, AN_ERR_NOMEM, "%s: out of memory", o->what);
-    for (idx_t i = 0; i < rows; i++) {
-        an_series_info *si = &list[i];
-        an_duck_copy_value(r, 0, i, si->symbol, sizeof si->symbol);
-        an_duck_copy_value(r, 1, i, si->timeframe, sizeof si->timeframe);
-        si->first_ms = duckdb_value_int64(r, 2, i);
-        si->last_ms = duckdb_value_int64(r, 3, i);
-        si->rows = duckdb_value_int64(r, 4, i);
-    }
-    *o->out = list;
-    *o->n = rows;
-    return AN_OK;
+    an_store_rows rows = {&AN_SERIES_FIELDS, sizeof **o->out, o->what, NULL, 0};
+    an_code rc = an_duck_read_rows(r, &rows, err);
+    *o->out = rows.v;
+    *o->n = rows.n;
+    return rc;
 }
 
 /* Every (symbol, timeframe) of a table with first/last time and rows. */

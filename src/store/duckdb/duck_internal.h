@@ -80,10 +80,10 @@ typedef struct an_duck_key {
 } an_duck_key;
 int an_duck_bind_key(duckdb_prepared_statement st, const void *ctx);
 
-/* A VARCHAR cell as a string (out gets "" for NULL); a malloc'd copy (NULL
- * for NULL). */
-void an_duck_copy_value(duckdb_result *r, idx_t col, idx_t row, char *out, size_t len);
-char *an_duck_value_or_null(duckdb_result *r, idx_t col, idx_t row);
+/* Readers (an_duck_reader) by rows.c's field tables: every row into an
+ * an_store_rows (ctx), or the first row into an an_store_one (ctx). */
+an_code an_duck_read_rows(duckdb_result *r, void *ctx, an_err *err);
+an_code an_duck_read_one(duckdb_result *r, void *ctx, an_err *err);
 
 /* Microseconds to ms, rounding down. */
 int64_t an_duck_us_to_ms(int64_t us);

@@ -97,6 +97,10 @@ an_code an_pg_exec_cmd(PGconn *c, const char *sql, const char *what, an_err *err
 an_code an_pg_query_value(PGconn *c, const char *sql, int nparams, const char *const *params,
                           char **val, const char *what, an_err *err);
 int an_pg_query_bool(PGconn *c, const char *sql, an_code *rc, an_err *err);
+/* Readers (an_pg_reader) by rows.c's field tables: every row into an
+ * an_store_rows (ctx), or the first row into an an_store_one (ctx). */
+an_code an_pg_read_rows(PGresult *r, void *ctx, an_err *err);
+an_code an_pg_read_one(PGresult *r, void *ctx, an_err *err);
 /* Reads (symbol, timeframe, first ms, last ms, rows) rows into a malloc'd array. */
 an_code an_pg_read_series(PGresult *r, an_series_info **out, size_t *n, const char *what,
                           an_err *err);

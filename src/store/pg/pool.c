@@ -314,24 +314,51 @@ int an_pg_query_bool(PGconn *c, const char *sql, an_code *rc, an_err *err)
     return b;
 }
 
+/* ---- reading rows into structs (rows.c's field tables) ------------------ */
+
+static void fill_fields(const void *res, size_t row, const an_fields *f, void *elem)
+{
+    const PGresult *r = res;
+    for (size_t c = 0; c < f->n; c++) {
+        const an_field *fd = &f->v[c];
+        char *p = (char *)elem + fd->offset;
+        int null = PQgetisnull(r, (int)row, (int)c);
+        const char *text = PQgetvalue(r, (int)row, (int)c);
+        if (fd->kind == AN_FIELD_TEXT) {
+            snprintf(p, fd->size, "%s", text);
+        } else if (fd->kind == AN_FIELD_TEXT_DUP) {
+            char *d = null ? NULL : strdup(text);
+            memcpy(p, &d, sizeof d);
+        } else if (fd->kind == AN_FIELD_INT64) {
+            int64_t v = null ? 0 : strtoll(text, NULL, 10);
+            memcpy(p, &v, sizeof v);
+        } else {
+            uint64_t v = null ? 0 : strtoull(text, NULL, 10);
+            memcpy(p, &v, sizeof v);
+        }
+    }
+}
+
+an_code an_pg_read_rows(PGresult *r, void *ctx, an_err *err)
+{
+    return an_store_read_rows(ctx, r, (size_t)PQntuples(r), fill_fields, err);
+}
+
+an_code an_pg_read_one(PGresult *r, void *ctx, an_err *err)
+{
+    (void)err;
+    an_store_read_one(ctx, r, PQntuples(r) > 0 && !PQgetisnull(r, 0, 0), fill_fields);
+    return AN_OK;
+}
+
 an_code an_pg_read_series(PGresult *r, an_series_info **out, size_t *n, const char *what,
                           an_err *err)
 {
-    int rows = PQntuples(r);
-    if (rows == 0)
-        return AN_OK;
-    if (!(*out = calloc((size_t)rows, sizeof **out)))
-        return an_err_set(err, AN_ERR_NOMEM, "%s: out of memory", what);
-    for (int i = 0; i < rows; i++) {
-        an_series_info *si = &(*out)[i];
-        snprintf(si->symbol, sizeof si->symbol, "%s", PQgetvalue(r, i, 0));
-        snprintf(si->timeframe, sizeof si->timeframe, "%s", PQgetvalue(r, i, 1));
-        si->first_ms = strtoll(PQgetvalue(r, i, 2), NULL, 10);
-        si->last_ms = strtoll(PQgetvalue(r, i, 3), NULL, 10);
-        si->rows = strtoll(PQgetvalue(r, i, 4), NULL, 10);
-    }
-    *n = (size_t)rows;
-    return AN_OK;
+    an_store_rows rows = {&AN_SERIES_FIELDS, sizeof **out, what, NULL, 0};
+    an_code rc = an_pg_read_rows(r, &rows, err);
+    *out = rows.v;
+    *n = rows.n;
+    return rc;
 }
 
 /* ---- ops of the connection itself --------------------------------------- */
