@@ -10,23 +10,42 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TEXT(type, f) {AN_FIELD_TEXT, offsetof(type, f), sizeof(((type *)0)->f)}
-#define DUP(type, f) {AN_FIELD_TEXT_DUP, offsetof(type, f), 0}
-#define INT64(type, f) {AN_FIELD_INT64, offsetof(type, f), 0}
+#define TEXT(type, f)                                                                              \
+    {                                                                                              \
+        AN_FIELD_TEXT, offsetof(type, f), sizeof(((type *)0)->f)                                   \
+    }
+#define DUP(type, f)                                                                               \
+    {                                                                                              \
+        AN_FIELD_TEXT_DUP, offsetof(type, f), 0                                                    \
+    }
+#define INT64(type, f)                                                                             \
+    {                                                                                              \
+        AN_FIELD_INT64, offsetof(type, f), 0                                                       \
+    }
 
 static const an_field TASK[] = {
-    TEXT(an_task_row, id),          TEXT(an_task_row, name),       DUP(an_task_row, args),
-    TEXT(an_task_row, state),       TEXT(an_task_row, approach),   DUP(an_task_row, meta),
-    DUP(an_task_row, result),       TEXT(an_task_row, error),      TEXT(an_task_row, instance),
-    TEXT(an_task_row, symbol),      TEXT(an_task_row, slot),       INT64(an_task_row, created_ms),
-    INT64(an_task_row, started_ms), INT64(an_task_row, finished_ms),
+    TEXT(an_task_row, id),
+    TEXT(an_task_row, name),
+    DUP(an_task_row, args),
+    TEXT(an_task_row, state),
+    TEXT(an_task_row, approach),
+    DUP(an_task_row, meta),
+    DUP(an_task_row, result),
+    TEXT(an_task_row, error),
+    TEXT(an_task_row, instance),
+    TEXT(an_task_row, symbol),
+    TEXT(an_task_row, slot),
+    INT64(an_task_row, created_ms),
+    INT64(an_task_row, started_ms),
+    INT64(an_task_row, finished_ms),
     INT64(an_task_row, heartbeat_ms),
 };
 const an_fields AN_TASK_FIELDS = {TASK, sizeof TASK / sizeof TASK[0]};
 
 static const an_field SERIES[] = {
-    TEXT(an_series_info, symbol),  TEXT(an_series_info, timeframe), INT64(an_series_info, first_ms),
-    INT64(an_series_info, last_ms), INT64(an_series_info, rows),
+    TEXT(an_series_info, symbol),    TEXT(an_series_info, timeframe),
+    INT64(an_series_info, first_ms), INT64(an_series_info, last_ms),
+    INT64(an_series_info, rows),
 };
 const an_fields AN_SERIES_FIELDS = {SERIES, sizeof SERIES / sizeof SERIES[0]};
 
@@ -37,6 +56,9 @@ static const an_field RUN[] = {
     {AN_FIELD_UINT64_TEXT, offsetof(an_indicator_run, digest), 0},
 };
 const an_fields AN_RUN_FIELDS = {RUN, sizeof RUN / sizeof RUN[0]};
+
+static const an_field TEXT_DUP_ONLY[] = {{AN_FIELD_TEXT_DUP, 0, 0}};
+const an_fields AN_TEXT_DUP_FIELDS = {TEXT_DUP_ONLY, 1};
 
 static const an_field INT64_ONLY[] = {{AN_FIELD_INT64, 0, 0}};
 const an_fields AN_INT64_FIELDS = {INT64_ONLY, 1};

@@ -462,12 +462,21 @@ an_code an_store_put_opt_results(an_store *s, const char *rows_json, an_err *err
     return s->ops->put_opt_results(s, rows_json, err);
 }
 
+/* The optimizer queries always yield one JSON text: none after AN_OK means
+ * its copy ran out of memory. */
+static an_code json_or_nomem(an_code rc, char **json, const char *what, an_err *err)
+{
+    if (rc == AN_OK && !*json)
+        return an_err_set(err, AN_ERR_NOMEM, "%s: out of memory", what);
+    return rc;
+}
+
 an_code an_store_opt_runs(an_store *s, long limit, char **json, an_err *err)
 {
     *json = NULL;
     if (!s || limit < 1)
         return an_err_set(err, AN_ERR_INVALID, "optimizer runs: no store or a limit < 1");
-    return s->ops->opt_runs(s, limit, json, err);
+    return json_or_nomem(s->ops->opt_runs(s, limit, json, err), json, "optimizer runs", err);
 }
 
 an_code an_store_opt_results(an_store *s, const char *run_id, const char *symbol, const char *sort,
@@ -485,6 +494,7 @@ an_code an_store_opt_results(an_store *s, const char *run_id, const char *symbol
         ok |= strcmp(sort, keys[i]) == 0;
     if (!ok)
         return an_err_set(err, AN_ERR_INVALID, "optimizer results: unknown sort metric");
-    return s->ops->opt_results(s, run_id ? run_id : "", symbol ? symbol : "", sort,
-                               strcmp(sort, "max_drawdown") == 0, limit, json, err);
+    an_code rc = s->ops->opt_results(s, run_id ? run_id : "", symbol ? symbol : "", sort,
+                                     strcmp(sort, "max_drawdown") == 0, limit, json, err);
+    return json_or_nomem(rc, json, "optimizer results", err);
 }

@@ -135,6 +135,8 @@ extern const an_fields AN_TASK_FIELDS;
 extern const an_fields AN_SERIES_FIELDS;
 /* Indicator runs: spec, through ms, candles, digest (as text). */
 extern const an_fields AN_RUN_FIELDS;
+/* One malloc'd text (NULL for NULL). */
+extern const an_fields AN_TEXT_DUP_FIELDS;
 /* One int64 (0 for NULL). */
 extern const an_fields AN_INT64_FIELDS;
 

@@ -141,43 +141,41 @@ typedef struct candles_out {
     const char *what;
 } candles_out;
 
+static an_code candles_chunk(duckdb_data_chunk chunk, idx_t rows, void *ctx, an_err *err)
+{
+    candles_out *o = ctx;
+    const int64_t *ts = an_duck_column(chunk, 0);
+    const double *col[5];
+    for (idx_t c = 0; c < 6; c++) {
+        if (c > 0)
+            col[c - 1] = an_duck_column(chunk, c);
+        /* the columns are NOT NULL: a NULL means the schema was changed */
+        uint64_t *valid = duckdb_vector_get_validity(duckdb_data_chunk_get_vector(chunk, c));
+        for (idx_t i = 0; valid && i < rows; i++)
+            if (!duckdb_validity_row_is_valid(valid, i))
+                return an_err_set(err, AN_ERR_INTERNAL, "%s: NULL in column %d", o->what, (int)c);
+    }
+    an_code rc = AN_OK;
+    for (idx_t i = 0; i < rows && rc == AN_OK; i++) {
+        an_candle k = {
+            an_duck_us_to_ms(ts[i]), col[0][i], col[1][i], col[2][i], col[3][i], col[4][i]};
+        rc = an_candles_push(o->out, &k, err);
+    }
+    return rc;
+}
+
 static an_code read_candles(duckdb_result *r, void *ctx, an_err *err)
 {
-    an_candles *out = ((candles_out *)ctx)->out;
-    const char *what = ((candles_out *)ctx)->what;
+    candles_out *o = ctx;
     if (duckdb_column_count(r) != 6 || duckdb_column_type(r, 0) != DUCKDB_TYPE_TIMESTAMP)
-        return an_err_set(err, AN_ERR_INTERNAL, "%s: unexpected result shape", what);
+        return an_err_set(err, AN_ERR_INTERNAL, "%s: unexpected result shape", o->what);
     for (idx_t c = 1; c < 6; c++)
         if (duckdb_column_type(r, c) != DUCKDB_TYPE_DOUBLE)
-            return an_err_set(err, AN_ERR_INTERNAL, "%s: column %d is not DOUBLE", what, (int)c);
-    const size_t n0 = out->n;
-    an_code rc = AN_OK;
-    duckdb_data_chunk chunk;
-    while (rc == AN_OK && (chunk = duckdb_fetch_chunk(*r)) != NULL) {
-        idx_t rows = duckdb_data_chunk_get_size(chunk);
-        const int64_t *ts = NULL;
-        const double *col[5];
-        for (idx_t c = 0; c < 6; c++) {
-            duckdb_vector vec = duckdb_data_chunk_get_vector(chunk, c);
-            if (c == 0)
-                ts = duckdb_vector_get_data(vec);
-            else
-                col[c - 1] = duckdb_vector_get_data(vec);
-            /* the columns are NOT NULL: a NULL means the schema was changed */
-            uint64_t *valid = duckdb_vector_get_validity(vec);
-            for (idx_t i = 0; valid && i < rows && rc == AN_OK; i++)
-                if (!duckdb_validity_row_is_valid(valid, i))
-                    rc = an_err_set(err, AN_ERR_INTERNAL, "%s: NULL in column %d", what, (int)c);
-        }
-        for (idx_t i = 0; i < rows && rc == AN_OK; i++) {
-            an_candle k = {
-                an_duck_us_to_ms(ts[i]), col[0][i], col[1][i], col[2][i], col[3][i], col[4][i]};
-            rc = an_candles_push(out, &k, err);
-        }
-        duckdb_destroy_data_chunk(&chunk);
-    }
+            return an_err_set(err, AN_ERR_INTERNAL, "%s: column %d is not DOUBLE", o->what, (int)c);
+    const size_t n0 = o->out->n;
+    an_code rc = an_duck_each_chunk(r, candles_chunk, o, err);
     if (rc != AN_OK)
-        out->n = n0;
+        o->out->n = n0;
     return rc;
 }
 
@@ -215,7 +213,7 @@ static void append_range(char *sql, size_t cap, int pos, idx_t *np, ts_bounds bd
 typedef struct candle_query {
     const char *symbol, *tf; /* tf NULL: not a parameter */
     int64_t bucket_ms;       /* < 0: not a parameter */
-    ts_bounds bd;
+    ts_bounds bd;            /* set by query_candles */
     const an_query *q;
 } candle_query;
 
@@ -244,9 +242,19 @@ static int bind_candle_query(duckdb_prepared_statement st, const void *ctx)
     return ok ? (int)(p - 1) : -1;
 }
 
-static an_code query_candles(duck_store *ds, const char *sql, const candle_query *cq,
-                             const char *what, an_candles *out, an_err *err)
+/* Runs head (a SELECT through its WHERE on the key, parameters $1..$np)
+ * with cq's bounds, group (may be ""), the order on key and the limit
+ * appended. */
+static an_code query_candles(duck_store *ds, const char *head, idx_t np, const char *group,
+                             const char *key, candle_query *cq, const char *what, an_candles *out,
+                             an_err *err)
 {
+    cq->bd = bounds_of(cq->q);
+    if (cq->bd.none)
+        return AN_OK;
+    char sql[768];
+    int pos = snprintf(sql, sizeof sql, "%s", head);
+    append_range(sql, sizeof sql, pos, &np, cq->bd, cq->q, group, key);
     candles_out o = {out, what};
     return an_duck_run(ds, sql, bind_candle_query, cq, read_candles, &o, NULL, what, err);
 }
@@ -254,24 +262,17 @@ static an_code query_candles(duck_store *ds, const char *sql, const candle_query
 an_code an_duck_get_ohlc(an_store *s, const char *source, const char *symbol, const char *tf,
                          const an_query *q, an_candles *out, an_err *err)
 {
-    duck_store *ds = s->impl;
     if (strcmp(source, "ohlc_data") != 0 && strcmp(source, "ohlc_1h") != 0 &&
         strcmp(source, "ohlc_1d") != 0)
         return an_err_set(err, AN_ERR_INTERNAL, "get_ohlc_data: unknown source '%.16s'", source);
-    ts_bounds bd = bounds_of(q);
-    if (bd.none)
-        return AN_OK;
-    char sql[512];
-    idx_t np = 1;
-    int pos = snprintf(sql, sizeof sql,
-                       "SELECT \"timestamp\", open, high, low, close, volume FROM trading.%s "
-                       "WHERE symbol = $1",
-                       source);
-    if (tf)
-        pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " AND timeframe = $%d", (int)++np);
-    append_range(sql, sizeof sql, pos, &np, bd, q, "", "\"timestamp\"");
-    candle_query cq = {symbol, tf, -1, bd, q};
-    return query_candles(ds, sql, &cq, "get_ohlc_data", out, err);
+    char head[256];
+    snprintf(head, sizeof head,
+             "SELECT \"timestamp\", open, high, low, close, volume FROM trading.%s WHERE symbol ="
+             " $1%s",
+             source, tf ? " AND timeframe = $2" : "");
+    candle_query cq = {symbol, tf, -1, {0, 0, 0}, q};
+    return query_candles(s->impl, head, tf ? 2 : 1, "", "\"timestamp\"", &cq, "get_ohlc_data", out,
+                         err);
 }
 
 /* Buckets over ohlc_data with time_bucket on the epoch; arg_min/arg_max
@@ -279,20 +280,13 @@ an_code an_duck_get_ohlc(an_store *s, const char *source, const char *symbol, co
 an_code an_duck_get_bucketed(an_store *s, const char *symbol, const char *tf, int64_t bucket_ms,
                              const an_query *q, an_candles *out, an_err *err)
 {
-    duck_store *ds = s->impl;
-    ts_bounds bd = bounds_of(q);
-    if (bd.none)
-        return AN_OK;
-    char sql[768];
-    idx_t np = 3;
-    int pos = snprintf(sql, sizeof sql,
-                       "SELECT time_bucket(to_milliseconds($3), \"timestamp\", TIMESTAMP "
-                       "'1970-01-01') AS b, arg_min(open, \"timestamp\"), max(high), min(low), "
-                       "arg_max(close, \"timestamp\"), sum(volume) FROM trading.ohlc_data "
-                       "WHERE symbol = $1 AND timeframe = $2");
-    append_range(sql, sizeof sql, pos, &np, bd, q, " GROUP BY b", "b");
-    candle_query cq = {symbol, tf, bucket_ms, bd, q};
-    return query_candles(ds, sql, &cq, "get bucketed candles", out, err);
+    candle_query cq = {symbol, tf, bucket_ms, {0, 0, 0}, q};
+    return query_candles(s->impl,
+                         "SELECT time_bucket(to_milliseconds($3), \"timestamp\", TIMESTAMP "
+                         "'1970-01-01') AS b, arg_min(open, \"timestamp\"), max(high), min(low), "
+                         "arg_max(close, \"timestamp\"), sum(volume) FROM trading.ohlc_data "
+                         "WHERE symbol = $1 AND timeframe = $2",
+                         3, " GROUP BY b", "b", &cq, "get bucketed candles", out, err);
 }
 
 an_code an_duck_latest(an_store *s, const char *symbol, const char *tf, int64_t *ts, int *found,
@@ -363,19 +357,15 @@ typedef struct closes_out {
     void *ctx;
 } closes_out;
 
-static an_code read_closes(duckdb_result *r, void *ctx, an_err *err)
+static an_code closes_chunk(duckdb_data_chunk chunk, idx_t rows, void *ctx, an_err *err)
 {
     closes_out *o = ctx;
-    an_code rc = AN_OK;
-    duckdb_data_chunk chunk;
-    while (rc == AN_OK && (chunk = duckdb_fetch_chunk(*r)) != NULL) {
-        idx_t rows = duckdb_data_chunk_get_size(chunk);
-        const int64_t *ts = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 0));
-        const double *close = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 1));
-        rc = o->cb(o->ctx, ts, close, rows, err);
-        duckdb_destroy_data_chunk(&chunk);
-    }
-    return rc;
+    return o->cb(o->ctx, an_duck_column(chunk, 0), an_duck_column(chunk, 1), rows, err);
+}
+
+static an_code read_closes(duckdb_result *r, void *ctx, an_err *err)
+{
+    return an_duck_each_chunk(r, closes_chunk, ctx, err);
 }
 
 static int bind_export(duckdb_prepared_statement st, const void *ctx)

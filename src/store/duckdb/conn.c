@@ -245,6 +245,24 @@ static char *value_or_null(duckdb_result *r, idx_t col, idx_t row)
     return out;
 }
 
+/* ---- reading whole chunks ------------------------------------------------ */
+
+an_code an_duck_each_chunk(duckdb_result *r, an_duck_chunk_fn fn, void *ctx, an_err *err)
+{
+    an_code rc = AN_OK;
+    duckdb_data_chunk chunk;
+    while (rc == AN_OK && (chunk = duckdb_fetch_chunk(*r)) != NULL) {
+        rc = fn(chunk, duckdb_data_chunk_get_size(chunk), ctx, err);
+        duckdb_destroy_data_chunk(&chunk);
+    }
+    return rc;
+}
+
+void *an_duck_column(duckdb_data_chunk chunk, idx_t col)
+{
+    return duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, col));
+}
+
 /* ---- reading rows into structs (rows.c's field tables) ------------------ */
 
 static void fill_fields(const void *res, size_t row, const an_fields *f, void *elem)

@@ -80,6 +80,13 @@ typedef struct an_duck_key {
 } an_duck_key;
 int an_duck_bind_key(duckdb_prepared_statement st, const void *ctx);
 
+/* Hands each data chunk of r to fn (rows: the chunk's size) until fn
+ * fails; the chunks are freed here. */
+typedef an_code (*an_duck_chunk_fn)(duckdb_data_chunk chunk, idx_t rows, void *ctx, an_err *err);
+an_code an_duck_each_chunk(duckdb_result *r, an_duck_chunk_fn fn, void *ctx, an_err *err);
+/* The data of a chunk's column col. */
+void *an_duck_column(duckdb_data_chunk chunk, idx_t col);
+
 /* Readers (an_duck_reader) by rows.c's field tables: every row into an
  * an_store_rows (ctx), or the first row into an an_store_one (ctx). */
 an_code an_duck_read_rows(duckdb_result *r, void *ctx, an_err *err);

@@ -79,22 +79,22 @@ static int bind_points(duckdb_prepared_statement st, const void *ctx)
     return ok ? (int)(p - 1) : -1;
 }
 
+/* Rows of (ms, name, value) appended to an an_indicator_points. */
+static an_code points_chunk(duckdb_data_chunk chunk, idx_t rows, void *ctx, an_err *err)
+{
+    const int64_t *ts = an_duck_column(chunk, 0);
+    duckdb_string_t *nm = an_duck_column(chunk, 1);
+    const double *val = an_duck_column(chunk, 2);
+    an_code rc = AN_OK;
+    for (idx_t i = 0; i < rows && rc == AN_OK; i++)
+        rc = an_store_points_push(ctx, ts[i], duckdb_string_t_data(&nm[i]),
+                                  duckdb_string_t_length(nm[i]), val[i], err);
+    return rc;
+}
+
 static an_code read_points(duckdb_result *r, void *ctx, an_err *err)
 {
-    an_indicator_points *out = ctx;
-    an_code rc = AN_OK;
-    duckdb_data_chunk chunk;
-    while (rc == AN_OK && (chunk = duckdb_fetch_chunk(*r)) != NULL) {
-        idx_t rows = duckdb_data_chunk_get_size(chunk);
-        const int64_t *ts = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 0));
-        duckdb_string_t *nm = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 1));
-        const double *val = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 2));
-        for (idx_t i = 0; i < rows && rc == AN_OK; i++)
-            rc = an_store_points_push(out, ts[i], duckdb_string_t_data(&nm[i]),
-                                      duckdb_string_t_length(nm[i]), val[i], err);
-        duckdb_destroy_data_chunk(&chunk);
-    }
-    return rc;
+    return an_duck_each_chunk(r, points_chunk, ctx, err);
 }
 
 an_code an_duck_get_indicators(an_store *s, const char *symbol, const char *tf, const char *name,

@@ -24,16 +24,14 @@ static int bind_texts(duckdb_prepared_statement st, const void *ctx)
     return t->n;
 }
 
-/* The first value of the result as a malloc'd string. (an_duck_bind_text
- * binds "" as NULL: the filters below take either for "any".) */
-static an_code read_text(duckdb_result *r, void *ctx, an_err *err)
+/* The SQL reads one row: the JSON text, never NULL (coalesce).
+ * (an_duck_bind_text binds "" as NULL: the filters take either for "any".) */
+static an_code json_query(an_store *s, const char *sql, const texts *t, char **json,
+                          const char *what, an_err *err)
 {
-    char **out = ctx;
-    char *v = duckdb_row_count(r) > 0 ? duckdb_value_varchar(r, 0, 0) : NULL;
-    *out = v ? strdup(v) : NULL;
-    if (v)
-        duckdb_free(v);
-    return *out ? AN_OK : an_err_set(err, AN_ERR_NOMEM, "optimizer results: out of memory");
+    int found = 0;
+    an_store_one one = {&AN_TEXT_DUP_FIELDS, json, &found};
+    return an_duck_run(s->impl, sql, bind_texts, t, an_duck_read_one, &one, NULL, what, err);
 }
 
 an_code an_duck_put_opt_results(an_store *s, const char *rows_json, an_err *err)
@@ -61,9 +59,8 @@ an_code an_duck_opt_runs(an_store *s, long limit, char **json, an_err *err)
     snprintf(lim, sizeof lim, "%ld", limit);
     const char *v[1] = {lim};
     texts t = {v, 1};
-    *json = NULL;
-    return an_duck_run(
-        s->impl,
+    return json_query(
+        s,
         "SELECT coalesce(to_json(list(r ORDER BY r.created_ms DESC))::VARCHAR, '[]') FROM ("
         " SELECT g.*, (SELECT json_object('symbol', b.symbol, 'sample', b.sample, 'parameters',"
         " json(b.parameters), 'metrics', json(b.metrics)) FROM optimization.results b"
@@ -78,7 +75,7 @@ an_code an_duck_opt_runs(an_store *s, long limit, char **json, an_err *err)
                                " WHERE run_id IS NOT NULL GROUP BY run_id ORDER BY min(created_at) "
                                "DESC"
                                " LIMIT $1::BIGINT) g) r",
-        bind_texts, &t, read_text, json, NULL, "read optimizer runs", err);
+        &t, json, "read optimizer runs", err);
 }
 
 an_code an_duck_opt_results(an_store *s, const char *run_id, const char *symbol, const char *sort,
@@ -98,7 +95,5 @@ an_code an_duck_opt_results(an_store *s, const char *run_id, const char *symbol,
              DUCK_ISO("created_at"), sort, ascending ? "ASC" : "DESC");
     const char *v[3] = {run_id, symbol, lim};
     texts t = {v, 3};
-    *json = NULL;
-    return an_duck_run(s->impl, sql, bind_texts, &t, read_text, json, NULL,
-                       "read optimizer results", err);
+    return json_query(s, sql, &t, json, "read optimizer results", err);
 }

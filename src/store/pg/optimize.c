@@ -9,30 +9,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-typedef struct opt_query {
-    const char *sql, *what;
-    int n;
-    const char *const *params;
-    char **out; /* the first value, malloc'd */
-} opt_query;
-
-static an_code query_job(PGconn *c, void *ctx, an_err *err)
+/* The SQL reads one row: the JSON text, never NULL (coalesce). */
+static an_code json_query(an_store *s, const char *sql, int n, const char *const *params,
+                          char **json, const char *what, an_err *err)
 {
-    opt_query *q = ctx;
-    if (!q->out) {
-        PGresult *r = PQexecParams(c, q->sql, q->n, NULL, q->params, NULL, NULL, 0);
-        an_code rc =
-            PQresultStatus(r) == PGRES_COMMAND_OK ? AN_OK : an_pg_res_error(r, c, q->what, err);
-        PQclear(r);
-        return rc;
-    }
-    return an_pg_query_value(c, q->sql, q->n, q->params, q->out, q->what, err);
+    int found = 0;
+    an_store_one one = {&AN_TEXT_DUP_FIELDS, json, &found};
+    return an_pg_exec(s->impl, sql, n, params, an_pg_read_one, &one, NULL, what, err);
 }
 
 an_code an_pg_put_opt_results(an_store *s, const char *rows_json, an_err *err)
 {
     const char *params[1] = {rows_json};
-    opt_query q = {
+    return an_pg_exec(
+        s->impl,
         "INSERT INTO optimization.results (run_id, symbol, strategy, timeframe, parameters,"
         " metrics, period_start, period_end, sample) SELECT r.run_id, r.symbol, r.strategy,"
         " r.timeframe, r.parameters, r.metrics,"
@@ -41,18 +31,16 @@ an_code an_pg_put_opt_results(an_store *s, const char *rows_json, an_err *err)
         " FROM jsonb_to_recordset($1::jsonb) AS r(run_id text, symbol text, strategy text,"
         " timeframe text, parameters jsonb, metrics jsonb, period_start int8, period_end int8,"
         " sample text)",
-        "save optimizer results", 1, params, NULL};
-    return an_pg_with_conn(s->impl, query_job, &q, err);
+        1, params, NULL, NULL, NULL, "save optimizer results", err);
 }
-
-#define PG_MS(col) "(extract(epoch FROM " col ") * 1000)::int8"
 
 an_code an_pg_opt_runs(an_store *s, long limit, char **json, an_err *err)
 {
     char lim[24];
     snprintf(lim, sizeof lim, "%ld", limit);
     const char *params[1] = {lim};
-    opt_query q = {
+    return json_query(
+        s,
         "SELECT coalesce(json_agg(r ORDER BY r.created_ms DESC), '[]'::json)::text FROM ("
         " SELECT g.*, (SELECT json_build_object('symbol', b.symbol, 'sample', b.sample,"
         " 'parameters', b.parameters, 'metrics', b.metrics) FROM optimization.results b"
@@ -61,26 +49,13 @@ an_code an_pg_opt_runs(an_store *s, long limit, char **json, an_err *err)
         " FROM (SELECT run_id, min(strategy) AS strategy, min(timeframe) AS timeframe,"
         " array_agg(DISTINCT symbol ORDER BY symbol) AS symbols,"
         " array_agg(DISTINCT sample ORDER BY sample) AS samples, count(*) AS rows,"
-        " " PG_MS(
-            "min(period_start)") " AS period_start,"
-                                 " " PG_MS(
-                                     "max(period_end)") " AS period_end,"
-                                                        " to_char(min(created_at) AT TIME ZONE "
-                                                        "'UTC', "
-                                                        "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-                                                        " AS created_at, " PG_MS(
-                                                            "min(created_at)") " AS created_ms"
-                                                                               " FROM "
-                                                                               "optimization."
-                                                                               "results WHERE "
-                                                                               "run_id IS NOT NULL "
-                                                                               "GROUP BY run_id"
-                                                                               " ORDER BY "
-                                                                               "min(created_at) "
-                                                                               "DESC LIMIT "
-                                                                               "$1::int8) g) r",
-        "read optimizer runs", 1, params, json};
-    return an_pg_with_conn(s->impl, query_job, &q, err);
+        " (extract(epoch FROM min(period_start)) * 1000)::int8 AS period_start,"
+        " (extract(epoch FROM max(period_end)) * 1000)::int8 AS period_end,"
+        " to_char(min(created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+        " AS created_at, (extract(epoch FROM min(created_at)) * 1000)::int8 AS created_ms"
+        " FROM optimization.results WHERE run_id IS NOT NULL GROUP BY run_id"
+        " ORDER BY min(created_at) DESC LIMIT $1::int8) g) r",
+        1, params, json, "read optimizer runs", err);
 }
 
 an_code an_pg_opt_results(an_store *s, const char *run_id, const char *symbol, const char *sort,
@@ -89,22 +64,16 @@ an_code an_pg_opt_results(an_store *s, const char *run_id, const char *symbol, c
     char lim[24], sql[2048];
     snprintf(lim, sizeof lim, "%ld", limit);
     /* sort is a metric name (store.c checked it) */
-    snprintf(
-        sql, sizeof sql,
-        "SELECT coalesce(json_agg(t), '[]'::json)::text FROM (SELECT id, run_id, symbol,"
-        " strategy, timeframe, parameters, metrics, " PG_MS(
-            "period_start") " AS period_start,"
-                            " " PG_MS("period_end") " AS period_end, sample, to_char(created_at AT "
-                                                    "TIME ZONE"
-                                                    " 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
-                                                    "AS created_at"
-                                                    " FROM optimization.results WHERE ($1 = '' OR "
-                                                    "run_id = $1) AND ($2 = '' OR"
-                                                    " symbol = $2) ORDER BY "
-                                                    "(metrics->>'%s')::float8 %s NULLS LAST, id"
-                                                    " LIMIT $3::int8) t",
-        sort, ascending ? "ASC" : "DESC");
+    snprintf(sql, sizeof sql,
+             "SELECT coalesce(json_agg(t), '[]'::json)::text FROM (SELECT id, run_id, symbol,"
+             " strategy, timeframe, parameters, metrics,"
+             " (extract(epoch FROM period_start) * 1000)::int8 AS period_start,"
+             " (extract(epoch FROM period_end) * 1000)::int8 AS period_end, sample,"
+             " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+             " AS created_at FROM optimization.results WHERE ($1 = '' OR run_id = $1)"
+             " AND ($2 = '' OR symbol = $2) ORDER BY (metrics->>'%s')::float8 %s NULLS LAST, id"
+             " LIMIT $3::int8) t",
+             sort, ascending ? "ASC" : "DESC");
     const char *params[3] = {run_id, symbol, lim};
-    opt_query q = {sql, "read optimizer results", 3, params, json};
-    return an_pg_with_conn(s->impl, query_job, &q, err);
+    return json_query(s, sql, 3, params, json, "read optimizer results", err);
 }
