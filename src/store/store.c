@@ -130,29 +130,34 @@ static an_code check_query(const an_query *q, an_err *err)
     return AN_OK;
 }
 
-/* The candles of src (q NULL: all of them) once the key is checked. */
-static an_code get_candles(an_store *s, const char *src, const char *symbol, const char *tf,
-                           const an_query *q, an_candles *out, an_err *err)
+/* The checks of a read: the key and *q, which is pointed at all (the whole
+ * range) when NULL. */
+static an_code check_read(const char *symbol, const char *tf, const an_query **q, an_query *all,
+                          an_err *err)
 {
-    an_query all = an_query_all();
-    if (!q)
-        q = &all;
-    if (check_query(q, err) != AN_OK)
+    *all = an_query_all();
+    if (!*q)
+        *q = all;
+    if (check_key(symbol, tf, err) != AN_OK || check_query(*q, err) != AN_OK)
         return AN_ERR_INVALID;
-    return s->ops->get_ohlc(s, src, symbol, tf, q, out, err);
+    return AN_OK;
 }
 
 an_code an_store_get_ohlc(an_store *s, const char *symbol, const char *timeframe, const an_query *q,
                           an_candles *out, an_err *err)
 {
-    if (check_key(symbol, timeframe, err) != AN_OK)
+    an_query all;
+    if (check_read(symbol, timeframe, &q, &all, err) != AN_OK)
         return AN_ERR_INVALID;
-    return get_candles(s, "ohlc_data", symbol, timeframe, q, out, err);
+    return s->ops->get_ohlc(s, "ohlc_data", symbol, timeframe, q, out, err);
 }
 
 an_code an_store_get_rollup(an_store *s, const char *symbol, const char *rollup, const an_query *q,
                             an_candles *out, an_err *err)
 {
+    an_query all = an_query_all();
+    if (!q)
+        q = &all;
     if (an_symbol_validate(symbol, err) != AN_OK)
         return AN_ERR_INVALID;
     const char *src;
@@ -163,7 +168,9 @@ an_code an_store_get_rollup(an_store *s, const char *symbol, const char *rollup,
     else
         return an_err_set(err, AN_ERR_INVALID, "no rollup '%.16s': there are 1h and 1d",
                           rollup ? rollup : "(null)");
-    return get_candles(s, src, symbol, NULL, q, out, err);
+    if (check_query(q, err) != AN_OK)
+        return AN_ERR_INVALID;
+    return s->ops->get_ohlc(s, src, symbol, NULL, q, out, err);
 }
 
 /* The first multiple of b at or after v (b > 0), saturating. */
@@ -181,18 +188,14 @@ an_code an_store_get_ohlc_bucketed(an_store *s, const char *symbol, const char *
                                    int64_t bucket_ms, const an_query *q, an_candles *out,
                                    an_err *err)
 {
-    an_query all = an_query_all();
-    if (!q)
-        q = &all;
-    if (check_key(symbol, src_tf, err) != AN_OK)
+    an_query all;
+    if (check_read(symbol, src_tf, &q, &all, err) != AN_OK)
         return AN_ERR_INVALID;
     int64_t tf_ms = an_timeframe_ms(src_tf, NULL);
     if (tf_ms <= 0 || bucket_ms <= 0 || bucket_ms % tf_ms != 0)
         return an_err_set(err, AN_ERR_INVALID,
                           "cannot bucket %s candles into %" PRId64 " ms: not a multiple", src_tf,
                           bucket_ms);
-    if (check_query(q, err) != AN_OK)
-        return AN_ERR_INVALID;
     /* a bucket opens in [start, end) exactly when its first candle does
      * after both bounds are moved up to the next bucket boundary */
     an_query aq = *q;
@@ -306,15 +309,11 @@ an_code an_store_get_indicators(an_store *s, const char *symbol, const char *tim
                                 const char *name, const an_query *q, an_indicator_points *out,
                                 an_err *err)
 {
-    an_query all = an_query_all();
-    if (!q)
-        q = &all;
-    if (check_key(symbol, timeframe, err) != AN_OK)
+    an_query all;
+    if (check_read(symbol, timeframe, &q, &all, err) != AN_OK)
         return AN_ERR_INVALID;
     if (name && !valid_name(name))
         return an_err_set(err, AN_ERR_INVALID, "invalid indicator name '%.40s'", name);
-    if (check_query(q, err) != AN_OK)
-        return AN_ERR_INVALID;
     return s->ops->get_indicators(s, symbol, timeframe, name, q, out, err);
 }
 

@@ -140,6 +140,16 @@ extern const an_fields AN_TEXT_DUP_FIELDS;
 /* One int64 (0 for NULL). */
 extern const an_fields AN_INT64_FIELDS;
 
+/* What follows a task run's INSERT to replace every column of an existing
+ * run (the same on every backend). */
+#define AN_TASK_REPLACE_SQL                                                                        \
+    "ON CONFLICT (id) DO UPDATE SET name = excluded.name, args = excluded.args,"                   \
+    " state = excluded.state, approach = excluded.approach, meta = excluded.meta,"                 \
+    " result = excluded.result, error = excluded.error, instance = excluded.instance,"             \
+    " symbol = excluded.symbol, slot = excluded.slot, created_at = excluded.created_at,"           \
+    " started_at = excluded.started_at, finished_at = excluded.finished_at,"                       \
+    " heartbeat_at = excluded.heartbeat_at"
+
 /* Fills one struct (elem) from row `row` of a backend's result res. */
 typedef void (*an_fill_fn)(const void *res, size_t row, const an_fields *f, void *elem);
 

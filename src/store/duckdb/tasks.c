@@ -97,14 +97,7 @@ an_code an_duck_task_claim(an_store *s, const an_task_row *r, int *inserted, an_
 an_code an_duck_task_put(an_store *s, const an_task_row *r, an_err *err)
 {
     char sql[1536];
-    snprintf(sql, sizeof sql,
-             "%s ON CONFLICT (id) DO UPDATE SET name = excluded.name, args = excluded.args,"
-             " state = excluded.state, approach = excluded.approach, meta = excluded.meta,"
-             " result = excluded.result, error = excluded.error, instance = excluded.instance,"
-             " symbol = excluded.symbol, slot = excluded.slot, created_at = excluded.created_at,"
-             " started_at = excluded.started_at, finished_at = excluded.finished_at,"
-             " heartbeat_at = excluded.heartbeat_at",
-             TASK_INSERT);
+    snprintf(sql, sizeof sql, "%s %s", TASK_INSERT, AN_TASK_REPLACE_SQL);
     return an_duck_run(s->impl, sql, bind_task, r, NULL, NULL, NULL, "save task run", err);
 }
 

@@ -64,14 +64,7 @@ an_code an_pg_task_put(an_store *s, const an_task_row *r, an_err *err)
     char ms[4][24];
     char sql[1536];
     task_params(r, p, ms);
-    snprintf(sql, sizeof sql,
-             "%s ON CONFLICT (id) DO UPDATE SET name = excluded.name, args = excluded.args,"
-             " state = excluded.state, approach = excluded.approach, meta = excluded.meta,"
-             " result = excluded.result, error = excluded.error, instance = excluded.instance,"
-             " symbol = excluded.symbol, slot = excluded.slot, created_at = excluded.created_at,"
-             " started_at = excluded.started_at, finished_at = excluded.finished_at,"
-             " heartbeat_at = excluded.heartbeat_at",
-             TASK_INSERT);
+    snprintf(sql, sizeof sql, "%s %s", TASK_INSERT, AN_TASK_REPLACE_SQL);
     return an_pg_exec(s->impl, sql, 15, p, NULL, NULL, NULL, "save task run", err);
 }
 
