@@ -401,39 +401,14 @@ static void pg_close(an_store *s)
     s->impl = NULL;
 }
 
-static const an_store_ops PG_OPS = {
-    .migrate = an_pg_migrate,
-    .check_schema = an_pg_check_schema,
-    .ping = an_pg_ping,
-    .insert_ohlc = an_pg_insert_ohlc,
-    .get_ohlc = an_pg_get_ohlc,
-    .get_bucketed = an_pg_get_bucketed,
-    .latest = an_pg_latest,
-    .refresh_rollups = an_pg_refresh_rollups,
-    .list_series = an_pg_list_series,
-    .upsert_indicators = an_pg_upsert_indicators,
-    .get_indicators = an_pg_get_indicators,
-    .get_run = an_pg_get_run,
-    .put_run = an_pg_put_run,
-    .export_closes = an_pg_export_closes,
-    .pg_conninfo = pg_conninfo,
-    .release_idle = pg_release_idle,
-    .close = pg_close,
-    .task_claim = an_pg_task_claim,
-    .task_put = an_pg_task_put,
-    .task_heartbeat = an_pg_task_heartbeat,
-    .task_get = an_pg_task_get,
-    .task_list = an_pg_task_list,
-    .task_interrupt = an_pg_task_interrupt,
-    .task_delete = an_pg_task_delete,
-    .try_lock = an_pg_try_lock,
-    .unlock = an_pg_unlock,
-    .list_indicator_series = an_pg_list_indicator_series,
-    .delete_range = an_pg_delete_range,
-    .put_opt_results = an_pg_put_opt_results,
-    .opt_runs = an_pg_opt_runs,
-    .opt_results = an_pg_opt_results,
-};
+#define AN_PG_OP(op) .op = an_pg_##op,
+static const an_store_ops PG_OPS = {.try_lock = an_pg_try_lock,
+                                    .unlock = an_pg_unlock,
+                                    .pg_conninfo = pg_conninfo,
+                                    .release_idle = pg_release_idle,
+                                    .close = pg_close,
+                                    /* and every op of AN_STORE_OPS: an_pg_OP */
+                                    AN_STORE_OPS(AN_PG_OP)};
 
 /* ---- open --------------------------------------------------------------- */
 
