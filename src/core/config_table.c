@@ -514,4 +514,5 @@ const an_cfg_def an_cfg_table[AN_CFG__COUNT] = {
     [AN_CFG_SINCE] = {.flag = "since", .type = T_STR, .help = "start time (YYYY-MM-DD[THH:MM])"},
     [AN_CFG_UNTIL] = {.flag = "until", .type = T_STR, .help = "end time (exclusive)"},
 };
-_Static_assert(sizeof an_cfg_table / sizeof an_cfg_table[0] == AN_CFG__COUNT, "one table entry per an_cfg_key");
+_Static_assert(sizeof an_cfg_table / sizeof an_cfg_table[0] == AN_CFG__COUNT,
+               "one table entry per an_cfg_key");

@@ -155,18 +155,24 @@ static an_code check_query(const an_query *q, an_err *err)
     return AN_OK;
 }
 
+/* The checks of a read: the key and *q, which is pointed at all (the whole
+ * range) when NULL. */
+static an_code check_read(const char *symbol, const char *tf, const an_query **q, an_query *all,
+                          an_err *err)
+{
+    *all = an_query_all();
+    if (!*q)
+        *q = all;
+    if (check_key(symbol, tf, err) != AN_OK || check_query(*q, err) != AN_OK)
+        return AN_ERR_INVALID;
+    return AN_OK;
+}
+
 an_code an_store_get_ohlc(an_store *s, const char *symbol, const char *timeframe, const an_query *q,
                           an_candles *out, an_err *err)
 {
-    an_query all = an_query_all();
-    if (!q)
-        q = &all;
-    if (an_symbol_validate(symbol, err) != AN_OK)
-        return AN_ERR_INVALID;
-    if (!an_timeframe_valid(timeframe))
-        return an_err_set(err, AN_ERR_INVALID, "unknown timeframe '%.16s'",
-                          timeframe ? timeframe : "(null)");
-    if (check_query(q, err) != AN_OK)
+    an_query all;
+    if (check_read(symbol, timeframe, &q, &all, err) != AN_OK)
         return AN_ERR_INVALID;
     return s->ops->get_ohlc(s, "ohlc_data", symbol, timeframe, q, out, err);
 }
@@ -207,18 +213,14 @@ an_code an_store_get_ohlc_bucketed(an_store *s, const char *symbol, const char *
                                    int64_t bucket_ms, const an_query *q, an_candles *out,
                                    an_err *err)
 {
-    an_query all = an_query_all();
-    if (!q)
-        q = &all;
-    if (check_key(symbol, src_tf, err) != AN_OK)
+    an_query all;
+    if (check_read(symbol, src_tf, &q, &all, err) != AN_OK)
         return AN_ERR_INVALID;
     int64_t tf_ms = an_timeframe_ms(src_tf, NULL);
     if (tf_ms <= 0 || bucket_ms <= 0 || bucket_ms % tf_ms != 0)
         return an_err_set(err, AN_ERR_INVALID,
                           "cannot bucket %s candles into %" PRId64 " ms: not a multiple", src_tf,
                           bucket_ms);
-    if (check_query(q, err) != AN_OK)
-        return AN_ERR_INVALID;
     /* a bucket opens in [start, end) exactly when its first candle does
      * after both bounds are moved up to the next bucket boundary */
     an_query aq = *q;
@@ -236,11 +238,8 @@ an_code an_store_get_latest_timestamp(an_store *s, const char *symbol, const cha
 {
     *found = 0;
     *ts = 0;
-    if (an_symbol_validate(symbol, err) != AN_OK)
+    if (check_key(symbol, timeframe, err) != AN_OK)
         return AN_ERR_INVALID;
-    if (!an_timeframe_valid(timeframe))
-        return an_err_set(err, AN_ERR_INVALID, "unknown timeframe '%.16s'",
-                          timeframe ? timeframe : "(null)");
     return s->ops->latest(s, symbol, timeframe, ts, found, err);
 }
 
@@ -335,15 +334,11 @@ an_code an_store_get_indicators(an_store *s, const char *symbol, const char *tim
                                 const char *name, const an_query *q, an_indicator_points *out,
                                 an_err *err)
 {
-    an_query all = an_query_all();
-    if (!q)
-        q = &all;
-    if (check_key(symbol, timeframe, err) != AN_OK)
+    an_query all;
+    if (check_read(symbol, timeframe, &q, &all, err) != AN_OK)
         return AN_ERR_INVALID;
     if (name && !valid_name(name))
         return an_err_set(err, AN_ERR_INVALID, "invalid indicator name '%.40s'", name);
-    if (check_query(q, err) != AN_OK)
-        return AN_ERR_INVALID;
     return s->ops->get_indicators(s, symbol, timeframe, name, q, out, err);
 }
 
@@ -500,12 +495,21 @@ an_code an_store_opt_run_spec(an_store *s, const char *run_id, char **json, an_e
     return s->ops->opt_run_spec(s, run_id, json, err);
 }
 
+/* The optimizer queries always yield one JSON text: none after AN_OK means
+ * its copy ran out of memory. */
+static an_code json_or_nomem(an_code rc, char **json, const char *what, an_err *err)
+{
+    if (rc == AN_OK && !*json)
+        return an_err_set(err, AN_ERR_NOMEM, "%s: out of memory", what);
+    return rc;
+}
+
 an_code an_store_opt_runs(an_store *s, long limit, char **json, an_err *err)
 {
     *json = NULL;
     if (!s || limit < 1)
         return an_err_set(err, AN_ERR_INVALID, "optimizer runs: no store or a limit < 1");
-    return s->ops->opt_runs(s, limit, json, err);
+    return json_or_nomem(s->ops->opt_runs(s, limit, json, err), json, "optimizer runs", err);
 }
 
 an_code an_store_opt_results(an_store *s, const char *run_id, const char *symbol,
@@ -524,6 +528,8 @@ an_code an_store_opt_results(an_store *s, const char *run_id, const char *symbol
         ok |= strcmp(sort, keys[i]) == 0;
     if (!ok)
         return an_err_set(err, AN_ERR_INVALID, "optimizer results: unknown sort metric");
-    return s->ops->opt_results(s, run_id ? run_id : "", symbol ? symbol : "", sample ? sample : "",
-                               sort, strcmp(sort, "max_drawdown") == 0, limit, json, err);
+    an_code rc =
+        s->ops->opt_results(s, run_id ? run_id : "", symbol ? symbol : "", sample ? sample : "",
+                            sort, strcmp(sort, "max_drawdown") == 0, limit, json, err);
+    return json_or_nomem(rc, json, "optimizer results", err);
 }

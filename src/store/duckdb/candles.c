@@ -139,50 +139,48 @@ an_code an_duck_insert_ohlc(an_store *s, const char *symbol, const char *tf, con
 typedef struct candles_out {
     an_candles *out;
     const char *what;
+    idx_t ncol; /* 6, or 7 with a bucketed read's candle count */
 } candles_out;
+
+static an_code candles_chunk(duckdb_data_chunk chunk, idx_t rows, void *ctx, an_err *err)
+{
+    candles_out *o = ctx;
+    const int64_t *ts = an_duck_column(chunk, 0);
+    const int64_t *cnt = o->ncol == 7 ? an_duck_column(chunk, 6) : NULL;
+    const double *col[5];
+    for (idx_t c = 0; c < o->ncol; c++) {
+        if (c > 0 && c < 6)
+            col[c - 1] = an_duck_column(chunk, c);
+        /* the columns are NOT NULL: a NULL means the schema was changed */
+        uint64_t *valid = duckdb_vector_get_validity(duckdb_data_chunk_get_vector(chunk, c));
+        for (idx_t i = 0; valid && i < rows; i++)
+            if (!duckdb_validity_row_is_valid(valid, i))
+                return an_err_set(err, AN_ERR_INTERNAL, "%s: NULL in column %d", o->what, (int)c);
+    }
+    an_code rc = AN_OK;
+    for (idx_t i = 0; i < rows && rc == AN_OK; i++) {
+        an_candle k = {
+            an_duck_us_to_ms(ts[i]), col[0][i], col[1][i], col[2][i], col[3][i], col[4][i],
+            cnt ? cnt[i] : 0};
+        rc = an_candles_push(o->out, &k, err);
+    }
+    return rc;
+}
 
 static an_code read_candles(duckdb_result *r, void *ctx, an_err *err)
 {
-    an_candles *out = ((candles_out *)ctx)->out;
-    const char *what = ((candles_out *)ctx)->what;
-    idx_t ncol = duckdb_column_count(r); /* 7: a bucketed read's count */
-    if ((ncol != 6 && ncol != 7) || duckdb_column_type(r, 0) != DUCKDB_TYPE_TIMESTAMP ||
-        (ncol == 7 && duckdb_column_type(r, 6) != DUCKDB_TYPE_BIGINT))
-        return an_err_set(err, AN_ERR_INTERNAL, "%s: unexpected result shape", what);
+    candles_out *o = ctx;
+    o->ncol = duckdb_column_count(r); /* 7: a bucketed read's count */
+    if ((o->ncol != 6 && o->ncol != 7) || duckdb_column_type(r, 0) != DUCKDB_TYPE_TIMESTAMP ||
+        (o->ncol == 7 && duckdb_column_type(r, 6) != DUCKDB_TYPE_BIGINT))
+        return an_err_set(err, AN_ERR_INTERNAL, "%s: unexpected result shape", o->what);
     for (idx_t c = 1; c < 6; c++)
         if (duckdb_column_type(r, c) != DUCKDB_TYPE_DOUBLE)
-            return an_err_set(err, AN_ERR_INTERNAL, "%s: column %d is not DOUBLE", what, (int)c);
-    const size_t n0 = out->n;
-    an_code rc = AN_OK;
-    duckdb_data_chunk chunk;
-    while (rc == AN_OK && (chunk = duckdb_fetch_chunk(*r)) != NULL) {
-        idx_t rows = duckdb_data_chunk_get_size(chunk);
-        const int64_t *ts = NULL, *cnt = NULL;
-        const double *col[5];
-        for (idx_t c = 0; c < ncol; c++) {
-            duckdb_vector vec = duckdb_data_chunk_get_vector(chunk, c);
-            if (c == 0)
-                ts = duckdb_vector_get_data(vec);
-            else if (c == 6)
-                cnt = duckdb_vector_get_data(vec);
-            else
-                col[c - 1] = duckdb_vector_get_data(vec);
-            /* the columns are NOT NULL: a NULL means the schema was changed */
-            uint64_t *valid = duckdb_vector_get_validity(vec);
-            for (idx_t i = 0; valid && i < rows && rc == AN_OK; i++)
-                if (!duckdb_validity_row_is_valid(valid, i))
-                    rc = an_err_set(err, AN_ERR_INTERNAL, "%s: NULL in column %d", what, (int)c);
-        }
-        for (idx_t i = 0; i < rows && rc == AN_OK; i++) {
-            an_candle k = {
-                an_duck_us_to_ms(ts[i]), col[0][i], col[1][i], col[2][i], col[3][i], col[4][i],
-                cnt ? cnt[i] : 0};
-            rc = an_candles_push(out, &k, err);
-        }
-        duckdb_destroy_data_chunk(&chunk);
-    }
+            return an_err_set(err, AN_ERR_INTERNAL, "%s: column %d is not DOUBLE", o->what, (int)c);
+    const size_t n0 = o->out->n;
+    an_code rc = an_duck_each_chunk(r, candles_chunk, o, err);
     if (rc != AN_OK)
-        out->n = n0;
+        o->out->n = n0;
     return rc;
 }
 
@@ -220,7 +218,7 @@ static void append_range(char *sql, size_t cap, int pos, idx_t *np, ts_bounds bd
 typedef struct candle_query {
     const char *symbol, *tf; /* tf NULL: not a parameter */
     int64_t bucket_ms;       /* < 0: not a parameter */
-    ts_bounds bd;
+    ts_bounds bd;            /* set by query_candles */
     const an_query *q;
 } candle_query;
 
@@ -249,34 +247,37 @@ static int bind_candle_query(duckdb_prepared_statement st, const void *ctx)
     return ok ? (int)(p - 1) : -1;
 }
 
-static an_code query_candles(duck_store *ds, const char *sql, const candle_query *cq,
-                             const char *what, an_candles *out, an_err *err)
+/* Runs head (a SELECT through its WHERE on the key, parameters $1..$np)
+ * with cq's bounds, group (may be ""), the order on key and the limit
+ * appended. */
+static an_code query_candles(duck_store *ds, const char *head, idx_t np, const char *group,
+                             const char *key, candle_query *cq, const char *what, an_candles *out,
+                             an_err *err)
 {
-    candles_out o = {out, what};
+    cq->bd = bounds_of(cq->q);
+    if (cq->bd.none)
+        return AN_OK;
+    char sql[768];
+    int pos = snprintf(sql, sizeof sql, "%s", head);
+    append_range(sql, sizeof sql, pos, &np, cq->bd, cq->q, group, key);
+    candles_out o = {out, what, 0};
     return an_duck_run(ds, sql, bind_candle_query, cq, read_candles, &o, NULL, what, err);
 }
 
 an_code an_duck_get_ohlc(an_store *s, const char *source, const char *symbol, const char *tf,
                          const an_query *q, an_candles *out, an_err *err)
 {
-    duck_store *ds = s->impl;
     if (strcmp(source, "ohlc_data") != 0 && strcmp(source, "ohlc_1h") != 0 &&
         strcmp(source, "ohlc_1d") != 0)
         return an_err_set(err, AN_ERR_INTERNAL, "get_ohlc_data: unknown source '%.16s'", source);
-    ts_bounds bd = bounds_of(q);
-    if (bd.none)
-        return AN_OK;
-    char sql[512];
-    idx_t np = 1;
-    int pos = snprintf(sql, sizeof sql,
-                       "SELECT \"timestamp\", open, high, low, close, volume FROM trading.%s "
-                       "WHERE symbol = $1",
-                       source);
-    if (tf)
-        pos += snprintf(sql + pos, sizeof sql - (size_t)pos, " AND timeframe = $%d", (int)++np);
-    append_range(sql, sizeof sql, pos, &np, bd, q, "", "\"timestamp\"");
-    candle_query cq = {symbol, tf, -1, bd, q};
-    return query_candles(ds, sql, &cq, "get_ohlc_data", out, err);
+    char head[256];
+    snprintf(head, sizeof head,
+             "SELECT \"timestamp\", open, high, low, close, volume FROM trading.%s WHERE symbol ="
+             " $1%s",
+             source, tf ? " AND timeframe = $2" : "");
+    candle_query cq = {symbol, tf, -1, {0, 0, 0}, q};
+    return query_candles(s->impl, head, tf ? 2 : 1, "", "\"timestamp\"", &cq, "get_ohlc_data", out,
+                         err);
 }
 
 /* Buckets over ohlc_data with time_bucket on the epoch; arg_min/arg_max
@@ -284,50 +285,25 @@ an_code an_duck_get_ohlc(an_store *s, const char *source, const char *symbol, co
 an_code an_duck_get_bucketed(an_store *s, const char *symbol, const char *tf, int64_t bucket_ms,
                              const an_query *q, an_candles *out, an_err *err)
 {
-    duck_store *ds = s->impl;
-    ts_bounds bd = bounds_of(q);
-    if (bd.none)
-        return AN_OK;
-    char sql[768];
-    idx_t np = 3;
-    int pos =
-        snprintf(sql, sizeof sql,
-                 "SELECT time_bucket(to_milliseconds($3), \"timestamp\", TIMESTAMP "
-                 "'1970-01-01') AS b, arg_min(open, \"timestamp\"), max(high), min(low), "
-                 "arg_max(close, \"timestamp\"), sum(volume), count(*) FROM trading.ohlc_data "
-                 "WHERE symbol = $1 AND timeframe = $2");
-    append_range(sql, sizeof sql, pos, &np, bd, q, " GROUP BY b", "b");
-    candle_query cq = {symbol, tf, bucket_ms, bd, q};
-    return query_candles(ds, sql, &cq, "get bucketed candles", out, err);
-}
-
-typedef struct latest_out {
-    int64_t *ts;
-    int *found;
-} latest_out;
-
-static an_code read_latest(duckdb_result *r, void *ctx, an_err *err)
-{
-    latest_out *o = ctx;
-    int64_t us = 0;
-    int null = 1;
-    an_code rc = an_duck_first_row(r, 1, &us, &null, "get_latest_timestamp", err);
-    if (rc == AN_OK && !null) {
-        *o->ts = an_duck_us_to_ms(us);
-        *o->found = 1;
-    }
-    return rc;
+    candle_query cq = {symbol, tf, bucket_ms, {0, 0, 0}, q};
+    return query_candles(s->impl,
+                         "SELECT time_bucket(to_milliseconds($3), \"timestamp\", TIMESTAMP "
+                         "'1970-01-01') AS b, arg_min(open, \"timestamp\"), max(high), min(low), "
+                         "arg_max(close, \"timestamp\"), sum(volume), count(*) FROM "
+                         "trading.ohlc_data WHERE symbol = $1 AND timeframe = $2",
+                         3, " GROUP BY b", "b", &cq, "get bucketed candles", out, err);
 }
 
 an_code an_duck_latest(an_store *s, const char *symbol, const char *tf, int64_t *ts, int *found,
                        an_err *err)
 {
     an_duck_key key = {symbol, tf};
-    latest_out o = {ts, found};
+    an_store_one one = {&AN_INT64_FIELDS, ts, found};
     return an_duck_run(s->impl,
-                       "SELECT max(\"timestamp\") FROM trading.ohlc_data WHERE symbol = $1 AND "
-                       "timeframe = $2",
-                       an_duck_bind_key, &key, read_latest, &o, NULL, "get_latest_timestamp", err);
+                       "SELECT epoch_ms(max(\"timestamp\")) FROM trading.ohlc_data WHERE symbol ="
+                       " $1 AND timeframe = $2",
+                       an_duck_bind_key, &key, an_duck_read_one, &one, NULL, "get_latest_timestamp",
+                       err);
 }
 
 an_code an_duck_refresh_rollups(an_store *s, int64_t from_ms, int64_t to_ms, an_err *err)
@@ -349,23 +325,11 @@ typedef struct series_out {
 static an_code read_series(duckdb_result *r, void *ctx, an_err *err)
 {
     series_out *o = ctx;
-    idx_t rows = duckdb_row_count(r);
-    if (rows == 0)
-        return AN_OK;
-    an_series_info *list = calloc(rows, sizeof *list);
-    if (!list)
-        return an_err_set(err, AN_ERR_NOMEM, "%s: out of memory", o->what);
-    for (idx_t i = 0; i < rows; i++) {
-        an_series_info *si = &list[i];
-        an_duck_copy_value(r, 0, i, si->symbol, sizeof si->symbol);
-        an_duck_copy_value(r, 1, i, si->timeframe, sizeof si->timeframe);
-        si->first_ms = duckdb_value_int64(r, 2, i);
-        si->last_ms = duckdb_value_int64(r, 3, i);
-        si->rows = duckdb_value_int64(r, 4, i);
-    }
-    *o->out = list;
-    *o->n = rows;
-    return AN_OK;
+    an_store_rows rows = {&AN_SERIES_FIELDS, sizeof **o->out, o->what, NULL, 0};
+    an_code rc = an_duck_read_rows(r, &rows, err);
+    *o->out = rows.v;
+    *o->n = rows.n;
+    return rc;
 }
 
 /* Every (symbol, timeframe) of a table with first/last time and rows. */
@@ -398,19 +362,15 @@ typedef struct closes_out {
     void *ctx;
 } closes_out;
 
-static an_code read_closes(duckdb_result *r, void *ctx, an_err *err)
+static an_code closes_chunk(duckdb_data_chunk chunk, idx_t rows, void *ctx, an_err *err)
 {
     closes_out *o = ctx;
-    an_code rc = AN_OK;
-    duckdb_data_chunk chunk;
-    while (rc == AN_OK && (chunk = duckdb_fetch_chunk(*r)) != NULL) {
-        idx_t rows = duckdb_data_chunk_get_size(chunk);
-        const int64_t *ts = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 0));
-        const double *close = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 1));
-        rc = o->cb(o->ctx, ts, close, rows, err);
-        duckdb_destroy_data_chunk(&chunk);
-    }
-    return rc;
+    return o->cb(o->ctx, an_duck_column(chunk, 0), an_duck_column(chunk, 1), rows, err);
+}
+
+static an_code read_closes(duckdb_result *r, void *ctx, an_err *err)
+{
+    return an_duck_each_chunk(r, closes_chunk, ctx, err);
 }
 
 static int bind_export(duckdb_prepared_statement st, const void *ctx)

@@ -259,14 +259,15 @@ int an_duck_bind_key(duckdb_prepared_statement st, const void *ctx)
     return 2;
 }
 
-void an_duck_copy_value(duckdb_result *r, idx_t col, idx_t row, char *out, size_t len)
+/* A cell as text (out gets "" for NULL), or as a malloc'd copy (NULL for NULL). */
+static void copy_value(duckdb_result *r, idx_t col, idx_t row, char *out, size_t len)
 {
     char *v = duckdb_value_is_null(r, col, row) ? NULL : duckdb_value_varchar(r, col, row);
     snprintf(out, len, "%s", v ? v : "");
     duckdb_free(v);
 }
 
-char *an_duck_value_or_null(duckdb_result *r, idx_t col, idx_t row)
+static char *value_or_null(duckdb_result *r, idx_t col, idx_t row)
 {
     if (duckdb_value_is_null(r, col, row))
         return NULL;
@@ -274,6 +275,63 @@ char *an_duck_value_or_null(duckdb_result *r, idx_t col, idx_t row)
     char *out = v ? strdup(v) : NULL;
     duckdb_free(v);
     return out;
+}
+
+/* ---- reading whole chunks ------------------------------------------------ */
+
+an_code an_duck_each_chunk(duckdb_result *r, an_duck_chunk_fn fn, void *ctx, an_err *err)
+{
+    an_code rc = AN_OK;
+    duckdb_data_chunk chunk;
+    while (rc == AN_OK && (chunk = duckdb_fetch_chunk(*r)) != NULL) {
+        rc = fn(chunk, duckdb_data_chunk_get_size(chunk), ctx, err);
+        duckdb_destroy_data_chunk(&chunk);
+    }
+    return rc;
+}
+
+void *an_duck_column(duckdb_data_chunk chunk, idx_t col)
+{
+    return duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, col));
+}
+
+/* ---- reading rows into structs (rows.c's field tables) ------------------ */
+
+static void fill_fields(const void *res, size_t row, const an_fields *f, void *elem)
+{
+    duckdb_result *r = (duckdb_result *)res;
+    for (idx_t c = 0; c < f->n; c++) {
+        const an_field *fd = &f->v[c];
+        char *p = (char *)elem + fd->offset;
+        int null = duckdb_value_is_null(r, c, row);
+        if (fd->kind == AN_FIELD_TEXT) {
+            copy_value(r, c, row, p, fd->size);
+        } else if (fd->kind == AN_FIELD_TEXT_DUP) {
+            char *d = value_or_null(r, c, row);
+            memcpy(p, &d, sizeof d);
+        } else if (fd->kind == AN_FIELD_INT64) {
+            int64_t v = null ? 0 : duckdb_value_int64(r, c, row);
+            memcpy(p, &v, sizeof v);
+        } else {
+            char text[24];
+            copy_value(r, c, row, text, sizeof text);
+            uint64_t v = strtoull(text, NULL, 10);
+            memcpy(p, &v, sizeof v);
+        }
+    }
+}
+
+an_code an_duck_read_rows(duckdb_result *r, void *ctx, an_err *err)
+{
+    return an_store_read_rows(ctx, r, duckdb_row_count(r), fill_fields, err);
+}
+
+an_code an_duck_read_one(duckdb_result *r, void *ctx, an_err *err)
+{
+    (void)err;
+    an_store_read_one(ctx, r, duckdb_row_count(r) > 0 && !duckdb_value_is_null(r, 0, 0),
+                      fill_fields);
+    return AN_OK;
 }
 
 int64_t an_duck_us_to_ms(int64_t us)

@@ -80,10 +80,17 @@ typedef struct an_duck_key {
 } an_duck_key;
 int an_duck_bind_key(duckdb_prepared_statement st, const void *ctx);
 
-/* A VARCHAR cell as a string (out gets "" for NULL); a malloc'd copy (NULL
- * for NULL). */
-void an_duck_copy_value(duckdb_result *r, idx_t col, idx_t row, char *out, size_t len);
-char *an_duck_value_or_null(duckdb_result *r, idx_t col, idx_t row);
+/* Hands each data chunk of r to fn (rows: the chunk's size) until fn
+ * fails; the chunks are freed here. */
+typedef an_code (*an_duck_chunk_fn)(duckdb_data_chunk chunk, idx_t rows, void *ctx, an_err *err);
+an_code an_duck_each_chunk(duckdb_result *r, an_duck_chunk_fn fn, void *ctx, an_err *err);
+/* The data of a chunk's column col. */
+void *an_duck_column(duckdb_data_chunk chunk, idx_t col);
+
+/* Readers (an_duck_reader) by rows.c's field tables: every row into an
+ * an_store_rows (ctx), or the first row into an an_store_one (ctx). */
+an_code an_duck_read_rows(duckdb_result *r, void *ctx, an_err *err);
+an_code an_duck_read_one(duckdb_result *r, void *ctx, an_err *err);
 
 /* Microseconds to ms, rounding down. */
 int64_t an_duck_us_to_ms(int64_t us);
@@ -110,57 +117,13 @@ an_code an_duck_write_rows(duck_store *ds, const an_duck_write *w, an_upsert_cou
                            an_err *err);
 an_code an_duck_appender_error(duckdb_appender app, const char *what, an_err *err);
 
-/* ---- ops, by file ------------------------------------------------------- */
+/* ---- the ops (store_impl.h's contracts), by concern: schema.c, candles.c,
+ * indicators.c, tasks.c, optimize.c ---------------------------------------- */
 
-an_code an_duck_migrate(an_store *s, int *applied, an_err *err);
-an_code an_duck_check_schema(an_store *s, int *version, an_err *err);
-an_code an_duck_ping(an_store *s, an_err *err);
+#define AN_DUCK_DECLARE_OP(op) an_store_##op##_fn an_duck_##op;
+AN_STORE_OPS(AN_DUCK_DECLARE_OP)
+
+/* The staging tables' definitions (schema.c), which the writes fill. */
 extern const char AN_DUCK_STAGE_SQL[];
-extern const char AN_DUCK_IND_STAGE_SQL[];
-
-an_code an_duck_insert_ohlc(an_store *s, const char *symbol, const char *tf, const an_candle *v,
-                            size_t n, an_upsert_counts *counts, an_err *err);
-an_code an_duck_get_ohlc(an_store *s, const char *source, const char *symbol, const char *tf,
-                         const an_query *q, an_candles *out, an_err *err);
-an_code an_duck_get_bucketed(an_store *s, const char *symbol, const char *tf, int64_t bucket_ms,
-                             const an_query *q, an_candles *out, an_err *err);
-an_code an_duck_latest(an_store *s, const char *symbol, const char *tf, int64_t *ts, int *found,
-                       an_err *err);
-an_code an_duck_refresh_rollups(an_store *s, int64_t from_ms, int64_t to_ms, an_err *err);
-an_code an_duck_list_series(an_store *s, an_series_info **out, size_t *n, an_err *err);
-an_code an_duck_export_closes(an_store *s, const char *source, const char *symbol, const char *tf,
-                              an_closes_cb cb, void *ctx, an_err *err);
-
-an_code an_duck_upsert_indicators(an_store *s, const char *symbol, const char *tf,
-                                  const an_indicator_batch *b, an_upsert_counts *counts,
-                                  an_err *err);
-an_code an_duck_get_indicators(an_store *s, const char *symbol, const char *tf, const char *name,
-                               const an_query *q, an_indicator_points *out, an_err *err);
-an_code an_duck_get_run(an_store *s, const char *symbol, const char *tf, an_indicator_run *run,
-                        int *found, an_err *err);
-an_code an_duck_put_run(an_store *s, const char *symbol, const char *tf,
-                        const an_indicator_run *run, an_err *err);
-an_code an_duck_list_indicator_series(an_store *s, an_series_info **out, size_t *n, an_err *err);
-
-an_code an_duck_task_claim(an_store *s, const an_task_row *r, int *inserted, an_err *err);
-an_code an_duck_task_put(an_store *s, const an_task_row *r, an_err *err);
-an_code an_duck_task_heartbeat(an_store *s, const char *id, int64_t now_ms, an_err *err);
-an_code an_duck_task_get(an_store *s, const char *id, an_task_row *r, int *found, an_err *err);
-an_code an_duck_task_list(an_store *s, const char *name, size_t limit, an_task_row **out, size_t *n,
-                          an_err *err);
-an_code an_duck_task_interrupt(an_store *s, const char *instance, int64_t stale_before_ms,
-                               int64_t now_ms, int *n, an_err *err);
-an_code an_duck_task_delete(an_store *s, const char *id, an_err *err);
-an_code an_duck_delete_range(an_store *s, const char *table, const char *symbol, const char *tf,
-                             int64_t from_ms, int64_t to_ms, an_err *err);
-
-/* ---- optimize.c: optimization.results (schema v4) ------------------------ */
-
-an_code an_duck_put_opt_results(an_store *s, const char *run_json, const char *rows_json,
-                                an_err *err);
-an_code an_duck_opt_run_spec(an_store *s, const char *run_id, char **json, an_err *err);
-an_code an_duck_opt_runs(an_store *s, long limit, char **json, an_err *err);
-an_code an_duck_opt_results(an_store *s, const char *run_id, const char *symbol, const char *sample,
-                            const char *sort, int ascending, long limit, char **json, an_err *err);
 
 #endif

@@ -79,36 +79,22 @@ static int bind_points(duckdb_prepared_statement st, const void *ctx)
     return ok ? (int)(p - 1) : -1;
 }
 
+/* Rows of (ms, name, value) appended to an an_indicator_points. */
+static an_code points_chunk(duckdb_data_chunk chunk, idx_t rows, void *ctx, an_err *err)
+{
+    const int64_t *ts = an_duck_column(chunk, 0);
+    duckdb_string_t *nm = an_duck_column(chunk, 1);
+    const double *val = an_duck_column(chunk, 2);
+    an_code rc = AN_OK;
+    for (idx_t i = 0; i < rows && rc == AN_OK; i++)
+        rc = an_store_points_push(ctx, ts[i], duckdb_string_t_data(&nm[i]),
+                                  duckdb_string_t_length(nm[i]), val[i], err);
+    return rc;
+}
+
 static an_code read_points(duckdb_result *r, void *ctx, an_err *err)
 {
-    an_indicator_points *out = ctx;
-    an_code rc = AN_OK;
-    duckdb_data_chunk chunk;
-    while (rc == AN_OK && (chunk = duckdb_fetch_chunk(*r)) != NULL) {
-        idx_t rows = duckdb_data_chunk_get_size(chunk);
-        const int64_t *ts = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 0));
-        duckdb_string_t *nm = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 1));
-        const double *val = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 2));
-        for (idx_t i = 0; i < rows && rc == AN_OK; i++) {
-            if (out->n == out->cap) {
-                size_t cap = out->cap ? out->cap * 2 : 1024;
-                an_indicator_point *v = realloc(out->v, cap * sizeof *v);
-                if (!v) {
-                    rc = an_err_set(err, AN_ERR_NOMEM, "get indicators: out of memory");
-                    break;
-                }
-                out->v = v;
-                out->cap = cap;
-            }
-            an_indicator_point *pt = &out->v[out->n++];
-            pt->ts = ts[i];
-            snprintf(pt->name, sizeof pt->name, "%.*s", (int)duckdb_string_t_length(nm[i]),
-                     duckdb_string_t_data(&nm[i]));
-            pt->value = val[i];
-        }
-        duckdb_destroy_data_chunk(&chunk);
-    }
-    return rc;
+    return an_duck_each_chunk(r, points_chunk, ctx, err);
 }
 
 an_code an_duck_get_indicators(an_store *s, const char *symbol, const char *tf, const char *name,
@@ -137,36 +123,16 @@ an_code an_duck_get_indicators(an_store *s, const char *symbol, const char *tf, 
                        err);
 }
 
-typedef struct run_out {
-    an_indicator_run *run;
-    int *found;
-} run_out;
-
-static an_code read_run(duckdb_result *r, void *ctx, an_err *err)
-{
-    (void)err;
-    run_out *o = ctx;
-    if (duckdb_row_count(r) != 1)
-        return AN_OK;
-    char dg[24];
-    an_duck_copy_value(r, 0, 0, o->run->spec, sizeof o->run->spec);
-    o->run->through_ms = duckdb_value_int64(r, 1, 0);
-    o->run->candles = duckdb_value_int64(r, 2, 0);
-    an_duck_copy_value(r, 3, 0, dg, sizeof dg);
-    o->run->digest = strtoull(dg, NULL, 10);
-    *o->found = 1;
-    return AN_OK;
-}
-
 an_code an_duck_get_run(an_store *s, const char *symbol, const char *tf, an_indicator_run *run,
                         int *found, an_err *err)
 {
     an_duck_key key = {symbol, tf};
-    run_out o = {run, found};
+    an_store_one one = {&AN_RUN_FIELDS, run, found};
     return an_duck_run(s->impl,
                        "SELECT spec, epoch_ms(through_ts), candles, digest::VARCHAR FROM"
                        " analytics.indicator_runs WHERE symbol = $1 AND timeframe = $2",
-                       an_duck_bind_key, &key, read_run, &o, NULL, "read indicator run", err);
+                       an_duck_bind_key, &key, an_duck_read_one, &one, NULL, "read indicator run",
+                       err);
 }
 
 typedef struct run_in {

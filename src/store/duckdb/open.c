@@ -52,36 +52,10 @@ static void duck_close(an_store *s)
     s->impl = NULL;
 }
 
-static const an_store_ops DUCK_OPS = {
-    .migrate = an_duck_migrate,
-    .check_schema = an_duck_check_schema,
-    .ping = an_duck_ping,
-    .insert_ohlc = an_duck_insert_ohlc,
-    .get_ohlc = an_duck_get_ohlc,
-    .get_bucketed = an_duck_get_bucketed,
-    .latest = an_duck_latest,
-    .refresh_rollups = an_duck_refresh_rollups,
-    .list_series = an_duck_list_series,
-    .upsert_indicators = an_duck_upsert_indicators,
-    .get_indicators = an_duck_get_indicators,
-    .get_run = an_duck_get_run,
-    .put_run = an_duck_put_run,
-    .export_closes = an_duck_export_closes,
-    .close = duck_close,
-    .task_claim = an_duck_task_claim,
-    .task_put = an_duck_task_put,
-    .task_heartbeat = an_duck_task_heartbeat,
-    .task_get = an_duck_task_get,
-    .task_list = an_duck_task_list,
-    .task_interrupt = an_duck_task_interrupt,
-    .task_delete = an_duck_task_delete,
-    .list_indicator_series = an_duck_list_indicator_series,
-    .delete_range = an_duck_delete_range,
-    .put_opt_results = an_duck_put_opt_results,
-    .opt_run_spec = an_duck_opt_run_spec,
-    .opt_runs = an_duck_opt_runs,
-    .opt_results = an_duck_opt_results,
-};
+#define AN_DUCK_OP(op) .op = an_duck_##op,
+static const an_store_ops DUCK_OPS = {.close = duck_close,
+                                      /* and every op of AN_STORE_OPS: an_duck_OP */
+                                      AN_STORE_OPS(AN_DUCK_OP)};
 
 /* ---- open --------------------------------------------------------------- */
 

@@ -97,14 +97,7 @@ an_code an_duck_task_claim(an_store *s, const an_task_row *r, int *inserted, an_
 an_code an_duck_task_put(an_store *s, const an_task_row *r, an_err *err)
 {
     char sql[1536];
-    snprintf(sql, sizeof sql,
-             "%s ON CONFLICT (id) DO UPDATE SET name = excluded.name, args = excluded.args,"
-             " state = excluded.state, approach = excluded.approach, meta = excluded.meta,"
-             " result = excluded.result, error = excluded.error, instance = excluded.instance,"
-             " symbol = excluded.symbol, slot = excluded.slot, created_at = excluded.created_at,"
-             " started_at = excluded.started_at, finished_at = excluded.finished_at,"
-             " heartbeat_at = excluded.heartbeat_at",
-             TASK_INSERT);
+    snprintf(sql, sizeof sql, "%s %s", TASK_INSERT, AN_TASK_REPLACE_SQL);
     return an_duck_run(s->impl, sql, bind_task, r, NULL, NULL, NULL, "save task run", err);
 }
 
@@ -117,57 +110,14 @@ an_code an_duck_task_heartbeat(an_store *s, const char *id, int64_t now_ms, an_e
                        bind_text_ints, &t, NULL, NULL, NULL, "task heartbeat", err);
 }
 
-typedef struct task_out {
-    an_task_row **out;
-    size_t *n;
-    const char *what;
-} task_out;
-
-static an_code read_tasks(duckdb_result *r, void *ctx, an_err *err)
-{
-    task_out *o = ctx;
-    idx_t rows = duckdb_row_count(r);
-    if (rows > 0 && !(*o->out = calloc(rows, sizeof **o->out)))
-        return an_err_set(err, AN_ERR_NOMEM, "%s: out of memory", o->what);
-    for (idx_t i = 0; i < rows; i++) {
-        an_task_row *t = &(*o->out)[i];
-        an_duck_copy_value(r, 0, i, t->id, sizeof t->id);
-        an_duck_copy_value(r, 1, i, t->name, sizeof t->name);
-        t->args = an_duck_value_or_null(r, 2, i);
-        an_duck_copy_value(r, 3, i, t->state, sizeof t->state);
-        an_duck_copy_value(r, 4, i, t->approach, sizeof t->approach);
-        t->meta = an_duck_value_or_null(r, 5, i);
-        t->result = an_duck_value_or_null(r, 6, i);
-        an_duck_copy_value(r, 7, i, t->error, sizeof t->error);
-        an_duck_copy_value(r, 8, i, t->instance, sizeof t->instance);
-        an_duck_copy_value(r, 9, i, t->symbol, sizeof t->symbol);
-        an_duck_copy_value(r, 10, i, t->slot, sizeof t->slot);
-        int64_t *ms[4] = {&t->created_ms, &t->started_ms, &t->finished_ms, &t->heartbeat_ms};
-        for (int k = 0; k < 4; k++)
-            *ms[k] = duckdb_value_is_null(r, 11 + k, i) ? 0 : duckdb_value_int64(r, 11 + k, i);
-    }
-    *o->n = rows;
-    return AN_OK;
-}
-
 an_code an_duck_task_get(an_store *s, const char *id, an_task_row *row, int *found, an_err *err)
 {
     char sql[512];
     snprintf(sql, sizeof sql, "SELECT %s FROM autonama.task_runs WHERE id = $1", TASK_COLS);
-    an_task_row *rows = NULL;
-    size_t n = 0;
     text_ints t = {id, 0, {0}};
-    task_out o = {&rows, &n, "read task run"};
-    an_code rc = an_duck_run(s->impl, sql, bind_text_ints, &t, read_tasks, &o, NULL, o.what, err);
-    if (rc == AN_OK && n == 1) {
-        *row = rows[0];
-        *found = 1;
-    } else {
-        for (size_t i = 0; i < n; i++)
-            an_task_row_free(&rows[i]);
-    }
-    free(rows);
-    return rc;
+    an_store_one one = {&AN_TASK_FIELDS, row, found};
+    return an_duck_run(s->impl, sql, bind_text_ints, &t, an_duck_read_one, &one, NULL,
+                       "read task run", err);
 }
 
 an_code an_duck_task_list(an_store *s, const char *name, size_t limit, an_task_row **out, size_t *n,
@@ -179,8 +129,12 @@ an_code an_duck_task_list(an_store *s, const char *name, size_t limit, an_task_r
              " ORDER BY created_at DESC, id DESC LIMIT $2",
              TASK_COLS);
     text_ints t = {name, 1, {(int64_t)limit}};
-    task_out o = {out, n, "list task runs"};
-    return an_duck_run(s->impl, sql, bind_text_ints, &t, read_tasks, &o, NULL, o.what, err);
+    an_store_rows rows = {&AN_TASK_FIELDS, sizeof **out, "list task runs", NULL, 0};
+    an_code rc = an_duck_run(s->impl, sql, bind_text_ints, &t, an_duck_read_rows, &rows, NULL,
+                             rows.what, err);
+    *out = rows.v;
+    *n = rows.n;
+    return rc;
 }
 
 an_code an_duck_task_interrupt(an_store *s, const char *instance, int64_t stale_before_ms,

@@ -285,34 +285,18 @@ an_code an_pg_get_bucketed(an_store *s, const char *symbol, const char *tf, int6
                       err);
 }
 
-typedef struct latest_out {
-    int64_t *ts;
-    int *found;
-} latest_out;
-
-static an_code read_latest(PGresult *r, void *ctx, an_err *err)
-{
-    (void)err;
-    latest_out *o = ctx;
-    if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) {
-        *o->ts = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-        *o->found = 1;
-    }
-    return AN_OK;
-}
-
 an_code an_pg_latest(an_store *s, const char *symbol, const char *tf, int64_t *ts, int *found,
                      an_err *err)
 {
     const char *params[2] = {symbol, tf};
-    latest_out o = {ts, found};
+    an_store_one one = {&AN_INT64_FIELDS, ts, found};
     /* ORDER BY ... LIMIT 1 walks the primary key backwards (and lets
      * TimescaleDB start from the newest chunk) */
     return an_pg_exec(s->impl,
                       "SELECT (extract(epoch FROM \"timestamp\") * 1000)::int8 FROM "
                       "trading.ohlc_data WHERE symbol = $1 AND timeframe = $2 ORDER BY "
                       "\"timestamp\" DESC LIMIT 1",
-                      2, params, read_latest, &o, NULL, "get_latest_timestamp", err);
+                      2, params, an_pg_read_one, &one, NULL, "get_latest_timestamp", err);
 }
 
 typedef struct refresh_job {

@@ -146,23 +146,12 @@ an_code an_pg_upsert_indicators(an_store *s, const char *symbol, const char *tf,
 
 static an_code read_points(PGresult *r, void *ctx, an_err *err)
 {
-    an_indicator_points *out = ctx;
-    int rows = PQntuples(r);
-    for (int i = 0; i < rows; i++) {
-        if (out->n == out->cap) {
-            size_t cap = out->cap ? out->cap * 2 : 1024;
-            an_indicator_point *v = realloc(out->v, cap * sizeof *v);
-            if (!v)
-                return an_err_set(err, AN_ERR_NOMEM, "get indicators: out of memory");
-            out->v = v;
-            out->cap = cap;
-        }
-        an_indicator_point *pt = &out->v[out->n++];
-        pt->ts = strtoll(PQgetvalue(r, i, 0), NULL, 10);
-        snprintf(pt->name, sizeof pt->name, "%s", PQgetvalue(r, i, 1));
-        pt->value = strtod(PQgetvalue(r, i, 2), NULL);
-    }
-    return AN_OK;
+    an_code rc = AN_OK;
+    for (int i = 0; i < PQntuples(r) && rc == AN_OK; i++)
+        rc = an_store_points_push(ctx, strtoll(PQgetvalue(r, i, 0), NULL, 10), PQgetvalue(r, i, 1),
+                                  (size_t)PQgetlength(r, i, 1), strtod(PQgetvalue(r, i, 2), NULL),
+                                  err);
+    return rc;
 }
 
 an_code an_pg_get_indicators(an_store *s, const char *symbol, const char *tf, const char *name,
@@ -184,35 +173,16 @@ an_code an_pg_get_indicators(an_store *s, const char *symbol, const char *tf, co
     return an_pg_exec(s->impl, sql, np, params, read_points, out, NULL, "get indicators", err);
 }
 
-typedef struct run_out {
-    an_indicator_run *run;
-    int *found;
-} run_out;
-
-static an_code read_run(PGresult *r, void *ctx, an_err *err)
-{
-    (void)err;
-    run_out *o = ctx;
-    if (PQntuples(r) != 1)
-        return AN_OK;
-    snprintf(o->run->spec, sizeof o->run->spec, "%s", PQgetvalue(r, 0, 0));
-    o->run->through_ms = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
-    o->run->candles = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
-    o->run->digest = strtoull(PQgetvalue(r, 0, 3), NULL, 10);
-    *o->found = 1;
-    return AN_OK;
-}
-
 an_code an_pg_get_run(an_store *s, const char *symbol, const char *tf, an_indicator_run *run,
                       int *found, an_err *err)
 {
     const char *params[2] = {symbol, tf};
-    run_out o = {run, found};
+    an_store_one one = {&AN_RUN_FIELDS, run, found};
     return an_pg_exec(s->impl,
                       "SELECT spec, (extract(epoch FROM through_ts) * 1000)::int8,"
                       " candles, digest FROM analytics.indicator_runs WHERE symbol = $1"
                       " AND timeframe = $2",
-                      2, params, read_run, &o, NULL, "read indicator run", err);
+                      2, params, an_pg_read_one, &one, NULL, "read indicator run", err);
 }
 
 an_code an_pg_put_run(an_store *s, const char *symbol, const char *tf, const an_indicator_run *run,

@@ -97,6 +97,10 @@ an_code an_pg_exec_cmd(PGconn *c, const char *sql, const char *what, an_err *err
 an_code an_pg_query_value(PGconn *c, const char *sql, int nparams, const char *const *params,
                           char **val, const char *what, an_err *err);
 int an_pg_query_bool(PGconn *c, const char *sql, an_code *rc, an_err *err);
+/* Readers (an_pg_reader) by rows.c's field tables: every row into an
+ * an_store_rows (ctx), or the first row into an an_store_one (ctx). */
+an_code an_pg_read_rows(PGresult *r, void *ctx, an_err *err);
+an_code an_pg_read_one(PGresult *r, void *ctx, an_err *err);
 /* Reads (symbol, timeframe, first ms, last ms, rows) rows into a malloc'd array. */
 an_code an_pg_read_series(PGresult *r, an_series_info **out, size_t *n, const char *what,
                           an_err *err);
@@ -216,25 +220,17 @@ an_code an_pg_copy_reader_feed(an_pg_copy_reader *rd, const char *buf, size_t le
 an_code an_pg_copy_reader_finish(an_pg_copy_reader *rd, an_err *err);
 void an_pg_copy_reader_free(an_pg_copy_reader *rd);
 
-/* ---- ops, by file ------------------------------------------------------- */
+/* ---- the ops (store_impl.h's contracts), by concern: schema.c, candles.c,
+ * indicators.c, tasks.c (and the advisory locks), optimize.c ----------------- */
 
+#define AN_PG_DECLARE_OP(op) an_store_##op##_fn an_pg_##op;
+AN_STORE_OPS(AN_PG_DECLARE_OP)
+an_store_try_lock_fn an_pg_try_lock;
+an_store_unlock_fn an_pg_unlock;
+
+/* Reads the server (version, TimescaleDB) into ps and s->mode (schema.c). */
 an_code an_pg_detect(pg_store *ps, PGconn *c, an_store *s, an_err *err);
-an_code an_pg_migrate(an_store *s, int *applied, an_err *err);
-an_code an_pg_check_schema(an_store *s, int *version, an_err *err);
-an_code an_pg_ping(an_store *s, an_err *err);
 
-an_code an_pg_insert_ohlc(an_store *s, const char *symbol, const char *tf, const an_candle *v,
-                          size_t n, an_upsert_counts *counts, an_err *err);
-an_code an_pg_get_ohlc(an_store *s, const char *source, const char *symbol, const char *tf,
-                       const an_query *q, an_candles *out, an_err *err);
-an_code an_pg_get_bucketed(an_store *s, const char *symbol, const char *tf, int64_t bucket_ms,
-                           const an_query *q, an_candles *out, an_err *err);
-an_code an_pg_latest(an_store *s, const char *symbol, const char *tf, int64_t *ts, int *found,
-                     an_err *err);
-an_code an_pg_refresh_rollups(an_store *s, int64_t from_ms, int64_t to_ms, an_err *err);
-an_code an_pg_list_series(an_store *s, an_series_info **out, size_t *n, an_err *err);
-an_code an_pg_export_closes(an_store *s, const char *source, const char *symbol, const char *tf,
-                            an_closes_cb cb, void *ctx, an_err *err);
 /* Appends the query's range, order and limit to sql as parameters $np+1...;
  * bufs hold their text and must outlive the query. Returns the new length. */
 typedef struct an_pg_range {
@@ -246,37 +242,5 @@ int an_pg_append_range(char *sql, size_t cap, int pos, const an_query *q, const 
 /* The indicator write's "is the key range empty?" query (exported for the
  * test that checks its plan). */
 extern const char AN_PG_IND_RANGE_EMPTY_SQL[];
-an_code an_pg_upsert_indicators(an_store *s, const char *symbol, const char *tf,
-                                const an_indicator_batch *b, an_upsert_counts *counts, an_err *err);
-an_code an_pg_get_indicators(an_store *s, const char *symbol, const char *tf, const char *name,
-                             const an_query *q, an_indicator_points *out, an_err *err);
-an_code an_pg_get_run(an_store *s, const char *symbol, const char *tf, an_indicator_run *run,
-                      int *found, an_err *err);
-an_code an_pg_put_run(an_store *s, const char *symbol, const char *tf, const an_indicator_run *run,
-                      an_err *err);
-an_code an_pg_list_indicator_series(an_store *s, an_series_info **out, size_t *n, an_err *err);
-
-an_code an_pg_task_claim(an_store *s, const an_task_row *r, int *inserted, an_err *err);
-an_code an_pg_task_put(an_store *s, const an_task_row *r, an_err *err);
-an_code an_pg_task_heartbeat(an_store *s, const char *id, int64_t now_ms, an_err *err);
-an_code an_pg_task_get(an_store *s, const char *id, an_task_row *r, int *found, an_err *err);
-an_code an_pg_task_list(an_store *s, const char *name, size_t limit, an_task_row **out, size_t *n,
-                        an_err *err);
-an_code an_pg_task_interrupt(an_store *s, const char *instance, int64_t stale_before_ms,
-                             int64_t now_ms, int *n, an_err *err);
-an_code an_pg_task_delete(an_store *s, const char *id, an_err *err);
-an_code an_pg_try_lock(an_store *s, int64_t key, int *got, an_err *err);
-an_code an_pg_unlock(an_store *s, int64_t key, an_err *err);
-an_code an_pg_delete_range(an_store *s, const char *table, const char *symbol, const char *tf,
-                           int64_t from_ms, int64_t to_ms, an_err *err);
-
-/* ---- optimize.c: optimization.results (schema v4) ------------------------ */
-
-an_code an_pg_put_opt_results(an_store *s, const char *run_json, const char *rows_json,
-                              an_err *err);
-an_code an_pg_opt_run_spec(an_store *s, const char *run_id, char **json, an_err *err);
-an_code an_pg_opt_runs(an_store *s, long limit, char **json, an_err *err);
-an_code an_pg_opt_results(an_store *s, const char *run_id, const char *symbol, const char *sample,
-                          const char *sort, int ascending, long limit, char **json, an_err *err);
 
 #endif

@@ -353,24 +353,51 @@ int an_pg_query_bool(PGconn *c, const char *sql, an_code *rc, an_err *err)
     return b;
 }
 
+/* ---- reading rows into structs (rows.c's field tables) ------------------ */
+
+static void fill_fields(const void *res, size_t row, const an_fields *f, void *elem)
+{
+    const PGresult *r = res;
+    for (size_t c = 0; c < f->n; c++) {
+        const an_field *fd = &f->v[c];
+        char *p = (char *)elem + fd->offset;
+        int null = PQgetisnull(r, (int)row, (int)c);
+        const char *text = PQgetvalue(r, (int)row, (int)c);
+        if (fd->kind == AN_FIELD_TEXT) {
+            snprintf(p, fd->size, "%s", text);
+        } else if (fd->kind == AN_FIELD_TEXT_DUP) {
+            char *d = null ? NULL : strdup(text);
+            memcpy(p, &d, sizeof d);
+        } else if (fd->kind == AN_FIELD_INT64) {
+            int64_t v = null ? 0 : strtoll(text, NULL, 10);
+            memcpy(p, &v, sizeof v);
+        } else {
+            uint64_t v = null ? 0 : strtoull(text, NULL, 10);
+            memcpy(p, &v, sizeof v);
+        }
+    }
+}
+
+an_code an_pg_read_rows(PGresult *r, void *ctx, an_err *err)
+{
+    return an_store_read_rows(ctx, r, (size_t)PQntuples(r), fill_fields, err);
+}
+
+an_code an_pg_read_one(PGresult *r, void *ctx, an_err *err)
+{
+    (void)err;
+    an_store_read_one(ctx, r, PQntuples(r) > 0 && !PQgetisnull(r, 0, 0), fill_fields);
+    return AN_OK;
+}
+
 an_code an_pg_read_series(PGresult *r, an_series_info **out, size_t *n, const char *what,
                           an_err *err)
 {
-    int rows = PQntuples(r);
-    if (rows == 0)
-        return AN_OK;
-    if (!(*out = calloc((size_t)rows, sizeof **out)))
-        return an_err_set(err, AN_ERR_NOMEM, "%s: out of memory", what);
-    for (int i = 0; i < rows; i++) {
-        an_series_info *si = &(*out)[i];
-        snprintf(si->symbol, sizeof si->symbol, "%s", PQgetvalue(r, i, 0));
-        snprintf(si->timeframe, sizeof si->timeframe, "%s", PQgetvalue(r, i, 1));
-        si->first_ms = strtoll(PQgetvalue(r, i, 2), NULL, 10);
-        si->last_ms = strtoll(PQgetvalue(r, i, 3), NULL, 10);
-        si->rows = strtoll(PQgetvalue(r, i, 4), NULL, 10);
-    }
-    *n = (size_t)rows;
-    return AN_OK;
+    an_store_rows rows = {&AN_SERIES_FIELDS, sizeof **out, what, NULL, 0};
+    an_code rc = an_pg_read_rows(r, &rows, err);
+    *out = rows.v;
+    *n = rows.n;
+    return rc;
 }
 
 /* ---- ops of the connection itself --------------------------------------- */
@@ -413,40 +440,14 @@ static void pg_close(an_store *s)
     s->impl = NULL;
 }
 
-static const an_store_ops PG_OPS = {
-    .migrate = an_pg_migrate,
-    .check_schema = an_pg_check_schema,
-    .ping = an_pg_ping,
-    .insert_ohlc = an_pg_insert_ohlc,
-    .get_ohlc = an_pg_get_ohlc,
-    .get_bucketed = an_pg_get_bucketed,
-    .latest = an_pg_latest,
-    .refresh_rollups = an_pg_refresh_rollups,
-    .list_series = an_pg_list_series,
-    .upsert_indicators = an_pg_upsert_indicators,
-    .get_indicators = an_pg_get_indicators,
-    .get_run = an_pg_get_run,
-    .put_run = an_pg_put_run,
-    .export_closes = an_pg_export_closes,
-    .pg_conninfo = pg_conninfo,
-    .release_idle = pg_release_idle,
-    .close = pg_close,
-    .task_claim = an_pg_task_claim,
-    .task_put = an_pg_task_put,
-    .task_heartbeat = an_pg_task_heartbeat,
-    .task_get = an_pg_task_get,
-    .task_list = an_pg_task_list,
-    .task_interrupt = an_pg_task_interrupt,
-    .task_delete = an_pg_task_delete,
-    .try_lock = an_pg_try_lock,
-    .unlock = an_pg_unlock,
-    .list_indicator_series = an_pg_list_indicator_series,
-    .delete_range = an_pg_delete_range,
-    .put_opt_results = an_pg_put_opt_results,
-    .opt_run_spec = an_pg_opt_run_spec,
-    .opt_runs = an_pg_opt_runs,
-    .opt_results = an_pg_opt_results,
-};
+#define AN_PG_OP(op) .op = an_pg_##op,
+static const an_store_ops PG_OPS = {.try_lock = an_pg_try_lock,
+                                    .unlock = an_pg_unlock,
+                                    .pg_conninfo = pg_conninfo,
+                                    .release_idle = pg_release_idle,
+                                    .close = pg_close,
+                                    /* and every op of AN_STORE_OPS: an_pg_OP */
+                                    AN_STORE_OPS(AN_PG_OP)};
 
 /* ---- open --------------------------------------------------------------- */
 

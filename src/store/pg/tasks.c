@@ -47,30 +47,6 @@ static void task_params(const an_task_row *r, const char **p, char ms[4][24])
     }
 }
 
-static char *dup_or_null(PGresult *r, int row, int col)
-{
-    return PQgetisnull(r, row, col) ? NULL : strdup(PQgetvalue(r, row, col));
-}
-
-static void task_from_result(PGresult *r, int i, an_task_row *t)
-{
-    memset(t, 0, sizeof *t);
-    snprintf(t->id, sizeof t->id, "%s", PQgetvalue(r, i, 0));
-    snprintf(t->name, sizeof t->name, "%s", PQgetvalue(r, i, 1));
-    t->args = dup_or_null(r, i, 2);
-    snprintf(t->state, sizeof t->state, "%s", PQgetvalue(r, i, 3));
-    snprintf(t->approach, sizeof t->approach, "%s", PQgetvalue(r, i, 4));
-    t->meta = dup_or_null(r, i, 5);
-    t->result = dup_or_null(r, i, 6);
-    snprintf(t->error, sizeof t->error, "%s", PQgetvalue(r, i, 7));
-    snprintf(t->instance, sizeof t->instance, "%s", PQgetvalue(r, i, 8));
-    snprintf(t->symbol, sizeof t->symbol, "%s", PQgetvalue(r, i, 9));
-    snprintf(t->slot, sizeof t->slot, "%s", PQgetvalue(r, i, 10));
-    int64_t *ms[4] = {&t->created_ms, &t->started_ms, &t->finished_ms, &t->heartbeat_ms};
-    for (int k = 0; k < 4; k++)
-        *ms[k] = PQgetisnull(r, i, 11 + k) ? 0 : strtoll(PQgetvalue(r, i, 11 + k), NULL, 10);
-}
-
 an_code an_pg_task_claim(an_store *s, const an_task_row *r, int *inserted, an_err *err)
 {
     const char *p[15];
@@ -88,14 +64,7 @@ an_code an_pg_task_put(an_store *s, const an_task_row *r, an_err *err)
     char ms[4][24];
     char sql[1536];
     task_params(r, p, ms);
-    snprintf(sql, sizeof sql,
-             "%s ON CONFLICT (id) DO UPDATE SET name = excluded.name, args = excluded.args,"
-             " state = excluded.state, approach = excluded.approach, meta = excluded.meta,"
-             " result = excluded.result, error = excluded.error, instance = excluded.instance,"
-             " symbol = excluded.symbol, slot = excluded.slot, created_at = excluded.created_at,"
-             " started_at = excluded.started_at, finished_at = excluded.finished_at,"
-             " heartbeat_at = excluded.heartbeat_at",
-             TASK_INSERT);
+    snprintf(sql, sizeof sql, "%s %s", TASK_INSERT, AN_TASK_REPLACE_SQL);
     return an_pg_exec(s->impl, sql, 15, p, NULL, NULL, NULL, "save task run", err);
 }
 
@@ -110,47 +79,13 @@ an_code an_pg_task_heartbeat(an_store *s, const char *id, int64_t now_ms, an_err
                       2, p, NULL, NULL, NULL, "task heartbeat", err);
 }
 
-typedef struct task_out {
-    an_task_row **out;
-    size_t *n;
-    const char *what;
-} task_out;
-
-static an_code read_tasks(PGresult *r, void *ctx, an_err *err)
-{
-    task_out *o = ctx;
-    int rows = PQntuples(r);
-    if (rows == 0)
-        return AN_OK;
-    if (!(*o->out = calloc((size_t)rows, sizeof **o->out)))
-        return an_err_set(err, AN_ERR_NOMEM, "%s: out of memory", o->what);
-    for (int i = 0; i < rows; i++)
-        task_from_result(r, i, &(*o->out)[i]);
-    *o->n = (size_t)rows;
-    return AN_OK;
-}
-
-static an_code task_query(an_store *s, const char *sql, int n, const char *const *params,
-                          an_task_row **out, size_t *nout, const char *what, an_err *err)
-{
-    task_out o = {out, nout, what};
-    return an_pg_exec(s->impl, sql, n, params, read_tasks, &o, NULL, what, err);
-}
-
 an_code an_pg_task_get(an_store *s, const char *id, an_task_row *row, int *found, an_err *err)
 {
     char sql[1024];
     snprintf(sql, sizeof sql, "SELECT %s FROM autonama.task_runs WHERE id = $1", TASK_COLS);
     const char *p[1] = {id};
-    an_task_row *rows = NULL;
-    size_t n = 0;
-    an_code rc = task_query(s, sql, 1, p, &rows, &n, "read task run", err);
-    if (rc == AN_OK && n == 1) {
-        *row = rows[0];
-        *found = 1;
-    }
-    free(rows);
-    return rc;
+    an_store_one one = {&AN_TASK_FIELDS, row, found};
+    return an_pg_exec(s->impl, sql, 1, p, an_pg_read_one, &one, NULL, "read task run", err);
 }
 
 an_code an_pg_task_list(an_store *s, const char *name, size_t limit, an_task_row **out, size_t *n,
@@ -163,7 +98,11 @@ an_code an_pg_task_list(an_store *s, const char *name, size_t limit, an_task_row
              " ORDER BY created_at DESC, id DESC LIMIT $2::int8",
              TASK_COLS);
     const char *p[2] = {name, lim};
-    return task_query(s, sql, 2, p, out, n, "list task runs", err);
+    an_store_rows rows = {&AN_TASK_FIELDS, sizeof **out, "list task runs", NULL, 0};
+    an_code rc = an_pg_exec(s->impl, sql, 2, p, an_pg_read_rows, &rows, NULL, rows.what, err);
+    *out = rows.v;
+    *n = rows.n;
+    return rc;
 }
 
 an_code an_pg_task_interrupt(an_store *s, const char *instance, int64_t stale_before_ms,
