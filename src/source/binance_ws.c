@@ -744,6 +744,14 @@ an_code an_binance_ws_start(const an_binance_ws_options *o, an_binance_ws **out,
     ci.user = w;
     /* the handshake is built in this buffer: 1,024 stream names are ~20 KB */
     ci.pt_serv_buf_size = 64 * 1024;
+    /* and the request's path is kept in a connection's header space first
+     * (default 4 KB: a combined stream of more than ~200 names then never
+     * connected): room for the longest path and the reply's headers */
+    size_t longest = 0;
+    for (int gi = 0; gi < w->ngroups; gi++)
+        if (strlen(w->groups[gi].path) > longest)
+            longest = strlen(w->groups[gi].path);
+    ci.max_http_header_data2 = (unsigned)(longest + 8192);
     if (!(w->ctx = lws_create_context(&ci))) {
         code = an_err_set(err, AN_ERR_INTERNAL, "realtime: libwebsockets context failed");
         goto fail;
