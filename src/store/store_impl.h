@@ -26,6 +26,9 @@ typedef struct an_store_ops {
     /* Atomic batched upsert of validated, increasing candles; counts what changed. */
     an_code (*insert_ohlc)(an_store *s, const char *symbol, const char *tf, const an_candle *v,
                            size_t n, an_upsert_counts *counts, an_err *err);
+    /* Validated candles of any series in one statement (NULL: the store
+     * falls back to insert_ohlc per candle). */
+    an_code (*upsert_candles)(an_store *s, const an_series_candle *v, size_t n, an_err *err);
     /* Rows of source ("ohlc_data", "ohlc_1h", "ohlc_1d"; tf NULL for rollups) appended to out. */
     an_code (*get_ohlc)(an_store *s, const char *source, const char *symbol, const char *tf,
                         const an_query *q, an_candles *out, an_err *err);

@@ -223,6 +223,7 @@ an_code an_pg_migrate(an_store *s, int *applied, an_err *err);
 an_code an_pg_check_schema(an_store *s, int *version, an_err *err);
 an_code an_pg_ping(an_store *s, an_err *err);
 
+an_code an_pg_upsert_candles(an_store *s, const an_series_candle *v, size_t n, an_err *err);
 an_code an_pg_insert_ohlc(an_store *s, const char *symbol, const char *tf, const an_candle *v,
                           size_t n, an_upsert_counts *counts, an_err *err);
 an_code an_pg_get_ohlc(an_store *s, const char *source, const char *symbol, const char *tf,

@@ -379,6 +379,7 @@ static const an_store_ops PG_OPS = {
     .check_schema = an_pg_check_schema,
     .ping = an_pg_ping,
     .insert_ohlc = an_pg_insert_ohlc,
+    .upsert_candles = an_pg_upsert_candles,
     .get_ohlc = an_pg_get_ohlc,
     .get_bucketed = an_pg_get_bucketed,
     .latest = an_pg_latest,
