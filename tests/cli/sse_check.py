@@ -162,6 +162,18 @@ def resume(base, obs):
     first_live = next((k for k, e in enumerate(b.events) if not e[0].endswith("-0")), None)
     ok(live and all(e[0].endswith("-0") for e in b.events[:first_live]),
        "resume: then the live updates (%d replayed, %d live)" % (len(replayed), len(live)))
+    # from 3 minutes back, with indicators: the closed candles replayed carry
+    # the values stored for them, as live events do
+    back = "%d-1" % (t - 180000)
+    c = Stream(base, query(indicators="sma_20,rsi_14"), headers={"Last-Event-ID": back}, obs=obs)
+    c.read_for(2)
+    c.close()
+    closed = [d for i, _, d in c.events if i.endswith("-0") and d["closed"]]
+    ok(len(closed) >= 2 * len(SYMS) and all(
+        d.get("indicators", {}).get("sma_20") is not None and
+        d.get("indicators", {}).get("rsi_14") is not None for d in closed),
+       "resume: replayed closed candles carry their indicator values (%d replayed closed, "
+       "first %s)" % (len(closed), closed[0].get("indicators") if closed else None))
 
 
 def raw(base, data):

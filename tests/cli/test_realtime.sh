@@ -7,7 +7,7 @@
 #     age (AUTONAMA_REALTIME_MAX_AGE), fed bad frames of every kind and stale
 #     (out-of-order) events;
 #   - on PostgreSQL the fake exchange is also stopped for AN_RT_OUTAGE_S
-#     (default 90) seconds, REST and stream both, then restarted;
+#     seconds, REST and stream both, then restarted;
 #   - then the exchange's clock is stopped and the store must equal the exchange's series
 #     exactly: every closed candle as REST serves it, the open candle as the
 #     stream last sent it; nothing missing, nothing extra, nothing bad;
@@ -19,10 +19,12 @@
 #     updates in order, Last-Event-ID resumes from the store, bad requests get
 #     400/404/405/413/414, the stream limit 503; on DuckDB a client that stops
 #     reading is dropped while the server's RSS is measured for AN_RT_SLOW_S
-#     (default 60) seconds; GET /api/v1/stream conforms to openapi.json.
-# Durations (shortened from the 60 s where the spec allows):
-# AN_RT_SECONDS (default 45) of streaming per store; the ASan run skips the
-# outage (AN_RT_OUTAGE_MODES, default "postgres"; "" under ASan).
+#     seconds; GET /api/v1/stream conforms to openapi.json.
+# Durations: `make test` runs the short form (AN_RT_SECONDS 20 of streaming
+# per store, a 15 s outage, a 10 s slow client); `make check-all`
+# (AN_CHECK_ALL=1) the sizes (60 s per store, a 90 s outage, RSS over
+# 60 s). The ASan run skips the outage (AN_RT_OUTAGE_MODES, default
+# "postgres"; "" under ASan) and the RSS figure.
 # Needs AN_BIN, AN_SRC, AUTONAMA_TEST_PG, AUTONAMA_TEST_TS.
 set -uo pipefail
 
@@ -33,12 +35,13 @@ SRC=${AN_SRC:?AN_SRC not set}
 PY=$SRC/.deps/venv/bin/python
 [ -x "$PY" ] || { echo "not ok - $PY missing: run scripts/bootstrap"; exit 1; }
 work=$(mktemp -d /tmp/autonama-rt.XXXXXX)
-serve_pid=""
 . "$SRC/tests/cli/lib.sh"
 trap '[ -n "$server_pid" ] && kill $server_pid 2>/dev/null; [ -n "$serve_pid" ] && kill $serve_pid 2>/dev/null; rm -rf "$work"' EXIT
 
-SECONDS_PER_STORE=${AN_RT_SECONDS:-45}
-OUTAGE_S=${AN_RT_OUTAGE_S:-90}
+if [ "${AN_CHECK_ALL:-0}" = 1 ]; then
+    SECONDS_PER_STORE=${AN_RT_SECONDS:-60} OUTAGE_S=${AN_RT_OUTAGE_S:-90} else
+    SECONDS_PER_STORE=${AN_RT_SECONDS:-20} OUTAGE_S=${AN_RT_OUTAGE_S:-15} SLOW_S=${AN_RT_SLOW_S:-10}
+fi
 if [ "${AN_SANITIZE:-0}" = 1 ] || [ "${AN_SANITIZE:-}" = ON ]; then
     OUTAGE_MODES=${AN_RT_OUTAGE_MODES-}
 else
@@ -74,32 +77,16 @@ start_fake_binance_at() {
 control() { curl -s -X POST "$BINANCE_BASE_URL/_control/stream" -d "$1" >/dev/null; }
 metric() { curl -s "$base/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 
-start_serve() {
-    local port
-    port=$(free_port)
-    base=http://127.0.0.1:$port
-    AUTONAMA_HTTP_ADDR=127.0.0.1:$port AUTONAMA_REALTIME=true AUTONAMA_LOG_LEVEL=info \
-        AUTONAMA_SYMBOLS=BTC/USDT,ETH/USDT,ADA/USDT,BNB/USDT,SOL/USDT \
-        BINANCE_WS_URL=ws://127.0.0.1:$ws_port AUTONAMA_REALTIME_IDLE_MS=3000 \
-        AUTONAMA_REALTIME_MAX_AGE=8 AUTONAMA_REALTIME_BACKOFF_MS=200 AUTONAMA_HTTP_CACHE_TTL_MS=0 \
-        AUTONAMA_HTTP_MAX_STREAMS=8 AUTONAMA_HTTP_STREAM_QUEUE=8192 \
-        AUTONAMA_BEAT_UPDATE_INTERVAL=0 AUTONAMA_BEAT_INDICATORS_INTERVAL=0 \
-        AUTONAMA_BEAT_HEALTH_INTERVAL=0 AUTONAMA_FALLBACK=false \
-        AUTONAMA_FALLBACK_PATH=$work/fallback.duckdb "$BIN" serve >"$work/serve.out" 2>"$work/serve.err" &
-    serve_pid=$!
-    for _ in $(seq 1 100); do
-        curl -s -o /dev/null "$base/health" && return 0
-        sleep 0.2
-    done
-    return 1
-}
-stop_serve() {
-    kill "$serve_pid" 2>/dev/null
-    wait "$serve_pid" 2>/dev/null
-    serve_pid=""
-    check "serve reported no sanitizer error" \
-        bash -c "! grep -qiE 'AddressSanitizer|runtime error|LeakSanitizer' '$work/serve.err'"
-}
+# `autonama serve` (lib.sh's start_serve) with the live path on, ready when /health answers
+serve_ready_path=/health serve_ready_s=20
+serve_env=(AUTONAMA_REALTIME=true AUTONAMA_LOG_LEVEL=info
+    AUTONAMA_SYMBOLS=BTC/USDT,ETH/USDT,ADA/USDT,BNB/USDT,SOL/USDT
+    BINANCE_WS_URL=ws://127.0.0.1:$ws_port AUTONAMA_REALTIME_IDLE_MS=3000
+    AUTONAMA_REALTIME_MAX_AGE=8 AUTONAMA_REALTIME_BACKOFF_MS=200 AUTONAMA_HTTP_CACHE_TTL_MS=0
+    AUTONAMA_HTTP_MAX_STREAMS=8 AUTONAMA_HTTP_STREAM_QUEUE=8192
+    AUTONAMA_BEAT_UPDATE_INTERVAL=0 AUTONAMA_BEAT_INDICATORS_INTERVAL=0
+    AUTONAMA_BEAT_HEALTH_INTERVAL=0 AUTONAMA_FALLBACK=false
+    AUTONAMA_FALLBACK_PATH=$work/fallback.duckdb)
 wait_for() { # SECONDS CMD...: until CMD succeeds
     local t=$1
     shift
@@ -158,16 +145,16 @@ for mode in duckdb postgres timescaledb; do
     check "$mode: the stream connects and the first gap fill runs" wait_for 60 filled_since 1
     t0=$(date +%s)
     # faults while it streams: 3 cuts, a server close, silence, bad and stale frames
-    sleep 4
+    sleep 3
     for i in 1 2 3; do
         control '{"drop": true}'
-        sleep 3
+        sleep 2
     done
     control '{"close24h": true}'
-    sleep 3
+    sleep 2
     control '{"bad": "all", "count": 2}'
     control '{"out_of_order": 2}'
-    sleep 2
+    sleep 1
     control '{"silence_s": 5}'
     sleep 6
     if [[ " $OUTAGE_MODES " == *" $mode "* ]]; then
