@@ -439,7 +439,8 @@ static void prepend(client *c, const char *s, size_t n)
         return;
     }
     memcpy(b, s, n);
-    memcpy(b + n, c->buf + c->off, pending);
+    if (pending) /* c->buf is NULL when nothing is queued */
+        memcpy(b + n, c->buf + c->off, pending);
     for (int i = 0; i < c->npend; i++)
         c->pend[i].end = c->pend[i].end - c->off + n;
     free(c->buf);

@@ -438,4 +438,3 @@ void *an_rt_writer(void *arg)
     free(todo.v);
     return NULL;
 }
-

@@ -147,7 +147,7 @@ stop_serve() {
     serve_pid=""
     if grep -qiE 'AddressSanitizer|runtime error|LeakSanitizer' "$work/serve.err"; then
         bad "serve reported a sanitizer error"
-        sed 's/^/    /' "$work/serve.err" | head -40
+        grep -m1 -A40 -iE 'AddressSanitizer|runtime error|LeakSanitizer' "$work/serve.err" | sed 's/^/    /'
     else
         ok "serve reported no sanitizer error"
     fi

@@ -64,8 +64,9 @@ class Stream:
         self.ctype = self.resp.getheader("Content-Type", "")
         self.events, self.comments = [], 0
 
-    def read_for(self, seconds):
-        """Reads events for `seconds` (the socket is shut down then)."""
+    def read_for(self, seconds, until=None):
+        """Reads events for `seconds` (the socket is shut down then), or until
+        until(events) is true."""
         self.conn.sock.settimeout(None)
         sock = self.conn.sock
         timer = threading.Timer(seconds, lambda: sock.shutdown(socket.SHUT_RDWR))
@@ -85,6 +86,8 @@ class Stream:
                 if "data" in cur:
                     self.events.append((cur.get("id"), cur.get("event"), json.loads(cur["data"])))
                 cur = {}
+                if until and until(self.events):
+                    break
             else:
                 k, _, v = line.partition(": ")
                 cur[k] = v
@@ -151,7 +154,9 @@ def resume(base, obs):
     last_id = "%d-%s" % (t, a.events[-1][0].split("-")[1])
     time.sleep(1)
     b = Stream(base, query(indicators="sma_20,rsi_14"), headers={"Last-Event-ID": last_id}, obs=obs)
-    b.read_for(3)
+    # the replay comes from the store first (on a worker: the sanitizer
+    # build's DuckDB can take seconds), then 10 live events are enough
+    b.read_for(20, until=lambda ev: sum(1 for e in ev if not e[0].endswith("-0")) >= 10)
     b.close()
     replayed = [d for i, _, d in b.events if i.endswith("-0")]
     live = [d for i, _, d in b.events if not i.endswith("-0")]
