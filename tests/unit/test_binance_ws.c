@@ -161,6 +161,48 @@ static void test_attempts(void)
     AN_CHECK_INT(an_ws_attempt(&a, t + AN_WS_ATTEMPT_WINDOW_MS + 1), 0);
 }
 
+static void on_kline_none(void *ctx, const an_ws_kline *k, int64_t arrived_ms)
+{
+    (void)ctx, (void)k, (void)arrived_ms;
+}
+
+/* 1,000 streams: libwebsockets 4.1 cuts a request line at 2,048 bytes, so
+ * the client opens as many connections as keep every path under it (before,
+ * one connection of an 18 KB path that never came up). */
+static void test_groups_fit_the_request_line(void)
+{
+    static an_ws_sub many[1000];
+    an_err err = {0};
+    for (int i = 0; i < 1000; i++) {
+        char sym[16];
+        snprintf(sym, sizeof sym, "B%c%c%c/USDT", 'A' + i / 676 % 26, 'A' + i / 26 % 26,
+                 'A' + i % 26);
+        AN_CHECK_OK(an_ws_sub_init(&many[i], sym, "1m", &err), err);
+    }
+    an_binance_ws_options o = {0};
+    o.url = "ws://127.0.0.1:9"; /* nothing listens: the connections just retry */
+    o.subs = many;
+    o.nsubs = 1000;
+    o.streams_per_conn = 1024;
+    o.idle_ms = 60000;
+    o.max_age_ms = 3600000;
+    o.backoff_ms = 1000;
+    o.backoff_max_ms = 30000;
+    o.cb.on_kline = on_kline_none;
+    an_binance_ws *w = NULL;
+    AN_CHECK_OK(an_binance_ws_start(&o, &w, &err), err);
+    an_binance_ws_stats st = {0};
+    an_binance_ws_get_stats(w, &st);
+    /* "baaausdt@kline_1m/" is 18 bytes: 111 to a 2,000-byte path */
+    AN_CHECK_INT(st.groups, 10);
+    an_binance_ws_stop(w);
+    o.streams_per_conn = 50; /* the setting still caps a connection */
+    AN_CHECK_OK(an_binance_ws_start(&o, &w, &err), err);
+    an_binance_ws_get_stats(w, &st);
+    AN_CHECK_INT(st.groups, 20);
+    an_binance_ws_stop(w);
+}
+
 int main(void)
 {
     AN_RUN(test_sub_names);
@@ -168,5 +210,6 @@ int main(void)
     AN_RUN(test_bad_frames);
     AN_RUN(test_backoff);
     AN_RUN(test_attempts);
+    AN_RUN(test_groups_fit_the_request_line);
     return AN_TEST_DONE();
 }
