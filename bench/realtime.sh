@@ -191,6 +191,10 @@ if [ "$PEER" = 1 ]; then
     read -r pn pp50 pp99 < <(PGPASSWORD=$(kv "$AUTONAMA_TEST_PG" password) psql -X -qAt -F ' ' \
         -h "$(kv "$AUTONAMA_TEST_PG" host)" -p "$(kv "$AUTONAMA_TEST_PG" port)" \
         -U "$(kv "$AUTONAMA_TEST_PG" user)" -d "$(kv "$AUTONAMA_TEST_PG" dbname)" -c "$q")
+    if [ "${pn:-0}" = 0 ]; then
+        echo "bench/realtime: the peer stored no row in the window; its output:" >&2
+        tail -5 "$work/peer.out" "$work/peer.log" >&2 2>/dev/null
+    fi
     python3 - "$c0" "$c1" "$p0" "$p1" "$ticks" "$t0" "$t1" "$m0" "$m1" "$pn" "$pp50" "$pp99" <<PY
 import sys
 c0, c1, p0, p1, tk, t0, t1, m0, m1, pn = (float(x) for x in sys.argv[1:11])
