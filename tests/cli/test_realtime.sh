@@ -75,7 +75,7 @@ start_fake_binance_at() {
     shift
     "$PY" "$SRC/tests/fake_binance/server.py" --port "$port" "$@" >"$work/server.out" 2>"$work/server.err" &
     server_pid=$!
-    for _ in $(seq 1 100); do
+    for _ in $(seq 1 300); do # 30 s: a loaded machine starts Python slowly
         grep -q '^listening' "$work/server.out" 2>/dev/null && break
         sleep 0.1
     done
