@@ -105,6 +105,7 @@ wait_for() { # SECONDS CMD...: until CMD succeeds
     return 1
 }
 connected() { [ "$(metric autonama_realtime_connections)" = 1 ]; }
+rotated() { [ "$(metric autonama_realtime_rotations_total)" -ge 1 ] 2>/dev/null; }
 filled_since() { [ "$(metric autonama_realtime_gap_fills_total)" -ge "$1" ] 2>/dev/null; }
 
 # The store equals the exchange: closed candles as REST serves them (from the
@@ -194,6 +195,9 @@ for mode in duckdb postgres timescaledb; do
     # REST and the stream serve the same, unchanging open candle from then on
     echo "# events checked at ${SECONDS}s"
     check "$mode: connected at the end" wait_for 30 connected
+    # a connection lives AUTONAMA_REALTIME_MAX_AGE (8 s) before its seamless
+    # rotation: the short form may get here sooner after the last reconnect
+    wait_for 20 rotated
     curl -s "$base/health" >"$work/health.json"
     check "$mode: /health reports the stream connected ($(json "$work/health.json" 'j.get("stream")'))" \
         test "$(json "$work/health.json" 'j["stream"]["state"]')" = connected
