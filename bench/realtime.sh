@@ -12,7 +12,15 @@
 #     and to the SSE client receiving it (the measuring client: receive time
 #     - E from the event id), p50 and p99;
 #   - messages, bad frames, store errors, SSE drops.
-# Not done here (see the closing note of issue 14): cryptofeed side by side.
+# Side by side in the same run (AN_BENCH_PEER=0 leaves it out): cryptofeed
+# (PyPI, pinned below, installed here into .deps/venv-bench) with its Binance
+# feed and its Postgres backend (bench/realtime_peer.py), consuming the same
+# fake streams into the same PostgreSQL (table public.candles): its CPU %, its
+# lag event -> row committed, and the CPU per message of both. cryptofeed
+# accepts wss:// only: the fake serves the same streams over TLS on a second
+# port for it (a self-signed certificate made here, trusted through
+# SSL_CERT_FILE); autonama reads plain ws://, so the peer pays for TLS.
+# cryptofeed 2.4.1: 3.x needs Python >= 3.13, the venv uses python3 (3.11).
 #   bench/realtime.sh   (AN_BIN, AUTONAMA_TEST_PG; scripts/run-bench realtime sets them)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,6 +29,17 @@ PY=$root/.deps/venv/bin/python
 N=${AN_BENCH_STREAMS:-1000}
 SECS=${AN_BENCH_SECONDS:-300}
 CLIENTS=${AN_BENCH_CLIENTS:-100}
+PEER=${AN_BENCH_PEER:-1}
+PEER_PY=$root/.deps/venv-bench/bin/python
+if [ "$PEER" = 1 ] && ! "$PEER_PY" -c 'import cryptofeed, asyncpg' 2>/dev/null; then
+    echo "# installing cryptofeed==2.4.1 asyncpg==0.32.0 into .deps/venv-bench"
+    python3 -m venv "$root/.deps/venv-bench"
+    "$root/.deps/venv-bench/bin/pip" install -q --disable-pip-version-check cryptofeed==2.4.1 \
+        asyncpg==0.32.0 >"$root/.deps/pip-bench.log" 2>&1 || {
+        echo "bench/realtime: installing cryptofeed failed (.deps/pip-bench.log)" >&2
+        exit 1
+    }
+fi
 : "${AUTONAMA_TEST_PG:?AUTONAMA_TEST_PG not set: run through scripts/run-bench realtime}"
 work=$(mktemp -d /tmp/autonama-bench-rt.XXXXXX)
 SRC=$root
@@ -28,7 +47,9 @@ SRC=$root
 . "$root/tests/cli/lib.sh"
 serve_pid=""
 cpids=()
+peer_pid=""
 cleanup() {
+    [ -n "$peer_pid" ] && kill "$peer_pid" 2>/dev/null
     for p in "${cpids[@]}"; do kill "$p" 2>/dev/null || true; done
     [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null
     [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
@@ -48,6 +69,12 @@ print(' '.join(names))")
 gens=()
 for s in $syms; do gens+=(--generate "$s:1m:$((now - 86400000)):$((now + 86400000))"); done
 ws_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+if [ "$PEER" = 1 ]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/key.pem" -out "$work/cert.pem" -days 1 \
+        -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1
+    wss_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    export FAKE_BINANCE_WSS_PORT=$wss_port FAKE_BINANCE_TLS_CERT=$work/cert.pem FAKE_BINANCE_TLS_KEY=$work/key.pem
+fi
 "$PY" "$root/tests/fake_binance/server.py" --port 0 --ws-port "$ws_port" --weight-limit 100000000 \
     "${gens[@]}" >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
@@ -83,6 +110,15 @@ if ! kill -0 "$serve_pid" 2>/dev/null || [ -z "$(metric autonama_realtime_connec
     exit 1
 fi
 echo "# $N streams connected ($(metric autonama_realtime_connections) connections); the first gap fill done"
+if [ "$PEER" = 1 ]; then
+    printf '%s\n' $syms >"$work/syms.txt"
+    SSL_CERT_FILE=$work/cert.pem "$PEER_PY" "$root/bench/realtime_peer.py" "http://127.0.0.1:$port" \
+        "wss://127.0.0.1:$wss_port" "$AUTONAMA_TEST_PG" "$work/syms.txt" "$work/peer.log" \
+        >"$work/peer.out" 2>&1 &
+    peer_pid=$!
+    sleep 15 # its symbol lookup and connections
+    kill -0 "$peer_pid" 2>/dev/null || { echo "bench/realtime: the peer died: $(tail -5 "$work/peer.out")" >&2; exit 1; }
+fi
 
 # CLIENTS SSE clients, 100 symbols each (or all when fewer), reading all the time
 set -- $syms
@@ -121,12 +157,16 @@ print("%d %.1f %.1f" % (len(lat), q(0.5), q(0.99)))
 PY
 mpid=$!
 ticks=$(getconf CLK_TCK)
-cpu() { awk '{ print $14 + $15 }' "/proc/$serve_pid/stat"; }
+cpu() { awk '{ print $14 + $15 }' "/proc/${1:-$serve_pid}/stat"; }
 c0=$(cpu)
+[ "$PEER" = 1 ] && p0=$(cpu "$peer_pid")
+ts0=$(date -u +'%Y-%m-%d %H:%M:%S.%N')
 m0=$(metric autonama_realtime_messages_total)
 t0=$(date +%s.%N)
 wait "$mpid" || true
 c1=$(cpu)
+[ "$PEER" = 1 ] && p1=$(cpu "$peer_pid")
+ts1=$(date -u +'%Y-%m-%d %H:%M:%S.%N')
 m1=$(metric autonama_realtime_messages_total)
 t1=$(date +%s.%N)
 curl -s "$base/metrics" >"$work/metrics.txt"
@@ -144,3 +184,28 @@ PY
 echo "event -> row committed: p50 $(m 'autonama_realtime_store_lag_seconds{from="event",quantile="0.5"}') s, p99 $(m 'autonama_realtime_store_lag_seconds{from="event",quantile="0.99"}') s (open candles wait for the ${AUTONAMA_REALTIME_FLUSH_MS:-1000} ms flush)"
 echo "event -> SSE client ($CLIENTS clients + 1 measuring, 100 symbols each): p50 $sse_p50 ms, p99 $sse_p99 ms over $sse_n events"
 echo "bad frames: $(awk '/^autonama_realtime_bad_frames_total/ { s += $2 } END { print s + 0 }' "$work/metrics.txt"), store errors: $(m autonama_realtime_store_errors_total), SSE dropped: $(m autonama_sse_dropped_total), SSE clients: $(m autonama_sse_clients)"
+if [ "$PEER" = 1 ]; then
+    q="SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM committed - timestamp)),
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM committed - timestamp))
+       FROM candles WHERE committed BETWEEN '$ts0' AND '$ts1'"
+    read -r pn pp50 pp99 < <(PGPASSWORD=$(kv "$AUTONAMA_TEST_PG" password) psql -X -qAt -F ' ' \
+        -h "$(kv "$AUTONAMA_TEST_PG" host)" -p "$(kv "$AUTONAMA_TEST_PG" port)" \
+        -U "$(kv "$AUTONAMA_TEST_PG" user)" -d "$(kv "$AUTONAMA_TEST_PG" dbname)" -c "$q")
+    if [ "${pn:-0}" = 0 ]; then
+        echo "bench/realtime: the peer stored no row in the window; its output:" >&2
+        tail -5 "$work/peer.out" "$work/peer.log" >&2 2>/dev/null
+    fi
+    python3 - "$c0" "$c1" "$p0" "$p1" "$ticks" "$t0" "$t1" "$m0" "$m1" "$pn" "$pp50" "$pp99" <<PY
+import sys
+c0, c1, p0, p1, tk, t0, t1, m0, m1, pn = (float(x) for x in sys.argv[1:11])
+p50, p99 = sys.argv[11], sys.argv[12]
+wall = t1 - t0
+ours = (c1 - c0) / tk / max(m1 - m0, 1)
+peer = (p1 - p0) / tk / max(pn, 1)
+print("cryptofeed 2.4.1 (its Binance feed + Postgres backend): %.1f%% of one core, %.0f rows "
+      "(%.0f/s), %.1f us CPU per message; event -> row committed p50 %.3f s, p99 %.3f s"
+      % ((p1 - p0) / tk / wall * 100, pn, pn / wall, peer * 1e6, float(p50 or "nan"),
+         float(p99 or "nan")))
+print("CPU per message, cryptofeed / autonama: %.1fx" % (peer / ours if ours else float("nan")))
+PY
+fi

@@ -16,6 +16,7 @@
 
 #include "api/http.h"
 #include "core/config.h"
+#include "core/market.h"
 #include "tasks/service.h"
 
 #define AN_API_MAX_ARGS 16
@@ -75,6 +76,10 @@ void an_api_put_jstr(an_api_reply *rp, const char *s);
 /* A JSON number, shortest text that reads back as the same double; null for
  * NaN and infinities. */
 void an_api_put_double(an_api_reply *rp, double v);
+/* A candle's members (no braces): "timestamp":"<ISO 8601>","ts":<ms>,
+ * "open":..,"high":..,"low":..,"close":..,"volume":.. (the ohlc route and
+ * the stream's events). */
+void an_api_put_candle(an_api_reply *rp, const an_candle *k);
 
 /* Replaces the body with {"error": msg, "status": status, "parameter": param}
  * (parameter left out when NULL). */

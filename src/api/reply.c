@@ -145,6 +145,22 @@ void an_api_put_double(an_api_reply *rp, double v)
     an_api_puts(rp, buf);
 }
 
+void an_api_put_candle(an_api_reply *rp, const an_candle *k)
+{
+    char t[40];
+    an_api_printf(rp, "\"timestamp\":\"%s\",\"ts\":%" PRId64 ",\"open\":",
+                  an_time_format(k->ts, t, sizeof t), k->ts);
+    an_api_put_double(rp, k->open);
+    an_api_puts(rp, ",\"high\":");
+    an_api_put_double(rp, k->high);
+    an_api_puts(rp, ",\"low\":");
+    an_api_put_double(rp, k->low);
+    an_api_puts(rp, ",\"close\":");
+    an_api_put_double(rp, k->close);
+    an_api_puts(rp, ",\"volume\":");
+    an_api_put_double(rp, k->volume);
+}
+
 void an_api_error(an_api_reply *rp, unsigned status, const char *param, const char *fmt, ...)
 {
     char msg[AN_ERR_MSG_MAX];

@@ -457,17 +457,7 @@ static void h_ohlc(const an_api_request *rq, an_api_reply *rp)
     for (size_t j = 0; j < cs.n; j++) {
         const an_candle *x = &cs.v[j];
         an_api_puts(rp, j ? ",{" : "{");
-        put_time(rp, x->ts);
-        an_api_puts(rp, ",\"open\":");
-        an_api_put_double(rp, x->open);
-        an_api_puts(rp, ",\"high\":");
-        an_api_put_double(rp, x->high);
-        an_api_puts(rp, ",\"low\":");
-        an_api_put_double(rp, x->low);
-        an_api_puts(rp, ",\"close\":");
-        an_api_put_double(rp, x->close);
-        an_api_puts(rp, ",\"volume\":");
-        an_api_put_double(rp, x->volume);
+        an_api_put_candle(rp, x);
         if (src_tf)
             an_api_put_bucket_source(rp, &plan, x, src_tf[j]);
         if (nn > 0) {

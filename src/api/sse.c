@@ -3,10 +3,13 @@
  *
  * Owns the hub: the list of clients (each with its series, its indicator
  * choice, its bounded byte queue and whether libmicrohttpd has it
- * suspended), the counters and the heartbeat thread. A client is freed by
- * libmicrohttpd's response-free callback (its connection ended); the hub
- * only unlinks it then. Everything is under hub->lock; MHD_suspend /
- * MHD_resume are called with it held (they only flag the connection).
+ * suspended), the counters, the heartbeat thread and the replay worker
+ * (Last-Event-ID: it reads the store outside the lock, then puts the stored
+ * events ahead of the live ones queued meanwhile). A client is freed by
+ * libmicrohttpd's response-free callback (its connection ended), or by the
+ * replay worker when that came during its replay. Everything else is under
+ * hub->lock; MHD_suspend / MHD_resume are called with it held (they only
+ * flag the connection).
  */
 #include "api/sse.h"
 
@@ -38,6 +41,13 @@ struct client {
     char *buf; /* pending bytes [off, len) */
     size_t off, len, cap;
     int suspended, dropped, ended;
+    /* Last-Event-ID: the replay worker reads the store for it; until it has
+     * queued the stored events (ahead of any live ones that came meanwhile)
+     * nothing is sent. gone: the connection ended meanwhile (the worker
+     * frees the client). */
+    int replaying, gone;
+    int64_t since;
+    client *rnext;
     int64_t last_enqueue_ms;
     /* arrival times of the events in the queue, by their end offset */
     struct {
@@ -58,13 +68,28 @@ struct an_sse_hub {
     int nclients;
     int closing;
     uint64_t seq;
-    pthread_t beat;
-    int beat_started;
-    int64_t events, dropped, opened, heartbeats;
+    pthread_t beat, replayer;
+    int beat_started, replayer_started;
+    pthread_cond_t rcond;
+    client *rq_head, *rq_tail; /* clients waiting for their replay */
+    int64_t events, dropped, opened, heartbeats, replays;
     an_lag_ring lag;
     const char *const *names;
     int n_names;
 };
+
+/* Drops a client whose queue would pass its cap (it stopped reading): its
+ * connection ends with an error at its next read. Under the lock. */
+static void drop(client *c)
+{
+    c->dropped = 1;
+    c->hub->dropped++;
+    free(c->buf);
+    c->buf = NULL;
+    c->off = c->len = c->cap = 0;
+    c->npend = 0;
+    AN_WARN(COMPONENT, "msg=\"slow client dropped (queue full)\" queue_max=%zu", c->hub->queue_max);
+}
 
 /* Appends bytes to c's queue, or drops c when it would pass the cap. Resumes
  * a suspended client. Under the lock. */
@@ -73,13 +98,7 @@ static void enqueue(client *c, const char *s, size_t n, int64_t arrived_ms)
     if (c->dropped || c->ended)
         return;
     if (c->len - c->off + n > c->hub->queue_max) {
-        c->dropped = 1;
-        c->hub->dropped++;
-        free(c->buf);
-        c->buf = NULL;
-        c->off = c->len = c->cap = 0;
-        AN_WARN(COMPONENT, "msg=\"slow client dropped (queue full)\" queue_max=%zu",
-                c->hub->queue_max);
+        drop(c);
     } else {
         if (c->off && c->off == c->len)
             c->off = c->len = 0;
@@ -114,7 +133,7 @@ static void enqueue(client *c, const char *s, size_t n, int64_t arrived_ms)
         }
     }
 wake:
-    if (c->suspended) {
+    if (c->suspended && !c->replaying) {
         c->suspended = 0;
         MHD_resume_connection(c->conn);
     }
@@ -125,20 +144,10 @@ static void format_event(an_api_reply *rp, const char *id, const char *symbol, c
                          const an_candle *k, int closed, const double *values,
                          const char *const *names, const client *c)
 {
-    char ts[40];
     an_api_printf(rp, "id: %s\nevent: candle\ndata: {\"symbol\":", id);
     an_api_put_jstr(rp, symbol);
-    an_api_printf(rp, ",\"timeframe\":\"%s\",\"timestamp\":\"%s\",\"ts\":%" PRId64 ",\"open\":", tf,
-                  an_time_format(k->ts, ts, sizeof ts), k->ts);
-    an_api_put_double(rp, k->open);
-    an_api_puts(rp, ",\"high\":");
-    an_api_put_double(rp, k->high);
-    an_api_puts(rp, ",\"low\":");
-    an_api_put_double(rp, k->low);
-    an_api_puts(rp, ",\"close\":");
-    an_api_put_double(rp, k->close);
-    an_api_puts(rp, ",\"volume\":");
-    an_api_put_double(rp, k->volume);
+    an_api_printf(rp, ",\"timeframe\":\"%s\",", tf);
+    an_api_put_candle(rp, k);
     an_api_printf(rp, ",\"closed\":%s", closed ? "true" : "false");
     if (c->n_ind) {
         an_api_puts(rp, ",\"indicators\":{");
@@ -187,6 +196,10 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
     ssize_t n;
     if (c->dropped) {
         n = MHD_CONTENT_READER_END_WITH_ERROR;
+    } else if (c->replaying && !c->ended) {
+        c->suspended = 1; /* the replay worker resumes it */
+        MHD_suspend_connection(c->conn);
+        n = 0;
     } else if (c->off < c->len) {
         size_t k = c->len - c->off < max ? c->len - c->off : max;
         memcpy(buf, c->buf + c->off, k);
@@ -212,6 +225,13 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
     return n;
 }
 
+static void client_destroy(client *c)
+{
+    free(c->want);
+    free(c->buf);
+    free(c);
+}
+
 static void client_free(void *cls)
 {
     client *c = cls;
@@ -224,10 +244,11 @@ static void client_free(void *cls)
             break;
         }
     pthread_cond_broadcast(&hub->cond);
+    int later = c->replaying; /* the replay worker still holds it */
+    c->gone = 1;
     pthread_mutex_unlock(&hub->lock);
-    free(c->want);
-    free(c->buf);
-    free(c);
+    if (!later)
+        client_destroy(c);
 }
 
 static void *heartbeat(void *arg)
@@ -248,6 +269,8 @@ static void *heartbeat(void *arg)
     return NULL;
 }
 
+static void *replayer(void *arg);
+
 an_code an_sse_hub_new(an_realtime *rt, an_service *svc, int max_clients, size_t queue_max,
                        an_sse_hub **out, an_err *err)
 {
@@ -262,11 +285,17 @@ an_code an_sse_hub_new(an_realtime *rt, an_service *svc, int max_clients, size_t
     hub->n_names = an_realtime_names(rt, &hub->names);
     pthread_mutex_init(&hub->lock, NULL);
     pthread_cond_init(&hub->cond, NULL);
+    pthread_cond_init(&hub->rcond, NULL);
     if (pthread_create(&hub->beat, NULL, heartbeat, hub) != 0) {
         an_sse_hub_free(hub);
         return an_err_set(err, AN_ERR_INTERNAL, "sse: cannot start the heartbeat thread");
     }
     hub->beat_started = 1;
+    if (pthread_create(&hub->replayer, NULL, replayer, hub) != 0) {
+        an_sse_hub_free(hub);
+        return an_err_set(err, AN_ERR_INTERNAL, "sse: cannot start the replay thread");
+    }
+    hub->replayer_started = 1;
     an_realtime_listen(rt, on_update, hub);
     *out = hub;
     return AN_OK;
@@ -287,10 +316,15 @@ void an_sse_hub_close(an_sse_hub *hub)
         }
     }
     pthread_cond_broadcast(&hub->cond);
+    pthread_cond_broadcast(&hub->rcond);
     pthread_mutex_unlock(&hub->lock);
     if (hub->beat_started) {
         pthread_join(hub->beat, NULL);
         hub->beat_started = 0;
+    }
+    if (hub->replayer_started) {
+        pthread_join(hub->replayer, NULL);
+        hub->replayer_started = 0;
     }
 }
 
@@ -300,6 +334,7 @@ void an_sse_hub_free(an_sse_hub *hub)
         return;
     an_sse_hub_close(hub);
     pthread_cond_destroy(&hub->cond);
+    pthread_cond_destroy(&hub->rcond);
     pthread_mutex_destroy(&hub->lock);
     free(hub);
 }
@@ -313,9 +348,48 @@ static int fail(unsigned *status, const char **param, char *msg, size_t msglen, 
     return -1;
 }
 
-/* The stored candles of c's series from the one open at `since` on, as
- * events ahead of the live ones (Last-Event-ID resumption). */
-static void replay(an_sse_hub *hub, client *c, int64_t since)
+/* The stored indicator values of the candles cs (hub->n_names per candle,
+ * NAN where none is stored: the open candle, the warm-up), or NULL. */
+static double *stored_values(an_sse_hub *hub, an_store *st, const char *sym, const char *tf,
+                             const an_candles *cs)
+{
+    size_t nn = (size_t)hub->n_names;
+    double *v = cs->n && nn ? malloc(cs->n * nn * sizeof *v) : NULL;
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < cs->n * nn; i++)
+        v[i] = NAN;
+    an_query q = an_query_all();
+    q.start_ms = cs->v[0].ts;
+    an_indicator_points pts = {0};
+    an_err err = {0};
+    if (an_store_get_indicators(st, sym, tf, NULL, &q, &pts, &err) != AN_OK)
+        AN_WARN(COMPONENT, "msg=\"resumption: indicators unreadable\" symbol=%s error=\"%.200s\"",
+                sym, err.msg);
+    for (size_t p = 0; p < pts.n; p++) {
+        size_t k = 0;
+        while (k < nn && strcmp(hub->names[k], pts.v[p].name) != 0)
+            k++;
+        size_t lo = 0, hi = cs->n; /* the candle, by binary search */
+        while (k < nn && lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (cs->v[mid].ts < pts.v[p].ts)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (k < nn && lo < cs->n && cs->v[lo].ts == pts.v[p].ts)
+            v[lo * nn + k] = pts.v[p].value;
+    }
+    an_indicator_points_free(&pts);
+    return v;
+}
+
+/* The stored candles of c's series from the one open at c->since on, as
+ * events (with the indicator values stored for them) into rp. On the replay
+ * worker, without the hub's lock: c's series and indicator choice do not
+ * change after the open. */
+static void replay_read(an_sse_hub *hub, const client *c, an_api_reply *rp)
 {
     an_err err = {0};
     an_store *st = an_service_store(hub->svc, &err);
@@ -326,72 +400,120 @@ static void replay(an_sse_hub *hub, client *c, int64_t since)
     }
     size_t n = an_realtime_series(hub->rt, 0, NULL, NULL);
     int64_t now = an_now_ms();
+    char id[48];
+    snprintf(id, sizeof id, "%" PRId64 "-0", c->since);
     for (size_t i = 0; i < n; i++) {
         if (!c->want[i])
             continue;
         const char *sym, *tf;
         an_realtime_series(hub->rt, i, &sym, &tf);
         an_query q = an_query_all();
-        q.start_ms = an_timeframe_floor(tf, since);
+        q.start_ms = an_timeframe_floor(tf, c->since);
         an_candles cs = {0};
         if (an_store_get_ohlc(st, sym, tf, &q, &cs, &err) != AN_OK) {
             AN_WARN(COMPONENT, "msg=\"resumption read failed\" symbol=%s error=\"%.200s\"", sym,
                     err.msg);
             continue;
         }
+        double *vals = c->n_ind ? stored_values(hub, st, sym, tf, &cs) : NULL;
         for (size_t k = 0; k < cs.n; k++) {
-            char id[48];
-            snprintf(id, sizeof id, "%" PRId64 "-0", since);
-            an_api_reply rp = {0};
             int closed = an_timeframe_next(tf, cs.v[k].ts) <= now;
-            format_event(&rp, id, sym, tf, &cs.v[k], closed, NULL, hub->names, c);
-            if (!rp.oom)
-                enqueue(c, rp.body, rp.len, 0);
-            free(rp.body);
+            format_event(rp, id, sym, tf, &cs.v[k], closed,
+                         vals ? vals + k * (size_t)hub->n_names : NULL, hub->names, c);
         }
+        free(vals);
         an_candles_free(&cs);
     }
 }
 
-int an_sse_open(an_sse_hub *hub, void *conn, const an_api_arg *args, size_t nargs,
-                const char *last_event_id, void **resp, unsigned *status, const char **param,
-                char *msg, size_t msglen)
+/* Puts the replayed bytes ahead of the live events queued meanwhile (or
+ * drops c when both pass its cap). Under the lock. */
+static void prepend(client *c, const char *s, size_t n)
 {
-    const char *symbols = NULL, *tf = NULL, *inds = NULL;
-    for (size_t i = 0; i < nargs; i++) {
-        if (strcmp(args[i].key, "symbols") == 0)
-            symbols = args[i].value;
-        else if (strcmp(args[i].key, "timeframe") == 0)
-            tf = args[i].value;
-        else if (strcmp(args[i].key, "indicators") == 0)
-            inds = args[i].value;
+    if (!n || c->dropped || c->ended)
+        return;
+    size_t pending = c->len - c->off;
+    char *b = pending + n <= c->hub->queue_max ? malloc(pending + n) : NULL;
+    if (!b) {
+        drop(c);
+        return;
     }
-    if (!symbols || !*symbols)
-        return fail(status, param, msg, msglen, 400, "symbols", "%s",
-                    "symbols is required (e.g. symbols=BTC/USDT,ETH/USDT)");
-    if (!tf || !*tf)
-        return fail(status, param, msg, msglen, 400, "timeframe", "%s",
-                    "timeframe is required (e.g. timeframe=1m)");
-    if (!an_timeframe_valid(tf))
-        return fail(status, param, msg, msglen, 400, "timeframe", "unknown timeframe '%.16s'", tf);
+    memcpy(b, s, n);
+    if (pending) /* c->buf is NULL when nothing is queued */
+        memcpy(b + n, c->buf + c->off, pending);
+    for (int i = 0; i < c->npend; i++)
+        c->pend[i].end = c->pend[i].end - c->off + n;
+    free(c->buf);
+    c->buf = b;
+    c->off = 0;
+    c->len = c->cap = pending + n;
+}
+
+/* Ends a client's replay (under the lock); frees it when its connection
+ * ended meanwhile, else lets it send. */
+static void replay_done(client *c)
+{
+    c->replaying = 0;
+    if (c->gone) {
+        client_destroy(c);
+    } else if (c->suspended) {
+        c->suspended = 0;
+        MHD_resume_connection(c->conn);
+    }
+}
+
+/* The replay worker: Last-Event-ID resumptions, one at a time, off the
+ * event threads and outside the hub's lock while the store is read. */
+static void *replayer(void *arg)
+{
+    an_sse_hub *hub = arg;
+    pthread_mutex_lock(&hub->lock);
+    for (;;) {
+        while (!hub->closing && !hub->rq_head)
+            pthread_cond_wait(&hub->rcond, &hub->lock);
+        if (hub->closing)
+            break;
+        client *c = hub->rq_head;
+        if (!(hub->rq_head = c->rnext))
+            hub->rq_tail = NULL;
+        if (c->gone) {
+            replay_done(c);
+            continue;
+        }
+        pthread_mutex_unlock(&hub->lock);
+        an_api_reply rp = {0};
+        replay_read(hub, c, &rp);
+        pthread_mutex_lock(&hub->lock);
+        if (rp.oom)
+            drop(c);
+        else
+            prepend(c, rp.body, rp.len);
+        free(rp.body);
+        hub->replays++;
+        replay_done(c);
+    }
+    while (hub->rq_head) { /* closing: the rest end without their replay */
+        client *c = hub->rq_head;
+        hub->rq_head = c->rnext;
+        replay_done(c);
+    }
+    hub->rq_tail = NULL;
+    pthread_mutex_unlock(&hub->lock);
+    return NULL;
+}
+
+/* Reads symbols= into c->want: every one must be streamed in tf. */
+static int parse_symbols(an_sse_hub *hub, client *c, const char *symbols, const char *tf,
+                         unsigned *status, const char **param, char *msg, size_t msglen)
+{
     size_t n = an_realtime_series(hub->rt, 0, NULL, NULL);
-    client *c = calloc(1, sizeof *c);
-    if (!c || !(c->want = calloc(n ? n : 1, 1))) {
-        free(c);
-        return fail(status, param, msg, msglen, 503, NULL, "%s", "out of memory");
-    }
-    c->hub = hub;
-    c->conn = conn;
     char item[64];
     for (const char *p = symbols; *p;) {
         size_t l = strcspn(p, ",");
         snprintf(item, sizeof item, "%.*s", (int)(l < 40 ? l : 40), p);
         an_err e = {0};
-        if (an_symbol_validate(item, &e) != AN_OK) {
-            free(c->want);
-            free(c);
+        if (an_symbol_validate(item, &e) != AN_OK)
             return fail(status, param, msg, msglen, 400, "symbols", "bad symbol '%s'", item);
-        }
         int found = 0;
         for (size_t i = 0; i < n; i++) {
             const char *sym, *stf;
@@ -399,18 +521,26 @@ int an_sse_open(an_sse_hub *hub, void *conn, const an_api_arg *args, size_t narg
             if (strcmp(sym, item) == 0 && strcmp(stf, tf) == 0)
                 found = c->want[i] = 1;
         }
-        if (!found) {
-            free(c->want);
-            free(c);
+        if (!found)
             return fail(status, param, msg, msglen, 404, "symbols",
                         "'%s' is not streamed in this timeframe (AUTONAMA_REALTIME_SYMBOLS / "
                         "_TIMEFRAMES)",
                         item);
-        }
         p += l;
         if (*p == ',')
             p++;
     }
+    return 0;
+}
+
+/* Reads indicators= into c->ind: names of the live set, each once. */
+static int parse_indicators(an_sse_hub *hub, client *c, const char *inds, unsigned *status,
+                            const char **param, char *msg, size_t msglen)
+{
+    char item[64];
+    if (inds && !*inds)
+        return fail(status, param, msg, msglen, 400, "indicators", "%s",
+                    "indicators is empty (leave it out for none)");
     for (const char *p = inds ? inds : ""; *p;) {
         size_t l = strcspn(p, ",");
         snprintf(item, sizeof item, "%.*s", (int)(l < 40 ? l : 40), p);
@@ -421,59 +551,103 @@ int an_sse_open(an_sse_hub *hub, void *conn, const an_api_arg *args, size_t narg
         for (int i = 0; i < c->n_ind && k >= 0; i++)
             if (c->ind[i] == k)
                 k = -2;
-        if (k < 0 || c->n_ind >= MAX_NAMES) {
-            free(c->want);
-            free(c);
+        if (k < 0 || c->n_ind >= MAX_NAMES)
             return fail(status, param, msg, msglen, 400, "indicators",
                         k == -2 ? "indicator '%s' given twice"
                                 : "unknown indicator '%s' (the live set: AUTONAMA_INDICATORS)",
                         item);
-        }
         c->ind[c->n_ind++] = k;
         p += l;
         if (*p == ',')
             p++;
     }
-    if (inds && !*inds) {
-        free(c->want);
-        free(c);
-        return fail(status, param, msg, msglen, 400, "indicators", "%s",
-                    "indicators is empty (leave it out for none)");
+    return 0;
+}
+
+/* A new client of the request's parameters, or NULL with the failure set. */
+static client *parse_request(an_sse_hub *hub, const an_api_arg *args, size_t nargs,
+                             unsigned *status, const char **param, char *msg, size_t msglen)
+{
+    const char *symbols = NULL, *tf = NULL, *inds = NULL;
+    for (size_t i = 0; i < nargs; i++) {
+        if (strcmp(args[i].key, "symbols") == 0)
+            symbols = args[i].value;
+        else if (strcmp(args[i].key, "timeframe") == 0)
+            tf = args[i].value;
+        else if (strcmp(args[i].key, "indicators") == 0)
+            inds = args[i].value;
     }
-    int64_t since = 0;
-    int resume = 0;
+    if (!symbols || !*symbols) {
+        fail(status, param, msg, msglen, 400, "symbols", "%s",
+             "symbols is required (e.g. symbols=BTC/USDT,ETH/USDT)");
+        return NULL;
+    }
+    if (!tf || !*tf) {
+        fail(status, param, msg, msglen, 400, "timeframe", "%s",
+             "timeframe is required (e.g. timeframe=1m)");
+        return NULL;
+    }
+    if (!an_timeframe_valid(tf)) {
+        fail(status, param, msg, msglen, 400, "timeframe", "unknown timeframe '%.16s'", tf);
+        return NULL;
+    }
+    size_t n = an_realtime_series(hub->rt, 0, NULL, NULL);
+    client *c = calloc(1, sizeof *c);
+    if (!c || !(c->want = calloc(n ? n : 1, 1))) {
+        free(c);
+        fail(status, param, msg, msglen, 503, NULL, "%s", "out of memory");
+        return NULL;
+    }
+    c->hub = hub;
+    if (parse_symbols(hub, c, symbols, tf, status, param, msg, msglen) != 0 ||
+        parse_indicators(hub, c, inds, status, param, msg, msglen) != 0) {
+        client_destroy(c);
+        return NULL;
+    }
+    return c;
+}
+
+int an_sse_open(an_sse_hub *hub, void *conn, const an_api_arg *args, size_t nargs,
+                const char *last_event_id, void **resp, unsigned *status, const char **param,
+                char *msg, size_t msglen)
+{
+    client *c = parse_request(hub, args, nargs, status, param, msg, msglen);
+    if (!c)
+        return -1;
+    c->conn = conn;
     if (last_event_id && *last_event_id) {
         char *end;
         long long v = strtoll(last_event_id, &end, 10);
         if (end != last_event_id && v >= 0 && (*end == '-' || !*end)) {
-            since = v;
-            resume = 1;
+            c->since = v;
+            c->replaying = 1;
         }
     }
     pthread_mutex_lock(&hub->lock);
-    if (hub->closing || hub->nclients >= hub->max_clients) {
+    struct MHD_Response *r = NULL;
+    if (!hub->closing && hub->nclients < hub->max_clients)
+        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, reader, c, client_free);
+    if (!r) {
+        int full = hub->closing || hub->nclients >= hub->max_clients;
         pthread_mutex_unlock(&hub->lock);
-        free(c->want);
-        free(c);
+        client_destroy(c);
         return fail(status, param, msg, msglen, 503, NULL,
-                    "too many streams open (AUTONAMA_HTTP_MAX_STREAMS %s)", "reached");
+                    full ? "too many streams open (AUTONAMA_HTTP_MAX_STREAMS %s)" : "%s",
+                    full ? "reached" : "out of memory");
     }
     c->last_enqueue_ms = an_now_ms();
-    if (resume)
-        replay(hub, c, since); /* under the lock: no live update can come between */
-    struct MHD_Response *r =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, reader, c, client_free);
-    if (!r) {
-        pthread_mutex_unlock(&hub->lock);
-        free(c->want);
-        free(c->buf);
-        free(c);
-        return fail(status, param, msg, msglen, 503, NULL, "%s", "out of memory");
-    }
     c->next = hub->clients;
     hub->clients = c;
     hub->nclients++;
     hub->opened++;
+    if (c->replaying) { /* live updates queue behind the replay from now on */
+        if (hub->rq_tail)
+            hub->rq_tail->rnext = c;
+        else
+            hub->rq_head = c;
+        hub->rq_tail = c;
+        pthread_cond_signal(&hub->rcond);
+    }
     pthread_mutex_unlock(&hub->lock);
     /* a bounded kernel send buffer too: what a stalled client holds is
      * bounded by it plus the queue (loopback autotuning grows it to MBs) */
@@ -512,13 +686,16 @@ char *an_sse_metrics(an_sse_hub *hub)
              "# HELP autonama_sse_dropped_total Slow clients dropped (queue full).\n"
              "# TYPE autonama_sse_dropped_total counter\n"
              "autonama_sse_dropped_total %" PRId64 "\n"
+             "# HELP autonama_sse_replays_total Last-Event-ID resumptions served from the store.\n"
+             "# TYPE autonama_sse_replays_total counter\n"
+             "autonama_sse_replays_total %" PRId64 "\n"
              "# HELP autonama_sse_lag_seconds From a frame's arrival to its bytes handed to a "
              "client's socket; last %d events.\n"
              "# TYPE autonama_sse_lag_seconds summary\n"
              "autonama_sse_lag_seconds{quantile=\"0.5\"} %.6f\n"
              "autonama_sse_lag_seconds{quantile=\"0.99\"} %.6f\n",
-             hub->nclients, hub->opened, hub->events, hub->heartbeats, hub->dropped, AN_LAG_RING,
-             q50, q99);
+             hub->nclients, hub->opened, hub->events, hub->heartbeats, hub->dropped, hub->replays,
+             AN_LAG_RING, q50, q99);
     pthread_mutex_unlock(&hub->lock);
     free(scratch);
     return b;

@@ -3,7 +3,8 @@
  * validation of every kline event (see binance_ws.h).
  *
  * Owns: the libwebsockets context, one group per up to streams_per_conn
- * subscriptions (its current connection, and during a rotation the one
+ * subscriptions whose combined-stream path fits libwebsockets' request line
+ * (~110 names; see REQUEST_PATH_MAX) (its current connection, and during a rotation the one
  * replacing it), the per-series order state, the attempt ring and the
  * counters. Everything but the counters is touched by the service thread
  * only; the counters are read under `lock` by an_binance_ws_get_stats.
@@ -671,6 +672,28 @@ static int by_stream(const void *a, const void *b)
     return strcmp(sort_subs[*(const size_t *)a].stream, sort_subs[*(const size_t *)b].stream);
 }
 
+/* libwebsockets 4.1 writes the request line ("GET <path> HTTP/1.1") into
+ * 2,048 bytes (lws_generate_client_handshake): a longer path is cut short and
+ * the server drops the connection (a combined stream of more than ~110
+ * names never connected). Paths stay under this. */
+#define REQUEST_PATH_MAX 2000
+
+/* The end of the group of streams starting at first: at most
+ * streams_per_conn of them, and a path that fits REQUEST_PATH_MAX (one
+ * stream at least). */
+static size_t group_end(const char *prefix, const an_binance_ws_options *o, size_t first)
+{
+    size_t len = strlen(prefix) + strlen("/stream?streams="), end = first;
+    while (end < o->nsubs && end - first < (size_t)o->streams_per_conn) {
+        size_t add = strlen(o->subs[end].stream) + (end > first);
+        if (end > first && len + add > REQUEST_PATH_MAX)
+            break;
+        len += add;
+        end++;
+    }
+    return end;
+}
+
 static void lws_log(int level, const char *line)
 {
     char q[400];
@@ -699,7 +722,9 @@ an_code an_binance_ws_start(const an_binance_ws_options *o, an_binance_ws **out,
     w->subs = malloc(o->nsubs * sizeof *w->subs);
     w->order = malloc(o->nsubs * sizeof *w->order);
     w->series = calloc(o->nsubs, sizeof *w->series);
-    w->ngroups = (int)((o->nsubs + (size_t)o->streams_per_conn - 1) / (size_t)o->streams_per_conn);
+    w->ngroups = 0;
+    for (size_t first = 0; first < o->nsubs; first = group_end(w->prefix, o, first))
+        w->ngroups++;
     w->groups = calloc((size_t)w->ngroups, sizeof *w->groups);
     if (!w->subs || !w->order || !w->series || !w->groups) {
         code = an_err_set(err, AN_ERR_NOMEM, "out of memory");
@@ -717,13 +742,12 @@ an_code an_binance_ws_start(const an_binance_ws_options *o, an_binance_ws **out,
                               w->subs[w->order[i]].stream);
             goto fail;
         }
+    size_t first = 0;
     for (int gi = 0; gi < w->ngroups; gi++) {
         group *g = &w->groups[gi];
         g->index = gi;
         g->w = w;
-        size_t first = (size_t)gi * (size_t)o->streams_per_conn;
-        size_t n = o->nsubs - first < (size_t)o->streams_per_conn ? o->nsubs - first
-                                                                  : (size_t)o->streams_per_conn;
+        size_t n = group_end(w->prefix, o, first) - first;
         size_t cap = strlen(w->prefix) + 32 + n * (sizeof w->subs[0].stream + 1);
         if (!(g->path = malloc(cap))) {
             code = an_err_set(err, AN_ERR_NOMEM, "out of memory");
@@ -733,6 +757,7 @@ an_code an_binance_ws_start(const an_binance_ws_options *o, an_binance_ws **out,
         for (size_t i = 0; i < n; i++)
             off += (size_t)snprintf(g->path + off, cap - off, "%s%s", i ? "/" : "",
                                     w->subs[first + i].stream);
+        first += n;
     }
     w->st.groups = w->ngroups;
     lws_set_log_level(LLL_ERR, lws_log);

@@ -3,7 +3,9 @@
  * and the validation of every kline event.
  *
  * The client subscribes to <symbol>@kline_<interval> combined streams
- * (BINANCE_WS_URL + /stream?streams=a/b/...), at most 1,024 per connection,
+ * (BINANCE_WS_URL + /stream?streams=a/b/...), at most 1,024 per connection
+ * and fewer when the path would pass libwebsockets 4.1's 2,048-byte request
+ * line (~110 names a connection),
  * symbols lowercase. It follows Binance's rules: pings are answered (by
  * libwebsockets, at once), reconnects back off exponentially with jitter and
  * never exceed 300 connection attempts per 5 minutes, a connection is

@@ -148,6 +148,22 @@ an_code an_store_insert_ohlc(an_store *s, const char *symbol, const char *timefr
     return s->ops->insert_ohlc(s, symbol, timeframe, v, n, counts, err);
 }
 
+an_code an_store_upsert_candles(an_store *s, const an_series_candle *v, size_t n, an_err *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (an_candles_validate(v[i].symbol, v[i].timeframe, &v[i].c, 1, err) != AN_OK)
+            return an_err_prefix(err, "upsert_candles refused the batch");
+    if (s->ops->upsert_candles)
+        return n ? s->ops->upsert_candles(s, v, n, err) : AN_OK;
+    an_upsert_counts counts;
+    for (size_t i = 0; i < n; i++) {
+        an_code rc = s->ops->insert_ohlc(s, v[i].symbol, v[i].timeframe, &v[i].c, 1, &counts, err);
+        if (rc != AN_OK)
+            return rc;
+    }
+    return AN_OK;
+}
+
 static an_code check_query(const an_query *q, an_err *err)
 {
     if (q->start_ms != INT64_MIN && q->end_ms != INT64_MAX && q->end_ms < q->start_ms)

@@ -114,6 +114,19 @@ typedef struct an_upsert_counts {
 an_code an_store_insert_ohlc(an_store *s, const char *symbol, const char *timeframe,
                              const an_candle *v, size_t n, an_upsert_counts *counts, an_err *err);
 
+/* One candle of a named series (an_store_upsert_candles). */
+typedef struct an_series_candle {
+    const char *symbol, *timeframe;
+    an_candle c;
+} an_series_candle;
+
+/* Upsert of n candles of any series, each validated first (nothing is
+ * written when one is bad), keyed as an_store_insert_ohlc's; at most one
+ * candle per key. PostgreSQL / TimescaleDB: one statement; DuckDB: one
+ * insert per candle. For the live path's open candles: one write per flush
+ * for every series. */
+an_code an_store_upsert_candles(an_store *s, const an_series_candle *v, size_t n, an_err *err);
+
 typedef struct an_query {
     int64_t start_ms; /* inclusive; INT64_MIN for none */
     int64_t end_ms;   /* exclusive; INT64_MAX for none */

@@ -31,6 +31,10 @@ typedef an_code an_store_ping_fn(an_store *s, an_err *err);
 typedef an_code an_store_insert_ohlc_fn(an_store *s, const char *symbol, const char *tf,
                                         const an_candle *v, size_t n, an_upsert_counts *counts,
                                         an_err *err);
+/* Validated candles of any series in one statement (NULL in the table: the
+ * store falls back to insert_ohlc per candle). */
+typedef an_code an_store_upsert_candles_fn(an_store *s, const an_series_candle *v, size_t n,
+                                           an_err *err);
 /* Rows of source ("ohlc_data", "ohlc_1h", "ohlc_1d"; tf NULL for rollups) appended to out. */
 typedef an_code an_store_get_ohlc_fn(an_store *s, const char *source, const char *symbol,
                                      const char *tf, const an_query *q, an_candles *out,
@@ -130,6 +134,7 @@ typedef struct an_store_ops {
     an_store_ping_fn *ping;
     /* ---- candles ---- */
     an_store_insert_ohlc_fn *insert_ohlc;
+    an_store_upsert_candles_fn *upsert_candles; /* optional: NULL falls back */
     an_store_get_ohlc_fn *get_ohlc;
     an_store_get_bucketed_fn *get_bucketed;
     an_store_latest_fn *latest;

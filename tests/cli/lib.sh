@@ -16,8 +16,9 @@
 #   free_port              a free TCP port on 127.0.0.1
 #   start_serve [VAR=VALUE...]  `autonama serve` on a free port with the settings
 #                          of the serve_env array and the arguments added; waits
-#                          until it answers (1 if it does not); sets serve_pid and
-#                          base (http://127.0.0.1:PORT)
+#                          until $serve_ready_path (default /openapi.json) answers
+#                          within $serve_ready_s seconds (default 10; 1 if it does
+#                          not); sets serve_pid and base (http://127.0.0.1:PORT)
 #   stop_serve             stops it; a check that its stderr has no sanitizer report
 #   req METHOD PATH [curl args...]  the status in $code, the body in $work/body
 #                          (body EXPR reads it); noted in $observed for the
@@ -134,8 +135,8 @@ start_serve() {
     base=http://127.0.0.1:$port
     env AUTONAMA_HTTP_ADDR=127.0.0.1:$port "${serve_env[@]}" "$@" "$BIN" serve >"$work/serve.out" 2>"$work/serve.err" &
     serve_pid=$!
-    for _ in $(seq 1 100); do
-        curl -s -o /dev/null "$base/openapi.json" && return 0
+    for _ in $(seq 1 $((${serve_ready_s:-10} * 10))); do
+        curl -s -o /dev/null "$base${serve_ready_path:-/openapi.json}" && return 0
         sleep 0.1
     done
     return 1
@@ -147,7 +148,7 @@ stop_serve() {
     serve_pid=""
     if grep -qiE 'AddressSanitizer|runtime error|LeakSanitizer' "$work/serve.err"; then
         bad "serve reported a sanitizer error"
-        sed 's/^/    /' "$work/serve.err" | head -40
+        grep -m1 -A40 -iE 'AddressSanitizer|runtime error|LeakSanitizer' "$work/serve.err" | sed 's/^/    /'
     else
         ok "serve reported no sanitizer error"
     fi

@@ -64,8 +64,9 @@ class Stream:
         self.ctype = self.resp.getheader("Content-Type", "")
         self.events, self.comments = [], 0
 
-    def read_for(self, seconds):
-        """Reads events for `seconds` (the socket is shut down then)."""
+    def read_for(self, seconds, until=None):
+        """Reads events for `seconds` (the socket is shut down then), or until
+        until(events) is true."""
         self.conn.sock.settimeout(None)
         sock = self.conn.sock
         timer = threading.Timer(seconds, lambda: sock.shutdown(socket.SHUT_RDWR))
@@ -85,6 +86,8 @@ class Stream:
                 if "data" in cur:
                     self.events.append((cur.get("id"), cur.get("event"), json.loads(cur["data"])))
                 cur = {}
+                if until and until(self.events):
+                    break
             else:
                 k, _, v = line.partition(": ")
                 cur[k] = v
@@ -138,16 +141,22 @@ def order(base, seconds, obs):
 
 def resume(base, obs):
     a = Stream(base, query(), obs=obs)
-    a.read_for(3)
+    a.read_for(2)
     a.close()
     ok(len(a.events) > 0, "resume: events before the disconnect")
     if not a.events:
         return
-    last_id = a.events[-1][0]
-    t = int(last_id.split("-")[0])
-    time.sleep(4)
-    b = Stream(base, query(), headers={"Last-Event-ID": last_id}, obs=obs)
-    b.read_for(3)
+    # it comes back claiming it last saw an event 3 minutes older than the
+    # newest one it got: it must get every stored candle from the one open
+    # then (closed ones with their stored indicator values, as live events
+    # carry), then the live updates
+    t = int(a.events[-1][0].split("-")[0]) - 180000
+    last_id = "%d-%s" % (t, a.events[-1][0].split("-")[1])
+    time.sleep(1)
+    b = Stream(base, query(indicators="sma_20,rsi_14"), headers={"Last-Event-ID": last_id}, obs=obs)
+    # the replay comes from the store first (on a worker: the sanitizer
+    # build's DuckDB can take seconds), then 10 live events are enough
+    b.read_for(20, until=lambda ev: sum(1 for e in ev if not e[0].endswith("-0")) >= 10)
     b.close()
     replayed = [d for i, _, d in b.events if i.endswith("-0")]
     live = [d for i, _, d in b.events if not i.endswith("-0")]
@@ -162,6 +171,12 @@ def resume(base, obs):
     first_live = next((k for k, e in enumerate(b.events) if not e[0].endswith("-0")), None)
     ok(live and all(e[0].endswith("-0") for e in b.events[:first_live]),
        "resume: then the live updates (%d replayed, %d live)" % (len(replayed), len(live)))
+    closed = [d for d in replayed if d["closed"]]
+    ok(len(closed) >= 3 * len(SYMS) and all(
+        d.get("indicators", {}).get("sma_20") is not None and
+        d.get("indicators", {}).get("rsi_14") is not None for d in closed),
+       "resume: replayed closed candles carry their indicator values (%d replayed closed, "
+       "first %s)" % (len(closed), closed[0].get("indicators") if closed else None))
 
 
 def raw(base, data):

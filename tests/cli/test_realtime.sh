@@ -7,7 +7,7 @@
 #     age (AUTONAMA_REALTIME_MAX_AGE), fed bad frames of every kind and stale
 #     (out-of-order) events;
 #   - on PostgreSQL the fake exchange is also stopped for AN_RT_OUTAGE_S
-#     (default 90) seconds, REST and stream both, then restarted;
+#     seconds, REST and stream both, then restarted;
 #   - then the exchange's clock is stopped and the store must equal the exchange's series
 #     exactly: every closed candle as REST serves it, the open candle as the
 #     stream last sent it; nothing missing, nothing extra, nothing bad;
@@ -19,10 +19,14 @@
 #     updates in order, Last-Event-ID resumes from the store, bad requests get
 #     400/404/405/413/414, the stream limit 503; on DuckDB a client that stops
 #     reading is dropped while the server's RSS is measured for AN_RT_SLOW_S
-#     (default 60) seconds; GET /api/v1/stream conforms to openapi.json.
-# Durations (shortened from the issue's 60 s where the spec allows):
-# AN_RT_SECONDS (default 45) of streaming per store; the ASan run skips the
-# outage (AN_RT_OUTAGE_MODES, default "postgres"; "" under ASan).
+#     seconds; GET /api/v1/stream conforms to openapi.json.
+# Durations: `make test` runs the short form (AN_RT_SECONDS 20 of streaming
+# per store, a 10 s outage, a 10 s slow client); `make check-all`
+# (AN_CHECK_ALL=1) the issue's sizes (60 s per store, a 90 s outage, RSS over
+# 60 s) and the SSE order and error checks on every store (the short form:
+# on DuckDB only; they do not touch the store). The ASan run skips the outage (AN_RT_OUTAGE_MODES, default
+# "postgres"; "" under ASan) and the RSS figure; its short form compares
+# live and batch indicator rows on PostgreSQL only.
 # Needs AN_BIN, AN_SRC, AUTONAMA_TEST_PG, AUTONAMA_TEST_TS.
 set -uo pipefail
 
@@ -33,18 +37,25 @@ SRC=${AN_SRC:?AN_SRC not set}
 PY=$SRC/.deps/venv/bin/python
 [ -x "$PY" ] || { echo "not ok - $PY missing: run scripts/bootstrap"; exit 1; }
 work=$(mktemp -d /tmp/autonama-rt.XXXXXX)
-serve_pid=""
 . "$SRC/tests/cli/lib.sh"
 trap '[ -n "$server_pid" ] && kill $server_pid 2>/dev/null; [ -n "$serve_pid" ] && kill $serve_pid 2>/dev/null; rm -rf "$work"' EXIT
 
-SECONDS_PER_STORE=${AN_RT_SECONDS:-45}
-OUTAGE_S=${AN_RT_OUTAGE_S:-90}
+if [ "${AN_CHECK_ALL:-0}" = 1 ]; then
+    SECONDS_PER_STORE=${AN_RT_SECONDS:-60} OUTAGE_S=${AN_RT_OUTAGE_S:-90} SLOW_S=${AN_RT_SLOW_S:-60}
+    SSE_ALL=1
+else
+    SECONDS_PER_STORE=${AN_RT_SECONDS:-20} OUTAGE_S=${AN_RT_OUTAGE_S:-10} SLOW_S=${AN_RT_SLOW_S:-10}
+    SSE_ALL=0
+fi
+BATCH_MODES="duckdb postgres timescaledb"
 if [ "${AN_SANITIZE:-0}" = 1 ] || [ "${AN_SANITIZE:-}" = ON ]; then
     OUTAGE_MODES=${AN_RT_OUTAGE_MODES-}
+    # the batch run takes ~15 s per store under the sanitizers: one store
+    # in the short form (every store in check-all and in the release build)
+    [ "$SSE_ALL" = 1 ] || BATCH_MODES=postgres
 else
     OUTAGE_MODES=${AN_RT_OUTAGE_MODES-postgres}
 fi
-SLOW_S=${AN_RT_SLOW_S:-60}
 SYMS="BTCUSDT ETHUSDT ADAUSDT BNBUSDT SOLUSDT"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -64,7 +75,7 @@ start_fake_binance_at() {
     shift
     "$PY" "$SRC/tests/fake_binance/server.py" --port "$port" "$@" >"$work/server.out" 2>"$work/server.err" &
     server_pid=$!
-    for _ in $(seq 1 100); do
+    for _ in $(seq 1 300); do # 30 s: a loaded machine starts Python slowly
         grep -q '^listening' "$work/server.out" 2>/dev/null && break
         sleep 0.1
     done
@@ -74,32 +85,16 @@ start_fake_binance_at() {
 control() { curl -s -X POST "$BINANCE_BASE_URL/_control/stream" -d "$1" >/dev/null; }
 metric() { curl -s "$base/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 
-start_serve() {
-    local port
-    port=$(free_port)
-    base=http://127.0.0.1:$port
-    AUTONAMA_HTTP_ADDR=127.0.0.1:$port AUTONAMA_REALTIME=true AUTONAMA_LOG_LEVEL=info \
-        AUTONAMA_SYMBOLS=BTC/USDT,ETH/USDT,ADA/USDT,BNB/USDT,SOL/USDT \
-        BINANCE_WS_URL=ws://127.0.0.1:$ws_port AUTONAMA_REALTIME_IDLE_MS=3000 \
-        AUTONAMA_REALTIME_MAX_AGE=8 AUTONAMA_REALTIME_BACKOFF_MS=200 AUTONAMA_HTTP_CACHE_TTL_MS=0 \
-        AUTONAMA_HTTP_MAX_STREAMS=8 AUTONAMA_HTTP_STREAM_QUEUE=8192 \
-        AUTONAMA_BEAT_UPDATE_INTERVAL=0 AUTONAMA_BEAT_INDICATORS_INTERVAL=0 \
-        AUTONAMA_BEAT_HEALTH_INTERVAL=0 AUTONAMA_FALLBACK=false \
-        AUTONAMA_FALLBACK_PATH=$work/fallback.duckdb "$BIN" serve >"$work/serve.out" 2>"$work/serve.err" &
-    serve_pid=$!
-    for _ in $(seq 1 100); do
-        curl -s -o /dev/null "$base/health" && return 0
-        sleep 0.2
-    done
-    return 1
-}
-stop_serve() {
-    kill "$serve_pid" 2>/dev/null
-    wait "$serve_pid" 2>/dev/null
-    serve_pid=""
-    check "serve reported no sanitizer error" \
-        bash -c "! grep -qiE 'AddressSanitizer|runtime error|LeakSanitizer' '$work/serve.err'"
-}
+# `autonama serve` (lib.sh's start_serve) with the live path on, ready when /health answers
+serve_ready_path=/health serve_ready_s=20
+serve_env=(AUTONAMA_REALTIME=true AUTONAMA_LOG_LEVEL=info AUTONAMA_INGEST_LOOKBACK=300
+    AUTONAMA_SYMBOLS=BTC/USDT,ETH/USDT,ADA/USDT,BNB/USDT,SOL/USDT
+    BINANCE_WS_URL=ws://127.0.0.1:$ws_port AUTONAMA_REALTIME_IDLE_MS=3000
+    AUTONAMA_REALTIME_MAX_AGE=8 AUTONAMA_REALTIME_BACKOFF_MS=200 AUTONAMA_HTTP_CACHE_TTL_MS=0
+    AUTONAMA_HTTP_MAX_STREAMS=8 AUTONAMA_HTTP_STREAM_QUEUE=8192
+    AUTONAMA_BEAT_UPDATE_INTERVAL=0 AUTONAMA_BEAT_INDICATORS_INTERVAL=0
+    AUTONAMA_BEAT_HEALTH_INTERVAL=0 AUTONAMA_FALLBACK=false
+    AUTONAMA_FALLBACK_PATH=$work/fallback.duckdb)
 wait_for() { # SECONDS CMD...: until CMD succeeds
     local t=$1
     shift
@@ -110,6 +105,7 @@ wait_for() { # SECONDS CMD...: until CMD succeeds
     return 1
 }
 connected() { [ "$(metric autonama_realtime_connections)" = 1 ]; }
+rotated() { [ "$(metric autonama_realtime_rotations_total)" -ge 1 ] 2>/dev/null; }
 filled_since() { [ "$(metric autonama_realtime_gap_fills_total)" -ge "$1" ] 2>/dev/null; }
 
 # The store equals the exchange: closed candles as REST serves them (from the
@@ -150,7 +146,7 @@ PY
 
 fake || exit 1
 for mode in duckdb postgres timescaledb; do
-    echo "# --- $mode"
+    echo "# --- $mode (at ${SECONDS}s)"
     mode_env "$mode"
     reset_mode "$mode"
     curl -s -X POST "$BINANCE_BASE_URL/_control/clock" -d '{"real": true}' >/dev/null
@@ -158,18 +154,18 @@ for mode in duckdb postgres timescaledb; do
     check "$mode: the stream connects and the first gap fill runs" wait_for 60 filled_since 1
     t0=$(date +%s)
     # faults while it streams: 3 cuts, a server close, silence, bad and stale frames
-    sleep 4
+    sleep 2
     for i in 1 2 3; do
         control '{"drop": true}'
-        sleep 3
+        sleep 2
     done
     control '{"close24h": true}'
-    sleep 3
+    sleep 2
     control '{"bad": "all", "count": 2}'
     control '{"out_of_order": 2}'
     sleep 2
-    control '{"silence_s": 5}'
-    sleep 6
+    control '{"silence_s": 4}'
+    sleep 5
     if [[ " $OUTAGE_MODES " == *" $mode "* ]]; then
         echo "# stopping the fake exchange for ${OUTAGE_S}s"
         kill "$server_pid"
@@ -181,9 +177,11 @@ for mode in duckdb postgres timescaledb; do
     # server-sent events: order, resumption, errors; a slow client (one store)
     sse() { "$PY" "$SRC/tests/cli/sse_check.py" "$@" | sed "s/^\(not \)\{0,1\}ok - /&$mode: /" |
         tee -a "$work/sse.out"; }
-    sse order "$base" 8 "$work/observed.jsonl"
+    echo "# faults done at ${SECONDS}s"
+    # order and errors do not depend on the store: one store in the short form
+    [ "$SSE_ALL" = 1 ] || [ "$mode" = duckdb ] && sse order "$base" 6 "$work/observed.jsonl"
     sse resume "$base" "$work/observed.jsonl"
-    sse errors "$base" 8 "$work/observed.jsonl"
+    [ "$SSE_ALL" = 1 ] || [ "$mode" = duckdb ] && sse errors "$base" 8 "$work/observed.jsonl"
     if [ "$mode" = duckdb ]; then
         control '{"interval_s": 0.1}'
         rss_check=1
@@ -195,13 +193,19 @@ for mode in duckdb postgres timescaledb; do
     [ "$left" -gt 0 ] && sleep "$left"
     # let the last reconnect's gap fill finish, then stop the exchange's clock:
     # REST and the stream serve the same, unchanging open candle from then on
+    echo "# events checked at ${SECONDS}s"
     check "$mode: connected at the end" wait_for 30 connected
+    # a connection lives AUTONAMA_REALTIME_MAX_AGE (8 s) before its seamless
+    # rotation: the short form may get here sooner after the last reconnect
+    wait_for 20 rotated
     curl -s "$base/health" >"$work/health.json"
     check "$mode: /health reports the stream connected ($(json "$work/health.json" 'j.get("stream")'))" \
         test "$(json "$work/health.json" 'j["stream"]["state"]')" = connected
-    sleep 3
+    sleep 1
     curl -s -X POST "$BINANCE_BASE_URL/_control/clock" -d "{\"server_time_ms\": $(date +%s%3N)}" >/dev/null
-    sleep 4
+    # the last events and the last flush take a moment: polled for up to 20 s
+    # (quietly), then once more with the differences shown
+    wait_for 20 store_matches 2>/dev/null
     check "$mode: the store equals the exchange's series, open candle included" store_matches
     curl -s "$base/metrics" >"$work/metrics.txt"
     # the live indicator rows written on close, per symbol
@@ -234,12 +238,16 @@ PY
         grep -q 'msg="stream silent: dropping the connection"' "$work/serve.err"
     check "$mode: no store write failed ($(m autonama_realtime_store_errors_total))" \
         test "$(m autonama_realtime_store_errors_total)" = 0
+    echo "# store checked at ${SECONDS}s"
     stop_serve
     # a batch `autonama indicators` over the same candles rewrites none of them
-    "$BIN" indicators --symbols BTC/USDT,ETH/USDT,ADA/USDT,BNB/USDT,SOL/USDT --timeframe 1m \
-        >"$work/batch.json" 2>"$work/batch.err"
-    check "$mode: live indicator rows equal a batch 'autonama indicators' ($(cat "$work/live_rows.json"))" \
-        "$PY" - "$work/live_rows.json" "$work/batch.json" <<'PY'
+    echo "# serve stopped at ${SECONDS}s"
+    if [[ " $BATCH_MODES " == *" $mode "* ]]; then
+        "$BIN" indicators --symbols BTC/USDT,ETH/USDT,ADA/USDT,BNB/USDT,SOL/USDT --timeframe 1m \
+            >"$work/batch.json" 2>"$work/batch.err"
+        echo "# batch indicators done at ${SECONDS}s"
+        check "$mode: live indicator rows equal a batch 'autonama indicators' ($(cat "$work/live_rows.json"))" \
+            "$PY" - "$work/live_rows.json" "$work/batch.json" <<'PY'
 import json, sys
 live = json.load(open(sys.argv[1]))
 batch = json.load(open(sys.argv[2]))
@@ -263,6 +271,7 @@ for r in rows:
     ok = ok and good
 sys.exit(0 if ok else 1)
 PY
+    fi
 done
 passed=$((passed + $(grep -c '^ok - ' "$work/sse.out")))
 failed=$((failed + $(grep -c '^not ok - ' "$work/sse.out")))

@@ -24,6 +24,10 @@ Rules enforced like Binance's: symbols lowercase in stream names, at most
 1,024 streams per connection, unknown streams refused (HTTP 400 at the
 handshake). The server pings every 20 s (websockets' keepalive).
 
+With FAKE_BINANCE_WSS_PORT, FAKE_BINANCE_TLS_CERT and FAKE_BINANCE_TLS_KEY in
+the environment, the same streams are served over TLS (wss://) on that port
+as well (bench/realtime's peer, cryptofeed, refuses plain ws://).
+
 Faults, POST /_control/stream (JSON body; see README.md):
   {"drop": true}            every connection cut at once (no close frame)
   {"close24h": true}        every connection closed by the server with 1001,
@@ -208,6 +212,17 @@ def parse_streams(path, st):
     return out
 
 
+def tls_context():
+    """With FAKE_BINANCE_WSS_PORT, FAKE_BINANCE_TLS_CERT and _KEY set (PEM
+    files), a TLS context for a second, wss:// listener on that port; else None."""
+    if not os.environ.get("FAKE_BINANCE_WSS_PORT"):
+        return None
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.environ["FAKE_BINANCE_TLS_CERT"], os.environ["FAKE_BINANCE_TLS_KEY"])
+    return ctx
+
+
 def start(st, port, interval_s):
     """Starts the stream server on a thread; returns (StreamState, bound port)."""
     # a combined-stream URL of 1,024 streams is ~20 KB: websockets' request
@@ -305,9 +320,15 @@ def start(st, port, interval_s):
 
     async def main():
         ss.loop = asyncio.get_running_loop()
-        async with serve(handler, "127.0.0.1", port, process_request=refuse, ping_interval=20,
-                         ping_timeout=60, max_size=2 ** 16) as server:
+        opts = dict(process_request=refuse, ping_interval=20, ping_timeout=60, max_size=2 ** 16)
+        async with serve(handler, "127.0.0.1", port, **opts) as server:
             bound.append(server.sockets[0].getsockname()[1])
+            tls = tls_context()
+            if tls:  # the same streams over TLS too (wss://), for clients that insist
+                async with serve(handler, "127.0.0.1", int(os.environ["FAKE_BINANCE_WSS_PORT"]),
+                                 ssl=tls, **opts):
+                    ready.set()
+                    await asyncio.Future()
             ready.set()
             await asyncio.Future()
 

@@ -17,21 +17,28 @@ static void setup(void)
     AN_CHECK_OK(an_ws_sub_init(&subs[1], "ETH/USDT", "1m", &err), err);
 }
 
-/* A good frame with one field replaced: key "k.o" -> value text. */
-static void frame(char *buf, size_t len, const char *stream, const char *e, const char *s,
-                  const char *t, const char *T, const char *i, const char *o, const char *h,
-                  const char *l, const char *c, const char *v, const char *x)
+/* A frame's fields; NULL takes the good frame's value. */
+typedef struct parts {
+    const char *stream, *e, *s, *t, *T, *i, *o, *h, *l, *c, *v, *x;
+} parts;
+
+static const parts GOOD = {"btcusdt@kline_1m", "kline",        "BTCUSDT",      "1672515780000",
+                           "1672515839999",    "1m",           "\"16500.10\"", "\"16510.00\"",
+                           "\"16490.5\"",      "\"16505.25\"", "\"12.5\"",     "false"};
+
+#define OR(f) (p->f ? p->f : GOOD.f)
+
+/* The combined-stream frame of p (NULL fields from GOOD). */
+static void frame(char *buf, size_t len, const parts *p)
 {
     snprintf(buf, len,
              "{\"stream\":\"%s\",\"data\":{\"e\":\"%s\",\"E\":1672515782136,\"s\":\"%s\","
              "\"k\":{\"t\":%s,\"T\":%s,\"s\":\"%s\",\"i\":\"%s\",\"f\":100,\"L\":200,"
              "\"o\":%s,\"c\":%s,\"h\":%s,\"l\":%s,\"v\":%s,\"n\":100,\"x\":%s,"
              "\"q\":\"1.0000\",\"V\":\"500\",\"Q\":\"0.500\",\"B\":\"123456\"}}}",
-             stream, e, s, t, T, s, i, o, c, h, l, v, x);
+             OR(stream), OR(e), OR(s), OR(t), OR(T), OR(s), OR(i), OR(o), OR(c), OR(h), OR(l),
+             OR(v), OR(x));
 }
-
-#define GOOD "btcusdt@kline_1m", "kline", "BTCUSDT", "1672515780000", "1672515839999", "1m"
-#define VALS "\"16500.10\"", "\"16510.00\"", "\"16490.5\"", "\"16505.25\"", "\"12.5\""
 
 static void test_sub_names(void)
 {
@@ -49,7 +56,7 @@ static void test_good_frame(void)
 {
     setup();
     char buf[1024];
-    frame(buf, sizeof buf, GOOD, VALS, "false");
+    frame(buf, sizeof buf, &GOOD);
     an_ws_kline k;
     an_ws_bad bad;
     an_err err = {0};
@@ -60,73 +67,58 @@ static void test_good_frame(void)
     AN_CHECK(k.candle.low == 16490.5 && k.candle.close == 16505.25 && k.candle.volume == 12.5);
     AN_CHECK_INT(k.closed, 0);
     AN_CHECK_INT(k.event_ms, 1672515782136LL);
-    frame(buf, sizeof buf, GOOD, VALS, "true");
+    frame(buf, sizeof buf, &(parts){.x = "true"});
     AN_CHECK_OK(an_binance_ws_parse(buf, strlen(buf), subs, 2, &k, &bad, &err), err);
     AN_CHECK_INT(k.closed, 1);
 }
 
-static void expect(const char *label, const char *text, an_ws_bad want)
-{
-    an_ws_kline k;
-    an_ws_bad bad = AN_WS_BAD__COUNT;
-    an_err err = {0};
-    an_code c = an_binance_ws_parse(text, strlen(text), subs, 2, &k, &bad, &err);
-    AN_CHECK_MSG(c != AN_OK, "%s accepted", label);
-    AN_CHECK_MSG(bad == want, "%s: kind %s, expected %s (%s)", label, an_ws_bad_name(bad),
-                 an_ws_bad_name(want), err.msg);
-    AN_CHECK_MSG(err.msg[0] != 0, "%s: no message", label);
-}
+/* Frames with one thing wrong, and the kind each must be counted as. */
+static const struct {
+    const char *label;
+    const char *text; /* a whole frame, or NULL: the frame of p */
+    parts p;
+    an_ws_bad want;
+} BAD[] = {
+    {"not json", "{\"stream\":\"btcusdt@kline_1m\",\"da", {0}, AN_WS_BAD_JSON},
+    {"array", "[1,2]", {0}, AN_WS_BAD_WRAPPER},
+    {"raw event", "{\"e\":\"kline\"}", {0}, AN_WS_BAD_WRAPPER},
+    {"stream not subscribed",
+     NULL,
+     {.stream = "xrpusdt@kline_1m", .s = "XRPUSDT"},
+     AN_WS_BAD_WRAPPER},
+    {"not a kline", NULL, {.e = "trade"}, AN_WS_BAD_EVENT},
+    {"t as a string", NULL, {.t = "\"1672515780000\""}, AN_WS_BAD_EVENT},
+    {"x not a boolean", NULL, {.x = "1"}, AN_WS_BAD_EVENT},
+    {"price as a number", NULL, {.o = "16500.10"}, AN_WS_BAD_VALUE},
+    {"price not a decimal", NULL, {.o = "\"abc\""}, AN_WS_BAD_VALUE},
+    {"empty price", NULL, {.o = "\"\""}, AN_WS_BAD_VALUE},
+    {"high below low", NULL, {.h = "\"16400.00\""}, AN_WS_BAD_VALUE},
+    {"open above high", NULL, {.o = "\"16600.10\""}, AN_WS_BAD_VALUE},
+    {"negative volume", NULL, {.v = "\"-1.5\""}, AN_WS_BAD_VALUE},
+    {"misaligned open time", NULL, {.t = "1672515780001", .T = "1672515840000"}, AN_WS_BAD_TIME},
+    {"wrong close time", NULL, {.T = "1672515840999"}, AN_WS_BAD_TIME},
+    {"another symbol", NULL, {.s = "ETHUSDT"}, AN_WS_BAD_MISMATCH},
+    {"another interval", NULL, {.i = "5m"}, AN_WS_BAD_MISMATCH},
+};
 
 static void test_bad_frames(void)
 {
     setup();
     char b[1024];
-    expect("not json", "{\"stream\":\"btcusdt@kline_1m\",\"da", AN_WS_BAD_JSON);
-    expect("array", "[1,2]", AN_WS_BAD_WRAPPER);
-    expect("raw event", "{\"e\":\"kline\"}", AN_WS_BAD_WRAPPER);
-    frame(b, sizeof b, "xrpusdt@kline_1m", "kline", "XRPUSDT", "1672515780000", "1672515839999",
-          "1m", VALS, "false");
-    expect("stream not subscribed", b, AN_WS_BAD_WRAPPER);
-    frame(b, sizeof b, "btcusdt@kline_1m", "trade", "BTCUSDT", "1672515780000", "1672515839999",
-          "1m", VALS, "false");
-    expect("not a kline", b, AN_WS_BAD_EVENT);
-    frame(b, sizeof b, "btcusdt@kline_1m", "kline", "BTCUSDT", "\"1672515780000\"", "1672515839999",
-          "1m", VALS, "false");
-    expect("t as a string", b, AN_WS_BAD_EVENT);
-    frame(b, sizeof b, GOOD, VALS, "1");
-    expect("x not a boolean", b, AN_WS_BAD_EVENT);
-    frame(b, sizeof b, GOOD, "16500.10", "\"16510.00\"", "\"16490.5\"", "\"16505.25\"", "\"12.5\"",
-          "false");
-    expect("price as a number", b, AN_WS_BAD_VALUE);
-    frame(b, sizeof b, GOOD, "\"abc\"", "\"16510.00\"", "\"16490.5\"", "\"16505.25\"", "\"12.5\"",
-          "false");
-    expect("price not a decimal", b, AN_WS_BAD_VALUE);
-    frame(b, sizeof b, GOOD, "\"\"", "\"16510.00\"", "\"16490.5\"", "\"16505.25\"", "\"12.5\"",
-          "false");
-    expect("empty price", b, AN_WS_BAD_VALUE);
-    frame(b, sizeof b, GOOD, "\"16500.10\"", "\"16400.00\"", "\"16490.5\"", "\"16505.25\"",
-          "\"12.5\"", "false");
-    expect("high below low", b, AN_WS_BAD_VALUE);
-    frame(b, sizeof b, GOOD, "\"16600.10\"", "\"16510.00\"", "\"16490.5\"", "\"16505.25\"",
-          "\"12.5\"", "false");
-    expect("open above high", b, AN_WS_BAD_VALUE);
-    frame(b, sizeof b, GOOD, "\"16500.10\"", "\"16510.00\"", "\"16490.5\"", "\"16505.25\"",
-          "\"-1.5\"", "false");
-    expect("negative volume", b, AN_WS_BAD_VALUE);
-    frame(b, sizeof b, "btcusdt@kline_1m", "kline", "BTCUSDT", "1672515780001", "1672515840000",
-          "1m", VALS, "false");
-    expect("misaligned open time", b, AN_WS_BAD_TIME);
-    frame(b, sizeof b, "btcusdt@kline_1m", "kline", "BTCUSDT", "1672515780000", "1672515840999",
-          "1m", VALS, "false");
-    expect("wrong close time", b, AN_WS_BAD_TIME);
-    frame(b, sizeof b, "btcusdt@kline_1m", "kline", "ETHUSDT", "1672515780000", "1672515839999",
-          "1m", VALS, "false");
-    expect("another symbol", b, AN_WS_BAD_MISMATCH);
-    frame(b, sizeof b, "btcusdt@kline_1m", "kline", "BTCUSDT", "1672515780000", "1672515839999",
-          "5m", VALS, "false");
-    expect("another interval", b, AN_WS_BAD_MISMATCH);
+    for (size_t n = 0; n < sizeof BAD / sizeof BAD[0]; n++) {
+        frame(b, sizeof b, &BAD[n].p);
+        const char *text = BAD[n].text ? BAD[n].text : b;
+        an_ws_kline k;
+        an_ws_bad bad = AN_WS_BAD__COUNT;
+        an_err err = {0};
+        an_code c = an_binance_ws_parse(text, strlen(text), subs, 2, &k, &bad, &err);
+        AN_CHECK_MSG(c != AN_OK, "%s accepted", BAD[n].label);
+        AN_CHECK_MSG(bad == BAD[n].want, "%s: kind %s, expected %s (%s)", BAD[n].label,
+                     an_ws_bad_name(bad), an_ws_bad_name(BAD[n].want), err.msg);
+        AN_CHECK_MSG(err.msg[0] != 0, "%s: no message", BAD[n].label);
+    }
     /* every prefix of a good frame is refused */
-    frame(b, sizeof b, GOOD, VALS, "false");
+    frame(b, sizeof b, &GOOD);
     size_t n = strlen(b);
     long accepted = 0;
     for (size_t i = 0; i < n; i++) {
@@ -169,6 +161,48 @@ static void test_attempts(void)
     AN_CHECK_INT(an_ws_attempt(&a, t + AN_WS_ATTEMPT_WINDOW_MS + 1), 0);
 }
 
+static void on_kline_none(void *ctx, const an_ws_kline *k, int64_t arrived_ms)
+{
+    (void)ctx, (void)k, (void)arrived_ms;
+}
+
+/* 1,000 streams: libwebsockets 4.1 cuts a request line at 2,048 bytes, so
+ * the client opens as many connections as keep every path under it (before,
+ * one connection of an 18 KB path that never came up). */
+static void test_groups_fit_the_request_line(void)
+{
+    static an_ws_sub many[1000];
+    an_err err = {0};
+    for (int i = 0; i < 1000; i++) {
+        char sym[16];
+        snprintf(sym, sizeof sym, "B%c%c%c/USDT", 'A' + i / 676 % 26, 'A' + i / 26 % 26,
+                 'A' + i % 26);
+        AN_CHECK_OK(an_ws_sub_init(&many[i], sym, "1m", &err), err);
+    }
+    an_binance_ws_options o = {0};
+    o.url = "ws://127.0.0.1:9"; /* nothing listens: the connections just retry */
+    o.subs = many;
+    o.nsubs = 1000;
+    o.streams_per_conn = 1024;
+    o.idle_ms = 60000;
+    o.max_age_ms = 3600000;
+    o.backoff_ms = 1000;
+    o.backoff_max_ms = 30000;
+    o.cb.on_kline = on_kline_none;
+    an_binance_ws *w = NULL;
+    AN_CHECK_OK(an_binance_ws_start(&o, &w, &err), err);
+    an_binance_ws_stats st = {0};
+    an_binance_ws_get_stats(w, &st);
+    /* "baaausdt@kline_1m/" is 18 bytes: 111 to a 2,000-byte path */
+    AN_CHECK_INT(st.groups, 10);
+    an_binance_ws_stop(w);
+    o.streams_per_conn = 50; /* the setting still caps a connection */
+    AN_CHECK_OK(an_binance_ws_start(&o, &w, &err), err);
+    an_binance_ws_get_stats(w, &st);
+    AN_CHECK_INT(st.groups, 20);
+    an_binance_ws_stop(w);
+}
+
 int main(void)
 {
     AN_RUN(test_sub_names);
@@ -176,5 +210,6 @@ int main(void)
     AN_RUN(test_bad_frames);
     AN_RUN(test_backoff);
     AN_RUN(test_attempts);
+    AN_RUN(test_groups_fit_the_request_line);
     return AN_TEST_DONE();
 }

@@ -231,6 +231,8 @@ an_store_unlock_fn an_pg_unlock;
 /* Reads the server (version, TimescaleDB) into ps and s->mode (schema.c). */
 an_code an_pg_detect(pg_store *ps, PGconn *c, an_store *s, an_err *err);
 
+/* candles_many.c: the optional op (store_impl.h's upsert_candles) */
+an_code an_pg_upsert_candles(an_store *s, const an_series_candle *v, size_t n, an_err *err);
 /* Appends the query's range, order and limit to sql as parameters $np+1...;
  * bufs hold their text and must outlive the query. Returns the new length. */
 typedef struct an_pg_range {
