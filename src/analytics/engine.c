@@ -418,6 +418,48 @@ static an_code load_series(an_store *s, const char *symbol, const char *tf_filte
     return load_copy(s, res->source, symbol, tf_filter, ser, err);
 }
 
+an_code an_engine_load_closes(an_store *s, const char *symbol, const char *timeframe,
+                              an_load_pref pref, int64_t since_ms, int64_t until_ms, int64_t **ts,
+                              double **close, size_t *n, an_engine_result *res, an_err *err)
+{
+    memset(res, 0, sizeof *res);
+    *ts = NULL;
+    *close = NULL;
+    *n = 0;
+    an_err local; /* err may be NULL: the fallback reason reads the message */
+    if (!err)
+        err = &local;
+    if (an_symbol_validate(symbol, err) != AN_OK)
+        return AN_ERR_INVALID;
+    if (!an_timeframe_valid(timeframe))
+        return an_err_set(err, AN_ERR_INVALID, "unknown timeframe '%.16s'", timeframe);
+    an_code rc = pick_source(s, symbol, timeframe, res->source, err);
+    if (rc != AN_OK)
+        return rc;
+    const char *tf_filter = strcmp(res->source, "ohlc_data") == 0 ? timeframe : NULL;
+    series ser = {0};
+    if ((rc = load_series(s, symbol, tf_filter, pref, res, &ser, err)) != AN_OK) {
+        free(ser.ts);
+        free(ser.close);
+        return rc;
+    }
+    /* the period: the series is in time order (ORDER BY on every path) */
+    size_t lo = 0, hi = ser.n;
+    while (lo < hi && ser.ts[lo] < since_ms)
+        lo++;
+    while (hi > lo && ser.ts[hi - 1] >= until_ms)
+        hi--;
+    if (lo > 0) {
+        memmove(ser.ts, ser.ts + lo, (hi - lo) * sizeof *ser.ts);
+        memmove(ser.close, ser.close + lo, (hi - lo) * sizeof *ser.close);
+    }
+    *ts = ser.ts;
+    *close = ser.close;
+    *n = hi - lo;
+    res->candles = (int64_t)*n;
+    return AN_OK;
+}
+
 /* 3. what changed since the last run: *from is the first candle whose rows
  * are sent (0 and res->full = 1 unless the last run, with the same spec, saw
  * exactly the first candles of this series). */

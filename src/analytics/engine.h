@@ -48,6 +48,16 @@ typedef struct an_engine_result {
 an_code an_engine_run(an_store *s, const char *symbol, const char *timeframe, const an_ind_set *set,
                       an_load_pref pref, an_engine_result *res, an_err *err);
 
+/* One series' (time, close) pairs, oldest first, read the way an_engine_run
+ * reads them (the same source choice and load paths: embedded on DuckDB;
+ * direct, then COPY, or as pref says, on PostgreSQL/TimescaleDB), kept to
+ * [since_ms, until_ms). res->load_path, res->source and res->candles say
+ * what was read; *ts and *close are malloc'd (the caller frees them, also
+ * when *n is 0). The optimizer's loader. */
+an_code an_engine_load_closes(an_store *s, const char *symbol, const char *timeframe,
+                              an_load_pref pref, int64_t since_ms, int64_t until_ms, int64_t **ts,
+                              double **close, size_t *n, an_engine_result *res, an_err *err);
+
 /* Computes the set over closes[0..n) into names/values in memory (no store):
  * the engine's own kernel, for tests and benchmarks. *out_names and *out
  * (n_outputs arrays of n values, NAN in the warm-up) are malloc'd; free with

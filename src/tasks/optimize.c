@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "analytics/engine.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/market.h"
@@ -301,6 +302,7 @@ typedef struct loaded {
     int64_t *ts;
     size_t n;
     const char *source; /* "ohlc_data", "ohlc_1h" or "ohlc_1d" */
+    char load_path[12]; /* "embedded", "direct" or "copy" (engine.h) */
 } loaded;
 
 /* Fold bars[3]'s rows (training bars [bars[0], bars[1]), test bars
@@ -436,30 +438,23 @@ an_code an_opt_load_candles(an_store *s, const char *symbol, const char *timefra
     return r;
 }
 
-/* One symbol's candles of the period into L (closes and times), refused
- * when there are fewer than need. */
+/* One symbol's candles of the period into L (closes and times), read
+ * through the analytics engine's load paths (as `autonama indicators` reads
+ * them: embedded on DuckDB, direct then COPY on PostgreSQL/TimescaleDB, the
+ * 1h/1d rollup when that timeframe is not stored); refused when there are
+ * fewer than need. */
 static an_code load_symbol(an_store *s, loaded *L, const char *timeframe, int64_t since_ms,
                            int64_t until_ms, size_t need, an_err *err)
 {
-    an_candles cs = {0};
-    an_code r =
-        an_opt_load_candles(s, L->symbol, timeframe, since_ms, until_ms, &cs, &L->source, err);
-    if (r != AN_OK) {
-        an_candles_free(&cs);
+    an_engine_result how;
+    an_code r = an_engine_load_closes(s, L->symbol, timeframe, AN_LOAD_AUTO, since_ms, until_ms,
+                                      &L->ts, &L->close, &L->n, &how, err);
+    if (r != AN_OK)
         return r;
-    }
-    L->n = cs.n;
-    L->close = malloc((cs.n ? cs.n : 1) * sizeof *L->close);
-    L->ts = malloc((cs.n ? cs.n : 1) * sizeof *L->ts);
-    if (!L->close || !L->ts) {
-        an_candles_free(&cs);
-        return an_err_set(err, AN_ERR_NOMEM, "optimize: out of memory");
-    }
-    for (size_t i = 0; i < cs.n; i++) {
-        L->close[i] = cs.v[i].close;
-        L->ts[i] = cs.v[i].ts;
-    }
-    an_candles_free(&cs);
+    L->source = !strcmp(how.source, "ohlc_1h")   ? "ohlc_1h"
+                : !strcmp(how.source, "ohlc_1d") ? "ohlc_1d"
+                                                 : "ohlc_data";
+    snprintf(L->load_path, sizeof L->load_path, "%s", how.load_path);
     if (L->n < need)
         return an_err_set(err, AN_ERR_INVALID,
                           "optimize: %s %s has %zu candles in the period: too few for the "
@@ -569,6 +564,7 @@ an_code an_optimize_run(an_store *s, const an_opt_spec *spec, const char *symbol
         json_object_set_new(sum, "symbol", json_string(ld[i].symbol));
         json_object_set_new(sum, "candles", json_integer((json_int_t)ld[i].n));
         json_object_set_new(sum, "source", json_string(ld[i].source));
+        json_object_set_new(sum, "load_path", json_string(ld[i].load_path));
         r = sweep_symbol(spec, &g, &ld[i], bpy, tf_ms, &rc, &pg, sum, err);
         json_array_append_new(per, sum);
     }

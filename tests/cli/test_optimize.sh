@@ -48,6 +48,10 @@ for mode in duckdb postgres timescaledb; do
     run1=$(json "$work/run.json" "j['run_id']")
     check "$mode: 190 combinations, 16 skipped (fast >= slow), 10 rows stored" \
         test "$(json "$work/run.json" "(j['combinations'], j['skipped'], j['rows_stored'], j['symbols'][0]['candles'])")" = "(190, 16, 10, 5482)"
+    # the candles come through the indicators' load paths (engine.h)
+    case $mode in duckdb) want_path=embedded ;; *) want_path=direct ;; esac
+    check "$mode: the candles were read through the $want_path load path" \
+        test "$(json "$work/run.json" "j['symbols'][0]['load_path']")" = "$want_path"
 
     # --split 0.7: in and out rows per kept combination; --walk-forward 3: one row per fold
     "$BIN" "${OPT[@]}" --grid 'fast=10|20,slow=50|100' --split 0.7 >"$work/split.json" 2>/dev/null
