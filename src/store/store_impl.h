@@ -107,7 +107,7 @@ struct an_store {
 };
 
 /* The schema version both backends migrate to. */
-#define AN_SCHEMA_VERSION 4
+#define AN_SCHEMA_VERSION 5
 
 /* Backend constructors: fill s->ops, s->mode, s->describe and s->impl. */
 an_code an_pg_store_open(const an_store_options *opt, an_store *s, an_err *err);

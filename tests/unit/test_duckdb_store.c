@@ -321,10 +321,10 @@ static void test_migrate_and_check(void)
     an_store_close(s);
     AN_CHECK_INT(sql_int(path, "SELECT count(*) FROM autonama.schema_version"),
                  an_store_schema_version());
-    /* ohlc_data, indicators, indicator_runs, results, schema_version, task_runs */
+    /* ohlc_data, indicators, indicator_runs, results, schema_version, task_runs, ohlc_series */
     AN_CHECK_INT(sql_int(path, "SELECT count(*) FROM duckdb_tables() WHERE schema_name IN "
                                "('trading', 'analytics', 'optimization', 'autonama')"),
-                 6);
+                 7);
     AN_CHECK_INT(sql_int(path, "SELECT count(*) FROM duckdb_views() WHERE schema_name = "
                                "'trading'"),
                  2);

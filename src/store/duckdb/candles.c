@@ -122,6 +122,10 @@ an_code an_duck_insert_ohlc(an_store *s, const char *symbol, const char *tf, con
         .bind_count = bind_count,
         .bind_write = bind_write,
         .bctx = &cw,
+        .symbol = symbol,
+        .tf = tf,
+        .lo_ms = v[0].ts,
+        .hi_ms = v[n - 1].ts,
     };
     an_code rc = an_duck_write_rows(s->impl, &w, counts, err);
     if (rc == AN_OK)
@@ -375,9 +379,14 @@ static an_code list_table(an_store *s, const char *table, an_series_info **out, 
     return an_duck_run(s->impl, sql, NULL, NULL, read_series, &o, NULL, what, err);
 }
 
+/* From the series catalog (catalog.c): as many rows as there are series. */
 an_code an_duck_list_series(an_store *s, an_series_info **out, size_t *n, an_err *err)
 {
-    return list_table(s, "trading.ohlc_data", out, n, "list series", err);
+    series_out o = {out, n, "list series"};
+    return an_duck_run(s->impl,
+                       "SELECT symbol, timeframe, epoch_ms(first_ts), epoch_ms(last_ts), row_count"
+                       " FROM trading.ohlc_series ORDER BY symbol, timeframe",
+                       NULL, NULL, read_series, &o, NULL, "list series", err);
 }
 
 an_code an_duck_list_indicator_series(an_store *s, an_series_info **out, size_t *n, an_err *err)

@@ -156,6 +156,51 @@ static const char *MIGRATION_4[] = {
     NULL,
 };
 
+/* Version 5 (issue 12): the series catalog, one row per (symbol, timeframe)
+ * of trading.ohlc_data with its first and last candle time and row count,
+ * kept current by every write and delete in their own transaction (an
+ * upsert of what the write added, candles.c), so listing the series reads
+ * as many rows as there are series, never the candle table. Filled here
+ * from what is stored. */
+#define CATALOG_V5                                                                                 \
+    "CREATE TABLE trading.ohlc_series ("                                                           \
+    " symbol text COLLATE \"C\" NOT NULL, timeframe text COLLATE \"C\" NOT NULL,"                  \
+    " first_ts timestamptz NOT NULL, last_ts timestamptz NOT NULL, row_count bigint NOT NULL,"     \
+    " PRIMARY KEY (symbol, timeframe))",                                                           \
+        "INSERT INTO trading.ohlc_series (symbol, timeframe, first_ts, last_ts, row_count)"        \
+        " SELECT symbol, timeframe, min(\"timestamp\"), max(\"timestamp\"), count(*)"              \
+        " FROM trading.ohlc_data GROUP BY symbol, timeframe"
+
+static const char *MIGRATION_5_TIMESCALE[] = {
+    CATALOG_V5,
+    "INSERT INTO autonama.schema_version (version, description)"
+    " VALUES (5, 'trading.ohlc_series: the series catalog')",
+    NULL,
+};
+
+/* Plain PostgreSQL's rollups become tables, recomputed by each write over
+ * the hours and days it touched (candles.c) instead of materialized views
+ * refreshed over the whole table after every import or ingest. */
+#define ROLLUP_TABLE(name)                                                                         \
+    "CREATE TABLE trading." name " (symbol text COLLATE \"C\" NOT NULL,"                           \
+    " \"timestamp\" timestamptz NOT NULL, open double precision NOT NULL,"                         \
+    " high double precision NOT NULL, low double precision NOT NULL,"                              \
+    " close double precision NOT NULL, volume double precision NOT NULL,"                          \
+    " candle_count bigint NOT NULL, PRIMARY KEY (symbol, \"timestamp\"))"
+
+static const char *MIGRATION_5_POSTGRES[] = {
+    CATALOG_V5,
+    "DROP MATERIALIZED VIEW trading.ohlc_1h",
+    "DROP MATERIALIZED VIEW trading.ohlc_1d",
+    ROLLUP_TABLE("ohlc_1h"),
+    ROLLUP_TABLE("ohlc_1d"),
+    "INSERT INTO trading.ohlc_1h " ROLLUP_PG("1 hour"),
+    "INSERT INTO trading.ohlc_1d " ROLLUP_PG("1 day"),
+    "INSERT INTO autonama.schema_version (version, description)"
+    " VALUES (5, 'trading.ohlc_series; the 1h/1d rollups as tables')",
+    NULL,
+};
+
 static an_code run_list(PGconn *c, const char *const *list, an_err *err)
 {
     for (int i = 0; list[i]; i++) {
@@ -301,10 +346,13 @@ static an_code migrate_job_run(PGconn *c, void *ctx, an_err *err)
                           "the database's schema is version %d, newer than this autonama "
                           "(%d): upgrade autonama",
                           version, AN_SCHEMA_VERSION);
-    static const char *const *const LATER[AN_SCHEMA_VERSION + 1] = {NULL, NULL, MIGRATION_2,
-                                                                    MIGRATION_3, MIGRATION_4};
+    static const char *const *const LATER[AN_SCHEMA_VERSION + 1] = {
+        NULL, NULL, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5_TIMESCALE};
     for (int v = version + 1; v <= AN_SCHEMA_VERSION; v++) {
-        rc = v == 1 ? migrate_v1(s, c, err) : run_step(ps, c, LATER[v], err);
+        const char *const *step = LATER[v];
+        if (v == 5 && s->mode == AN_STORE_POSTGRES)
+            step = MIGRATION_5_POSTGRES;
+        rc = v == 1 ? migrate_v1(s, c, err) : run_step(ps, c, step, err);
         if (rc != AN_OK)
             return rc;
         *j->applied += 1;
@@ -343,7 +391,8 @@ static an_code check_job_run(PGconn *c, void *ctx, an_err *err)
                           "database %s has schema version %d, this autonama needs %d: run "
                           "`autonama migrate`",
                           where, *j->version, AN_SCHEMA_VERSION);
-    static const char *rels[] = {"trading.ohlc_data", "trading.ohlc_1h", "trading.ohlc_1d",
+    static const char *rels[] = {"trading.ohlc_data",    "trading.ohlc_1h",
+                                 "trading.ohlc_1d",      "trading.ohlc_series",
                                  "analytics.indicators", "optimization.results"};
     for (size_t i = 0; i < sizeof rels / sizeof rels[0] && rc == AN_OK; i++) {
         const char *params[1] = {rels[i]};
