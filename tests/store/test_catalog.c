@@ -5,7 +5,8 @@
  * After each of a sequence of writes (a fresh series, an overlapping upsert,
  * an unchanged rewrite, older history, other series) and range deletes (the
  * middle, the head, a whole series, nothing), the catalog must equal what
- * the table holds (count, first and last time read back through the store),
+ * the table holds (count, first and last time read back through the store;
+ * the newest time the health check and ingestion ask for),
  * and the 1h/1d rollups must equal buckets recomputed here from the stored
  * 1m candles. The migration's fill is checked by dropping the catalog (and
  * on plain PostgreSQL the rollup tables) and migrating again. On the
@@ -135,6 +136,15 @@ static void check_catalog(an_store *s, const char *when)
                 strcmp(list[i].timeframe, SERIES[k].tf) == 0)
                 si = &list[i];
         nonempty += c.n > 0;
+        int64_t latest = 0;
+        int found = 0;
+        AN_CHECK_OK(
+            an_store_get_latest_timestamp(s, SERIES[k].symbol, SERIES[k].tf, &latest, &found, &err),
+            err);
+        AN_CHECK_MSG(found == (c.n > 0) && (!found || latest == c.v[c.n - 1].ts),
+                     "%s: %s %s: the newest time %lld (found %d), the table's %lld", when,
+                     SERIES[k].symbol, SERIES[k].tf, (long long)latest, found,
+                     c.n ? (long long)c.v[c.n - 1].ts : 0LL);
         if (c.n == 0) {
             AN_CHECK_MSG(!si, "%s: %s %s is empty but listed", when, SERIES[k].symbol,
                          SERIES[k].tf);

@@ -322,8 +322,10 @@ an_code an_duck_latest(an_store *s, const char *symbol, const char *tf, int64_t 
 {
     an_duck_key key = {symbol, tf};
     latest_out o = {ts, found};
+    /* from the series catalog: a key lookup, where max() over ohlc_data
+     * read the whole series */
     return an_duck_run(s->impl,
-                       "SELECT max(\"timestamp\") FROM trading.ohlc_data WHERE symbol = $1 AND "
+                       "SELECT last_ts FROM trading.ohlc_series WHERE symbol = $1 AND "
                        "timeframe = $2",
                        an_duck_bind_key, &key, read_latest, &o, NULL, "get_latest_timestamp", err);
 }

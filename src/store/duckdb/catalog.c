@@ -17,11 +17,12 @@
 
 static const char UPSERT_SQL[] =
     "INSERT INTO trading.ohlc_series (symbol, timeframe, first_ts, last_ts, row_count)"
-    " VALUES ($1, $2, " DUCK_MS(3) ", " DUCK_MS(4) ", $5::BIGINT)"
-    " ON CONFLICT (symbol, timeframe) DO UPDATE SET"
-    " first_ts = least(ohlc_series.first_ts, excluded.first_ts),"
-    " last_ts = greatest(ohlc_series.last_ts, excluded.last_ts),"
-    " row_count = ohlc_series.row_count + excluded.row_count";
+    " VALUES ($1, $2, " DUCK_MS(3) ", " DUCK_MS(
+        4) ", $5::BIGINT)"
+           " ON CONFLICT (symbol, timeframe) DO UPDATE SET"
+           " first_ts = least(ohlc_series.first_ts, excluded.first_ts),"
+           " last_ts = greatest(ohlc_series.last_ts, excluded.last_ts),"
+           " row_count = ohlc_series.row_count + excluded.row_count";
 
 static const char AFTER_DELETE_SQL[] =
     "UPDATE trading.ohlc_series SET row_count = row_count - $3::BIGINT,"
@@ -76,10 +77,11 @@ static an_code delete_locked(duck_store *ds, delete_job *j, an_err *err)
 {
     int candles = strcmp(j->table, "indicators") != 0;
     char sql[256];
-    snprintf(sql, sizeof sql,
-             "DELETE FROM %s WHERE symbol = $1 AND timeframe = $2 AND \"timestamp\" BETWEEN " DUCK_MS(
-                 3) " AND " DUCK_MS(4),
-             candles ? "trading.ohlc_data" : "analytics.indicators");
+    snprintf(
+        sql, sizeof sql,
+        "DELETE FROM %s WHERE symbol = $1 AND timeframe = $2 AND \"timestamp\" BETWEEN " DUCK_MS(
+            3) " AND " DUCK_MS(4),
+        candles ? "trading.ohlc_data" : "analytics.indicators");
     int64_t removed = 0;
     j->c.nargs = 4;
     an_code rc = an_duck_exec_locked(ds, "BEGIN TRANSACTION", "delete rows", err);

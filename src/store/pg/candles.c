@@ -320,12 +320,11 @@ an_code an_pg_latest(an_store *s, const char *symbol, const char *tf, int64_t *t
 {
     const char *params[2] = {symbol, tf};
     latest_out o = {ts, found};
-    /* ORDER BY ... LIMIT 1 walks the primary key backwards (and lets
-     * TimescaleDB start from the newest chunk) */
+    /* from the series catalog (catalog.c): one key lookup in a table of one
+     * row per series, whatever the candle table's size or compression */
     return an_pg_exec(s->impl,
-                      "SELECT (extract(epoch FROM \"timestamp\") * 1000)::int8 FROM "
-                      "trading.ohlc_data WHERE symbol = $1 AND timeframe = $2 ORDER BY "
-                      "\"timestamp\" DESC LIMIT 1",
+                      "SELECT (extract(epoch FROM last_ts) * 1000)::int8 FROM "
+                      "trading.ohlc_series WHERE symbol = $1 AND timeframe = $2",
                       2, params, read_latest, &o, NULL, "get_latest_timestamp", err);
 }
 

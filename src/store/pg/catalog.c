@@ -21,10 +21,10 @@
 const char AN_PG_CATALOG_UPSERT_SQL[] =
     "INSERT INTO trading.ohlc_series AS s (symbol, timeframe, first_ts, last_ts, row_count)"
     " VALUES ($1, $2, " MS_TS(3) ", " MS_TS(4) ", $5::int8)"
-    " ON CONFLICT (symbol, timeframe) DO UPDATE SET"
-    " first_ts = least(s.first_ts, excluded.first_ts),"
-    " last_ts = greatest(s.last_ts, excluded.last_ts),"
-    " row_count = s.row_count + excluded.row_count";
+                                               " ON CONFLICT (symbol, timeframe) DO UPDATE SET"
+                                               " first_ts = least(s.first_ts, excluded.first_ts),"
+                                               " last_ts = greatest(s.last_ts, excluded.last_ts),"
+                                               " row_count = s.row_count + excluded.row_count";
 
 const char AN_PG_SERIES_LIST_SQL[] =
     "SELECT symbol, timeframe, (extract(epoch FROM first_ts) * 1000)::int8,"
@@ -49,8 +49,8 @@ static const char CATALOG_DROP_EMPTY_SQL[] =
 static const char ROLLUP_LOCK_SQL[] = "SELECT pg_advisory_xact_lock(1634624877, hashtext($1))";
 
 #define ROLLUP_DELETE(table)                                                                       \
-    "DELETE FROM trading." table " WHERE symbol = $1 AND \"timestamp\" >= " MS_TS(                 \
-        2) " AND \"timestamp\" < " MS_TS(3)
+    "DELETE FROM trading." table                                                                   \
+    " WHERE symbol = $1 AND \"timestamp\" >= " MS_TS(2) " AND \"timestamp\" < " MS_TS(3)
 
 #define ROLLUP_INSERT(table, width)                                                                \
     "INSERT INTO trading." table " (symbol, \"timestamp\", open, high, low, close, volume,"        \
