@@ -11,8 +11,9 @@
  * 1m candles. The migration's fill is checked by dropping the catalog (and
  * on plain PostgreSQL the rollup tables) and migrating again. On the
  * PostgreSQL backends, EXPLAIN shows that listing the series and the
- * catalog upsert never touch ohlc_data, and that the write's range check
- * and the rollup recomputation use an index (no Seq Scan even with
+ * catalog upsert never touch ohlc_data, and that the write's range check,
+ * the catalog's update after a delete and the rollup recomputation use an
+ * index (no Seq Scan even with
  * enable_seqscan off, which only an index that fits can avoid).
  */
 #include <libpq-fe.h>
@@ -336,6 +337,11 @@ static void test_plans(void)
     const char *rg[4] = {"PLAN/A", "1m", "2024-01-05T00:00:00Z", "2024-01-05T01:00:00Z"};
     p = explain(c, AN_PG_OHLC_RANGE_EMPTY_SQL, 4, rg);
     AN_CHECK_MSG(p[0] && !strstr(p, "Seq Scan"), "the candle range check scans:\n%s", p);
+    free(p);
+    const char *dl[3] = {"PLAN/A", "1m", "5"};
+    p = explain(c, AN_PG_CATALOG_DELETE_SQL, 3, dl);
+    AN_CHECK_MSG(p[0] && !strstr(p, "Seq Scan"), "the catalog's update after a delete scans:\n%s",
+                 p);
     free(p);
     if (strcmp(backend, "postgres") == 0) { /* TimescaleDB: continuous aggregates */
         const char *ro[3] = {"PLAN/A", "1704067200000", "1704153600000"};

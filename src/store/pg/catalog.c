@@ -33,7 +33,7 @@ const char AN_PG_SERIES_LIST_SQL[] =
 
 /* after a delete: the removed rows off the count, the bounds from the
  * primary key (two index probes), the row gone when the series is */
-static const char CATALOG_DELETE_SQL[] =
+const char AN_PG_CATALOG_DELETE_SQL[] =
     "UPDATE trading.ohlc_series s SET row_count = s.row_count - $3::int8,"
     " first_ts = coalesce((SELECT min(\"timestamp\") FROM trading.ohlc_data d"
     " WHERE d.symbol = $1 AND d.timeframe = $2), s.first_ts),"
@@ -158,7 +158,7 @@ static an_code delete_job_run(PGconn *c, void *ctx, an_err *err)
     PQclear(r);
     if (candles && strtoll(k, NULL, 10) > 0) {
         const char *pk[3] = {j->symbol, j->tf, k};
-        rc = run(c, CATALOG_DELETE_SQL, 3, pk, "update the series catalog", err);
+        rc = run(c, AN_PG_CATALOG_DELETE_SQL, 3, pk, "update the series catalog", err);
         if (rc == AN_OK)
             rc = run(c, CATALOG_DROP_EMPTY_SQL, 2, pk, "update the series catalog", err);
         if (rc == AN_OK && j->s->mode == AN_STORE_POSTGRES && strcmp(j->tf, "1m") == 0)

@@ -206,6 +206,8 @@ an_code an_pg_catalog_after_write(PGconn *c, int plain_pg, const char *symbol, c
                                   an_err *err);
 /* The SQL the catalog and rollups run (for EXPLAIN in the suite). */
 extern const char AN_PG_CATALOG_UPSERT_SQL[];
+/* After a range delete: $1 symbol, $2 timeframe, $3 rows removed. */
+extern const char AN_PG_CATALOG_DELETE_SQL[];
 /* The candle write's "is the batch's key range empty?" check (candles.c). */
 extern const char AN_PG_OHLC_RANGE_EMPTY_SQL[];
 /* The rollup recomputation's read of ohlc_data ($1 symbol, $2..$3 ms). */
