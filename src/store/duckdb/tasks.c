@@ -1,6 +1,6 @@
 /*
- * tasks.c - the DuckDB backend's autonama.task_runs (schema v3) and range
- * deletes (fallback replay, sync). One process owns the file, so a slot
+ * tasks.c - the DuckDB backend's autonama.task_runs (schema v3) (range
+ * deletes are in catalog.c). One process owns the file, so a slot
  * claim is checked under the store's lock instead of a UNIQUE constraint.
  * Any thread, under the store's lock; each statement binds exactly the
  * parameters it has.

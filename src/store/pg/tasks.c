@@ -1,6 +1,6 @@
 /*
- * tasks.c - the PostgreSQL backend's autonama.task_runs (schema v3), its
- * cross-process advisory locks and range deletes (fallback replay, sync).
+ * tasks.c - the PostgreSQL backend's autonama.task_runs (schema v3) and its
+ * cross-process advisory locks (range deletes are in catalog.c).
  * Any thread. Task ops borrow one pooled connection each; the advisory
  * locks live on one connection of their own (by_lock_mu.conn).
  */
