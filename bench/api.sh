@@ -8,6 +8,8 @@
 #
 #   bench/api.sh [duckdb|postgres|all]    (default: all; postgres needs
 #                                          AUTONAMA_TEST_PG: scripts/run-bench api)
+# Then the varied-URL workload (random `start`, limit 500) with the reply cache
+# off and on: requests/s, p50, p99, errors (issue 12).
 # Environment: AN_BENCH_SECONDS (10), AN_BENCH_ROUNDS (3), AN_BENCH_CONNECTIONS (64),
 # AN_BENCH_THREADS (wrk threads, 2), AN_BENCH_ROWS (1000000).
 set -euo pipefail
@@ -60,19 +62,78 @@ PY
 
 URL_PATH="/api/v1/data/ohlc?symbol=BENCH/USDT&timeframe=1m&limit=500"
 
-# wrk's summary -> "req/s p99_ms errors"
+# wrk's summary -> "req/s p99_ms errors"; a second argument is a Lua script
+# (the varied-URL workload), then the output is "req/s p50_ms p99_ms errors"
+ms() {
+    python3 -c "import sys,re; v=sys.argv[1]; m=re.match(r'([0-9.]+)(us|ms|s)', v); \
+print('%.2f' % (float(m.group(1)) * {'us': 1e-3, 'ms': 1, 's': 1e3}[m.group(2)]) if m else 'nan')" "$1"
+}
 run_wrk() {
     local out
-    out=$(wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency "$1" 2>&1)
-    local rps p99 non2xx sock
+    out=$(wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency ${2:+-s "$2"} "$1" 2>&1)
+    local rps p99 non2xx sock p50
     rps=$(printf '%s\n' "$out" | awk '/^Requests\/sec:/ {print $2}')
+    p50=$(printf '%s\n' "$out" | awk '$1 == "50%" {print $2}')
     p99=$(printf '%s\n' "$out" | awk '$1 == "99%" {print $2}')
     non2xx=$(printf '%s\n' "$out" | awk '/Non-2xx or 3xx responses:/ {print $5}')
     sock=$(printf '%s\n' "$out" | awk '/Socket errors:/ {gsub(",", ""); print $4 + $6 + $8 + $10}')
     # p99 in ms whatever unit wrk chose
-    p99=$(python3 -c "import sys,re; v=sys.argv[1]; m=re.match(r'([0-9.]+)(us|ms|s)', v); \
-print('%.2f' % (float(m.group(1)) * {'us': 1e-3, 'ms': 1, 's': 1e3}[m.group(2)]) if m else 'nan')" "$p99")
-    echo "$rps $p99 $(( ${non2xx:-0} + ${sock:-0} ))"
+    p99=$(ms "$p99")
+    if [ -n "${2:-}" ]; then
+        echo "$rps $(ms "$p50") $p99 $(( ${non2xx:-0} + ${sock:-0} ))"
+    else
+        echo "$rps $p99 $(( ${non2xx:-0} + ${sock:-0} ))"
+    fi
+}
+
+# The varied-URL workload (what charting clients do; it defeats a reply
+# cache): ohlc pages of limit 500 whose `start` is drawn at random over the
+# stored range, with the reply cache off and on. A few pages are checked
+# first (500 candles from `start` on, as the store holds them).
+bench_varied() {
+    local aport=$1 mode=$2
+    cat >"$work/varied.lua" <<EOF
+math.randomseed(os.time())
+request = function()
+    local s = 1577836800000 + math.random(0, $ROWS - 501) * 60000
+    return wrk.format("GET", "/api/v1/data/ohlc?symbol=BENCH/USDT&timeframe=1m&order=asc&limit=500&start=" .. s)
+end
+EOF
+    local ttl res=""
+    for ttl in 0 1000; do
+        AUTONAMA_HTTP_CACHE_TTL_MS=$ttl AUTONAMA_HTTP_ADDR=127.0.0.1:$aport "$BIN" serve \
+            >/dev/null 2>"$work/serve.err" &
+        serve_pid=$!
+        for _ in $(seq 1 100); do
+            curl -sf -o /dev/null "http://127.0.0.1:$aport/health" && break
+            sleep 0.1
+        done
+        python3 - "http://127.0.0.1:$aport" "$ROWS" <<'PY' || { echo "bench/api: varied pages wrong" >&2; return 1; }
+import json, random, sys, urllib.request
+base, rows = sys.argv[1], int(sys.argv[2])
+for _ in range(5):
+    s = 1577836800000 + random.randrange(rows - 501) * 60000
+    url = "%s/api/v1/data/ohlc?symbol=BENCH/USDT&timeframe=1m&order=asc&limit=500&start=%d" % (base, s)
+    c = json.load(urllib.request.urlopen(url))["candles"]
+    assert len(c) == 500 and all(k["ts"] == s + i * 60000 for i, k in enumerate(c)), url
+PY
+        res="$res $(run_wrk "http://127.0.0.1:$aport" "$work/varied.lua" | tr ' ' ',')"
+        kill -0 "$serve_pid" 2>/dev/null || res="$res died"
+        kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
+        serve_pid=
+    done
+    python3 - "$mode" "$CONNS" "$SECS" "$ROWS" $res <<'PY'
+import sys
+mode, conns, secs, rows = sys.argv[1:5]
+print("bench/api varied URLs (%s store, %s 1m candles): GET ohlc limit=500, random start,"
+      " wrk %s connections, %s s" % (mode, format(int(rows), ","), conns, secs))
+print("  %-22s %12s %8s %8s %8s" % ("", "requests/s", "p50 ms", "p99 ms", "errors"))
+for name, r in zip(("reply cache off", "reply cache on"), sys.argv[5:7]):
+    rps, p50, p99, err = r.split(",")
+    print("  %-22s %12.0f %8s %8s %8s" % (name, float(rps), p50, p99, err))
+if "died" in sys.argv[5:]:
+    print("  the server DIED under the load")
+PY
 }
 
 start_nginx() {
@@ -180,6 +241,7 @@ bench_mode() {
     nginx_pid=
     kill "$serve_pid" && wait "$serve_pid" 2>/dev/null || true
     serve_pid=
+    bench_varied "$aport" "$mode"
     # for context: every request read from the store and encoded (reply cache off)
     AUTONAMA_HTTP_CACHE_TTL_MS=0 AUTONAMA_HTTP_ADDR=127.0.0.1:$aport "$BIN" serve >/dev/null \
         2>"$work/serve.err" &

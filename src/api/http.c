@@ -155,14 +155,17 @@ static enum MHD_Result send_reply(an_http_server *h, struct MHD_Connection *conn
     struct MHD_Response *r = an_reply_response(rp, gz, h->cors, etag);
     if (!r)
         return queue(h, conn, rc, 0, NULL, 0);
-    int keep = cache_put(h, key, r, etag, rp->len, rp->cache);
     const char *inm = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "If-None-Match");
     enum MHD_Result ret;
     if (etag[0] && an_reply_etag_matches(inm, etag))
         ret = send_not_modified(h, conn, rc, etag, rp->cache);
     else
         ret = queue(h, conn, rc, rp->status, r, 0);
-    if (!keep)
+    /* only now, with the connection's own reference taken: once in the cache
+     * another thread may evict (destroy) r at any moment, and queueing it
+     * after that crashed libmicrohttpd ("response.c: Failed to lock mutex")
+     * under varied URLs, whose replies keep replacing each other in a slot */
+    if (!cache_put(h, key, r, etag, rp->len, rp->cache))
         MHD_destroy_response(r);
     return ret;
 }

@@ -97,24 +97,31 @@ static an_code series_get(const an_api_request *rq, an_store *s, int refresh, an
     an_api_state *st = rq->state;
     /* the list decides plans and windows, which stay right when it is a
      * little old (a symbol not found reloads it, /api/v1/symbols too): kept
-     * 30 s, as listing every series scans the whole table */
-    const int64_t ttl = 30000;
+     * 1 s. It reads the series catalog (one row per series, schema v5), so
+     * a reload is cheap and runs outside the lock: no request waits on
+     * another's query, and a concurrent reload only replaces the copy */
+    const int64_t ttl = 1000;
     pthread_mutex_lock(&st->series_lock);
     int64_t age = rq->now_ms - st->fetched_ms;
     int stale = st->fetched_ms == 0 || age >= ttl || age < 0 || (refresh == 1 && age >= 250) ||
                 refresh == 2;
+    pthread_mutex_unlock(&st->series_lock);
     an_code rc = AN_OK;
     if (stale) {
         an_series_info *list = NULL;
         size_t k = 0;
-        /* held across the query: concurrent misses wait for one reload */
         rc = an_store_list_series(s, &list, &k, err);
-        if (rc == AN_OK) {
+        pthread_mutex_lock(&st->series_lock);
+        if (rc == AN_OK && rq->now_ms >= st->fetched_ms) { /* not over a newer reload */
             free(st->series);
             st->series = list;
             st->n = k;
             st->fetched_ms = rq->now_ms;
+        } else {
+            free(list);
         }
+    } else {
+        pthread_mutex_lock(&st->series_lock);
     }
     *out = NULL;
     *n = 0;

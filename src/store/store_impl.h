@@ -284,7 +284,7 @@ an_code an_store_points_push(an_indicator_points *out, int64_t ts, const char *n
                              size_t name_len, double value, an_err *err);
 
 /* The schema version both backends migrate to. */
-#define AN_SCHEMA_VERSION 5
+#define AN_SCHEMA_VERSION 6
 
 /* Backend constructors: fill s->ops, s->mode, s->describe and s->impl. */
 an_code an_pg_store_open(const an_store_options *opt, an_store *s, an_err *err);

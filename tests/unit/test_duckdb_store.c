@@ -322,10 +322,10 @@ static void test_migrate_and_check(void)
     AN_CHECK_INT(sql_int(path, "SELECT count(*) FROM autonama.schema_version"),
                  an_store_schema_version());
     /* ohlc_data, indicators, indicator_runs, results, runs (v5), schema_version,
-     * task_runs */
+     * task_runs, ohlc_series (v6) */
     AN_CHECK_INT(sql_int(path, "SELECT count(*) FROM duckdb_tables() WHERE schema_name IN "
                                "('trading', 'analytics', 'optimization', 'autonama')"),
-                 7);
+                 8);
     AN_CHECK_INT(sql_int(path, "SELECT count(*) FROM duckdb_views() WHERE schema_name = "
                                "'trading'"),
                  2);

@@ -122,6 +122,10 @@ an_code an_duck_insert_ohlc(an_store *s, const char *symbol, const char *tf, con
         .bind_count = bind_count,
         .bind_write = bind_write,
         .bctx = &cw,
+        .symbol = symbol,
+        .tf = tf,
+        .lo_ms = v[0].ts,
+        .hi_ms = v[n - 1].ts,
     };
     an_code rc = an_duck_write_rows(s->impl, &w, counts, err);
     if (rc == AN_OK)
@@ -299,9 +303,11 @@ an_code an_duck_latest(an_store *s, const char *symbol, const char *tf, int64_t 
 {
     an_duck_key key = {symbol, tf};
     an_store_one one = {&AN_INT64_FIELDS, ts, found};
+    /* from the series catalog: a key lookup, where max() over ohlc_data
+     * read the whole series */
     return an_duck_run(s->impl,
-                       "SELECT epoch_ms(max(\"timestamp\")) FROM trading.ohlc_data WHERE symbol ="
-                       " $1 AND timeframe = $2",
+                       "SELECT epoch_ms(last_ts) FROM trading.ohlc_series WHERE symbol = $1 AND "
+                       "timeframe = $2",
                        an_duck_bind_key, &key, an_duck_read_one, &one, NULL, "get_latest_timestamp",
                        err);
 }
@@ -345,9 +351,14 @@ static an_code list_table(an_store *s, const char *table, an_series_info **out, 
     return an_duck_run(s->impl, sql, NULL, NULL, read_series, &o, NULL, what, err);
 }
 
+/* From the series catalog (catalog.c): as many rows as there are series. */
 an_code an_duck_list_series(an_store *s, an_series_info **out, size_t *n, an_err *err)
 {
-    return list_table(s, "trading.ohlc_data", out, n, "list series", err);
+    series_out o = {out, n, "list series"};
+    return an_duck_run(s->impl,
+                       "SELECT symbol, timeframe, epoch_ms(first_ts), epoch_ms(last_ts), row_count"
+                       " FROM trading.ohlc_series ORDER BY symbol, timeframe",
+                       NULL, NULL, read_series, &o, NULL, "list series", err);
 }
 
 an_code an_duck_list_indicator_series(an_store *s, an_series_info **out, size_t *n, an_err *err)

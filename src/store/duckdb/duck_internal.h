@@ -111,7 +111,16 @@ typedef struct an_duck_write {
     const void *stage_ctx;
     an_duck_binder bind_count, bind_write;
     const void *bctx;
+    /* candles: the series and the range the rows span, for the catalog
+     * (catalog.c) before the COMMIT; symbol NULL: no catalog (indicators) */
+    const char *symbol, *tf;
+    int64_t lo_ms, hi_ms;
 } an_duck_write;
+
+/* Adds inserted rows of (symbol, tf) spanning [lo_ms, hi_ms] to
+ * trading.ohlc_series (nothing when none). In the caller's transaction. */
+an_code an_duck_catalog_after_write(duck_store *ds, const char *symbol, const char *tf,
+                                    int64_t lo_ms, int64_t hi_ms, int64_t inserted, an_err *err);
 
 an_code an_duck_write_rows(duck_store *ds, const an_duck_write *w, an_upsert_counts *counts,
                            an_err *err);

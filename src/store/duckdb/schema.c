@@ -109,9 +109,24 @@ static const char *const MIGRATION_5[] = {
     NULL,
 };
 
+/* Version 6 (issue 12): the series catalog, one row per (symbol,
+ * timeframe) of trading.ohlc_data, kept current by every write and delete
+ * in their transaction (catalog.c); filled from what is stored. */
+static const char *const MIGRATION_6[] = {
+    "CREATE TABLE trading.ohlc_series ("
+    " symbol VARCHAR NOT NULL, timeframe VARCHAR NOT NULL, first_ts TIMESTAMP NOT NULL,"
+    " last_ts TIMESTAMP NOT NULL, row_count BIGINT NOT NULL, PRIMARY KEY (symbol, timeframe))",
+    "INSERT INTO trading.ohlc_series (symbol, timeframe, first_ts, last_ts, row_count)"
+    " SELECT symbol, timeframe, min(\"timestamp\"), max(\"timestamp\"), count(*)"
+    " FROM trading.ohlc_data GROUP BY symbol, timeframe",
+    "INSERT INTO autonama.schema_version (version, description)"
+    " VALUES (6, 'trading.ohlc_series: the series catalog')",
+    NULL,
+};
+
 /* MIGRATIONS[v] takes the schema from version v - 1 to v. */
 static const char *const *const MIGRATIONS[AN_SCHEMA_VERSION + 1] = {
-    NULL, MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5};
+    NULL, MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6};
 
 static an_code stored_version(duck_store *ds, int *version, an_err *err)
 {
@@ -218,6 +233,7 @@ static an_code check_job_run(duck_store *ds, void *ctx, an_err *err)
     static const rel rels[] = {
         {"trading", "ohlc_data"},    {"trading", "ohlc_1h"},      {"trading", "ohlc_1d"},
         {"analytics", "indicators"}, {"optimization", "results"}, {"optimization", "runs"},
+        {"trading", "ohlc_series"},
     };
     check_job *j = ctx;
     const char *where = j->s->describe;

@@ -1,6 +1,6 @@
 /*
- * tasks.c - the DuckDB backend's autonama.task_runs (schema v3) and range
- * deletes (fallback replay, sync). One process owns the file, so a slot
+ * tasks.c - the DuckDB backend's autonama.task_runs (schema v3) (range
+ * deletes are in catalog.c). One process owns the file, so a slot
  * claim is checked under the store's lock instead of a UNIQUE constraint.
  * Any thread, under the store's lock; each statement binds exactly the
  * parameters it has.
@@ -158,31 +158,4 @@ an_code an_duck_task_delete(an_store *s, const char *id, an_err *err)
     text_ints t = {id, 0, {0}};
     return an_duck_run(s->impl, "DELETE FROM autonama.task_runs WHERE id = $1", bind_text_ints, &t,
                        NULL, NULL, NULL, "delete task run", err);
-}
-
-typedef struct del_args {
-    an_duck_key key;
-    int64_t from, to;
-} del_args;
-
-static int bind_del(duckdb_prepared_statement st, const void *ctx)
-{
-    const del_args *d = ctx;
-    if (an_duck_bind_key(st, &d->key) < 0 || duckdb_bind_int64(st, 3, d->from) != DuckDBSuccess ||
-        duckdb_bind_int64(st, 4, d->to) != DuckDBSuccess)
-        return -1;
-    return 4;
-}
-
-an_code an_duck_delete_range(an_store *s, const char *table, const char *symbol, const char *tf,
-                             int64_t from_ms, int64_t to_ms, an_err *err)
-{
-    char sql[256];
-    snprintf(
-        sql, sizeof sql,
-        "DELETE FROM %s WHERE symbol = $1 AND timeframe = $2 AND \"timestamp\" BETWEEN " DUCK_TS(
-            3) " AND " DUCK_TS(4),
-        strcmp(table, "indicators") == 0 ? "analytics.indicators" : "trading.ohlc_data");
-    del_args d = {{symbol, tf}, from_ms, to_ms};
-    return an_duck_run(s->impl, sql, bind_del, &d, NULL, NULL, NULL, "delete rows", err);
 }

@@ -4,7 +4,8 @@
  * through an appender into a TEMP staging table; one query counts how many
  * of their keys exist and how many of those differ; then a plain INSERT
  * when none exists (no conflict handling needed), else an upsert that
- * leaves unchanged rows alone (no new row version, no WAL); the stage is
+ * leaves unchanged rows alone (no new row version, no WAL); a candle write
+ * adds what it inserted to the series catalog (catalog.c); the stage is
  * emptied and the transaction committed. Any thread.
  */
 #include "store/duckdb/duck_internal.h"
@@ -68,6 +69,9 @@ static an_code write_locked(duck_store *ds, const an_duck_write *w, an_upsert_co
             return an_err_set(err, AN_ERR_INTERNAL, "%s: wrote %" PRId64 " rows, expected %" PRId64,
                               w->what, written, counts->inserted + counts->updated);
     }
+    if (w->symbol && (rc = an_duck_catalog_after_write(ds, w->symbol, w->tf, w->lo_ms, w->hi_ms,
+                                                       counts->inserted, err)) != AN_OK)
+        return rc;
     char sql[64];
     snprintf(sql, sizeof sql, "DELETE FROM temp.%s", w->stage_table);
     if ((rc = an_duck_exec_locked(ds, sql, w->what, err)) != AN_OK)

@@ -44,7 +44,7 @@ static const char COPY_SQL[] =
     "COPY trading.ohlc_data (symbol, timeframe, \"timestamp\", open, high, low, close, volume)"
     " FROM STDIN (FORMAT binary)";
 
-static const char RANGE_EMPTY_SQL[] =
+const char AN_PG_OHLC_RANGE_EMPTY_SQL[] =
     "SELECT NOT EXISTS (SELECT 1 FROM trading.ohlc_data WHERE symbol = $1 AND timeframe = $2"
     " AND \"timestamp\" BETWEEN $3::timestamptz AND $4::timestamptz)";
 
@@ -78,7 +78,8 @@ static int binary_array(an_pg_buf *b, const an_candle *v, size_t n, size_t field
 typedef struct candle_write {
     const char *symbol, *tf;
     const an_candle *v;
-    int use_copy;
+    size_t n;
+    int use_copy, plain_pg;
     an_pg_buf arrays[7]; /* six arrays, and the COPY rows */
     const an_candle *batch;
     size_t m;
@@ -142,7 +143,7 @@ static an_code candle_batch(PGconn *c, void *ctx, size_t off, size_t m, an_upser
         lengths[k] = (int)w->arrays[k - 2].n;
     an_pg_batch b = {
         .what = "insert_ohlc_data",
-        .range_empty_sql = RANGE_EMPTY_SQL,
+        .range_empty_sql = AN_PG_OHLC_RANGE_EMPTY_SQL,
         .insert_sql = INSERT_SQL,
         .upsert_sql = UPSERT_SQL,
         .nparams = 8,
@@ -161,12 +162,26 @@ static an_code candle_batch(PGconn *c, void *ctx, size_t off, size_t m, an_upser
     return an_pg_write_batch(c, &b, counts, err);
 }
 
+/* The series catalog and the rollups, before the write commits. */
+static an_code candle_after(PGconn *c, void *ctx, const an_upsert_counts *changed, an_err *err)
+{
+    const candle_write *w = ctx;
+    return an_pg_catalog_after_write(c, w->plain_pg, w->symbol, w->tf, w->v[0].ts,
+                                     w->v[w->n - 1].ts, changed, err);
+}
+
 an_code an_pg_insert_ohlc(an_store *s, const char *symbol, const char *tf, const an_candle *v,
                           size_t n, an_upsert_counts *counts, an_err *err)
 {
     pg_store *ps = s->impl;
-    candle_write w = {.symbol = symbol, .tf = tf, .v = v, .use_copy = !ps->is_pglite};
-    an_code rc = an_pg_write(ps, "insert_ohlc_data", n, candle_batch, &w, counts, err);
+    candle_write w = {.symbol = symbol,
+                      .tf = tf,
+                      .v = v,
+                      .n = n,
+                      .use_copy = !ps->is_pglite,
+                      .plain_pg = s->mode == AN_STORE_POSTGRES};
+    an_code rc =
+        an_pg_write_then(ps, "insert_ohlc_data", n, candle_batch, candle_after, &w, counts, err);
     for (size_t f = 0; f < 7; f++)
         free(w.arrays[f].p);
     return rc;
@@ -290,12 +305,11 @@ an_code an_pg_latest(an_store *s, const char *symbol, const char *tf, int64_t *t
 {
     const char *params[2] = {symbol, tf};
     an_store_one one = {&AN_INT64_FIELDS, ts, found};
-    /* ORDER BY ... LIMIT 1 walks the primary key backwards (and lets
-     * TimescaleDB start from the newest chunk) */
+    /* from the series catalog (catalog.c): one key lookup in a table of one
+     * row per series, whatever the candle table's size or compression */
     return an_pg_exec(s->impl,
-                      "SELECT (extract(epoch FROM \"timestamp\") * 1000)::int8 FROM "
-                      "trading.ohlc_data WHERE symbol = $1 AND timeframe = $2 ORDER BY "
-                      "\"timestamp\" DESC LIMIT 1",
+                      "SELECT (extract(epoch FROM last_ts) * 1000)::int8 FROM "
+                      "trading.ohlc_series WHERE symbol = $1 AND timeframe = $2",
                       2, params, an_pg_read_one, &one, NULL, "get_latest_timestamp", err);
 }
 
@@ -330,40 +344,21 @@ static an_code refresh_cagg(PGconn *c, const char *view, int64_t from_ms, int64_
     return rc;
 }
 
-/* Plain PostgreSQL: the whole materialized view; CONCURRENTLY keeps readers
- * unblocked once it is populated. */
-static an_code refresh_matview(PGconn *c, const char *view, an_err *err)
-{
-    char sql[160], *pop = NULL;
-    const char *params[1] = {view + strlen("trading.")};
-    an_code rc = an_pg_query_value(c,
-                                   "SELECT ispopulated FROM pg_matviews WHERE schemaname = "
-                                   "'trading' AND matviewname = $1",
-                                   1, params, &pop, "refresh rollups", err);
-    if (rc != AN_OK)
-        return rc;
-    if (!pop)
-        return an_err_set(err, AN_ERR_SCHEMA, "%s is missing: run `autonama migrate`", view);
-    snprintf(sql, sizeof sql, "REFRESH MATERIALIZED VIEW %s%s",
-             pop[0] == 't' ? "CONCURRENTLY " : "", view);
-    free(pop);
-    return an_pg_exec_cmd(c, sql, "refresh rollups", err);
-}
-
 static an_code refresh_job_run(PGconn *c, void *ctx, an_err *err)
 {
     refresh_job *j = ctx;
     static const char *views[2] = {"trading.ohlc_1h", "trading.ohlc_1d"};
     an_code rc = AN_OK;
     for (int i = 0; i < 2 && rc == AN_OK; i++)
-        rc = j->s->mode == AN_STORE_TIMESCALEDB
-                 ? refresh_cagg(c, views[i], j->from_ms, j->to_ms, err)
-                 : refresh_matview(c, views[i], err);
+        rc = refresh_cagg(c, views[i], j->from_ms, j->to_ms, err);
     return rc;
 }
 
 an_code an_pg_refresh_rollups(an_store *s, int64_t from_ms, int64_t to_ms, an_err *err)
 {
+    /* plain PostgreSQL's rollups are tables each write keeps current (catalog.c) */
+    if (s->mode != AN_STORE_TIMESCALEDB)
+        return AN_OK;
     refresh_job j = {s, from_ms, to_ms};
     return an_pg_with_conn(s->impl, refresh_job_run, &j, err);
 }
@@ -394,9 +389,12 @@ static an_code list_table(an_store *s, const char *table, an_series_info **out, 
     return an_pg_exec(s->impl, sql, 0, NULL, read_series, &o, NULL, what, err);
 }
 
+/* From the series catalog (catalog.c): as many rows as there are series. */
 an_code an_pg_list_series(an_store *s, an_series_info **out, size_t *n, an_err *err)
 {
-    return list_table(s, "trading.ohlc_data", out, n, "list series", err);
+    series_out o = {out, n, "list series"};
+    return an_pg_exec(s->impl, AN_PG_SERIES_LIST_SQL, 0, NULL, read_series, &o, NULL, "list series",
+                      err);
 }
 
 an_code an_pg_list_indicator_series(an_store *s, an_series_info **out, size_t *n, an_err *err)

@@ -13,18 +13,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char UPSERT_MANY_SQL[] =
-    "INSERT INTO trading.ohlc_data AS d"
-    " (symbol, timeframe, \"timestamp\", open, high, low, close, volume)"
-    " SELECT t.s, t.tf, 'epoch'::timestamptz + t.ms * interval '1 millisecond',"
-    " t.o, t.h, t.l, t.c, t.v"
-    " FROM unnest($1::text[], $2::text[], $3::int8[], $4::float8[], $5::float8[], $6::float8[],"
-    " $7::float8[], $8::float8[]) AS t(s, tf, ms, o, h, l, c, v)"
-    " ON CONFLICT (symbol, timeframe, \"timestamp\") DO UPDATE SET"
-    " open = excluded.open, high = excluded.high, low = excluded.low,"
-    " close = excluded.close, volume = excluded.volume"
-    " WHERE (d.open, d.high, d.low, d.close, d.volume) IS DISTINCT FROM"
-    " (excluded.open, excluded.high, excluded.low, excluded.close, excluded.volume)";
+/* The upsert (without RETURNING). */
+#define UPSERT_MANY_SQL                                                                            \
+    "INSERT INTO trading.ohlc_data AS d"                                                           \
+    " (symbol, timeframe, \"timestamp\", open, high, low, close, volume)"                          \
+    " SELECT t.s, t.tf, 'epoch'::timestamptz + t.ms * interval '1 millisecond',"                   \
+    " t.o, t.h, t.l, t.c, t.v"                                                                     \
+    " FROM unnest($1::text[], $2::text[], $3::int8[], $4::float8[], $5::float8[], $6::float8[],"   \
+    " $7::float8[], $8::float8[]) AS t(s, tf, ms, o, h, l, c, v)"                                  \
+    " ON CONFLICT (symbol, timeframe, \"timestamp\") DO UPDATE SET"                                \
+    " open = excluded.open, high = excluded.high, low = excluded.low,"                             \
+    " close = excluded.close, volume = excluded.volume"                                            \
+    " WHERE (d.open, d.high, d.low, d.close, d.volume) IS DISTINCT FROM"                           \
+    " (excluded.open, excluded.high, excluded.low, excluded.close, excluded.volume)"
+
+/* The rows the upsert inserted or changed (not the unchanged ones), and
+ * which were new: a new row's xmax is 0. */
+#define RETURNING_SQL                                                                              \
+    " RETURNING d.symbol, d.timeframe, (extract(epoch FROM d.\"timestamp\") * 1000)::int8,"        \
+    " d.xmax = 0"
 
 /* Appends an array element: a quoted string (symbols and timeframes hold no
  * quote or backslash: validated) or a number. -1 when out of memory. */
@@ -43,6 +50,64 @@ static int put(an_pg_buf *b, const char *s, int quote)
         b->p[b->n++] = '"';
     b->p[b->n] = 0;
     return 0;
+}
+
+/* What the upsert changed in one series: the catalog's and the rollups'
+ * input (catalog.c), as an insert_ohlc of that series would give it. */
+typedef struct series_change {
+    const char *symbol, *tf; /* into the result, valid until it is cleared */
+    int64_t lo, hi;
+    an_upsert_counts changed;
+} series_change;
+
+typedef struct many_job {
+    const char *const *params;
+    int plain_pg;
+} many_job;
+
+/* The upsert and, per series it changed, the catalog and the rollups, in
+ * one transaction (as every other candle write keeps them). */
+static an_code many_run(PGconn *c, void *ctx, an_err *err)
+{
+    many_job *j = ctx;
+    an_code rc = an_pg_exec_cmd(c, "BEGIN", "upsert_candles", err);
+    if (rc != AN_OK)
+        return rc;
+    PGresult *r = PQexecParams(c, UPSERT_MANY_SQL RETURNING_SQL, 8, NULL, j->params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = an_pg_res_error(r, c, "upsert_candles", err);
+        PQclear(r);
+        return rc; /* the release rolls the transaction back */
+    }
+    int rows = PQntuples(r);
+    series_change *ch = calloc(rows ? (size_t)rows : 1, sizeof *ch);
+    size_t nch = 0;
+    if (!ch)
+        rc = an_err_set(err, AN_ERR_NOMEM, "upsert_candles: out of memory");
+    for (int i = 0; i < rows && rc == AN_OK; i++) {
+        const char *sym = PQgetvalue(r, i, 0), *tf = PQgetvalue(r, i, 1);
+        int64_t ms = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+        int inserted = PQgetvalue(r, i, 3)[0] == 't';
+        size_t k = 0;
+        while (k < nch && (strcmp(ch[k].symbol, sym) != 0 || strcmp(ch[k].tf, tf) != 0))
+            k++;
+        if (k == nch)
+            ch[nch++] = (series_change){sym, tf, ms, ms, {0, 0, 0}};
+        ch[k].lo = ms < ch[k].lo ? ms : ch[k].lo;
+        ch[k].hi = ms > ch[k].hi ? ms : ch[k].hi;
+        if (inserted)
+            ch[k].changed.inserted++;
+        else
+            ch[k].changed.updated++;
+    }
+    for (size_t k = 0; k < nch && rc == AN_OK; k++)
+        rc = an_pg_catalog_after_write(c, j->plain_pg, ch[k].symbol, ch[k].tf, ch[k].lo, ch[k].hi,
+                                       &ch[k].changed, err);
+    free(ch);
+    PQclear(r);
+    if (rc == AN_OK)
+        rc = an_pg_exec_cmd(c, "COMMIT", "upsert_candles", err);
+    return rc;
 }
 
 an_code an_pg_upsert_candles(an_store *s, const an_series_candle *v, size_t n, an_err *err)
@@ -72,8 +137,10 @@ an_code an_pg_upsert_candles(an_store *s, const an_series_candle *v, size_t n, a
         a[k].p[a[k].n] = 0;
         params[k] = a[k].p;
     }
-    if (rc == AN_OK)
-        rc = an_pg_exec(ps, UPSERT_MANY_SQL, 8, params, NULL, NULL, NULL, "upsert_candles", err);
+    if (rc == AN_OK) {
+        many_job j = {params, s->mode == AN_STORE_POSTGRES};
+        rc = an_pg_with_conn(ps, many_run, &j, err);
+    }
     for (int k = 0; k < 8; k++)
         free(a[k].p);
     return rc;

@@ -191,6 +191,32 @@ typedef an_code (*an_pg_batch_fn)(PGconn *c, void *ctx, size_t off, size_t m,
  * rows, COMMIT; counts are zeroed when it fails (nothing was written). */
 an_code an_pg_write(pg_store *ps, const char *what, size_t n, an_pg_batch_fn batch, void *ctx,
                     an_upsert_counts *counts, an_err *err);
+/* Runs before the COMMIT of an_pg_write_then's transaction with what the
+ * write's batches changed (added up over them): the catalog and rollups. */
+typedef an_code (*an_pg_after_fn)(PGconn *c, void *ctx, const an_upsert_counts *changed,
+                                  an_err *err);
+/* an_pg_write, then after (may be NULL) in the same transaction. */
+an_code an_pg_write_then(pg_store *ps, const char *what, size_t n, an_pg_batch_fn batch,
+                         an_pg_after_fn after, void *ctx, an_upsert_counts *counts, an_err *err);
+
+/* ---- the series catalog and the plain-PostgreSQL rollups (catalog.c) ----- */
+
+/* After a write of (symbol, tf) whose candles span [lo_ms, hi_ms]: adds the
+ * inserted rows to trading.ohlc_series and, on plain PostgreSQL for 1m,
+ * recomputes the 1h/1d rollup buckets the range touches. Nothing when
+ * nothing changed. Inside the write's transaction. */
+an_code an_pg_catalog_after_write(PGconn *c, int plain_pg, const char *symbol, const char *tf,
+                                  int64_t lo_ms, int64_t hi_ms, const an_upsert_counts *changed,
+                                  an_err *err);
+/* The SQL the catalog and rollups run (for EXPLAIN in the suite). */
+extern const char AN_PG_CATALOG_UPSERT_SQL[];
+/* After a range delete: $1 symbol, $2 timeframe, $3 rows removed. */
+extern const char AN_PG_CATALOG_DELETE_SQL[];
+/* The candle write's "is the batch's key range empty?" check (candles.c). */
+extern const char AN_PG_OHLC_RANGE_EMPTY_SQL[];
+/* The rollup recomputation's read of ohlc_data ($1 symbol, $2..$3 ms). */
+extern const char AN_PG_ROLLUP_1H_SQL[];
+extern const char AN_PG_SERIES_LIST_SQL[];
 
 /* ---- the binary COPY reader (copy_out.c) --------------------------------- */
 

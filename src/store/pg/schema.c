@@ -167,6 +167,51 @@ static const char *MIGRATION_5[] = {
     NULL,
 };
 
+/* Version 6 (issue 12): the series catalog, one row per (symbol, timeframe)
+ * of trading.ohlc_data with its first and last candle time and row count,
+ * kept current by every write and delete in their own transaction (an
+ * upsert of what the write added, candles.c), so listing the series reads
+ * as many rows as there are series, never the candle table. Filled here
+ * from what is stored. */
+#define CATALOG_V6                                                                                 \
+    "CREATE TABLE trading.ohlc_series ("                                                           \
+    " symbol text COLLATE \"C\" NOT NULL, timeframe text COLLATE \"C\" NOT NULL,"                  \
+    " first_ts timestamptz NOT NULL, last_ts timestamptz NOT NULL, row_count bigint NOT NULL,"     \
+    " PRIMARY KEY (symbol, timeframe))",                                                           \
+        "INSERT INTO trading.ohlc_series (symbol, timeframe, first_ts, last_ts, row_count)"        \
+        " SELECT symbol, timeframe, min(\"timestamp\"), max(\"timestamp\"), count(*)"              \
+        " FROM trading.ohlc_data GROUP BY symbol, timeframe"
+
+static const char *MIGRATION_6_TIMESCALE[] = {
+    CATALOG_V6,
+    "INSERT INTO autonama.schema_version (version, description)"
+    " VALUES (6, 'trading.ohlc_series: the series catalog')",
+    NULL,
+};
+
+/* Plain PostgreSQL's rollups become tables, recomputed by each write over
+ * the hours and days it touched (candles.c) instead of materialized views
+ * refreshed over the whole table after every import or ingest. */
+#define ROLLUP_TABLE(name)                                                                         \
+    "CREATE TABLE trading." name " (symbol text COLLATE \"C\" NOT NULL,"                           \
+    " \"timestamp\" timestamptz NOT NULL, open double precision NOT NULL,"                         \
+    " high double precision NOT NULL, low double precision NOT NULL,"                              \
+    " close double precision NOT NULL, volume double precision NOT NULL,"                          \
+    " candle_count bigint NOT NULL, PRIMARY KEY (symbol, \"timestamp\"))"
+
+static const char *MIGRATION_6_POSTGRES[] = {
+    CATALOG_V6,
+    "DROP MATERIALIZED VIEW trading.ohlc_1h",
+    "DROP MATERIALIZED VIEW trading.ohlc_1d",
+    ROLLUP_TABLE("ohlc_1h"),
+    ROLLUP_TABLE("ohlc_1d"),
+    "INSERT INTO trading.ohlc_1h " ROLLUP_PG("1 hour"),
+    "INSERT INTO trading.ohlc_1d " ROLLUP_PG("1 day"),
+    "INSERT INTO autonama.schema_version (version, description)"
+    " VALUES (6, 'trading.ohlc_series; the 1h/1d rollups as tables')",
+    NULL,
+};
+
 static an_code run_list(PGconn *c, const char *const *list, an_err *err)
 {
     for (int i = 0; list[i]; i++) {
@@ -313,9 +358,12 @@ static an_code migrate_job_run(PGconn *c, void *ctx, an_err *err)
                           "(%d): upgrade autonama",
                           version, AN_SCHEMA_VERSION);
     static const char *const *const LATER[AN_SCHEMA_VERSION + 1] = {
-        NULL, NULL, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5};
+        NULL, NULL, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6_TIMESCALE};
     for (int v = version + 1; v <= AN_SCHEMA_VERSION; v++) {
-        rc = v == 1 ? migrate_v1(s, c, err) : run_step(ps, c, LATER[v], err);
+        const char *const *step = LATER[v];
+        if (v == 6 && s->mode == AN_STORE_POSTGRES)
+            step = MIGRATION_6_POSTGRES;
+        rc = v == 1 ? migrate_v1(s, c, err) : run_step(ps, c, step, err);
         if (rc != AN_OK)
             return rc;
         *j->applied += 1;
@@ -354,9 +402,9 @@ static an_code check_job_run(PGconn *c, void *ctx, an_err *err)
                           "database %s has schema version %d, this autonama needs %d: run "
                           "`autonama migrate`",
                           where, *j->version, AN_SCHEMA_VERSION);
-    static const char *rels[] = {"trading.ohlc_data",    "trading.ohlc_1h",
-                                 "trading.ohlc_1d",      "analytics.indicators",
-                                 "optimization.results", "optimization.runs"};
+    static const char *rels[] = {
+        "trading.ohlc_data",    "trading.ohlc_1h",      "trading.ohlc_1d",  "trading.ohlc_series",
+        "analytics.indicators", "optimization.results", "optimization.runs"};
     for (size_t i = 0; i < sizeof rels / sizeof rels[0] && rc == AN_OK; i++) {
         const char *params[1] = {rels[i]};
         char *v = NULL;

@@ -1,6 +1,6 @@
 /*
- * tasks.c - the PostgreSQL backend's autonama.task_runs (schema v3), its
- * cross-process advisory locks and range deletes (fallback replay, sync).
+ * tasks.c - the PostgreSQL backend's autonama.task_runs (schema v3) and its
+ * cross-process advisory locks (range deletes are in catalog.c).
  * Any thread. Task ops borrow one pooled connection each; the advisory
  * locks live on one connection of their own (by_lock_mu.conn).
  */
@@ -194,19 +194,4 @@ an_code an_pg_unlock(an_store *s, int64_t key, an_err *err)
 {
     int released = 0;
     return lock_call(s, "SELECT pg_advisory_unlock($1::int8)", key, &released, err);
-}
-
-an_code an_pg_delete_range(an_store *s, const char *table, const char *symbol, const char *tf,
-                           int64_t from_ms, int64_t to_ms, an_err *err)
-{
-    char a[24], b[24], sql[256];
-    snprintf(a, sizeof a, "%" PRId64, from_ms);
-    snprintf(b, sizeof b, "%" PRId64, to_ms);
-    snprintf(
-        sql, sizeof sql,
-        "DELETE FROM %s WHERE symbol = $1 AND timeframe = $2 AND \"timestamp\" BETWEEN " TS_PARAM(
-            3) " AND " TS_PARAM(4),
-        strcmp(table, "indicators") == 0 ? "analytics.indicators" : "trading.ohlc_data");
-    const char *p[4] = {symbol, tf, a, b};
-    return an_pg_exec(s->impl, sql, 4, p, NULL, NULL, NULL, "delete rows", err);
 }

@@ -149,6 +149,7 @@ typedef struct write_job {
     const char *what;
     size_t n;
     an_pg_batch_fn batch;
+    an_pg_after_fn after;
     void *ctx;
     an_upsert_counts *counts;
 } write_job;
@@ -156,10 +157,17 @@ typedef struct write_job {
 static an_code write_job_run(PGconn *c, void *ctx, an_err *err)
 {
     write_job *j = ctx;
+    an_upsert_counts before = *j->counts;
     an_code rc = an_pg_exec_cmd(c, "BEGIN", j->what, err);
     for (size_t off = 0; off < j->n && rc == AN_OK; off += AN_PG_WRITE_BATCH) {
         size_t m = j->n - off < AN_PG_WRITE_BATCH ? j->n - off : AN_PG_WRITE_BATCH;
         rc = j->batch(c, j->ctx, off, m, j->counts, err);
+    }
+    if (rc == AN_OK && j->after) {
+        an_upsert_counts changed = {.inserted = j->counts->inserted - before.inserted,
+                                    .updated = j->counts->updated - before.updated,
+                                    .unchanged = j->counts->unchanged - before.unchanged};
+        rc = j->after(c, j->ctx, &changed, err);
     }
     if (rc == AN_OK)
         rc = an_pg_exec_cmd(c, "COMMIT", j->what, err);
@@ -169,7 +177,13 @@ static an_code write_job_run(PGconn *c, void *ctx, an_err *err)
 an_code an_pg_write(pg_store *ps, const char *what, size_t n, an_pg_batch_fn batch, void *ctx,
                     an_upsert_counts *counts, an_err *err)
 {
-    write_job j = {what, n, batch, ctx, counts};
+    return an_pg_write_then(ps, what, n, batch, NULL, ctx, counts, err);
+}
+
+an_code an_pg_write_then(pg_store *ps, const char *what, size_t n, an_pg_batch_fn batch,
+                         an_pg_after_fn after, void *ctx, an_upsert_counts *counts, an_err *err)
+{
+    write_job j = {what, n, batch, after, ctx, counts};
     an_code rc = an_pg_with_conn(ps, write_job_run, &j, err);
     if (rc != AN_OK)
         memset(counts, 0, sizeof *counts);

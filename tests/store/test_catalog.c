@@ -1,0 +1,404 @@
+/*
+ * test_catalog.c - the series catalog (schema v5) and the rollups a write
+ * keeps current, run once per backend:
+ *   test_catalog duckdb | postgres | timescaledb
+ * After each of a sequence of writes (a fresh series, an overlapping upsert,
+ * an unchanged rewrite, older history, other series) and range deletes (the
+ * middle, the head, a whole series, nothing), the catalog must equal what
+ * the table holds (count, first and last time read back through the store;
+ * the newest time the health check and ingestion ask for),
+ * and the 1h/1d rollups must equal buckets recomputed here from the stored
+ * 1m candles. The migration's fill is checked by dropping the catalog (and
+ * on plain PostgreSQL the rollup tables) and migrating again. On the
+ * PostgreSQL backends, EXPLAIN shows that listing the series and the
+ * catalog upsert never touch ohlc_data, and that the write's range check,
+ * the catalog's update after a delete and the rollup recomputation use an
+ * index (no Seq Scan even with
+ * enable_seqscan off, which only an index that fits can avoid).
+ */
+#include <libpq-fe.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include "series.h"
+#include "store/duckdb/duck_internal.h"
+#include "store/pg/pg_internal.h"
+#include "store/store.h"
+#include "test.h"
+
+static const char *backend;
+static char duck_path[256];
+static const char *conninfo;
+
+#define T0 1704067200000LL /* 2024-01-01 */
+#define MIN 60000LL
+
+static an_store *open_store(void)
+{
+    an_store_options opt = {0};
+    opt.pool_size = 2;
+    opt.connect_timeout_s = 10;
+    if (strcmp(backend, "duckdb") == 0) {
+        opt.mode = "duckdb";
+        opt.duckdb_path = duck_path;
+    } else {
+        opt.mode = backend;
+        opt.pg_conninfo = conninfo;
+    }
+    an_store *s = NULL;
+    an_err err = {0};
+    if (an_store_open(&opt, &s, &err) != AN_OK) {
+        fprintf(stderr, "cannot open the %s store: %s\n", backend, err.msg);
+        exit(1);
+    }
+    return s;
+}
+
+/* Runs sql on the backend outside the store's API; 0 on success. */
+static an_code duck_sql_job(duck_store *ds, void *ctx, an_err *err)
+{
+    return an_duck_exec_locked(ds, ctx, "test sql", err);
+}
+
+static an_code pg_sql_job(PGconn *c, void *ctx, an_err *err)
+{
+    return an_pg_exec_cmd(c, ctx, "test sql", err);
+}
+
+static int sql(an_store *s, const char *q)
+{
+    an_err err = {0};
+    if (strcmp(backend, "duckdb") == 0) {
+        an_code rc = an_duck_with_lock(s->impl, duck_sql_job, (void *)q, &err);
+        if (rc != AN_OK)
+            fprintf(stderr, "  sql failed: %s: %s\n", q, err.msg);
+        return rc == AN_OK ? 0 : -1;
+    }
+    /* on the store's own pool: the TimescaleDB test server (PGlite) serves
+     * one connection at a time */
+    an_code rc = an_pg_with_conn(s->impl, pg_sql_job, (void *)q, &err);
+    if (rc != AN_OK)
+        fprintf(stderr, "  sql failed: %s: %s\n", q, err.msg);
+    return rc == AN_OK ? 0 : -1;
+}
+
+static void reset_backend(void)
+{
+    if (strcmp(backend, "duckdb") == 0) {
+        snprintf(duck_path, sizeof duck_path, "/tmp/autonama-test-catalog-%d.duckdb",
+                 (int)getpid());
+        unlink(duck_path);
+        char wal[300];
+        snprintf(wal, sizeof wal, "%s.wal", duck_path);
+        unlink(wal);
+        return;
+    }
+    PGconn *c = PQconnectdb(conninfo);
+    PGresult *r = PQexec(c, "SET client_min_messages = warning;"
+                            "DROP SCHEMA IF EXISTS trading CASCADE;"
+                            "DROP SCHEMA IF EXISTS analytics CASCADE;"
+                            "DROP SCHEMA IF EXISTS optimization CASCADE;"
+                            "DROP SCHEMA IF EXISTS autonama CASCADE;");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        fprintf(stderr, "reset failed: %s\n", PQerrorMessage(c));
+        exit(1);
+    }
+    PQclear(r);
+    PQfinish(c);
+}
+
+static const struct {
+    const char *symbol, *tf;
+} SERIES[] = {{"CAT/A", "1m"}, {"CAT/A", "1h"}, {"CAT/B", "1m"}, {"CAT/C", "1m"}};
+#define NSERIES (sizeof SERIES / sizeof SERIES[0])
+
+static void read_all(an_store *s, const char *symbol, const char *tf, an_candles *out)
+{
+    an_err err = {0};
+    an_query q = {.start_ms = INT64_MIN, .end_ms = INT64_MAX};
+    out->n = 0;
+    AN_CHECK_OK(an_store_get_ohlc(s, symbol, tf, &q, out, &err), err);
+}
+
+/* The catalog equals the table, series by series, and lists nothing else. */
+static void check_catalog(an_store *s, const char *when)
+{
+    an_err err = {0};
+    an_series_info *list = NULL;
+    size_t n = 0;
+    AN_CHECK_OK(an_store_list_series(s, &list, &n, &err), err);
+    size_t nonempty = 0;
+    an_candles c = {0};
+    for (size_t k = 0; k < NSERIES; k++) {
+        read_all(s, SERIES[k].symbol, SERIES[k].tf, &c);
+        const an_series_info *si = NULL;
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(list[i].symbol, SERIES[k].symbol) == 0 &&
+                strcmp(list[i].timeframe, SERIES[k].tf) == 0)
+                si = &list[i];
+        nonempty += c.n > 0;
+        int64_t latest = 0;
+        int found = 0;
+        AN_CHECK_OK(
+            an_store_get_latest_timestamp(s, SERIES[k].symbol, SERIES[k].tf, &latest, &found, &err),
+            err);
+        AN_CHECK_MSG(found == (c.n > 0) && (!found || latest == c.v[c.n - 1].ts),
+                     "%s: %s %s: the newest time %lld (found %d), the table's %lld", when,
+                     SERIES[k].symbol, SERIES[k].tf, (long long)latest, found,
+                     c.n ? (long long)c.v[c.n - 1].ts : 0LL);
+        if (c.n == 0) {
+            AN_CHECK_MSG(!si, "%s: %s %s is empty but listed", when, SERIES[k].symbol,
+                         SERIES[k].tf);
+            continue;
+        }
+        AN_CHECK_MSG(si && si->rows == (int64_t)c.n && si->first_ms == c.v[0].ts &&
+                         si->last_ms == c.v[c.n - 1].ts,
+                     "%s: %s %s: catalog (%lld rows, %lld..%lld), table (%zu rows, %lld..%lld)",
+                     when, SERIES[k].symbol, SERIES[k].tf, si ? (long long)si->rows : -1LL,
+                     si ? (long long)si->first_ms : 0LL, si ? (long long)si->last_ms : 0LL, c.n,
+                     (long long)c.v[0].ts, (long long)c.v[c.n - 1].ts);
+    }
+    AN_CHECK_MSG(n == nonempty, "%s: %zu series listed, %zu stored", when, n, nonempty);
+    an_candles_free(&c);
+    free(list);
+}
+
+/* The rollups of CAT/A equal buckets of width w recomputed from its 1m candles. */
+static void check_rollup(an_store *s, const char *rollup, int64_t w, const char *when)
+{
+    an_err err = {0};
+    an_candles m = {0}, r = {0}, want = {0};
+    read_all(s, "CAT/A", "1m", &m);
+    for (size_t i = 0; i < m.n; i++) {
+        const an_candle *k = &m.v[i];
+        int64_t b = k->ts / w * w;
+        an_candle *last = want.n ? &want.v[want.n - 1] : NULL;
+        if (last && last->ts == b) {
+            last->high = k->high > last->high ? k->high : last->high;
+            last->low = k->low < last->low ? k->low : last->low;
+            last->close = k->close;
+            last->volume += k->volume;
+        } else {
+            an_candle nb = {b, k->open, k->high, k->low, k->close, k->volume, 0};
+            an_candles_push(&want, &nb, &err);
+        }
+    }
+    an_query q = {.start_ms = INT64_MIN, .end_ms = INT64_MAX};
+    AN_CHECK_OK(an_store_get_rollup(s, "CAT/A", rollup, &q, &r, &err), err);
+    int same = r.n == want.n;
+    for (size_t i = 0; same && i < r.n; i++) {
+        const an_candle *a = &r.v[i], *b = &want.v[i];
+        same = a->ts == b->ts && a->open == b->open && a->high == b->high && a->low == b->low &&
+               a->close == b->close && fabs(a->volume - b->volume) <= 1e-9 * fabs(b->volume);
+        if (!same)
+            fprintf(stderr, "  %s %s bucket %zu (%lld) differs\n", when, rollup, i,
+                    (long long)b->ts);
+    }
+    AN_CHECK_MSG(same, "%s: %s has %zu buckets, recomputed %zu", when, rollup, r.n, want.n);
+    an_candles_free(&m);
+    an_candles_free(&r);
+    an_candles_free(&want);
+}
+
+/* The catalog, and the rollups where writes maintain them (plain
+ * PostgreSQL's tables; DuckDB's views). TimescaleDB's continuous aggregates
+ * are refreshed by the callers and checked once at the end (final = 1):
+ * the test server is slow. */
+static void check_all(an_store *s, const char *when, int final)
+{
+    check_catalog(s, when);
+    if (strcmp(backend, "timescaledb") == 0) {
+        if (!final)
+            return;
+        an_err err = {0};
+        AN_CHECK_OK(an_store_refresh_rollups(s, INT64_MIN, INT64_MAX, &err), err);
+    }
+    check_rollup(s, "1h", 3600000LL, when);
+    check_rollup(s, "1d", 86400000LL, when);
+}
+
+static an_upsert_counts put(an_store *s, const char *symbol, const char *tf, int64_t start,
+                            size_t n, unsigned seed)
+{
+    an_candles v = {0};
+    an_test_series spec = an_test_series_1m(start, seed);
+    if (strcmp(tf, "1h") == 0)
+        spec.step_ms = 3600000LL;
+    an_test_series_make(&v, n, &spec);
+    an_upsert_counts c = {0};
+    an_err err = {0};
+    AN_CHECK_OK(an_store_insert_ohlc(s, symbol, tf, v.v, v.n, &c, &err), err);
+    an_candles_free(&v);
+    return c;
+}
+
+static void del(an_store *s, const char *symbol, const char *tf, int64_t from, int64_t to)
+{
+    an_err err = {0};
+    AN_CHECK_OK(an_store_delete_range(s, "ohlc_data", symbol, tf, from, to, &err), err);
+}
+
+static void test_catalog_follows_writes(void)
+{
+    an_store *s = open_store();
+    an_err err = {0};
+    AN_CHECK_OK(an_store_migrate(s, NULL, &err), err);
+    check_all(s, "empty", 0);
+    an_upsert_counts c = put(s, "CAT/A", "1m", T0, 3000, 1);
+    AN_CHECK_INT(c.inserted, 3000);
+    check_all(s, "a fresh series", 0);
+    c = put(s, "CAT/A", "1m", T0 + 2500 * MIN, 1000, 2);
+    AN_CHECK_INT(c.inserted, 500);
+    check_all(s, "an overlapping upsert", 0);
+    c = put(s, "CAT/A", "1m", T0 + 2500 * MIN, 1000, 2);
+    AN_CHECK_INT(c.inserted + c.updated, 0);
+    check_all(s, "an unchanged rewrite", 0);
+    put(s, "CAT/A", "1m", T0 - 1000 * MIN, 1000, 3);
+    check_all(s, "older history", 0);
+    put(s, "CAT/B", "1m", T0, 500, 4);
+    put(s, "CAT/A", "1h", T0, 100, 5);
+    check_all(s, "other series", 0);
+    del(s, "CAT/A", "1m", T0 + 100 * MIN, T0 + 200 * MIN);
+    check_all(s, "a delete in the middle", 0);
+    del(s, "CAT/A", "1m", T0 - 1000 * MIN, T0 + 30 * MIN);
+    check_all(s, "a delete of the head", 0);
+    del(s, "CAT/A", "1m", T0 + 3400 * MIN, T0 + 4000 * MIN);
+    check_all(s, "a delete of the tail", 0);
+    del(s, "CAT/B", "1m", T0 - 1, T0 + 1000 * MIN);
+    check_all(s, "a delete of a whole series", 0);
+    del(s, "CAT/A", "1h", T0 + 1000 * 3600000LL, T0 + 2000 * 3600000LL);
+    check_all(s, "a delete of nothing", 0);
+    put(s, "CAT/B", "1m", T0 + 10 * MIN, 20, 6);
+    check_all(s, "a series written again", 0);
+    /* the live path's flush: open candles of several series in one write
+     * (one statement on PostgreSQL/TimescaleDB): a new series, a candle after
+     * the end of another, a changed candle and an unchanged one */
+    an_candles cur = {0};
+    read_all(s, "CAT/A", "1m", &cur);
+    AN_CHECK(cur.n > 2);
+    if (cur.n > 2) {
+        an_candle last = cur.v[cur.n - 1], changed = cur.v[cur.n - 2];
+        changed.close = changed.low;
+        an_candle next = last;
+        next.ts += MIN;
+        an_series_candle live[] = {{"CAT/C", "1m", last},
+                                   {"CAT/A", "1m", next},
+                                   {"CAT/A", "1m", changed},
+                                   {"CAT/B", "1m", cur.v[0]}};
+        live[3].c.ts = T0 + 10 * MIN; /* CAT/B's first candle time, new values */
+        AN_CHECK_OK(an_store_upsert_candles(s, live, 4, &err), err);
+    }
+    an_candles_free(&cur);
+    check_all(s, "a live flush of several series", 1);
+
+    /* the migration fills the catalog (and plain PostgreSQL's rollup tables)
+     * from what is stored */
+    int bad = sql(s, "DROP TABLE trading.ohlc_series");
+    bad |= sql(s, "DELETE FROM autonama.schema_version WHERE version = 6");
+    if (strcmp(backend, "postgres") == 0)
+        bad |= sql(s, "DROP TABLE trading.ohlc_1h; DROP TABLE trading.ohlc_1d;"
+                      " CREATE MATERIALIZED VIEW trading.ohlc_1h AS SELECT 1 AS x;"
+                      " CREATE MATERIALIZED VIEW trading.ohlc_1d AS SELECT 1 AS x");
+    AN_CHECK_INT(bad, 0);
+    an_store_close(s);
+    s = open_store();
+    int applied = 0;
+    AN_CHECK_OK(an_store_migrate(s, &applied, &err), err);
+    AN_CHECK_INT(applied, 1);
+    check_all(s, "after migrating to version 6", 1);
+    an_store_close(s);
+}
+
+/* ---- plans --------------------------------------------------------------- */
+
+static char *explain(PGconn *c, const char *q, int n, const char *const *params)
+{
+    char text[4096];
+    snprintf(text, sizeof text, "EXPLAIN %s", q);
+    PGresult *r = PQexecParams(c, text, n, NULL, params, NULL, NULL, 0);
+    char *plan = calloc(1, 32768);
+    for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++) {
+        strncat(plan, PQgetvalue(r, i, 0), 32768 - strlen(plan) - 2);
+        strcat(plan, "\n");
+    }
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        fprintf(stderr, "  explain failed: %s", PQerrorMessage(c));
+    PQclear(r);
+    return plan;
+}
+
+static void test_plans(void)
+{
+    if (strcmp(backend, "duckdb") == 0)
+        return;
+    an_store *s = open_store();
+    an_err err = {0};
+    AN_CHECK_OK(an_store_migrate(s, NULL, &err), err);
+    put(s, "PLAN/A", "1m", T0, 20000, 7);
+    pg_store *ps = s->impl;
+    PGconn *c;
+    int slot;
+    if (an_pg_pool_acquire(&ps->pool, &c, &slot, &err) != AN_OK) {
+        AN_CHECK_OK(AN_ERR_CONNECT, err);
+        an_store_close(s);
+        return;
+    }
+    PQclear(PQexec(c, "ANALYZE trading.ohlc_data"));
+    char *p = explain(c, AN_PG_SERIES_LIST_SQL, 0, NULL);
+    AN_CHECK_MSG(strstr(p, "ohlc_series") && !strstr(p, "ohlc_data"),
+                 "listing the series reads ohlc_data:\n%s", p);
+    free(p);
+    const char *up[5] = {"PLAN/A", "1m", "1704067200000", "1704070800000", "10"};
+    p = explain(c, AN_PG_CATALOG_UPSERT_SQL, 5, up);
+    AN_CHECK_MSG(p[0] && !strstr(p, "ohlc_data"), "the catalog upsert reads ohlc_data:\n%s", p);
+    free(p);
+    /* with sequential scans off, a Seq Scan remains only where no index fits */
+    PQclear(PQexec(c, "SET enable_seqscan = off"));
+    const char *rg[4] = {"PLAN/A", "1m", "2024-01-05T00:00:00Z", "2024-01-05T01:00:00Z"};
+    p = explain(c, AN_PG_OHLC_RANGE_EMPTY_SQL, 4, rg);
+    AN_CHECK_MSG(p[0] && !strstr(p, "Seq Scan"), "the candle range check scans:\n%s", p);
+    free(p);
+    const char *dl[3] = {"PLAN/A", "1m", "5"};
+    p = explain(c, AN_PG_CATALOG_DELETE_SQL, 3, dl);
+    AN_CHECK_MSG(p[0] && !strstr(p, "Seq Scan"), "the catalog's update after a delete scans:\n%s",
+                 p);
+    free(p);
+    if (strcmp(backend, "postgres") == 0) { /* TimescaleDB: continuous aggregates */
+        const char *ro[3] = {"PLAN/A", "1704067200000", "1704153600000"};
+        p = explain(c, AN_PG_ROLLUP_1H_SQL, 3, ro);
+        AN_CHECK_MSG(p[0] && !strstr(p, "Seq Scan"),
+                     "the rollup recomputation scans ohlc_data:\n%s", p);
+        free(p);
+    }
+    PQclear(PQexec(c, "RESET enable_seqscan"));
+    an_pg_pool_release(&ps->pool, c, slot);
+    an_store_close(s);
+}
+
+int main(int argc, char **argv)
+{
+    backend = argc > 1 ? argv[1] : "duckdb";
+    if (strcmp(backend, "postgres") == 0 || strcmp(backend, "timescaledb") == 0) {
+        const char *var =
+            strcmp(backend, "postgres") == 0 ? "AUTONAMA_TEST_PG" : "AUTONAMA_TEST_TS";
+        conninfo = getenv(var);
+        if (!conninfo || !*conninfo) {
+            fprintf(stderr, "%s is not set: start the servers with scripts/test-services start\n",
+                    var);
+            return 1;
+        }
+    } else if (strcmp(backend, "duckdb") != 0) {
+        fprintf(stderr, "usage: test_catalog duckdb|postgres|timescaledb\n");
+        return 2;
+    }
+    reset_backend();
+    AN_RUN(test_catalog_follows_writes);
+    AN_RUN(test_plans);
+    if (strcmp(backend, "duckdb") == 0) {
+        unlink(duck_path);
+        char wal[300];
+        snprintf(wal, sizeof wal, "%s.wal", duck_path);
+        unlink(wal);
+    }
+    return AN_TEST_DONE();
+}
