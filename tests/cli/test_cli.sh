@@ -128,7 +128,7 @@ for mode in duckdb postgres timescaledb; do
     "$BIN" indicators --symbols BTC/USDT,ETH/USDT --timeframes 1m,1h,1d >"$work/ind.json" 2>"$work/err"
     rc=$?
     want_path=$([ $mode = duckdb ] && echo embedded || echo direct)
-    check "$mode: indicators for 2 symbols x 3 timeframes (exit $rc)" \
+    check "$mode: indicators for 2 symbols x 3 timeframes (exit $rc$([ $rc = 0 ] || echo ": $(tail -n 2 "$work/err" | tr "\n" " " | cut -c1-300)"))" \
         test $rc = 0 -a "$(json "$work/ind.json" "(j['status'], j['summary']['total_success'], sorted(set(s['load_path'] for s in j['series'])))")" = "('completed', 6, ['$want_path'])"
     check "$mode: indicators wrote every value of BTC/USDT 1m" \
         test "$(json "$work/ind.json" "j['series'][0]['inserted'] == j['series'][0]['computed'] > 500000")" = True
@@ -234,7 +234,7 @@ mode_env duckdb
 unset DUCKDB_PATH
 (cd "$work" && "$BIN" migrate >"$work/default.json" 2>/dev/null)
 check "the default DUCKDB_PATH (data/financial_data.duckdb) migrates" \
-    test "$(json "$work/default.json" "j['migrations_applied']")" = 5 -a -f "$work/data/financial_data.duckdb"
+    test "$(json "$work/default.json" "j['migrations_applied']")" = 6 -a -f "$work/data/financial_data.duckdb"
 mode_env duckdb
 mkdir -p "$work/ro"
 printf 'this is not a duckdb file, just text\n%.0s' $(seq 1 200) >"$work/ro/corrupt.duckdb"
