@@ -263,7 +263,8 @@ int main(int argc, char **argv)
     printf("ratio end-to-end / write = %.2f  (target <= 1.5)  %s;  rows: %zu\n",
            best_e2e / best_write, best_e2e / best_write <= 1.5 ? "PASS" : "FAIL", m);
     failed |= best_e2e / best_write > 1.5;
-    sql(pg, "TRUNCATE analytics.indicators, analytics.indicator_runs, trading.ohlc_data");
+    sql(pg, "TRUNCATE analytics.indicators, analytics.indicator_runs, trading.ohlc_data, "
+            "trading.ohlc_series");
     an_engine_free_outputs(names, vals, nout);
     free(bts);
     free(bidx);

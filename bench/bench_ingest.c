@@ -97,7 +97,7 @@ static void reset_schema(const char *ci, const char *mode)
 
 static void empty_table(const char *ci)
 {
-    sql_or_die(ci, "TRUNCATE trading.ohlc_data");
+    sql_or_die(ci, "TRUNCATE trading.ohlc_data, trading.ohlc_series");
 }
 
 static double run_ours(const char *ci, const char *mode, const an_candles *c)
@@ -282,7 +282,7 @@ int main(int argc, char **argv)
         printf("ratio TimescaleDB ours / per-row       = %6.1f  (target >= 20)   %s\n",
                r_ours / r_row, r_ours / r_row >= 20 ? "PASS" : "FAIL");
         failed |= r_ours / r_row < 20;
-        sql_or_die(ts, "TRUNCATE trading.ohlc_data");
+        sql_or_die(ts, "TRUNCATE trading.ohlc_data, trading.ohlc_series");
     } else {
         printf("AUTONAMA_TEST_TS not set: TimescaleDB skipped (scripts/run-bench sets it)\n");
     }

@@ -329,7 +329,7 @@ before_ids=$(psql_pg "SELECT count(*) FROM autonama.task_runs")
 
 # ---- SIGTERM during a backfill -------------------------------------------------------
 echo "# SIGTERM during a backfill"
-psql_pg "TRUNCATE trading.ohlc_data" >/dev/null
+psql_pg "TRUNCATE trading.ohlc_data, trading.ohlc_series, trading.ohlc_1h, trading.ohlc_1d" >/dev/null # the catalog and the rollup tables are kept by autonama's writes, not by TRUNCATE
 slow 0.05
 AUTONAMA_INGEST_LOOKBACK=43200 AUTONAMA_INSTANCE=solo AUTONAMA_FALLBACK_PATH=$work/fb-solo.duckdb \
     AUTONAMA_HTTP_ADDR=127.0.0.1:0 AUTONAMA_BEAT_UPDATE_INTERVAL=3600 AUTONAMA_BEAT_INDICATORS_INTERVAL=0 \
@@ -424,7 +424,7 @@ check "tasks run NAME ARGS runs a task with the seed's positional args, recorded
 
 # ---- serve while the primary is down, then back ---------------------------------------
 echo "# serve through an outage"
-psql_pg "TRUNCATE trading.ohlc_data; DELETE FROM autonama.task_runs" >/dev/null
+psql_pg "TRUNCATE trading.ohlc_data, trading.ohlc_series, trading.ohlc_1h, trading.ohlc_1d; DELETE FROM autonama.task_runs" >/dev/null
 pg_stop
 AUTONAMA_INSTANCE=outage AUTONAMA_FALLBACK_PATH=$work/fb-outage.duckdb AUTONAMA_HTTP_ADDR=127.0.0.1:0 \
     AUTONAMA_BEAT_UPDATE_INTERVAL=1 AUTONAMA_BEAT_INDICATORS_INTERVAL=0 AUTONAMA_BEAT_HEALTH_INTERVAL=0 \
