@@ -37,6 +37,9 @@ c = duckdb.connect(sys.argv[1])
 c.execute(f"""INSERT INTO trading.ohlc_data SELECT 'GEN/USDT', '1m',
   TIMESTAMP '2017-07-14' + to_minutes(i), 100 + sin(i / 997.0), 101 + sin(i / 997.0),
   99 + sin(i / 997.0), 100 + sin((i + 1) / 997.0), 1 + i % 7 FROM range({int(sys.argv[2])}) t(i)""")
+# rows written by SQL, not by autonama: the series catalog with them
+c.execute("""INSERT INTO trading.ohlc_series SELECT symbol, timeframe, min("timestamp"),
+  max("timestamp"), count(*) FROM trading.ohlc_data GROUP BY symbol, timeframe""")
 PY
 }
 fill_pg() {
@@ -44,7 +47,9 @@ fill_pg() {
         -d "$POSTGRES_DB" -c "INSERT INTO trading.ohlc_data (symbol, timeframe, \"timestamp\", open, high,
         low, close, volume) SELECT 'GEN/USDT', '1m', timestamptz '2017-07-14' + i * interval '1 minute',
         100 + sin(i / 997.0), 101 + sin(i / 997.0), 99 + sin(i / 997.0), 100 + sin((i + 1) / 997.0),
-        1 + i % 7 FROM generate_series(0, $1 - 1) i" >/dev/null
+        1 + i % 7 FROM generate_series(0, $1 - 1) i" -c "INSERT INTO trading.ohlc_series SELECT
+        symbol, timeframe, min(\"timestamp\"), max(\"timestamp\"), count(*) FROM trading.ohlc_data
+        GROUP BY symbol, timeframe" >/dev/null
 }
 # GET PATH OUT: "status seconds" on stdout, headers in OUT.h, body in OUT
 get() { curl -s -o "$2" -D "$2.h" -w '%{http_code} %{time_total}\n' "$base$1"; }
