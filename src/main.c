@@ -221,8 +221,9 @@ static int cli_run(const an_config *cfg, const char *command, const char *task, 
         status = fail(command, &err);
     } else {
         print_json(res);
+        /* "completed" (the seed's shape), or "success" (an optimizer run) */
         const char *st = json_string_value(json_object_get(res, "status"));
-        status = st && strcmp(st, "completed") == 0 ? 0 : 1;
+        status = st && (strcmp(st, "completed") == 0 || strcmp(st, "success") == 0) ? 0 : 1;
         json_decref(res);
     }
     an_tasks_free(t);

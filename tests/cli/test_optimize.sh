@@ -225,6 +225,16 @@ if start_serve; then
 else
     bad "serve did not start with the database down: $(tail -3 "$work/serve.err")"
 fi
+# the task's hybrid rule: with the primary down, the run goes to the DuckDB
+# fallback file (holding candles here) and says so
+env -u POSTGRES_SERVER -u AUTONAMA_STORE DUCKDB_PATH="$work/fb.duckdb" "$BIN" migrate >/dev/null 2>&1
+env -u POSTGRES_SERVER -u AUTONAMA_STORE DUCKDB_PATH="$work/fb.duckdb" "$BIN" import "$DATA/BTC_USDT-1h.json" >/dev/null 2>&1
+AUTONAMA_FALLBACK_PATH="$work/fb.duckdb" "$BIN" tasks run optimize_strategy \
+    '{"strategy":"sma_cross","symbols":"BTC/USDT","timeframe":"1h","grid":"fast=5|10,slow=20|30"}' \
+    >"$work/fb.json" 2>"$work/fb.err"
+rc=$?
+check "the optimize task with the primary down runs on the DuckDB fallback (exit $rc: $(tail -n1 "$work/fb.err" | cut -c1-200))" \
+    test "$rc/$(json "$work/fb.json" "(j['approach'], j['rows_stored'], j['symbols'][0]['load_path'])")" = "0/('duckdb_fallback', 4, 'embedded')"
 
 echo "# openapi.json conformance of the optimizer's routes"
 if python3 "$check_py" conformance "$SRC/src/api/openapi.json" "$observed" /api/v1/optimization >"$work/conf.out"; then
