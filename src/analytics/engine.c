@@ -389,6 +389,21 @@ static an_code pick_source(an_store *s, const char *symbol, const char *tf, char
     return rc;
 }
 
+/* The checks and the source choice both loads share: symbol and timeframe
+ * valid, res->source picked, *tf_filter the timeframe to select on
+ * (NULL for a rollup, which holds one timeframe). */
+static an_code series_source(an_store *s, const char *symbol, const char *timeframe,
+                             an_engine_result *res, const char **tf_filter, an_err *err)
+{
+    if (an_symbol_validate(symbol, err) != AN_OK)
+        return AN_ERR_INVALID;
+    if (!an_timeframe_valid(timeframe))
+        return an_err_set(err, AN_ERR_INVALID, "unknown timeframe '%.16s'", timeframe);
+    an_code rc = pick_source(s, symbol, timeframe, res->source, err);
+    *tf_filter = strcmp(res->source, "ohlc_data") == 0 ? timeframe : NULL;
+    return rc;
+}
+
 /* 1. the series into DuckDB and back out as arrays: embedded for the DuckDB
  * store, else direct or copy as pref says (auto: direct, then copy when
  * direct fails, the reason kept in res->fallback_reason). */
@@ -429,14 +444,10 @@ an_code an_engine_load_closes(an_store *s, const char *symbol, const char *timef
     an_err local; /* err may be NULL: the fallback reason reads the message */
     if (!err)
         err = &local;
-    if (an_symbol_validate(symbol, err) != AN_OK)
-        return AN_ERR_INVALID;
-    if (!an_timeframe_valid(timeframe))
-        return an_err_set(err, AN_ERR_INVALID, "unknown timeframe '%.16s'", timeframe);
-    an_code rc = pick_source(s, symbol, timeframe, res->source, err);
+    const char *tf_filter;
+    an_code rc = series_source(s, symbol, timeframe, res, &tf_filter, err);
     if (rc != AN_OK)
         return rc;
-    const char *tf_filter = strcmp(res->source, "ohlc_data") == 0 ? timeframe : NULL;
     series ser = {0};
     if ((rc = load_series(s, symbol, tf_filter, pref, res, &ser, err)) != AN_OK) {
         free(ser.ts);
@@ -544,13 +555,9 @@ an_code an_engine_run(an_store *s, const char *symbol, const char *timeframe, co
     an_err local; /* err may be NULL: the fallback reason reads the message */
     if (!err)
         err = &local;
-    if (an_symbol_validate(symbol, err) != AN_OK)
-        return AN_ERR_INVALID;
-    if (!an_timeframe_valid(timeframe))
-        return an_err_set(err, AN_ERR_INVALID, "unknown timeframe '%.16s'", timeframe);
-    if ((rc = pick_source(s, symbol, timeframe, res->source, err)) != AN_OK)
+    const char *tf_filter;
+    if ((rc = series_source(s, symbol, timeframe, res, &tf_filter, err)) != AN_OK)
         return rc;
-    const char *tf_filter = strcmp(res->source, "ohlc_data") == 0 ? timeframe : NULL;
 
     if ((rc = load_series(s, symbol, tf_filter, pref, res, &ser, err)) != AN_OK)
         goto out;
