@@ -4,7 +4,8 @@
  * pooled again, a failing session setup fails the connect, and the advisory
  * lock's mutex is not held across a blocking connect; and the indicator
  * write's "is the key range empty?" check is bounded by the whole primary
- * key (its plan's index condition names the time). Runs once per backend
+ * key (its plan's index condition names the time); a NULL an_err is
+ * allowed on a failing open (error.h's rule). Runs once per backend
  * like every store test; the duckdb and timescaledb (PGlite: one connection,
  * no advisory locks) runs have nothing to check and pass at once.
  */
@@ -69,6 +70,20 @@ static void test_failed_session_setup_fails_connect(void)
     ps->pool.session_sql = NULL;
     AN_CHECK_OK(an_store_ping(s, &err), err);
     an_store_close(s);
+}
+
+/* error.h's NULL rule (issue 10, fault 9): a caller that passes no an_err
+ * still gets the failure's code back. Opening a store on a port where
+ * nothing listens read err->code of the NULL err (a segfault before). */
+static void test_null_err_is_allowed(void)
+{
+    an_store_options opt = {.pg_conninfo = "host=127.0.0.1 port=1 dbname=x user=x",
+                            .pool_size = 1,
+                            .connect_timeout_s = 2};
+    an_store *s = NULL;
+    an_code rc = an_store_open(&opt, &s, NULL);
+    AN_CHECK_MSG(rc != AN_OK, "opening a store on port 1 succeeded");
+    AN_CHECK(s == NULL);
 }
 
 typedef struct locker {
@@ -227,5 +242,6 @@ int main(int argc, char **argv)
     AN_RUN(test_failed_session_setup_fails_connect);
     AN_RUN(test_lock_mutex_not_held_across_connect);
     AN_RUN(test_indicator_range_check_uses_the_key);
+    AN_RUN(test_null_err_is_allowed);
     return AN_TEST_DONE();
 }
