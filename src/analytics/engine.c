@@ -101,33 +101,6 @@ nomem:
 
 /* ---- the series in DuckDB ----------------------------------------------- */
 
-typedef struct series {
-    int64_t *ts;
-    double *close;
-    size_t n, cap;
-} series;
-
-static an_code series_push(series *s, const int64_t *ts, const double *close, size_t n, an_err *err)
-{
-    if (s->n + n > s->cap) {
-        size_t cap = s->cap ? s->cap : 4096;
-        while (cap < s->n + n)
-            cap *= 2;
-        int64_t *t = realloc(s->ts, cap * sizeof *t);
-        if (t)
-            s->ts = t;
-        double *c = t ? realloc(s->close, cap * sizeof *c) : NULL;
-        if (!t || !c)
-            return an_err_set(err, AN_ERR_NOMEM, "indicators: out of memory reading candles");
-        s->close = c;
-        s->cap = cap;
-    }
-    memcpy(s->ts + s->n, ts, n * sizeof *ts);
-    memcpy(s->close + s->n, close, n * sizeof *close);
-    s->n += n;
-    return AN_OK;
-}
-
 static an_code duck_fail(duckdb_result *r, const char *what, an_err *err)
 {
     const char *m = duckdb_result_error(r);
@@ -146,7 +119,7 @@ static an_code run_sql(duckdb_connection con, const char *sql, const char *what,
 }
 
 /* Reads a (BIGINT ms, DOUBLE close) result one data chunk at a time. */
-static an_code read_series(duckdb_connection con, const char *sql, series *out, an_err *err)
+static an_code read_series(duckdb_connection con, const char *sql, an_closes *out, an_err *err)
 {
     duckdb_result r;
     if (duckdb_query(con, sql, &r) != DuckDBSuccess)
@@ -162,8 +135,8 @@ static an_code read_series(duckdb_connection con, const char *sql, series *out, 
             if (!duckdb_validity_row_is_valid(valid, i))
                 rc = an_err_set(err, AN_ERR_DB, "read series: a NULL close price");
         if (rc == AN_OK)
-            rc =
-                series_push(out, duckdb_vector_get_data(tv), duckdb_vector_get_data(cv), rows, err);
+            rc = an_closes_push(out, duckdb_vector_get_data(tv), duckdb_vector_get_data(cv), rows,
+                                err);
         duckdb_destroy_data_chunk(&chunk);
     }
     duckdb_destroy_result(&r);
@@ -204,7 +177,7 @@ static void series_sql(char *buf, size_t len, const char *rel, const char *symbo
 }
 
 static an_code load_embedded(an_store *s, const char *source, const char *symbol, const char *tf,
-                             series *out, an_err *err)
+                             an_closes *out, an_err *err)
 {
     duckdb_connection con = NULL;
     if (duckdb_connect(an_duckdb_store_database(s), &con) != DuckDBSuccess)
@@ -236,7 +209,7 @@ static an_code copy_batch(void *vctx, const int64_t *ts, const double *close, si
 }
 
 static an_code load_copy(an_store *s, const char *source, const char *symbol, const char *tf,
-                         series *out, an_err *err)
+                         an_closes *out, an_err *err)
 {
     duckdb_database db = NULL;
     duckdb_connection con = NULL;
@@ -283,7 +256,7 @@ static size_t sql_quote(char *buf, size_t len, const char *s)
 }
 
 static an_code load_direct(an_store *s, const char *source, const char *symbol, const char *tf,
-                           series *out, an_err *err)
+                           an_closes *out, an_err *err)
 {
     duckdb_database db = NULL;
     duckdb_connection con = NULL;
@@ -352,7 +325,7 @@ static uint64_t mix64(uint64_t x)
 }
 
 /* Order-independent digest of (time, close) pairs [0, n). */
-static uint64_t digest(const series *s, size_t n)
+static uint64_t digest(const an_closes *s, size_t n)
 {
     uint64_t d = 0;
     for (size_t i = 0; i < n; i++) {
@@ -408,7 +381,7 @@ static an_code series_source(an_store *s, const char *symbol, const char *timefr
  * store, else direct or copy as pref says (auto: direct, then copy when
  * direct fails, the reason kept in res->fallback_reason). */
 static an_code load_series(an_store *s, const char *symbol, const char *tf_filter,
-                           an_load_pref pref, an_engine_result *res, series *ser, an_err *err)
+                           an_load_pref pref, an_engine_result *res, an_closes *ser, an_err *err)
 {
     if (an_store_get_mode(s) == AN_STORE_DUCKDB) {
         strcpy(res->load_path, "embedded");
@@ -426,9 +399,7 @@ static an_code load_series(an_store *s, const char *symbol, const char *tf_filte
     AN_WARN(COMPONENT, "msg=\"direct load failed, using COPY\" symbol=%s reason=\"%.200s\"", symbol,
             err->msg);
     an_err_clear(err);
-    free(ser->ts);
-    free(ser->close);
-    memset(ser, 0, sizeof *ser);
+    an_closes_free(ser);
     strcpy(res->load_path, "copy");
     return load_copy(s, res->source, symbol, tf_filter, ser, err);
 }
@@ -448,10 +419,9 @@ an_code an_engine_load_closes(an_store *s, const char *symbol, const char *timef
     an_code rc = series_source(s, symbol, timeframe, res, &tf_filter, err);
     if (rc != AN_OK)
         return rc;
-    series ser = {0};
+    an_closes ser = {0};
     if ((rc = load_series(s, symbol, tf_filter, pref, res, &ser, err)) != AN_OK) {
-        free(ser.ts);
-        free(ser.close);
+        an_closes_free(&ser);
         return rc;
     }
     /* the period: the series is in time order (ORDER BY on every path) */
@@ -475,7 +445,7 @@ an_code an_engine_load_closes(an_store *s, const char *symbol, const char *timef
  * are sent (0 and res->full = 1 unless the last run, with the same spec, saw
  * exactly the first candles of this series). */
 static an_code first_to_send(an_store *s, const char *symbol, const char *timeframe,
-                             const an_ind_set *set, const series *ser, an_engine_result *res,
+                             const an_ind_set *set, const an_closes *ser, an_engine_result *res,
                              size_t *from, an_err *err)
 {
     an_indicator_run last;
@@ -501,9 +471,9 @@ static an_code first_to_send(an_store *s, const char *symbol, const char *timefr
 /* 4. the rows from candle `from` on, every value TA-Lib would have, to the
  * store (time-major: each write batch then covers its own time range, which
  * a first run finds empty and writes with a plain INSERT). */
-static an_code send_rows(an_store *s, const char *symbol, const char *timeframe, const series *ser,
-                         size_t from, char (*names)[AN_INDICATOR_NAME_MAX], double **vals, int nout,
-                         an_engine_result *res, an_err *err)
+static an_code send_rows(an_store *s, const char *symbol, const char *timeframe,
+                         const an_closes *ser, size_t from, char (*names)[AN_INDICATOR_NAME_MAX],
+                         double **vals, int nout, an_engine_result *res, an_err *err)
 {
     size_t cap = (ser->n - from) * (size_t)nout;
     int64_t *bts = malloc((cap ? cap : 1) * sizeof *bts);
@@ -547,7 +517,7 @@ an_code an_engine_run(an_store *s, const char *symbol, const char *timeframe, co
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     memset(res, 0, sizeof *res);
-    series ser = {0};
+    an_closes ser = {0};
     char(*names)[AN_INDICATOR_NAME_MAX] = NULL;
     double **vals = NULL;
     int nout = 0;
@@ -589,7 +559,6 @@ out:
                 symbol, timeframe, res->source, res->load_path, res->candles, res->sent,
                 res->written.inserted, res->written.updated, res->full, res->seconds);
     an_engine_free_outputs(names, vals, nout);
-    free(ser.ts);
-    free(ser.close);
+    an_closes_free(&ser);
     return rc;
 }

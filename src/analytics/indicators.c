@@ -21,14 +21,25 @@ static void fill_nan(double *out, size_t from, size_t to)
         out[i] = NAN;
 }
 
+/* The warm-up every single-output indicator starts with: a period under
+ * min_period, or fewer than lookback + 1 inputs, makes the whole output NaN
+ * (returns 0); otherwise out[0..lookback) is NaN and the caller fills the
+ * rest (returns 1). */
+static int warm_up(double *out, size_t n, int period, int min_period, size_t lookback)
+{
+    if (period < min_period || n < lookback + 1) {
+        fill_nan(out, 0, n);
+        return 0;
+    }
+    fill_nan(out, 0, lookback);
+    return 1;
+}
+
 void an_ind_sma(const double *in, size_t n, int period, double *out)
 {
     size_t p = (size_t)period;
-    if (period < 1 || n < p) {
-        fill_nan(out, 0, n);
+    if (!warm_up(out, n, period, 1, p - 1))
         return;
-    }
-    fill_nan(out, 0, p - 1);
     double total = 0;
     size_t i = 0, trailing = 0;
     while (i < p - 1)
@@ -60,53 +71,51 @@ static void ema_from(const double *in, size_t first, size_t n, int period, doubl
 
 void an_ind_ema(const double *in, size_t n, int period, double *out)
 {
-    size_t p = (size_t)period;
-    if (period < 1 || n < p) {
-        fill_nan(out, 0, n);
+    if (!warm_up(out, n, period, 1, (size_t)period - 1))
         return;
-    }
-    fill_nan(out, 0, p - 1);
     ema_from(in, 0, n, period, 2.0 / (period + 1), out);
+}
+
+/* RSI's step: a rise adds to the gains, a fall to the losses. */
+static void add_change(double d, double *gain, double *loss)
+{
+    if (d < 0)
+        *loss -= d;
+    else
+        *gain += d;
+}
+
+static double rsi_of(double gain, double loss)
+{
+    double t = gain + loss;
+    return !IS_ZERO(t) ? 100.0 * (gain / t) : 0.0;
 }
 
 void an_ind_rsi(const double *in, size_t n, int period, double *out)
 {
     size_t p = (size_t)period;
-    if (period < 2 || n < p + 1) {
-        fill_nan(out, 0, n);
+    if (!warm_up(out, n, period, 2, p))
         return;
-    }
-    fill_nan(out, 0, p);
     size_t today = 0;
     double prev_value = in[today++];
     double gain = 0, loss = 0;
     for (size_t i = p; i > 0; i--) {
         double v = in[today++];
-        double d = v - prev_value;
+        add_change(v - prev_value, &gain, &loss);
         prev_value = v;
-        if (d < 0)
-            loss -= d;
-        else
-            gain += d;
     }
     loss /= period;
     gain /= period;
-    double t = gain + loss;
-    out[p] = !IS_ZERO(t) ? 100.0 * (gain / t) : 0.0;
+    out[p] = rsi_of(gain, loss);
     while (today < n) {
         double v = in[today];
-        double d = v - prev_value;
-        prev_value = v;
         loss *= (period - 1);
         gain *= (period - 1);
-        if (d < 0)
-            loss -= d;
-        else
-            gain += d;
+        add_change(v - prev_value, &gain, &loss);
+        prev_value = v;
         loss /= period;
         gain /= period;
-        t = gain + loss;
-        out[today++] = !IS_ZERO(t) ? 100.0 * (gain / t) : 0.0;
+        out[today++] = rsi_of(gain, loss);
     }
 }
 

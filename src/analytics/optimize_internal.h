@@ -108,71 +108,46 @@ static inline uint64_t cond_bits_plain(const an_strat_cond *c, size_t base, int 
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-/* The same for a whole word, four compares at a time (ordered compares: a
- * NAN is false, as in C). */
+/* The body of a whole-word kernel, W compares at a time (ordered compares:
+ * a NAN is false, as in C): VEC the vector type, LOAD and SET1 its loads,
+ * CMP_MASK(a, b, pred) the W-bit mask of a pred b. One body for the AVX2
+ * and AVX-512 kernels below, so the two cannot drift apart. */
+#define AN_COND_BITS_BODY(W, VEC, LOAD, SET1, CMP_MASK)                                            \
+    uint64_t m = 0;                                                                                \
+    const double *x = c->x + base;                                                                 \
+    if (c->y) {                                                                                    \
+        const double *y = c->y + base;                                                             \
+        if (c->gt)                                                                                 \
+            for (int j = 0; j < 64; j += W)                                                        \
+                m |= (uint64_t)CMP_MASK(LOAD(x + j), LOAD(y + j), _CMP_GT_OQ) << j;                \
+        else                                                                                       \
+            for (int j = 0; j < 64; j += W)                                                        \
+                m |= (uint64_t)CMP_MASK(LOAD(x + j), LOAD(y + j), _CMP_LT_OQ) << j;                \
+    } else {                                                                                       \
+        VEC l = SET1(c->level);                                                                    \
+        if (c->gt)                                                                                 \
+            for (int j = 0; j < 64; j += W)                                                        \
+                m |= (uint64_t)CMP_MASK(LOAD(x + j), l, _CMP_GT_OQ) << j;                          \
+        else                                                                                       \
+            for (int j = 0; j < 64; j += W)                                                        \
+                m |= (uint64_t)CMP_MASK(LOAD(x + j), l, _CMP_LT_OQ) << j;                          \
+    }                                                                                              \
+    return m
+
+#define AN_AVX2_CMP_MASK(a, b, pred) _mm256_movemask_pd(_mm256_cmp_pd(a, b, pred))
+
+/* The same for a whole word, four compares at a time. */
 __attribute__((target("avx2"))) static inline uint64_t cond_bits_avx2(const an_strat_cond *c,
                                                                       size_t base)
 {
-    uint64_t m = 0;
-    const double *x = c->x + base;
-    if (c->y) {
-        const double *y = c->y + base;
-        if (c->gt)
-            for (int j = 0; j < 64; j += 4)
-                m |= (uint64_t)_mm256_movemask_pd(
-                         _mm256_cmp_pd(_mm256_loadu_pd(x + j), _mm256_loadu_pd(y + j), _CMP_GT_OQ))
-                     << j;
-        else
-            for (int j = 0; j < 64; j += 4)
-                m |= (uint64_t)_mm256_movemask_pd(
-                         _mm256_cmp_pd(_mm256_loadu_pd(x + j), _mm256_loadu_pd(y + j), _CMP_LT_OQ))
-                     << j;
-    } else {
-        __m256d l = _mm256_set1_pd(c->level);
-        if (c->gt)
-            for (int j = 0; j < 64; j += 4)
-                m |= (uint64_t)_mm256_movemask_pd(
-                         _mm256_cmp_pd(_mm256_loadu_pd(x + j), l, _CMP_GT_OQ))
-                     << j;
-        else
-            for (int j = 0; j < 64; j += 4)
-                m |= (uint64_t)_mm256_movemask_pd(
-                         _mm256_cmp_pd(_mm256_loadu_pd(x + j), l, _CMP_LT_OQ))
-                     << j;
-    }
-    return m;
+    AN_COND_BITS_BODY(4, __m256d, _mm256_loadu_pd, _mm256_set1_pd, AN_AVX2_CMP_MASK);
 }
-#endif
 
-#if defined(__x86_64__)
 /* The same, eight compares at a time into a mask register. */
 __attribute__((target("avx512f"))) static inline uint64_t cond_bits_avx512(const an_strat_cond *c,
                                                                            size_t base)
 {
-    uint64_t m = 0;
-    const double *x = c->x + base;
-    if (c->y) {
-        const double *y = c->y + base;
-        if (c->gt)
-            for (int j = 0; j < 64; j += 8)
-                m |= (uint64_t)_mm512_cmp_pd_mask(_mm512_loadu_pd(x + j), _mm512_loadu_pd(y + j),
-                                                  _CMP_GT_OQ)
-                     << j;
-        else
-            for (int j = 0; j < 64; j += 8)
-                m |= (uint64_t)_mm512_cmp_pd_mask(_mm512_loadu_pd(x + j), _mm512_loadu_pd(y + j),
-                                                  _CMP_LT_OQ)
-                     << j;
-    } else {
-        __m512d l = _mm512_set1_pd(c->level);
-        if (c->gt)
-            for (int j = 0; j < 64; j += 8)
-                m |= (uint64_t)_mm512_cmp_pd_mask(_mm512_loadu_pd(x + j), l, _CMP_GT_OQ) << j;
-        else
-            for (int j = 0; j < 64; j += 8)
-                m |= (uint64_t)_mm512_cmp_pd_mask(_mm512_loadu_pd(x + j), l, _CMP_LT_OQ) << j;
-    }
-    return m;
+    AN_COND_BITS_BODY(8, __m512d, _mm512_loadu_pd, _mm512_set1_pd, _mm512_cmp_pd_mask);
 }
 #endif
 

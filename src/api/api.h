@@ -67,9 +67,14 @@ typedef struct an_api_reply {
     const char *const *headers; /* extra headers: name, value, ..., NULL (static strings) */
 } an_api_reply;
 
+struct json_t; /* jansson's */
+
 /* Body building (reply.c); all are no-ops once rp->oom is set. */
 void an_api_put(an_api_reply *rp, const char *s, size_t n);
 void an_api_puts(an_api_reply *rp, const char *s);
+/* The JSON text of v (json_dumps with flags; v stays the caller's). NULL v
+ * or a failed dump is a 500 "out of memory": returns -1, else 0. */
+int an_api_put_json(an_api_reply *rp, const struct json_t *v, size_t flags);
 void an_api_printf(an_api_reply *rp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A JSON string literal, escaped. */
 void an_api_put_jstr(an_api_reply *rp, const char *s);

@@ -21,6 +21,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "core/thread.h"
+
 #define SWEEP_MS 200
 #define OVER_GRACE_MS 1000 /* an over-limit connection's time to send its request */
 
@@ -115,11 +117,7 @@ void an_http_guard_free(an_http_guard *g)
 {
     if (!g)
         return;
-    pthread_mutex_lock(&g->lock);
-    g->stop = 1;
-    pthread_cond_signal(&g->wake);
-    pthread_mutex_unlock(&g->lock);
-    pthread_join(g->sweeper, NULL);
+    an_thread_stop_join(&g->lock, &g->wake, &g->stop, g->sweeper);
     while (g->head) { /* none once the daemon stopped; kept safe anyway */
         gconn *c = g->head;
         g->head = c->next;

@@ -7,6 +7,7 @@
 #include "api/reply.h"
 
 #include <inttypes.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -56,6 +57,18 @@ void an_api_put(an_api_reply *rp, const char *s, size_t n)
 void an_api_puts(an_api_reply *rp, const char *s)
 {
     an_api_put(rp, s, strlen(s));
+}
+
+int an_api_put_json(an_api_reply *rp, const json_t *v, size_t flags)
+{
+    char *text = v ? json_dumps(v, flags) : NULL;
+    if (!text) {
+        an_api_error(rp, 500, NULL, "out of memory");
+        return -1;
+    }
+    an_api_puts(rp, text);
+    free(text);
+    return 0;
 }
 
 void an_api_printf(an_api_reply *rp, const char *fmt, ...)

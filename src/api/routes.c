@@ -618,15 +618,10 @@ static void h_health(const an_api_request *rq, an_api_reply *rp)
     free(stream);
     if (sj)
         json_object_set_new(o, "stream", sj);
-    char *text = json_dumps(o, JSON_COMPACT);
+    int put = an_api_put_json(rp, o, JSON_COMPACT);
     json_decref(o);
-    if (!text) {
-        an_api_error(rp, 500, NULL, "out of memory");
-        return;
-    }
-    an_api_puts(rp, text);
-    free(text);
-    rp->status = healthy ? 200 : 503;
+    if (put == 0)
+        rp->status = healthy ? 200 : 503;
 }
 
 static void h_metrics(const an_api_request *rq, an_api_reply *rp)

@@ -22,11 +22,27 @@
 #include "store/store.h"
 #include "tasks/optimize.h"
 
-/* Wraps the store's array text as {"KEY": [...], "count": N}. */
-static void reply_rows(an_api_reply *rp, const char *key, const char *rows)
+static void read_failed(an_api_reply *rp, const an_err *err)
 {
+    unsigned st = an_api_status_for(err->code);
+    if (st == 503)
+        rp->store_up = 0;
+    an_api_error(rp, st, NULL, "%s%s", st == 503 ? "the store is unavailable: " : "", err->msg);
+}
+
+/* A store read's outcome as the reply: its error (rc not AN_OK), or its
+ * array text wrapped as {"KEY": [...], "count": N}. Frees rows. */
+static void reply_rows(an_api_reply *rp, an_code rc, const an_err *err, const char *key, char *rows)
+{
+    if (rc != AN_OK) {
+        free(rows);
+        read_failed(rp, err);
+        return;
+    }
+    rp->store_up = 1;
     json_error_t je;
     json_t *arr = json_loads(rows, 0, &je);
+    free(rows);
     if (!json_is_array(arr)) {
         json_decref(arr);
         an_api_error(rp, 500, NULL, "the store's rows are not a JSON array: %s", je.text);
@@ -34,14 +50,10 @@ static void reply_rows(an_api_reply *rp, const char *key, const char *rows)
     }
     size_t count = json_array_size(arr);
     json_t *o = json_pack("{s:o, s:I}", key, arr, "count", (json_int_t)count);
-    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    int put = an_api_put_json(rp, o, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(o);
-    if (!text) {
-        an_api_error(rp, 500, NULL, "out of memory");
+    if (put != 0)
         return;
-    }
-    an_api_puts(rp, text);
-    free(text);
     rp->rows = (int64_t)count;
     rp->cache = AN_API_REVALIDATE;
 }
@@ -55,14 +67,6 @@ static an_store *store_of(const an_api_request *rq, an_api_reply *rp)
         an_api_error(rp, 503, NULL, "the store is unavailable: %s", err.msg);
     }
     return s;
-}
-
-static void read_failed(an_api_reply *rp, const an_err *err)
-{
-    unsigned st = an_api_status_for(err->code);
-    if (st == 503)
-        rp->store_up = 0;
-    an_api_error(rp, st, NULL, "%s%s", st == 503 ? "the store is unavailable: " : "", err->msg);
 }
 
 static int parse_limit(const an_api_request *rq, an_api_reply *rp, long def, long *limit)
@@ -87,13 +91,8 @@ void an_api_h_opt_runs(const an_api_request *rq, an_api_reply *rp)
         return;
     char *rows = NULL;
     an_err err = {0};
-    if (an_store_opt_runs(s, limit, &rows, &err) != AN_OK) {
-        read_failed(rp, &err);
-        return;
-    }
-    rp->store_up = 1;
-    reply_rows(rp, "runs", rows);
-    free(rows);
+    an_code rc = an_store_opt_runs(s, limit, &rows, &err);
+    reply_rows(rp, rc, &err, "runs", rows);
 }
 
 void an_api_h_opt_results(const an_api_request *rq, an_api_reply *rp)
@@ -131,13 +130,8 @@ void an_api_h_opt_results(const an_api_request *rq, an_api_reply *rp)
     if (!s)
         return;
     char *rows = NULL;
-    if (an_store_opt_results(s, run_id, symbol, sample, sort, limit, &rows, &err) != AN_OK) {
-        read_failed(rp, &err);
-        return;
-    }
-    rp->store_up = 1;
-    reply_rows(rp, "results", rows);
-    free(rows);
+    an_code rc = an_store_opt_results(s, run_id, symbol, sample, sort, limit, &rows, &err);
+    reply_rows(rp, rc, &err, "results", rows);
 }
 
 void an_api_h_opt_equity(const an_api_request *rq, an_api_reply *rp)
@@ -157,13 +151,8 @@ void an_api_h_opt_equity(const an_api_request *rq, an_api_reply *rp)
         return;
     }
     rp->store_up = 1;
-    char *text = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    int put = an_api_put_json(rp, out, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(out);
-    if (!text) {
-        an_api_error(rp, 500, NULL, "out of memory");
-        return;
-    }
-    an_api_puts(rp, text);
-    free(text);
-    rp->cache = AN_API_REVALIDATE;
+    if (put == 0)
+        rp->cache = AN_API_REVALIDATE;
 }

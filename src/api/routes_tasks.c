@@ -17,17 +17,6 @@
 #include "api/params.h"
 #include "tasks/tasks.h"
 
-static void put_json(an_api_reply *rp, json_t *v)
-{
-    char *text = json_dumps(v, JSON_COMPACT);
-    if (!text) {
-        an_api_error(rp, 500, NULL, "out of memory");
-        return;
-    }
-    an_api_puts(rp, text);
-    free(text);
-}
-
 /* The task registry's names (tasks.h), for checks and messages. */
 static int task_name_known(const char *name)
 {
@@ -40,6 +29,26 @@ static int no_tasks(const an_api_request *rq, an_api_reply *rp)
         return 0;
     an_api_error(rp, 503, NULL, "the task system is not running in this process");
     return 1;
+}
+
+/* The task runtime's answer as the reply: its error (v NULL: err, naming
+ * param), or v, one run or (json array) a list of runs sent as {"tasks":
+ * [...]}, each without its "instance" (host:pid) unless the caller holds
+ * the key. Takes v. */
+static void reply_runs(const an_api_request *rq, an_api_reply *rp, json_t *v, const char *param,
+                       const an_err *err)
+{
+    if (!v) {
+        an_api_error(rp, an_api_status_for(err->code), param, "%s", err->msg);
+        return;
+    }
+    int list = json_is_array(v);
+    rp->rows = list ? (int64_t)json_array_size(v) : 1;
+    for (size_t i = 0; !rq->trusted && i < (size_t)rp->rows; i++)
+        json_object_del(list ? json_array_get(v, i) : v, "instance");
+    json_t *o = list ? json_pack("{s:o}", "tasks", v) : v;
+    an_api_put_json(rp, o, JSON_COMPACT);
+    json_decref(o);
 }
 
 /* GET /api/v1/tasks[?name=&limit=]: the newest runs first. */
@@ -58,17 +67,7 @@ void an_api_h_tasks(const an_api_request *rq, an_api_reply *rp)
         an_api_error(rp, 400, "limit", "%s", err.msg);
         return;
     }
-    json_t *list = an_tasks_list(rq->tasks, name, (size_t)limit, &err);
-    if (!list) {
-        an_api_error(rp, an_api_status_for(err.code), NULL, "%s", err.msg);
-        return;
-    }
-    rp->rows = (int64_t)json_array_size(list);
-    for (size_t i = 0; !rq->trusted && i < json_array_size(list); i++)
-        json_object_del(json_array_get(list, i), "instance"); /* host:pid */
-    json_t *o = json_pack("{s:o}", "tasks", list);
-    put_json(rp, o);
-    json_decref(o);
+    reply_runs(rq, rp, an_tasks_list(rq->tasks, name, (size_t)limit, &err), NULL, &err);
 }
 
 /* GET /api/v1/tasks/{id}: one run. */
@@ -87,16 +86,7 @@ void an_api_h_task(const an_api_request *rq, an_api_reply *rp)
         return;
     }
     an_err err = {0};
-    json_t *run = an_tasks_get(rq->tasks, id, &err);
-    if (!run) {
-        an_api_error(rp, an_api_status_for(err.code), "id", "%s", err.msg);
-        return;
-    }
-    rp->rows = 1;
-    if (!rq->trusted)
-        json_object_del(run, "instance"); /* host:pid: only for the key's holder */
-    put_json(rp, run);
-    json_decref(run);
+    reply_runs(rq, rp, an_tasks_get(rq->tasks, id, &err), "id", &err);
 }
 
 /* POST /api/v1/tasks/{name} with the task's arguments as a JSON body (an
@@ -152,6 +142,6 @@ void an_api_h_task_submit(const an_api_request *rq, an_api_reply *rp)
     json_t *o =
         json_pack("{s:s, s:s, s:s, s:s}", "id", id, "name", name, "state", "PENDING", "href", href);
     rp->status = 202;
-    put_json(rp, o);
+    an_api_put_json(rp, o, JSON_COMPACT);
     json_decref(o);
 }

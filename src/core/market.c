@@ -36,6 +36,35 @@ void an_candles_free(an_candles *a)
     a->n = a->cap = 0;
 }
 
+an_code an_closes_push(an_closes *a, const int64_t *ts, const double *close, size_t n, an_err *err)
+{
+    if (a->n + n > a->cap) {
+        size_t cap = a->cap ? a->cap : 4096;
+        while (cap < a->n + n)
+            cap *= 2;
+        int64_t *t = realloc(a->ts, cap * sizeof *t);
+        if (t)
+            a->ts = t;
+        double *c = t ? realloc(a->close, cap * sizeof *c) : NULL;
+        if (!t || !c)
+            return an_err_set(err, AN_ERR_NOMEM, "out of memory growing a close series to %zu",
+                              cap);
+        a->close = c;
+        a->cap = cap;
+    }
+    memcpy(a->ts + a->n, ts, n * sizeof *ts);
+    memcpy(a->close + a->n, close, n * sizeof *close);
+    a->n += n;
+    return AN_OK;
+}
+
+void an_closes_free(an_closes *a)
+{
+    free(a->ts);
+    free(a->close);
+    *a = (an_closes){0};
+}
+
 static int cmp_ts(const void *x, const void *y)
 {
     int64_t a = ((const an_candle *)x)->ts, b = ((const an_candle *)y)->ts;

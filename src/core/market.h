@@ -1,8 +1,9 @@
 /*
  * market.h - the market-data vocabulary shared by every layer: a candle,
  * timeframes, symbols, and the checks every candle passes before it may be
- * stored. Pure functions, no allocation except an_candles (a growable array
- * the caller owns and frees with an_candles_free). Thread-safe.
+ * stored. Pure functions, no allocation except an_candles and an_closes
+ * (growable arrays the caller owns and frees with an_candles_free and
+ * an_closes_free). Thread-safe.
  */
 #ifndef AN_CORE_MARKET_H
 #define AN_CORE_MARKET_H
@@ -28,6 +29,18 @@ typedef struct an_candles {
 
 an_code an_candles_push(an_candles *a, const an_candle *c, an_err *err);
 void an_candles_free(an_candles *a);
+/* A growable pair of arrays, candle open times and close prices (the
+ * indicator engine's series); zero-initialise, free with an_closes_free. */
+typedef struct an_closes {
+    int64_t *ts;
+    double *close;
+    size_t n, cap;
+} an_closes;
+
+/* Appends n (time, close) pairs. */
+an_code an_closes_push(an_closes *a, const int64_t *ts, const double *close, size_t n, an_err *err);
+void an_closes_free(an_closes *a);
+
 /* Sorts by ts ascending (stable order for equal ts is not guaranteed). */
 void an_candles_sort(an_candles *a);
 /* Reverses the array in place (newest-first files). */

@@ -362,6 +362,35 @@ static an_code one_per_file(an_import_rows *r)
     return AN_OK;
 }
 
+/* The next row of a CSV file, which must have `want` fields (`rule` names
+ * whose rule, in the error). Returns 1 for a row, 0 at the end (*rc AN_OK)
+ * and -1 for an error (its code in *rc). */
+static int row_of(an_import_rows *r, int want, const char *rule, an_code *rc)
+{
+    int n;
+    int more = next_row(r, &n);
+    *rc = more < 0 ? r->in.err->code : AN_OK;
+    if (more <= 0)
+        return more;
+    if (n == want)
+        return 1;
+    *rc = an_err_set(r->in.err, AN_ERR_PARSE, "%s: line %ld: %s%d fields, %s %d", r->in.path,
+                     r->where, n < 0 ? "more than " : "", n < 0 ? AN_IMPORT_FIELDS_MAX : n, rule,
+                     want);
+    return -1;
+}
+
+/* A CSV row's open, high, low, close and volume fields, in that order. */
+static an_code set_ohlcv(an_import_rows *r, const char *const v[5], an_candle *cd)
+{
+    static const char *const names[5] = {"open", "high", "low", "close", "volume"};
+    double *dst[5] = {&cd->open, &cd->high, &cd->low, &cd->close, &cd->volume};
+    an_code rc = AN_OK;
+    for (int i = 0; i < 5 && rc == AN_OK; i++)
+        rc = set_field(r, names[i], v[i], dst[i]);
+    return rc;
+}
+
 static an_code header_csv_next(an_import_rows *r, an_candle *cd, int *got)
 {
     an_code rc;
@@ -370,24 +399,14 @@ static an_code header_csv_next(an_import_rows *r, an_candle *cd, int *got)
         if ((rc = read_header(r)) != AN_OK)
             return rc;
     }
-    int n;
-    int more = next_row(r, &n);
-    if (more < 0)
-        return r->in.err->code;
-    if (more == 0)
-        return AN_OK;
-    if (n != r->nf)
-        return an_err_set(r->in.err, AN_ERR_PARSE, "%s: line %ld: %s%d fields, the header has %d",
-                          r->in.path, r->where, n < 0 ? "more than " : "",
-                          n < 0 ? AN_IMPORT_FIELDS_MAX : n, r->nf);
+    if (row_of(r, r->nf, "the header has", &rc) <= 0)
+        return rc;
     const an_import_cols *k = &r->cols;
+    const char *v[5] = {r->f[k->open], r->f[k->high], r->f[k->low], r->f[k->close],
+                        r->f[k->volume]};
     if ((rc = parse_time_field(r, r->f[k->time], &cd->ts)) != AN_OK ||
-        (rc = set_field(r, "open", r->f[k->open], &cd->open)) != AN_OK ||
-        (rc = set_field(r, "high", r->f[k->high], &cd->high)) != AN_OK ||
-        (rc = set_field(r, "low", r->f[k->low], &cd->low)) != AN_OK ||
-        (rc = set_field(r, "close", r->f[k->close], &cd->close)) != AN_OK ||
-        (rc = set_field(r, "volume", r->f[k->volume], &cd->volume)) != AN_OK ||
-        (rc = one_per_file(r)) != AN_OK || (rc = checked(r, cd, "line")) != AN_OK)
+        (rc = set_ohlcv(r, v, cd)) != AN_OK || (rc = one_per_file(r)) != AN_OK ||
+        (rc = checked(r, cd, "line")) != AN_OK)
         return rc;
     *got = 1;
     return AN_OK;
@@ -395,25 +414,13 @@ static an_code header_csv_next(an_import_rows *r, an_candle *cd, int *got)
 
 static an_code binance_csv_next(an_import_rows *r, an_candle *cd, int *got)
 {
-    int n;
-    int more = next_row(r, &n);
-    if (more < 0)
-        return r->in.err->code;
-    if (more == 0)
-        return AN_OK;
-    if (n != 12)
-        return an_err_set(r->in.err, AN_ERR_PARSE,
-                          "%s: line %ld: %s%d fields, a Binance klines row has 12", r->in.path,
-                          r->where, n < 0 ? "more than " : "", n < 0 ? AN_IMPORT_FIELDS_MAX : n);
     an_code rc;
+    if (row_of(r, 12, "a Binance klines row has", &rc) <= 0)
+        return rc;
     if (int_time_ms(r->f[0], &cd->ts) < 0)
         return row_error(r, "open time '%.40s' is not an epoch number", r->f[0]);
-    if ((rc = set_field(r, "open", r->f[1], &cd->open)) != AN_OK ||
-        (rc = set_field(r, "high", r->f[2], &cd->high)) != AN_OK ||
-        (rc = set_field(r, "low", r->f[3], &cd->low)) != AN_OK ||
-        (rc = set_field(r, "close", r->f[4], &cd->close)) != AN_OK ||
-        (rc = set_field(r, "volume", r->f[5], &cd->volume)) != AN_OK ||
-        (rc = checked(r, cd, "line")) != AN_OK)
+    const char *v[5] = {r->f[1], r->f[2], r->f[3], r->f[4], r->f[5]};
+    if ((rc = set_ohlcv(r, v, cd)) != AN_OK || (rc = checked(r, cd, "line")) != AN_OK)
         return rc;
     *got = 1;
     return AN_OK;

@@ -10,8 +10,9 @@
  *
  * Adding a REST provider is one new file, src/source/providers/NAME.c, that
  * defines `const an_provider_ops an_provider_NAME` (see binance.c and files.c
- * there): the build lists that folder and generates the registry, so nothing
- * else changes.
+ * there; AN_PROVIDER_CONNECTION_OPS binds its connection functions): the
+ * build lists that folder and generates the registry, so nothing else
+ * changes.
  *
  * An an_provider is one connection (one keep-alive HTTP connection, one open
  * file set): use one per thread. Providers opened with the same shared pacing
@@ -61,6 +62,13 @@ typedef struct an_provider_ops {
                      an_candles *out, size_t *rows, an_err *err);
     void (*stats)(void *impl, an_provider_stats *out);
 } an_provider_ops;
+
+/* The connection members of a provider's table, bound to the static
+ * functions every provider file defines under these names (open_, close_,
+ * symbol_exists, now, fetch, stats): one binding for every provider. */
+#define AN_PROVIDER_CONNECTION_OPS                                                                 \
+    .open = open_, .close = close_, .symbol_exists = symbol_exists, .now = now, .fetch = fetch,    \
+    .stats = stats
 
 /* The provider named name, or NULL. */
 const an_provider_ops *an_provider_find(const char *name);

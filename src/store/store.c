@@ -115,6 +115,19 @@ int an_store_schema_version(void)
     return AN_SCHEMA_VERSION;
 }
 
+an_code an_store_version_check(const char *kind, const char *where, int version, an_err *err)
+{
+    if (version == 0)
+        return an_err_set(err, AN_ERR_SCHEMA,
+                          "%s %s has no autonama schema: run `autonama migrate`", kind, where);
+    if (version != AN_SCHEMA_VERSION)
+        return an_err_set(
+            err, AN_ERR_SCHEMA, "%s %s has schema version %d, this autonama needs %d: %s", kind,
+            where, version, AN_SCHEMA_VERSION,
+            version > AN_SCHEMA_VERSION ? "upgrade autonama" : "run `autonama migrate`");
+    return AN_OK;
+}
+
 an_code an_store_migrate(an_store *s, int *applied, an_err *err)
 {
     int dummy;
@@ -282,11 +295,21 @@ an_code an_store_refresh_rollups(an_store *s, int64_t from_ms, int64_t to_ms, an
     return s->ops->refresh_rollups(s, from_ms, to_ms, err);
 }
 
+/* A backend's series list (list_series or list_indicator_series) as an
+ * array; *out malloc'd, NULL when there are none. */
+static an_code series_list(an_store *s, an_store_list_series_fn *op, const char *what,
+                           an_series_info **out, size_t *n, an_err *err)
+{
+    an_store_rows rows = {&AN_SERIES_FIELDS, sizeof **out, what, NULL, 0};
+    an_code rc = op(s, &rows, err);
+    *out = rows.v;
+    *n = rows.n;
+    return rc;
+}
+
 an_code an_store_list_series(an_store *s, an_series_info **out, size_t *n, an_err *err)
 {
-    *out = NULL;
-    *n = 0;
-    return s->ops->list_series(s, out, n, err);
+    return series_list(s, s->ops->list_series, "list series", out, n, err);
 }
 
 void an_indicator_points_free(an_indicator_points *p)
@@ -480,9 +503,7 @@ an_code an_store_unlock(an_store *s, int64_t key, an_err *err)
 
 an_code an_store_list_indicator_series(an_store *s, an_series_info **out, size_t *n, an_err *err)
 {
-    *out = NULL;
-    *n = 0;
-    return s->ops->list_indicator_series(s, out, n, err);
+    return series_list(s, s->ops->list_indicator_series, "list indicator series", out, n, err);
 }
 
 an_code an_store_delete_range(an_store *s, const char *table, const char *symbol,

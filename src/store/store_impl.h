@@ -18,6 +18,9 @@
  * these (AN_STORE_OPS below), so a definition that strays from the
  * contract does not compile. */
 
+/* Rows read into an array of structs (defined below with the readers). */
+typedef struct an_store_rows an_store_rows;
+
 /* ---- schema ---- */
 /* Creates or upgrades the schema to AN_SCHEMA_VERSION; *applied = migrations run now. */
 typedef an_code an_store_migrate_fn(an_store *s, int *applied, an_err *err);
@@ -49,8 +52,9 @@ typedef an_code an_store_latest_fn(an_store *s, const char *symbol, const char *
 /* Brings the 1h/1d rollups up to date over [from_ms, to_ms) (a no-op for views). */
 typedef an_code an_store_refresh_rollups_fn(an_store *s, int64_t from_ms, int64_t to_ms,
                                             an_err *err);
-/* Every stored (symbol, timeframe) of ohlc_data, sorted; *out malloc'd (NULL when none). */
-typedef an_code an_store_list_series_fn(an_store *s, an_series_info **out, size_t *n, an_err *err);
+/* Every stored (symbol, timeframe) of ohlc_data, sorted, read into rows
+ * (store.c sets its fields, size and what: AN_SERIES_FIELDS). */
+typedef an_code an_store_list_series_fn(an_store *s, an_store_rows *rows, an_err *err);
 /* Streams (ms, close) oldest first through cb in batches; a cb failure stops it. */
 typedef an_code an_store_export_closes_fn(an_store *s, const char *source, const char *symbol,
                                           const char *tf, an_closes_cb cb, void *ctx, an_err *err);
@@ -70,9 +74,9 @@ typedef an_code an_store_get_run_fn(an_store *s, const char *symbol, const char 
 /* Records (replaces) the last indicator run of (symbol, tf). */
 typedef an_code an_store_put_run_fn(an_store *s, const char *symbol, const char *tf,
                                     const an_indicator_run *run, an_err *err);
-/* Every (symbol, timeframe) of analytics.indicators, sorted; *out malloc'd. */
-typedef an_code an_store_list_indicator_series_fn(an_store *s, an_series_info **out, size_t *n,
-                                                  an_err *err);
+/* Every (symbol, timeframe) of analytics.indicators, sorted, read into rows
+ * as list_series does. */
+typedef an_code an_store_list_indicator_series_fn(an_store *s, an_store_rows *rows, an_err *err);
 
 /* ---- the connection ---- */
 /* The libpq connection string (secret), or NULL: PostgreSQL only (may be NULL in the table). */
@@ -257,13 +261,13 @@ extern const an_fields AN_INT64_FIELDS;
 typedef void (*an_fill_fn)(const void *res, size_t row, const an_fields *f, void *elem);
 
 /* Every row of a result as a malloc'd array of structs. */
-typedef struct an_store_rows {
+struct an_store_rows {
     const an_fields *fields;
     size_t size; /* of one struct */
     const char *what;
     void *v;  /* out: calloc'd, NULL when there are no rows; the caller frees */
     size_t n; /* out: how many */
-} an_store_rows;
+};
 
 /* Reads n rows of res into rows->v through fill. */
 an_code an_store_read_rows(an_store_rows *rows, const void *res, size_t n, an_fill_fn fill,
@@ -285,6 +289,11 @@ an_code an_store_points_push(an_indicator_points *out, int64_t ts, const char *n
 
 /* The schema version both backends migrate to. */
 #define AN_SCHEMA_VERSION 6
+
+/* A stored schema version's verdict (both backends' check_schema): AN_OK at
+ * AN_SCHEMA_VERSION, else AN_ERR_SCHEMA naming the store ("<kind> <where>")
+ * and what to do (migrate, or upgrade autonama for a newer schema). */
+an_code an_store_version_check(const char *kind, const char *where, int version, an_err *err);
 
 /* Backend constructors: fill s->ops, s->mode, s->describe and s->impl. */
 an_code an_pg_store_open(const an_store_options *opt, an_store *s, an_err *err);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/thread.h"
 #include "source/provider.h"
 
 static const char *COMPONENT = "ingest";
@@ -174,13 +175,8 @@ static an_code writer_put(writer *w, an_candles *b, an_err *err)
 /* Waits for the last batch, stops the thread; the first write error. */
 static an_code writer_finish(writer *w, an_err *err)
 {
-    if (w->started) {
-        pthread_mutex_lock(&w->mu);
-        w->quit = 1;
-        pthread_cond_broadcast(&w->cv);
-        pthread_mutex_unlock(&w->mu);
-        pthread_join(w->th, NULL);
-    }
+    if (w->started)
+        an_thread_stop_join(&w->mu, &w->cv, &w->quit, w->th);
     an_code rc = w->rc;
     if (rc != AN_OK)
         *err = w->err;

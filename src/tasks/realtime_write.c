@@ -61,9 +61,7 @@ static int write_series(an_store *st, const rt_series *s, const an_candle *v, si
 /* ---- live indicators (writer thread) ------------------------------------ */
 
 typedef struct closes_vec {
-    int64_t *ts;
-    double *c;
-    size_t n, cap;
+    an_closes c;
     int64_t below; /* only candles opening before this */
 } closes_vec;
 
@@ -71,24 +69,16 @@ static an_code collect_closes(void *ctx, const int64_t *ts, const double *close,
                               an_err *err)
 {
     closes_vec *v = ctx;
-    for (size_t i = 0; i < n; i++) {
-        if (ts[i] >= v->below)
-            continue;
-        if (v->n == v->cap) {
-            size_t cap = v->cap ? v->cap * 2 : 1024;
-            int64_t *t = realloc(v->ts, cap * sizeof *t);
-            if (t)
-                v->ts = t;
-            double *c = t ? realloc(v->c, cap * sizeof *c) : NULL;
-            if (!t || !c)
-                return an_err_set(err, AN_ERR_NOMEM, "out of memory");
-            v->c = c;
-            v->cap = cap;
+    an_code rc = AN_OK;
+    for (size_t i = 0; i < n && rc == AN_OK; i++) /* each run of those before below */
+        if (ts[i] < v->below) {
+            size_t j = i + 1;
+            while (j < n && ts[j] < v->below)
+                j++;
+            rc = an_closes_push(&v->c, ts + i, close + i, j - i, err);
+            i = j;
         }
-        v->ts[v->n] = ts[i];
-        v->c[v->n++] = close[i];
-    }
-    return AN_OK;
+    return rc;
 }
 
 /* Indicator rows for the series' final candles not done yet: the state is
@@ -201,9 +191,9 @@ static void live_rebuild(an_realtime *rt, an_store *st, rt_series *s, int64_t fi
     int rebuild = s->live_stale || s->live_through == INT64_MIN;
     if (!rebuild) {
         size_t i = 0;
-        while (i < v.n && v.ts[i] <= s->live_through)
+        while (i < v.c.n && v.c.ts[i] <= s->live_through)
             i++;
-        rebuild = i != an_live_count(s->live) || (i > 0 && v.ts[i - 1] != s->live_through);
+        rebuild = i != an_live_count(s->live) || (i > 0 && v.c.ts[i - 1] != s->live_through);
         from = i;
     }
     if (rebuild) {
@@ -214,34 +204,33 @@ static void live_rebuild(an_realtime *rt, an_store *st, rt_series *s, int64_t fi
         pthread_mutex_unlock(&rt->lock);
     }
     int nout = an_live_outputs(s->live);
-    size_t cap = (v.n - from) * (size_t)nout + 1;
+    size_t cap = (v.c.n - from) * (size_t)nout + 1;
     int64_t *rts = malloc(cap * sizeof *rts);
     int *ridx = malloc(cap * sizeof *ridx);
     double *rval = malloc(cap * sizeof *rval);
     double out[64];
     size_t nrows = 0;
-    for (size_t i = from; rts && ridx && rval && nout <= 64 && i < v.n; i++) {
-        an_live_push(s->live, v.c[i], out);
-        if (v.ts[i] < s->ind_from)
+    for (size_t i = from; rts && ridx && rval && nout <= 64 && i < v.c.n; i++) {
+        an_live_push(s->live, v.c.close[i], out);
+        if (v.c.ts[i] < s->ind_from)
             continue;
         for (int k = 0; k < nout; k++)
             if (!isnan(out[k])) {
-                rts[nrows] = v.ts[i];
+                rts[nrows] = v.c.ts[i];
                 ridx[nrows] = k;
                 rval[nrows++] = out[k];
             }
     }
     s->live_stale = !(rts && ridx && rval && nout <= 64);
     if (!s->live_stale) {
-        s->live_through = v.n ? v.ts[v.n - 1] : INT64_MIN;
+        s->live_through = v.c.n ? v.c.ts[v.c.n - 1] : INT64_MIN;
         write_indicator_rows(rt, st, s, rts, ridx, rval, nrows, s->live_through);
     }
     free(rts);
     free(ridx);
     free(rval);
 out:
-    free(v.ts);
-    free(v.c);
+    an_closes_free(&v.c);
 }
 
 /* Takes the queued closed candles into todo and, when flush_open, every

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/thread.h"
 #include "tasks/tasks_internal.h"
 
 static const char *COMPONENT = "tasks";
@@ -263,11 +264,7 @@ void an_tasks_heartbeat_end(an_tasks *t, int begun)
 {
     if (!begun)
         return;
-    pthread_mutex_lock(&t->mu);
-    t->hb_stop = 1;
-    pthread_cond_broadcast(&t->cv);
-    pthread_mutex_unlock(&t->mu);
-    pthread_join(t->hb, NULL);
+    an_thread_stop_join(&t->mu, &t->cv, &t->hb_stop, t->hb);
 }
 
 static void *beat(void *arg)

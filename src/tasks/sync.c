@@ -17,6 +17,26 @@ static const char *COMPONENT = "sync";
 #define CANDLE_BATCH 50000
 #define IND_WINDOW_MS (3LL * 86400000) /* ~4,300 1m candles x the indicators */
 
+static void add_counts(an_upsert_counts *to, const an_upsert_counts *k)
+{
+    to->inserted += k->inserted;
+    to->updated += k->updated;
+    to->unchanged += k->unchanged;
+}
+
+/* A series' rows of table are all in dst: with move they leave src too;
+ * *series counts the series. */
+static an_code series_done(an_store *src, const char *table, const an_series_info *si, int move,
+                           int64_t *series, an_err *err)
+{
+    an_code rc = move ? an_store_delete_range(src, table, si->symbol, si->timeframe, si->first_ms,
+                                              si->last_ms, err)
+                      : AN_OK;
+    if (rc == AN_OK)
+        (*series)++;
+    return rc;
+}
+
 static an_code move_candles(an_store *src, an_store *dst, const an_series_info *si, int move,
                             an_sync_stats *st, an_err *err)
 {
@@ -33,20 +53,13 @@ static an_code move_candles(an_store *src, an_store *dst, const an_series_info *
         if ((rc = an_store_insert_ohlc(dst, si->symbol, si->timeframe, c.v, c.n, &k, err)) != AN_OK)
             break;
         st->candles += (int64_t)c.n;
-        st->candle_counts.inserted += k.inserted;
-        st->candle_counts.updated += k.updated;
-        st->candle_counts.unchanged += k.unchanged;
+        add_counts(&st->candle_counts, &k);
         q.start_ms = c.v[c.n - 1].ts + 1;
         if (c.n < CANDLE_BATCH)
             break;
     }
     an_candles_free(&c);
-    if (rc == AN_OK && move)
-        rc = an_store_delete_range(src, "ohlc_data", si->symbol, si->timeframe, si->first_ms,
-                                   si->last_ms, err);
-    if (rc == AN_OK)
-        st->series++;
-    return rc;
+    return rc == AN_OK ? series_done(src, "ohlc_data", si, move, &st->series, err) : rc;
 }
 
 /* One window of indicator rows as a batch (rows come ordered by name, time). */
@@ -76,9 +89,7 @@ static an_code send_indicators(an_store *dst, const an_series_info *si,
     rc = an_store_upsert_indicators(dst, si->symbol, si->timeframe, &b, &k, err);
     if (rc == AN_OK) {
         st->indicators += (int64_t)p->n;
-        st->indicator_counts.inserted += k.inserted;
-        st->indicator_counts.updated += k.updated;
-        st->indicator_counts.unchanged += k.unchanged;
+        add_counts(&st->indicator_counts, &k);
     }
 out:
     free(ts);
@@ -108,12 +119,7 @@ static an_code move_indicators(an_store *src, an_store *dst, const an_series_inf
         snprintf(reset.spec, sizeof reset.spec, "replayed");
         rc = an_store_put_indicator_run(dst, si->symbol, si->timeframe, &reset, err);
     }
-    if (rc == AN_OK && move)
-        rc = an_store_delete_range(src, "indicators", si->symbol, si->timeframe, si->first_ms,
-                                   si->last_ms, err);
-    if (rc == AN_OK)
-        st->indicator_series++;
-    return rc;
+    return rc == AN_OK ? series_done(src, "indicators", si, move, &st->indicator_series, err) : rc;
 }
 
 /* One run into dst. A schedule slot the destination holds under another run

@@ -65,10 +65,5 @@ const an_provider_ops an_provider_binance = {
     .page_max = 1000,
     .shared_new = shared_new,
     .shared_free = shared_free,
-    .open = open_,
-    .close = close_,
-    .symbol_exists = symbol_exists,
-    .now = now,
-    .fetch = fetch,
-    .stats = stats,
+    AN_PROVIDER_CONNECTION_OPS,
 };

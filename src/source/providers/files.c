@@ -236,10 +236,5 @@ const an_provider_ops an_provider_files = {
     .name = "files",
     .description = "candle files in a directory (SYMBOL-TF.json/.csv, as `autonama import` reads)",
     .page_max = PAGE,
-    .open = open_,
-    .close = close_,
-    .symbol_exists = symbol_exists,
-    .now = now,
-    .fetch = fetch,
-    .stats = stats,
+    AN_PROVIDER_CONNECTION_OPS,
 };

@@ -301,15 +301,13 @@ an_code an_duck_get_bucketed(an_store *s, const char *symbol, const char *tf, in
 an_code an_duck_latest(an_store *s, const char *symbol, const char *tf, int64_t *ts, int *found,
                        an_err *err)
 {
-    an_duck_key key = {symbol, tf};
-    an_store_one one = {&AN_INT64_FIELDS, ts, found};
     /* from the series catalog: a key lookup, where max() over ohlc_data
      * read the whole series */
-    return an_duck_run(s->impl,
-                       "SELECT epoch_ms(last_ts) FROM trading.ohlc_series WHERE symbol = $1 AND "
-                       "timeframe = $2",
-                       an_duck_bind_key, &key, an_duck_read_one, &one, NULL, "get_latest_timestamp",
-                       err);
+    return an_duck_read_key_one(s->impl,
+                                "SELECT epoch_ms(last_ts) FROM trading.ohlc_series WHERE symbol = "
+                                "$1 AND timeframe = $2",
+                                symbol, tf, &AN_INT64_FIELDS, ts, found, "get_latest_timestamp",
+                                err);
 }
 
 an_code an_duck_refresh_rollups(an_store *s, int64_t from_ms, int64_t to_ms, an_err *err)
@@ -321,49 +319,29 @@ an_code an_duck_refresh_rollups(an_store *s, int64_t from_ms, int64_t to_ms, an_
     return AN_OK; /* the rollups are views: always current */
 }
 
-typedef struct series_out {
-    an_series_info **out;
-    size_t *n;
-    const char *what;
-} series_out;
-
-/* Rows of (symbol, timeframe, first ms, last ms, rows). */
-static an_code read_series(duckdb_result *r, void *ctx, an_err *err)
-{
-    series_out *o = ctx;
-    an_store_rows rows = {&AN_SERIES_FIELDS, sizeof **o->out, o->what, NULL, 0};
-    an_code rc = an_duck_read_rows(r, &rows, err);
-    *o->out = rows.v;
-    *o->n = rows.n;
-    return rc;
-}
-
 /* Every (symbol, timeframe) of a table with first/last time and rows. */
-static an_code list_table(an_store *s, const char *table, an_series_info **out, size_t *n,
-                          const char *what, an_err *err)
+static an_code list_table(an_store *s, const char *table, an_store_rows *rows, an_err *err)
 {
     char sql[256];
     snprintf(sql, sizeof sql,
              "SELECT symbol, timeframe, epoch_ms(min(\"timestamp\")), epoch_ms(max(\"timestamp\")),"
              " count(*) FROM %s GROUP BY symbol, timeframe ORDER BY symbol, timeframe",
              table);
-    series_out o = {out, n, what};
-    return an_duck_run(s->impl, sql, NULL, NULL, read_series, &o, NULL, what, err);
+    return an_duck_run(s->impl, sql, NULL, NULL, an_duck_read_rows, rows, NULL, rows->what, err);
 }
 
 /* From the series catalog (catalog.c): as many rows as there are series. */
-an_code an_duck_list_series(an_store *s, an_series_info **out, size_t *n, an_err *err)
+an_code an_duck_list_series(an_store *s, an_store_rows *rows, an_err *err)
 {
-    series_out o = {out, n, "list series"};
     return an_duck_run(s->impl,
                        "SELECT symbol, timeframe, epoch_ms(first_ts), epoch_ms(last_ts), row_count"
                        " FROM trading.ohlc_series ORDER BY symbol, timeframe",
-                       NULL, NULL, read_series, &o, NULL, "list series", err);
+                       NULL, NULL, an_duck_read_rows, rows, NULL, rows->what, err);
 }
 
-an_code an_duck_list_indicator_series(an_store *s, an_series_info **out, size_t *n, an_err *err)
+an_code an_duck_list_indicator_series(an_store *s, an_store_rows *rows, an_err *err)
 {
-    return list_table(s, "analytics.indicators", out, n, "list indicator series", err);
+    return list_table(s, "analytics.indicators", rows, err);
 }
 
 /* ---- export ------------------------------------------------------------- */

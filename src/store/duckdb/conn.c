@@ -334,6 +334,15 @@ an_code an_duck_read_one(duckdb_result *r, void *ctx, an_err *err)
     return AN_OK;
 }
 
+an_code an_duck_read_key_one(duck_store *ds, const char *sql, const char *symbol, const char *tf,
+                             const an_fields *fields, void *elem, int *found, const char *what,
+                             an_err *err)
+{
+    an_duck_key key = {symbol, tf};
+    an_store_one one = {fields, elem, found};
+    return an_duck_run(ds, sql, an_duck_bind_key, &key, an_duck_read_one, &one, NULL, what, err);
+}
+
 int64_t an_duck_us_to_ms(int64_t us)
 {
     return us / 1000 - (us % 1000 < 0); /* floor: exact for whole ms */

@@ -91,6 +91,11 @@ void *an_duck_column(duckdb_data_chunk chunk, idx_t col);
  * an_store_rows (ctx), or the first row into an an_store_one (ctx). */
 an_code an_duck_read_rows(duckdb_result *r, void *ctx, an_err *err);
 an_code an_duck_read_one(duckdb_result *r, void *ctx, an_err *err);
+/* One series' row: sql's first row, with $1 symbol and $2 timeframe bound,
+ * into elem by fields (*found 1 when there is one). */
+an_code an_duck_read_key_one(duck_store *ds, const char *sql, const char *symbol, const char *tf,
+                             const an_fields *fields, void *elem, int *found, const char *what,
+                             an_err *err);
 
 /* Microseconds to ms, rounding down. */
 int64_t an_duck_us_to_ms(int64_t us);

@@ -126,13 +126,10 @@ an_code an_duck_get_indicators(an_store *s, const char *symbol, const char *tf, 
 an_code an_duck_get_run(an_store *s, const char *symbol, const char *tf, an_indicator_run *run,
                         int *found, an_err *err)
 {
-    an_duck_key key = {symbol, tf};
-    an_store_one one = {&AN_RUN_FIELDS, run, found};
-    return an_duck_run(s->impl,
-                       "SELECT spec, epoch_ms(through_ts), candles, digest::VARCHAR FROM"
-                       " analytics.indicator_runs WHERE symbol = $1 AND timeframe = $2",
-                       an_duck_bind_key, &key, an_duck_read_one, &one, NULL, "read indicator run",
-                       err);
+    return an_duck_read_key_one(s->impl,
+                                "SELECT spec, epoch_ms(through_ts), candles, digest::VARCHAR FROM"
+                                " analytics.indicator_runs WHERE symbol = $1 AND timeframe = $2",
+                                symbol, tf, &AN_RUN_FIELDS, run, found, "read indicator run", err);
 }
 
 typedef struct run_in {

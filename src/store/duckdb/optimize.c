@@ -41,35 +41,37 @@ typedef struct put_job {
     const char *run_json, *rows_json;
 } put_job;
 
+/* The run's INSERT ($1: [run]) and its rows' ($1: [row, ...]), each from
+ * JSON through from_json + unnest. */
+static const char *const PUT_SQL[2] = {
+    "INSERT INTO optimization.runs (run_id, strategy, timeframe, grid, fees, slippage, spec)"
+    " SELECT r.run_id, r.strategy, r.timeframe, r.grid, r.fees, r.slippage,"
+    " r.spec::VARCHAR FROM (SELECT unnest(from_json($1::JSON, '[{\"run_id\":\"VARCHAR\","
+    "\"strategy\":\"VARCHAR\",\"timeframe\":\"VARCHAR\",\"grid\":\"VARCHAR\","
+    "\"fees\":\"DOUBLE\",\"slippage\":\"DOUBLE\",\"spec\":\"JSON\"}]')) AS r)",
+    "INSERT INTO optimization.results (run_id, symbol, strategy, timeframe, parameters,"
+    " metrics, period_start, period_end, sample) SELECT r.run_id, r.symbol, r.strategy,"
+    " r.timeframe, r.parameters::VARCHAR, r.metrics::VARCHAR,"
+    " make_timestamp(r.period_start * 1000), make_timestamp(r.period_end * 1000),"
+    " r.sample FROM (SELECT unnest(from_json($1::JSON, '[{\"run_id\":\"VARCHAR\","
+    "\"symbol\":\"VARCHAR\",\"strategy\":\"VARCHAR\",\"timeframe\":\"VARCHAR\","
+    "\"parameters\":\"JSON\",\"metrics\":\"JSON\",\"period_start\":\"BIGINT\","
+    "\"period_end\":\"BIGINT\",\"sample\":\"VARCHAR\"}]')) AS r)",
+};
+
 /* The run and its rows in one transaction, under the store's lock. */
 static an_code put_locked(duck_store *ds, void *ctx, an_err *err)
 {
     put_job *j = ctx;
-    const char *v1[1] = {j->run_json}, *v2[1] = {j->rows_json};
-    texts t1 = {v1, 1}, t2 = {v2, 1};
+    const char *json[2] = {j->run_json, j->rows_json};
+    static const char *const what[2] = {"save optimizer run", "save optimizer results"};
     an_code rc = an_duck_exec_locked(ds, "BEGIN TRANSACTION", "save optimizer results", err);
     if (rc != AN_OK)
         return rc;
-    rc = an_duck_run_locked(
-        ds,
-        "INSERT INTO optimization.runs (run_id, strategy, timeframe, grid, fees, slippage, spec)"
-        " SELECT r.run_id, r.strategy, r.timeframe, r.grid, r.fees, r.slippage,"
-        " r.spec::VARCHAR FROM (SELECT unnest(from_json($1::JSON, '[{\"run_id\":\"VARCHAR\","
-        "\"strategy\":\"VARCHAR\",\"timeframe\":\"VARCHAR\",\"grid\":\"VARCHAR\","
-        "\"fees\":\"DOUBLE\",\"slippage\":\"DOUBLE\",\"spec\":\"JSON\"}]')) AS r)",
-        bind_texts, &t1, NULL, NULL, NULL, "save optimizer run", err);
-    if (rc == AN_OK)
-        rc = an_duck_run_locked(
-            ds,
-            "INSERT INTO optimization.results (run_id, symbol, strategy, timeframe, parameters,"
-            " metrics, period_start, period_end, sample) SELECT r.run_id, r.symbol, r.strategy,"
-            " r.timeframe, r.parameters::VARCHAR, r.metrics::VARCHAR,"
-            " make_timestamp(r.period_start * 1000), make_timestamp(r.period_end * 1000),"
-            " r.sample FROM (SELECT unnest(from_json($1::JSON, '[{\"run_id\":\"VARCHAR\","
-            "\"symbol\":\"VARCHAR\",\"strategy\":\"VARCHAR\",\"timeframe\":\"VARCHAR\","
-            "\"parameters\":\"JSON\",\"metrics\":\"JSON\",\"period_start\":\"BIGINT\","
-            "\"period_end\":\"BIGINT\",\"sample\":\"VARCHAR\"}]')) AS r)",
-            bind_texts, &t2, NULL, NULL, NULL, "save optimizer results", err);
+    for (int i = 0; i < 2 && rc == AN_OK; i++) {
+        texts t = {&json[i], 1};
+        rc = an_duck_run_locked(ds, PUT_SQL[i], bind_texts, &t, NULL, NULL, NULL, what[i], err);
+    }
     if (rc == AN_OK)
         rc = an_duck_exec_locked(ds, "COMMIT", "save optimizer results", err);
     if (rc != AN_OK)

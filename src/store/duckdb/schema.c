@@ -238,16 +238,8 @@ static an_code check_job_run(duck_store *ds, void *ctx, an_err *err)
     check_job *j = ctx;
     const char *where = j->s->describe;
     an_code rc = stored_version(ds, j->version, err);
-    if (rc != AN_OK)
-        return rc;
-    if (*j->version == 0)
-        return an_err_set(err, AN_ERR_SCHEMA,
-                          "DuckDB file %s has no autonama schema: run `autonama migrate`", where);
-    if (*j->version != AN_SCHEMA_VERSION)
-        return an_err_set(
-            err, AN_ERR_SCHEMA, "DuckDB file %s has schema version %d, this autonama needs %d: %s",
-            where, *j->version, AN_SCHEMA_VERSION,
-            *j->version > AN_SCHEMA_VERSION ? "upgrade autonama" : "run `autonama migrate`");
+    if (rc == AN_OK)
+        rc = an_store_version_check("DuckDB file", where, *j->version, err);
     for (size_t i = 0; rc == AN_OK && i < sizeof rels / sizeof rels[0]; i++) {
         int64_t n = 0;
         int null;

@@ -363,21 +363,8 @@ an_code an_pg_refresh_rollups(an_store *s, int64_t from_ms, int64_t to_ms, an_er
     return an_pg_with_conn(s->impl, refresh_job_run, &j, err);
 }
 
-typedef struct series_out {
-    an_series_info **out;
-    size_t *n;
-    const char *what;
-} series_out;
-
-static an_code read_series(PGresult *r, void *ctx, an_err *err)
-{
-    series_out *o = ctx;
-    return an_pg_read_series(r, o->out, o->n, o->what, err);
-}
-
 /* Every (symbol, timeframe) of a table with first/last time and rows. */
-static an_code list_table(an_store *s, const char *table, an_series_info **out, size_t *n,
-                          const char *what, an_err *err)
+static an_code list_table(an_store *s, const char *table, an_store_rows *rows, an_err *err)
 {
     char sql[320];
     snprintf(sql, sizeof sql,
@@ -385,21 +372,19 @@ static an_code list_table(an_store *s, const char *table, an_series_info **out, 
              " (extract(epoch FROM max(\"timestamp\")) * 1000)::int8, count(*) FROM %s"
              " GROUP BY symbol, timeframe ORDER BY symbol, timeframe",
              table);
-    series_out o = {out, n, what};
-    return an_pg_exec(s->impl, sql, 0, NULL, read_series, &o, NULL, what, err);
+    return an_pg_exec(s->impl, sql, 0, NULL, an_pg_read_rows, rows, NULL, rows->what, err);
 }
 
 /* From the series catalog (catalog.c): as many rows as there are series. */
-an_code an_pg_list_series(an_store *s, an_series_info **out, size_t *n, an_err *err)
+an_code an_pg_list_series(an_store *s, an_store_rows *rows, an_err *err)
 {
-    series_out o = {out, n, "list series"};
-    return an_pg_exec(s->impl, AN_PG_SERIES_LIST_SQL, 0, NULL, read_series, &o, NULL, "list series",
-                      err);
+    return an_pg_exec(s->impl, AN_PG_SERIES_LIST_SQL, 0, NULL, an_pg_read_rows, rows, NULL,
+                      rows->what, err);
 }
 
-an_code an_pg_list_indicator_series(an_store *s, an_series_info **out, size_t *n, an_err *err)
+an_code an_pg_list_indicator_series(an_store *s, an_store_rows *rows, an_err *err)
 {
-    return list_table(s, "analytics.indicators", out, n, "list indicator series", err);
+    return list_table(s, "analytics.indicators", rows, err);
 }
 
 /* ---- export ------------------------------------------------------------- */

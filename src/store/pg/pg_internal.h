@@ -101,9 +101,6 @@ int an_pg_query_bool(PGconn *c, const char *sql, an_code *rc, an_err *err);
  * an_store_rows (ctx), or the first row into an an_store_one (ctx). */
 an_code an_pg_read_rows(PGresult *r, void *ctx, an_err *err);
 an_code an_pg_read_one(PGresult *r, void *ctx, an_err *err);
-/* Reads (symbol, timeframe, first ms, last ms, rows) rows into a malloc'd array. */
-an_code an_pg_read_series(PGresult *r, an_series_info **out, size_t *n, const char *what,
-                          an_err *err);
 
 /* ---- byte buffers and PostgreSQL's binary formats (write.c) -------------- */
 

@@ -390,16 +390,6 @@ an_code an_pg_read_one(PGresult *r, void *ctx, an_err *err)
     return AN_OK;
 }
 
-an_code an_pg_read_series(PGresult *r, an_series_info **out, size_t *n, const char *what,
-                          an_err *err)
-{
-    an_store_rows rows = {&AN_SERIES_FIELDS, sizeof **out, what, NULL, 0};
-    an_code rc = an_pg_read_rows(r, &rows, err);
-    *out = rows.v;
-    *n = rows.n;
-    return rc;
-}
-
 /* ---- ops of the connection itself --------------------------------------- */
 
 static void pg_release_idle(an_store *s)

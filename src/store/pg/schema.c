@@ -392,16 +392,8 @@ static an_code check_job_run(PGconn *c, void *ctx, an_err *err)
     check_job *j = ctx;
     const char *where = j->s->describe;
     an_code rc = stored_version(c, j->version, err);
-    if (rc != AN_OK)
-        return rc;
-    if (*j->version == 0)
-        return an_err_set(err, AN_ERR_SCHEMA,
-                          "database %s has no autonama schema: run `autonama migrate`", where);
-    if (*j->version != AN_SCHEMA_VERSION)
-        return an_err_set(err, AN_ERR_SCHEMA,
-                          "database %s has schema version %d, this autonama needs %d: run "
-                          "`autonama migrate`",
-                          where, *j->version, AN_SCHEMA_VERSION);
+    if (rc == AN_OK)
+        rc = an_store_version_check("database", where, *j->version, err);
     static const char *rels[] = {
         "trading.ohlc_data",    "trading.ohlc_1h",      "trading.ohlc_1d",  "trading.ohlc_series",
         "analytics.indicators", "optimization.results", "optimization.runs"};
