@@ -92,8 +92,12 @@ int main(int argc, char **argv)
     int64_t *delay = calloc((size_t)writes, sizeof *delay);
     int late = 0, missed = 0, stale = 0, failed = 0;
     for (int i = 0; i < writes && delay; i++) {
-        an_candle c = {.ts = T0 + (int64_t)i * 60000, .open = 100 + i % 7, .high = 110 + i % 7,
-                       .low = 90, .close = 101 + i % 5, .volume = 1 + i};
+        an_candle c = {.ts = T0 + (int64_t)i * 60000,
+                       .open = 100 + i % 7,
+                       .high = 110 + i % 7,
+                       .low = 90,
+                       .close = 101 + i % 5,
+                       .volume = 1 + i};
         if (an_store_insert_ohlc(s, symbol, "1m", &c, 1, NULL, &err) != AN_OK) {
             fprintf(stderr, "instances_writer: write %d: %s\n", i, err.msg);
             failed++;
