@@ -73,7 +73,7 @@ typedef struct req_ctx {
     an_api_reply rp;
     int gz;
     char *key;                 /* the reply cache key (malloc'd), NULL: not cacheable */
-    uint64_t gen, symbol_hash; /* h->cache_gen when it came in; its symbol's (http_watch.c) */
+    uint64_t gen, symbol_hash; /* its cache generation when it came in; its symbol's */
     int heavy;                 /* holds one of adm's heavy slots (admission.h) */
 } req_ctx;
 
@@ -136,7 +136,7 @@ static int cache_put(an_http_server *h, const req_ctx *rc, const char *key, stru
         return 0;
     size_t slot = an_reply_hash(key, strlen(key)) % CACHE_SLOTS;
     pthread_rwlock_wrlock(&h->cache.lock);
-    int kept = atomic_load(&h->cache_gen) == rc->gen;
+    int kept = an_http_cache_gen(h, rc->symbol_hash) == rc->gen;
     if (kept)
         cache_store_locked(h, &h->cache.slot[slot], k, r, etag, kind, rc->symbol_hash);
     pthread_rwlock_unlock(&h->cache.lock);
@@ -598,10 +598,10 @@ static enum MHD_Result dispatch(an_http_server *h, struct MHD_Connection *conn, 
     char key[CACHE_KEY_MAX];
     size_t kl = 0;
     int keyed = cache_key(rc, url, key, &kl);
-    rc->gen = atomic_load(&h->cache_gen);
     for (size_t i = 0; i < rc->args.n; i++)
         if (strcmp(rc->args.v[i].key, "symbol") == 0)
             rc->symbol_hash = an_http_symbol_hash(rc->args.v[i].value);
+    rc->gen = an_http_cache_gen(h, rc->symbol_hash);
     if ((keyed && h->ttl_ms > 0 && serve_cached(h, conn, rc, url, key, kl, &ret)) ||
         admit(h, conn, rc, &ret))
         return ret;

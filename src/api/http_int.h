@@ -26,6 +26,7 @@
 #define STALE_MS 10000                /* how long an expired reply may stand in */
 #define REFRESH_RETRY_MS 2000         /* a refresh not done by then may be taken again */
 #define CACHE_KEY_MAX 4096
+#define GEN_BUCKETS 64 /* symbols' generations (http_watch.c) */
 
 #define NLAT 14 /* the latency histogram's buckets (http_metrics.c) */
 
@@ -73,9 +74,13 @@ struct an_http_server {
     route_metrics m[MAX_ROUTES + 1]; /* [an_api_nroutes]: requests matching no route */
     atomic_int store_up;             /* -1 unknown, 0 down, 1 up */
     atomic_uint_fast64_t cache_hits, cache_misses, not_modified;
-    /* bumped (under cache.lock for writing) by each write heard: a reply
-     * computed from a read begun before it is sent but not kept */
-    atomic_uint_fast64_t cache_gen;
+    /* generations, bumped under cache.lock (for writing) by the writes
+     * heard (http_watch.c): a reply whose generation moved while it was
+     * computed is sent but not kept. A reply naming a symbol follows
+     * gen_every + gen_sym[its bucket], one naming none gen_any. */
+    struct {
+        atomic_uint_fast64_t any, every, sym[GEN_BUCKETS];
+    } gen;
     atomic_uint_fast64_t cache_dropped; /* entries dropped by writes heard */
     int watching;                       /* an_service_watch succeeded (http_watch.c) */
 };
@@ -84,6 +89,8 @@ struct an_http_server {
 
 /* What a cache entry's symbol_hash is for a request's symbol value (never 0). */
 uint64_t an_http_symbol_hash(const char *symbol);
+/* The generation a reply with that symbol_hash (0: none) follows now. */
+uint64_t an_http_cache_gen(an_http_server *h, uint64_t symbol_hash);
 /* Starts hearing the store's writes when AUTONAMA_HTTP_CACHE_LISTEN is on
  * (a failure is logged: the caches then last their TTL). */
 void an_http_watch_start(an_http_server *h);

@@ -8,9 +8,12 @@
  * reconnect) drops them all. Per symbol, not per block of time: an entry
  * knows its symbol (a hash, http.c's cache_put), not which rows its reply
  * covers, and the next request recomputes a dropped reply in one query.
- * The generation bumped here, under the cache's write lock, keeps a reply
+ * The generations bumped here, under the cache's write lock, keep a reply
  * computed from a read begun before the change out of the cache (it is
- * still sent). Runs on the writing thread or the listener's; takes
+ * still sent): one per bucket of symbols (64), so a write of one symbol
+ * does not keep other symbols' replies out (the live path writes every
+ * series each second), one for "everything", and one moved by any change
+ * for the replies naming no symbol. Runs on the writing thread or the listener's; takes
  * cache.lock for writing, then the routes' series lock, never both.
  */
 #include "api/http_int.h"
@@ -26,13 +29,21 @@ uint64_t an_http_symbol_hash(const char *symbol)
     return x ? x : 1;
 }
 
+uint64_t an_http_cache_gen(an_http_server *h, uint64_t symbol_hash)
+{
+    if (!symbol_hash)
+        return atomic_load(&h->gen.any);
+    return atomic_load(&h->gen.every) + atomic_load(&h->gen.sym[symbol_hash % GEN_BUCKETS]);
+}
+
 static void changed(void *ctx, const an_store_change *ch)
 {
     an_http_server *h = ctx;
     uint64_t sym = ch->symbol[0] ? an_http_symbol_hash(ch->symbol) : 0;
     uint64_t dropped = 0;
     pthread_rwlock_wrlock(&h->cache.lock);
-    atomic_fetch_add(&h->cache_gen, 1);
+    atomic_fetch_add(&h->gen.any, 1);
+    atomic_fetch_add(sym ? &h->gen.sym[sym % GEN_BUCKETS] : &h->gen.every, 1);
     for (size_t i = 0; i < CACHE_SLOTS; i++) {
         cache_entry *e = &h->cache.slot[i];
         if (!e->resp || (sym && e->symbol_hash && e->symbol_hash != sym))

@@ -234,7 +234,7 @@ mode_env duckdb
 unset DUCKDB_PATH
 (cd "$work" && "$BIN" migrate >"$work/default.json" 2>/dev/null)
 check "the default DUCKDB_PATH (data/financial_data.duckdb) migrates" \
-    test "$(json "$work/default.json" "j['migrations_applied']")" = 6 -a -f "$work/data/financial_data.duckdb"
+    test "$(json "$work/default.json" "j['migrations_applied']")" = 7 -a -f "$work/data/financial_data.duckdb"
 mode_env duckdb
 mkdir -p "$work/ro"
 printf 'this is not a duckdb file, just text\n%.0s' $(seq 1 200) >"$work/ro/corrupt.duckdb"

@@ -10,7 +10,8 @@
 #  - a CLI `autonama import` of new candles: both serve the newest within
 #    1 s, and /api/v1/symbols counts them (the series list is dropped too);
 #    a third instance with AUTONAMA_HTTP_CACHE_LISTEN=false still serves the
-#    old reply 1.5 s later (what the test would see without the drops).
+#    old reply 1.5 s later (what the test would see without the drops),
+#    and another symbol's cached reply is still a cache hit (per symbol).
 #  - the listener's connection killed (pg_terminate_backend): it reconnects
 #    and the next import is again served by both within 1 s.
 # The PGlite TimescaleDB server takes one connection at a time, so no
@@ -110,6 +111,13 @@ served_within() {
     echo "# served by $# instances $((now - t0)) ms after the import returned"
 }
 
+# another symbol's cached reply survives a write of INST/A (drops are per symbol)
+echo '[[1767225600000,100,110,90,105,1]]' >"$work/INST_B-1m.json"
+"$BIN" import "$work/INST_B-1m.json" >/dev/null 2>"$work/import.err" || bad "import of INST/B failed"
+sleep 0.3 # its drop is heard before INST/B's reply is cached below
+u_b="$url_a/api/v1/data/ohlc?symbol=INST/B&timeframe=1m&limit=1"
+curl -s -o /dev/null "$u_b"
+metric() { curl -s "$url_a/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 before=$(newest "$url_c")
 rows "$url_a" >/dev/null # the series list cached by both
 rows "$url_b" >/dev/null
@@ -117,6 +125,13 @@ import_new 3 || bad "import failed: $(cat "$work/import.err")"
 check "a CLI import: both instances serve its newest candle within 1 s" served_within 1000 "$url_a" "$url_b"
 check "both count its rows in /api/v1/symbols (the series list dropped too)" \
     test "$(rows "$url_a")/$(rows "$url_b")" = "$stored/$stored"
+h0=$(metric autonama_http_cache_hits_total)
+curl -s -o /dev/null "$u_b"
+h1=$(metric autonama_http_cache_hits_total)
+check "INST/B's cached reply was not dropped by INST/A's write (hits ${h0:-none} -> ${h1:-none})" \
+    test "${h1:-0}" -gt "${h0:-0}"
+check "the write dropped cached replies ($(metric autonama_http_cache_dropped_total) so far)" \
+    test "$(metric autonama_http_cache_dropped_total)" -gt 0
 sleep 1.5
 check "an instance not listening still serves the older reply 1.5 s later (what the drops prevent)" \
     test "$(newest "$url_c")" = "$before"
