@@ -111,11 +111,13 @@ served_within() {
     echo "# served by $# instances $((now - t0)) ms after the import returned"
 }
 
-# another symbol's cached reply survives a write of INST/A (drops are per symbol)
-echo '[[1767225600000,100,110,90,105,1]]' >"$work/INST_B-1m.json"
-"$BIN" import "$work/INST_B-1m.json" >/dev/null 2>"$work/import.err" || bad "import of INST/B failed"
-sleep 0.3 # its drop is heard before INST/B's reply is cached below
-u_b="$url_a/api/v1/data/ohlc?symbol=INST/B&timeframe=1m&limit=1"
+# another symbol's cached reply survives a write of INST/A (drops are per
+# symbol). OTHER/B: its URL's reply-cache slot is not INST/A's (INST/B's is:
+# the slot is the FNV hash % 128, whose low bits see only every 8th byte)
+echo '[[1767225600000,100,110,90,105,1]]' >"$work/OTHER_B-1m.json"
+"$BIN" import "$work/OTHER_B-1m.json" >/dev/null 2>"$work/import.err" || bad "import of OTHER/B failed"
+sleep 0.3 # its drop is heard before OTHER/B's reply is cached below
+u_b="$url_a/api/v1/data/ohlc?symbol=OTHER/B&timeframe=1m&limit=1"
 curl -s -o /dev/null "$u_b"
 metric() { curl -s "$url_a/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 before=$(newest "$url_c")
@@ -128,7 +130,7 @@ check "both count its rows in /api/v1/symbols (the series list dropped too)" \
 h0=$(metric autonama_http_cache_hits_total)
 curl -s -o /dev/null "$u_b"
 h1=$(metric autonama_http_cache_hits_total)
-check "INST/B's cached reply was not dropped by INST/A's write (hits ${h0:-none} -> ${h1:-none})" \
+check "OTHER/B's cached reply was not dropped by INST/A's write (hits ${h0:-none} -> ${h1:-none})" \
     test "${h1:-0}" -gt "${h0:-0}"
 check "the write dropped cached replies ($(metric autonama_http_cache_dropped_total) so far)" \
     test "$(metric autonama_http_cache_dropped_total)" -gt 0
