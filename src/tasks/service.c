@@ -83,15 +83,25 @@ static void start_listener_locked(an_service *svc)
 
 an_code an_service_watch(an_service *svc, an_store_change_fn fn, void *ctx, an_err *err)
 {
-    an_code rc = an_store_watch_local(fn, ctx, err);
-    if (rc != AN_OK)
-        return rc;
     pthread_mutex_lock(&svc->lock);
-    svc->watch_fn = fn;
-    svc->watch_ctx = ctx;
-    start_listener_locked(svc);
+    int taken = svc->watch_fn != NULL;
+    if (!taken) {
+        svc->watch_fn = fn;
+        svc->watch_ctx = ctx;
+    }
     pthread_mutex_unlock(&svc->lock);
-    return AN_OK;
+    if (taken)
+        return an_err_set(err, AN_ERR_INVALID, "the store's writes are already watched");
+    an_code rc = an_store_watch_local(fn, ctx, err);
+    pthread_mutex_lock(&svc->lock);
+    if (rc == AN_OK) {
+        start_listener_locked(svc);
+    } else {
+        svc->watch_fn = NULL;
+        svc->watch_ctx = NULL;
+    }
+    pthread_mutex_unlock(&svc->lock);
+    return rc;
 }
 
 void an_service_unwatch(an_service *svc)

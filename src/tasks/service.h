@@ -48,7 +48,8 @@ an_store *an_service_store(an_service *svc, an_err *err);
 /* Calls fn(ctx) for each candle write that changed rows (store.h's
  * "changes"): this process's own at once, and other processes' through the
  * store's listener, started now or when the store opens (PostgreSQL only;
- * every reconnect of it calls fn with "everything"). One hook per service. */
+ * every reconnect of it calls fn with "everything"). One hook per service:
+ * a second gets AN_ERR_INVALID. */
 an_code an_service_watch(an_service *svc, an_store_change_fn fn, void *ctx, an_err *err);
 /* Stops it: when this returns fn is not running and will not be called. */
 void an_service_unwatch(an_service *svc);
