@@ -127,6 +127,9 @@ int an_api_route_match(const an_api_route *rt, const char *url, const char **tai
 
 an_api_state *an_api_state_new(void);
 void an_api_state_free(an_api_state *st);
+/* A write changed the stored series: the cached list is reloaded by the
+ * next request, and a reload already running is not kept (any thread). */
+void an_api_state_changed(an_api_state *st);
 
 /* The health hook's JSON object text (malloc'd), or NULL when none. */
 char *an_http_health_extra(an_http_server *h);

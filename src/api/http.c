@@ -72,8 +72,9 @@ typedef struct req_ctx {
     an_api_request rq;
     an_api_reply rp;
     int gz;
-    char *key; /* the reply cache key (malloc'd), NULL: not cacheable */
-    int heavy; /* holds one of adm's heavy slots (admission.h) */
+    char *key;                 /* the reply cache key (malloc'd), NULL: not cacheable */
+    uint64_t gen, symbol_hash; /* its cache generation when it came in; its symbol's */
+    int heavy;                 /* holds one of adm's heavy slots (admission.h) */
 } req_ctx;
 
 static req_ctx *req_of(an_work *w)
@@ -103,7 +104,7 @@ static enum MHD_Result queue(an_http_server *h, struct MHD_Connection *conn, req
 /* Keeps r in slot e (the cache then owns that reference). cache.lock held
  * for writing. */
 static void cache_store_locked(an_http_server *h, cache_entry *e, char *key, struct MHD_Response *r,
-                               const char *etag, an_api_cache kind)
+                               const char *etag, an_api_cache kind, uint64_t symbol_hash)
 {
     int64_t ttl = kind == AN_API_IMMUTABLE ? 300000 : h->ttl_ms;
     if (e->resp)
@@ -113,6 +114,7 @@ static void cache_store_locked(an_http_server *h, cache_entry *e, char *key, str
     e->resp = r;
     snprintf(e->etag, sizeof e->etag, "%s", etag);
     e->kind = kind;
+    e->symbol_hash = symbol_hash;
     e->expires_ms = an_now_ms() + ttl;
     /* a slow store (measured: > 1 s right after a bulk load on PostgreSQL)
      * must not show through: the previous reply stays servable while a
@@ -121,10 +123,11 @@ static void cache_store_locked(an_http_server *h, cache_entry *e, char *key, str
     atomic_store(&e->refreshing_ms, 0);
 }
 
-/* Keeps r in the reply cache under key; 1 when kept (the cache owns that
- * reference), 0 when the caller still owns r. */
-static int cache_put(an_http_server *h, const char *key, struct MHD_Response *r, const char *etag,
-                     size_t len, an_api_cache kind)
+/* Keeps r in the reply cache under key (rc's); 1 when kept (the cache owns
+ * that reference), 0 when the caller still owns r: not cacheable, or a
+ * write was heard since rc came in (its reply may predate it). */
+static int cache_put(an_http_server *h, const req_ctx *rc, const char *key, struct MHD_Response *r,
+                     const char *etag, size_t len, an_api_cache kind)
 {
     if (!key || !etag[0] || len > CACHE_MAX_BYTES || h->ttl_ms <= 0)
         return 0;
@@ -133,9 +136,13 @@ static int cache_put(an_http_server *h, const char *key, struct MHD_Response *r,
         return 0;
     size_t slot = an_reply_hash(key, strlen(key)) % CACHE_SLOTS;
     pthread_rwlock_wrlock(&h->cache.lock);
-    cache_store_locked(h, &h->cache.slot[slot], k, r, etag, kind);
+    int kept = an_http_cache_gen(h, rc->symbol_hash) == rc->gen;
+    if (kept)
+        cache_store_locked(h, &h->cache.slot[slot], k, r, etag, kind, rc->symbol_hash);
     pthread_rwlock_unlock(&h->cache.lock);
-    return 1;
+    if (!kept)
+        free(k);
+    return kept;
 }
 
 static enum MHD_Result send_not_modified(an_http_server *h, struct MHD_Connection *conn,
@@ -165,7 +172,7 @@ static enum MHD_Result send_reply(an_http_server *h, struct MHD_Connection *conn
      * another thread may evict (destroy) r at any moment, and queueing it
      * after that crashed libmicrohttpd ("response.c: Failed to lock mutex")
      * under varied URLs, whose replies keep replacing each other in a slot */
-    if (!cache_put(h, key, r, etag, rp->len, rp->cache))
+    if (!cache_put(h, rc, key, r, etag, rp->len, rp->cache))
         MHD_destroy_response(r);
     return ret;
 }
@@ -250,7 +257,7 @@ static void run_work(an_work *w, void *ctx)
     char etag[AN_REPLY_ETAG_MAX];
     if (!rc->rp.oom && rc->rp.status == 200) {
         struct MHD_Response *r = an_reply_response(&rc->rp, rc->gz, h->cors, etag);
-        if (r && !cache_put(h, rc->key, r, etag, rc->rp.len, rc->rp.cache))
+        if (r && !cache_put(h, rc, rc->key, r, etag, rc->rp.len, rc->rp.cache))
             MHD_destroy_response(r);
     }
     free_job(rc);
@@ -285,6 +292,8 @@ static void refresh_later(an_http_server *h, const req_ctx *rc, const char *url,
     j->route = rc->route;
     j->method = rc->method;
     j->gz = rc->gz;
+    j->gen = rc->gen;
+    j->symbol_hash = rc->symbol_hash;
     j->key = strdup(key);
     char *path = strdup(url);
     int ok = j->key && path;
@@ -589,6 +598,10 @@ static enum MHD_Result dispatch(an_http_server *h, struct MHD_Connection *conn, 
     char key[CACHE_KEY_MAX];
     size_t kl = 0;
     int keyed = cache_key(rc, url, key, &kl);
+    for (size_t i = 0; i < rc->args.n; i++)
+        if (strcmp(rc->args.v[i].key, "symbol") == 0)
+            rc->symbol_hash = an_http_symbol_hash(rc->args.v[i].value);
+    rc->gen = an_http_cache_gen(h, rc->symbol_hash);
     if ((keyed && h->ttl_ms > 0 && serve_cached(h, conn, rc, url, key, kl, &ret)) ||
         admit(h, conn, rc, &ret))
         return ret;
@@ -829,6 +842,7 @@ an_code an_http_start_with(const an_config *cfg, an_service *svc, const an_http_
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : 0;
+    an_http_watch_start(h);
     *out = h;
     return AN_OK;
 }
@@ -842,6 +856,7 @@ void an_http_stop(an_http_server *h)
 {
     if (!h)
         return;
+    an_http_watch_stop(h); /* before the cache goes */
     /* the workers finish what is queued (resuming those connections: the
      * daemon must have none suspended when it stops); requests arriving
      * meanwhile find the queue closed and run on the event threads */

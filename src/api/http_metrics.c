@@ -91,9 +91,12 @@ void an_http_metrics_render(an_http_server *h, an_api_reply *rp)
                   "autonama_http_cache_misses_total %" PRIuFAST64 "\n"
                   "# HELP autonama_http_not_modified_total 304 replies to If-None-Match.\n"
                   "# TYPE autonama_http_not_modified_total counter\n"
-                  "autonama_http_not_modified_total %" PRIuFAST64 "\n",
+                  "autonama_http_not_modified_total %" PRIuFAST64 "\n"
+                  "# HELP autonama_http_cache_dropped_total Cached replies dropped by writes.\n"
+                  "# TYPE autonama_http_cache_dropped_total counter\n"
+                  "autonama_http_cache_dropped_total %" PRIuFAST64 "\n",
                   atomic_load(&h->cache_hits), atomic_load(&h->cache_misses),
-                  atomic_load(&h->not_modified));
+                  atomic_load(&h->not_modified), atomic_load(&h->cache_dropped));
     int up = atomic_load(&h->store_up);
     if (up < 0) { /* nothing has touched the store yet: ask the service */
         an_err e = {0};

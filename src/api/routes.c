@@ -48,7 +48,8 @@ struct an_api_state {
     pthread_mutex_t series_lock;
     an_series_info *series;
     size_t n;
-    int64_t fetched_ms; /* 0: never */
+    int64_t fetched_ms; /* 0: never, or dropped by a write (an_api_state_changed) */
+    uint64_t gen;       /* bumped by each write heard: a reload begun before is not kept */
     /* after the store failed as unavailable, data routes answer 503 at once
      * until then (no request waits on a connect timeout meanwhile) */
     pthread_mutex_t down_lock; /* guards the two below; never held across I/O */
@@ -78,6 +79,14 @@ an_api_state *an_api_state_new(void)
     return st;
 }
 
+void an_api_state_changed(an_api_state *st)
+{
+    pthread_mutex_lock(&st->series_lock);
+    st->fetched_ms = 0;
+    st->gen++;
+    pthread_mutex_unlock(&st->series_lock);
+}
+
 void an_api_state_free(an_api_state *st)
 {
     if (!st)
@@ -105,6 +114,7 @@ static an_code series_get(const an_api_request *rq, an_store *s, int refresh, an
     int64_t age = rq->now_ms - st->fetched_ms;
     int stale = st->fetched_ms == 0 || age >= ttl || age < 0 || (refresh == 1 && age >= 250) ||
                 refresh == 2;
+    uint64_t gen = st->gen;
     pthread_mutex_unlock(&st->series_lock);
     an_code rc = AN_OK;
     if (stale) {
@@ -112,6 +122,14 @@ static an_code series_get(const an_api_request *rq, an_store *s, int refresh, an
         size_t k = 0;
         rc = an_store_list_series(s, &list, &k, err);
         pthread_mutex_lock(&st->series_lock);
+        if (rc == AN_OK && gen != st->gen) {
+            /* a write was heard meanwhile: this list may predate it; used
+             * for this request only */
+            pthread_mutex_unlock(&st->series_lock);
+            *out = list;
+            *n = k;
+            return AN_OK;
+        }
         if (rc == AN_OK && rq->now_ms >= st->fetched_ms) { /* not over a newer reload */
             free(st->series);
             st->series = list;

@@ -316,6 +316,14 @@ const an_cfg_def an_cfg_table[AN_CFG__COUNT] = {
          .def = "1000",
          .max = 3600000,
          .help = "HTTP: how long a data reply that may still change is reused (0: never)"},
+    [AN_CFG_HTTP_CACHE_LISTEN] =
+        {.env = "AUTONAMA_HTTP_CACHE_LISTEN",
+         .flag = "http-cache-listen",
+         .type = T_BOOL,
+         .def = "true",
+         .help = "HTTP: drop the cached replies and series list a write concerns as soon as it "
+                 "commits (PostgreSQL: LISTEN for every instance's writes; DuckDB and PGlite: "
+                 "this process's own); false: they last their TTL"},
     [AN_CFG_HTTP_MAX_LIMIT] = {.env = "AUTONAMA_HTTP_MAX_LIMIT",
                                .flag = "http-max-limit",
                                .type = T_INT,

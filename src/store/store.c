@@ -158,7 +158,18 @@ an_code an_store_insert_ohlc(an_store *s, const char *symbol, const char *timefr
         return an_err_prefix(err, "insert_ohlc_data refused the batch");
     if (n == 0)
         return AN_OK;
-    return s->ops->insert_ohlc(s, symbol, timeframe, v, n, counts, err);
+    an_code rc = s->ops->insert_ohlc(s, symbol, timeframe, v, n, counts, err);
+    if (rc == AN_OK && counts->inserted + counts->updated > 0)
+        an_store_changed(symbol, timeframe, v[0].ts, v[n - 1].ts);
+    return rc;
+}
+
+/* The hooks hear of each candle an upsert_candles wrote (watch.c; one
+ * candle per key, so one call per key). */
+static void changed_many(const an_series_candle *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        an_store_changed(v[i].symbol, v[i].timeframe, v[i].c.ts, v[i].c.ts);
 }
 
 an_code an_store_upsert_candles(an_store *s, const an_series_candle *v, size_t n, an_err *err)
@@ -166,13 +177,21 @@ an_code an_store_upsert_candles(an_store *s, const an_series_candle *v, size_t n
     for (size_t i = 0; i < n; i++)
         if (an_candles_validate(v[i].symbol, v[i].timeframe, &v[i].c, 1, err) != AN_OK)
             return an_err_prefix(err, "upsert_candles refused the batch");
-    if (s->ops->upsert_candles)
-        return n ? s->ops->upsert_candles(s, v, n, err) : AN_OK;
+    if (n == 0)
+        return AN_OK;
+    if (s->ops->upsert_candles) {
+        an_code rc = s->ops->upsert_candles(s, v, n, err);
+        if (rc == AN_OK)
+            changed_many(v, n);
+        return rc;
+    }
     an_upsert_counts counts;
     for (size_t i = 0; i < n; i++) {
         an_code rc = s->ops->insert_ohlc(s, v[i].symbol, v[i].timeframe, &v[i].c, 1, &counts, err);
         if (rc != AN_OK)
             return rc;
+        if (counts.inserted + counts.updated > 0)
+            an_store_changed(v[i].symbol, v[i].timeframe, v[i].c.ts, v[i].c.ts);
     }
     return AN_OK;
 }
@@ -513,7 +532,10 @@ an_code an_store_delete_range(an_store *s, const char *table, const char *symbol
         return AN_ERR_INVALID;
     if (strcmp(table, "ohlc_data") != 0 && strcmp(table, "indicators") != 0)
         return an_err_set(err, AN_ERR_INVALID, "cannot delete from '%.20s'", table);
-    return s->ops->delete_range(s, table, symbol, timeframe, from_ms, to_ms, err);
+    an_code rc = s->ops->delete_range(s, table, symbol, timeframe, from_ms, to_ms, err);
+    if (rc == AN_OK && strcmp(table, "ohlc_data") == 0)
+        an_store_changed(symbol, timeframe, from_ms, to_ms);
+    return rc;
 }
 
 an_code an_store_put_opt_results(an_store *s, const char *run_json, const char *rows_json,

@@ -350,4 +350,48 @@ an_code an_store_opt_results(an_store *s, const char *run_id, const char *symbol
                              const char *sample, const char *sort, long limit, char **json,
                              an_err *err);
 
+/* ---- changes: who hears about candle writes (watch.c, pg/listen.c) ------
+ * Every candle write or delete that changed rows is announced: to the hooks
+ * of this process at once (any backend: on DuckDB the process knows its own
+ * writes), and on PostgreSQL / TimescaleDB to every process with
+ * NOTIFY autonama_candles, sent in the writing transaction (so delivered at
+ * its commit, never for a write rolled back). The payload is
+ * "SYMBOL TIMEFRAME FIRST_MS LAST_MS" (the range written or deleted), or
+ * "*" for "anything may have changed" (a TRUNCATE of trading.ohlc_data). */
+#define AN_STORE_NOTIFY_CHANNEL "autonama_candles"
+
+typedef struct an_store_change {
+    char symbol[AN_SYMBOL_MAX]; /* "": every series may have changed */
+    char timeframe[AN_TIMEFRAME_MAX];
+    int64_t first_ms, last_ms;
+} an_store_change;
+
+/* Called with what changed; ch->symbol "" for everything. Must be short and
+ * must not call into the store (it may run under the store's write path or
+ * on the listener thread). */
+typedef void (*an_store_change_fn)(void *ctx, const an_store_change *ch);
+
+/* Adds fn(ctx) to the process's hooks (at most 8); every later candle write
+ * or delete of any store of this process that changed rows calls it after
+ * it committed, on the writing thread. */
+an_code an_store_watch_local(an_store_change_fn fn, void *ctx, an_err *err);
+/* Removes it; when this returns, fn is not running and will not be called. */
+void an_store_unwatch_local(an_store_change_fn fn, void *ctx);
+
+typedef struct an_store_listener an_store_listener;
+
+/* Other processes' writes: on PostgreSQL a thread of its own LISTENs on a
+ * dedicated connection (not the pool's) and calls fn for each notification;
+ * on every (re)connect it calls fn with ch->symbol "" (what was sent while
+ * it was not listening is unknown), reconnecting with a backoff of 0.1 s
+ * doubling up to 5 s. *out is NULL (and AN_OK) when the store cannot:
+ * DuckDB (one process), and the PGlite TimescaleDB server, which takes one
+ * connection at a time (logged once; callers keep their expiry). */
+an_code an_store_listen(an_store *s, an_store_change_fn fn, void *ctx, an_store_listener **out,
+                        an_err *err);
+/* Stops and joins the thread (promptly, even while it connects); when this
+ * returns fn will not be called again. NULL is a no-op. The listener keeps
+ * its own copy of the connection settings: it may outlive s. */
+void an_store_listener_stop(an_store_listener *l);
+
 #endif

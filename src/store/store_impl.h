@@ -83,6 +83,10 @@ typedef an_code an_store_list_indicator_series_fn(an_store *s, an_store_rows *ro
 typedef const char *an_store_pg_conninfo_fn(const an_store *s);
 /* Closes idle pooled connections (PostgreSQL only; may be NULL in the table). */
 typedef void an_store_release_idle_fn(an_store *s);
+/* Starts a thread hearing other processes' candle writes (store.h's
+ * an_store_listen; may be NULL in the table: nothing to hear). */
+typedef an_code an_store_listen_fn(an_store *s, an_store_change_fn fn, void *ctx,
+                                   an_store_listener **out, an_err *err);
 /* Frees the backend's state (s->impl); s itself is the caller's. */
 typedef void an_store_close_fn(an_store *s);
 
@@ -154,6 +158,7 @@ typedef struct an_store_ops {
     /* ---- the connection ---- */
     an_store_pg_conninfo_fn *pg_conninfo;
     an_store_release_idle_fn *release_idle;
+    an_store_listen_fn *listen; /* optional: NULL, nothing to listen to */
     an_store_close_fn *close;
     /* ---- task runs, locks, moving data (schema v3) ---- */
     an_store_task_claim_fn *task_claim;
@@ -288,7 +293,14 @@ an_code an_store_points_push(an_indicator_points *out, int64_t ts, const char *n
                              size_t name_len, double value, an_err *err);
 
 /* The schema version both backends migrate to. */
-#define AN_SCHEMA_VERSION 6
+#define AN_SCHEMA_VERSION 7
+
+/* Tells the process's hooks (watch.c) that (symbol, tf) changed over
+ * [first_ms, last_ms]; symbol NULL: everything. store.c calls it after a
+ * write or delete returned AN_OK. */
+void an_store_changed(const char *symbol, const char *tf, int64_t first_ms, int64_t last_ms);
+/* The PostgreSQL listener's stop (pg/listen.c): the only backend with one. */
+void an_pg_listener_stop(an_store_listener *l);
 
 /* A stored schema version's verdict (both backends' check_schema): AN_OK at
  * AN_SCHEMA_VERSION, else AN_ERR_SCHEMA naming the store ("<kind> <where>")

@@ -1,5 +1,7 @@
 /*
- * service.c - the serve-time state: the store, opened lazily (see service.h).
+ * service.c - the serve-time state: the store, opened lazily, and the
+ * listener that hears other instances' writes for the watch hook (see
+ * service.h). Any thread; the listener runs on its own (store/pg/listen.c).
  */
 #include "tasks/service.h"
 
@@ -68,6 +70,55 @@ static an_store *open_and_migrate(const an_config *cfg, an_err *e)
     return s;
 }
 
+/* Starts the store's listener for the watch hook, if both are there and it
+ * is not running yet (a thread start: quick, no I/O). lock held. */
+static void start_listener_locked(an_service *svc)
+{
+    if (!svc->watch_fn || !svc->store || svc->listener)
+        return;
+    an_err e = {0};
+    if (an_store_listen(svc->store, svc->watch_fn, svc->watch_ctx, &svc->listener, &e) != AN_OK)
+        AN_WARN("service", "msg=\"cannot hear other instances' writes\" error=\"%s\"", e.msg);
+}
+
+an_code an_service_watch(an_service *svc, an_store_change_fn fn, void *ctx, an_err *err)
+{
+    pthread_mutex_lock(&svc->lock);
+    int taken = svc->watch_fn != NULL;
+    if (!taken) {
+        svc->watch_fn = fn;
+        svc->watch_ctx = ctx;
+    }
+    pthread_mutex_unlock(&svc->lock);
+    if (taken)
+        return an_err_set(err, AN_ERR_INVALID, "the store's writes are already watched");
+    an_code rc = an_store_watch_local(fn, ctx, err);
+    pthread_mutex_lock(&svc->lock);
+    if (rc == AN_OK) {
+        start_listener_locked(svc);
+    } else {
+        svc->watch_fn = NULL;
+        svc->watch_ctx = NULL;
+    }
+    pthread_mutex_unlock(&svc->lock);
+    return rc;
+}
+
+void an_service_unwatch(an_service *svc)
+{
+    pthread_mutex_lock(&svc->lock);
+    an_store_change_fn fn = svc->watch_fn;
+    void *ctx = svc->watch_ctx;
+    an_store_listener *l = svc->listener;
+    svc->watch_fn = NULL;
+    svc->watch_ctx = NULL;
+    svc->listener = NULL;
+    pthread_mutex_unlock(&svc->lock);
+    an_store_listener_stop(l); /* joins its thread: not under the lock */
+    if (fn)
+        an_store_unwatch_local(fn, ctx);
+}
+
 an_store *an_service_store(an_service *svc, an_err *err)
 {
     pthread_mutex_lock(&svc->lock);
@@ -87,6 +138,7 @@ an_store *an_service_store(an_service *svc, an_err *err)
         if (s) {
             svc->store = s;
             an_err_clear(&svc->open_err);
+            start_listener_locked(svc);
         } else if (memcmp(&svc->open_err, &e, sizeof e) != 0) {
             AN_WARN("service", "msg=\"store unavailable\" error=\"%s\"", e.msg);
             svc->open_err = e;
@@ -102,6 +154,7 @@ an_store *an_service_store(an_service *svc, an_err *err)
 
 void an_service_destroy(an_service *svc)
 {
+    an_service_unwatch(svc);
     an_store_close(svc->store);
     svc->store = NULL;
     pthread_cond_destroy(&svc->opened);

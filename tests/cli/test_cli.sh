@@ -66,7 +66,7 @@ for mode in duckdb postgres timescaledb; do
 
     "$BIN" migrate >"$work/m1.json" && "$BIN" migrate >"$work/m2.json"
     check "$mode: migrate twice applies every migration once" \
-        test "$(json "$work/m1.json" "(j['migrations_applied'], j['schema_version'])")/$(json "$work/m2.json" "j['migrations_applied']")" = "(6, 6)/0"
+        test "$(json "$work/m1.json" "(j['migrations_applied'], j['schema_version'])")/$(json "$work/m2.json" "j['migrations_applied']")" = "(7, 7)/0"
     check "$mode: migrate reports the mode" test "$(json "$work/m1.json" "j['store_mode']")" = $mode
 
     for f in "${!ROWS[@]}"; do
@@ -234,7 +234,7 @@ mode_env duckdb
 unset DUCKDB_PATH
 (cd "$work" && "$BIN" migrate >"$work/default.json" 2>/dev/null)
 check "the default DUCKDB_PATH (data/financial_data.duckdb) migrates" \
-    test "$(json "$work/default.json" "j['migrations_applied']")" = 6 -a -f "$work/data/financial_data.duckdb"
+    test "$(json "$work/default.json" "j['migrations_applied']")" = 7 -a -f "$work/data/financial_data.duckdb"
 mode_env duckdb
 mkdir -p "$work/ro"
 printf 'this is not a duckdb file, just text\n%.0s' $(seq 1 200) >"$work/ro/corrupt.duckdb"

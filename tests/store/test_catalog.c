@@ -14,9 +14,13 @@
  * catalog upsert never touch ohlc_data, and that the write's range check,
  * the catalog's update after a delete and the rollup recomputation use an
  * index (no Seq Scan even with
- * enable_seqscan off, which only an index that fits can avoid).
+ * enable_seqscan off, which only an index that fits can avoid). A raw
+ * TRUNCATE leaves the catalog true (schema v7); the process's own writes
+ * reach its hooks, and on PostgreSQL another process hears them through
+ * LISTEN, also after its connection was killed.
  */
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -294,7 +298,9 @@ static void test_catalog_follows_writes(void)
     /* the migration fills the catalog (and plain PostgreSQL's rollup tables)
      * from what is stored */
     int bad = sql(s, "DROP TABLE trading.ohlc_series");
-    bad |= sql(s, "DELETE FROM autonama.schema_version WHERE version = 6");
+    bad |= sql(s, "DELETE FROM autonama.schema_version WHERE version >= 6");
+    if (strcmp(backend, "duckdb") != 0)
+        bad |= sql(s, "DROP TRIGGER ohlc_data_truncate ON trading.ohlc_data");
     if (strcmp(backend, "postgres") == 0)
         bad |= sql(s, "DROP TABLE trading.ohlc_1h; DROP TABLE trading.ohlc_1d;"
                       " CREATE MATERIALIZED VIEW trading.ohlc_1h AS SELECT 1 AS x;"
@@ -304,8 +310,164 @@ static void test_catalog_follows_writes(void)
     s = open_store();
     int applied = 0;
     AN_CHECK_OK(an_store_migrate(s, &applied, &err), err);
-    AN_CHECK_INT(applied, 1);
-    check_all(s, "after migrating to version 6", 1);
+    AN_CHECK_INT(applied, 2);
+    check_all(s, "after migrating to versions 6 and 7", 1);
+    an_store_close(s);
+}
+
+/* ---- a raw TRUNCATE (schema v7) ------------------------------------------
+ * PostgreSQL / TimescaleDB: a trigger empties the catalog (and plain
+ * PostgreSQL's rollup tables) with the candles, also when the statement
+ * truncates the catalog itself. DuckDB has no triggers: its v7 step
+ * rebuilds the catalog from what is stored. */
+static void test_truncate(void)
+{
+    an_store *s = open_store();
+    an_err err = {0};
+    AN_CHECK_OK(an_store_migrate(s, NULL, &err), err);
+    del(s, "PLAN/A", "1m", T0 - 1000 * 86400000LL, T0 + 1000 * 86400000LL); /* test_plans' */
+    put(s, "CAT/A", "1m", T0, 300, 11);
+    put(s, "CAT/B", "1m", T0, 100, 12);
+    check_all(s, "before the truncate", 0);
+    if (strcmp(backend, "duckdb") == 0) {
+        AN_CHECK_INT(sql(s, "DELETE FROM trading.ohlc_data WHERE symbol = 'CAT/B'"), 0);
+        AN_CHECK_INT(sql(s, "DELETE FROM autonama.schema_version WHERE version = 7"), 0);
+        int applied = 0;
+        AN_CHECK_OK(an_store_migrate(s, &applied, &err), err);
+        AN_CHECK_INT(applied, 1);
+        check_all(s, "a raw delete, then the v7 rebuild", 0);
+        an_store_close(s);
+        return;
+    }
+    AN_CHECK_INT(sql(s, "TRUNCATE trading.ohlc_data"), 0);
+    check_all(s, "a raw TRUNCATE of ohlc_data", 0);
+    put(s, "CAT/A", "1m", T0, 300, 13);
+    check_all(s, "written after the truncate", 0);
+    AN_CHECK_INT(sql(s, "TRUNCATE trading.ohlc_data, trading.ohlc_series"), 0);
+    check_all(s, "a TRUNCATE of ohlc_data and the catalog together", 0);
+    if (strcmp(backend, "postgres") == 0) {
+        put(s, "CAT/A", "1m", T0, 300, 14);
+        AN_CHECK_INT(sql(s, "TRUNCATE trading.ohlc_data, trading.ohlc_series, trading.ohlc_1h,"
+                            " trading.ohlc_1d"),
+                     0);
+        check_all(s, "a TRUNCATE of ohlc_data, the catalog and the rollups", 0);
+    }
+    an_store_close(s);
+}
+
+/* ---- announcing writes (watch.c, pg/listen.c) ---------------------------- */
+
+#define MAX_HEARD 64
+static struct {
+    pthread_mutex_t mu;
+    an_store_change v[MAX_HEARD];
+    int n;
+} heard = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void hear(void *ctx, const an_store_change *ch)
+{
+    (void)ctx;
+    pthread_mutex_lock(&heard.mu);
+    if (heard.n < MAX_HEARD)
+        heard.v[heard.n++] = *ch;
+    pthread_mutex_unlock(&heard.mu);
+}
+
+static void heard_reset(void)
+{
+    pthread_mutex_lock(&heard.mu);
+    heard.n = 0;
+    pthread_mutex_unlock(&heard.mu);
+}
+
+/* Waits up to ms for a change of symbol ("" for "everything") over
+ * [first, last] (first > last: any range); 1 when heard. */
+static int heard_within(const char *symbol, int64_t first, int64_t last, int ms)
+{
+    for (int waited = 0;; waited += 10) {
+        int got = 0;
+        pthread_mutex_lock(&heard.mu);
+        for (int i = 0; i < heard.n && !got; i++)
+            got = strcmp(heard.v[i].symbol, symbol) == 0 &&
+                  (first > last || (heard.v[i].first_ms == first && heard.v[i].last_ms == last));
+        pthread_mutex_unlock(&heard.mu);
+        if (got || waited >= ms)
+            return got;
+        usleep(10000);
+    }
+}
+
+static int heard_count(void)
+{
+    pthread_mutex_lock(&heard.mu);
+    int n = heard.n;
+    pthread_mutex_unlock(&heard.mu);
+    return n;
+}
+
+/* The process's own writes reach its hooks on every backend: a write that
+ * changed rows and a delete, not an unchanged rewrite. */
+static void test_local_hooks(void)
+{
+    an_store *s = open_store();
+    an_err err = {0};
+    AN_CHECK_OK(an_store_migrate(s, NULL, &err), err);
+    AN_CHECK_OK(an_store_watch_local(hear, NULL, &err), err);
+    heard_reset();
+    put(s, "HOOK/A", "1m", T0, 10, 21);
+    AN_CHECK_MSG(heard_within("HOOK/A", T0, T0 + 9 * MIN, 0), "a write was not heard");
+    heard_reset();
+    put(s, "HOOK/A", "1m", T0, 10, 21);
+    AN_CHECK_MSG(heard_count() == 0, "an unchanged rewrite was heard (%d)", heard_count());
+    del(s, "HOOK/A", "1m", T0, T0 + 2 * MIN);
+    AN_CHECK_MSG(heard_within("HOOK/A", T0, T0 + 2 * MIN, 0), "a delete was not heard");
+    an_store_unwatch_local(hear, NULL);
+    heard_reset();
+    put(s, "HOOK/A", "1m", T0 + 100 * MIN, 5, 22);
+    AN_CHECK_MSG(heard_count() == 0, "a hook removed was still called");
+    an_store_close(s);
+}
+
+/* Another process's writes: on PostgreSQL the listener hears every write
+ * at its commit, a raw TRUNCATE as "everything", and after its connection
+ * is killed it reconnects and says "everything" again (what it missed is
+ * unknown). DuckDB and the PGlite server: no listener, and no error. */
+static void test_listener(void)
+{
+    an_store *s = open_store();
+    an_err err = {0};
+    AN_CHECK_OK(an_store_migrate(s, NULL, &err), err);
+    heard_reset();
+    an_store_listener *l = NULL;
+    AN_CHECK_OK(an_store_listen(s, hear, NULL, &l, &err), err);
+    if (strcmp(backend, "postgres") != 0) {
+        AN_CHECK_MSG(!l, "%s: a listener where none can work", backend);
+        an_store_listener_stop(l);
+        an_store_close(s);
+        return;
+    }
+    an_store *writer = open_store(); /* the other process, as far as s knows */
+    AN_CHECK_MSG(l, "no listener on PostgreSQL");
+    AN_CHECK_MSG(heard_within("", 1, 0, 5000), "no \"everything\" on connecting");
+    put(writer, "LSN/A", "1m", T0, 20, 31);
+    AN_CHECK_MSG(heard_within("LSN/A", T0, T0 + 19 * MIN, 5000), "a write was not heard");
+    heard_reset();
+    AN_CHECK_INT(sql(writer, "TRUNCATE trading.ohlc_data"), 0);
+    AN_CHECK_MSG(heard_within("", 1, 0, 5000), "a TRUNCATE was not heard as \"everything\"");
+    heard_reset();
+    AN_CHECK_INT(sql(writer, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                             " WHERE query = 'LISTEN " AN_STORE_NOTIFY_CHANNEL "'"),
+                 0);
+    AN_CHECK_MSG(heard_within("", 1, 0, 5000), "no \"everything\" after a reconnect");
+    put(writer, "LSN/A", "1m", T0 + 100 * MIN, 3, 32);
+    AN_CHECK_MSG(heard_within("LSN/A", T0 + 100 * MIN, T0 + 102 * MIN, 5000),
+                 "a write after the reconnect was not heard");
+    an_store_listener_stop(l);
+    heard_reset();
+    put(writer, "LSN/A", "1m", T0 + 200 * MIN, 3, 33);
+    usleep(200000);
+    AN_CHECK_MSG(heard_count() == 0, "heard after the listener stopped");
+    an_store_close(writer);
     an_store_close(s);
 }
 
@@ -394,6 +556,9 @@ int main(int argc, char **argv)
     reset_backend();
     AN_RUN(test_catalog_follows_writes);
     AN_RUN(test_plans);
+    AN_RUN(test_truncate);
+    AN_RUN(test_local_hooks);
+    AN_RUN(test_listener);
     if (strcmp(backend, "duckdb") == 0) {
         unlink(duck_path);
         char wal[300];

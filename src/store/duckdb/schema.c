@@ -124,9 +124,25 @@ static const char *const MIGRATION_6[] = {
     NULL,
 };
 
+/* Version 7: on PostgreSQL a TRUNCATE trigger keeps the catalog true to a
+ * raw TRUNCATE of the candles; DuckDB has no triggers, so its step rebuilds
+ * the catalog from what is stored (a file whose candles were deleted by
+ * hand is right again after `autonama migrate`) and keeps the versions in
+ * step. */
+static const char *const MIGRATION_7[] = {
+    "DELETE FROM trading.ohlc_series",
+    "INSERT INTO trading.ohlc_series (symbol, timeframe, first_ts, last_ts, row_count)"
+    " SELECT symbol, timeframe, min(\"timestamp\"), max(\"timestamp\"), count(*)"
+    " FROM trading.ohlc_data GROUP BY symbol, timeframe",
+    "INSERT INTO autonama.schema_version (version, description)"
+    " VALUES (7, 'trading.ohlc_series rebuilt (PostgreSQL: a TRUNCATE trigger)')",
+    NULL,
+};
+
 /* MIGRATIONS[v] takes the schema from version v - 1 to v. */
 static const char *const *const MIGRATIONS[AN_SCHEMA_VERSION + 1] = {
-    NULL, MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6};
+    NULL,        MIGRATION_1, MIGRATION_2, MIGRATION_3,
+    MIGRATION_4, MIGRATION_5, MIGRATION_6, MIGRATION_7};
 
 static an_code stored_version(duck_store *ds, int *version, an_err *err)
 {

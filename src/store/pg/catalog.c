@@ -1,13 +1,14 @@
 /*
  * catalog.c - the PostgreSQL backend's series catalog (trading.ohlc_series,
- * schema v5: first and last candle time and row count per series) and, on
+ * schema v6: first and last candle time and row count per series) and, on
  * plain PostgreSQL, the table-backed 1h/1d rollups. Both are kept current
  * by the writes themselves, in the write's transaction: a candle write adds
  * what it inserted to its series' catalog row and recomputes the rollup
  * buckets its range touches; a range delete subtracts what it removed and
  * reads the new bounds from the primary key (candles.c lists the series
- * from it). Any thread, on a connection the caller borrowed (writes) or a
- * pooled one (deletes).
+ * from it). Both announce what changed to every listening process (NOTIFY
+ * autonama_candles, store.h; pg/listen.c hears it). Any thread, on a connection the caller borrowed
+ * (writes) or a pooled one (deletes).
  */
 #include "store/pg/pg_internal.h"
 
@@ -105,6 +106,19 @@ static an_code recompute_rollups(PGconn *c, const char *symbol, int64_t lo_ms, i
     return rc;
 }
 
+/* NOTIFY autonama_candles with what changed (store.h's payload), in the
+ * write's transaction: delivered to every listener at its commit, never for
+ * a write rolled back. */
+static an_code notify(PGconn *c, const char *symbol, const char *tf, int64_t lo_ms, int64_t hi_ms,
+                      an_err *err)
+{
+    char payload[96];
+    snprintf(payload, sizeof payload, "%s %s %" PRId64 " %" PRId64, symbol, tf, lo_ms, hi_ms);
+    const char *p[1] = {payload};
+    return run(c, "SELECT pg_notify('" AN_STORE_NOTIFY_CHANNEL "', $1)", 1, p, "announce the write",
+               err);
+}
+
 an_code an_pg_catalog_after_write(PGconn *c, int plain_pg, const char *symbol, const char *tf,
                                   int64_t lo_ms, int64_t hi_ms, const an_upsert_counts *changed,
                                   an_err *err)
@@ -121,6 +135,8 @@ an_code an_pg_catalog_after_write(PGconn *c, int plain_pg, const char *symbol, c
     if (rc == AN_OK && plain_pg && strcmp(tf, "1m") == 0 &&
         changed->inserted + changed->updated > 0)
         rc = recompute_rollups(c, symbol, lo_ms, hi_ms, err);
+    if (rc == AN_OK && changed->inserted + changed->updated > 0)
+        rc = notify(c, symbol, tf, lo_ms, hi_ms, err);
     return rc;
 }
 
@@ -163,6 +179,8 @@ static an_code delete_job_run(PGconn *c, void *ctx, an_err *err)
             rc = run(c, CATALOG_DROP_EMPTY_SQL, 2, pk, "update the series catalog", err);
         if (rc == AN_OK && j->s->mode == AN_STORE_POSTGRES && strcmp(j->tf, "1m") == 0)
             rc = recompute_rollups(c, j->symbol, j->from_ms, j->to_ms, err);
+        if (rc == AN_OK)
+            rc = notify(c, j->symbol, j->tf, j->from_ms, j->to_ms, err);
     }
     if (rc == AN_OK)
         rc = an_pg_exec_cmd(c, "COMMIT", "delete rows", err);

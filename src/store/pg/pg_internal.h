@@ -6,7 +6,8 @@
  * borrow-run-release helpers, open and close), schema.c (mode detection,
  * migrations, schema check), write.c (the one fast write path shared by
  * candles and indicators), candles.c, indicators.c, copy_out.c (the binary
- * COPY reader) and tasks.c (task runs, advisory locks, deleting ranges).
+ * COPY reader), tasks.c (task runs, advisory locks, deleting ranges) and
+ * listen.c (the LISTEN thread hearing other processes' writes).
  * Threads: any thread may call any op; see docs/threads.md for the
  * locks.
  */
@@ -249,6 +250,7 @@ void an_pg_copy_reader_free(an_pg_copy_reader *rd);
 #define AN_PG_DECLARE_OP(op) an_store_##op##_fn an_pg_##op;
 AN_STORE_OPS(AN_PG_DECLARE_OP)
 an_store_try_lock_fn an_pg_try_lock;
+an_store_listen_fn an_pg_listen; /* listen.c */
 an_store_unlock_fn an_pg_unlock;
 
 /* Reads the server (version, TimescaleDB) into ps and s->mode (schema.c). */

@@ -212,6 +212,29 @@ static const char *MIGRATION_6_POSTGRES[] = {
     NULL,
 };
 
+/* Version 7: a raw TRUNCATE of trading.ohlc_data (by hand, by a script)
+ * empties what the writes keep beside it too, the series catalog and (plain
+ * PostgreSQL) the rollup tables, which would otherwise go on describing the
+ * candles gone; and it tells every listener that anything may have changed
+ * (store.h's "*"). DELETE, not TRUNCATE: a statement truncating the catalog
+ * with the candles ("TRUNCATE trading.ohlc_data, trading.ohlc_series") must
+ * still work, and TRUNCATE refuses a table the statement already holds. */
+#define TRUNCATE_FN(rollups)                                                                       \
+    "CREATE OR REPLACE FUNCTION trading.ohlc_data_truncated() RETURNS trigger"                     \
+    " LANGUAGE plpgsql AS $$ BEGIN DELETE FROM trading.ohlc_series; " rollups                      \
+    " PERFORM pg_notify('" AN_STORE_NOTIFY_CHANNEL "', '*'); RETURN NULL; END $$"
+#define TRUNCATE_TRIGGER                                                                           \
+    "CREATE TRIGGER ohlc_data_truncate AFTER TRUNCATE ON trading.ohlc_data"                        \
+    " FOR EACH STATEMENT EXECUTE FUNCTION trading.ohlc_data_truncated()",                          \
+        "INSERT INTO autonama.schema_version (version, description)"                               \
+        " VALUES (7, 'trading.ohlc_data: a TRUNCATE empties the catalog (and rollups) too')"
+
+static const char *MIGRATION_7_TIMESCALE[] = {TRUNCATE_FN(""), TRUNCATE_TRIGGER, NULL};
+
+static const char *MIGRATION_7_POSTGRES[] = {
+    TRUNCATE_FN("DELETE FROM trading.ohlc_1h; DELETE FROM trading.ohlc_1d;"), TRUNCATE_TRIGGER,
+    NULL};
+
 static an_code run_list(PGconn *c, const char *const *list, an_err *err)
 {
     for (int i = 0; list[i]; i++) {
@@ -358,11 +381,14 @@ static an_code migrate_job_run(PGconn *c, void *ctx, an_err *err)
                           "(%d): upgrade autonama",
                           version, AN_SCHEMA_VERSION);
     static const char *const *const LATER[AN_SCHEMA_VERSION + 1] = {
-        NULL, NULL, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6_TIMESCALE};
+        NULL,        NULL,        MIGRATION_2,           MIGRATION_3,
+        MIGRATION_4, MIGRATION_5, MIGRATION_6_TIMESCALE, MIGRATION_7_TIMESCALE};
     for (int v = version + 1; v <= AN_SCHEMA_VERSION; v++) {
         const char *const *step = LATER[v];
         if (v == 6 && s->mode == AN_STORE_POSTGRES)
             step = MIGRATION_6_POSTGRES;
+        if (v == 7 && s->mode == AN_STORE_POSTGRES)
+            step = MIGRATION_7_POSTGRES;
         rc = v == 1 ? migrate_v1(s, c, err) : run_step(ps, c, step, err);
         if (rc != AN_OK)
             return rc;

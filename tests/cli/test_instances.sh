@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Many instances, one truth (issue 12): two `autonama serve` instances on one
+# PostgreSQL 15 with the reply cache on and long (60 s: without the drops a
+# reply would stay stale that long) and a writer in another process.
+#  - instances_writer.c writes one new candle at a time through the
+#    product's write path and measures, from each commit, how long until
+#    both instances serve it: every write within 1 s, nothing older served
+#    after; it prints p50 / p99 / max (100 writes; 1,000 with AN_CHECK_ALL=1;
+#    30 under the sanitizers).
+#  - a CLI `autonama import` of new candles: both serve the newest within
+#    1 s, and /api/v1/symbols counts them (the series list is dropped too);
+#    a third instance with AUTONAMA_HTTP_CACHE_LISTEN=false still serves the
+#    old reply 1.5 s later (what the test would see without the drops),
+#    and another symbol's cached reply is still a cache hit (per symbol).
+#  - the listener's connection killed (pg_terminate_backend): it reconnects
+#    and the next import is again served by both within 1 s.
+# The PGlite TimescaleDB server takes one connection at a time, so no
+# listener there (test_catalog checks that it degrades). Needs AN_BIN,
+# AN_WRITER, AUTONAMA_TEST_PG.
+set -uo pipefail
+
+BIN=${AN_BIN:?AN_BIN not set}
+WRITER=${AN_WRITER:?AN_WRITER not set}
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d /tmp/autonama-instances.XXXXXX)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+pids=()
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+[ -n "${AUTONAMA_TEST_PG:-}" ] || { bad "AUTONAMA_TEST_PG not set (scripts/test-services start)"; finish; exit; }
+writes=100
+[ "${AN_CHECK_ALL:-0}" = 1 ] && writes=1000
+{ [ "${AN_SANITIZE:-OFF}" = ON ] || [ "${AN_SANITIZE:-0}" = 1 ]; } && [ "${AN_CHECK_ALL:-0}" != 1 ] && writes=30
+
+mode_env postgres
+export AUTONAMA_LOG_LEVEL=warn AUTONAMA_HTTP_CACHE_TTL_MS=60000
+export AUTONAMA_BEAT_UPDATE_INTERVAL=0 AUTONAMA_BEAT_INDICATORS_INTERVAL=0
+export AUTONAMA_BEAT_HEALTH_INTERVAL=0
+reset_mode postgres
+
+# serve_one NAME [VAR=VALUE...]: an instance on a free port; sets url_NAME
+serve_one() {
+    local name=$1 port
+    shift
+    port=$(free_port)
+    env AUTONAMA_HTTP_ADDR=127.0.0.1:$port "$@" "$BIN" serve >"$work/$name.out" 2>"$work/$name.err" &
+    pids+=($!)
+    printf -v "url_$name" 'http://127.0.0.1:%s' "$port"
+    for _ in $(seq 1 100); do
+        curl -s -o /dev/null "http://127.0.0.1:$port/openapi.json" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+serve_one a || bad "instance a did not start: $(tail -3 "$work/a.err")"
+serve_one b || bad "instance b did not start: $(tail -3 "$work/b.err")"
+serve_one c AUTONAMA_HTTP_CACHE_LISTEN=false || bad "instance c did not start"
+
+"$WRITER" "$AUTONAMA_TEST_PG" INST/A "$writes" 1000 "$url_a" "$url_b" >"$work/w.out" 2>"$work/w.err"
+rc=$?
+sed 's/^/# /' "$work/w.out"
+[ "$rc" = 0 ] || sed 's/^/# /' "$work/w.err"
+check "each of $writes writes is served by both instances within 1 s of its commit, and nothing older after" \
+    test "$rc" = 0
+
+# newest TS URL: the newest candle time an instance serves for INST/A
+# (no python per poll: its start-up alone takes 100 ms or more on a loaded machine)
+newest() {
+    curl -s "$1/api/v1/data/ohlc?symbol=INST/A&timeframe=1m&limit=1" | grep -o '"ts":[0-9]*' | head -1 | cut -d: -f2
+}
+rows() {
+    curl -s "$1/api/v1/symbols" >"$work/symbols.json"
+    json "$work/symbols.json" "[t['rows'] for s in j['symbols'] if s['symbol'] == 'INST/A' for t in s['stored'] if t['timeframe'] == '1m'][0]"
+}
+# import_new N: N more candles after the newest stored, by `autonama import`;
+# sets last (the newest's time)
+stored=$writes
+import_new() {
+    local t0=$((1767225600000 + stored * 60000)) i
+    last=$((t0 + ($1 - 1) * 60000))
+    {
+        printf '['
+        for i in $(seq 0 $(($1 - 1))); do
+            [ "$i" -gt 0 ] && printf ','
+            printf '[%s,100,110,90,105,%s]' $((t0 + i * 60000)) $((i + 1))
+        done
+        printf ']\n'
+    } >"$work/INST_A-1m.json"
+    stored=$((stored + $1))
+    "$BIN" import "$work/INST_A-1m.json" >/dev/null 2>"$work/import.err"
+}
+# served_within MS URL...: every URL serves $last within MS ms
+served_within() {
+    local ms=$1 u t0 now
+    shift
+    t0=$(date +%s%3N)
+    for u in "$@"; do
+        while [ "$(newest "$u")" != "$last" ]; do
+            now=$(date +%s%3N)
+            [ $((now - t0)) -gt "$ms" ] && return 1
+            sleep 0.02
+        done
+    done
+    now=$(date +%s%3N)
+    echo "# served by $# instances $((now - t0)) ms after the import returned"
+}
+
+# another symbol's cached reply survives a write of INST/A (drops are per
+# symbol). OTHER/B: its URL's reply-cache slot is not INST/A's (INST/B's is:
+# the slot is the FNV hash % 128, whose low bits see only every 8th byte)
+echo '[[1767225600000,100,110,90,105,1]]' >"$work/OTHER_B-1m.json"
+"$BIN" import "$work/OTHER_B-1m.json" >/dev/null 2>"$work/import.err" || bad "import of OTHER/B failed"
+sleep 0.3 # its drop is heard before OTHER/B's reply is cached below
+u_b="$url_a/api/v1/data/ohlc?symbol=OTHER/B&timeframe=1m&limit=1"
+curl -s -o /dev/null "$u_b"
+metric() { curl -s "$url_a/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+before=$(newest "$url_c")
+rows "$url_a" >/dev/null # the series list cached by both
+rows "$url_b" >/dev/null
+import_new 3 || bad "import failed: $(cat "$work/import.err")"
+check "a CLI import: both instances serve its newest candle within 1 s" served_within 1000 "$url_a" "$url_b"
+check "both count its rows in /api/v1/symbols (the series list dropped too)" \
+    test "$(rows "$url_a")/$(rows "$url_b")" = "$stored/$stored"
+h0=$(metric autonama_http_cache_hits_total)
+curl -s -o /dev/null "$u_b"
+h1=$(metric autonama_http_cache_hits_total)
+check "OTHER/B's cached reply was not dropped by INST/A's write (hits ${h0:-none} -> ${h1:-none})" \
+    test "${h1:-0}" -gt "${h0:-0}"
+check "the write dropped cached replies ($(metric autonama_http_cache_dropped_total) so far)" \
+    test "$(metric autonama_http_cache_dropped_total)" -gt 0
+sleep 1.5
+check "an instance not listening still serves the older reply 1.5 s later (what the drops prevent)" \
+    test "$(newest "$url_c")" = "$before"
+
+PGPASSWORD=$POSTGRES_PASSWORD psql -X -q -h "$POSTGRES_SERVER" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" \
+    -d "$POSTGRES_DB" -tAc "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+    WHERE query = 'LISTEN autonama_candles'" >"$work/killed" 2>&1
+check "the two listeners' connections were killed ($(cat "$work/killed"))" test "$(cat "$work/killed")" = 2
+sleep 0.5 # the listeners reconnect after 0.1 s
+import_new 2 || bad "import failed: $(cat "$work/import.err")"
+check "after their reconnect, both serve a new import within 1 s" served_within 1000 "$url_a" "$url_b"
+
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+pids=()
+if grep -qiE 'AddressSanitizer|runtime error|LeakSanitizer' "$work"/[abc].err; then
+    bad "an instance reported a sanitizer error"
+    grep -h -m1 -A30 -iE 'AddressSanitizer|runtime error|LeakSanitizer' "$work"/[abc].err | sed 's/^/    /'
+else
+    ok "no instance reported a sanitizer error"
+fi
+finish
