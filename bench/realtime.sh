@@ -75,8 +75,10 @@ if [ "$PEER" = 1 ]; then
     wss_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     export FAKE_BINANCE_WSS_PORT=$wss_port FAKE_BINANCE_TLS_CERT=$work/cert.pem FAKE_BINANCE_TLS_KEY=$work/key.pem
 fi
+# every series' current block of candles stays cached (the default cache, 96
+# blocks, would remake a 1,024-row block for nearly every event of 1,000 series)
 "$PY" "$root/tests/fake_binance/server.py" --port 0 --ws-port "$ws_port" --weight-limit 100000000 \
-    "${gens[@]}" >"$work/server.out" 2>"$work/server.err" &
+    --cache-blocks $((2 * N + 100)) "${gens[@]}" >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
 for _ in $(seq 1 300); do
     grep -q '^listening' "$work/server.out" 2>/dev/null && break
@@ -157,24 +159,32 @@ print("%d %.1f %.1f" % (len(lat), q(0.5), q(0.99)))
 PY
 mpid=$!
 ticks=$(getconf CLK_TCK)
+# frames the fake sent over all its connections (autonama's and the peer's)
+fake_frames() { curl -s "http://127.0.0.1:$port/_control/stream" | python3 -c 'import json, sys; print(json.load(sys.stdin)["frames"])'; }
 cpu() { awk '{ print $14 + $15 }' "/proc/${1:-$serve_pid}/stat"; }
 c0=$(cpu)
 [ "$PEER" = 1 ] && p0=$(cpu "$peer_pid")
 ts0=$(date -u +'%Y-%m-%d %H:%M:%S.%N')
 m0=$(metric autonama_realtime_messages_total)
+f0=$(fake_frames)
 t0=$(date +%s.%N)
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 wait "$mpid" || true
 c1=$(cpu)
 [ "$PEER" = 1 ] && p1=$(cpu "$peer_pid")
 ts1=$(date -u +'%Y-%m-%d %H:%M:%S.%N')
 m1=$(metric autonama_realtime_messages_total)
+f1=$(fake_frames)
 t1=$(date +%s.%N)
+echo "load average (1, 5, 15 min) at the start: $load0, at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 curl -s "$base/metrics" >"$work/metrics.txt"
 m() { awk -v m="$1" '$1 == m { print $2 }' "$work/metrics.txt"; }
 read -r sse_n sse_p50 sse_p99 <"$work/sse_lat.txt"
-python3 - "$c0" "$c1" "$ticks" "$t0" "$t1" "$m0" "$m1" <<PY
+python3 - "$c0" "$c1" "$ticks" "$t0" "$t1" "$m0" "$m1" "$f0" "$f1" "$N" "$PEER" <<PY
 import sys
-c0, c1, tk, t0, t1, m0, m1 = (float(x) for x in sys.argv[1:])
+c0, c1, tk, t0, t1, m0, m1, f0, f1, n, peer = (float(x) for x in sys.argv[1:])
+print("the fake sent %.0f frames/s (%d streams x 1/s to autonama%s)"
+      % ((f1 - f0) / (t1 - t0), n, " and to the peer" if peer else ""))
 wall = t1 - t0
 cpu = (c1 - c0) / tk / wall * 100
 msgs = m1 - m0
