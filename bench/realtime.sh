@@ -193,6 +193,8 @@ print("autonama: %.1f%% of one core over %.0f s, %.0f messages (%.0f/s), %.1f us
 PY
 echo "event -> row committed: p50 $(m 'autonama_realtime_store_lag_seconds{from="event",quantile="0.5"}') s, p99 $(m 'autonama_realtime_store_lag_seconds{from="event",quantile="0.99"}') s (open candles wait for the ${AUTONAMA_REALTIME_FLUSH_MS:-1000} ms flush)"
 echo "event -> SSE client ($CLIENTS clients + 1 measuring, 100 symbols each): p50 $sse_p50 ms, p99 $sse_p99 ms over $sse_n events"
+ms() { python3 -c 'import sys; print("%.1f" % (float(sys.argv[1] or "nan") * 1000))' "$(m "$1")"; }
+echo "  its stages: event E -> autonama received p50 $(ms 'autonama_realtime_receive_lag_seconds{quantile="0.5"}') ms, p99 $(ms 'autonama_realtime_receive_lag_seconds{quantile="0.99"}') ms (the fake's send and the stream thread); received -> bytes handed to an SSE socket p50 $(ms 'autonama_sse_lag_seconds{quantile="0.5"}') ms, p99 $(ms 'autonama_sse_lag_seconds{quantile="0.99"}') ms (all clients, the last 4,096)"
 echo "bad frames: $(awk '/^autonama_realtime_bad_frames_total/ { s += $2 } END { print s + 0 }' "$work/metrics.txt"), store errors: $(m autonama_realtime_store_errors_total), SSE dropped: $(m autonama_sse_dropped_total), SSE clients: $(m autonama_sse_clients)"
 if [ "$PEER" = 1 ]; then
     q="SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM committed - timestamp)),
