@@ -184,8 +184,9 @@ def memo_row(ser, i):
     return got
 
 
-def event_text(ser, i, now, closed):
-    """(the JSON text of event(ser, i, now, closed), its k's t o h l c v x)."""
+def event_text(ser, i, now, closed, e_ms=None):
+    """(the JSON text of event(ser, i, now, closed), its k's t o h l c v x);
+    e_ms, when given, is the event time E instead of now."""
     row, fl = memo_row(ser, i)
     t, n = row[0], row[8]
     o, h, l, c, v, q, vb, qb = row[1], row[2], row[3], row[4], row[5], row[7], row[9], row[10]
@@ -202,7 +203,7 @@ def event_text(ser, i, now, closed):
         q, vb, qb = "%.8f" % (fl[5] * f), "%.8f" % (fl[6] * f), "%.8f" % (fl[7] * f)
         n = int(n * f)
     x = "true" if closed else "false"
-    text = EVENT_FMT % (now, ser.symbol, t, row[6], ser.symbol, ser.interval, 100 + i * 7,
+    text = EVENT_FMT % (now if e_ms is None else e_ms, ser.symbol, t, row[6], ser.symbol, ser.interval, 100 + i * 7,
                         100 + i * 7 + n, o, c, h, l, v, n, x, q, vb, qb)
     return text, (t, o, h, l, c, v, bool(closed))
 
@@ -336,15 +337,17 @@ def start(st, port, interval_s):
                     evs.append((j, now > ser.close_time(ser.open_time(j))))
                     sent[name] = j
                     for i, closed in evs:
-                        text, k = event_text(ser, i, now, closed)
-                        out.append(WRAP_FMT % (name, text) if combined else text)
+                        # E is stamped as the frame is sent, as Binance does (a
+                        # round of 100 streams takes milliseconds in Python)
+                        text, k = event_text(ser, i, now, closed, st.now())
+                        await conn.send(WRAP_FMT % (name, text) if combined else text)
                         last.append((ser, k))
                         closed_n += closed
                     if stale and j > 0:
                         text = event_text(ser, j - 1, ser.open_time(j - 1) + 500, False)[0]
                         out.append(WRAP_FMT % (name, text) if combined else text)
                         stale_n += 1
-                for kind in bad if out else ():
+                for kind in bad if last else ():
                     name, ser = streams[0]
                     j = sent.get(name, ser.upper(now) - 1)
                     ev = event(ser, j, now, now > ser.close_time(ser.open_time(j)))
@@ -354,12 +357,12 @@ def start(st, port, interval_s):
                         ss.last["%s@%s" % (ser.symbol, ser.interval)] = k
                     ss.stats["closed_events"] += closed_n
                     ss.stats["stale_sent"] += stale_n
-                    for kind in bad if out else ():
+                    for kind in bad if last else ():
                         ss.stats["bad_sent"][kind] = ss.stats["bad_sent"].get(kind, 0) + 1
                 for text in out:
                     await conn.send(text)
                 with ss.lock:
-                    ss.stats["frames"] += len(out)
+                    ss.stats["frames"] += len(out) + len(last)
         except Exception:
             pass
         finally:
