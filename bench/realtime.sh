@@ -10,7 +10,8 @@
 #     the row committed (autonama_realtime_store_lag_seconds{from="event"}:
 #     the open candle waits for its coalesced flush, AUTONAMA_REALTIME_FLUSH_MS)
 #     and to the SSE client receiving it (the measuring client: receive time
-#     - E from the event id), p50 and p99;
+#     - E from the event id), p50 and p99, and its stages from /metrics (E ->
+#     received, received -> handed to an SSE socket);
 #   - messages, bad frames, store errors, SSE drops.
 # Side by side in the same run (AN_BENCH_PEER=0 leaves it out): cryptofeed
 # (PyPI, pinned below, installed here into .deps/venv-bench) with its Binance
