@@ -10,7 +10,8 @@
 #     the row committed (autonama_realtime_store_lag_seconds{from="event"}:
 #     the open candle waits for its coalesced flush, AUTONAMA_REALTIME_FLUSH_MS)
 #     and to the SSE client receiving it (the measuring client: receive time
-#     - E from the event id), p50 and p99;
+#     - E from the event id), p50 and p99, and its stages from /metrics (E ->
+#     received, received -> handed to an SSE socket);
 #   - messages, bad frames, store errors, SSE drops.
 # Side by side in the same run (AN_BENCH_PEER=0 leaves it out): cryptofeed
 # (PyPI, pinned below, installed here into .deps/venv-bench) with its Binance
@@ -75,8 +76,10 @@ if [ "$PEER" = 1 ]; then
     wss_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     export FAKE_BINANCE_WSS_PORT=$wss_port FAKE_BINANCE_TLS_CERT=$work/cert.pem FAKE_BINANCE_TLS_KEY=$work/key.pem
 fi
+# every series' current block of candles stays cached (the default cache, 96
+# blocks, would remake a 1,024-row block for nearly every event of 1,000 series)
 "$PY" "$root/tests/fake_binance/server.py" --port 0 --ws-port "$ws_port" --weight-limit 100000000 \
-    "${gens[@]}" >"$work/server.out" 2>"$work/server.err" &
+    --cache-blocks $((2 * N + 100)) "${gens[@]}" >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
 for _ in $(seq 1 300); do
     grep -q '^listening' "$work/server.out" 2>/dev/null && break
@@ -157,24 +160,32 @@ print("%d %.1f %.1f" % (len(lat), q(0.5), q(0.99)))
 PY
 mpid=$!
 ticks=$(getconf CLK_TCK)
+# frames the fake sent over all its connections (autonama's and the peer's)
+fake_frames() { curl -s "http://127.0.0.1:$port/_control/stream" | python3 -c 'import json, sys; print(json.load(sys.stdin)["frames"])'; }
 cpu() { awk '{ print $14 + $15 }' "/proc/${1:-$serve_pid}/stat"; }
 c0=$(cpu)
 [ "$PEER" = 1 ] && p0=$(cpu "$peer_pid")
 ts0=$(date -u +'%Y-%m-%d %H:%M:%S.%N')
 m0=$(metric autonama_realtime_messages_total)
+f0=$(fake_frames)
 t0=$(date +%s.%N)
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 wait "$mpid" || true
 c1=$(cpu)
 [ "$PEER" = 1 ] && p1=$(cpu "$peer_pid")
 ts1=$(date -u +'%Y-%m-%d %H:%M:%S.%N')
 m1=$(metric autonama_realtime_messages_total)
+f1=$(fake_frames)
 t1=$(date +%s.%N)
+echo "load average (1, 5, 15 min) at the start: $load0, at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 curl -s "$base/metrics" >"$work/metrics.txt"
 m() { awk -v m="$1" '$1 == m { print $2 }' "$work/metrics.txt"; }
 read -r sse_n sse_p50 sse_p99 <"$work/sse_lat.txt"
-python3 - "$c0" "$c1" "$ticks" "$t0" "$t1" "$m0" "$m1" <<PY
+python3 - "$c0" "$c1" "$ticks" "$t0" "$t1" "$m0" "$m1" "$f0" "$f1" "$N" "$PEER" <<PY
 import sys
-c0, c1, tk, t0, t1, m0, m1 = (float(x) for x in sys.argv[1:])
+c0, c1, tk, t0, t1, m0, m1, f0, f1, n, peer = (float(x) for x in sys.argv[1:])
+print("the fake sent %.0f frames/s (%d streams x 1/s to autonama%s)"
+      % ((f1 - f0) / (t1 - t0), n, " and to the peer" if peer else ""))
 wall = t1 - t0
 cpu = (c1 - c0) / tk / wall * 100
 msgs = m1 - m0
@@ -183,6 +194,8 @@ print("autonama: %.1f%% of one core over %.0f s, %.0f messages (%.0f/s), %.1f us
 PY
 echo "event -> row committed: p50 $(m 'autonama_realtime_store_lag_seconds{from="event",quantile="0.5"}') s, p99 $(m 'autonama_realtime_store_lag_seconds{from="event",quantile="0.99"}') s (open candles wait for the ${AUTONAMA_REALTIME_FLUSH_MS:-1000} ms flush)"
 echo "event -> SSE client ($CLIENTS clients + 1 measuring, 100 symbols each): p50 $sse_p50 ms, p99 $sse_p99 ms over $sse_n events"
+ms() { python3 -c 'import sys; print("%.1f" % (float(sys.argv[1] or "nan") * 1000))' "$(m "$1")"; }
+echo "  its stages: event E -> autonama received p50 $(ms 'autonama_realtime_receive_lag_seconds{quantile="0.5"}') ms, p99 $(ms 'autonama_realtime_receive_lag_seconds{quantile="0.99"}') ms (the fake's send and the stream thread); received -> bytes handed to an SSE socket p50 $(ms 'autonama_sse_lag_seconds{quantile="0.5"}') ms, p99 $(ms 'autonama_sse_lag_seconds{quantile="0.99"}') ms (all clients, the last 4,096)"
 echo "bad frames: $(awk '/^autonama_realtime_bad_frames_total/ { s += $2 } END { print s + 0 }' "$work/metrics.txt"), store errors: $(m autonama_realtime_store_errors_total), SSE dropped: $(m autonama_sse_dropped_total), SSE clients: $(m autonama_sse_clients)"
 if [ "$PEER" = 1 ]; then
     q="SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM committed - timestamp)),

@@ -173,17 +173,26 @@ static void on_update(void *ctx, const an_realtime_update *u)
     }
     char id[48];
     snprintf(id, sizeof id, "%" PRId64 "-%" PRIu64, u->event_ms, ++hub->seq);
+    /* the text is made once per indicator choice: clients asking for the
+     * same indicators (most often none) share the last one formatted */
+    an_api_reply rp = {0};
+    const client *made = NULL;
     for (client *c = hub->clients; c; c = c->next) {
         if (!c->want[u->series] || c->dropped || c->ended)
             continue;
-        an_api_reply rp = {0};
-        format_event(&rp, id, u->symbol, u->timeframe, &u->candle, u->closed, u->values, hub->names,
-                     c);
+        if (!made || made->n_ind != c->n_ind ||
+            memcmp(made->ind, c->ind, (size_t)c->n_ind * sizeof *c->ind) != 0) {
+            free(rp.body);
+            rp = (an_api_reply){0};
+            format_event(&rp, id, u->symbol, u->timeframe, &u->candle, u->closed, u->values,
+                         hub->names, c);
+            made = c;
+        }
         if (!rp.oom)
             enqueue(c, rp.body, rp.len, u->arrived_ms);
-        free(rp.body);
         hub->events++;
     }
+    free(rp.body);
     pthread_mutex_unlock(&hub->lock);
 }
 

@@ -71,6 +71,7 @@ static void on_kline(void *ctx, const an_ws_kline *k, int64_t arrived_ms)
         notify(rt, k, arrived_ms);
     pthread_mutex_lock(&rt->lock);
     rt->last_message_ms = arrived_ms;
+    an_lag_add(&rt->lag_receive, (double)(arrived_ms - k->event_ms) / 1000.0);
     rt_series *s = &rt->series[k->sub];
     if (s->has_open && s->open.ts < k->candle.ts) {
         /* the stream never said the previous candle closed: REST will */
@@ -433,6 +434,8 @@ char *an_realtime_metrics(an_realtime *rt)
     double qa99 = an_lag_quantile(&rt->lag_arrival, 0.99, scratch);
     double qe50 = an_lag_quantile(&rt->lag_event, 0.5, scratch);
     double qe99 = an_lag_quantile(&rt->lag_event, 0.99, scratch);
+    double qr50 = an_lag_quantile(&rt->lag_receive, 0.5, scratch);
+    double qr99 = an_lag_quantile(&rt->lag_receive, 0.99, scratch);
     size_t off = (size_t)snprintf(
         b, cap,
         "# HELP autonama_realtime_connections Stream connections up now.\n"
@@ -489,10 +492,15 @@ char *an_realtime_metrics(an_realtime *rt)
             "autonama_realtime_store_lag_seconds{from=\"arrival\",quantile=\"0.5\"} %.6f\n"
             "autonama_realtime_store_lag_seconds{from=\"arrival\",quantile=\"0.99\"} %.6f\n"
             "autonama_realtime_store_lag_seconds{from=\"event\",quantile=\"0.5\"} %.6f\n"
-            "autonama_realtime_store_lag_seconds{from=\"event\",quantile=\"0.99\"} %.6f\n",
+            "autonama_realtime_store_lag_seconds{from=\"event\",quantile=\"0.99\"} %.6f\n"
+            "# HELP autonama_realtime_receive_lag_seconds From a frame's event time (E) to its "
+            "arrival; last %d frames.\n"
+            "# TYPE autonama_realtime_receive_lag_seconds summary\n"
+            "autonama_realtime_receive_lag_seconds{quantile=\"0.5\"} %.6f\n"
+            "autonama_realtime_receive_lag_seconds{quantile=\"0.99\"} %.6f\n",
             rt->gapfills, rt->gapfill_errors, rt->gapfill_fetched, rt->gapfill_inserted, rt->writes,
             rt->rows, rt->write_errors, rt->ind_rows, rt->ind_rebuilds, rt->ind_errors, rt->dropped,
-            AN_LAG_RING, qa50, qa99, qe50, qe99);
+            AN_LAG_RING, qa50, qa99, qe50, qe99, AN_LAG_RING, qr50, qr99);
     pthread_mutex_unlock(&rt->lock);
     free(scratch);
     return b;

@@ -67,6 +67,7 @@ struct an_realtime {
     int64_t writes, rows, write_errors, dropped, gapfills, gapfill_errors, gapfill_fetched,
         gapfill_inserted;
     an_lag_ring lag_arrival, lag_event;
+    an_lag_ring lag_receive; /* event time (E) -> the frame's arrival */
     int64_t ind_rows, ind_rebuilds, ind_errors;
     int64_t last_message_ms;
     /* listeners: the live states are read by the stream thread under live_lock */

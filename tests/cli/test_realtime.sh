@@ -236,6 +236,9 @@ PY
         test "$(grep -c 'msg="stream connection lost"' "$work/serve.err")" -ge 4
     check "$mode: the log shows the silent connection dropped" \
         grep -q 'msg="stream silent: dropping the connection"' "$work/serve.err"
+    rl=$(m 'autonama_realtime_receive_lag_seconds{quantile="0.5"}')
+    check "$mode: /metrics has the lag from event time to arrival (p50 ${rl:-none} s)" \
+        python3 -c 'import sys; sys.exit(not 0 <= float(sys.argv[1]) < 5)' "${rl:-x}"
     check "$mode: no store write failed ($(m autonama_realtime_store_errors_total))" \
         test "$(m autonama_realtime_store_errors_total)" = 0
     echo "# store checked at ${SECONDS}s"

@@ -107,7 +107,8 @@ class StreamState:
         with self.lock:
             out = json.loads(json.dumps(self.stats))
             out["connections"] = len(self.conns)
-            out["last"] = dict(self.last)
+            out["last"] = {key: dict(zip(("t", "o", "h", "l", "c", "v", "x"), k))
+                           for key, k in self.last.items()}
             out["paused"] = self.paused
             return out
 
@@ -153,6 +154,58 @@ def event(ser, i, now, closed):
                   "f": 100 + i * 7, "L": 100 + i * 7 + row[8], "o": row[1], "c": row[4],
                   "h": row[2], "l": row[3], "v": row[5], "n": row[8], "x": bool(closed),
                   "q": row[7], "V": row[9], "Q": row[10], "B": "0"}}
+
+
+# The hot path (1,000 streams at 1 event per second each): event() above
+# re-reads and re-parses the candle's row and json.dumps a dict per message.
+# event_text() gives the same bytes from the row parsed once per candle
+# (memoised per series, the last two candles) and one %-format; the stream
+# handler sends only these. A series with amendments (REST faults) bypasses
+# the memo. tests: cli.test_realtime compares the stored series with these.
+EVENT_FMT = ('{"e":"kline","E":%d,"s":"%s","k":{"t":%d,"T":%d,"s":"%s","i":"%s","f":%d,'
+             '"L":%d,"o":"%s","c":"%s","h":"%s","l":"%s","v":"%s","n":%d,"x":%s,"q":"%s",'
+             '"V":"%s","Q":"%s","B":"0"}}')
+
+
+WRAP_FMT = '{"stream":"%s","data":%s}'
+
+
+def memo_row(ser, i):
+    """(row, floats of o h l c v q V Q) of candle i of ser, parsed once."""
+    memo = ser.__dict__.setdefault("ws_rows", {})
+    got = memo.get(i)
+    if got is None or ser.amends:
+        row = json.loads(ser.page(i, i + 1)[0])
+        got = (row, [float(row[x]) for x in (1, 2, 3, 4, 5, 7, 9, 10)])
+        if not ser.amends:
+            for old in [k for k in memo if k < i - 1]:
+                del memo[old]
+            memo[i] = got
+    return got
+
+
+def event_text(ser, i, now, closed, e_ms=None):
+    """(the JSON text of event(ser, i, now, closed), its k's t o h l c v x);
+    e_ms, when given, is the event time E instead of now."""
+    row, fl = memo_row(ser, i)
+    t, n = row[0], row[8]
+    o, h, l, c, v, q, vb, qb = row[1], row[2], row[3], row[4], row[5], row[7], row[9], row[10]
+    secs = ser.iv // 1000
+    k = (now - t) // 1000 + 1
+    if not closed and secs > 0 and k < secs:  # partial(), on the parsed floats
+        f = k / secs
+        fo, fh, fL, fc = fl[0], fl[1], fl[2], fl[3]
+        cp = fo + (fc - fo) * f
+        h = "%.8f" % (max(fo, cp) + (fh - max(fo, fc)) * f)
+        l = "%.8f" % (min(fo, cp) - (min(fo, fc) - fL) * f)
+        c = "%.8f" % cp
+        v = "%.8f" % (fl[4] * f)
+        q, vb, qb = "%.8f" % (fl[5] * f), "%.8f" % (fl[6] * f), "%.8f" % (fl[7] * f)
+        n = int(n * f)
+    x = "true" if closed else "false"
+    text = EVENT_FMT % (now if e_ms is None else e_ms, ser.symbol, t, row[6], ser.symbol, ser.interval, 100 + i * 7,
+                        100 + i * 7 + n, o, c, h, l, v, n, x, q, vb, qb)
+    return text, (t, o, h, l, c, v, bool(closed))
 
 
 def spoil_event(ev, kind):
@@ -272,7 +325,7 @@ def start(st, port, interval_s):
                     reading_paused = silent
                 if silent or paused:
                     continue
-                frames = []
+                out, last, closed_n, stale_n = [], [], 0, 0
                 for name, ser in streams:
                     j = ser.upper(now) - 1
                     if j < 0:
@@ -280,38 +333,36 @@ def start(st, port, interval_s):
                     prev = sent.get(name)
                     evs = []
                     if prev is not None and prev < j:
-                        evs.append(event(ser, prev, now, True))
-                    evs.append(event(ser, j, now, now > ser.close_time(ser.open_time(j))))
+                        evs.append((prev, True))
+                    evs.append((j, now > ser.close_time(ser.open_time(j))))
                     sent[name] = j
-                    for ev in evs:
-                        frames.append((name, ser, ev))
+                    for i, closed in evs:
+                        # E is stamped as the frame is sent, as Binance does (a
+                        # round of 100 streams takes milliseconds in Python)
+                        text, k = event_text(ser, i, now, closed, st.now())
+                        await conn.send(WRAP_FMT % (name, text) if combined else text)
+                        last.append((ser, k))
+                        closed_n += closed
                     if stale and j > 0:
-                        frames.append((name, None, event(ser, j - 1, ser.open_time(j - 1) + 500,
-                                                         False)))
-                out = []
-                for name, ser, ev in frames:
-                    wrapped = {"stream": name, "data": ev} if combined else ev
-                    out.append(json.dumps(wrapped, separators=(",", ":")))
-                    if ser is not None:
-                        k = ev["k"]
-                        with ss.lock:
-                            ss.last["%s@%s" % (ser.symbol, ser.interval)] = {
-                                "t": k["t"], "o": k["o"], "h": k["h"], "l": k["l"], "c": k["c"],
-                                "v": k["v"], "x": k["x"]}
-                            if k["x"]:
-                                ss.stats["closed_events"] += 1
-                    else:
-                        with ss.lock:
-                            ss.stats["stale_sent"] += 1
-                for kind in bad:
-                    name, ser, ev = frames[0]
+                        text = event_text(ser, j - 1, ser.open_time(j - 1) + 500, False)[0]
+                        out.append(WRAP_FMT % (name, text) if combined else text)
+                        stale_n += 1
+                for kind in bad if last else ():
+                    name, ser = streams[0]
+                    j = sent.get(name, ser.upper(now) - 1)
+                    ev = event(ser, j, now, now > ser.close_time(ser.open_time(j)))
                     out.append(spoil_event({"stream": name, "data": ev}, kind))
-                    with ss.lock:
+                with ss.lock:
+                    for ser, k in last:
+                        ss.last["%s@%s" % (ser.symbol, ser.interval)] = k
+                    ss.stats["closed_events"] += closed_n
+                    ss.stats["stale_sent"] += stale_n
+                    for kind in bad if last else ():
                         ss.stats["bad_sent"][kind] = ss.stats["bad_sent"].get(kind, 0) + 1
                 for text in out:
                     await conn.send(text)
                 with ss.lock:
-                    ss.stats["frames"] += len(out)
+                    ss.stats["frames"] += len(out) + len(last)
         except Exception:
             pass
         finally:

@@ -167,12 +167,13 @@ static void check_catalog(an_store *s, const char *when)
     free(list);
 }
 
-/* The rollups of CAT/A equal buckets of width w recomputed from its 1m candles. */
-static void check_rollup(an_store *s, const char *rollup, int64_t w, const char *when)
+/* The rollups of sym equal buckets of width w recomputed from its 1m candles. */
+static void check_rollup(an_store *s, const char *sym, const char *rollup, int64_t w,
+                         const char *when)
 {
     an_err err = {0};
     an_candles m = {0}, r = {0}, want = {0};
-    read_all(s, "CAT/A", "1m", &m);
+    read_all(s, sym, "1m", &m);
     for (size_t i = 0; i < m.n; i++) {
         const an_candle *k = &m.v[i];
         int64_t b = k->ts / w * w;
@@ -188,17 +189,17 @@ static void check_rollup(an_store *s, const char *rollup, int64_t w, const char 
         }
     }
     an_query q = {.start_ms = INT64_MIN, .end_ms = INT64_MAX};
-    AN_CHECK_OK(an_store_get_rollup(s, "CAT/A", rollup, &q, &r, &err), err);
+    AN_CHECK_OK(an_store_get_rollup(s, sym, rollup, &q, &r, &err), err);
     int same = r.n == want.n;
     for (size_t i = 0; same && i < r.n; i++) {
         const an_candle *a = &r.v[i], *b = &want.v[i];
         same = a->ts == b->ts && a->open == b->open && a->high == b->high && a->low == b->low &&
                a->close == b->close && fabs(a->volume - b->volume) <= 1e-9 * fabs(b->volume);
         if (!same)
-            fprintf(stderr, "  %s %s bucket %zu (%lld) differs\n", when, rollup, i,
+            fprintf(stderr, "  %s %s %s bucket %zu (%lld) differs\n", when, sym, rollup, i,
                     (long long)b->ts);
     }
-    AN_CHECK_MSG(same, "%s: %s has %zu buckets, recomputed %zu", when, rollup, r.n, want.n);
+    AN_CHECK_MSG(same, "%s: %s %s has %zu buckets, recomputed %zu", when, sym, rollup, r.n, want.n);
     an_candles_free(&m);
     an_candles_free(&r);
     an_candles_free(&want);
@@ -217,8 +218,12 @@ static void check_all(an_store *s, const char *when, int final)
         an_err err = {0};
         AN_CHECK_OK(an_store_refresh_rollups(s, INT64_MIN, INT64_MAX, &err), err);
     }
-    check_rollup(s, "1h", 3600000LL, when);
-    check_rollup(s, "1d", 86400000LL, when);
+    /* every 1m series: the live flush recomputes several series' buckets at once */
+    static const char *const SYMS[] = {"CAT/A", "CAT/B", "CAT/C"};
+    for (int i = 0; i < 3; i++) {
+        check_rollup(s, SYMS[i], "1h", 3600000LL, when);
+        check_rollup(s, SYMS[i], "1d", 86400000LL, when);
+    }
 }
 
 static an_upsert_counts put(an_store *s, const char *symbol, const char *tf, int64_t start,

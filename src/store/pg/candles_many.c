@@ -3,8 +3,9 @@
  * in one statement (an_store_upsert_candles): the live path flushes every
  * series' open candle at once. Parameters are text arrays (symbols,
  * timeframes, epoch milliseconds, and the five values printed with 17
- * significant digits, which read back exactly). Any thread; borrows one
- * pooled connection.
+ * significant digits, which read back exactly); the catalog rows and, on
+ * plain PostgreSQL, the 1h/1d rollups of the series it changed, in set form,
+ * in the same transaction. Any thread; borrows one pooled connection.
  */
 #include "store/pg/pg_internal.h"
 
@@ -33,6 +34,29 @@
     " RETURNING d.symbol, d.timeframe, (extract(epoch FROM d.\"timestamp\") * 1000)::int8,"        \
     " d.xmax = 0"
 
+/* On plain PostgreSQL, the 1h/1d rollup buckets of every 1m series the
+ * upsert changed are recomputed in set form: the series' locks (catalog.c's
+ * advisory lock, taken in symbol order), then per rollup one DELETE and one
+ * INSERT over the unnest()ed (symbol, from, to) triples, as
+ * an_pg_catalog_after_write does per series (5 statements per series, which
+ * at 1,000 series made each flush of the open candles take seconds). */
+#define MS_COL(col) "TIMESTAMPTZ 'epoch' + " col " * INTERVAL '1 millisecond'"
+#define TRIPLES " unnest($1::text[], $2::int8[], $3::int8[]) AS t(s, a, b)"
+static const char ROLLUP_LOCK_MANY_SQL[] =
+    "SELECT pg_advisory_xact_lock(1634624877, hashtext(x.s))"
+    " FROM (SELECT DISTINCT s FROM unnest($1::text[]) AS u(s) ORDER BY s) AS x";
+#define ROLLUP_DELETE_MANY(table)                                                                  \
+    "DELETE FROM trading." table " r USING" TRIPLES " WHERE r.symbol = t.s"                        \
+    " AND r.\"timestamp\" >= " MS_COL("t.a") " AND r.\"timestamp\" < " MS_COL("t.b")
+#define ROLLUP_INSERT_MANY(table, width)                                                           \
+    "INSERT INTO trading." table " (symbol, \"timestamp\", open, high, low, close, volume,"        \
+    " candle_count) SELECT d.symbol, date_bin(INTERVAL '" width "', d.\"timestamp\","              \
+    " TIMESTAMPTZ '2000-01-01 00:00:00+00'), (array_agg(d.open ORDER BY d.\"timestamp\"))[1],"     \
+    " max(d.high), min(d.low), (array_agg(d.close ORDER BY d.\"timestamp\" DESC))[1],"             \
+    " sum(d.volume), count(*) FROM" TRIPLES " JOIN trading.ohlc_data d ON d.symbol = t.s"          \
+    " AND d.timeframe = '1m' AND d.\"timestamp\" >= " MS_COL(                                      \
+        "t.a") " AND d.\"timestamp\" < " MS_COL("t.b") " GROUP BY 1, 2"
+
 /* Appends an array element: a quoted string (symbols and timeframes hold no
  * quote or backslash: validated) or a number. -1 when out of memory. */
 static int put(an_pg_buf *b, const char *s, int quote)
@@ -52,6 +76,16 @@ static int put(an_pg_buf *b, const char *s, int quote)
     return 0;
 }
 
+/* Closes an array put() filled. -1 when out of memory. */
+static int finish(an_pg_buf *b)
+{
+    if (an_pg_buf_reserve(b, 2) < 0)
+        return -1;
+    b->p[b->n++] = '}';
+    b->p[b->n] = 0;
+    return 0;
+}
+
 /* What the upsert changed in one series: the catalog's and the rollups'
  * input (catalog.c), as an insert_ohlc of that series would give it. */
 typedef struct series_change {
@@ -64,6 +98,52 @@ typedef struct many_job {
     const char *const *params;
     int plain_pg;
 } many_job;
+
+/* The rollups of the 1m series in ch (distinct: one entry per series). */
+static an_code rollups_many(PGconn *c, const series_change *ch, size_t nch, an_err *err)
+{
+    static const struct {
+        int64_t width;
+        const char *del, *ins;
+    } R[2] = {
+        {3600000LL, ROLLUP_DELETE_MANY("ohlc_1h"), ROLLUP_INSERT_MANY("ohlc_1h", "1 hour")},
+        {86400000LL, ROLLUP_DELETE_MANY("ohlc_1d"), ROLLUP_INSERT_MANY("ohlc_1d", "1 day")},
+    };
+    an_code rc = AN_OK;
+    for (int i = -1; i < 2 && rc == AN_OK; i++) { /* -1: the locks */
+        an_pg_buf a[3] = {{0}};
+        int bad = 0, any = 0;
+        for (size_t k = 0; k < nch && !bad; k++) {
+            if (strcmp(ch[k].tf, "1m") != 0)
+                continue;
+            int64_t from = 0, to = 0;
+            if (i >= 0)
+                an_pg_rollup_span(R[i].width, ch[k].lo, ch[k].hi, &from, &to);
+            char f[24], t[24];
+            snprintf(f, sizeof f, "%" PRId64, from);
+            snprintf(t, sizeof t, "%" PRId64, to);
+            bad = put(&a[0], ch[k].symbol, 1) < 0 || put(&a[1], f, 0) < 0 || put(&a[2], t, 0) < 0;
+            any = 1;
+        }
+        for (int k = 0; k < 3 && !bad && any; k++)
+            bad = finish(&a[k]) < 0;
+        if (bad)
+            rc = an_err_set(err, AN_ERR_NOMEM, "upsert_candles: out of memory");
+        const char *p[3] = {a[0].p, a[1].p, a[2].p};
+        const char *sql[2] = {i < 0 ? ROLLUP_LOCK_MANY_SQL : R[i].del, i < 0 ? NULL : R[i].ins};
+        for (int q = 0; q < 2 && sql[q] && rc == AN_OK && any; q++) {
+            PGresult *r = PQexecParams(c, sql[q], i < 0 ? 1 : 3, NULL, p, NULL, NULL, 0);
+            if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+                rc = an_pg_res_error(r, c, "refresh rollups", err);
+            PQclear(r);
+        }
+        for (int k = 0; k < 3; k++)
+            free(a[k].p);
+        if (!any)
+            break;
+    }
+    return rc;
+}
 
 /* The upsert and, per series it changed, the catalog and the rollups, in
  * one transaction (as every other candle write keeps them). */
@@ -100,9 +180,11 @@ static an_code many_run(PGconn *c, void *ctx, an_err *err)
         else
             ch[k].changed.updated++;
     }
-    for (size_t k = 0; k < nch && rc == AN_OK; k++)
-        rc = an_pg_catalog_after_write(c, j->plain_pg, ch[k].symbol, ch[k].tf, ch[k].lo, ch[k].hi,
+    for (size_t k = 0; k < nch && rc == AN_OK; k++) /* the catalog; the rollups below */
+        rc = an_pg_catalog_after_write(c, 0, ch[k].symbol, ch[k].tf, ch[k].lo, ch[k].hi,
                                        &ch[k].changed, err);
+    if (rc == AN_OK && j->plain_pg)
+        rc = rollups_many(c, ch, nch, err);
     free(ch);
     PQclear(r);
     if (rc == AN_OK)
@@ -129,12 +211,10 @@ an_code an_pg_upsert_candles(an_store *s, const an_series_candle *v, size_t n, a
     }
     const char *params[8];
     for (int k = 0; k < 8 && rc == AN_OK; k++) {
-        if (an_pg_buf_reserve(&a[k], 2) < 0) {
+        if (finish(&a[k]) < 0) {
             rc = an_err_set(err, AN_ERR_NOMEM, "upsert_candles: out of memory");
             break;
         }
-        a[k].p[a[k].n++] = '}';
-        a[k].p[a[k].n] = 0;
         params[k] = a[k].p;
     }
     if (rc == AN_OK) {

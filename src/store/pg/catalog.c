@@ -74,6 +74,16 @@ static an_code run(PGconn *c, const char *sql, int n, const char *const *params,
     return rc;
 }
 
+void an_pg_rollup_span(int64_t width, int64_t lo_ms, int64_t hi_ms, int64_t *from, int64_t *to)
+{
+    int64_t w = width;
+    const int64_t far = (int64_t)1 << 50; /* ms, some 35,000 years: no overflow below */
+    lo_ms = lo_ms < -far ? -far : lo_ms;
+    hi_ms = hi_ms > far ? far : hi_ms;
+    *from = (lo_ms >= 0 ? lo_ms : lo_ms - w + 1) / w * w;
+    *to = ((hi_ms >= 0 ? hi_ms : hi_ms - w + 1) / w + 1) * w;
+}
+
 /* The 1h and 1d buckets of symbol that [lo_ms, hi_ms] touches, recomputed
  * from ohlc_data's 1m candles (an index range scan). */
 static an_code recompute_rollups(PGconn *c, const char *symbol, int64_t lo_ms, int64_t hi_ms,
@@ -89,12 +99,8 @@ static an_code recompute_rollups(PGconn *c, const char *symbol, int64_t lo_ms, i
     const char *p1[1] = {symbol};
     an_code rc = run(c, ROLLUP_LOCK_SQL, 1, p1, "refresh rollups", err);
     for (int i = 0; i < 2 && rc == AN_OK; i++) {
-        int64_t w = R[i].width;
-        const int64_t far = (int64_t)1 << 50; /* ms, some 35,000 years: no overflow below */
-        lo_ms = lo_ms < -far ? -far : lo_ms;
-        hi_ms = hi_ms > far ? far : hi_ms;
-        int64_t from = (lo_ms >= 0 ? lo_ms : lo_ms - w + 1) / w * w;
-        int64_t to = ((hi_ms >= 0 ? hi_ms : hi_ms - w + 1) / w + 1) * w;
+        int64_t from, to;
+        an_pg_rollup_span(R[i].width, lo_ms, hi_ms, &from, &to);
         char a[24], b[24];
         snprintf(a, sizeof a, "%" PRId64, from);
         snprintf(b, sizeof b, "%" PRId64, to);

@@ -206,6 +206,8 @@ an_code an_pg_write_then(pg_store *ps, const char *what, size_t n, an_pg_batch_f
 an_code an_pg_catalog_after_write(PGconn *c, int plain_pg, const char *symbol, const char *tf,
                                   int64_t lo_ms, int64_t hi_ms, const an_upsert_counts *changed,
                                   an_err *err);
+/* The rollup buckets of width ms that [lo_ms, hi_ms] touches: [*from, *to). */
+void an_pg_rollup_span(int64_t width, int64_t lo_ms, int64_t hi_ms, int64_t *from, int64_t *to);
 /* The SQL the catalog and rollups run (for EXPLAIN in the suite). */
 extern const char AN_PG_CATALOG_UPSERT_SQL[];
 /* After a range delete: $1 symbol, $2 timeframe, $3 rows removed. */
