@@ -27,6 +27,10 @@
 
 /* Grids of more combinations than this need --max-combinations. */
 #define AN_GRID_DEFAULT_MAX 1000000
+/* The largest max_combinations and keep a task's JSON arguments take (as
+ * openapi.json's OptimizeArgs says). */
+#define AN_OPT_COMBINATIONS_MAX 1000000000
+#define AN_OPT_KEEP_MAX 1000000
 
 /* A parsed grid: every parameter of the strategy with its values. */
 typedef struct an_grid {

@@ -352,10 +352,14 @@ static int find_route(an_http_server *h, struct MHD_Connection *conn, req_ctx *r
 {
     rc->method = strcmp(method, "HEAD") == 0 ? "GET" : method;
     rc->allow[0] = '\0';
-    int found = -1, path_known = 0;
+    int found = -1, path_known = 0, concrete = 0;
+    const char *t;
+    /* a concrete path is matched before the templated ones (OpenAPI's rule):
+     * /api/v1/tasks/health_check is a task (POST), not a run id (GET) */
+    for (size_t i = 0; i < an_api_nroutes && !concrete; i++)
+        concrete = !an_api_routes[i].tail && an_api_route_match(&an_api_routes[i], url, &t);
     for (size_t i = 0; i < an_api_nroutes; i++) {
-        const char *t;
-        if (!an_api_route_match(&an_api_routes[i], url, &t))
+        if ((concrete && an_api_routes[i].tail) || !an_api_route_match(&an_api_routes[i], url, &t))
             continue;
         path_known = 1;
         allow_add(rc->allow, an_api_routes[i].method);

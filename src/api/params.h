@@ -55,8 +55,8 @@ const char *an_tf_source_name(an_tf_source s);
 /* Parses a positive decimal integer in [1, max] (no sign, no spaces). */
 an_code an_api_parse_limit(const char *v, long max, long *out, an_err *err);
 
-/* Parses a time as an_time_parse does (dates, ISO-8601 UTC, ms since the
- * epoch) and checks it is within years 1970..9999. */
+/* Parses a time as an_time_parse_arg does (dates, ISO-8601 UTC, ms since the
+ * epoch without leading zeros; years 1970..2999). */
 an_code an_api_parse_time(const char *v, int64_t *ms, an_err *err);
 
 /* 1 when name is an indicator name autonama computes: sma_N, ema_N, rsi_N,

@@ -700,6 +700,13 @@ int an_api_route_match(const an_api_route *rt, const char *url, const char **tai
     return 1;
 }
 
+/* POST /api/v1/tasks/NAME: a task queued (routes_tasks.c) */
+#define TASK_ROUTE(task)                                                                           \
+    {                                                                                              \
+        .method = "POST", .path = "/api/v1/tasks/" task, .auth = 1,                                \
+        .name = "/api/v1/tasks/{name}", .params = P_NONE, .fn = an_api_h_task_submit               \
+    }
+
 const an_api_route an_api_routes[] = {
     {.method = "GET",
      .path = "/api/v1/data/ohlc",
@@ -740,13 +747,11 @@ const an_api_route an_api_routes[] = {
      .name = "/api/v1/tasks/{id}",
      .params = P_NONE,
      .fn = an_api_h_task},
-    {.method = "POST",
-     .path = "/api/v1/tasks/",
-     .tail = 1,
-     .auth = 1,
-     .name = "/api/v1/tasks/{name}",
-     .params = P_NONE,
-     .fn = an_api_h_task_submit},
+    /* one path per task, each with its body schema in openapi.json */
+    TASK_ROUTE("update_market_data"),
+    TASK_ROUTE("calculate_indicators_for_symbol"),
+    TASK_ROUTE("health_check"),
+    TASK_ROUTE("optimize_strategy"),
     /* the optimizer (routes_optimize.c) */
     {.method = "GET",
      .path = "/api/v1/optimization/runs",

@@ -3,7 +3,8 @@
  * routes.c's table):
  *   GET  /api/v1/tasks[?name=&limit=]   the newest runs first
  *   GET  /api/v1/tasks/{id}             one run
- *   POST /api/v1/tasks/{name}           a run queued for the workers (202)
+ *   POST /api/v1/tasks/NAME             a run queued for the workers (202): one
+ *                                       route per task (its body schema)
  * A run's host:pid ("instance") is shown only to the API key's holder.
  * Called on the server's worker threads; the task runtime is the state.
  */
@@ -96,7 +97,7 @@ void an_api_h_task_submit(const an_api_request *rq, an_api_reply *rp)
 {
     if (no_tasks(rq, rp))
         return;
-    const char *name = rq->tail;
+    const char *name = rq->path + strlen("/api/v1/tasks/"); /* one route per task */
     if (!task_name_known(name)) {
         an_api_error(rp, 404, "name", "no task '%.60s' (%s)", name, an_tasks_names());
         return;

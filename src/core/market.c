@@ -362,6 +362,18 @@ fail:
                       s);
 }
 
+an_code an_time_parse_arg(const char *s, int64_t *ms, an_err *err)
+{
+    if (s && s[0] == '0' && s[1] >= '0' && s[1] <= '9')
+        return an_err_set(err, AN_ERR_INVALID,
+                          "invalid time '%.40s': milliseconds are written without leading zeros",
+                          s);
+    an_code rc = an_time_parse(s, ms, err);
+    if (rc == AN_OK && *ms > AN_TIME_ARG_MAX_MS)
+        return an_err_set(err, AN_ERR_INVALID, "time '%.40s' is after 2999-12-31", s);
+    return rc;
+}
+
 int64_t an_now_ms(void)
 {
     struct timespec ts;

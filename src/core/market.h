@@ -90,6 +90,16 @@ char *an_time_format(int64_t ms, char *buf, size_t len);
  * or an integer of ms since the epoch. Returns AN_OK and *ms. */
 an_code an_time_parse(const char *s, int64_t *ms, an_err *err);
 
+/* The latest time an argument may name: 2999-12-31T23:59:59.999Z, the end of
+ * the date form's years. */
+#define AN_TIME_ARG_MAX_MS 32503679999999LL
+
+/* A time given as an argument (an API parameter, a task's since or until):
+ * an_time_parse's forms, with milliseconds written canonically (digits only,
+ * no leading zero but "0") and at most AN_TIME_ARG_MAX_MS, so that exactly
+ * the strings of openapi.json's Time pattern are accepted. */
+an_code an_time_parse_arg(const char *s, int64_t *ms, an_err *err);
+
 /* Milliseconds since the Unix epoch, wall clock. */
 int64_t an_now_ms(void);
 

@@ -581,81 +581,17 @@ static an_code task_health(an_run_ctx *rc, json_t *args, json_t **out, an_err *e
 
 /* ---- the registry ---------------------------------------------------------- */
 
-/* The arguments every task takes: none, an object, or the seed's positional
- * form (an array of symbols). */
-/* The type of one named argument the tasks read (an_tasks_check_args): a
- * wrong one is refused before a run is created (issue 11: {"symbols":
- * 12345} was accepted with 202 and failed later). */
-static an_code check_arg(const char *key, json_t *v, an_err *err)
-{
-    static const char *const strs[] = {"symbol",     "timeframe",  "since",    "until",
-                                       "categories", "indicators", "load_path"};
-    int list = strcmp(key, "symbols") == 0 || strcmp(key, "timeframes") == 0;
-    int is_str = list;
-    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
-        is_str |= strcmp(key, strs[i]) == 0;
-    if (strcmp(key, "force") == 0 || strcmp(key, "progress") == 0) {
-        if (!json_is_boolean(v))
-            return an_err_set(err, AN_ERR_INVALID, "argument '%s' must be true or false", key);
-    } else if (list && json_is_array(v)) {
-        size_t i;
-        json_t *item;
-        json_array_foreach(v, i, item)
-        {
-            if (!json_is_string(item))
-                return an_err_set(err, AN_ERR_INVALID, "argument '%s': item %zu is not a string",
-                                  key, i);
-        }
-    } else if (is_str && !json_is_string(v)) {
-        return an_err_set(err, AN_ERR_INVALID, "argument '%s' must be a string%s", key,
-                          list ? " or an array of strings" : "");
-    }
-    int64_t ms;
-    if ((strcmp(key, "since") == 0 || strcmp(key, "until") == 0) &&
-        an_time_parse(json_string_value(v), &ms, err) != AN_OK)
-        return AN_ERR_INVALID;
-    return AN_OK;
-}
-
-static an_code check_shape(json_t *args, an_err *err)
-{
-    if (!args)
-        return AN_OK;
-    if (json_is_object(args)) {
-        const char *key;
-        json_t *v;
-        json_object_foreach(args, key, v)
-        {
-            an_code rc = check_arg(key, v, err);
-            if (rc != AN_OK)
-                return rc;
-        }
-        return AN_OK;
-    }
-    if (!json_is_array(args))
-        return an_err_set(err, AN_ERR_INVALID,
-                          "a task's arguments are a JSON object or an array of symbols");
-    size_t i;
-    json_t *v;
-    json_array_foreach(args, i, v)
-    {
-        if (!json_is_string(v))
-            return an_err_set(err, AN_ERR_INVALID,
-                              "positional arguments are symbols: item %zu is not a string", i);
-    }
-    return AN_OK;
-}
-
 static const struct {
     an_task_def def;
     an_task_body body;
 } TASKS[] = {
-    {{"update_market_data", "candles from each category's provider into the store", check_shape},
+    {{"update_market_data", "candles from each category's provider into the store",
+      an_task_ingest_check},
      task_update_market_data},
     {{"calculate_indicators_for_symbol", "indicators with DuckDB into analytics.indicators",
-      check_shape},
+      an_task_indicators_check},
      task_indicators},
-    {{"health_check", "connection, schema and freshness", check_shape}, task_health},
+    {{"health_check", "connection, schema and freshness", an_task_health_check_args}, task_health},
     {{"optimize_strategy", "a strategy's parameter grid backtested into optimization.results",
       an_task_optimize_check},
      an_task_optimize},

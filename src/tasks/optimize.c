@@ -155,7 +155,8 @@ an_code an_opt_spec_from_json(json_t *args, an_opt_spec *spec, an_err *err)
                    !strcmp(key, "max_combinations")) {
             json_int_t n = json_integer_value(v);
             if (!json_is_integer(v) || n < 0 || (!strcmp(key, "walk_forward") && n > 100) ||
-                (!strcmp(key, "max_combinations") && n < 1))
+                (!strcmp(key, "keep") && n > AN_OPT_KEEP_MAX) ||
+                (!strcmp(key, "max_combinations") && (n < 1 || n > AN_OPT_COMBINATIONS_MAX)))
                 return an_err_set(err, AN_ERR_INVALID,
                                   "optimize_strategy: %s must be a whole number in range", key);
             if (!strcmp(key, "walk_forward"))
@@ -606,7 +607,6 @@ an_code an_task_optimize_check(json_t *args, an_err *err)
 {
     an_opt_spec spec;
     an_grid g;
-    int64_t t;
     json_t *sv = json_object_get(args, "symbols"), *tf = json_object_get(args, "timeframe");
     const char *since = json_string_value(json_object_get(args, "since")),
                *until = json_string_value(json_object_get(args, "until"));
@@ -620,9 +620,16 @@ an_code an_task_optimize_check(json_t *args, an_err *err)
                           "optimize_strategy: symbols (\"A,B\") and timeframe must be strings");
     if ((json_object_get(args, "since") && !since) || (json_object_get(args, "until") && !until))
         return an_err_set(err, AN_ERR_INVALID, "optimize_strategy: since and until are strings");
-    if ((since && (rc = an_time_parse(since, &t, err)) != AN_OK) ||
-        (until && (rc = an_time_parse(until, &t, err)) != AN_OK))
-        return rc;
+    static const char *const checked[] = {"symbols", "timeframe", "since", "until"};
+    for (size_t i = 0; i < sizeof checked / sizeof checked[0]; i++) {
+        json_t *v = json_object_get(args, checked[i]);
+        if (v && (rc = an_task_check_arg(checked[i], v, err)) != AN_OK)
+            return an_err_prefix(err, "optimize_strategy");
+    }
+    int monthly = 0;
+    if (tf && (an_timeframe_ms(json_string_value(tf), &monthly), monthly))
+        return an_err_set(err, AN_ERR_INVALID,
+                          "optimize_strategy: timeframe '1M' is not a timeframe to optimize");
     return AN_OK;
 }
 

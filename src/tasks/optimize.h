@@ -65,9 +65,9 @@ an_code an_opt_load_candles(an_store *s, const char *symbol, const char *timefra
  * results row). *out: {run_id, strategy, symbol, timeframe, params, fees,
  * slippage, equity: [{timestamp, value}] one per bar of the run's period,
  * trades: [{entry_time, entry_price, exit_time, exit_price, return}],
- * metrics}. AN_ERR_INVALID (bad run_id, symbol or params) and
- * AN_ERR_NOT_FOUND (no such run, symbol not in the run) set *field to the
- * parameter's name. */
+ * metrics}. AN_ERR_INVALID (bad run_id, symbol or params: not a JSON object)
+ * and AN_ERR_NOT_FOUND (no such run, symbol not in the run, a combination the
+ * run does not have) set *field to the parameter's name. */
 an_code an_optimize_equity(an_store *s, const char *run_id, const char *symbol, const char *params,
                            json_t **out, const char **field, an_err *err);
 

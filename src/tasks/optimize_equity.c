@@ -45,14 +45,15 @@ static an_code check_params(const char *strategy, const char *grid_text, const c
     size_t off = 0;
     one[0] = 0;
     if (json_object_size(p) != (size_t)st->n_params)
-        rc = an_err_set(err, AN_ERR_INVALID, "params must give exactly the %d parameters of %s",
+        rc = an_err_set(err, AN_ERR_NOT_FOUND, "params must give exactly the %d parameters of %s",
                         st->n_params, st->name);
     double vals[AN_STRAT_MAX_PARAMS];
     for (int i = 0; rc == AN_OK && i < st->n_params; i++) {
         json_t *v = json_object_get(p, st->params[i].name);
         if (!json_is_number(v)) {
-            rc = an_err_set(err, AN_ERR_INVALID, "params: %s is missing or not a number",
-                            st->params[i].name);
+            rc = an_err_set(err, v ? AN_ERR_INVALID : AN_ERR_NOT_FOUND, "params: %s is %s",
+                            st->params[i].name,
+                            v ? "not a number" : "missing: the run has no such combination");
             break;
         }
         vals[i] = json_number_value(v);
@@ -60,14 +61,14 @@ static an_code check_params(const char *strategy, const char *grid_text, const c
         for (size_t j = 0; j < g.count[i]; j++)
             in_grid |= fabs(g.values[i][j] - vals[i]) <= 1e-9 * fmax(1, fabs(vals[i]));
         if (!in_grid)
-            rc = an_err_set(err, AN_ERR_INVALID, "params: %s=%.10g is not in the run's grid (%s)",
+            rc = an_err_set(err, AN_ERR_NOT_FOUND, "params: %s=%.10g is not in the run's grid (%s)",
                             st->params[i].name, vals[i], g.text);
         else
             off += (size_t)snprintf(one + off, off < len ? len - off : 0, "%s%s=%.10g",
                                     i ? "," : "", st->params[i].name, vals[i]);
     }
     if (rc == AN_OK && an_strategy_skip(st, vals))
-        rc = an_err_set(err, AN_ERR_INVALID, "params: %s skips this combination (%s)", st->name,
+        rc = an_err_set(err, AN_ERR_NOT_FOUND, "params: %s skips this combination (%s)", st->name,
                         one);
     an_grid_free(&g);
     json_decref(p);
@@ -195,8 +196,10 @@ an_code an_optimize_equity(an_store *s, const char *run_id, const char *symbol, 
         rc = fail(field, "symbol", AN_ERR_NOT_FOUND, err, "the run has no results for ", symbol);
         goto out;
     }
+    /* malformed params are a 400; a well-formed combination the run does not
+     * have (other parameters, a value off its grid, a skipped one) a 404 */
     if ((rc = check_params(strategy, grid, params, one, sizeof one, err)) != AN_OK) {
-        if (rc == AN_ERR_INVALID)
+        if (rc == AN_ERR_INVALID || rc == AN_ERR_NOT_FOUND)
             *field = "params";
         goto out;
     }

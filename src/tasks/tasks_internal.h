@@ -182,6 +182,16 @@ typedef an_code (*an_task_body)(an_run_ctx *rc, json_t *args, json_t **out, an_e
 an_code an_task_optimize(an_run_ctx *rc, json_t *args, json_t **out, an_err *err);
 an_code an_task_optimize_check(json_t *args, an_err *err);
 
+/* args.c: the argument checks of the other tasks (the keys each one reads,
+ * each value checked as its body reads it). */
+an_code an_task_ingest_check(json_t *args, an_err *err);
+an_code an_task_indicators_check(json_t *args, an_err *err);
+an_code an_task_health_check_args(json_t *args, an_err *err);
+/* One named argument of any task (symbols, symbol, timeframe, timeframes,
+ * since, until, categories, indicators, load_path, force, progress): its type
+ * and its value; other keys are not checked here. */
+an_code an_task_check_arg(const char *key, json_t *v, an_err *err);
+
 /* The body of a registered task; NULL for an unknown name. */
 an_task_body an_tasks_body(const char *name);
 

@@ -453,15 +453,17 @@ def check(mode, data_dir):
 
     # generic cases on every route openapi.json lists
     for path, ops in SPEC["paths"].items():
+        # a task's own path takes POST only (GET is 405 there)
+        own = "GET" if "get" in ops else next(iter(ops)).upper()
         expect_error(None, 400, "x", t + path + ": unknown parameter",
-                     path, raw_path=path + "?x=1")
+                     path, raw_path=path + "?x=1", method=own)
         r = expect_error(None, 414, None, t + path + ": over-long URL", path,
-                         raw_path=path + "?symbol=" + "A" * 5000)
-        for m in ("POST", "PUT", "DELETE", "PATCH"):
+                         raw_path=path + "?symbol=" + "A" * 5000, method=own)
+        for m in ("GET", "POST", "PUT", "DELETE", "PATCH"):
             if m.lower() in ops:
                 continue
             r = expect_error(None, 405, None, t + path + ": " + m, path, method=m)
-            ok("GET" in r.headers.get("allow", ""), t + path + ": 405 carries Allow")
+            ok(own in r.headers.get("allow", ""), t + path + ": 405 carries Allow")
         st, body = raw_request(("GET %s HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n"
                                 "Connection: close\r\n\r\n" % path).encode() + b"x" * 200000)
         observed.append({"path": path, "method": "GET", "status": st})

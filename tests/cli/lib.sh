@@ -160,7 +160,11 @@ req() {
     shift 2
     code=$(curl -s -o "$work/body" -w '%{http_code}' -X "$m" "$@" "$base$p")
     tpl=${p%%\?*}
-    case $tpl in /api/v1/tasks/*) tpl=/api/v1/tasks/{key} ;; esac
+    case $tpl in
+    /api/v1/tasks/update_market_data | /api/v1/tasks/calculate_indicators_for_symbol | \
+        /api/v1/tasks/health_check | /api/v1/tasks/optimize_strategy) ;; # a task's own path
+    /api/v1/tasks/*) tpl=/api/v1/tasks/{key} ;;
+    esac
     printf '{"path": "%s", "method": "%s", "status": %s}\n' "$tpl" "$m" "$code" >>"$observed"
     if [ "$tpl" != "${tpl#"$req_check"}" ] &&
         ! python3 "$SRC/tests/cli/api_check.py" body "$tpl" "$m" "$code" "$work/body"; then

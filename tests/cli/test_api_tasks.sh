@@ -79,7 +79,47 @@ for mode in duckdb postgres timescaledb; do
 
     # bad input: a 4xx JSON error naming the problem, never a 5xx
     req POST /api/v1/tasks/no_such_task "${auth[@]}" -d '{}'
-    check "$mode: unknown task is 404 ($code)" test "$code:$(body "j['parameter']")" = "404:name"
+    check "$mode: POST to a name that is no task is 405: only a task's own path takes POST ($code)" \
+        test "$code" = 405
+    check "$mode: ... with Allow: GET (a run id's path)" \
+        bash -c "curl -s -D - -o /dev/null -X POST '$base/api/v1/tasks/no_such_task' | grep -qi '^Allow: GET'"
+    # each task's own path (openapi.json: one per task, with its body
+    # schema): 202, 400 (an argument it does not take), 401, 413, 414, and
+    # 405 for the methods it does not take (a task name is not a run id)
+    for t in update_market_data calculate_indicators_for_symbol health_check optimize_strategy; do
+        [ "$mode" = duckdb ] || break
+        case $t in
+        optimize_strategy) good='{"strategy":"sma_cross","grid":"fast=5,slow=20","symbols":"TSK/USDT","timeframe":"1m"}' ;;
+        health_check) good='{}' ;;
+        *) good='{"symbols":["TSK/USDT"]}' ;;
+        esac
+        req POST "/api/v1/tasks/$t" "${auth[@]}" -d "$good"
+        c202=$code
+        req POST "/api/v1/tasks/$t" "${auth[@]}" -d '{"no_such_argument":1}'
+        c400=$code:$(body "'no_such_argument' in j['error']")
+        req POST "/api/v1/tasks/$t" -d "$good"
+        c401=$code
+        head -c 70000 /dev/zero | tr '\0' ' ' >"$work/big.json"
+        req POST "/api/v1/tasks/$t" "${auth[@]}" --data-binary @"$work/big.json"
+        c413=$code
+        req POST "/api/v1/tasks/$t?$(head -c 3000 /dev/zero | tr '\0' a)" "${auth[@]}" -d '{}'
+        c414=$code
+        c405=""
+        for m in GET PUT DELETE; do
+            req $m "/api/v1/tasks/$t"
+            c405="$c405$code "
+        done
+        check "$mode: POST /api/v1/tasks/$t: 202 400 401 413 414, 405 for GET PUT DELETE ($c202 $c400 $c401 $c413 $c414, $c405)" \
+            test "$c202 $c400 $c401 $c413 $c414 $c405" = "202 400:True 401 413 414 405 405 405 "
+    done
+    req POST /api/v1/tasks/update_market_data "${auth[@]}" -d '{"symbols":["TSK/USDT"],"force":true}'
+    check "$mode: force without since is 400 ($code)" test "$code" = 400
+    req POST /api/v1/tasks/update_market_data "${auth[@]}" -d '{"since":"2024-01-02","until":"2024-01-01"}'
+    check "$mode: until before since is 400 ($code)" test "$code" = 400
+    req POST /api/v1/tasks/health_check "${auth[@]}" -d '["BTC/USDT"]'
+    check "$mode: health_check takes no arguments (400: $code)" test "$code" = 400
+    req POST /api/v1/tasks/optimize_strategy "${auth[@]}" -d '{}'
+    check "$mode: optimize_strategy without strategy and grid is 400 ($code)" test "$code" = 400
     req POST /api/v1/tasks/health_check "${auth[@]}" -d '{"symbols": [1,'
     check "$mode: a body that is not JSON is 400 naming the body ($code)" test "$code:$(body "j['parameter']")" = "400:body"
     req POST /api/v1/tasks/health_check "${auth[@]}" -d '"BTC/USDT"'
@@ -89,14 +129,8 @@ for mode in duckdb postgres timescaledb; do
     check "$mode: an indicator period out of range is 400 naming it ($code)" \
         test "$code:$(body "(j['parameter'], '1e10' in j['error'])")" = "400:('indicators', True)"
     req POST /api/v1/tasks/update_market_data "${auth[@]}" -d '{"symbols":["not a symbol"]}'
-    sub=$(body "j.get('id', '')")
-    for _ in $(seq 1 50); do
-        req GET "/api/v1/tasks/$sub"
-        case $(body "j['state']") in FAILURE | SUCCESS) break ;; esac
-        sleep 0.1
-    done
-    check "$mode: bad task arguments are recorded as a FAILURE naming them" \
-        test "$(body "(j['state'], 'not a symbol' in (j['error'] or ''))")" = "('FAILURE', True)"
+    check "$mode: a bad symbol is refused before a run is made, named (400: $code)" \
+        test "$code:$(body "'not a symbol' in j['error']")" = "400:True"
     req GET /api/v1/tasks/does-not-exist
     check "$mode: an unknown run id is 404 ($code)" test "$code" = 404
     req GET "/api/v1/tasks/bad%21id"
@@ -121,8 +155,6 @@ for mode in duckdb postgres timescaledb; do
         check "$mode: a URL over AUTONAMA_HTTP_MAX_URL is 414 on GET /api/v1/tasks ($code)" test "$code" = 414
         req GET "/api/v1/tasks/$long"
         check "$mode: ... and on GET /api/v1/tasks/{key} ($code)" test "$code" = 414
-        req POST "/api/v1/tasks/$long" "${auth[@]}" -d '{}'
-        check "$mode: ... and on POST /api/v1/tasks/{key} ($code)" test "$code" = 414
         head -c 70000 /dev/zero | tr '\0' ' ' >"$work/big.json"
         req POST /api/v1/tasks/health_check "${auth[@]}" --data-binary @"$work/big.json"
         check "$mode: a body over AUTONAMA_HTTP_MAX_BODY is 413 ($code)" test "$code" = 413
@@ -158,10 +190,13 @@ time.sleep(20)' "${base##*:}" "$work/held" &
         done
         req GET "/api/v1/tasks/$id"
         c2=$code
-        req POST /api/v1/tasks/health_check "${auth[@]}" -d '{}'
-        c3=$code
+        c3=""
+        for t in update_market_data calculate_indicators_for_symbol health_check optimize_strategy; do
+            req POST "/api/v1/tasks/$t" "${auth[@]}" -d '{}'
+            c3="$c3$code"
+        done
         check "$mode: over the per-client limit the task routes answer 503 ($c1 $c2 $c3, $(body "j['error']"))" \
-            test "$c1:$c2:$c3" = "503:503:503"
+            test "$c1:$c2:$c3" = "503:503:503503503503"
         kill "$holder" 2>/dev/null
         wait "$holder" 2>/dev/null
         for _ in $(seq 1 20); do # until the server has seen it close
@@ -177,8 +212,12 @@ time.sleep(20)' "${base##*:}" "$work/held" &
     unset AUTONAMA_API_KEY
     stop_serve
     serve_tasks || { bad "$mode: serve did not restart"; continue; }
-    req POST /api/v1/tasks/health_check -H "Authorization: Bearer task-key" -d '{}'
-    check "$mode: with no key configured, POST is refused (403: $code)" test "$code" = 403
+    c403=""
+    for t in update_market_data calculate_indicators_for_symbol health_check optimize_strategy; do
+        req POST "/api/v1/tasks/$t" -H "Authorization: Bearer task-key" -d '{}'
+        c403="$c403$code "
+    done
+    check "$mode: with no key configured, POST is refused (403: $c403)" test "$c403" = "403 403 403 403 "
     stop_serve
 done
 
