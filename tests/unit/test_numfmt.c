@@ -120,8 +120,7 @@ static void check(double v)
         if (sig_digits(old) > d) {
             if (n_old_longer++ < 3 || getenv("AN_NUMFMT_VERBOSE"))
                 fprintf(stderr, "  shorter than before: \"%s\" (was \"%s\")\n", out, old);
-        }
-        else
+        } else
             AN_CHECK_MSG(0, "%.17g printed \"%s\", the old printer \"%s\"", v, out, old);
     }
 }
