@@ -111,9 +111,9 @@ int main(int argc, char **argv)
     uint64_t x = 88172645463325252u;
     int status = 0;
     for (int set = 0; set < 3; set++) {
-        const char *name = set == 0 ? "real BTC/USDT 1m prices+volumes" :
-                           set == 1 ? "2-decimal prices, 6-decimal volumes" :
-                                      "indicator-like (16-17 digits)";
+        const char *name = set == 0   ? "real BTC/USDT 1m prices+volumes"
+                           : set == 1 ? "2-decimal prices, 6-decimal volumes"
+                                      : "indicator-like (16-17 digits)";
         if (set == 0 && !load_real(v, n)) {
             status = 1;
             continue;

@@ -23,6 +23,14 @@
 #define AN_PG_POOL_MAX 64
 /* rows per statement of a write (all statements of a call share one transaction) */
 #define AN_PG_WRITE_BATCH 50000
+/* statements prepared per pooled connection (an_pg_exec_binary); more run unnamed */
+#define AN_PG_PREPARED_MAX 64
+
+/* The statements prepared on one connection, by a hash of their SQL. */
+typedef struct an_pg_prepared {
+    int n;
+    uint64_t ids[AN_PG_PREPARED_MAX];
+} an_pg_prepared;
 
 /* The connection pool. Every field below `lock` is guarded by it; conninfo,
  * size and acquire_timeout_s are set at open and read-only afterwards. */
@@ -39,6 +47,9 @@ typedef struct an_pg_pool {
         int busy[AN_PG_POOL_MAX];      /* slot lent out: conns[i] belongs to the borrower */
         PGconn *conns[AN_PG_POOL_MAX]; /* idle connections (NULL: connect on next borrow) */
     } by_lock;
+    /* what is prepared on each slot's connection: owned by the slot's
+     * borrower, as the connection is; emptied when the slot connects afresh */
+    an_pg_prepared prepared[AN_PG_POOL_MAX];
 } an_pg_pool;
 
 typedef struct pg_store {
@@ -89,6 +100,13 @@ typedef an_code (*an_pg_reader)(PGresult *r, void *ctx, an_err *err);
  * to read (may be NULL), sets *affected (may be NULL) to the rows changed. */
 an_code an_pg_exec(pg_store *ps, const char *sql, int n, const char *const *params,
                    an_pg_reader read, void *ctx, int *affected, const char *what, an_err *err);
+
+/* an_pg_exec for a hot read: the statement prepared once per pooled
+ * connection (PQprepare, named by a hash of sql) and run with binary
+ * results (PQexecPrepared, resultFormat 1): read decodes network byte order
+ * (an_pg_get_be64). Parameters stay text. */
+an_code an_pg_exec_binary(pg_store *ps, const char *sql, int n, const char *const *params,
+                          an_pg_reader read, void *ctx, const char *what, an_err *err);
 
 /* ---- statements on a connection the caller holds (pool.c) ---------------- */
 
