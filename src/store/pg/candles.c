@@ -230,24 +230,6 @@ int an_pg_append_range(char *sql, size_t cap, int pos, const an_query *q, const 
     return append_limit(sql, cap, pos, q, params, np, bufs);
 }
 
-#define AN_OID_INT8 20
-
-/* An 8-byte binary field: its bits, or 0 when NULL (0.0 as a double). */
-static uint64_t field8(const PGresult *r, int row, int col)
-{
-    if (PQgetlength(r, row, col) != 8)
-        return 0;
-    return an_pg_get_be64((const unsigned char *)PQgetvalue(r, row, col));
-}
-
-static double field_f8(const PGresult *r, int row, int col)
-{
-    uint64_t b = field8(r, row, col);
-    double d;
-    memcpy(&d, &b, sizeof d);
-    return d;
-}
-
 /* Binary rows of (time, open, high, low, close, volume[, count]) appended to
  * an an_candles (ctx): time as timestamptz (microseconds from 2000-01-01) or
  * int8 milliseconds, the prices float8, the count int8. */
@@ -264,16 +246,13 @@ static an_code read_candles(PGresult *r, void *ctx, an_err *err)
         return an_err_set(err, AN_ERR_DB, "read candles: unexpected result columns (%d)", nf);
     for (int i = 0; i < rows; i++) {
         an_candle k;
-        int64_t t = (int64_t)field8(r, i, 0);
-        if (t0 == AN_OID_TIMESTAMPTZ) /* floor to milliseconds */
-            t = (t - (t % 1000 + 1000) % 1000 + AN_PG_EPOCH_US) / 1000;
-        k.ts = t;
-        k.open = field_f8(r, i, 1);
-        k.high = field_f8(r, i, 2);
-        k.low = field_f8(r, i, 3);
-        k.close = field_f8(r, i, 4);
-        k.volume = field_f8(r, i, 5);
-        k.count = nf > 6 ? (int64_t)field8(r, i, 6) : 0;
+        k.ts = t0 == AN_OID_TIMESTAMPTZ ? an_pg_bin_ms(r, i, 0) : (int64_t)an_pg_bin8(r, i, 0);
+        k.open = an_pg_bin_f8(r, i, 1);
+        k.high = an_pg_bin_f8(r, i, 2);
+        k.low = an_pg_bin_f8(r, i, 3);
+        k.close = an_pg_bin_f8(r, i, 4);
+        k.volume = an_pg_bin_f8(r, i, 5);
+        k.count = nf > 6 ? (int64_t)an_pg_bin8(r, i, 6) : 0;
         an_code rc = an_candles_push(out, &k, err);
         if (rc != AN_OK)
             return rc;

@@ -119,6 +119,12 @@ int an_pg_query_bool(PGconn *c, const char *sql, an_code *rc, an_err *err);
  * an_store_rows (ctx), or the first row into an an_store_one (ctx). */
 an_code an_pg_read_rows(PGresult *r, void *ctx, an_err *err);
 an_code an_pg_read_one(PGresult *r, void *ctx, an_err *err);
+/* Fields of a binary result (an_pg_exec_binary): an 8-byte value's bits
+ * (0 when NULL), a float8 (0.0 when NULL), a timestamptz as Unix
+ * milliseconds (floored). */
+uint64_t an_pg_bin8(const PGresult *r, int row, int col);
+double an_pg_bin_f8(const PGresult *r, int row, int col);
+int64_t an_pg_bin_ms(const PGresult *r, int row, int col);
 /* Reads (symbol, timeframe, first ms, last ms, rows) rows into a malloc'd array. */
 an_code an_pg_read_series(PGresult *r, an_series_info **out, size_t *n, const char *what,
                           an_err *err);
@@ -133,6 +139,9 @@ typedef struct an_pg_buf {
 /* Room for more bytes (and a NUL); -1 when out of memory. */
 int an_pg_buf_reserve(an_pg_buf *b, size_t more);
 
+#define AN_OID_INT8 20
+#define AN_OID_TEXT 25
+#define AN_OID_VARCHAR 1043
 #define AN_OID_INT4 23
 #define AN_OID_FLOAT8 701
 #define AN_OID_TIMESTAMPTZ 1184

@@ -485,6 +485,27 @@ an_code an_pg_read_one(PGresult *r, void *ctx, an_err *err)
     return AN_OK;
 }
 
+uint64_t an_pg_bin8(const PGresult *r, int row, int col)
+{
+    if (PQgetlength(r, row, col) != 8)
+        return 0;
+    return an_pg_get_be64((const unsigned char *)PQgetvalue(r, row, col));
+}
+
+double an_pg_bin_f8(const PGresult *r, int row, int col)
+{
+    uint64_t b = an_pg_bin8(r, row, col);
+    double d;
+    memcpy(&d, &b, sizeof d);
+    return d;
+}
+
+int64_t an_pg_bin_ms(const PGresult *r, int row, int col)
+{
+    int64_t us = (int64_t)an_pg_bin8(r, row, col); /* from 2000-01-01 */
+    return (us - (us % 1000 + 1000) % 1000 + AN_PG_EPOCH_US) / 1000;
+}
+
 an_code an_pg_read_series(PGresult *r, an_series_info **out, size_t *n, const char *what,
                           an_err *err)
 {
