@@ -5,8 +5,10 @@
  * n = round(|v| * 10^k) below 2^53, n and 10^k are exact doubles, so
  * n / 10^k is one correctly rounded division: when it gives v back, the
  * decimal n * 10^-k is what strtod reads as v, and the smallest such k gives
- * the fewest digits. Its digits go out by integer code. Values it cannot
- * write (more than 16 significant digits, or beyond 2^53) take printf's %.15g,
+ * the fewest digits. Its digits go out by integer code. Between 1e-7 and
+ * 2^53 that search is exhaustive for 15 digits or fewer, so what it misses
+ * there needs 16 or 17: exact() finds those with 128-bit integers (indicator
+ * values mostly). Anything else (beyond 2^53, below 1e-7) takes printf's %.15g,
  * %.16g, then %.17g, the first that strtod reads back equal (from %.1g up
  * for a subnormal, which has fewer bits than 15 digits need). Pure functions,
  * no state; any thread.
@@ -118,6 +120,105 @@ static size_t fast(double v, char *buf)
     return 0;
 }
 
+#ifdef __SIZEOF_INT128__
+__extension__ typedef unsigned __int128 u128;
+
+static const uint64_t P5[] = {1u,
+                              5u,
+                              25u,
+                              125u,
+                              625u,
+                              3125u,
+                              15625u,
+                              78125u,
+                              390625u,
+                              1953125u,
+                              9765625u,
+                              48828125u,
+                              244140625u,
+                              1220703125u,
+                              6103515625u,
+                              30517578125u,
+                              152587890625u,
+                              762939453125u,
+                              3814697265625u,
+                              19073486328125u,
+                              95367431640625u,
+                              476837158203125u,
+                              2384185791015625u,
+                              11920928955078125u};
+
+/* 1 when the decimal N * 10^-q reads back as the double that is X in units
+ * of 2^-t * 10^-q, G the gap to the next double up in those units (half of
+ * it below at a power of two: lower_half), ties to the even mantissa. */
+static int reads_back(u128 N, int t, u128 X, u128 G, int lower_half, int even)
+{
+    u128 y = N << t;
+    u128 d = y >= X ? (y - X) * 2 : (X - y) * (lower_half ? 4 : 2);
+    return d < G || (d == G && even);
+}
+
+/* Exact 16- or 17-digit forms for 1e-7 <= |v| < 2^53, where Clinger's path
+ * has ruled out 15 digits or fewer: |v| = M * 2^E is X = M * 5^q * 2^(E+q)
+ * in units of 2^-t * 10^-q (q puts 16 digits before the point), all in 128
+ * bits. The 16-digit neighbours of v are tried (the nearer first when both
+ * read back, as %.16g would pick), else the nearest 17-digit form, which
+ * always reads back. 0 outside that range. */
+static size_t exact(double v, char *buf)
+{
+    double a = fabs(v);
+    if (!(a >= 1e-7 && a < TWO53))
+        return 0;
+    uint64_t bits;
+    memcpy(&bits, &a, sizeof bits);
+    uint64_t frac = bits & ((1ull << 52) - 1), M = frac | 1ull << 52;
+    int be = (int)(bits >> 52), E = be - 1075, lower_half = frac == 0 && be > 1,
+        even = (M & 1) == 0;
+    int e10 = (int)floor(log10(a));
+    for (int tries = 0; tries < 3; tries++) {
+        int q = 15 - e10;
+        if (q < 0 || q > 22)
+            return 0;
+        int sh = E + q, t = sh < 0 ? -sh : 0, up = sh > 0 ? sh : 0;
+        u128 X = ((u128)M * P5[q]) << up, G = (u128)P5[q] << up;
+        u128 lo = X >> t, rem = X - (lo << t), half = (u128)1 << t >> 1;
+        if (lo < (u128)1000000000000000u) {
+            e10--;
+            continue;
+        }
+        if (lo >= (u128)10000000000000000u) {
+            e10++;
+            continue;
+        }
+        int okl = reads_back(lo, t, X, G, lower_half, even),
+            okh = rem && reads_back(lo + 1, t, X, G, lower_half, even);
+        u128 n = lo;
+        int k = q;
+        if (okl && okh)
+            n = rem > half || (rem == half && (lo & 1)) ? lo + 1 : lo;
+        else if (okh)
+            n = lo + 1;
+        else if (!okl) { /* 17 digits: the nearest, half to even */
+            u128 X17 = X * 10, n17 = X17 >> t, r17 = X17 - (n17 << t);
+            n = r17 > half || (r17 == half && (n17 & 1)) ? n17 + 1 : n17;
+            k = q + 1;
+        }
+        char d[20];
+        int tz, nd = digits_of((uint64_t)n, d, &tz);
+        int e = nd + tz - 1 - k, prec = nd > 15 ? nd : 15;
+        return emit(buf, v < 0, d, nd, e, e >= prec || e < -4);
+    }
+    return 0;
+}
+#else
+static size_t exact(double v, char *buf)
+{
+    (void)v;
+    (void)buf;
+    return 0; /* no 128-bit integers: the printf path below */
+}
+#endif
+
 size_t an_num_format(double v, char *buf)
 {
     if (!isfinite(v)) {
@@ -129,6 +230,8 @@ size_t an_num_format(double v, char *buf)
         return 1;
     }
     size_t n = fast(v, buf);
+    if (!n)
+        n = exact(v, buf);
     if (n)
         return n;
     /* 15 digits always round-trip a normal double; a subnormal has fewer
