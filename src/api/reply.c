@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <zlib.h>
 
+#include "core/numfmt.h"
 #include "core/utf8.h"
 
 #define GZIP_MIN 1024 /* smaller replies go uncompressed */
@@ -118,44 +119,14 @@ void an_api_put_jstr(an_api_reply *rp, const char *s)
 
 void an_api_put_double(an_api_reply *rp, double v)
 {
-    if (!isfinite(v)) {
+    if (!reserve(rp, AN_NUM_MAX))
+        return;
+    size_t n = an_num_format(v, rp->body + rp->len);
+    if (n == 0) { /* JSON has no NaN or infinity */
         an_api_puts(rp, "null");
         return;
     }
-    char buf[40];
-    /* the common case, exchange prices and volumes with at most 8 decimals,
-     * in integer arithmetic: m / 1e8 is one correctly rounded division, so
-     * when it gives v back, strtod of the decimal m * 10^-8 gives v too */
-    double a = fabs(v);
-    if (a < 9e7) {
-        int64_t m = llround(a * 1e8);
-        if ((double)m / 1e8 == a) {
-            char *p = buf;
-            if (v < 0 && m)
-                *p++ = '-';
-            p += sprintf(p, "%" PRId64, m / 100000000);
-            int64_t f = m % 100000000;
-            if (f) {
-                char frac[9];
-                for (int i = 7; i >= 0; i--, f /= 10)
-                    frac[i] = (char)('0' + f % 10);
-                int n = 8;
-                while (frac[n - 1] == '0')
-                    n--;
-                *p++ = '.';
-                memcpy(p, frac, (size_t)n);
-                p += n;
-            }
-            an_api_put(rp, buf, (size_t)(p - buf));
-            return;
-        }
-    }
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            break;
-    }
-    an_api_puts(rp, buf);
+    rp->len += n;
 }
 
 void an_api_put_candle(an_api_reply *rp, const an_candle *k)

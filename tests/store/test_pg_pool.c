@@ -5,7 +5,9 @@
  * lock's mutex is not held across a blocking connect; and the indicator
  * write's "is the key range empty?" check is bounded by the whole primary
  * key (its plan's index condition names the time); a NULL an_err is
- * allowed on a failing open (error.h's rule). Runs once per backend
+ * allowed on a failing open (error.h's rule); the candle reads are
+ * prepared once per connection, return binary rows that decode to the
+ * stored values bit for bit, and survive a DEALLOCATE ALL. Runs once per backend
  * like every store test; the duckdb and timescaledb (PGlite: one connection,
  * no advisory locks) runs have nothing to check and pass at once.
  */
@@ -225,6 +227,89 @@ static void test_indicator_range_check_uses_the_key(void)
     an_store_close(s);
 }
 
+/* The prepared statements of the one pooled connection whose text reads
+ * trading.ohlc_data. */
+static int prepared_reads(an_store *s)
+{
+    pg_store *ps = s->impl;
+    PGconn *c;
+    int slot, n = -1;
+    an_err err = {0};
+    if (an_pg_pool_acquire(&ps->pool, &c, &slot, &err) != AN_OK)
+        return -1;
+    PGresult *r = PQexec(c, "SELECT count(*) FROM pg_prepared_statements"
+                            " WHERE name LIKE 'an\\_%' AND statement LIKE '%trading.ohlc_data%'");
+    if (PQresultStatus(r) == PGRES_TUPLES_OK)
+        n = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    an_pg_pool_release(&ps->pool, c, slot);
+    return n;
+}
+
+static void check_read(an_store *s, const an_candle *want, size_t n, const an_query *q)
+{
+    an_candles got = {0};
+    an_err err = {0};
+    AN_CHECK_OK(an_store_get_ohlc(s, "BIN/TEST", "1m", q, &got, &err), err);
+    AN_CHECK_INT(got.n, n);
+    for (size_t i = 0; i < got.n && i < n; i++) {
+        const an_candle *a = &got.v[i], *b = &want[q->descending ? n - 1 - i : i];
+        AN_CHECK_MSG(
+            a->ts == b->ts && memcmp(&a->open, &b->open, 5 * sizeof(double)) == 0 && a->count == 0,
+            "row %zu: ts %" PRId64 " open %.17g volume %.17g, want %" PRId64 " %.17g %.17g", i,
+            a->ts, a->open, a->volume, b->ts, b->open, b->volume);
+    }
+    an_candles_free(&got);
+}
+
+/* Candle reads: one prepared statement per query shape on a connection,
+ * whatever the parameters; binary rows decoded to the stored doubles bit for
+ * bit and the times to the millisecond
+ * (before 2000 too); after a DEALLOCATE ALL the read prepares again instead of failing. */
+static void test_candle_reads_prepared_binary(void)
+{
+    an_store_options opt = {.pg_conninfo = conninfo, .pool_size = 1, .connect_timeout_s = 2};
+    an_store *s = NULL;
+    an_err err = {0};
+    AN_CHECK_OK(an_store_open(&opt, &s, &err), err);
+    if (!s)
+        return;
+    AN_CHECK_OK(an_store_migrate(s, NULL, &err), err);
+    an_candle v[4] = {
+        {631152000000LL, 0.1 + 0.2, 1e300, 5e-324, 0.30000000000000004, 0, 0},
+        {946684740000LL, 56738.76, 56840.3, 56733.23, 56813.98, 50.9752, 0},
+        {946684800000LL, 1.0 / 3.0, 2.0 / 3.0, 1e-9, 0.5, 123456789.123, 0},
+        {1704067200000LL, 42000.01, 42100.5, 41999.99, 42050.25, 0.00000001, 0},
+    };
+    an_upsert_counts counts = {0};
+    AN_CHECK_OK(an_store_insert_ohlc(s, "BIN/TEST", "1m", v, 4, &counts, &err), err);
+    an_query all = an_query_all();
+    check_read(s, v, 4, &all);
+    AN_CHECK_INT(prepared_reads(s), 1);
+    an_query q = {.start_ms = 946684740000LL, .end_ms = INT64_MAX, .limit = 3};
+    check_read(s, v + 1, 3, &q);
+    q.start_ms = 946684800000LL;
+    check_read(s, v + 2, 2, &q);
+    AN_CHECK_INT(prepared_reads(s), 2); /* the same shape with new values: no new one */
+    q.descending = 1;
+    check_read(s, v + 2, 2, &q);
+    AN_CHECK_INT(prepared_reads(s), 3);
+
+    pg_store *ps = s->impl;
+    PGconn *c;
+    int slot;
+    if (an_pg_pool_acquire(&ps->pool, &c, &slot, &err) == AN_OK) {
+        PQclear(PQexec(c, "DEALLOCATE ALL"));
+        an_pg_pool_release(&ps->pool, c, slot);
+    }
+    AN_CHECK_INT(prepared_reads(s), 0);
+    check_read(s, v, 4, &all);
+    AN_CHECK_INT(prepared_reads(s), 1);
+    AN_CHECK_OK(an_store_delete_range(s, "ohlc_data", "BIN/TEST", "1m", v[0].ts, v[3].ts, &err),
+                err);
+    an_store_close(s);
+}
+
 int main(int argc, char **argv)
 {
     const char *backend = argc > 1 ? argv[1] : "duckdb";
@@ -243,5 +328,6 @@ int main(int argc, char **argv)
     AN_RUN(test_lock_mutex_not_held_across_connect);
     AN_RUN(test_indicator_range_check_uses_the_key);
     AN_RUN(test_null_err_is_allowed);
+    AN_RUN(test_candle_reads_prepared_binary);
     return AN_TEST_DONE();
 }

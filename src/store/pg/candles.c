@@ -230,20 +230,29 @@ int an_pg_append_range(char *sql, size_t cap, int pos, const an_query *q, const 
     return append_limit(sql, cap, pos, q, params, np, bufs);
 }
 
-/* Rows of (ms, open, high, low, close, volume) appended to an an_candles. */
+/* Binary rows of (time, open, high, low, close, volume[, count]) appended to
+ * an an_candles (ctx): time as timestamptz (microseconds from 2000-01-01) or
+ * int8 milliseconds, the prices float8, the count int8. */
 static an_code read_candles(PGresult *r, void *ctx, an_err *err)
 {
     an_candles *out = ctx;
-    int rows = PQntuples(r);
+    int nf = PQnfields(r), rows = PQntuples(r);
+    Oid t0 = PQftype(r, 0);
+    int ok = (nf == 6 || nf == 7) && (t0 == AN_OID_TIMESTAMPTZ || t0 == AN_OID_INT8) &&
+             (nf == 6 || PQftype(r, 6) == AN_OID_INT8);
+    for (int f = 0; ok && f < nf; f++)
+        ok = PQfformat(r, f) == 1 && (f == 0 || f == 6 || PQftype(r, f) == AN_OID_FLOAT8);
+    if (!ok)
+        return an_err_set(err, AN_ERR_DB, "read candles: unexpected result columns (%d)", nf);
     for (int i = 0; i < rows; i++) {
         an_candle k;
-        k.ts = strtoll(PQgetvalue(r, i, 0), NULL, 10);
-        k.open = strtod(PQgetvalue(r, i, 1), NULL);
-        k.high = strtod(PQgetvalue(r, i, 2), NULL);
-        k.low = strtod(PQgetvalue(r, i, 3), NULL);
-        k.close = strtod(PQgetvalue(r, i, 4), NULL);
-        k.volume = strtod(PQgetvalue(r, i, 5), NULL);
-        k.count = PQnfields(r) > 6 ? strtoll(PQgetvalue(r, i, 6), NULL, 10) : 0;
+        k.ts = t0 == AN_OID_TIMESTAMPTZ ? an_pg_bin_ms(r, i, 0) : (int64_t)an_pg_bin8(r, i, 0);
+        k.open = an_pg_bin_f8(r, i, 1);
+        k.high = an_pg_bin_f8(r, i, 2);
+        k.low = an_pg_bin_f8(r, i, 3);
+        k.close = an_pg_bin_f8(r, i, 4);
+        k.volume = an_pg_bin_f8(r, i, 5);
+        k.count = nf > 6 ? (int64_t)an_pg_bin8(r, i, 6) : 0;
         an_code rc = an_candles_push(out, &k, err);
         if (rc != AN_OK)
             return rc;
@@ -258,8 +267,8 @@ an_code an_pg_get_ohlc(an_store *s, const char *source, const char *symbol, cons
     const char *params[5];
     int np = 0;
     int pos = snprintf(sql, sizeof sql,
-                       "SELECT (extract(epoch FROM \"timestamp\") * 1000)::int8, open, high, "
-                       "low, close, volume FROM trading.%s WHERE symbol = $1",
+                       "SELECT \"timestamp\", open, high, low, close, volume FROM trading.%s"
+                       " WHERE symbol = $1",
                        source);
     params[np++] = symbol;
     if (tf) {
@@ -268,7 +277,9 @@ an_code an_pg_get_ohlc(an_store *s, const char *source, const char *symbol, cons
     }
     an_pg_range bufs;
     an_pg_append_range(sql, sizeof sql, pos, q, "", params, &np, &bufs);
-    return an_pg_exec(s->impl, sql, np, params, read_candles, out, NULL, "get_ohlc_data", err);
+    /* the candle route's query: a handful of shapes, each prepared once per
+     * pooled connection, rows in binary */
+    return an_pg_exec_binary(s->impl, sql, np, params, read_candles, out, "get_ohlc_data", err);
 }
 
 /* Buckets over ohlc_data: time_bucket with first()/last() on TimescaleDB,
@@ -283,7 +294,7 @@ an_code an_pg_get_bucketed(an_store *s, const char *symbol, const char *tf, int6
     snprintf(bms, sizeof bms, "%" PRId64, bucket_ms);
     int pos = snprintf(
         sql, sizeof sql,
-        "SELECT (extract(epoch FROM b) * 1000)::int8, %s, max(high), min(low), %s, sum(volume),"
+        "SELECT b, %s, max(high), min(low), %s, sum(volume),"
         " count(*) FROM (SELECT %s AS b, \"timestamp\", open, high, low, close, volume"
         " FROM trading.ohlc_data WHERE symbol = $1 AND timeframe = $2",
         ts ? "first(open, \"timestamp\")" : "(array_agg(open ORDER BY \"timestamp\"))[1]",
@@ -296,8 +307,8 @@ an_code an_pg_get_bucketed(an_store *s, const char *symbol, const char *tf, int6
     pos += snprintf(sql + pos, sizeof sql - (size_t)pos, ") t GROUP BY b ORDER BY b %s",
                     q->descending ? "DESC" : "ASC");
     append_limit(sql, sizeof sql, pos, q, params, &np, &bufs);
-    return an_pg_exec(s->impl, sql, np, params, read_candles, out, NULL, "get bucketed candles",
-                      err);
+    return an_pg_exec_binary(s->impl, sql, np, params, read_candles, out, "get bucketed candles",
+                             err);
 }
 
 an_code an_pg_latest(an_store *s, const char *symbol, const char *tf, int64_t *ts, int *found,

@@ -144,13 +144,17 @@ an_code an_pg_upsert_indicators(an_store *s, const char *symbol, const char *tf,
     return rc;
 }
 
+/* Binary rows of (timestamptz, name text, value float8). */
 static an_code read_points(PGresult *r, void *ctx, an_err *err)
 {
+    if (PQnfields(r) != 3 || PQftype(r, 0) != AN_OID_TIMESTAMPTZ ||
+        (PQftype(r, 1) != AN_OID_TEXT && PQftype(r, 1) != AN_OID_VARCHAR) ||
+        PQftype(r, 2) != AN_OID_FLOAT8 || PQfformat(r, 0) != 1)
+        return an_err_set(err, AN_ERR_DB, "get indicators: unexpected result columns");
     an_code rc = AN_OK;
     for (int i = 0; i < PQntuples(r) && rc == AN_OK; i++)
-        rc = an_store_points_push(ctx, strtoll(PQgetvalue(r, i, 0), NULL, 10), PQgetvalue(r, i, 1),
-                                  (size_t)PQgetlength(r, i, 1), strtod(PQgetvalue(r, i, 2), NULL),
-                                  err);
+        rc = an_store_points_push(ctx, an_pg_bin_ms(r, i, 0), PQgetvalue(r, i, 1),
+                                  (size_t)PQgetlength(r, i, 1), an_pg_bin_f8(r, i, 2), err);
     return rc;
 }
 
@@ -161,8 +165,8 @@ an_code an_pg_get_indicators(an_store *s, const char *symbol, const char *tf, co
     const char *params[6] = {symbol, tf};
     int np = 2;
     int pos = snprintf(sql, sizeof sql,
-                       "SELECT (extract(epoch FROM \"timestamp\") * 1000)::int8, indicator_name,"
-                       " indicator_value FROM analytics.indicators WHERE symbol = $1 AND"
+                       "SELECT \"timestamp\", indicator_name, indicator_value"
+                       " FROM analytics.indicators WHERE symbol = $1 AND"
                        " timeframe = $2 AND indicator_value IS NOT NULL");
     if (name) {
         params[np++] = name;
@@ -170,7 +174,7 @@ an_code an_pg_get_indicators(an_store *s, const char *symbol, const char *tf, co
     }
     an_pg_range bufs;
     an_pg_append_range(sql, sizeof sql, pos, q, "indicator_name, ", params, &np, &bufs);
-    return an_pg_exec(s->impl, sql, np, params, read_points, out, NULL, "get indicators", err);
+    return an_pg_exec_binary(s->impl, sql, np, params, read_points, out, "get indicators", err);
 }
 
 an_code an_pg_get_run(an_store *s, const char *symbol, const char *tf, an_indicator_run *run,

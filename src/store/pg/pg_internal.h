@@ -24,6 +24,14 @@
 #define AN_PG_POOL_MAX 64
 /* rows per statement of a write (all statements of a call share one transaction) */
 #define AN_PG_WRITE_BATCH 50000
+/* statements prepared per pooled connection (an_pg_exec_binary); more run unnamed */
+#define AN_PG_PREPARED_MAX 64
+
+/* The statements prepared on one connection, by a hash of their SQL. */
+typedef struct an_pg_prepared {
+    int n;
+    uint64_t ids[AN_PG_PREPARED_MAX];
+} an_pg_prepared;
 
 /* The connection pool. Every field below `lock` is guarded by it; conninfo,
  * size and acquire_timeout_s are set at open and read-only afterwards. */
@@ -40,6 +48,9 @@ typedef struct an_pg_pool {
         int busy[AN_PG_POOL_MAX];      /* slot lent out: conns[i] belongs to the borrower */
         PGconn *conns[AN_PG_POOL_MAX]; /* idle connections (NULL: connect on next borrow) */
     } by_lock;
+    /* what is prepared on each slot's connection: owned by the slot's
+     * borrower, as the connection is; emptied when the slot connects afresh */
+    an_pg_prepared prepared[AN_PG_POOL_MAX];
 } an_pg_pool;
 
 typedef struct pg_store {
@@ -91,6 +102,13 @@ typedef an_code (*an_pg_reader)(PGresult *r, void *ctx, an_err *err);
 an_code an_pg_exec(pg_store *ps, const char *sql, int n, const char *const *params,
                    an_pg_reader read, void *ctx, int *affected, const char *what, an_err *err);
 
+/* an_pg_exec for a hot read: the statement prepared once per pooled
+ * connection (PQprepare, named by a hash of sql) and run with binary
+ * results (PQexecPrepared, resultFormat 1): read decodes network byte order
+ * (an_pg_get_be64). Parameters stay text. */
+an_code an_pg_exec_binary(pg_store *ps, const char *sql, int n, const char *const *params,
+                          an_pg_reader read, void *ctx, const char *what, an_err *err);
+
 /* ---- statements on a connection the caller holds (pool.c) ---------------- */
 
 an_code an_pg_exec_cmd(PGconn *c, const char *sql, const char *what, an_err *err);
@@ -102,6 +120,12 @@ int an_pg_query_bool(PGconn *c, const char *sql, an_code *rc, an_err *err);
  * an_store_rows (ctx), or the first row into an an_store_one (ctx). */
 an_code an_pg_read_rows(PGresult *r, void *ctx, an_err *err);
 an_code an_pg_read_one(PGresult *r, void *ctx, an_err *err);
+/* Fields of a binary result (an_pg_exec_binary): an 8-byte value's bits
+ * (0 when NULL), a float8 (0.0 when NULL), a timestamptz as Unix
+ * milliseconds (floored). */
+uint64_t an_pg_bin8(const PGresult *r, int row, int col);
+double an_pg_bin_f8(const PGresult *r, int row, int col);
+int64_t an_pg_bin_ms(const PGresult *r, int row, int col);
 
 /* ---- byte buffers and PostgreSQL's binary formats (write.c) -------------- */
 
@@ -113,6 +137,9 @@ typedef struct an_pg_buf {
 /* Room for more bytes (and a NUL); -1 when out of memory. */
 int an_pg_buf_reserve(an_pg_buf *b, size_t more);
 
+#define AN_OID_INT8 20
+#define AN_OID_TEXT 25
+#define AN_OID_VARCHAR 1043
 #define AN_OID_INT4 23
 #define AN_OID_FLOAT8 701
 #define AN_OID_TIMESTAMPTZ 1184

@@ -15,6 +15,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,6 +182,7 @@ an_code an_pg_pool_acquire(an_pg_pool *p, PGconn **out, int *slot, an_err *err)
             free_slot(p, i);
             return e->code;
         }
+        p->prepared[i].n = 0; /* a new session: nothing prepared on it */
     }
     *out = c;
     *slot = i;
@@ -258,13 +260,21 @@ an_code an_pg_with_conn(pg_store *ps, an_pg_job job, void *ctx, an_err *err)
     return rc;
 }
 
-/* PQexecParams under the thread's deadline (store.h): waits for the reply
+/* Sends the statement: the prepared one called name, else sql unnamed. */
+static int send(PGconn *c, const char *name, const char *sql, int n, const char *const *params,
+                int fmt)
+{
+    return name ? PQsendQueryPrepared(c, name, n, params, NULL, NULL, fmt)
+                : PQsendQueryParams(c, sql, n, NULL, params, NULL, NULL, fmt);
+}
+
+/* The statement under the thread's deadline (store.h): waits for the reply
  * until then, sends a cancel request at it and returns the last result
  * (*timed_out = 1 when the cancel was sent). */
-static PGresult *exec_by_deadline(PGconn *c, const char *sql, int n, const char *const *params,
-                                  int *timed_out)
+static PGresult *exec_by_deadline(PGconn *c, const char *name, const char *sql, int n,
+                                  const char *const *params, int fmt, int *timed_out)
 {
-    if (!PQsendQueryParams(c, sql, n, NULL, params, NULL, NULL, 0))
+    if (!send(c, name, sql, n, params, fmt))
         return NULL;
     while (PQisBusy(c)) {
         int64_t left = an_store_deadline() - an_store_mono_ms();
@@ -292,17 +302,90 @@ static PGresult *exec_by_deadline(PGconn *c, const char *sql, int n, const char 
     return last;
 }
 
-an_code an_pg_exec(pg_store *ps, const char *sql, int n, const char *const *params,
-                   an_pg_reader read, void *ctx, int *affected, const char *what, an_err *err)
+static int sqlstate_is(const PGresult *r, const char *code)
+{
+    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    return st && strcmp(st, code) == 0;
+}
+
+/* FNV-1a of a statement's text: its prepared name. */
+static uint64_t sql_id(const char *sql)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+        h = (h ^ *p) * 0x100000001b3u;
+    return h;
+}
+
+/* sql prepared on the slot's connection, once per connection: *named = 1
+ * with its name in name, 0 when the slot has no room left (run it unnamed). */
+static an_code prepare_once(an_pg_pool *p, int slot, PGconn *c, const char *sql, int n,
+                            char name[24], int *named, const char *what, an_err *err)
+{
+    uint64_t id = sql_id(sql);
+    snprintf(name, 24, "an_%016" PRIx64, id);
+    an_pg_prepared *pr = &p->prepared[slot];
+    *named = 1;
+    for (int i = 0; i < pr->n; i++)
+        if (pr->ids[i] == id)
+            return AN_OK;
+    if (pr->n == AN_PG_PREPARED_MAX) {
+        *named = 0;
+        return AN_OK;
+    }
+    PGresult *r = PQprepare(c, name, sql, n, NULL);
+    an_code rc = AN_OK;
+    /* "already exists": a server whose clients share one session (the PGlite
+     * test server) has it from another connection, under the same name, so
+     * the same text */
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && !sqlstate_is(r, "42P05"))
+        rc = an_pg_res_error(r, c, what, err);
+    else
+        pr->ids[pr->n++] = id;
+    PQclear(r);
+    return rc;
+}
+
+/* One statement, under the thread's deadline when it has one. */
+static PGresult *run(PGconn *c, const char *name, const char *sql, int n, const char *const *params,
+                     int fmt, int *timed_out)
+{
+    if (an_store_deadline() > 0)
+        return exec_by_deadline(c, name, sql, n, params, fmt, timed_out);
+    return name ? PQexecPrepared(c, name, n, params, NULL, NULL, fmt)
+                : PQexecParams(c, sql, n, NULL, params, NULL, NULL, fmt);
+}
+
+/* an_pg_exec's body; binary: prepared, with binary results. */
+static an_code exec_on_pool(pg_store *ps, const char *sql, int n, const char *const *params,
+                            an_pg_reader read, void *ctx, int *affected, const char *what,
+                            int binary, an_err *err)
 {
     PGconn *c;
     int slot;
     an_code rc = an_pg_pool_acquire(&ps->pool, &c, &slot, err);
     if (rc != AN_OK)
         return rc;
+    char name[24];
+    int named = 0;
+    if (binary &&
+        (rc = prepare_once(&ps->pool, slot, c, sql, n, name, &named, what, err)) != AN_OK) {
+        an_pg_pool_release(&ps->pool, c, slot);
+        return rc;
+    }
+    const char *nm = named ? name : NULL;
     int timed_out = 0;
-    PGresult *r = an_store_deadline() > 0 ? exec_by_deadline(c, sql, n, params, &timed_out)
-                                          : PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    PGresult *r = run(c, nm, sql, n, params, binary, &timed_out);
+    if (nm && sqlstate_is(r, "26000") && PQtransactionStatus(c) == PQTRANS_IDLE) {
+        /* gone from the session (a DISCARD ALL): prepare it again, once */
+        PQclear(r);
+        ps->pool.prepared[slot].n = 0;
+        if ((rc = prepare_once(&ps->pool, slot, c, sql, n, name, &named, what, err)) != AN_OK) {
+            an_pg_pool_release(&ps->pool, c, slot);
+            return rc;
+        }
+        r = run(c, named ? name : NULL, sql, n, params, binary, &timed_out);
+    }
     ExecStatusType st = PQresultStatus(r);
     if (timed_out && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
         rc = an_err_set(err, AN_ERR_TIMEOUT, "%s: cancelled at the request's query timeout", what);
@@ -315,6 +398,18 @@ an_code an_pg_exec(pg_store *ps, const char *sql, int n, const char *const *para
     PQclear(r);
     an_pg_pool_release(&ps->pool, c, slot);
     return rc;
+}
+
+an_code an_pg_exec(pg_store *ps, const char *sql, int n, const char *const *params,
+                   an_pg_reader read, void *ctx, int *affected, const char *what, an_err *err)
+{
+    return exec_on_pool(ps, sql, n, params, read, ctx, affected, what, 0, err);
+}
+
+an_code an_pg_exec_binary(pg_store *ps, const char *sql, int n, const char *const *params,
+                          an_pg_reader read, void *ctx, const char *what, an_err *err)
+{
+    return exec_on_pool(ps, sql, n, params, read, ctx, NULL, what, 1, err);
 }
 
 /* ---- statements on a held connection ------------------------------------ */
@@ -388,6 +483,27 @@ an_code an_pg_read_one(PGresult *r, void *ctx, an_err *err)
     (void)err;
     an_store_read_one(ctx, r, PQntuples(r) > 0 && !PQgetisnull(r, 0, 0), fill_fields);
     return AN_OK;
+}
+
+uint64_t an_pg_bin8(const PGresult *r, int row, int col)
+{
+    if (PQgetlength(r, row, col) != 8)
+        return 0;
+    return an_pg_get_be64((const unsigned char *)PQgetvalue(r, row, col));
+}
+
+double an_pg_bin_f8(const PGresult *r, int row, int col)
+{
+    uint64_t b = an_pg_bin8(r, row, col);
+    double d;
+    memcpy(&d, &b, sizeof d);
+    return d;
+}
+
+int64_t an_pg_bin_ms(const PGresult *r, int row, int col)
+{
+    int64_t us = (int64_t)an_pg_bin8(r, row, col); /* from 2000-01-01 */
+    return (us - (us % 1000 + 1000) % 1000 + AN_PG_EPOCH_US) / 1000;
 }
 
 /* ---- ops of the connection itself --------------------------------------- */
