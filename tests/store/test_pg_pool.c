@@ -148,9 +148,14 @@ static char *explain_range_check(an_store *s, const char *names)
         return NULL;
     char sql[1024];
     snprintf(sql, sizeof sql, "EXPLAIN %s", AN_PG_IND_RANGE_EMPTY_SQL);
-    const char *params[5] = {"PLAN/TEST", "1m", "2024-01-05T00:00:00Z", "2024-01-05T01:00:00Z",
-                             names};
-    PGresult *r = PQexecParams(c, sql, 5, NULL, params, NULL, NULL, 0);
+    const char *params[7] = {"PLAN/TEST",
+                             "1m",
+                             "2024-01-05T00:00:00Z",
+                             "2024-01-05T01:00:00Z",
+                             names,
+                             "{2024-01-05T00:00:00Z,2024-01-05T00:00:00Z,2024-01-05T00:30:00Z}",
+                             "{2024-01-05T01:00:00Z,2024-01-05T01:00:00Z,2024-01-05T01:00:00Z}"};
+    PGresult *r = PQexecParams(c, sql, 7, NULL, params, NULL, NULL, 0);
     char *plan = calloc(1, 16384);
     for (int i = 0; plan && PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++) {
         strncat(plan, PQgetvalue(r, i, 0), 16384 - strlen(plan) - 2);
