@@ -73,6 +73,29 @@ static int binary_values(an_pg_buf *b, const an_indicator_batch *ib, size_t off,
     return 0;
 }
 
+/* The six parameters of INSERT_SQL and UPSERT_SQL for rows [off, off + m):
+ * symbol, timeframe, the names literal, then the time, name index and value
+ * arrays built into arr. -1 when out of memory. */
+typedef struct ind_params {
+    const char *v[6];
+    int len[6];
+} ind_params;
+
+static const Oid PARAM_TYPES[6] = {
+    0, 0, 0, AN_OID_TIMESTAMPTZ_ARRAY, AN_OID_INT4_ARRAY, AN_OID_FLOAT8_ARRAY};
+static const int PARAM_FORMATS[6] = {0, 0, 0, 1, 1, 1};
+
+static int batch_params(ind_params *p, an_pg_buf arr[3], const an_pg_buf *names, const char *symbol,
+                        const char *tf, const an_indicator_batch *b, size_t off, size_t m)
+{
+    for (int k = 0; k < 3; k++)
+        if (binary_values(&arr[k], b, off, m, k) < 0)
+            return -1;
+    *p = (ind_params){{symbol, tf, names->p, arr[0].p, arr[1].p, arr[2].p},
+                      {0, 0, 0, (int)arr[0].n, (int)arr[1].n, (int)arr[2].n}};
+    return 0;
+}
+
 /* The names as a text[] literal, each quoted (a name may be "null"); names
  * are [a-z0-9_.] (checked by store.c). */
 static int names_literal(an_pg_buf *names, const an_indicator_batch *b)
@@ -196,14 +219,9 @@ static an_code indicator_batch(PGconn *c, void *ctx, size_t off, size_t m, an_up
     w->m = m;
     if (name_ranges(w, &lo, &hi) < 0)
         return an_err_set(err, AN_ERR_NOMEM, "upsert indicators: out of memory");
-    for (int k = 0; k < 3; k++)
-        if (binary_values(&w->arr[k], b, off, m, k) < 0)
-            return an_err_set(err, AN_ERR_NOMEM, "upsert indicators: out of memory");
-    const char *params[6] = {w->symbol, w->tf, w->names.p, w->arr[0].p, w->arr[1].p, w->arr[2].p};
-    static const Oid types[6] = {
-        0, 0, 0, AN_OID_TIMESTAMPTZ_ARRAY, AN_OID_INT4_ARRAY, AN_OID_FLOAT8_ARRAY};
-    static const int formats[6] = {0, 0, 0, 1, 1, 1};
-    int lengths[6] = {0, 0, 0, (int)w->arr[0].n, (int)w->arr[1].n, (int)w->arr[2].n};
+    ind_params ip;
+    if (batch_params(&ip, w->arr, &w->names, w->symbol, w->tf, b, off, m) < 0)
+        return an_err_set(err, AN_ERR_NOMEM, "upsert indicators: out of memory");
     an_pg_batch pb = {
         .what = "upsert indicators",
         .range_empty_sql = AN_PG_IND_RANGE_EMPTY_SQL,
@@ -212,10 +230,10 @@ static an_code indicator_batch(PGconn *c, void *ctx, size_t off, size_t m, an_up
         .insert_sql = INSERT_SQL,
         .upsert_sql = UPSERT_SQL,
         .nparams = 6,
-        .params = params,
-        .types = types,
-        .lengths = lengths,
-        .formats = formats,
+        .params = ip.v,
+        .types = PARAM_TYPES,
+        .lengths = ip.len,
+        .formats = PARAM_FORMATS,
         .lo_ms = lo,
         .hi_ms = hi,
         .rows = m,
@@ -247,6 +265,22 @@ an_code an_pg_upsert_indicators(an_store *s, const char *symbol, const char *tf,
     free(w.copy.p);
     free(w.lo);
     free(w.hi);
+    return rc;
+}
+
+an_code an_pg_indicator_insert_rows(PGconn *c, const char *symbol, const char *tf,
+                                    const an_indicator_batch *b, size_t off, size_t m,
+                                    an_pg_buf bufs[4], an_err *err)
+{
+    ind_params ip;
+    if (names_literal(&bufs[3], b) < 0 ||
+        batch_params(&ip, bufs, &bufs[3], symbol, tf, b, off, m) < 0)
+        return an_err_set(err, AN_ERR_NOMEM, "insert indicators: out of memory");
+    PGresult *r = PQexecParams(c, INSERT_SQL, 6, PARAM_TYPES, ip.v, ip.len, PARAM_FORMATS, 0);
+    an_code rc = AN_OK;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = an_pg_res_error(r, c, "insert indicators", err);
+    PQclear(r);
     return rc;
 }
 

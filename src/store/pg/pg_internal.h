@@ -297,5 +297,12 @@ extern const char AN_PG_IND_RANGE_EMPTY_SQL[];
  * bench/indicators measures it against. */
 int an_pg_indicator_copy_rows(an_pg_buf *b, const char *symbol, const char *tf,
                               const an_indicator_batch *ib, size_t off, size_t m);
+/* Rows [off, off + m) of an indicator batch by the write path's plain
+ * INSERT (unnest of binary arrays; bufs are its four parameter buffers),
+ * with no range check and no counts: the baseline bench/indicators measures
+ * the write against on a server without COPY FROM STDIN. */
+an_code an_pg_indicator_insert_rows(PGconn *c, const char *symbol, const char *tf,
+                                    const an_indicator_batch *b, size_t off, size_t m,
+                                    an_pg_buf bufs[4], an_err *err);
 
 #endif
