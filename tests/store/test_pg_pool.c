@@ -2,12 +2,14 @@
  * test_pg_pool.c - the PostgreSQL backend's connection handling against a
  * real server (AUTONAMA_TEST_PG): a connection whose ROLLBACK failed is not
  * pooled again, a failing session setup fails the connect, and the advisory
- * lock's mutex is not held across a blocking connect; and the indicator
+ * lock's mutex is not held across a blocking connect; the indicator
  * write's "is the key range empty?" check is bounded by the whole primary
- * key (its plan's index condition names the time); a NULL an_err is
- * allowed on a failing open (error.h's rule); the candle reads are
- * prepared once per connection, return binary rows that decode to the
- * stored values bit for bit, and survive a DEALLOCATE ALL. Runs once per backend
+ * key (its plan's index condition names the time), and its binary COPY,
+ * beaten to a key by another writer, is rolled back and redone as the
+ * upsert; a NULL an_err is allowed on a failing open (error.h's rule); the
+ * candle reads are prepared once per connection, return binary rows that
+ * decode to the stored values bit for bit, and survive a DEALLOCATE ALL.
+ * Runs once per backend
  * like every store test; the duckdb and timescaledb (PGlite: one connection,
  * no advisory locks) runs have nothing to check and pass at once.
  */
@@ -165,9 +167,14 @@ static char *explain_range_check(an_store *s, const char *names)
         return NULL;
     char sql[1024];
     snprintf(sql, sizeof sql, "EXPLAIN %s", AN_PG_IND_RANGE_EMPTY_SQL);
-    const char *params[5] = {"PLAN/TEST", "1m", "2024-01-05T00:00:00Z", "2024-01-05T01:00:00Z",
-                             names};
-    PGresult *r = PQexecParams(c, sql, 5, NULL, params, NULL, NULL, 0);
+    const char *params[7] = {"PLAN/TEST",
+                             "1m",
+                             "2024-01-05T00:00:00Z",
+                             "2024-01-05T01:00:00Z",
+                             names,
+                             "{2024-01-05T00:00:00Z,2024-01-05T00:00:00Z,2024-01-05T00:30:00Z}",
+                             "{2024-01-05T01:00:00Z,2024-01-05T01:00:00Z,2024-01-05T01:00:00Z}"};
+    PGresult *r = PQexecParams(c, sql, 7, NULL, params, NULL, NULL, 0);
     char *plan = calloc(1, 16384);
     for (int i = 0; plan && PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++) {
         strncat(plan, PQgetvalue(r, i, 0), 16384 - strlen(plan) - 2);
@@ -310,6 +317,72 @@ static void test_candle_reads_prepared_binary(void)
     an_store_close(s);
 }
 
+typedef struct racer {
+    an_store *s;
+    const an_indicator_batch *b;
+    an_upsert_counts counts;
+    an_code rc;
+    an_err err;
+} racer;
+
+static void *race_write(void *arg)
+{
+    racer *r = arg;
+    r->rc = an_store_upsert_indicators(r->s, "RACE/TEST", "1m", r->b, &r->counts, &r->err);
+    return NULL;
+}
+
+/* Another writer commits a row inside a batch's key range after the batch
+ * found the range empty: the batch's binary COPY then waits on that row's
+ * key and fails with a unique violation; the batch is rolled back to its
+ * savepoint (none of its rows stay) and redone as the upsert, whose counts
+ * say what happened: 299 inserted, 1 updated (the other writer's value). */
+static void test_indicator_copy_conflict_redone_as_upsert(void)
+{
+    an_store *s = open_store();
+    if (!s)
+        return;
+    an_err err = {0};
+    AN_CHECK_OK(an_store_migrate(s, NULL, &err), err);
+    enum { N = 100 };
+    static const char *const names[3] = {"sma_20", "ema_50", "rsi_14"};
+    int64_t ts[3 * N];
+    int idx[3 * N];
+    double val[3 * N];
+    for (int i = 0; i < 3 * N; i++) {
+        ts[i] = 1704067200000LL + (int64_t)(i / 3) * 60000;
+        idx[i] = i % 3;
+        val[i] = 10.0 + i;
+    }
+    an_indicator_batch b = {names, 3, ts, idx, val, 3 * N};
+    PGconn *other = PQconnectdb(conninfo);
+    PGresult *r = PQexec(other, "BEGIN; INSERT INTO analytics.indicators VALUES ('RACE/TEST',"
+                                " '1m', '2024-01-01T00:50:00Z', 'ema_50', -1)");
+    AN_CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+    PQclear(r);
+    racer w = {.s = s, .b = &b};
+    pthread_t th;
+    pthread_create(&th, NULL, race_write, &w);
+    usleep(1000 * 1000); /* the write finds the range empty and waits in its COPY */
+    r = PQexec(other, "COMMIT");
+    AN_CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+    PQclear(r);
+    pthread_join(th, NULL);
+    AN_CHECK_OK(w.rc, w.err);
+    AN_CHECK_INT(w.counts.inserted, 3 * N - 1);
+    AN_CHECK_INT(w.counts.updated, 1);
+    r = PQexec(other, "SELECT count(*), count(*) FILTER (WHERE indicator_value = 10 +"
+                      " (extract(epoch FROM \"timestamp\" - '2024-01-01T00:00:00Z') / 60) * 3 +"
+                      " CASE indicator_name WHEN 'sma_20' THEN 0 WHEN 'ema_50' THEN 1 ELSE 2 END)"
+                      " FROM analytics.indicators WHERE symbol = 'RACE/TEST'");
+    AN_CHECK(PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "300") == 0 &&
+             strcmp(PQgetvalue(r, 0, 1), "300") == 0);
+    PQclear(r);
+    PQclear(PQexec(other, "DELETE FROM analytics.indicators WHERE symbol = 'RACE/TEST'"));
+    PQfinish(other);
+    an_store_close(s);
+}
+
 int main(int argc, char **argv)
 {
     const char *backend = argc > 1 ? argv[1] : "duckdb";
@@ -329,5 +402,6 @@ int main(int argc, char **argv)
     AN_RUN(test_indicator_range_check_uses_the_key);
     AN_RUN(test_null_err_is_allowed);
     AN_RUN(test_candle_reads_prepared_binary);
+    AN_RUN(test_indicator_copy_conflict_redone_as_upsert);
     return AN_TEST_DONE();
 }

@@ -85,32 +85,22 @@ typedef struct candle_write {
     size_t m;
 } candle_write;
 
-/* COPY's binary format: a signature, flags and an empty header extension;
- * per row a field count and (length, bytes) per field; -1 at the end. */
+/* The batch's rows in COPY's binary format (pg_internal.h). */
 static int copy_rows(void *ctx, an_pg_buf *b)
 {
-    static const unsigned char SIG[19] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0};
     const candle_write *w = ctx;
     size_t ls = strlen(w->symbol), lt = strlen(w->tf);
     size_t row = 2 + 4 + ls + 4 + lt + 6 * 12;
-    if (an_pg_buf_reserve(b, sizeof SIG + w->m * row + 2) < 0)
+    if (an_pg_buf_reserve(b, AN_PG_COPY_HEAD + w->m * row + 2) < 0)
         return -1;
-    unsigned char *p = (unsigned char *)b->p;
-    memcpy(p, SIG, sizeof SIG); /* flags and extension length are the zeros at its end */
-    p += sizeof SIG;
+    unsigned char *p = an_pg_copy_head((unsigned char *)b->p);
     for (size_t i = 0; i < w->m; i++) {
         p[0] = 0;
         p[1] = 8;
-        an_pg_put_be32(p + 2, (uint32_t)ls);
-        memcpy(p + 6, w->symbol, ls);
-        p += 6 + ls;
-        an_pg_put_be32(p, (uint32_t)lt);
-        memcpy(p + 4, w->tf, lt);
-        p += 4 + lt;
-        for (size_t k = 0; k < 6; k++, p += 12) {
-            an_pg_put_be32(p, 8);
-            an_pg_put_be64(p + 4, field_bits(&w->batch[i], k));
-        }
+        p = an_pg_copy_text(p + 2, w->symbol, ls);
+        p = an_pg_copy_text(p, w->tf, lt);
+        for (size_t k = 0; k < 6; k++)
+            p = an_pg_copy_8(p, field_bits(&w->batch[i], k));
     }
     p[0] = 0xff;
     p[1] = 0xff;

@@ -1,7 +1,8 @@
 /*
  * indicators.c - the PostgreSQL backend's analytics.indicators (the seed's
- * long format) and analytics.indicator_runs: batched writes of (time, name
- * index, value) binary arrays through write.c's one write path, reads, and
+ * long format) and analytics.indicator_runs: batched writes through
+ * write.c's one write path (binary COPY into an empty key range on real
+ * servers, (time, name index, value) binary arrays otherwise), reads, and
  * the ledger of indicator runs. Any thread; each op borrows one pooled
  * connection.
  */
@@ -30,14 +31,21 @@ static const char INSERT_SQL[] =
     " SELECT $1, $2, t.ts, ($3::text[])[t.k], t.v"
     " FROM unnest($4::timestamptz[], $5::int4[], $6::float8[]) AS t(ts, k, v)";
 
-/* With the batch's names ($5), the whole primary key (symbol, timeframe,
- * indicator_name, timestamp) bounds the index scan: without them only
- * (symbol, timeframe) would, and the scan would read every stored value of
- * the series. */
+/* Whether any stored row shares a (name, time) range with the batch: $5 the
+ * batch's names, $6 and $7 each name's first and last time in the batch
+ * ($3..$4 the batch's whole range). Per name, the whole primary key
+ * (symbol, timeframe, indicator_name, timestamp) bounds one index probe
+ * (LIMIT 1), whatever the table holds. Per name and not over the batch's
+ * whole range: rows arrive time-major (the engine) or name-major (sync), so
+ * a batch of 50,000 rows usually starts inside a time or a name the
+ * previous batch of the same transaction wrote, and one range over all the
+ * names would find those rows and send every batch after the first down
+ * the upsert path. */
 const char AN_PG_IND_RANGE_EMPTY_SQL[] =
-    "SELECT NOT EXISTS (SELECT 1 FROM analytics.indicators WHERE symbol = $1 AND timeframe = $2"
-    " AND indicator_name = ANY ($5::text[])"
-    " AND \"timestamp\" BETWEEN $3::timestamptz AND $4::timestamptz)";
+    "SELECT NOT EXISTS (SELECT 1 FROM unnest($5::text[], $6::timestamptz[], $7::timestamptz[])"
+    " AS r(name, lo, hi), LATERAL (SELECT 1 FROM analytics.indicators d WHERE d.symbol = $1"
+    " AND d.timeframe = $2 AND d.indicator_name = r.name AND d.\"timestamp\" BETWEEN"
+    " greatest(r.lo, $3::timestamptz) AND least(r.hi, $4::timestamptz) LIMIT 1) AS hit)";
 
 /* array_send format of n values: kind 0 timestamptz (from ms), 1 int4
  * (name index + 1), 2 float8 */
@@ -65,66 +73,174 @@ static int binary_values(an_pg_buf *b, const an_indicator_batch *ib, size_t off,
     return 0;
 }
 
-/* The names as a text[] literal; names are [a-z0-9_.] (checked by store.c). */
+/* The six parameters of INSERT_SQL and UPSERT_SQL for rows [off, off + m):
+ * symbol, timeframe, the names literal, then the time, name index and value
+ * arrays built into arr. -1 when out of memory. */
+typedef struct ind_params {
+    const char *v[6];
+    int len[6];
+} ind_params;
+
+static const Oid PARAM_TYPES[6] = {
+    0, 0, 0, AN_OID_TIMESTAMPTZ_ARRAY, AN_OID_INT4_ARRAY, AN_OID_FLOAT8_ARRAY};
+static const int PARAM_FORMATS[6] = {0, 0, 0, 1, 1, 1};
+
+static int batch_params(ind_params *p, an_pg_buf arr[3], const an_pg_buf *names, const char *symbol,
+                        const char *tf, const an_indicator_batch *b, size_t off, size_t m)
+{
+    for (int k = 0; k < 3; k++)
+        if (binary_values(&arr[k], b, off, m, k) < 0)
+            return -1;
+    *p = (ind_params){{symbol, tf, names->p, arr[0].p, arr[1].p, arr[2].p},
+                      {0, 0, 0, (int)arr[0].n, (int)arr[1].n, (int)arr[2].n}};
+    return 0;
+}
+
+/* The names as a text[] literal, each quoted (a name may be "null"); names
+ * are [a-z0-9_.] (checked by store.c). */
 static int names_literal(an_pg_buf *names, const an_indicator_batch *b)
 {
     size_t need = 3;
     for (int k = 0; k < b->n_names; k++)
-        need += strlen(b->names[k]) + 1;
+        need += strlen(b->names[k]) + 3;
     if (an_pg_buf_reserve(names, need) < 0)
         return -1;
     names->n = 0;
     names->p[names->n++] = '{';
-    for (int k = 0; k < b->n_names; k++) {
-        size_t l = strlen(b->names[k]);
-        if (k)
-            names->p[names->n++] = ',';
-        memcpy(names->p + names->n, b->names[k], l);
-        names->n += l;
-    }
+    for (int k = 0; k < b->n_names; k++)
+        names->n += (size_t)sprintf(names->p + names->n, "%s\"%s\"", k ? "," : "", b->names[k]);
     names->p[names->n++] = '}';
     names->p[names->n] = '\0';
+    return 0;
+}
+
+/* The plain insert as binary COPY (real servers; the PGlite test server dies
+ * on COPY FROM STDIN and keeps INSERT_SQL): as for candles, the rows stream
+ * straight into the table with no arrays to build and unnest. */
+static const char COPY_SQL[] =
+    "COPY analytics.indicators (symbol, timeframe, \"timestamp\", indicator_name,"
+    " indicator_value) FROM STDIN (FORMAT binary)";
+
+int an_pg_indicator_copy_rows(an_pg_buf *b, const char *symbol, const char *tf,
+                              const an_indicator_batch *ib, size_t off, size_t m)
+{
+    size_t ls = strlen(symbol), lt = strlen(tf), name_max = 0;
+    for (int k = 0; k < ib->n_names; k++)
+        name_max = strlen(ib->names[k]) > name_max ? strlen(ib->names[k]) : name_max;
+    b->n = 0;
+    size_t row = 2 + 4 + ls + 4 + lt + 12 + 4 + name_max + 12;
+    if (an_pg_buf_reserve(b, AN_PG_COPY_HEAD + m * row + 2) < 0)
+        return -1;
+    unsigned char *p = an_pg_copy_head((unsigned char *)b->p);
+    for (size_t i = off; i < off + m; i++) {
+        int k = ib->name_idx[i];
+        uint64_t bits;
+        memcpy(&bits, &ib->value[i], sizeof bits);
+        p[0] = 0;
+        p[1] = 5;
+        p = an_pg_copy_text(p + 2, symbol, ls);
+        p = an_pg_copy_text(p, tf, lt);
+        p = an_pg_copy_8(p, (uint64_t)(ib->ts[i] * 1000 - AN_PG_EPOCH_US));
+        p = an_pg_copy_text(p, ib->names[k], strlen(ib->names[k]));
+        p = an_pg_copy_8(p, bits);
+    }
+    p[0] = 0xff;
+    p[1] = 0xff;
+    b->n = (size_t)(p + 2 - (unsigned char *)b->p);
     return 0;
 }
 
 typedef struct indicator_write {
     const char *symbol, *tf;
     const an_indicator_batch *b;
-    an_pg_buf arr[3], names;
+    int use_copy;
+    size_t off, m;    /* the batch being written */
+    int64_t *lo, *hi; /* per name: its first and last time in the batch */
+    an_pg_buf arr[3], names, copy, range[3];
 } indicator_write;
+
+/* The batch's per-name ranges as three text[] literals (names, first and
+ * last times) for the range check, and the batch's whole range. */
+static int name_ranges(indicator_write *w, int64_t *lo_all, int64_t *hi_all)
+{
+    const an_indicator_batch *b = w->b;
+    for (int k = 0; k < b->n_names; k++) {
+        w->lo[k] = INT64_MAX;
+        w->hi[k] = INT64_MIN;
+    }
+    *lo_all = INT64_MAX;
+    *hi_all = INT64_MIN;
+    for (size_t i = w->off; i < w->off + w->m; i++) {
+        int k = b->name_idx[i];
+        w->lo[k] = b->ts[i] < w->lo[k] ? b->ts[i] : w->lo[k];
+        w->hi[k] = b->ts[i] > w->hi[k] ? b->ts[i] : w->hi[k];
+        *lo_all = b->ts[i] < *lo_all ? b->ts[i] : *lo_all;
+        *hi_all = b->ts[i] > *hi_all ? b->ts[i] : *hi_all;
+    }
+    for (int j = 0; j < 3; j++) {
+        w->range[j].n = 0;
+        if (an_pg_buf_reserve(&w->range[j], 2 + (size_t)b->n_names * 48) < 0)
+            return -1;
+        w->range[j].p[w->range[j].n++] = '{';
+    }
+    for (int k = 0; k < b->n_names; k++) {
+        if (w->lo[k] > w->hi[k])
+            continue; /* not in this batch */
+        char *p[3] = {w->range[0].p + w->range[0].n, w->range[1].p + w->range[1].n,
+                      w->range[2].p + w->range[2].n};
+        int sep = w->range[0].n > 1;
+        w->range[0].n += (size_t)sprintf(p[0], "%s\"%s\"", sep ? "," : "", b->names[k]);
+        char t[40];
+        w->range[1].n +=
+            (size_t)sprintf(p[1], "%s%s", sep ? "," : "", an_time_format(w->lo[k], t, sizeof t));
+        w->range[2].n +=
+            (size_t)sprintf(p[2], "%s%s", sep ? "," : "", an_time_format(w->hi[k], t, sizeof t));
+    }
+    for (int j = 0; j < 3; j++) {
+        w->range[j].p[w->range[j].n++] = '}';
+        w->range[j].p[w->range[j].n] = '\0';
+    }
+    return 0;
+}
+
+static int copy_rows(void *ctx, an_pg_buf *rows)
+{
+    const indicator_write *w = ctx;
+    return an_pg_indicator_copy_rows(rows, w->symbol, w->tf, w->b, w->off, w->m);
+}
 
 static an_code indicator_batch(PGconn *c, void *ctx, size_t off, size_t m, an_upsert_counts *counts,
                                an_err *err)
 {
     indicator_write *w = ctx;
     const an_indicator_batch *b = w->b;
-    int64_t lo = b->ts[off], hi = b->ts[off];
-    for (size_t i = off; i < off + m; i++) {
-        lo = b->ts[i] < lo ? b->ts[i] : lo;
-        hi = b->ts[i] > hi ? b->ts[i] : hi;
-    }
-    for (int k = 0; k < 3; k++)
-        if (binary_values(&w->arr[k], b, off, m, k) < 0)
-            return an_err_set(err, AN_ERR_NOMEM, "upsert indicators: out of memory");
-    const char *params[6] = {w->symbol, w->tf, w->names.p, w->arr[0].p, w->arr[1].p, w->arr[2].p};
-    static const Oid types[6] = {
-        0, 0, 0, AN_OID_TIMESTAMPTZ_ARRAY, AN_OID_INT4_ARRAY, AN_OID_FLOAT8_ARRAY};
-    static const int formats[6] = {0, 0, 0, 1, 1, 1};
-    int lengths[6] = {0, 0, 0, (int)w->arr[0].n, (int)w->arr[1].n, (int)w->arr[2].n};
+    int64_t lo, hi;
+    w->off = off;
+    w->m = m;
+    if (name_ranges(w, &lo, &hi) < 0)
+        return an_err_set(err, AN_ERR_NOMEM, "upsert indicators: out of memory");
+    ind_params ip;
+    if (batch_params(&ip, w->arr, &w->names, w->symbol, w->tf, b, off, m) < 0)
+        return an_err_set(err, AN_ERR_NOMEM, "upsert indicators: out of memory");
     an_pg_batch pb = {
         .what = "upsert indicators",
         .range_empty_sql = AN_PG_IND_RANGE_EMPTY_SQL,
-        .range_extra = w->names.p,
+        .range_extra = (const char *const[3]){w->range[0].p, w->range[1].p, w->range[2].p},
+        .range_nextra = 3,
         .insert_sql = INSERT_SQL,
         .upsert_sql = UPSERT_SQL,
         .nparams = 6,
-        .params = params,
-        .types = types,
-        .lengths = lengths,
-        .formats = formats,
+        .params = ip.v,
+        .types = PARAM_TYPES,
+        .lengths = ip.len,
+        .formats = PARAM_FORMATS,
         .lo_ms = lo,
         .hi_ms = hi,
         .rows = m,
+        .copy_sql = w->use_copy ? COPY_SQL : NULL,
+        .copy_rows = copy_rows,
+        .copy_ctx = w,
+        .copy_buf = &w->copy,
     };
     return an_pg_write_batch(c, &pb, counts, err);
 }
@@ -132,15 +248,39 @@ static an_code indicator_batch(PGconn *c, void *ctx, size_t off, size_t m, an_up
 an_code an_pg_upsert_indicators(an_store *s, const char *symbol, const char *tf,
                                 const an_indicator_batch *b, an_upsert_counts *counts, an_err *err)
 {
-    indicator_write w = {.symbol = symbol, .tf = tf, .b = b};
+    pg_store *ps = s->impl;
+    indicator_write w = {.symbol = symbol, .tf = tf, .b = b, .use_copy = !ps->is_pglite};
     an_code rc;
-    if (names_literal(&w.names, b) < 0)
+    w.lo = malloc((size_t)b->n_names * sizeof *w.lo);
+    w.hi = malloc((size_t)b->n_names * sizeof *w.hi);
+    if (!w.lo || !w.hi || names_literal(&w.names, b) < 0)
         rc = an_err_set(err, AN_ERR_NOMEM, "upsert indicators: out of memory");
     else
-        rc = an_pg_write(s->impl, "upsert indicators", b->n, indicator_batch, &w, counts, err);
-    for (int k = 0; k < 3; k++)
+        rc = an_pg_write(ps, "upsert indicators", b->n, indicator_batch, &w, counts, err);
+    for (int k = 0; k < 3; k++) {
         free(w.arr[k].p);
+        free(w.range[k].p);
+    }
     free(w.names.p);
+    free(w.copy.p);
+    free(w.lo);
+    free(w.hi);
+    return rc;
+}
+
+an_code an_pg_indicator_insert_rows(PGconn *c, const char *symbol, const char *tf,
+                                    const an_indicator_batch *b, size_t off, size_t m,
+                                    an_pg_buf bufs[4], an_err *err)
+{
+    ind_params ip;
+    if (names_literal(&bufs[3], b) < 0 ||
+        batch_params(&ip, bufs, &bufs[3], symbol, tf, b, off, m) < 0)
+        return an_err_set(err, AN_ERR_NOMEM, "insert indicators: out of memory");
+    PGresult *r = PQexecParams(c, INSERT_SQL, 6, PARAM_TYPES, ip.v, ip.len, PARAM_FORMATS, 0);
+    an_code rc = AN_OK;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = an_pg_res_error(r, c, "insert indicators", err);
+    PQclear(r);
     return rc;
 }
 

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "store/store_impl.h"
 
@@ -177,6 +178,25 @@ static inline uint64_t an_pg_get_be64(const unsigned char *p)
  * position of the first element. */
 unsigned char *an_pg_array_header(unsigned char *p, uint32_t oid, size_t n);
 
+/* COPY's binary format (FORMAT binary): the stream starts with a signature,
+ * flags and an empty header extension (AN_PG_COPY_HEAD bytes) and ends with
+ * a field count of -1 (2 bytes); each row is a 16-bit field count, then per
+ * field a 32-bit length and its bytes. */
+#define AN_PG_COPY_HEAD 19
+unsigned char *an_pg_copy_head(unsigned char *p);
+static inline unsigned char *an_pg_copy_text(unsigned char *p, const char *s, size_t len)
+{
+    an_pg_put_be32(p, (uint32_t)len);
+    memcpy(p + 4, s, len);
+    return p + 4 + len;
+}
+static inline unsigned char *an_pg_copy_8(unsigned char *p, uint64_t v)
+{
+    an_pg_put_be32(p, 8);
+    an_pg_put_be64(p + 4, v);
+    return p + 12;
+}
+
 /* ---- the fast write path (write.c) --------------------------------------- */
 
 /* One batch of a write, as candles.c or indicators.c prepares it. params[0]
@@ -184,10 +204,11 @@ unsigned char *an_pg_array_header(unsigned char *p, uint32_t oid, size_t n);
  * range. */
 typedef struct an_pg_batch {
     const char *what;
-    const char *range_empty_sql; /* $1 symbol, $2 timeframe, $3..$4 the range[, $5]: one bool */
-    const char *range_extra;     /* $5 of range_empty_sql, or NULL when it has four */
-    const char *insert_sql;      /* plain insert of the batch (same params) */
-    const char *upsert_sql;      /* upsert returning (inserted, updated) counts */
+    const char *range_empty_sql;    /* $1 symbol, $2 timeframe, $3..$4 the range[, $5...]: a bool */
+    const char *const *range_extra; /* $5... of range_empty_sql (range_nextra of them) */
+    int range_nextra;
+    const char *insert_sql; /* plain insert of the batch (same params) */
+    const char *upsert_sql; /* upsert returning (inserted, updated) counts */
     int nparams;
     const char *const *params;
     const Oid *types;
@@ -298,5 +319,18 @@ int an_pg_append_range(char *sql, size_t cap, int pos, const an_query *q, const 
 /* The indicator write's "is the key range empty?" query (exported for the
  * test that checks its plan). */
 extern const char AN_PG_IND_RANGE_EMPTY_SQL[];
+/* Rows [off, off + m) of an indicator batch of (symbol, tf) as a whole
+ * binary COPY stream (header, rows, trailer) into *b, replacing its bytes;
+ * -1 when out of memory. The indicator write's COPY, and the baseline
+ * bench/indicators measures it against. */
+int an_pg_indicator_copy_rows(an_pg_buf *b, const char *symbol, const char *tf,
+                              const an_indicator_batch *ib, size_t off, size_t m);
+/* Rows [off, off + m) of an indicator batch by the write path's plain
+ * INSERT (unnest of binary arrays; bufs are its four parameter buffers),
+ * with no range check and no counts: the baseline bench/indicators measures
+ * the write against on a server without COPY FROM STDIN. */
+an_code an_pg_indicator_insert_rows(PGconn *c, const char *symbol, const char *tf,
+                                    const an_indicator_batch *b, size_t off, size_t m,
+                                    an_pg_buf bufs[4], an_err *err);
 
 #endif

@@ -38,6 +38,14 @@ unsigned char *an_pg_array_header(unsigned char *p, uint32_t oid, size_t n)
     return p + 20;
 }
 
+unsigned char *an_pg_copy_head(unsigned char *p)
+{
+    static const unsigned char SIG[AN_PG_COPY_HEAD] = {'P',  'G',  'C',  'O',  'P', 'Y',
+                                                       '\n', 0xff, '\r', '\n', 0};
+    memcpy(p, SIG, sizeof SIG); /* flags and extension length are the zeros at its end */
+    return p + sizeof SIG;
+}
+
 /* Runs the COPY of rows; returns its last result (COMMAND_OK, or the error)
  * for the caller to look at, as PQexecParams's would be. */
 static PGresult *copy_in(PGconn *c, const char *sql, const an_pg_buf *rows)
@@ -73,11 +81,16 @@ static PGresult *copy_in(PGconn *c, const char *sql, const an_pg_buf *rows)
 static an_code range_empty(PGconn *c, const an_pg_batch *b, int *empty, an_err *err)
 {
     char first[40], last[40], *v = NULL;
-    const char *params[5] = {b->params[0], b->params[1],
+    const char *params[8] = {b->params[0], b->params[1],
                              an_time_format(b->lo_ms, first, sizeof first),
-                             an_time_format(b->hi_ms, last, sizeof last), b->range_extra};
+                             an_time_format(b->hi_ms, last, sizeof last)};
+    if (b->range_nextra > 4)
+        return an_err_set(err, AN_ERR_INTERNAL, "%s: %d range parameters (at most 8)", b->what,
+                          4 + b->range_nextra);
+    for (int k = 0; k < b->range_nextra; k++)
+        params[4 + k] = b->range_extra[k];
     an_code rc =
-        an_pg_query_value(c, b->range_empty_sql, b->range_extra ? 5 : 4, params, &v, b->what, err);
+        an_pg_query_value(c, b->range_empty_sql, 4 + b->range_nextra, params, &v, b->what, err);
     *empty = rc == AN_OK && v && v[0] == 't';
     free(v);
     return rc;
