@@ -147,11 +147,14 @@ for mode in duckdb postgres timescaledb; do
         "$BIN" indicators --indicators sma:0
 
     # serve answers /health over a real socket, and stops on SIGTERM
-    AUTONAMA_HTTP_ADDR=127.0.0.1:0 AUTONAMA_LOG_LEVEL=info "$BIN" serve >"$work/serve.out" 2>"$work/serve.err" &
+    # a log of this mode's own: the background shell truncates its redirect
+    # only when it runs, so a shared name could still show the previous
+    # mode's port (a dead one: curl 000) when the machine is loaded
+    AUTONAMA_HTTP_ADDR=127.0.0.1:0 AUTONAMA_LOG_LEVEL=info "$BIN" serve >"$work/serve-$mode.out" 2>"$work/serve-$mode.err" &
     serve_pid=$!
     port=""
     for _ in $(seq 1 100); do
-        port=$(sed -n 's/.*msg="listening" addr=127.0.0.1:\([0-9]*\).*/\1/p' "$work/serve.err")
+        port=$(sed -n 's/.*msg="listening" addr=127.0.0.1:\([0-9]*\).*/\1/p' "$work/serve-$mode.err" 2>/dev/null)
         [ -n "$port" ] && break
         sleep 0.1
     done
