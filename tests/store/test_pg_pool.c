@@ -8,7 +8,9 @@
  * beaten to a key by another writer, is rolled back and redone as the
  * upsert; a NULL an_err is allowed on a failing open (error.h's rule); the
  * candle reads are prepared once per connection, return binary rows that
- * decode to the stored values bit for bit, and survive a DEALLOCATE ALL.
+ * decode to the stored values bit for bit, and survive a DEALLOCATE ALL;
+ * past a request's deadline the reply is the timeout, whichever of the
+ * statement and its cancel wins the race.
  * Runs once per backend
  * like every store test; the duckdb and timescaledb (PGlite: one connection,
  * no advisory locks) runs have nothing to check and pass at once.
@@ -317,6 +319,44 @@ static void test_candle_reads_prepared_binary(void)
     an_store_close(s);
 }
 
+/* A read under a request's deadline (AUTONAMA_HTTP_QUERY_TIMEOUT): one
+ * already past is not sent and fails with AN_ERR_TIMEOUT, even a read so
+ * small it would finish before a cancel reached the server (before: sent,
+ * won the race with its cancel, and answered 200 in the HTTP test); a
+ * statement still running at the deadline is cancelled well before its end;
+ * without a deadline the same read answers. */
+static void test_deadline_decides_the_reply(void)
+{
+    an_store *s = open_store();
+    if (!s)
+        return;
+    an_err err = {0};
+    AN_CHECK_OK(an_store_migrate(s, NULL, &err), err);
+    an_candles got = {0};
+    an_query all = an_query_all();
+    an_store_set_deadline(an_store_mono_ms() - 1);
+    an_code rc = an_store_get_ohlc(s, "BIN/NONE", "1m", &all, &got, &err);
+    AN_CHECK_MSG(rc == AN_ERR_TIMEOUT, "past deadline: code %d (%s), want the timeout", (int)rc,
+                 err.msg);
+    an_candles_free(&got);
+
+    int64_t t0 = an_store_mono_ms();
+    an_store_set_deadline(t0 + 100);
+    memset(&err, 0, sizeof err);
+    rc = an_pg_exec(s->impl, "SELECT pg_sleep(5)", 0, NULL, NULL, NULL, NULL, "sleep", &err);
+    int64_t took = an_store_mono_ms() - t0;
+    AN_CHECK_MSG(rc == AN_ERR_TIMEOUT && took < 3000,
+                 "pg_sleep(5) under a 100 ms deadline: code %d after %" PRId64 " ms (%s)", (int)rc,
+                 took, err.msg);
+
+    an_store_set_deadline(0);
+    memset(&err, 0, sizeof err);
+    AN_CHECK_OK(an_store_get_ohlc(s, "BIN/NONE", "1m", &all, &got, &err), err);
+    AN_CHECK_INT(got.n, 0);
+    an_candles_free(&got);
+    an_store_close(s);
+}
+
 typedef struct racer {
     an_store *s;
     const an_indicator_batch *b;
@@ -403,5 +443,6 @@ int main(int argc, char **argv)
     AN_RUN(test_null_err_is_allowed);
     AN_RUN(test_candle_reads_prepared_binary);
     AN_RUN(test_indicator_copy_conflict_redone_as_upsert);
+    AN_RUN(test_deadline_decides_the_reply);
     return AN_TEST_DONE();
 }

@@ -270,10 +270,17 @@ static int send(PGconn *c, const char *name, const char *sql, int n, const char 
 
 /* The statement under the thread's deadline (store.h): waits for the reply
  * until then, sends a cancel request at it and returns the last result
- * (*timed_out = 1 when the cancel was sent). */
+ * (*timed_out = 1 when the cancel was sent). A deadline already past is not
+ * sent at all (NULL, *timed_out = 1): a cancel that reaches the backend
+ * before it has read the statement is ignored, so the statement would run to
+ * its end. */
 static PGresult *exec_by_deadline(PGconn *c, const char *name, const char *sql, int n,
                                   const char *const *params, int fmt, int *timed_out)
 {
+    if (an_store_deadline_passed()) {
+        *timed_out = 1;
+        return NULL;
+    }
     if (!send(c, name, sql, n, params, fmt))
         return NULL;
     while (PQisBusy(c)) {
@@ -387,7 +394,10 @@ static an_code exec_on_pool(pg_store *ps, const char *sql, int n, const char *co
         r = run(c, named ? name : NULL, sql, n, params, binary, &timed_out);
     }
     ExecStatusType st = PQresultStatus(r);
-    if (timed_out && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+    /* past the deadline the reply is the timeout even when the statement
+     * finished before the cancel reached it, as on DuckDB: which of the two
+     * won the race must not decide the answer */
+    if (timed_out)
         rc = an_err_set(err, AN_ERR_TIMEOUT, "%s: cancelled at the request's query timeout", what);
     else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
         rc = an_pg_res_error(r, c, what, err);
