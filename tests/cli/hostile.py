@@ -399,6 +399,13 @@ def main():
     # libmicrohttpd's own refusals answer JSON too
     case("URL of 100 KB", host, port,
          f"GET /api/v1/symbols?x={'a' * 100000} HTTP/1.1\r\n{H}\r\n".encode(), {414, 431, 400}, pid)
+    # a URL over the limit whose query is as dense as "a&": its parameters
+    # are never parsed (on_uri), so even 30,000 of them get our JSON 414
+    # at once, not silence (before: no reply at 8,192)
+    for n in (2048, 8192, 30000):
+        case(f"URL with {n} dense parameters", host, port,
+             f"GET /api/v1/data/ohlc?{'a&' * n} HTTP/1.1\r\n{H}\r\n".encode(), {414}, pid,
+             deadline=2.0)
     case("header of 100 KB", host, port,
          f"GET /api/v1/symbols HTTP/1.1\r\n{H}X-Big: {'b' * 100000}\r\n\r\n".encode(), {431, 400}, pid)
     # libmicrohttpd 0.9.75 closes the connection at once without a reply
