@@ -207,6 +207,13 @@ uint64_t an_reply_hash(const void *p, size_t n)
         h ^= b[i];
         h *= 1099511628211ULL;
     }
+    /* a multiply carries only upwards, so without this the low bits (the
+     * cache slot, h % 128) depended on the first byte of each 8-byte word
+     * only: URLs differing elsewhere (INST/A, INST/B) shared a slot. Fold
+     * the high bits down (xor-shift-multiply, as in SplitMix64). */
+    h ^= h >> 31;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 29;
     return h;
 }
 

@@ -43,7 +43,7 @@ reset_mode duckdb
 }
 
 # the `start` values whose reply cache keys share one slot (http.c's key:
-# "GET <path>?<k>=<v>&...#<gzip>", FNV-1a over 8-byte words, % 128 slots),
+# "GET <path>?<k>=<v>&...#<gzip>", FNV-1a over 8-byte words and a final mix, % 128 slots),
 # from the file's own candle times, written as a Lua table for wrk
 python3 - "$DATA/BTC_USDT-1m.json" "$work/starts.lua" "$work/starts.txt" <<'PY'
 import json, struct, sys
@@ -58,7 +58,9 @@ def fnv(b):
         i += 8
     for c in b[i:]:
         h = ((h ^ c) * 1099511628211) & M
-    return h
+    h ^= h >> 31  # the final mix (reply.c)
+    h = (h * 0xBF58476D1CE4E5B9) & M
+    return h ^ (h >> 29)
 
 def key(t):
     return ("GET /api/v1/data/ohlc?symbol=BTC/USDT&timeframe=1m&order=asc&limit=500&start=%d&#0"

@@ -112,8 +112,7 @@ served_within() {
 }
 
 # another symbol's cached reply survives a write of INST/A (drops are per
-# symbol). OTHER/B: its URL's reply-cache slot is not INST/A's (INST/B's is:
-# the slot is the FNV hash % 128, whose low bits see only every 8th byte)
+# symbol). OTHER/B: its URL's reply-cache slot (123) is not INST/A's (34)
 echo '[[1767225600000,100,110,90,105,1]]' >"$work/OTHER_B-1m.json"
 "$BIN" import "$work/OTHER_B-1m.json" >/dev/null 2>"$work/import.err" || bad "import of OTHER/B failed"
 sleep 0.3 # its drop is heard before OTHER/B's reply is cached below

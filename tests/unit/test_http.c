@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "api/http.h"
+#include "api/reply.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "test.h"
@@ -221,8 +222,27 @@ static void test_no_memory_for_responses(void)
     unsetenv("AUTONAMA_HTTP_CORS_ORIGIN");
 }
 
+/* The reply cache's slot is an_reply_hash(url) % 128: URLs that differ in
+ * any one byte spread over the slots (before: only the first byte of each
+ * 8-byte word reached the low bits, so 64 URLs differing at byte 29 all
+ * shared one slot). */
+static void test_reply_hash_spreads_slots(void)
+{
+    for (size_t at = 25; at < 33; at++) {
+        char url[] = "/api/v1/data/ohlc?symbol=INST/AA&timeframe=1m&limit=500";
+        int used[128] = {0}, slots = 0;
+        for (int i = 0; i < 64; i++) {
+            url[at] = (char)('0' + i);
+            size_t s = an_reply_hash(url, strlen(url)) % 128;
+            slots += !used[s]++;
+        }
+        AN_CHECK_MSG(slots >= 32, "64 URLs differing at byte %zu use %d of 128 slots", at, slots);
+    }
+}
+
 int main(void)
 {
+    AN_RUN(test_reply_hash_spreads_slots);
     AN_RUN(test_no_memory_for_responses);
     AN_RUN(test_hook_and_auth);
     return AN_TEST_DONE();
