@@ -11,6 +11,10 @@ SRC=${AN_SRC:?AN_SRC not set}
 : "${AUTONAMA_TEST_TS:?AUTONAMA_TEST_TS not set: run through make test}"
 work=$(mktemp -d /tmp/autonama-cli.XXXXXX)
 trap 'rm -rf "$work"; [ -n "${serve_pid:-}" ] && kill "$serve_pid" 2>/dev/null' EXIT
+# a fallback file of this run's own: the default (data/ under the working
+# directory) outlives the run, and one left by an older schema failed a
+# later fallback's migration when the primary was slow under load
+export AUTONAMA_FALLBACK_PATH="$work/fallback.duckdb"
 
 # shellcheck source=lib.sh
 . "$SRC/tests/cli/lib.sh"
