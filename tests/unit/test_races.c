@@ -176,8 +176,7 @@ static void test_runtime_stop_and_gauge(void)
     /* the runs go to the fallback file while /metrics reads the gauge; the
      * shutdown comes once one has succeeded there, while others run */
     int64_t t0 = mono_ms();
-    while ((!atomic_load(&s.saw_active) || atomic_load(&s.succeeded) < 1) &&
-           mono_ms() - t0 < 20000)
+    while ((!atomic_load(&s.saw_active) || atomic_load(&s.succeeded) < 1) && mono_ms() - t0 < 20000)
         usleep(5000);
     AN_CHECK_MSG(atomic_load(&s.saw_active), "the gauge never showed the fallback in 20 s");
     AN_CHECK_MSG(atomic_load(&s.succeeded) >= 1, "no run succeeded on the fallback in 20 s");
