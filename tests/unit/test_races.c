@@ -79,7 +79,8 @@ static void setup(void)
     setenv("POSTGRES_PORT", port, 1);
 }
 
-static void load(an_config *cfg)
+/* The task layer over a primary that is down (cfg and svc outlive it). */
+static an_tasks *open_tasks(an_config *cfg, an_service *svc)
 {
     char *argv[] = {"--store",
                     "postgres",
@@ -103,6 +104,17 @@ static void load(an_config *cfg)
                     "AAA/USDT,BBB/USDT,CCC/USDT,DDD/USDT"};
     an_err err = {0};
     AN_CHECK_OK(an_config_load(cfg, (int)(sizeof argv / sizeof argv[0]), argv, &err), err);
+    an_service_init(svc, cfg);
+    an_tasks *t = NULL;
+    AN_CHECK_OK(an_tasks_new(cfg, svc, &t, &err), err);
+    return t;
+}
+
+static void close_tasks(an_tasks *t, an_config *cfg, an_service *svc)
+{
+    an_tasks_free(t);
+    an_service_destroy(svc);
+    an_config_free(cfg);
 }
 
 static json_t *ingest_args(void)
@@ -162,12 +174,10 @@ static void *submit_loop(void *arg)
 static void test_runtime_stop_and_gauge(void)
 {
     an_config cfg;
-    load(&cfg);
     an_service svc;
-    an_service_init(&svc, &cfg);
     an_err err = {0};
     shared s = {0};
-    AN_CHECK_OK(an_tasks_new(&cfg, &svc, &s.t, &err), err);
+    s.t = open_tasks(&cfg, &svc);
     an_clock clock = an_clock_system();
     AN_CHECK_OK(an_tasks_start(s.t, &clock, &err), err);
     pthread_t mt, st;
@@ -190,9 +200,7 @@ static void test_runtime_stop_and_gauge(void)
     /* the submits saw the stop: refused, not queued into a stopped runtime */
     AN_CHECK_INT(s.last, AN_ERR_UNSUPPORTED);
     AN_CHECK(s.submitted >= 1);
-    an_tasks_free(s.t);
-    an_service_destroy(&svc);
-    an_config_free(&cfg);
+    close_tasks(s.t, &cfg, &svc);
 }
 
 /* ---- the command line: a stop from the signal thread ---------------------- */
@@ -214,12 +222,8 @@ static void *stop_later(void *arg)
 static void test_cli_stop(void)
 {
     an_config cfg;
-    load(&cfg);
     an_service svc;
-    an_service_init(&svc, &cfg);
-    an_err err = {0};
-    an_tasks *t = NULL;
-    AN_CHECK_OK(an_tasks_new(&cfg, &svc, &t, &err), err);
+    an_tasks *t = open_tasks(&cfg, &svc);
     stopper p = {t, 50};
     pthread_t th;
     AN_CHECK(pthread_create(&th, NULL, stop_later, &p) == 0);
@@ -239,9 +243,7 @@ static void test_cli_stop(void)
     json_decref(a);
     pthread_join(th, NULL);
     AN_CHECK_STR(state, "INTERRUPTED");
-    an_tasks_free(t);
-    an_service_destroy(&svc);
-    an_config_free(&cfg);
+    close_tasks(t, &cfg, &svc);
 }
 
 /* ---- the other stop flags: the guard's sweeper, the realtime client ----- */
