@@ -91,6 +91,19 @@ static int an_t_passed, an_t_failed, an_t_cur_failed;
 #define AN_TEST_DONE()                                                                             \
     (printf("%d passed, %d failed\n", an_t_passed, an_t_failed), an_t_failed ? 1 : 0)
 
+/* The PostgreSQL test server's connection string (AUTONAMA_TEST_PG), or
+ * exits with a clear error. */
+static inline const char *an_test_pg_conninfo(void)
+{
+    const char *c = getenv("AUTONAMA_TEST_PG");
+    if (!c || !*c) {
+        fprintf(stderr, "AUTONAMA_TEST_PG is not set: start the servers with "
+                        "scripts/test-services start (make test does)\n");
+        exit(1);
+    }
+    return c;
+}
+
 /* Directory of the real candle files (AN_DATA_DIR), or exits with a clear error. */
 static inline const char *an_test_data_dir(void)
 {

@@ -43,8 +43,11 @@ char *an_tasks_metrics(an_tasks *t)
     if (!f)
         return NULL;
     int queued = 0, running = 0;
-    if (t->q)
-        an_workq_counts(t->q, &queued, &running);
+    pthread_mutex_lock(&t->mu);
+    an_workq *q = t->started ? t->q : NULL; /* q lives until an_tasks_free */
+    pthread_mutex_unlock(&t->mu);
+    if (q)
+        an_workq_counts(q, &queued, &running);
     pthread_mutex_lock(&t->mu);
     fprintf(f, "# HELP autonama_task_runs_total Task runs finished by this process, by state.\n");
     fprintf(f, "# TYPE autonama_task_runs_total counter\n");
@@ -367,6 +370,8 @@ an_code an_tasks_start(an_tasks *t, const an_clock *clock, an_err *err)
     int nw = (int)an_config_int(t->cfg, AN_CFG_WORKERS);
     if (nw > AN_TASKS_MAX_WORKERS)
         nw = AN_TASKS_MAX_WORKERS;
+    an_workq_free(t->q); /* a previous start's, closed and idle */
+    t->q = NULL;
     if (an_workq_new("tasks", nw, run_job, t, &t->q, err) != AN_OK)
         return err->code;
     if (pthread_create(&t->beat, NULL, beat, t) != 0) {
@@ -374,7 +379,9 @@ an_code an_tasks_start(an_tasks *t, const an_clock *clock, an_err *err)
         t->q = NULL;
         return an_err_set(err, AN_ERR_INTERNAL, "cannot start the beat thread");
     }
+    pthread_mutex_lock(&t->mu);
     t->started = 1;
+    pthread_mutex_unlock(&t->mu);
     AN_INFO(COMPONENT, "msg=\"scheduler started\" instance=%s workers=%d", t->instance,
             an_workq_threads(t->q));
     return AN_OK;
@@ -385,7 +392,13 @@ an_code an_tasks_submit(an_tasks *t, const char *name, json_t *args, char *id_ou
     an_code rc = an_tasks_check_args(name, args, err);
     if (rc != AN_OK)
         return rc;
-    if (!t->started || atomic_load(&t->stop))
+    /* started is read under mu: a submit racing an_tasks_start or
+     * an_tasks_shutdown then uses a queue that stays valid (closed at worst:
+     * the push below says so) until an_tasks_free */
+    pthread_mutex_lock(&t->mu);
+    int running = t->started && !atomic_load(&t->stop);
+    pthread_mutex_unlock(&t->mu);
+    if (!running)
         return an_err_set(err, AN_ERR_UNSUPPORTED, "the task runtime is not running");
     json_t *a = args ? json_deep_copy(args) : json_object();
     an_job *j = new_job(-1, name, NULL, NULL, a);
@@ -455,9 +468,11 @@ int an_tasks_shutdown(an_tasks *t, int64_t grace_ms)
         AN_WARN(COMPONENT, "msg=\"shutdown grace over: runs marked INTERRUPTED\" runs=%d", n);
         return 0;
     }
-    an_workq_free(t->q);
-    t->q = NULL;
+    /* the queue is closed and idle; an_tasks_free joins its threads and
+     * frees it, so a submit or /metrics still holding it stays safe */
+    pthread_mutex_lock(&t->mu);
     t->started = 0;
+    pthread_mutex_unlock(&t->mu);
     AN_INFO(COMPONENT, "msg=\"task runtime stopped\"");
     return 1;
 }
@@ -468,6 +483,7 @@ void an_tasks_free(an_tasks *t)
         return;
     if (t->started && !an_tasks_shutdown(t, 0))
         return; /* threads still run: leave it to the exit */
+    an_workq_free(t->q);
     for (int i = 0; i < AN_TASKS_MAX_ENTRIES; i++)
         an_config_free_list(t->entries[i].symbols, t->entries[i].n);
     an_sched_free(t->sched);

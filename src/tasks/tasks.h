@@ -118,7 +118,9 @@ an_code an_tasks_start(an_tasks *t, const struct an_clock *clock, an_err *err);
  * between pages, keeping what it stored) and get grace_ms to end; runs
  * stopped this way, and queued ones, are recorded INTERRUPTED. Returns 1 when
  * every worker ended, 0 when some still run after the grace (their runs are
- * marked INTERRUPTED; the caller should exit without freeing). */
+ * marked INTERRUPTED; the caller should exit without freeing). A submit or
+ * an_tasks_metrics on another thread meanwhile is safe: the submit is
+ * refused, or its run recorded INTERRUPTED. */
 int an_tasks_shutdown(an_tasks *t, int64_t grace_ms);
 
 /* The shutdown flag tasks poll (set by an_tasks_shutdown and

@@ -74,8 +74,10 @@ struct an_tasks {
     an_running run[AN_TASKS_MAX_WORKERS + 1];
     int64_t by_state[5]; /* finished runs of this process by state */
 
-    /* the runtime's threads: set by an_tasks_start, cleared by shutdown (the
-     * thread that owns the an_tasks calls both) */
+    /* the runtime's threads: set by an_tasks_start (the thread that owns the
+     * an_tasks calls start, shutdown and free). q stays allocated, closed,
+     * from shutdown until an_tasks_free, so a submit or /metrics racing the
+     * shutdown holds a valid queue; started is written and read under mu */
     an_clock clock;
     an_workq *q;
     pthread_t beat;

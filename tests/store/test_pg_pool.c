@@ -430,12 +430,7 @@ int main(int argc, char **argv)
         printf("nothing to check on %s: the pool under test is plain PostgreSQL's\n", backend);
         return AN_TEST_DONE();
     }
-    conninfo = getenv("AUTONAMA_TEST_PG");
-    if (!conninfo || !*conninfo) {
-        fprintf(stderr, "AUTONAMA_TEST_PG is not set: start the servers with "
-                        "scripts/test-services start (make test does)\n");
-        return 1;
-    }
+    conninfo = an_test_pg_conninfo();
     AN_RUN(test_failed_rollback_is_not_pooled);
     AN_RUN(test_failed_session_setup_fails_connect);
     AN_RUN(test_lock_mutex_not_held_across_connect);
