@@ -132,8 +132,16 @@ for mode in duckdb postgres timescaledb; do
     "$BIN" indicators --symbols BTC/USDT,ETH/USDT --timeframes 1m,1h,1d >"$work/ind.json" 2>"$work/err"
     rc=$?
     want_path=$([ $mode = duckdb ] && echo embedded || echo direct)
+    # every series loads as the mode's default path; on a server store the
+    # auto rule may take COPY after a failed direct load, with the reason in
+    # the reply (the PGlite TimescaleDB server, one connection at a time,
+    # refused DuckDB's second connection twice under load 15-40)
+    got=$(json "$work/ind.json" "(j['status'], j['summary']['total_success'], all(s['load_path'] == '$want_path' or (s['load_path'] == 'copy' and '$want_path' == 'direct' and bool(s.get('fallback_reason'))) for s in j['series']))")
+    json "$work/ind.json" "'\\n'.join('# $mode: %s %s: direct failed, COPY used: %s' % (s['symbol'], s['timeframe'], s['fallback_reason'][:200]) for s in j['series'] if s.get('fallback_reason'))" | grep . || true
+    [ "$got" = "('completed', 6, True)" ] ||
+        echo "# $mode: indicators: got $got; reply: $(head -c 1500 "$work/ind.json"); log: $(grep -E 'level=(warn|error)' "$work/err" | head -n 5 | cut -c1-300)"
     check "$mode: indicators for 2 symbols x 3 timeframes (exit $rc$([ $rc = 0 ] || echo ": $(tail -n 2 "$work/err" | tr "\n" " " | cut -c1-300)"))" \
-        test $rc = 0 -a "$(json "$work/ind.json" "(j['status'], j['summary']['total_success'], sorted(set(s['load_path'] for s in j['series'])))")" = "('completed', 6, ['$want_path'])"
+        test $rc = 0 -a "$got" = "('completed', 6, True)"
     check "$mode: indicators wrote every value of BTC/USDT 1m" \
         test "$(json "$work/ind.json" "j['series'][0]['inserted'] == j['series'][0]['computed'] > 500000")" = True
     check "$mode: 1d indicators come from the 1d rollup" \
