@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "api/admission.h"
+#include "api/blocks.h"
 #include "api/buckets.h"
 #include "api/params.h"
 #include "api/static.h"
@@ -326,11 +327,33 @@ static int plan_for(const an_api_request *rq, an_api_reply *rp, an_store *s, con
     return 0;
 }
 
-static an_code read_candles(an_store *s, const common *c, const an_query *q, const an_tf_plan *plan,
+/* Stored candles through the block cache: blocks are kept until a write
+ * drops them when this process hears every write, else for the reply
+ * cache's TTL (not at all when that is 0). */
+static an_code read_stored(const an_api_request *rq, an_store *s, const common *c,
+                           const an_series_info *src, int64_t tf_ms, const an_query *q,
+                           an_candles *out, an_err *err)
+{
+    an_api_series_ref ser = {.symbol = c->symbol,
+                             .timeframe = c->tf,
+                             .tf_ms = tf_ms,
+                             .first_ms = src->first_ms,
+                             .last_ms = src->last_ms,
+                             .rows = src->rows,
+                             .max_age_ms = -1};
+    if (rq->blocks) {
+        int64_t ttl = an_config_int(rq->cfg, AN_CFG_HTTP_CACHE_TTL_MS);
+        ser.max_age_ms = an_service_hears_all(rq->svc) ? 0 : ttl > 0 ? ttl : -1;
+    }
+    return an_api_blocks_read(rq->blocks, s, &ser, q, rq->now_ms, out, err);
+}
+
+static an_code read_candles(const an_api_request *rq, an_store *s, const common *c,
+                            const an_query *q, const an_tf_plan *plan, const an_series_info *src,
                             an_candles *out, const char ***src_tf, an_err *err)
 {
     switch (plan->source) {
-    case AN_TF_STORED: return an_store_get_ohlc(s, c->symbol, c->tf, q, out, err);
+    case AN_TF_STORED: return read_stored(rq, s, c, src, plan->tf_ms, q, out, err);
     case AN_TF_ROLLUP: return an_store_get_rollup(s, c->symbol, c->tf, q, out, err);
     case AN_TF_BUCKET:
         free((void *)*src_tf);
@@ -446,13 +469,13 @@ static void h_ohlc(const an_api_request *rq, an_api_reply *rp)
             windowed = 1;
         }
     }
-    if (read_candles(s, &c, &q, &plan, &cs, &src_tf, &e) != AN_OK) {
+    if (read_candles(rq, s, &c, &q, &plan, &src, &cs, &src_tf, &e) != AN_OK) {
         store_failed(rq, rp, &e);
         goto out;
     }
     if (windowed && cs.n < c.q.limit) {
         cs.n = 0;
-        if (read_candles(s, &c, &c.q, &plan, &cs, &src_tf, &e) != AN_OK) {
+        if (read_candles(rq, s, &c, &c.q, &plan, &src, &cs, &src_tf, &e) != AN_OK) {
             store_failed(rq, rp, &e);
             goto out;
         }
