@@ -34,6 +34,7 @@ typedef struct block {
     int64_t loaded_ms;
     an_candle *v; /* oldest first */
     size_t n, bytes;
+    an_api_rendered txt; /* v's JSON, row for row */
 } block;
 
 struct an_api_blocks {
@@ -86,10 +87,48 @@ an_api_blocks *an_api_blocks_new(size_t max_bytes)
     return b;
 }
 
+void an_api_rendered_free(an_api_rendered *r)
+{
+    free(r->buf.body);
+    free(r->end);
+    memset(r, 0, sizeof *r);
+}
+
 static void block_free(block *k)
 {
     free(k->v);
+    an_api_rendered_free(&k->txt);
     free(k);
+}
+
+/* Room for n more rows in r's ends. */
+static an_code reserve_ends(an_api_rendered *r, size_t n, an_err *err)
+{
+    if (r->cap - r->n >= n)
+        return AN_OK;
+    size_t cap = r->cap ? r->cap : 1024;
+    while (cap - r->n < n)
+        cap *= 2;
+    size_t *e = realloc(r->end, cap * sizeof *e);
+    if (!e)
+        return an_err_set(err, AN_ERR_NOMEM, "out of memory for %zu rows' text", cap);
+    r->end = e;
+    r->cap = cap;
+    return AN_OK;
+}
+
+/* Appends the JSON of v[0..n) to r. */
+static an_code render(const an_candle *v, size_t n, an_api_rendered *r, an_err *err)
+{
+    if (reserve_ends(r, n, err) != AN_OK)
+        return err->code;
+    for (size_t i = 0; i < n; i++) {
+        an_api_put_candle(&r->buf, &v[i]);
+        r->end[r->n++] = r->buf.len;
+    }
+    if (r->buf.oom)
+        return an_err_set(err, AN_ERR_NOMEM, "out of memory printing %zu candles", n);
+    return AN_OK;
 }
 
 void an_api_blocks_free(an_api_blocks *b)
@@ -183,10 +222,35 @@ static an_code reserve(an_candles *out, size_t n, an_err *err)
     return AN_OK;
 }
 
+/* Appends rows a..z-1 of src's text to txt (newest first when desc). */
+static an_code take_text(const an_api_rendered *src, size_t a, size_t z, int desc,
+                         an_api_rendered *txt, an_err *err)
+{
+    if (reserve_ends(txt, z - a, err) != AN_OK)
+        return err->code;
+    if (!desc) { /* one copy, the ends shifted */
+        size_t from = a ? src->end[a - 1] : 0;
+        an_api_put(&txt->buf, src->buf.body + from, src->end[z - 1] - from);
+        for (size_t i = a; i < z; i++)
+            txt->end[txt->n++] = txt->buf.len - (src->end[z - 1] - src->end[i]);
+    } else {
+        for (size_t i = z; i-- > a;) {
+            size_t from = i ? src->end[i - 1] : 0;
+            an_api_put(&txt->buf, src->buf.body + from, src->end[i] - from);
+            txt->end[txt->n++] = txt->buf.len;
+        }
+    }
+    if (txt->buf.oom)
+        return an_err_set(err, AN_ERR_NOMEM, "out of memory copying rows' text");
+    return AN_OK;
+}
+
 /* Appends v's rows (oldest first) in [lo, hi) to out, newest first when
- * desc, at most *left of them (*left is decreased). */
-static an_code take(const an_candle *v, size_t n, int64_t lo, int64_t hi, int desc, size_t *left,
-                    an_candles *out, an_err *err)
+ * desc, at most *left of them (*left is decreased), and their text from
+ * vt to txt when txt is not NULL. */
+static an_code take(const an_candle *v, const an_api_rendered *vt, size_t n, int64_t lo,
+                    int64_t hi, int desc, size_t *left, an_candles *out, an_api_rendered *txt,
+                    an_err *err)
 {
     size_t a = 0, z = n; /* [a, z): the rows in [lo, hi) */
     while (a < z && v[a].ts < lo)
@@ -198,15 +262,17 @@ static an_code take(const an_candle *v, size_t n, int64_t lo, int64_t hi, int de
         return AN_OK;
     if (reserve(out, m, err) != AN_OK)
         return err->code;
-    if (desc)
+    if (desc) {
         for (size_t i = 0; i < m; i++)
             out->v[out->n++] = v[z - 1 - i];
-    else {
+        a = z - m;
+    } else {
         memcpy(out->v + out->n, v + a, m * sizeof *v);
         out->n += m;
+        z = a + m;
     }
     *left -= m;
-    return AN_OK;
+    return txt ? take_text(vt, a, z, desc, txt, err) : AN_OK;
 }
 
 /* What a query window needs from block idx: its rows in [lo, hi) appended
@@ -214,7 +280,7 @@ static an_code take(const an_candle *v, size_t n, int64_t lo, int64_t hi, int de
  * kept when nothing changed the block meanwhile). */
 static an_code from_block(an_api_blocks *b, an_store *s, const an_api_series_ref *ser, int64_t idx,
                           int64_t lo, int64_t hi, int desc, int64_t now_ms, size_t *left,
-                          an_candles *out, an_err *err)
+                          an_candles *out, an_api_rendered *txt, an_err *err)
 {
     int64_t span = ser->tf_ms * AN_BLOCK_BARS;
     uint64_t h = key_hash(ser->symbol, ser->timeframe, idx);
@@ -229,7 +295,7 @@ static an_code from_block(an_api_blocks *b, an_store *s, const an_api_series_ref
         b->hits++;
         lru_unlink(k);
         lru_front(b, k);
-        rc = take(k->v, k->n, lo, hi, desc, left, out, err);
+        rc = take(k->v, &k->txt, k->n, lo, hi, desc, left, out, txt, err);
         pthread_mutex_unlock(&b->lock);
         return rc;
     }
@@ -247,16 +313,20 @@ static an_code from_block(an_api_blocks *b, an_store *s, const an_api_series_ref
     pthread_mutex_unlock(&b->lock);
 
     an_candles rows = {0};
+    an_api_rendered rt = {0};
     an_query q = {.start_ms = idx * span, .end_ms = (idx + 1) * span, .limit = 0};
     rc = an_store_get_ohlc(s, ser->symbol, ser->timeframe, &q, &rows, err);
+    if (rc == AN_OK && (mine || txt))
+        rc = render(rows.v, rows.n, &rt, err);
     if (rc == AN_OK)
-        rc = take(rows.v, rows.n, lo, hi, desc, left, out, err);
+        rc = take(rows.v, &rt, rows.n, lo, hi, desc, left, out, txt, err);
     if (!mine) {
         an_candles_free(&rows);
+        an_api_rendered_free(&rt);
         return rc;
     }
     pthread_mutex_lock(&b->lock);
-    size_t bytes = sizeof *mine + rows.n * sizeof *rows.v;
+    size_t bytes = sizeof *mine + rows.n * (sizeof *rows.v + sizeof *rt.end) + rt.buf.cap;
     if (mine->dirty || rc != AN_OK || bytes > b->max_bytes) {
         if (!mine->dirty)
             table_unlink(b, mine);
@@ -267,7 +337,9 @@ static an_code from_block(an_api_blocks *b, an_store *s, const an_api_series_ref
         mine->v = rows.v;
         mine->n = rows.n;
         mine->bytes = bytes;
+        mine->txt = rt;
         rows.v = NULL;
+        memset(&rt, 0, sizeof rt);
         lru_front(b, mine);
         b->bytes += bytes;
         b->nblocks++;
@@ -275,24 +347,31 @@ static an_code from_block(an_api_blocks *b, an_store *s, const an_api_series_ref
     }
     pthread_mutex_unlock(&b->lock);
     an_candles_free(&rows);
+    an_api_rendered_free(&rt);
     return rc;
 }
 
-/* The store's answer for [lo, hi) in q's order, at most left rows. */
+/* The store's answer for [lo, hi) in q's order, at most left rows (0: no
+ * limit), printed into txt when not NULL. */
 static an_code direct(an_store *s, const an_api_series_ref *ser, const an_query *q, int64_t lo,
-                      int64_t hi, size_t left, an_candles *out, an_err *err)
+                      int64_t hi, size_t left, an_candles *out, an_api_rendered *txt, an_err *err)
 {
     an_query d = {.start_ms = lo, .end_ms = hi, .limit = left, .descending = q->descending};
-    return an_store_get_ohlc(s, ser->symbol, ser->timeframe, &d, out, err);
+    size_t had = out->n;
+    an_code rc = an_store_get_ohlc(s, ser->symbol, ser->timeframe, &d, out, err);
+    if (rc == AN_OK && txt)
+        rc = render(out->v + had, out->n - had, txt, err);
+    return rc;
 }
 
 an_code an_api_blocks_read(an_api_blocks *b, an_store *s, const an_api_series_ref *ser,
-                           const an_query *q, int64_t now_ms, an_candles *out, an_err *err)
+                           const an_query *q, int64_t now_ms, an_candles *out,
+                           an_api_rendered *txt, an_err *err)
 {
     if (!b || ser->max_age_ms < 0 || ser->rows <= 0 || ser->tf_ms <= 0 || q->limit == 0 ||
         ser->tf_ms > INT64_MAX / AN_BLOCK_BARS / 4 || strlen(ser->symbol) >= AN_SYMBOL_MAX ||
         strlen(ser->timeframe) >= AN_TIMEFRAME_MAX)
-        return an_store_get_ohlc(s, ser->symbol, ser->timeframe, q, out, err);
+        return direct(s, ser, q, q->start_ms, q->end_ms, q->limit, out, txt, err);
     const int64_t span = ser->tf_ms * AN_BLOCK_BARS;
     /* blocks before this one are closed: it holds the newest stored candle */
     const int64_t open_idx = floordiv(ser->last_ms, span);
@@ -309,8 +388,8 @@ an_code an_api_blocks_read(an_api_blocks *b, an_store *s, const an_api_series_re
             if (lo >= q->end_ms)
                 return AN_OK;
             if (idx >= open_idx || walked == max_blocks)
-                return direct(s, ser, q, lo, q->end_ms, left, out, err);
-            rc = from_block(b, s, ser, idx, lo, q->end_ms, 0, now_ms, &left, out, err);
+                return direct(s, ser, q, lo, q->end_ms, left, out, txt, err);
+            rc = from_block(b, s, ser, idx, lo, q->end_ms, 0, now_ms, &left, out, txt, err);
             if (rc != AN_OK)
                 return rc;
         }
@@ -320,7 +399,7 @@ an_code an_api_blocks_read(an_api_blocks *b, an_store *s, const an_api_series_re
     if (hi > open_idx * span) {
         int64_t lo = open_idx * span > q->start_ms ? open_idx * span : q->start_ms;
         size_t had = out->n;
-        if ((rc = direct(s, ser, q, lo, hi, left, out, err)) != AN_OK)
+        if ((rc = direct(s, ser, q, lo, hi, left, out, txt, err)) != AN_OK)
             return rc;
         left -= out->n - had;
         hi = lo;
@@ -328,8 +407,8 @@ an_code an_api_blocks_read(an_api_blocks *b, an_store *s, const an_api_series_re
     int64_t idx = floordiv(hi - 1, span);
     for (int64_t walked = 0; left > 0 && hi > first; walked++, idx--) {
         if (walked == max_blocks)
-            return direct(s, ser, q, q->start_ms, hi, left, out, err);
-        rc = from_block(b, s, ser, idx, q->start_ms, hi, 1, now_ms, &left, out, err);
+            return direct(s, ser, q, q->start_ms, hi, left, out, txt, err);
+        rc = from_block(b, s, ser, idx, q->start_ms, hi, 1, now_ms, &left, out, txt, err);
         if (rc != AN_OK)
             return rc;
         hi = idx * span;

@@ -3,10 +3,10 @@
  * (issue 12), internal to src/api/: a stored series' candles are cut into
  * blocks of AN_BLOCK_BARS bars of its timeframe, aligned on the Unix epoch;
  * a block wholly older than the series' newest stored candle (closed) is
- * read from the store once and kept, so a candle read touches the store only
- * for the newest block (and for blocks not cached yet). Replies are the
- * store's own answer, row for row (an_store_get_ohlc's order, range and
- * limit).
+ * read from the store once and kept with its rows' JSON, so a candle read
+ * touches the store only for the newest block (and for blocks not cached
+ * yet) and prints only the rows no block holds. Replies are the store's own
+ * answer, row for row (an_store_get_ohlc's order, range and limit).
  *
  * Owned by the HTTP server (created and freed with it); read by the handler
  * workers (routes.c), emptied by the writes heard (http_watch.c, on the
@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api/api.h"
 #include "store/store.h"
 
 #define AN_BLOCK_BARS 1024 /* bars of the timeframe per block (docs/decisions.md) */
@@ -45,12 +46,26 @@ typedef struct an_api_series_ref {
     int64_t max_age_ms;
 } an_api_series_ref;
 
+/* The JSON of rows: row i's members (an_api_put_candle's text, no braces)
+ * are buf.body[i ? end[i - 1] : 0 .. end[i]). Zero-initialise; the caller
+ * frees it (an_api_rendered_free); reset (n = buf.len = 0) to reuse. */
+typedef struct an_api_rendered {
+    an_api_reply buf;
+    size_t *end;
+    size_t n, cap;
+} an_api_rendered;
+
+void an_api_rendered_free(an_api_rendered *r);
+
 /* Candles of the series under q, appended to out: exactly what
  * an_store_get_ohlc(s, symbol, timeframe, q) appends, with closed blocks
- * taken from the cache (and kept there when read now). now_ms is the
- * clock the ages follow. */
+ * taken from the cache (and kept there when read now). When txt is not
+ * NULL, each row's JSON is appended to it too (a closed block keeps its
+ * rows' text, so most rows are copied, not printed). now_ms is the clock
+ * the ages follow. */
 an_code an_api_blocks_read(an_api_blocks *b, an_store *s, const an_api_series_ref *ser,
-                           const an_query *q, int64_t now_ms, an_candles *out, an_err *err);
+                           const an_query *q, int64_t now_ms, an_candles *out,
+                           an_api_rendered *txt, an_err *err);
 
 /* A write changed the candles of (symbol, timeframe) in [first_ms, last_ms]:
  * drops every block overlapping it; symbol "" drops every block. */

@@ -328,7 +328,7 @@ const an_cfg_def an_cfg_table[AN_CFG__COUNT] = {
         {.env = "AUTONAMA_HTTP_BLOCK_CACHE_MB",
          .flag = "http-block-cache-mb",
          .type = T_INT,
-         .def = "128",
+         .def = "256",
          .max = 65536,
          .help = "HTTP: MiB of closed candle history kept in blocks of 1024 bars per series "
                  "(least recently used out; a write drops the blocks it touches); 0: off"},
