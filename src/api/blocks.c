@@ -248,9 +248,8 @@ static an_code take_text(const an_api_rendered *src, size_t a, size_t z, int des
 /* Appends v's rows (oldest first) in [lo, hi) to out, newest first when
  * desc, at most *left of them (*left is decreased), and their text from
  * vt to txt when txt is not NULL. */
-static an_code take(const an_candle *v, const an_api_rendered *vt, size_t n, int64_t lo,
-                    int64_t hi, int desc, size_t *left, an_candles *out, an_api_rendered *txt,
-                    an_err *err)
+static an_code take(const an_candle *v, const an_api_rendered *vt, size_t n, int64_t lo, int64_t hi,
+                    int desc, size_t *left, an_candles *out, an_api_rendered *txt, an_err *err)
 {
     size_t a = 0, z = n; /* [a, z): the rows in [lo, hi) */
     while (a < z && v[a].ts < lo)
@@ -325,8 +324,15 @@ static an_code from_block(an_api_blocks *b, an_store *s, const an_api_series_ref
         an_api_rendered_free(&rt);
         return rc;
     }
+    if (rt.buf.body && rt.buf.cap > rt.buf.len + 1) { /* kept long: no slack */
+        char *fit = realloc(rt.buf.body, rt.buf.len + 1);
+        if (fit) {
+            rt.buf.body = fit;
+            rt.buf.cap = rt.buf.len + 1;
+        }
+    }
     pthread_mutex_lock(&b->lock);
-    size_t bytes = sizeof *mine + rows.n * (sizeof *rows.v + sizeof *rt.end) + rt.buf.cap;
+    size_t bytes = sizeof *mine + rows.cap * sizeof *rows.v + rt.cap * sizeof *rt.end + rt.buf.cap;
     if (mine->dirty || rc != AN_OK || bytes > b->max_bytes) {
         if (!mine->dirty)
             table_unlink(b, mine);
@@ -365,8 +371,8 @@ static an_code direct(an_store *s, const an_api_series_ref *ser, const an_query 
 }
 
 an_code an_api_blocks_read(an_api_blocks *b, an_store *s, const an_api_series_ref *ser,
-                           const an_query *q, int64_t now_ms, an_candles *out,
-                           an_api_rendered *txt, an_err *err)
+                           const an_query *q, int64_t now_ms, an_candles *out, an_api_rendered *txt,
+                           an_err *err)
 {
     if (!b || ser->max_age_ms < 0 || ser->rows <= 0 || ser->tf_ms <= 0 || q->limit == 0 ||
         ser->tf_ms > INT64_MAX / AN_BLOCK_BARS / 4 || strlen(ser->symbol) >= AN_SYMBOL_MAX ||
@@ -432,7 +438,8 @@ void an_api_blocks_drop(an_api_blocks *b, const an_store_change *ch)
     pthread_mutex_lock(&b->lock);
     if (span && i1 >= i0 && i1 - i0 < DROP_LOOKUPS) {
         for (int64_t idx = i0; idx <= i1; idx++) {
-            block *k = find(b, ch->symbol, ch->timeframe, idx, key_hash(ch->symbol, ch->timeframe, idx));
+            block *k =
+                find(b, ch->symbol, ch->timeframe, idx, key_hash(ch->symbol, ch->timeframe, idx));
             if (k) {
                 discard(b, k);
                 n++;

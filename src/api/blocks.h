@@ -64,8 +64,8 @@ void an_api_rendered_free(an_api_rendered *r);
  * rows' text, so most rows are copied, not printed). now_ms is the clock
  * the ages follow. */
 an_code an_api_blocks_read(an_api_blocks *b, an_store *s, const an_api_series_ref *ser,
-                           const an_query *q, int64_t now_ms, an_candles *out,
-                           an_api_rendered *txt, an_err *err);
+                           const an_query *q, int64_t now_ms, an_candles *out, an_api_rendered *txt,
+                           an_err *err);
 
 /* A write changed the candles of (symbol, timeframe) in [first_ms, last_ms]:
  * drops every block overlapping it; symbol "" drops every block. */

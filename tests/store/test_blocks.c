@@ -173,16 +173,16 @@ static int compare(an_store *s, an_api_blocks *b, const an_api_series_ref *ser, 
     for (int i = 0; i < nq; i++) {
         an_query q = random_query(ser->first_ms, ser->last_ms);
         if (i < 2) /* the whole series, both ways: every block at least once */
-            q = (an_query){.start_ms = INT64_MIN, .end_ms = INT64_MAX, .limit = 10000,
-                           .descending = i};
+            q = (an_query){
+                .start_ms = INT64_MIN, .end_ms = INT64_MAX, .limit = 10000, .descending = i};
         got.n = want.n = txt.n = txt.buf.len = 0;
         AN_CHECK_OK(an_api_blocks_read(b, s, ser, &q, now_ms, &got, i % 2 ? &txt : NULL, &err),
                     err);
         AN_CHECK_OK(an_store_get_ohlc(s, ser->symbol, ser->timeframe, &q, &want, &err), err);
         if ((!same(&got, &want) || (i % 2 && !same_text(&txt, &want))) && bad++ == 0)
             fprintf(stderr,
-                    "  %s: %s %s start %lld end %lld limit %zu %s: %zu rows, the store %zu\n",
-                    when, ser->symbol, ser->timeframe, (long long)q.start_ms, (long long)q.end_ms,
+                    "  %s: %s %s start %lld end %lld limit %zu %s: %zu rows, the store %zu\n", when,
+                    ser->symbol, ser->timeframe, (long long)q.start_ms, (long long)q.end_ms,
                     q.limit, q.descending ? "desc" : "asc", got.n, want.n);
     }
     an_candles_free(&got);
