@@ -23,13 +23,12 @@
 #include <libpq-fe.h>
 
 #include "api/blocks.h"
+#include "backend.h"
 #include "series.h"
 #include "store/store.h"
 #include "test.h"
 
-static const char *backend;
-static char duck_path[256];
-static const char *conninfo;
+static an_test_backend be;
 static int nq = 20; /* queries per comparison (fewer on the PGlite server, slow) */
 
 #define T0 1704067200000LL /* 2024-01-01, not on a block boundary */
@@ -38,39 +37,7 @@ static int nq = 20; /* queries per comparison (fewer on the PGlite server, slow)
 
 static an_store *open_store(void)
 {
-    an_store_options opt = {.pool_size = 3, .connect_timeout_s = 10, .mode = backend};
-    if (strcmp(backend, "duckdb") == 0)
-        opt.duckdb_path = duck_path;
-    else
-        opt.pg_conninfo = conninfo;
-    an_store *s = NULL;
-    an_err err = {0};
-    if (an_store_open(&opt, &s, &err) != AN_OK || an_store_migrate(s, NULL, &err) != AN_OK) {
-        fprintf(stderr, "cannot open the %s store: %s\n", backend, err.msg);
-        exit(1);
-    }
-    return s;
-}
-
-static void reset_backend(void)
-{
-    if (strcmp(backend, "duckdb") == 0) {
-        snprintf(duck_path, sizeof duck_path, "/tmp/autonama-test-blocks-%d.duckdb", (int)getpid());
-        unlink(duck_path);
-        return;
-    }
-    PGconn *c = PQconnectdb(conninfo);
-    PGresult *r = PQexec(c, "SET client_min_messages = warning;"
-                            "DROP SCHEMA IF EXISTS trading CASCADE;"
-                            "DROP SCHEMA IF EXISTS analytics CASCADE;"
-                            "DROP SCHEMA IF EXISTS optimization CASCADE;"
-                            "DROP SCHEMA IF EXISTS autonama CASCADE;");
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        fprintf(stderr, "reset failed: %s\n", PQerrorMessage(c));
-        exit(1);
-    }
-    PQclear(r);
-    PQfinish(c);
+    return an_test_backend_open(&be, 3);
 }
 
 /* n candles of the walk from start, the values shifted by bump (a rewrite). */
@@ -318,15 +285,15 @@ static void *load_one(void *p)
  * nothing; a second read is another miss. */
 static void test_write_while_loading(void)
 {
-    if (strcmp(backend, "postgres") != 0) {
-        fprintf(stderr, "  skipped on %s: needs a second connection to hold a lock\n", backend);
+    if (strcmp(be.name, "postgres") != 0) {
+        fprintf(stderr, "  skipped on %s: needs a second connection to hold a lock\n", be.name);
         return;
     }
     an_store *s = open_store();
     an_api_blocks *b = an_api_blocks_new(64u << 20);
     an_series_info si;
     loader l = {.s = s, .b = b, .ser = ref_of(s, "BLK/A", "1m", &si)};
-    PGconn *c = PQconnectdb(conninfo);
+    PGconn *c = PQconnectdb(be.conninfo);
     PGresult *r = PQexec(c, "BEGIN; LOCK TABLE trading.ohlc_data IN ACCESS EXCLUSIVE MODE");
     AN_CHECK_INT(PQresultStatus(r), PGRES_COMMAND_OK);
     PQclear(r);
@@ -363,38 +330,22 @@ static void test_write_while_loading(void)
 
 int main(int argc, char **argv)
 {
-    backend = argc > 1 ? argv[1] : "duckdb";
-    if (strcmp(backend, "postgres") == 0 || strcmp(backend, "timescaledb") == 0) {
-        const char *var =
-            strcmp(backend, "postgres") == 0 ? "AUTONAMA_TEST_PG" : "AUTONAMA_TEST_TS";
-        conninfo = getenv(var);
-        if (!conninfo || !*conninfo) {
-            fprintf(stderr, "%s is not set: start the servers with scripts/test-services start\n",
-                    var);
-            return 1;
-        }
-    } else if (strcmp(backend, "duckdb") != 0) {
-        fprintf(stderr, "usage: test_blocks duckdb|postgres|timescaledb\n");
-        return 2;
-    }
+    int rc = an_test_backend_init(&be, argc, argv, "blocks");
+    if (rc)
+        return rc;
     const char *all = getenv("AN_CHECK_ALL");
     if (all && strcmp(all, "1") == 0)
         nq *= 10;
-    else if (strcmp(backend, "timescaledb") == 0)
+    else if (strcmp(be.name, "timescaledb") == 0)
         nq = 4;
 #ifdef __SANITIZE_ADDRESS__
     else /* the sanitizers slow every read: the whole series both ways, and 4 */
         nq = 6;
 #endif
-    reset_backend();
+    an_test_backend_reset(&be);
     AN_RUN(test_same_as_store);
     AN_RUN(test_evictions);
     AN_RUN(test_write_while_loading);
-    if (strcmp(backend, "duckdb") == 0) {
-        unlink(duck_path);
-        char wal[300];
-        snprintf(wal, sizeof wal, "%s.wal", duck_path);
-        unlink(wal);
-    }
+    an_test_backend_done(&be);
     return AN_TEST_DONE();
 }
