@@ -101,20 +101,26 @@ static void block_free(block *k)
     free(k);
 }
 
-/* Room for n more rows in r's ends. */
+/* Room for n more items after used in *p (of *cap items of size each),
+ * doubling from 1024. */
+static an_code grow(void **p, size_t *cap, size_t used, size_t n, size_t size, an_err *err)
+{
+    if (*cap - used >= n)
+        return AN_OK;
+    size_t c = *cap ? *cap : 1024;
+    while (c - used < n)
+        c *= 2;
+    void *q = realloc(*p, c * size);
+    if (!q)
+        return an_err_set(err, AN_ERR_NOMEM, "out of memory growing an array to %zu items", c);
+    *p = q;
+    *cap = c;
+    return AN_OK;
+}
+
 static an_code reserve_ends(an_api_rendered *r, size_t n, an_err *err)
 {
-    if (r->cap - r->n >= n)
-        return AN_OK;
-    size_t cap = r->cap ? r->cap : 1024;
-    while (cap - r->n < n)
-        cap *= 2;
-    size_t *e = realloc(r->end, cap * sizeof *e);
-    if (!e)
-        return an_err_set(err, AN_ERR_NOMEM, "out of memory for %zu rows' text", cap);
-    r->end = e;
-    r->cap = cap;
-    return AN_OK;
+    return grow((void **)&r->end, &r->cap, r->n, n, sizeof *r->end, err);
 }
 
 /* Appends the JSON of v[0..n) to r. */
@@ -206,20 +212,9 @@ static void evict(an_api_blocks *b)
 
 /* ---- reading ---- */
 
-/* Room for n more candles in out. */
 static an_code reserve(an_candles *out, size_t n, an_err *err)
 {
-    if (out->cap - out->n >= n)
-        return AN_OK;
-    size_t cap = out->cap ? out->cap : 1024;
-    while (cap - out->n < n)
-        cap *= 2;
-    an_candle *v = realloc(out->v, cap * sizeof *v);
-    if (!v)
-        return an_err_set(err, AN_ERR_NOMEM, "out of memory growing a candle array to %zu", cap);
-    out->v = v;
-    out->cap = cap;
-    return AN_OK;
+    return grow((void **)&out->v, &out->cap, out->n, n, sizeof *out->v, err);
 }
 
 /* Appends rows a..z-1 of src's text to txt (newest first when desc). */

@@ -103,20 +103,27 @@ import_new() {
     stored=$((stored + $1))
     "$BIN" import "$work/INST_A-1m.json" >/dev/null 2>"$work/import.err"
 }
-# served_within MS URL...: every URL serves $last within MS ms
-served_within() {
-    local ms=$1 u t0 now
-    shift
+# within MS VALUE FN URL...: "$(FN URL)" is VALUE for every URL within MS ms
+within() {
+    local ms=$1 want=$2 fn=$3 u t0 now n
+    shift 3
+    n=$#
     t0=$(date +%s%3N)
     for u in "$@"; do
-        while [ "$(newest "$u")" != "$last" ]; do
+        while [ "$("$fn" "$u")" != "$want" ]; do
             now=$(date +%s%3N)
             [ $((now - t0)) -gt "$ms" ] && return 1
             sleep 0.02
         done
     done
     now=$(date +%s%3N)
-    echo "# served by $# instances $((now - t0)) ms after the import returned"
+    echo "# served by $n instances $((now - t0)) ms after the import returned"
+}
+# served_within MS URL...: every URL serves $last within MS ms
+served_within() {
+    local ms=$1
+    shift
+    within "$ms" "$last" newest "$@"
 }
 
 # another symbol's cached reply survives a write of INST/A (drops are per
@@ -211,21 +218,8 @@ old_close() {
 was_a=$(old_close "$url_a") was_b=$(old_close "$url_b") # cached now, reply and block
 echo "[[$OLD_TS,100,800,90,777.25,1]]" >"$work/OLD_A-1m.json"
 "$BIN" import "$work/OLD_A-1m.json" >/dev/null 2>"$work/import.err" || bad "rewrite of OLD/A failed"
-rewritten_within() { # MS: both a and b serve close 777.25 for OLD_TS
-    local t0 now u
-    t0=$(date +%s%3N)
-    for u in "$url_a" "$url_b"; do
-        while [ "$(old_close "$u")" != 777.25 ]; do
-            now=$(date +%s%3N)
-            [ $((now - t0)) -gt "$1" ] && return 1
-            sleep 0.02
-        done
-    done
-    now=$(date +%s%3N)
-    echo "# the rewritten old candle served by both $((now - t0)) ms after the import returned"
-}
 check "an old candle rewritten inside a cached closed block (close $was_a/$was_b -> 777.25) is served by both within 1 s" \
-    rewritten_within 1000
+    within 1000 777.25 old_close "$url_a" "$url_b"
 check "after the rewrite: $nurls random OLD/A URLs, the same bytes" same_bytes 3
 check "the rewrite dropped blocks ($(curl -s "$url_a/metrics" | awk '$1 == "autonama_http_block_dropped_total" {print $2}'))" \
     test "$(curl -s "$url_a/metrics" | awk '$1 == "autonama_http_block_dropped_total" {print $2}')" -gt 0
