@@ -426,8 +426,10 @@ void an_api_blocks_drop(an_api_blocks *b, const an_store_change *ch)
     int64_t span = tf_ms > 0 && tf_ms <= INT64_MAX / AN_BLOCK_BARS / 4 ? tf_ms * AN_BLOCK_BARS : 0;
     int64_t i0 = 0, i1 = -1;
     if (span) {
-        i0 = floordiv(ch->first_ms, span);
-        i1 = floordiv(ch->last_ms, span);
+        int64_t lo = ch->first_ms < ch->last_ms ? ch->first_ms : ch->last_ms;
+        int64_t hi = ch->first_ms < ch->last_ms ? ch->last_ms : ch->first_ms;
+        i0 = floordiv(lo, span);
+        i1 = floordiv(hi, span);
     }
     uint64_t n = 0;
     pthread_mutex_lock(&b->lock);
