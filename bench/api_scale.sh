@@ -3,7 +3,10 @@
 # do and what no reply cache can serve: every request asks
 #   GET /api/v1/data/ohlc?symbol=<random of 4>&timeframe=1m&limit=500&order=asc&start=<random>
 # wrk with 64 connections on loopback. Side by side in one run, per store:
-#   - autonama with the reply cache off, then on;
+#   - autonama with the reply cache off and the block cache off
+#     (AUTONAMA_HTTP_BLOCK_CACHE_MB=0), the reply cache off and the block
+#     cache on (its default), then both on; the rows are checked again
+#     after each load (from a warm block cache) and its counters printed;
 #   - on PostgreSQL, the seed's stack (bench/peer: FastAPI + uvicorn 2 workers +
 #     psycopg2, pinned in .deps/venv-peer) on the same database, same URLs;
 #   - nginx serving a static body of the same size (the machine's ceiling).
@@ -204,25 +207,33 @@ bench_mode() {
     [ "$mode" = postgres ] && psql -X -q -c "VACUUM (ANALYZE) trading.ohlc_data" >/dev/null
     echo "# $mode: $ROWS candles ($NSYM symbols) imported in $((SECONDS - t0)) s"
 
-    local cache port url
-    for cache in off on; do
+    local conf cache blocks who port url
+    # the reply cache off with the block cache off, then on (its default
+    # size), then both on
+    for conf in off:0 off:on on:on; do
+        cache=${conf%:*} blocks=${conf#*:}
+        who=autonama-cache-$cache
+        [ "$cache:$blocks" = off:0 ] && who=autonama-cache-off-blocks-off
         port=$(free_port)
-        if [ $cache = off ]; then
-            AUTONAMA_HTTP_CACHE_TTL_MS=0 AUTONAMA_HTTP_ADDR=127.0.0.1:$port "$BIN" serve >/dev/null 2>"$work/serve.err" &
-        else
-            AUTONAMA_HTTP_ADDR=127.0.0.1:$port "$BIN" serve >/dev/null 2>"$work/serve.err" &
-        fi
+        local env=(AUTONAMA_HTTP_ADDR=127.0.0.1:$port)
+        [ "$cache" = off ] && env+=(AUTONAMA_HTTP_CACHE_TTL_MS=0)
+        [ "$blocks" = 0 ] && env+=(AUTONAMA_HTTP_BLOCK_CACHE_MB=0)
+        env "${env[@]}" "$BIN" serve >/dev/null 2>"$work/serve.err" &
         pids+=($!)
         url="http://127.0.0.1:$port/api/v1/data/ohlc?symbol=S0/USDT&timeframe=1m&limit=500&order=asc&start=$T0"
         wait_url "$url" || { echo "bench/api_scale: serve did not answer:" >&2; cat "$work/serve.err" >&2; return 1; }
         check_rows "http://127.0.0.1:$port" "$mode"
         curl -s -o "$work/body.json" "$url"
         wrk -t"$THREADS" -c"$CONNS" -d2s -s "$work/varied.lua" "http://127.0.0.1:$port" >/dev/null 2>&1
-        results+=("$mode autonama-cache-$cache $(run_wrk "http://127.0.0.1:$port" "$work/varied.lua")")
+        results+=("$mode $who $(run_wrk "http://127.0.0.1:$port" "$work/varied.lua")")
         if ! kill -0 "${pids[-1]}" 2>/dev/null; then
-            echo "bench/api_scale: serve died under the load (cache $cache):" >&2
+            echo "bench/api_scale: serve died under the load ($who):" >&2
             tail -5 "$work/serve.err" >&2
-            results+=("$mode autonama-cache-$cache-DIED 0 0 0 1")
+            results+=("$mode $who-DIED 0 0 0 1")
+        else
+            check_rows "http://127.0.0.1:$port" "$mode" # the rows again, from a warm cache
+            curl -s "http://127.0.0.1:$port/metrics" | grep -E '^autonama_http_block_(hits|misses|evictions)_total|^autonama_http_block_bytes' |
+                tr '\n' ' ' | sed "s/^/# $mode $who: /" && echo
         fi
         stop_all
     done
@@ -266,6 +277,8 @@ for mode in ("duckdb", "postgres"):
         continue
     if (mode, "peer-fastapi") in by and by[(mode, "peer-fastapi")] > 0:
         print(f"{mode}: autonama (cache off) / peer = {off / by[(mode, 'peer-fastapi')]:.1f}x (target >= 20x)")
+    if by.get((mode, "autonama-cache-off-blocks-off")):
+        print(f"{mode}: reply cache off, block cache on / off = {off / by[(mode, 'autonama-cache-off-blocks-off')]:.2f}x")
     if by.get((mode, "nginx-static")):
         print(f"{mode}: autonama (cache off) / nginx static = {off / by[(mode, 'nginx-static')]:.3f}")
 PY

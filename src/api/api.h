@@ -26,7 +26,8 @@ typedef struct an_api_arg {
     const char *key, *value; /* value "" when the parameter has none */
 } an_api_arg;
 
-typedef struct an_api_state an_api_state; /* the routes' shared state (routes.c) */
+typedef struct an_api_state an_api_state;   /* the routes' shared state (routes.c) */
+typedef struct an_api_blocks an_api_blocks; /* closed candle history (blocks.h) */
 
 typedef struct an_api_request {
     const char *method; /* "GET" (also for HEAD) or "POST" */
@@ -40,6 +41,7 @@ typedef struct an_api_request {
     an_service *svc;
     an_http_server *server;
     an_api_state *state;
+    an_api_blocks *blocks;  /* NULL when AUTONAMA_HTTP_BLOCK_CACHE_MB is 0 */
     struct an_tasks *tasks; /* NULL when the task system is not running */
     int64_t now_ms;
     /* the caller sent the API key: /health shows where the store is and the

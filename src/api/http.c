@@ -278,6 +278,7 @@ static an_api_request request_of(an_http_server *h, const req_ctx *rc, const cha
                             .svc = h->svc,
                             .server = h,
                             .state = h->state,
+                            .blocks = h->blocks,
                             .tasks = h->opt.tasks,
                             .now_ms = an_now_ms()};
 }
@@ -776,6 +777,7 @@ static void server_free(an_http_server *h)
         MHD_destroy_response(h->unavailable);
     pthread_rwlock_destroy(&h->cache.lock);
     an_api_state_free(h->state);
+    an_api_blocks_free(h->blocks);
     free(h);
 }
 
@@ -844,7 +846,9 @@ an_code an_http_start_with(const an_config *cfg, an_service *svc, const an_http_
     atomic_store(&h->store_up, -1);
     h->max_head = (size_t)an_config_int(cfg, AN_CFG_HTTP_MAX_HEADERS);
     an_admission_init(&h->adm, cfg);
-    if (!(h->state = an_api_state_new()) || !(h->unavailable = an_reply_unavailable_new()))
+    size_t block_mb = (size_t)an_config_int(cfg, AN_CFG_HTTP_BLOCK_CACHE_MB);
+    if (!(h->state = an_api_state_new()) || !(h->unavailable = an_reply_unavailable_new()) ||
+        (block_mb && !(h->blocks = an_api_blocks_new(block_mb << 20))))
         rc = an_err_set(err, AN_ERR_NOMEM, "out of memory");
     else
         rc = an_http_guard_new((int)an_config_int(cfg, AN_CFG_HTTP_MAX_CONNECTIONS_PER_CLIENT),

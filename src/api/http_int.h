@@ -15,6 +15,7 @@
 
 #include "api/admission.h"
 #include "api/api.h"
+#include "api/blocks.h"
 #include "api/guard.h"
 #include "api/http.h"
 #include "api/reply.h"
@@ -64,6 +65,7 @@ struct an_http_server {
     struct MHD_Response *unavailable; /* the preallocated 503 (reply.h) */
     an_workq *q;                      /* the handler workers */
     an_admission adm;                 /* heavy reads and the query deadline */
+    an_api_blocks *blocks;            /* closed candle history (blocks.h; own lock); NULL: off */
     /* the reply cache: every field of every slot under cache.lock (a
      * rwlock: lookups share it); never held across I/O or a handler */
     struct {

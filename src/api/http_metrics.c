@@ -38,6 +38,31 @@ char *an_http_health_extra(an_http_server *h)
     return h->opt.health_hook ? h->opt.health_hook(h->opt.health_ctx) : NULL;
 }
 
+/* The block cache's counters (all 0 when it is off). */
+static void blocks_metrics(an_http_server *h, an_api_reply *rp)
+{
+    an_api_blocks_stats st;
+    an_api_blocks_get_stats(h->blocks, &st);
+    an_api_printf(rp,
+                  "# HELP autonama_http_block_hits_total Closed candle blocks served from the "
+                  "block cache.\n# TYPE autonama_http_block_hits_total counter\n"
+                  "autonama_http_block_hits_total %" PRIu64 "\n"
+                  "# HELP autonama_http_block_misses_total Closed candle blocks read from the "
+                  "store.\n# TYPE autonama_http_block_misses_total counter\n"
+                  "autonama_http_block_misses_total %" PRIu64 "\n"
+                  "# HELP autonama_http_block_evictions_total Blocks evicted to stay within "
+                  "AUTONAMA_HTTP_BLOCK_CACHE_MB.\n# TYPE autonama_http_block_evictions_total "
+                  "counter\nautonama_http_block_evictions_total %" PRIu64 "\n"
+                  "# HELP autonama_http_block_dropped_total Blocks dropped by writes heard.\n"
+                  "# TYPE autonama_http_block_dropped_total counter\n"
+                  "autonama_http_block_dropped_total %" PRIu64 "\n"
+                  "# HELP autonama_http_block_bytes Bytes held by the block cache.\n"
+                  "# TYPE autonama_http_block_bytes gauge\nautonama_http_block_bytes %" PRIu64
+                  "\n# HELP autonama_http_block_count Blocks held by the block cache.\n"
+                  "# TYPE autonama_http_block_count gauge\nautonama_http_block_count %" PRIu64 "\n",
+                  st.hits, st.misses, st.evictions, st.dropped, st.bytes, st.blocks);
+}
+
 void an_http_metrics_render(an_http_server *h, an_api_reply *rp)
 {
     size_t nr = an_api_nroutes + 1;
@@ -97,6 +122,7 @@ void an_http_metrics_render(an_http_server *h, an_api_reply *rp)
                   "autonama_http_cache_dropped_total %" PRIuFAST64 "\n",
                   atomic_load(&h->cache_hits), atomic_load(&h->cache_misses),
                   atomic_load(&h->not_modified), atomic_load(&h->cache_dropped));
+    blocks_metrics(h, rp);
     int up = atomic_load(&h->store_up);
     if (up < 0) { /* nothing has touched the store yet: ask the service */
         an_err e = {0};

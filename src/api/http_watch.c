@@ -13,8 +13,10 @@
  * still sent): one per bucket of symbols (64), so a write of one symbol
  * does not keep other symbols' replies out (the live path writes every
  * series each second), one for "everything", and one moved by any change
- * for the replies naming no symbol. Runs on the writing thread or the listener's; takes
- * cache.lock for writing, then the routes' series lock, never both.
+ * for the replies naming no symbol. The block cache (blocks.h) drops, by
+ * block of time, the closed history the write touched. Runs on the writing
+ * thread or the listener's; takes cache.lock for writing, then the block
+ * cache's lock, then the routes' series lock, never two at once.
  */
 #include "api/http_int.h"
 
@@ -56,6 +58,7 @@ static void changed(void *ctx, const an_store_change *ch)
     }
     pthread_rwlock_unlock(&h->cache.lock);
     atomic_fetch_add(&h->cache_dropped, dropped);
+    an_api_blocks_drop(h->blocks, ch);
     an_api_state_changed(h->state);
 }
 

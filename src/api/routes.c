@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "api/admission.h"
+#include "api/blocks.h"
 #include "api/buckets.h"
 #include "api/params.h"
 #include "api/static.h"
@@ -326,11 +327,35 @@ static int plan_for(const an_api_request *rq, an_api_reply *rp, an_store *s, con
     return 0;
 }
 
-static an_code read_candles(an_store *s, const common *c, const an_query *q, const an_tf_plan *plan,
-                            an_candles *out, const char ***src_tf, an_err *err)
+/* Stored candles through the block cache: blocks are kept until a write
+ * drops them when this process hears every write, else for the reply
+ * cache's TTL (not at all when that is 0). */
+static an_code read_stored(const an_api_request *rq, an_store *s, const common *c,
+                           const an_series_info *src, int64_t tf_ms, const an_query *q,
+                           an_candles *out, an_api_rendered *txt, an_err *err)
+{
+    an_api_series_ref ser = {.symbol = c->symbol,
+                             .timeframe = c->tf,
+                             .tf_ms = tf_ms,
+                             .first_ms = src->first_ms,
+                             .last_ms = src->last_ms,
+                             .rows = src->rows,
+                             .max_age_ms = -1};
+    if (rq->blocks) {
+        int64_t ttl = an_config_int(rq->cfg, AN_CFG_HTTP_CACHE_TTL_MS);
+        ser.max_age_ms = an_service_hears_all(rq->svc) ? 0 : ttl > 0 ? ttl : -1;
+    }
+    return an_api_blocks_read(rq->blocks, s, &ser, q, rq->now_ms, out, txt, err);
+}
+
+/* txt (stored candles only; may be NULL) gets the rows' JSON. */
+static an_code read_candles(const an_api_request *rq, an_store *s, const common *c,
+                            const an_query *q, const an_tf_plan *plan, const an_series_info *src,
+                            an_candles *out, an_api_rendered *txt, const char ***src_tf,
+                            an_err *err)
 {
     switch (plan->source) {
-    case AN_TF_STORED: return an_store_get_ohlc(s, c->symbol, c->tf, q, out, err);
+    case AN_TF_STORED: return read_stored(rq, s, c, src, plan->tf_ms, q, out, txt, err);
     case AN_TF_ROLLUP: return an_store_get_rollup(s, c->symbol, c->tf, q, out, err);
     case AN_TF_BUCKET:
         free((void *)*src_tf);
@@ -431,6 +456,10 @@ static void h_ohlc(const an_api_request *rq, an_api_reply *rp)
     const char **src_tf = NULL;
     an_indicator_points pts = {0};
     an_err e = {0};
+    /* the rows' JSON comes with them from the block cache (copied, not
+     * printed) when nothing else goes into a row's object */
+    an_api_rendered txt = {0};
+    an_api_rendered *tp = rq->blocks && nn == 0 && plan.source == AN_TF_STORED ? &txt : NULL;
     /* newest first with a limit and no start (the common request): read
      * only the window the limit can reach from the newest stored candle, so
      * the store scans limit rows, not the whole series; when gaps leave it
@@ -446,13 +475,13 @@ static void h_ohlc(const an_api_request *rq, an_api_reply *rp)
             windowed = 1;
         }
     }
-    if (read_candles(s, &c, &q, &plan, &cs, &src_tf, &e) != AN_OK) {
+    if (read_candles(rq, s, &c, &q, &plan, &src, &cs, tp, &src_tf, &e) != AN_OK) {
         store_failed(rq, rp, &e);
         goto out;
     }
     if (windowed && cs.n < c.q.limit) {
-        cs.n = 0;
-        if (read_candles(s, &c, &c.q, &plan, &cs, &src_tf, &e) != AN_OK) {
+        cs.n = txt.n = txt.buf.len = 0;
+        if (read_candles(rq, s, &c, &c.q, &plan, &src, &cs, tp, &src_tf, &e) != AN_OK) {
             store_failed(rq, rp, &e);
             goto out;
         }
@@ -482,7 +511,11 @@ static void h_ohlc(const an_api_request *rq, an_api_reply *rp)
     for (size_t j = 0; j < cs.n; j++) {
         const an_candle *x = &cs.v[j];
         an_api_puts(rp, j ? ",{" : "{");
-        an_api_put_candle(rp, x);
+        if (tp && txt.n == cs.n) {
+            size_t from = j ? txt.end[j - 1] : 0;
+            an_api_put(rp, txt.buf.body + from, txt.end[j] - from);
+        } else
+            an_api_put_candle(rp, x);
         if (src_tf)
             an_api_put_bucket_source(rp, &plan, x, src_tf[j]);
         if (nn > 0) {
@@ -497,6 +530,7 @@ out:
     free((void *)src_tf);
     an_candles_free(&cs);
     an_indicator_points_free(&pts);
+    an_api_rendered_free(&txt);
 }
 
 /* ---- GET /api/v1/data/indicators ---------------------------------------- */

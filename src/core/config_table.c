@@ -324,6 +324,14 @@ const an_cfg_def an_cfg_table[AN_CFG__COUNT] = {
          .help = "HTTP: drop the cached replies and series list a write concerns as soon as it "
                  "commits (PostgreSQL: LISTEN for every instance's writes; DuckDB and PGlite: "
                  "this process's own); false: they last their TTL"},
+    [AN_CFG_HTTP_BLOCK_CACHE_MB] =
+        {.env = "AUTONAMA_HTTP_BLOCK_CACHE_MB",
+         .flag = "http-block-cache-mb",
+         .type = T_INT,
+         .def = "256",
+         .max = 65536,
+         .help = "HTTP: MiB of closed candle history kept in blocks of 1024 bars per series "
+                 "(least recently used out; a write drops the blocks it touches); 0: off"},
     [AN_CFG_HTTP_MAX_LIMIT] = {.env = "AUTONAMA_HTTP_MAX_LIMIT",
                                .flag = "http-max-limit",
                                .type = T_INT,

@@ -119,6 +119,15 @@ void an_service_unwatch(an_service *svc)
         an_store_unwatch_local(fn, ctx);
 }
 
+int an_service_hears_all(an_service *svc)
+{
+    pthread_mutex_lock(&svc->lock);
+    int all = svc->watch_fn && svc->store &&
+              (svc->listener || an_store_get_mode(svc->store) == AN_STORE_DUCKDB);
+    pthread_mutex_unlock(&svc->lock);
+    return all;
+}
+
 an_store *an_service_store(an_service *svc, an_err *err)
 {
     pthread_mutex_lock(&svc->lock);

@@ -53,6 +53,11 @@ an_store *an_service_store(an_service *svc, an_err *err);
 an_code an_service_watch(an_service *svc, an_store_change_fn fn, void *ctx, an_err *err);
 /* Stops it: when this returns fn is not running and will not be called. */
 void an_service_unwatch(an_service *svc);
+/* 1 when the watch hook hears every candle write to the store: a hook is
+ * set and the store is DuckDB (one process: its own writes) or has a
+ * listener (PostgreSQL; while it reconnects, its reconnect says
+ * "everything"); 0 otherwise (the PGlite TimescaleDB server, no hook). */
+int an_service_hears_all(an_service *svc);
 void an_service_destroy(an_service *svc);
 
 #endif

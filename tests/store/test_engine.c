@@ -7,58 +7,21 @@
  * numbers; an incremental run writes only the new rows and ends equal to a
  * full recomputation; a changed old candle rewrites the history it affects.
  */
-#include <libpq-fe.h>
 #include <stdint.h>
 #include <unistd.h>
 
 #include "analytics/engine.h"
+#include "backend.h"
 #include "source/import.h"
 #include "store/store.h"
 #include "test.h"
 
-static const char *backend, *conninfo;
-static char duck_path[256];
+static an_test_backend be;
+static const char *backend; /* be.name */
 
 static an_store *open_store(void)
 {
-    an_store_options opt = {0};
-    opt.pool_size = 2;
-    opt.connect_timeout_s = 10;
-    if (strcmp(backend, "duckdb") == 0) {
-        opt.mode = "duckdb";
-        opt.duckdb_path = duck_path;
-    } else {
-        opt.mode = backend;
-        opt.pg_conninfo = conninfo;
-    }
-    an_store *s = NULL;
-    an_err err = {0};
-    if (an_store_open(&opt, &s, &err) != AN_OK || an_store_migrate(s, NULL, &err) != AN_OK) {
-        fprintf(stderr, "cannot open the %s store: %s\n", backend, err.msg);
-        exit(1);
-    }
-    return s;
-}
-
-static void reset_backend(void)
-{
-    if (strcmp(backend, "duckdb") == 0) {
-        snprintf(duck_path, sizeof duck_path, "/tmp/autonama-test-engine-%d.duckdb", (int)getpid());
-        unlink(duck_path);
-        return;
-    }
-    PGconn *c = PQconnectdb(conninfo);
-    PGresult *r = PQexec(c, "SET client_min_messages = warning;"
-                            "DROP SCHEMA IF EXISTS trading CASCADE;"
-                            "DROP SCHEMA IF EXISTS analytics CASCADE;"
-                            "DROP SCHEMA IF EXISTS optimization CASCADE;"
-                            "DROP SCHEMA IF EXISTS autonama CASCADE;");
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        fprintf(stderr, "reset failed: %s\n", PQerrorMessage(c));
-        exit(1);
-    }
-    PQclear(r);
-    PQfinish(c);
+    return an_test_backend_open(&be, 2);
 }
 
 /* ---- the TA-Lib oracle -------------------------------------------------- */
@@ -392,23 +355,16 @@ static void test_bad_specs(void)
 
 int main(int argc, char **argv)
 {
-    backend = argc > 1 ? argv[1] : "duckdb";
-    if (is_pg()) {
-        const char *var =
-            strcmp(backend, "postgres") == 0 ? "AUTONAMA_TEST_PG" : "AUTONAMA_TEST_TS";
-        conninfo = getenv(var);
-        if (!conninfo || !*conninfo) {
-            fprintf(stderr, "%s is not set: run through make test\n", var);
-            return 1;
-        }
-    }
-    reset_backend();
+    int rc = an_test_backend_init(&be, argc, argv, "engine");
+    if (rc)
+        return rc;
+    backend = be.name;
+    an_test_backend_reset(&be);
     AN_RUN(test_bad_specs);
     AN_RUN(test_equals_talib_every_path);
     AN_RUN(test_every_real_file);
     AN_RUN(test_incremental);
     AN_RUN(test_rollups_and_empty);
-    if (!is_pg())
-        unlink(duck_path);
+    an_test_backend_done(&be);
     return AN_TEST_DONE();
 }

@@ -1,0 +1,476 @@
+/*
+ * blocks.c - the block cache of closed candle history (see blocks.h): a
+ * hash table of blocks keyed by (symbol, timeframe, block number), a
+ * least-recently-used list of the loaded ones for eviction, and the read
+ * that walks a query's blocks oldest or newest first and asks the store
+ * only for what no closed block holds.
+ *
+ * Locking: b->lock guards the table, the list, every block's fields and the
+ * counters; it is held to find, copy out of, insert and drop blocks, never
+ * across a store read. A block being loaded is in the table (loading = 1,
+ * not in the list), so a write heard meanwhile finds it and marks it dirty
+ * (and unlinks it): its loader then frees it instead of keeping rows that
+ * may predate the write. Called on the handler workers (reads) and on the
+ * writing thread or the store's listener (drops).
+ */
+#include "api/blocks.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/market.h"
+
+#define DROP_LOOKUPS 64 /* a dropped range of more blocks scans the table */
+
+typedef struct block {
+    struct block *hnext;       /* the table's chain */
+    struct block *prev, *next; /* the list, most recent first (loaded blocks only) */
+    char symbol[AN_SYMBOL_MAX];
+    char tf[AN_TIMEFRAME_MAX];
+    int64_t idx; /* covers [idx * span, (idx + 1) * span) */
+    uint64_t hash;
+    int loading, dirty;
+    int64_t loaded_ms;
+    an_candle *v; /* oldest first */
+    size_t n, bytes;
+    an_api_rendered txt; /* v's JSON, row for row */
+} block;
+
+struct an_api_blocks {
+    pthread_mutex_t lock;
+    block **tab;
+    size_t nb; /* a power of two */
+    block lru; /* the list's sentinel: lru.next the most recent */
+    size_t bytes, max_bytes, nblocks;
+    uint64_t hits, misses, evictions, dropped;
+};
+
+static int64_t floordiv(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+static uint64_t key_hash(const char *symbol, const char *tf, int64_t idx)
+{
+    uint64_t x = 1469598103934665603ull;
+    for (const char *p = symbol; *p; p++)
+        x = (x ^ (unsigned char)*p) * 1099511628211ull;
+    x = (x ^ '|') * 1099511628211ull;
+    for (const char *p = tf; *p; p++)
+        x = (x ^ (unsigned char)*p) * 1099511628211ull;
+    x ^= (uint64_t)idx * 0x9E3779B97F4A7C15ull;
+    x ^= x >> 29;
+    x *= 0xBF58476D1CE4E5B9ull;
+    return x ^ (x >> 32);
+}
+
+an_api_blocks *an_api_blocks_new(size_t max_bytes)
+{
+    if (max_bytes == 0)
+        return NULL;
+    an_api_blocks *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    size_t want = max_bytes / 16384, nb = 64;
+    while (nb < want && nb < ((size_t)1 << 20))
+        nb <<= 1;
+    if (!(b->tab = calloc(nb, sizeof *b->tab))) {
+        free(b);
+        return NULL;
+    }
+    b->nb = nb;
+    b->max_bytes = max_bytes;
+    b->lru.next = b->lru.prev = &b->lru;
+    pthread_mutex_init(&b->lock, NULL);
+    return b;
+}
+
+void an_api_rendered_free(an_api_rendered *r)
+{
+    free(r->buf.body);
+    free(r->end);
+    memset(r, 0, sizeof *r);
+}
+
+static void block_free(block *k)
+{
+    free(k->v);
+    an_api_rendered_free(&k->txt);
+    free(k);
+}
+
+/* Room for n more items after used in *p (of *cap items of size each),
+ * doubling from 1024. */
+static an_code grow(void **p, size_t *cap, size_t used, size_t n, size_t size, an_err *err)
+{
+    if (*cap - used >= n)
+        return AN_OK;
+    size_t c = *cap ? *cap : 1024;
+    while (c - used < n)
+        c *= 2;
+    void *q = realloc(*p, c * size);
+    if (!q)
+        return an_err_set(err, AN_ERR_NOMEM, "out of memory growing an array to %zu items", c);
+    *p = q;
+    *cap = c;
+    return AN_OK;
+}
+
+static an_code reserve_ends(an_api_rendered *r, size_t n, an_err *err)
+{
+    return grow((void **)&r->end, &r->cap, r->n, n, sizeof *r->end, err);
+}
+
+/* Appends the JSON of v[0..n) to r. */
+static an_code render(const an_candle *v, size_t n, an_api_rendered *r, an_err *err)
+{
+    if (reserve_ends(r, n, err) != AN_OK)
+        return err->code;
+    for (size_t i = 0; i < n; i++) {
+        an_api_put_candle(&r->buf, &v[i]);
+        r->end[r->n++] = r->buf.len;
+    }
+    if (r->buf.oom)
+        return an_err_set(err, AN_ERR_NOMEM, "out of memory printing %zu candles", n);
+    return AN_OK;
+}
+
+void an_api_blocks_free(an_api_blocks *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->nb; i++)
+        for (block *k = b->tab[i], *nx; k; k = nx) {
+            nx = k->hnext;
+            block_free(k); /* no block is loading: the workers have stopped */
+        }
+    free(b->tab);
+    pthread_mutex_destroy(&b->lock);
+    free(b);
+}
+
+/* ---- the table and the list (b->lock held) ---- */
+
+static block *find(an_api_blocks *b, const char *symbol, const char *tf, int64_t idx, uint64_t h)
+{
+    for (block *k = b->tab[h & (b->nb - 1)]; k; k = k->hnext)
+        if (k->hash == h && k->idx == idx && strcmp(k->symbol, symbol) == 0 &&
+            strcmp(k->tf, tf) == 0)
+            return k;
+    return NULL;
+}
+
+static void lru_unlink(block *k)
+{
+    k->prev->next = k->next;
+    k->next->prev = k->prev;
+    k->prev = k->next = NULL;
+}
+
+static void lru_front(an_api_blocks *b, block *k)
+{
+    k->next = b->lru.next;
+    k->prev = &b->lru;
+    b->lru.next->prev = k;
+    b->lru.next = k;
+}
+
+static void table_unlink(an_api_blocks *b, block *k)
+{
+    for (block **p = &b->tab[k->hash & (b->nb - 1)]; *p; p = &(*p)->hnext)
+        if (*p == k) {
+            *p = k->hnext;
+            k->hnext = NULL;
+            return;
+        }
+}
+
+/* Takes k out of the cache: a loaded block is freed, a loading one marked
+ * dirty for its loader to free. */
+static void discard(an_api_blocks *b, block *k)
+{
+    table_unlink(b, k);
+    if (k->loading) {
+        k->dirty = 1;
+        return;
+    }
+    lru_unlink(k);
+    b->bytes -= k->bytes;
+    b->nblocks--;
+    block_free(k);
+}
+
+static void evict(an_api_blocks *b)
+{
+    while (b->bytes > b->max_bytes && b->lru.prev != &b->lru) {
+        discard(b, b->lru.prev);
+        b->evictions++;
+    }
+}
+
+/* ---- reading ---- */
+
+static an_code reserve(an_candles *out, size_t n, an_err *err)
+{
+    return grow((void **)&out->v, &out->cap, out->n, n, sizeof *out->v, err);
+}
+
+/* Appends rows a..z-1 of src's text to txt (newest first when desc). */
+static an_code take_text(const an_api_rendered *src, size_t a, size_t z, int desc,
+                         an_api_rendered *txt, an_err *err)
+{
+    if (reserve_ends(txt, z - a, err) != AN_OK)
+        return err->code;
+    if (!desc) { /* one copy, the ends shifted */
+        size_t from = a ? src->end[a - 1] : 0;
+        an_api_put(&txt->buf, src->buf.body + from, src->end[z - 1] - from);
+        for (size_t i = a; i < z; i++)
+            txt->end[txt->n++] = txt->buf.len - (src->end[z - 1] - src->end[i]);
+    } else {
+        for (size_t i = z; i-- > a;) {
+            size_t from = i ? src->end[i - 1] : 0;
+            an_api_put(&txt->buf, src->buf.body + from, src->end[i] - from);
+            txt->end[txt->n++] = txt->buf.len;
+        }
+    }
+    if (txt->buf.oom)
+        return an_err_set(err, AN_ERR_NOMEM, "out of memory copying rows' text");
+    return AN_OK;
+}
+
+/* Appends v's rows (oldest first) in [lo, hi) to out, newest first when
+ * desc, at most *left of them (*left is decreased), and their text from
+ * vt to txt when txt is not NULL. */
+static an_code take(const an_candle *v, const an_api_rendered *vt, size_t n, int64_t lo, int64_t hi,
+                    int desc, size_t *left, an_candles *out, an_api_rendered *txt, an_err *err)
+{
+    size_t a = 0, z = n; /* [a, z): the rows in [lo, hi) */
+    while (a < z && v[a].ts < lo)
+        a++;
+    while (z > a && v[z - 1].ts >= hi)
+        z--;
+    size_t m = z - a < *left ? z - a : *left;
+    if (m == 0)
+        return AN_OK;
+    if (reserve(out, m, err) != AN_OK)
+        return err->code;
+    if (desc) {
+        for (size_t i = 0; i < m; i++)
+            out->v[out->n++] = v[z - 1 - i];
+        a = z - m;
+    } else {
+        memcpy(out->v + out->n, v + a, m * sizeof *v);
+        out->n += m;
+        z = a + m;
+    }
+    *left -= m;
+    return txt ? take_text(vt, a, z, desc, txt, err) : AN_OK;
+}
+
+/* What a query window needs from block idx: its rows in [lo, hi) appended
+ * (order and *left as take's), from the cache, else from the store (and
+ * kept when nothing changed the block meanwhile). */
+static an_code from_block(an_api_blocks *b, an_store *s, const an_api_series_ref *ser, int64_t idx,
+                          int64_t lo, int64_t hi, int desc, int64_t now_ms, size_t *left,
+                          an_candles *out, an_api_rendered *txt, an_err *err)
+{
+    int64_t span = ser->tf_ms * AN_BLOCK_BARS;
+    uint64_t h = key_hash(ser->symbol, ser->timeframe, idx);
+    an_code rc = AN_OK;
+    pthread_mutex_lock(&b->lock);
+    block *k = find(b, ser->symbol, ser->timeframe, idx, h);
+    if (k && !k->loading && ser->max_age_ms > 0 && now_ms - k->loaded_ms >= ser->max_age_ms) {
+        discard(b, k);
+        k = NULL;
+    }
+    if (k && !k->loading) {
+        b->hits++;
+        lru_unlink(k);
+        lru_front(b, k);
+        rc = take(k->v, &k->txt, k->n, lo, hi, desc, left, out, txt, err);
+        pthread_mutex_unlock(&b->lock);
+        return rc;
+    }
+    b->misses++;
+    block *mine = NULL; /* NULL: another request is loading it; read without keeping */
+    if (!k && (mine = calloc(1, sizeof *mine))) {
+        memcpy(mine->symbol, ser->symbol, strlen(ser->symbol) + 1); /* lengths checked */
+        memcpy(mine->tf, ser->timeframe, strlen(ser->timeframe) + 1);
+        mine->idx = idx;
+        mine->hash = h;
+        mine->loading = 1;
+        mine->hnext = b->tab[h & (b->nb - 1)];
+        b->tab[h & (b->nb - 1)] = mine;
+    }
+    pthread_mutex_unlock(&b->lock);
+
+    an_candles rows = {0};
+    an_api_rendered rt = {0};
+    an_query q = {.start_ms = idx * span, .end_ms = (idx + 1) * span, .limit = 0};
+    rc = an_store_get_ohlc(s, ser->symbol, ser->timeframe, &q, &rows, err);
+    if (rc == AN_OK && (mine || txt))
+        rc = render(rows.v, rows.n, &rt, err);
+    if (rc == AN_OK)
+        rc = take(rows.v, &rt, rows.n, lo, hi, desc, left, out, txt, err);
+    if (!mine) {
+        an_candles_free(&rows);
+        an_api_rendered_free(&rt);
+        return rc;
+    }
+    if (rt.buf.body && rt.buf.cap > rt.buf.len + 1) { /* kept long: no slack */
+        char *fit = realloc(rt.buf.body, rt.buf.len + 1);
+        if (fit) {
+            rt.buf.body = fit;
+            rt.buf.cap = rt.buf.len + 1;
+        }
+    }
+    pthread_mutex_lock(&b->lock);
+    size_t bytes = sizeof *mine + rows.cap * sizeof *rows.v + rt.cap * sizeof *rt.end + rt.buf.cap;
+    if (mine->dirty || rc != AN_OK || bytes > b->max_bytes) {
+        if (!mine->dirty)
+            table_unlink(b, mine);
+        block_free(mine);
+    } else {
+        mine->loading = 0;
+        mine->loaded_ms = now_ms;
+        mine->v = rows.v;
+        mine->n = rows.n;
+        mine->bytes = bytes;
+        mine->txt = rt;
+        rows.v = NULL;
+        memset(&rt, 0, sizeof rt);
+        lru_front(b, mine);
+        b->bytes += bytes;
+        b->nblocks++;
+        evict(b);
+    }
+    pthread_mutex_unlock(&b->lock);
+    an_candles_free(&rows);
+    an_api_rendered_free(&rt);
+    return rc;
+}
+
+/* The store's answer for [lo, hi) in q's order, at most left rows (0: no
+ * limit), printed into txt when not NULL. */
+static an_code direct(an_store *s, const an_api_series_ref *ser, const an_query *q, int64_t lo,
+                      int64_t hi, size_t left, an_candles *out, an_api_rendered *txt, an_err *err)
+{
+    an_query d = {.start_ms = lo, .end_ms = hi, .limit = left, .descending = q->descending};
+    size_t had = out->n;
+    an_code rc = an_store_get_ohlc(s, ser->symbol, ser->timeframe, &d, out, err);
+    if (rc == AN_OK && txt)
+        rc = render(out->v + had, out->n - had, txt, err);
+    return rc;
+}
+
+an_code an_api_blocks_read(an_api_blocks *b, an_store *s, const an_api_series_ref *ser,
+                           const an_query *q, int64_t now_ms, an_candles *out, an_api_rendered *txt,
+                           an_err *err)
+{
+    if (!b || ser->max_age_ms < 0 || ser->rows <= 0 || ser->tf_ms <= 0 || q->limit == 0 ||
+        ser->tf_ms > INT64_MAX / AN_BLOCK_BARS / 4 || strlen(ser->symbol) >= AN_SYMBOL_MAX ||
+        strlen(ser->timeframe) >= AN_TIMEFRAME_MAX)
+        return direct(s, ser, q, q->start_ms, q->end_ms, q->limit, out, txt, err);
+    const int64_t span = ser->tf_ms * AN_BLOCK_BARS;
+    /* blocks before this one are closed: it holds the newest stored candle */
+    const int64_t open_idx = floordiv(ser->last_ms, span);
+    const int64_t first = q->start_ms > ser->first_ms ? q->start_ms : ser->first_ms;
+    /* a request walks at most this many blocks; past them (gaps) the store
+     * answers the rest at once */
+    const int64_t max_blocks = (int64_t)(q->limit / AN_BLOCK_BARS) + 3;
+    size_t left = q->limit;
+    an_code rc = AN_OK;
+    if (!q->descending) {
+        int64_t idx = floordiv(first, span);
+        for (int64_t walked = 0; left > 0; walked++, idx++) {
+            int64_t lo = idx * span > q->start_ms ? idx * span : q->start_ms;
+            if (lo >= q->end_ms)
+                return AN_OK;
+            if (idx >= open_idx || walked == max_blocks)
+                return direct(s, ser, q, lo, q->end_ms, left, out, txt, err);
+            rc = from_block(b, s, ser, idx, lo, q->end_ms, 0, now_ms, &left, out, txt, err);
+            if (rc != AN_OK)
+                return rc;
+        }
+        return AN_OK;
+    }
+    int64_t hi = q->end_ms; /* what is left to read is [q->start_ms, hi) */
+    if (hi > open_idx * span) {
+        int64_t lo = open_idx * span > q->start_ms ? open_idx * span : q->start_ms;
+        size_t had = out->n;
+        if ((rc = direct(s, ser, q, lo, hi, left, out, txt, err)) != AN_OK)
+            return rc;
+        left -= out->n - had;
+        hi = lo;
+    }
+    int64_t idx = floordiv(hi - 1, span);
+    for (int64_t walked = 0; left > 0 && hi > first; walked++, idx--) {
+        if (walked == max_blocks)
+            return direct(s, ser, q, q->start_ms, hi, left, out, txt, err);
+        rc = from_block(b, s, ser, idx, q->start_ms, hi, 1, now_ms, &left, out, txt, err);
+        if (rc != AN_OK)
+            return rc;
+        hi = idx * span;
+    }
+    return AN_OK;
+}
+
+void an_api_blocks_drop(an_api_blocks *b, const an_store_change *ch)
+{
+    if (!b)
+        return;
+    int monthly = 0;
+    int64_t tf_ms = ch->symbol[0] ? an_timeframe_ms(ch->timeframe, &monthly) : 0;
+    int64_t span = tf_ms > 0 && tf_ms <= INT64_MAX / AN_BLOCK_BARS / 4 ? tf_ms * AN_BLOCK_BARS : 0;
+    int64_t i0 = 0, i1 = -1;
+    if (span) {
+        int64_t lo = ch->first_ms < ch->last_ms ? ch->first_ms : ch->last_ms;
+        int64_t hi = ch->first_ms < ch->last_ms ? ch->last_ms : ch->first_ms;
+        i0 = floordiv(lo, span);
+        i1 = floordiv(hi, span);
+    }
+    uint64_t n = 0;
+    pthread_mutex_lock(&b->lock);
+    if (span && i1 >= i0 && i1 - i0 < DROP_LOOKUPS) {
+        for (int64_t idx = i0; idx <= i1; idx++) {
+            block *k =
+                find(b, ch->symbol, ch->timeframe, idx, key_hash(ch->symbol, ch->timeframe, idx));
+            if (k) {
+                discard(b, k);
+                n++;
+            }
+        }
+    } else {
+        /* everything, a timeframe of no fixed length, or a wide range */
+        for (size_t i = 0; i < b->nb; i++)
+            for (block *k = b->tab[i], *nx; k; k = nx) {
+                nx = k->hnext;
+                if (ch->symbol[0] &&
+                    (strcmp(k->symbol, ch->symbol) != 0 || strcmp(k->tf, ch->timeframe) != 0 ||
+                     (span && (k->idx < i0 || k->idx > i1))))
+                    continue;
+                discard(b, k);
+                n++;
+            }
+    }
+    b->dropped += n;
+    pthread_mutex_unlock(&b->lock);
+}
+
+void an_api_blocks_get_stats(an_api_blocks *b, an_api_blocks_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    if (!b)
+        return;
+    pthread_mutex_lock(&b->lock);
+    st->hits = b->hits;
+    st->misses = b->misses;
+    st->evictions = b->evictions;
+    st->dropped = b->dropped;
+    st->bytes = b->bytes;
+    st->blocks = b->nblocks;
+    st->max_bytes = b->max_bytes;
+    pthread_mutex_unlock(&b->lock);
+}

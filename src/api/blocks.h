@@ -1,0 +1,81 @@
+/*
+ * blocks.h - closed candle history cached per series in fixed blocks
+ * (issue 12), internal to src/api/: a stored series' candles are cut into
+ * blocks of AN_BLOCK_BARS bars of its timeframe, aligned on the Unix epoch;
+ * a block wholly older than the series' newest stored candle (closed) is
+ * read from the store once and kept with its rows' JSON, so a candle read
+ * touches the store only for the newest block (and for blocks not cached
+ * yet) and prints only the rows no block holds. Replies are the store's own
+ * answer, row for row (an_store_get_ohlc's order, range and limit).
+ *
+ * Owned by the HTTP server (created and freed with it); read by the handler
+ * workers (routes.c), emptied by the writes heard (http_watch.c, on the
+ * writing thread or the listener's). Thread-safe: one mutex guards every
+ * block and counter (docs/threads.md: "block cache"); it is never held
+ * across a store read, so a block being loaded is marked, and a write heard
+ * meanwhile marks it dirty: what it read is sent but not kept.
+ */
+#ifndef AN_API_BLOCKS_H
+#define AN_API_BLOCKS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api/api.h"
+#include "store/store.h"
+
+#define AN_BLOCK_BARS 1024 /* bars of the timeframe per block (docs/decisions.md) */
+
+typedef struct an_api_blocks an_api_blocks;
+
+/* A cache holding at most max_bytes of blocks (least recently used first
+ * out). NULL when max_bytes is 0 (the cache is off) or out of memory;
+ * every function takes a NULL cache (reads then go to the store). */
+an_api_blocks *an_api_blocks_new(size_t max_bytes);
+void an_api_blocks_free(an_api_blocks *b);
+
+/* The series a read is for, as the catalog knows it. */
+typedef struct an_api_series_ref {
+    const char *symbol, *timeframe; /* stored as such in trading.ohlc_data */
+    int64_t tf_ms;
+    int64_t first_ms, last_ms; /* the oldest and newest stored candle's open time */
+    int64_t rows;              /* 0: nothing stored (the store is read directly) */
+    /* blocks loaded longer ago than this are read again (ms; the process
+     * does not hear every write); 0: kept until a write drops them; <0: the
+     * cache is not used for this read */
+    int64_t max_age_ms;
+} an_api_series_ref;
+
+/* The JSON of rows: row i's members (an_api_put_candle's text, no braces)
+ * are buf.body[i ? end[i - 1] : 0 .. end[i]). Zero-initialise; the caller
+ * frees it (an_api_rendered_free); reset (n = buf.len = 0) to reuse. */
+typedef struct an_api_rendered {
+    an_api_reply buf;
+    size_t *end;
+    size_t n, cap;
+} an_api_rendered;
+
+void an_api_rendered_free(an_api_rendered *r);
+
+/* Candles of the series under q, appended to out: exactly what
+ * an_store_get_ohlc(s, symbol, timeframe, q) appends, with closed blocks
+ * taken from the cache (and kept there when read now). When txt is not
+ * NULL, each row's JSON is appended to it too (a closed block keeps its
+ * rows' text, so most rows are copied, not printed). now_ms is the clock
+ * the ages follow. */
+an_code an_api_blocks_read(an_api_blocks *b, an_store *s, const an_api_series_ref *ser,
+                           const an_query *q, int64_t now_ms, an_candles *out, an_api_rendered *txt,
+                           an_err *err);
+
+/* A write changed the candles of (symbol, timeframe) in [first_ms, last_ms]:
+ * drops every block overlapping it; symbol "" drops every block. */
+void an_api_blocks_drop(an_api_blocks *b, const an_store_change *ch);
+
+typedef struct an_api_blocks_stats {
+    uint64_t hits, misses, evictions, dropped;
+    uint64_t bytes, blocks, max_bytes;
+} an_api_blocks_stats;
+
+void an_api_blocks_get_stats(an_api_blocks *b, an_api_blocks_stats *st);
+
+#endif
