@@ -15,7 +15,10 @@
 #   bench/api_scale.sh [duckdb|postgres|all]   (postgres needs AUTONAMA_TEST_PG:
 #                                               scripts/run-bench api_scale)
 # Environment: AN_BENCH_ROWS (1000000: the candles of all 4 symbols together),
-# AN_BENCH_SECONDS (10), AN_BENCH_CONNECTIONS (64), AN_BENCH_THREADS (2).
+# AN_BENCH_SECONDS (10), AN_BENCH_CONNECTIONS (64), AN_BENCH_THREADS (2),
+# AN_BENCH_DUCKDB_READERS (e.g. "1 4": DuckDB with the reply cache off once per
+# AUTONAMA_DUCKDB_READERS value, same run, with the ratio to the first; unset:
+# once, with the default).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${AN_BIN:-$root/build/autonama}
@@ -204,11 +207,19 @@ bench_mode() {
     [ "$mode" = postgres ] && psql -X -q -c "VACUUM (ANALYZE) trading.ohlc_data" >/dev/null
     echo "# $mode: $ROWS candles ($NSYM symbols) imported in $((SECONDS - t0)) s"
 
-    local cache port url
-    for cache in off on; do
+    local cache port url readers runs=(off on)
+    if [ "$mode" = duckdb ] && [ -n "${AN_BENCH_DUCKDB_READERS:-}" ]; then
+        runs=()
+        for readers in $AN_BENCH_DUCKDB_READERS; do runs+=("off-r$readers"); done
+        runs+=(on)
+    fi
+    for cache in "${runs[@]}"; do
         port=$(free_port)
-        if [ $cache = off ]; then
-            AUTONAMA_HTTP_CACHE_TTL_MS=0 AUTONAMA_HTTP_ADDR=127.0.0.1:$port "$BIN" serve >/dev/null 2>"$work/serve.err" &
+        readers=${cache#off-r}
+        [ "$readers" = "$cache" ] && readers=
+        if [ $cache != on ]; then
+            env AUTONAMA_HTTP_CACHE_TTL_MS=0 AUTONAMA_HTTP_ADDR=127.0.0.1:$port \
+                ${readers:+AUTONAMA_DUCKDB_READERS=$readers} "$BIN" serve >/dev/null 2>"$work/serve.err" &
         else
             AUTONAMA_HTTP_ADDR=127.0.0.1:$port "$BIN" serve >/dev/null 2>"$work/serve.err" &
         fi
@@ -260,8 +271,12 @@ by = {}
 for mode, who, rps, p50, p99, err in res:
     by[(mode, who)] = float(rps)
     print(f"{mode:9} {who:22} {float(rps):9.0f} {float(p50):8.2f} {float(p99):8.2f} {int(err):7d}")
+offs = [w for m, w, *_ in res if m == "duckdb" and w.startswith("autonama-cache-off-r")]
+for w in offs[1:]:
+    if by[("duckdb", offs[0])] > 0:
+        print(f"duckdb: {w} / {offs[0]} = {by[('duckdb', w)] / by[('duckdb', offs[0])]:.2f}x req/s")
 for mode in ("duckdb", "postgres"):
-    off = by.get((mode, "autonama-cache-off"))
+    off = by.get((mode, "autonama-cache-off")) or (by.get((mode, offs[-1])) if offs and mode == "duckdb" else None)
     if off is None:
         continue
     if (mode, "peer-fastapi") in by and by[(mode, "peer-fastapi")] > 0:

@@ -3,7 +3,8 @@
  * data chunks appended to the staging table, then write.c's one write
  * path), reads of stored, rolled-up and bucketed candles (whole data chunks
  * at a time), the newest time, the list of series and the closes' export.
- * Any thread, under the store's lock.
+ * Any thread: writes under the store's lock, reads on a read connection
+ * (readers.c).
  */
 #include "store/duckdb/duck_internal.h"
 
@@ -265,7 +266,7 @@ static an_code query_candles(duck_store *ds, const char *head, idx_t np, const c
     int pos = snprintf(sql, sizeof sql, "%s", head);
     append_range(sql, sizeof sql, pos, &np, cq->bd, cq->q, group, key);
     candles_out o = {out, what, 0};
-    return an_duck_run(ds, sql, bind_candle_query, cq, read_candles, &o, NULL, what, err);
+    return an_duck_read(ds, sql, bind_candle_query, cq, read_candles, &o, what, err);
 }
 
 an_code an_duck_get_ohlc(an_store *s, const char *source, const char *symbol, const char *tf,
@@ -327,16 +328,16 @@ static an_code list_table(an_store *s, const char *table, an_store_rows *rows, a
              "SELECT symbol, timeframe, epoch_ms(min(\"timestamp\")), epoch_ms(max(\"timestamp\")),"
              " count(*) FROM %s GROUP BY symbol, timeframe ORDER BY symbol, timeframe",
              table);
-    return an_duck_run(s->impl, sql, NULL, NULL, an_duck_read_rows, rows, NULL, rows->what, err);
+    return an_duck_read(s->impl, sql, NULL, NULL, an_duck_read_rows, rows, rows->what, err);
 }
 
 /* From the series catalog (catalog.c): as many rows as there are series. */
 an_code an_duck_list_series(an_store *s, an_store_rows *rows, an_err *err)
 {
-    return an_duck_run(s->impl,
-                       "SELECT symbol, timeframe, epoch_ms(first_ts), epoch_ms(last_ts), row_count"
-                       " FROM trading.ohlc_series ORDER BY symbol, timeframe",
-                       NULL, NULL, an_duck_read_rows, rows, NULL, rows->what, err);
+    return an_duck_read(s->impl,
+                        "SELECT symbol, timeframe, epoch_ms(first_ts), epoch_ms(last_ts), row_count"
+                        " FROM trading.ohlc_series ORDER BY symbol, timeframe",
+                        NULL, NULL, an_duck_read_rows, rows, rows->what, err);
 }
 
 an_code an_duck_list_indicator_series(an_store *s, an_store_rows *rows, an_err *err)
@@ -382,6 +383,5 @@ an_code an_duck_export_closes(an_store *s, const char *source, const char *symbo
              source, tf ? " AND timeframe = $2" : "");
     an_duck_key key = {symbol, tf};
     closes_out o = {cb, ctx};
-    return an_duck_run(s->impl, sql, bind_export, &key, read_closes, &o, NULL, "export series",
-                       err);
+    return an_duck_read(s->impl, sql, bind_export, &key, read_closes, &o, "export series", err);
 }
