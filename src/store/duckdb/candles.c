@@ -269,6 +269,31 @@ static an_code query_candles(duck_store *ds, const char *head, idx_t np, const c
     return an_duck_read(ds, sql, bind_candle_query, cq, read_candles, &o, what, err);
 }
 
+/* A read from start oldest first, or up to end newest first, with a limit
+ * and no other bound (how a chart pages): with no gaps its candles lie
+ * within limit timeframes of that bound. *w gets that window; 0 when the
+ * read is of another kind. */
+static int window_of(const an_query *q, const char *tf, an_query *w)
+{
+    int monthly = 0;
+    const int64_t tf_ms = tf ? an_timeframe_ms(tf, &monthly) : 0;
+    if (q->limit == 0 || tf_ms <= 0 || q->limit > (size_t)(INT64_MAX / 4 / tf_ms))
+        return 0;
+    const int64_t span = (int64_t)q->limit * tf_ms;
+    *w = *q;
+    if (!q->descending && q->start_ms != INT64_MIN && q->end_ms == INT64_MAX &&
+        q->start_ms < INT64_MAX - span) {
+        w->end_ms = q->start_ms + span;
+        return 1;
+    }
+    if (q->descending && q->end_ms != INT64_MAX && q->start_ms == INT64_MIN &&
+        q->end_ms > INT64_MIN + span) {
+        w->start_ms = q->end_ms - span;
+        return 1;
+    }
+    return 0;
+}
+
 an_code an_duck_get_ohlc(an_store *s, const char *source, const char *symbol, const char *tf,
                          const an_query *q, an_candles *out, an_err *err)
 {
@@ -281,6 +306,20 @@ an_code an_duck_get_ohlc(an_store *s, const char *source, const char *symbol, co
              " $1%s",
              source, tf ? " AND timeframe = $2" : "");
     candle_query cq = {symbol, tf, -1, {0, 0, 0}, q};
+    /* the window first: DuckDB skips the row groups outside it by their zone
+     * maps, where an open range filtered the rest of the series for its top
+     * limit (on average half of it); fewer rows than the limit there (gaps,
+     * or the series' end): read again without it */
+    an_query w;
+    if (window_of(q, tf, &w)) {
+        const size_t n0 = out->n;
+        candle_query wq = {symbol, tf, -1, {0, 0, 0}, &w};
+        an_code rc = query_candles(s->impl, head, tf ? 2 : 1, "", "\"timestamp\"", &wq,
+                                   "get_ohlc_data", out, err);
+        if (rc != AN_OK || out->n - n0 >= q->limit)
+            return rc;
+        out->n = n0;
+    }
     return query_candles(s->impl, head, tf ? 2 : 1, "", "\"timestamp\"", &cq, "get_ohlc_data", out,
                          err);
 }
