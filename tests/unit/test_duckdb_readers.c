@@ -323,24 +323,29 @@ static void end_long_read(long_read *l, pthread_t t)
     gate_free(&l->release);
 }
 
-/* Before: a cheap read waited for the long one to end. */
-static void test_reads_beside_a_read(void)
+/* The API's reads (under a deadline deadline_in_ms away; 0: none) while an
+ * export holds one of s's readers; 1 when they answered within WAIT_MS. */
+static int reads_beside_a_long_one(an_store *s, int64_t deadline_in_ms, api_reads *a)
 {
-    an_store *s = open_readers("read.duckdb", 2);
-    put_series(s, "AAA/USDT", 1000);
     long_read l;
     pthread_t tl, tr;
     start_long_read(&l, s, &tl);
     AN_CHECK(gate_wait(&l.inside, WAIT_MS));
-    api_reads a;
-    start_reads(&a, s, 0, &tr);
-    int answered = gate_wait(&a.done, WAIT_MS);
+    start_reads(a, s, deadline_in_ms, &tr);
+    int answered = gate_wait(&a->done, WAIT_MS);
     end_long_read(&l, tl);
     pthread_join(tr, NULL);
+    gate_free(&a->done);
+    return answered;
+}
+
+/* Before: a cheap read waited for the long one to end. */
+static void test_reads_beside_a_read(void)
+{
+    api_reads a;
+    int answered = reads_beside_a_long_one(two_readers(), 0, &a);
     AN_CHECK_MSG(answered, "a cheap read waited for a long one (%" PRId64 " ms in all)", a.took_ms);
     check_reads(&a, "beside a long read");
-    gate_free(&a.done);
-    an_store_close(s);
 }
 
 /* With every reader busy a read waits for one, but not past its deadline:
@@ -349,21 +354,14 @@ static void test_wait_ends_at_the_deadline(void)
 {
     an_store *s = open_readers("busy.duckdb", 1);
     put_series(s, "AAA/USDT", 1000);
-    long_read l;
-    pthread_t tl, tr;
-    start_long_read(&l, s, &tl);
-    AN_CHECK(gate_wait(&l.inside, WAIT_MS));
     api_reads a;
-    start_reads(&a, s, 150, &tr);
-    int answered = gate_wait(&a.done, WAIT_MS);
-    end_long_read(&l, tl);
-    pthread_join(tr, NULL);
+    int answered = reads_beside_a_long_one(s, 150, &a);
     AN_CHECK_MSG(answered && a.rc == AN_ERR_TIMEOUT && strstr(a.msg, "busy"),
                  "a read with every reader busy: code %d after %" PRId64 " ms: %s", (int)a.rc,
                  a.took_ms, a.msg);
     AN_CHECK_MSG(a.took_ms >= 140 && a.took_ms < WAIT_MS, "gave up after %" PRId64 " ms",
                  a.took_ms);
-    gate_free(&a.done);
+    pthread_t tr;
     start_reads(&a, s, 0, &tr);
     pthread_join(tr, NULL);
     check_reads(&a, "after the busy reader came back");
