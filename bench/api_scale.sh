@@ -18,7 +18,10 @@
 #   bench/api_scale.sh [duckdb|postgres|all]   (postgres needs AUTONAMA_TEST_PG:
 #                                               scripts/run-bench api_scale)
 # Environment: AN_BENCH_ROWS (1000000: the candles of all 4 symbols together),
-# AN_BENCH_SECONDS (10), AN_BENCH_CONNECTIONS (64), AN_BENCH_THREADS (2).
+# AN_BENCH_SECONDS (10), AN_BENCH_CONNECTIONS (64), AN_BENCH_THREADS (2),
+# AN_BENCH_DUCKDB_READERS (e.g. "1 4": DuckDB with the reply cache off once per
+# AUTONAMA_DUCKDB_READERS value, same run, with the ratio to the first; unset:
+# once, with the default).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${AN_BIN:-$root/build/autonama}
@@ -207,17 +210,23 @@ bench_mode() {
     [ "$mode" = postgres ] && psql -X -q -c "VACUUM (ANALYZE) trading.ohlc_data" >/dev/null
     echo "# $mode: $ROWS candles ($NSYM symbols) imported in $((SECONDS - t0)) s"
 
-    local conf cache blocks who port url
+    local conf cache blocks readers who port url confs=(off:0: off:on: on:on:)
     # the reply cache off with the block cache off, then on (its default
-    # size), then both on
-    for conf in off:0 off:on on:on; do
-        cache=${conf%:*} blocks=${conf#*:}
+    # size), then both on; AN_BENCH_DUCKDB_READERS="1 2 4 8" adds runs with
+    # both caches off and that many DuckDB read connections
+    if [ "$mode" = duckdb ] && [ -n "${AN_BENCH_DUCKDB_READERS:-}" ]; then
+        for readers in $AN_BENCH_DUCKDB_READERS; do confs+=("off:0:$readers"); done
+    fi
+    for conf in "${confs[@]}"; do
+        IFS=: read -r cache blocks readers <<<"$conf"
         who=autonama-cache-$cache
         [ "$cache:$blocks" = off:0 ] && who=autonama-cache-off-blocks-off
+        [ -n "$readers" ] && who=$who-readers-$readers
         port=$(free_port)
         local env=(AUTONAMA_HTTP_ADDR=127.0.0.1:$port)
         [ "$cache" = off ] && env+=(AUTONAMA_HTTP_CACHE_TTL_MS=0)
         [ "$blocks" = 0 ] && env+=(AUTONAMA_HTTP_BLOCK_CACHE_MB=0)
+        [ -n "$readers" ] && env+=(AUTONAMA_DUCKDB_READERS=$readers)
         env "${env[@]}" "$BIN" serve >/dev/null 2>"$work/serve.err" &
         pids+=($!)
         url="http://127.0.0.1:$port/api/v1/data/ohlc?symbol=S0/USDT&timeframe=1m&limit=500&order=asc&start=$T0"
@@ -271,8 +280,12 @@ by = {}
 for mode, who, rps, p50, p99, err in res:
     by[(mode, who)] = float(rps)
     print(f"{mode:9} {who:22} {float(rps):9.0f} {float(p50):8.2f} {float(p99):8.2f} {int(err):7d}")
+offs = [w for m, w, *_ in res if m == "duckdb" and w.startswith("autonama-cache-off-r")]
+for w in offs[1:]:
+    if by[("duckdb", offs[0])] > 0:
+        print(f"duckdb: {w} / {offs[0]} = {by[('duckdb', w)] / by[('duckdb', offs[0])]:.2f}x req/s")
 for mode in ("duckdb", "postgres"):
-    off = by.get((mode, "autonama-cache-off"))
+    off = by.get((mode, "autonama-cache-off")) or (by.get((mode, offs[-1])) if offs and mode == "duckdb" else None)
     if off is None:
         continue
     if (mode, "peer-fastapi") in by and by[(mode, "peer-fastapi")] > 0:

@@ -43,6 +43,14 @@ const an_cfg_def an_cfg_table[AN_CFG__COUNT] = {
                             .type = T_STR,
                             .def = "data/financial_data.duckdb",
                             .help = "DuckDB file: the embedded store and the fallback"},
+    [AN_CFG_DUCKDB_READERS] = {.env = "AUTONAMA_DUCKDB_READERS",
+                               .flag = "duckdb-readers",
+                               .type = T_INT,
+                               .def = "4",
+                               .min = 1,
+                               .max = 64,
+                               .help = "DuckDB: read connections the API's reads run on side by "
+                                       "side (writes keep one of their own)"},
     [AN_CFG_STORE] =
         {.env = "AUTONAMA_STORE",
          .flag = "store",

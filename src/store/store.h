@@ -15,7 +15,8 @@
  *
  * An an_store is opaque and owned by whoever opened it; an_store_close(NULL)
  * is a no-op. Every function is safe to call from several threads at once
- * (PostgreSQL through a connection pool, DuckDB under the backend's lock).
+ * (PostgreSQL through a connection pool, DuckDB writes under the backend's
+ * lock and reads on a pool of read connections).
  */
 #ifndef AN_STORE_STORE_H
 #define AN_STORE_STORE_H
@@ -50,6 +51,9 @@ typedef struct an_store_options {
     const char *mode;
     /* Path of the DuckDB file (DUCKDB_PATH). */
     const char *duckdb_path;
+    /* DuckDB: the read connections the reads borrow (AUTONAMA_DUCKDB_READERS,
+     * 1..64; 0: the default, 4). Writes keep one connection of their own. */
+    int duckdb_readers;
     /* TimescaleDB policies, as PostgreSQL intervals ("7 days"); NULL or ""
      * disables. compress_after is on by default (see config), retention off. */
     const char *compress_after;

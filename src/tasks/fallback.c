@@ -36,6 +36,7 @@ an_store *an_tasks_fallback_store_locked(an_tasks *t, an_err *err)
     an_store_options o = {0};
     o.mode = "duckdb";
     o.duckdb_path = an_config_get(t->cfg, AN_CFG_FALLBACK_PATH);
+    o.duckdb_readers = (int)an_config_int(t->cfg, AN_CFG_DUCKDB_READERS);
     an_store *s = NULL;
     if (an_store_open(&o, &s, err) != AN_OK)
         return NULL;

@@ -27,6 +27,7 @@ an_code an_service_store_options(const an_config *cfg, an_store_options *opt, ch
     opt->connect_timeout_s = (int)an_config_int(cfg, AN_CFG_CONNECT_TIMEOUT);
     opt->mode = mode;
     opt->duckdb_path = an_config_get(cfg, AN_CFG_DUCKDB_PATH);
+    opt->duckdb_readers = (int)an_config_int(cfg, AN_CFG_DUCKDB_READERS);
     opt->compress_after = an_config_get(cfg, AN_CFG_COMPRESS_AFTER);
     opt->retention = an_config_get(cfg, AN_CFG_RETENTION);
     return AN_OK;

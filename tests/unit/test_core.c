@@ -194,6 +194,24 @@ static void test_config(void)
     AN_CHECK(an_config_load(&cfg, 2, a6, &err) == AN_ERR_INVALID);
     AN_CHECK_MSG(strstr(err.msg, "--indicators") && strstr(err.msg, "nan"), "%s", err.msg);
     an_config_free(&cfg);
+    /* issue 12: the DuckDB store's read connections, 1..64, named when bad */
+    AN_CHECK_OK(an_config_load(&cfg, 0, NULL, &err), err);
+    AN_CHECK_INT(an_config_int(&cfg, AN_CFG_DUCKDB_READERS), 4);
+    an_config_free(&cfg);
+    const char *bad_readers[] = {"0", "65", "four", "-2"};
+    for (size_t i = 0; i < sizeof bad_readers / sizeof bad_readers[0]; i++) {
+        setenv("AUTONAMA_DUCKDB_READERS", bad_readers[i], 1);
+        AN_CHECK_MSG(an_config_load(&cfg, 0, NULL, &err) == AN_ERR_INVALID, "readers '%s' accepted",
+                     bad_readers[i]);
+        AN_CHECK_MSG(strstr(err.msg, "AUTONAMA_DUCKDB_READERS") && strstr(err.msg, "[1, 64]"), "%s",
+                     err.msg);
+        an_config_free(&cfg);
+    }
+    unsetenv("AUTONAMA_DUCKDB_READERS");
+    char *a7[] = {"--duckdb-readers", "2"};
+    AN_CHECK_OK(an_config_load(&cfg, 2, a7, &err), err);
+    AN_CHECK_INT(an_config_int(&cfg, AN_CFG_DUCKDB_READERS), 2);
+    an_config_free(&cfg);
     unsetenv("POSTGRES_PASSWORD");
     unsetenv("POSTGRES_SERVER");
 }

@@ -575,6 +575,59 @@ static void compare_rollup(const char *path, const char *symbol, const char *rol
     duckdb_close(&db);
 }
 
+/* A read from start with a limit (and newest first up to end) reads the
+ * window of limit candles first, and again without it when gaps leave the
+ * window short: the rows are those of the open range either way. */
+static void test_windowed_reads(void)
+{
+    char path[512];
+    path_in(path, sizeof path, "window.duckdb");
+    an_store *s = must_open(path);
+    an_err err = {0};
+    AN_CHECK_OK(an_store_migrate(s, NULL, &err), err);
+    const int64_t t0 = 1704067200000LL, m = 60000;
+    an_candles a = {0}, b = {0}, got = {0};
+    make_series(&a, t0, m, 100, 5);            /* t0 .. t0 + 99 min */
+    make_series(&b, t0 + 1000 * m, m, 100, 6); /* then a gap of 900 minutes */
+    AN_CHECK_OK(an_store_insert_ohlc(s, "GAP/USDT", "1m", a.v, a.n, NULL, &err), err);
+    AN_CHECK_OK(an_store_insert_ohlc(s, "GAP/USDT", "1m", b.v, b.n, NULL, &err), err);
+    const struct {
+        int64_t start, end;
+        size_t limit;
+        int desc;
+        int64_t first, last;
+        size_t n;
+    } c[] = {
+        {t0 + 10 * m, INT64_MAX, 50, 0, t0 + 10 * m, t0 + 59 * m, 50},     /* the window holds it */
+        {t0 + 50 * m, INT64_MAX, 100, 0, t0 + 50 * m, t0 + 1049 * m, 100}, /* across the gap */
+        {t0 + 1050 * m, INT64_MAX, 100, 0, t0 + 1050 * m, t0 + 1099 * m, 50}, /* the end */
+        {INT64_MIN, t0 + 1050 * m, 100, 1, t0 + 1049 * m, t0 + 50 * m, 100},  /* newest first */
+        {INT64_MIN, t0 + 60 * m, 10, 1, t0 + 59 * m, t0 + 50 * m, 10},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        an_query q = an_query_all();
+        q.start_ms = c[i].start;
+        q.end_ms = c[i].end;
+        q.limit = c[i].limit;
+        q.descending = c[i].desc;
+        got.n = 0;
+        AN_CHECK_OK(an_store_get_ohlc(s, "GAP/USDT", "1m", &q, &got, &err), err);
+        AN_CHECK_MSG(got.n == c[i].n && got.n > 0 && got.v[0].ts == c[i].first &&
+                         got.v[got.n - 1].ts == c[i].last,
+                     "case %zu: %zu rows, %" PRId64 " .. %" PRId64, i, got.n,
+                     got.n ? got.v[0].ts : 0, got.n ? got.v[got.n - 1].ts : 0);
+        for (size_t k = 1; k < got.n; k++)
+            if (c[i].desc ? got.v[k].ts >= got.v[k - 1].ts : got.v[k].ts <= got.v[k - 1].ts) {
+                AN_CHECK_MSG(0, "case %zu: out of order at %zu", i, k);
+                break;
+            }
+    }
+    an_candles_free(&a);
+    an_candles_free(&b);
+    an_candles_free(&got);
+    an_store_close(s);
+}
+
 static void test_rollups(void)
 {
     char path[512];
@@ -794,6 +847,7 @@ int main(int argc, char **argv)
     AN_RUN(test_migrate_and_check);
     AN_RUN(test_upsert_counts);
     AN_RUN(test_queries);
+    AN_RUN(test_windowed_reads);
     AN_RUN(test_rollups);
     AN_RUN(test_threads);
     AN_RUN(test_memory);

@@ -3,7 +3,8 @@
  * data chunks appended to the staging table, then write.c's one write
  * path), reads of stored, rolled-up and bucketed candles (whole data chunks
  * at a time), the newest time, the list of series and the closes' export.
- * Any thread, under the store's lock.
+ * Any thread: writes under the store's lock, reads on a read connection
+ * (readers.c).
  */
 #include "store/duckdb/duck_internal.h"
 
@@ -265,7 +266,32 @@ static an_code query_candles(duck_store *ds, const char *head, idx_t np, const c
     int pos = snprintf(sql, sizeof sql, "%s", head);
     append_range(sql, sizeof sql, pos, &np, cq->bd, cq->q, group, key);
     candles_out o = {out, what, 0};
-    return an_duck_run(ds, sql, bind_candle_query, cq, read_candles, &o, NULL, what, err);
+    return an_duck_read(ds, sql, bind_candle_query, cq, read_candles, &o, what, err);
+}
+
+/* A read from start oldest first, or up to end newest first, with a limit
+ * and no other bound (how a chart pages): with no gaps its candles lie
+ * within limit timeframes of that bound. *w gets that window; 0 when the
+ * read is of another kind. */
+static int window_of(const an_query *q, const char *tf, an_query *w)
+{
+    int monthly = 0;
+    const int64_t tf_ms = tf ? an_timeframe_ms(tf, &monthly) : 0;
+    if (q->limit == 0 || tf_ms <= 0 || q->limit > (size_t)(INT64_MAX / 4 / tf_ms))
+        return 0;
+    const int64_t span = (int64_t)q->limit * tf_ms;
+    *w = *q;
+    if (!q->descending && q->start_ms != INT64_MIN && q->end_ms == INT64_MAX &&
+        q->start_ms < INT64_MAX - span) {
+        w->end_ms = q->start_ms + span;
+        return 1;
+    }
+    if (q->descending && q->end_ms != INT64_MAX && q->start_ms == INT64_MIN &&
+        q->end_ms > INT64_MIN + span) {
+        w->start_ms = q->end_ms - span;
+        return 1;
+    }
+    return 0;
 }
 
 an_code an_duck_get_ohlc(an_store *s, const char *source, const char *symbol, const char *tf,
@@ -280,6 +306,20 @@ an_code an_duck_get_ohlc(an_store *s, const char *source, const char *symbol, co
              " $1%s",
              source, tf ? " AND timeframe = $2" : "");
     candle_query cq = {symbol, tf, -1, {0, 0, 0}, q};
+    /* the window first: DuckDB skips the row groups outside it by their zone
+     * maps, where an open range filtered the rest of the series for its top
+     * limit (on average half of it); fewer rows than the limit there (gaps,
+     * or the series' end): read again without it */
+    an_query w;
+    if (window_of(q, tf, &w)) {
+        const size_t n0 = out->n;
+        candle_query wq = {symbol, tf, -1, {0, 0, 0}, &w};
+        an_code rc = query_candles(s->impl, head, tf ? 2 : 1, "", "\"timestamp\"", &wq,
+                                   "get_ohlc_data", out, err);
+        if (rc != AN_OK || out->n - n0 >= q->limit)
+            return rc;
+        out->n = n0;
+    }
     return query_candles(s->impl, head, tf ? 2 : 1, "", "\"timestamp\"", &cq, "get_ohlc_data", out,
                          err);
 }
@@ -327,16 +367,16 @@ static an_code list_table(an_store *s, const char *table, an_store_rows *rows, a
              "SELECT symbol, timeframe, epoch_ms(min(\"timestamp\")), epoch_ms(max(\"timestamp\")),"
              " count(*) FROM %s GROUP BY symbol, timeframe ORDER BY symbol, timeframe",
              table);
-    return an_duck_run(s->impl, sql, NULL, NULL, an_duck_read_rows, rows, NULL, rows->what, err);
+    return an_duck_read(s->impl, sql, NULL, NULL, an_duck_read_rows, rows, rows->what, err);
 }
 
 /* From the series catalog (catalog.c): as many rows as there are series. */
 an_code an_duck_list_series(an_store *s, an_store_rows *rows, an_err *err)
 {
-    return an_duck_run(s->impl,
-                       "SELECT symbol, timeframe, epoch_ms(first_ts), epoch_ms(last_ts), row_count"
-                       " FROM trading.ohlc_series ORDER BY symbol, timeframe",
-                       NULL, NULL, an_duck_read_rows, rows, NULL, rows->what, err);
+    return an_duck_read(s->impl,
+                        "SELECT symbol, timeframe, epoch_ms(first_ts), epoch_ms(last_ts), row_count"
+                        " FROM trading.ohlc_series ORDER BY symbol, timeframe",
+                        NULL, NULL, an_duck_read_rows, rows, rows->what, err);
 }
 
 an_code an_duck_list_indicator_series(an_store *s, an_store_rows *rows, an_err *err)
@@ -382,6 +422,5 @@ an_code an_duck_export_closes(an_store *s, const char *source, const char *symbo
              source, tf ? " AND timeframe = $2" : "");
     an_duck_key key = {symbol, tf};
     closes_out o = {cb, ctx};
-    return an_duck_run(s->impl, sql, bind_export, &key, read_closes, &o, NULL, "export series",
-                       err);
+    return an_duck_read(s->impl, sql, bind_export, &key, read_closes, &o, "export series", err);
 }

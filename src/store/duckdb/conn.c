@@ -1,9 +1,11 @@
 /*
- * conn.c - the DuckDB backend's statements: error mapping, running SQL on
- * the store's one connection, and the lock-run-unlock helpers every op goes
- * through (an_duck_run, an_duck_with_lock), which also check that each
- * statement binds exactly the parameters it has. Any thread; a function
- * suffixed _locked needs ds->lock held.
+ * conn.c - the DuckDB backend's statements: error mapping, running SQL on a
+ * connection under the thread's deadline (an_duck_run_on, which also checks
+ * that each statement binds exactly the parameters it has), and the
+ * lock-run-unlock helpers every write goes through (an_duck_run,
+ * an_duck_with_lock) on the store's locked connection; reads borrow their
+ * own (readers.c). Any thread; a function suffixed _locked needs ds->lock
+ * held.
  */
 #include "store/duckdb/duck_internal.h"
 
@@ -92,10 +94,10 @@ void an_duck_rollback_locked(duck_store *ds)
     duckdb_destroy_result(&r);
 }
 
-static an_code prepare(duck_store *ds, const char *sql, duckdb_prepared_statement *st,
+static an_code prepare(duckdb_connection con, const char *sql, duckdb_prepared_statement *st,
                        const char *what, an_err *err)
 {
-    if (duckdb_prepare(ds->by_lock.con, sql, st) == DuckDBSuccess)
+    if (duckdb_prepare(con, sql, st) == DuckDBSuccess)
         return AN_OK;
     /* a prepare error has no type: classify by DuckDB's own prefix */
     const char *msg = duckdb_prepare_error(*st);
@@ -152,17 +154,25 @@ static an_code read_int64(duckdb_result *r, void *ctx, an_err *err)
     return an_duck_first_row(r, 1, o->v, o->null, o->what, err);
 }
 
+an_code an_duck_query_int64_on(duckdb_connection con, const char *sql, an_duck_binder bind,
+                               const void *bctx, int64_t *v, int *null, const char *what,
+                               an_err *err)
+{
+    int64_out o = {v, null, what};
+    return an_duck_run_on(con, sql, bind, bctx, read_int64, &o, NULL, what, err);
+}
+
 an_code an_duck_query_int64_locked(duck_store *ds, const char *sql, an_duck_binder bind,
                                    const void *bctx, int64_t *v, int *null, const char *what,
                                    an_err *err)
 {
-    int64_out o = {v, null, what};
-    return an_duck_run_locked(ds, sql, bind, bctx, read_int64, &o, NULL, what, err);
+    return an_duck_query_int64_on(ds->by_lock.con, sql, bind, bctx, v, null, what, err);
 }
 
 /* duckdb_execute_prepared under the thread's deadline (store.h): the
- * statement runs task by task and is interrupted at the deadline. */
-static duckdb_state execute(duck_store *ds, duckdb_prepared_statement st, duckdb_result *r,
+ * statement runs task by task and is interrupted at the deadline, on con,
+ * the connection it runs on (another reader's statement runs on). */
+static duckdb_state execute(duckdb_connection con, duckdb_prepared_statement st, duckdb_result *r,
                             int *timed_out)
 {
     if (an_store_deadline() <= 0)
@@ -176,7 +186,7 @@ static duckdb_state execute(duck_store *ds, duckdb_prepared_statement st, duckdb
     while ((ps = duckdb_pending_execute_task(pr)) != DUCKDB_PENDING_RESULT_READY &&
            ps != DUCKDB_PENDING_ERROR) {
         if (an_store_deadline_passed()) {
-            duckdb_interrupt(ds->by_lock.con);
+            duckdb_interrupt(con);
             *timed_out = 1;
             break;
         }
@@ -188,14 +198,14 @@ static duckdb_state execute(duck_store *ds, duckdb_prepared_statement st, duckdb
     return s;
 }
 
-an_code an_duck_run_locked(duck_store *ds, const char *sql, an_duck_binder bind, const void *bctx,
-                           an_duck_reader read, void *rctx, int64_t *changed, const char *what,
-                           an_err *err)
+an_code an_duck_run_on(duckdb_connection con, const char *sql, an_duck_binder bind,
+                       const void *bctx, an_duck_reader read, void *rctx, int64_t *changed,
+                       const char *what, an_err *err)
 {
     duckdb_prepared_statement st = NULL;
     duckdb_result r;
     int timed_out = 0;
-    an_code rc = prepare(ds, sql, &st, what, err);
+    an_code rc = prepare(con, sql, &st, what, err);
     if (rc != AN_OK)
         return rc;
     int bound = bind ? bind(st, bctx) : 0;
@@ -204,7 +214,7 @@ an_code an_duck_run_locked(duck_store *ds, const char *sql, an_duck_binder bind,
     } else if ((idx_t)bound != duckdb_nparams(st)) {
         rc = an_err_set(err, AN_ERR_INTERNAL, "%s: the statement has %llu parameters, %d bound",
                         what, (unsigned long long)duckdb_nparams(st), bound);
-    } else if (execute(ds, st, &r, &timed_out) != DuckDBSuccess) {
+    } else if (execute(con, st, &r, &timed_out) != DuckDBSuccess) {
         rc = timed_out ? an_err_set(err, AN_ERR_TIMEOUT,
                                     "%s: interrupted at the request's query timeout", what)
                        : result_error(&r, what, err);
@@ -218,6 +228,13 @@ an_code an_duck_run_locked(duck_store *ds, const char *sql, an_duck_binder bind,
     }
     duckdb_destroy_prepare(&st);
     return rc;
+}
+
+an_code an_duck_run_locked(duck_store *ds, const char *sql, an_duck_binder bind, const void *bctx,
+                           an_duck_reader read, void *rctx, int64_t *changed, const char *what,
+                           an_err *err)
+{
+    return an_duck_run_on(ds->by_lock.con, sql, bind, bctx, read, rctx, changed, what, err);
 }
 
 an_code an_duck_run(duck_store *ds, const char *sql, an_duck_binder bind, const void *bctx,
@@ -340,7 +357,7 @@ an_code an_duck_read_key_one(duck_store *ds, const char *sql, const char *symbol
 {
     an_duck_key key = {symbol, tf};
     an_store_one one = {fields, elem, found};
-    return an_duck_run(ds, sql, an_duck_bind_key, &key, an_duck_read_one, &one, NULL, what, err);
+    return an_duck_read(ds, sql, an_duck_bind_key, &key, an_duck_read_one, &one, what, err);
 }
 
 int64_t an_duck_us_to_ms(int64_t us)

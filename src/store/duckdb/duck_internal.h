@@ -3,12 +3,13 @@
  * (internal to src/store/duckdb/; see store_impl.h for the ops contract).
  *
  * The backend is split by concern: conn.c (error mapping, the statement
- * helpers, the lock-run-unlock helpers every op goes through), open.c
- * (checking and opening the file, close), schema.c (migrations, schema
- * check, ping), write.c (the one write path shared by candles and
- * indicators), candles.c, indicators.c and tasks.c. Threads: any thread may
- * call any op; they run one at a time under the store's lock (see
- * docs/threads.md).
+ * helpers, the lock-run-unlock helpers every write goes through), readers.c
+ * (the pool of read connections the API's reads borrow), open.c (checking
+ * and opening the file, close), schema.c (migrations, schema check, ping),
+ * write.c (the one write path shared by candles and indicators), candles.c,
+ * indicators.c and tasks.c. Threads: any thread may call any op; writes,
+ * migrations and task records run one at a time under the store's lock,
+ * reads each on a read connection of their own (see docs/threads.md).
  */
 #ifndef AN_STORE_DUCK_INTERNAL_H
 #define AN_STORE_DUCK_INTERNAL_H
@@ -22,12 +23,27 @@
 #define AN_DUCK_TS_MIN_MS (-9223372022400000LL)
 #define AN_DUCK_TS_MAX_MS 9223372036854775LL
 
+/* AUTONAMA_DUCKDB_READERS: the read connections when the options say 0,
+ * and the most there may be. */
+#define AN_DUCK_READERS_DEFAULT 4
+#define AN_DUCK_READERS_MAX 64
+
 typedef struct duck_store {
     duckdb_database db; /* set at open, read-only afterwards */
     pthread_mutex_t lock;
     struct {
         duckdb_connection con; /* everything run on it runs under lock */
     } by_lock;
+    /* the read connections (readers.c): nreaders and readers[] are set at
+     * open and read-only afterwards; a borrowed one is its borrower's alone */
+    int nreaders;
+    duckdb_connection *readers;
+    pthread_mutex_t readers_mu; /* a leaf: never held across a statement */
+    pthread_cond_t readers_cond;
+    struct {
+        duckdb_connection *idle; /* nidle of them, free to borrow */
+        int nidle;
+    } by_readers_mu;
 } duck_store;
 
 extern const char *const AN_DUCK_COMPONENT;
@@ -51,7 +67,11 @@ typedef int (*an_duck_binder)(duckdb_prepared_statement st, const void *ctx);
 /* Reads a successful result (must not destroy it). */
 typedef an_code (*an_duck_reader)(duckdb_result *r, void *ctx, an_err *err);
 
-/* One integer from a query (bind may be NULL: no parameters). */
+/* One integer from a query (bind may be NULL: no parameters), on con (the
+ * caller owns its use) or on the locked connection. */
+an_code an_duck_query_int64_on(duckdb_connection con, const char *sql, an_duck_binder bind,
+                               const void *bctx, int64_t *v, int *null, const char *what,
+                               an_err *err);
 an_code an_duck_query_int64_locked(duck_store *ds, const char *sql, an_duck_binder bind,
                                    const void *bctx, int64_t *v, int *null, const char *what,
                                    an_err *err);
@@ -66,6 +86,13 @@ an_code an_duck_run_locked(duck_store *ds, const char *sql, an_duck_binder bind,
 an_code an_duck_run(duck_store *ds, const char *sql, an_duck_binder bind, const void *bctx,
                     an_duck_reader read, void *rctx, int64_t *changed, const char *what,
                     an_err *err);
+
+/* an_duck_run_locked's work on a given connection, whose use the caller
+ * owns (ds->lock held for by_lock.con, a borrowed reader otherwise). The
+ * thread's deadline interrupts the statement on con. */
+an_code an_duck_run_on(duckdb_connection con, const char *sql, an_duck_binder bind,
+                       const void *bctx, an_duck_reader read, void *rctx, int64_t *changed,
+                       const char *what, an_err *err);
 
 /* Runs job under ds->lock (lock, run, unlock). */
 typedef an_code (*an_duck_job)(duck_store *ds, void *ctx, an_err *err);
@@ -91,8 +118,28 @@ void *an_duck_column(duckdb_data_chunk chunk, idx_t col);
  * an_store_rows (ctx), or the first row into an an_store_one (ctx). */
 an_code an_duck_read_rows(duckdb_result *r, void *ctx, an_err *err);
 an_code an_duck_read_one(duckdb_result *r, void *ctx, an_err *err);
+/* ---- the read connections (readers.c) ----------------------------------- */
+
+/* Connects n read connections (1..AN_DUCK_READERS_MAX) to ds->db, each set
+ * up as the locked one is (UTC). ds->readers_mu and readers_cond are
+ * initialised by the caller. */
+an_code an_duck_readers_open(duck_store *ds, int n, const char *path, an_err *err);
+/* Disconnects them (none borrowed: the store is closing). */
+void an_duck_readers_close(duck_store *ds);
+/* an_duck_run for a statement that only reads committed data: it borrows a
+ * read connection (waiting for one, up to the thread's deadline), runs
+ * there without ds->lock, and gives it back. Never called with ds->lock
+ * held. DuckDB gives each statement a snapshot: it sees whole committed
+ * transactions, never part of one. */
+an_code an_duck_read(duck_store *ds, const char *sql, an_duck_binder bind, const void *bctx,
+                     an_duck_reader read, void *rctx, const char *what, an_err *err);
+/* Lends a read connection to job (an_duck_read's borrowing, for reads of
+ * several statements). */
+typedef an_code (*an_duck_reader_job)(duckdb_connection con, void *ctx, an_err *err);
+an_code an_duck_with_reader(duck_store *ds, an_duck_reader_job job, void *ctx, const char *what,
+                            an_err *err);
 /* One series' row: sql's first row, with $1 symbol and $2 timeframe bound,
- * into elem by fields (*found 1 when there is one). */
+ * into elem by fields (*found 1 when there is one); on a read connection. */
 an_code an_duck_read_key_one(duck_store *ds, const char *sql, const char *symbol, const char *tf,
                              const an_fields *fields, void *elem, int *found, const char *what,
                              an_err *err);

@@ -1,8 +1,8 @@
 /*
  * indicators.c - the DuckDB backend's analytics.indicators (the seed's long
  * format) and analytics.indicator_runs: writes through write.c's one write
- * path, reads, and the ledger of indicator runs. Any thread, under the
- * store's lock.
+ * path, reads, and the ledger of indicator runs. Any thread: writes under
+ * the store's lock, reads on a read connection (readers.c).
  */
 #include "store/duckdb/duck_internal.h"
 
@@ -119,8 +119,7 @@ an_code an_duck_get_indicators(an_store *s, const char *symbol, const char *tf, 
         q->start_ms < AN_DUCK_TS_MIN_MS / 2 ? AN_DUCK_TS_MIN_MS / 2 : q->start_ms,
         q->end_ms > AN_DUCK_TS_MAX_MS / 2 ? AN_DUCK_TS_MAX_MS / 2 : q->end_ms,
     };
-    return an_duck_run(s->impl, sql, bind_points, &pq, read_points, out, NULL, "get indicators",
-                       err);
+    return an_duck_read(s->impl, sql, bind_points, &pq, read_points, out, "get indicators", err);
 }
 
 an_code an_duck_get_run(an_store *s, const char *symbol, const char *tf, an_indicator_run *run,

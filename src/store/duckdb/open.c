@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -40,15 +41,39 @@ duckdb_database an_duckdb_store_database(an_store *s)
     return ((duck_store *)s->impl)->db;
 }
 
+/* A store's memory and locks, with nothing connected (calloc'd). */
+static duck_store *new_store(void)
+{
+    duck_store *ds = calloc(1, sizeof *ds);
+    if (!ds)
+        return NULL;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the deadline's clock */
+    pthread_cond_init(&ds->readers_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&ds->readers_mu, NULL);
+    pthread_mutex_init(&ds->lock, NULL);
+    return ds;
+}
+
+static void free_store(duck_store *ds)
+{
+    pthread_cond_destroy(&ds->readers_cond);
+    pthread_mutex_destroy(&ds->readers_mu);
+    pthread_mutex_destroy(&ds->lock);
+    free(ds);
+}
+
 static void duck_close(an_store *s)
 {
     duck_store *ds = s->impl;
     if (!ds)
         return;
+    an_duck_readers_close(ds);
     duckdb_disconnect(&ds->by_lock.con);
     duckdb_close(&ds->db);
-    pthread_mutex_destroy(&ds->lock);
-    free(ds);
+    free_store(ds);
     s->impl = NULL;
 }
 
@@ -242,6 +267,11 @@ an_code an_duckdb_store_open(const an_store_options *opt, an_store *s, an_err *e
     an_code rc;
     if (!path || !*path)
         return an_err_set(err, AN_ERR_INVALID, "DUCKDB_PATH is empty: set the DuckDB file's path");
+    if (opt->duckdb_readers < 0 || opt->duckdb_readers > AN_DUCK_READERS_MAX)
+        return an_err_set(err, AN_ERR_INVALID,
+                          "AUTONAMA_DUCKDB_READERS is %d: the DuckDB store's read connections "
+                          "must be 1 to %d",
+                          opt->duckdb_readers, AN_DUCK_READERS_MAX);
     int memory = strcmp(path, ":memory:") == 0;
     if (path[strlen(path) - 1] == '/')
         return an_err_set(err, AN_ERR_INVALID, "DUCKDB_PATH %s names a directory, not a file",
@@ -256,10 +286,9 @@ an_code an_duckdb_store_open(const an_store_options *opt, an_store *s, an_err *e
         if ((rc = absolute(path, abs, sizeof abs, err)) != AN_OK)
             return rc;
     }
-    duck_store *ds = calloc(1, sizeof *ds);
+    duck_store *ds = new_store();
     if (!ds)
         return an_err_set(err, AN_ERR_NOMEM, "out of memory opening %s", path);
-    pthread_mutex_init(&ds->lock, NULL);
     if (duckdb_create_config(&cfg) != DuckDBSuccess) {
         rc = an_err_set(err, AN_ERR_NOMEM, "out of memory opening %s", path);
         goto fail;
@@ -300,24 +329,27 @@ an_code an_duckdb_store_open(const an_store_options *opt, an_store *s, an_err *e
         AN_DEBUG(AN_DUCK_COMPONENT, "msg=\"cannot set TimeZone (no ICU)\" path=\"%s\"", path);
     if (!opt->read_only && (rc = an_duck_exec_locked(ds, AN_DUCK_STAGE_SQL, path, err)) != AN_OK)
         goto fail;
+    const int readers = opt->duckdb_readers ? opt->duckdb_readers : AN_DUCK_READERS_DEFAULT;
+    if ((rc = an_duck_readers_open(ds, readers, path, err)) != AN_OK)
+        goto fail;
     duckdb_destroy_config(&cfg);
     snprintf(s->describe, sizeof s->describe, "%s", path);
     s->ops = &DUCK_OPS;
     s->mode = AN_STORE_DUCKDB;
     s->impl = ds;
-    AN_INFO(AN_DUCK_COMPONENT, "msg=\"opened\" mode=duckdb path=\"%s\" duckdb=%s", path,
-            duckdb_library_version());
+    AN_INFO(AN_DUCK_COMPONENT, "msg=\"opened\" mode=duckdb path=\"%s\" duckdb=%s readers=%d", path,
+            duckdb_library_version(), readers);
     return AN_OK;
 fail:
     if (open_err)
         duckdb_free(open_err);
     if (cfg)
         duckdb_destroy_config(&cfg);
+    an_duck_readers_close(ds);
     if (ds->by_lock.con)
         duckdb_disconnect(&ds->by_lock.con);
     if (ds->db)
         duckdb_close(&ds->db);
-    pthread_mutex_destroy(&ds->lock);
-    free(ds);
+    free_store(ds);
     return rc;
 }

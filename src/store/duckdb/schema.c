@@ -1,8 +1,9 @@
 /*
  * schema.c - the DuckDB backend's schema: the versioned migrations (the
  * same tables and names as PostgreSQL's; the rollups are views), the schema
- * check, the ping, and the TEMP staging tables the writes use. Any thread,
- * under the store's lock.
+ * check, the ping, and the TEMP staging tables the writes use. Any thread:
+ * migrations under the store's lock, the check and the ping on a read
+ * connection.
  */
 #include "store/duckdb/duck_internal.h"
 
@@ -144,21 +145,23 @@ static const char *const *const MIGRATIONS[AN_SCHEMA_VERSION + 1] = {
     NULL,        MIGRATION_1, MIGRATION_2, MIGRATION_3,
     MIGRATION_4, MIGRATION_5, MIGRATION_6, MIGRATION_7};
 
-static an_code stored_version(duck_store *ds, int *version, an_err *err)
+/* The ledger's version on con (0: none): the locked connection inside a
+ * migration, a read connection for the check. */
+static an_code stored_version(duckdb_connection con, int *version, an_err *err)
 {
     int64_t v;
     int null;
     *version = 0;
-    an_code rc = an_duck_query_int64_locked(
-        ds,
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = "
-        "current_database() AND schema_name = 'autonama' AND table_name = "
-        "'schema_version'",
-        NULL, NULL, &v, &null, "read schema version", err);
+    an_code rc =
+        an_duck_query_int64_on(con,
+                               "SELECT count(*) FROM duckdb_tables() WHERE database_name = "
+                               "current_database() AND schema_name = 'autonama' AND table_name = "
+                               "'schema_version'",
+                               NULL, NULL, &v, &null, "read schema version", err);
     if (rc != AN_OK || v == 0)
         return rc;
-    rc = an_duck_query_int64_locked(ds, "SELECT max(version) FROM autonama.schema_version", NULL,
-                                    NULL, &v, &null, "read schema version", err);
+    rc = an_duck_query_int64_on(con, "SELECT max(version) FROM autonama.schema_version", NULL, NULL,
+                                &v, &null, "read schema version", err);
     if (rc == AN_OK && !null)
         *version = (int)v;
     return rc;
@@ -174,7 +177,7 @@ static an_code migrate_steps_locked(duck_store *ds, migrate_job *j, an_err *err)
 {
     an_code rc = an_duck_exec_locked(ds, "BEGIN TRANSACTION", "migrate", err);
     if (rc == AN_OK)
-        rc = stored_version(ds, &j->version, err);
+        rc = stored_version(ds->by_lock.con, &j->version, err);
     if (rc == AN_OK && j->version > AN_SCHEMA_VERSION)
         rc = an_err_set(err, AN_ERR_SCHEMA,
                         "DuckDB file %s has schema version %d, newer than this autonama (%d): "
@@ -203,8 +206,8 @@ static an_code migrate_job_run(duck_store *ds, void *ctx, an_err *err)
          * moment (a write-write conflict): then there is nothing left to do */
         int now = 0;
         an_err ignored;
-        if (j->version < AN_SCHEMA_VERSION && stored_version(ds, &now, &ignored) == AN_OK &&
-            now == AN_SCHEMA_VERSION) {
+        if (j->version < AN_SCHEMA_VERSION &&
+            stored_version(ds->by_lock.con, &now, &ignored) == AN_OK && now == AN_SCHEMA_VERSION) {
             an_err_clear(err);
             rc = AN_OK;
         }
@@ -244,7 +247,7 @@ typedef struct check_job {
     int *version;
 } check_job;
 
-static an_code check_job_run(duck_store *ds, void *ctx, an_err *err)
+static an_code check_job_run(duckdb_connection con, void *ctx, an_err *err)
 {
     static const rel rels[] = {
         {"trading", "ohlc_data"},    {"trading", "ohlc_1h"},      {"trading", "ohlc_1d"},
@@ -253,14 +256,14 @@ static an_code check_job_run(duck_store *ds, void *ctx, an_err *err)
     };
     check_job *j = ctx;
     const char *where = j->s->describe;
-    an_code rc = stored_version(ds, j->version, err);
+    an_code rc = stored_version(con, j->version, err);
     if (rc == AN_OK)
         rc = an_store_version_check("DuckDB file", where, *j->version, err);
     for (size_t i = 0; rc == AN_OK && i < sizeof rels / sizeof rels[0]; i++) {
         int64_t n = 0;
         int null;
-        rc = an_duck_query_int64_locked(
-            ds,
+        rc = an_duck_query_int64_on(
+            con,
             "SELECT count(*) FROM (SELECT schema_name, table_name AS name FROM "
             "duckdb_tables() WHERE database_name = current_database() UNION "
             "ALL SELECT schema_name, view_name FROM duckdb_views() WHERE "
@@ -280,18 +283,18 @@ static an_code check_job_run(duck_store *ds, void *ctx, an_err *err)
 an_code an_duck_check_schema(an_store *s, int *version, an_err *err)
 {
     check_job j = {s, version};
-    return an_duck_with_lock(s->impl, check_job_run, &j, err);
+    /* on a read connection, as /health calls it */
+    return an_duck_with_reader(s->impl, check_job_run, &j, "check schema", err);
 }
 
 an_code an_duck_ping(an_store *s, an_err *err)
 {
-    duck_store *ds = s->impl;
-    int64_t v;
-    int null;
-    pthread_mutex_lock(&ds->lock);
-    an_code rc = an_duck_query_int64_locked(ds, "SELECT 1", NULL, NULL, &v, &null, "ping", err);
-    pthread_mutex_unlock(&ds->lock);
-    if (rc == AN_OK && (null || v != 1))
+    int64_t v = 0;
+    int found = 0;
+    an_store_one one = {&AN_INT64_FIELDS, &v, &found};
+    /* on a read connection: /health answers while a write holds the lock */
+    an_code rc = an_duck_read(s->impl, "SELECT 1", NULL, NULL, an_duck_read_one, &one, "ping", err);
+    if (rc == AN_OK && (!found || v != 1))
         rc = an_err_set(err, AN_ERR_INTERNAL, "ping: SELECT 1 did not return 1");
     return rc;
 }
