@@ -79,6 +79,10 @@ const char *an_ws_bad_name(an_ws_bad b);
  * *bad says which kind, err says what exactly. */
 an_code an_binance_ws_parse(const char *text, size_t len, const an_ws_sub *subs, size_t nsubs,
                             an_ws_kline *out, an_ws_bad *bad, an_err *err);
+/* The same, always through jansson (an_binance_ws_parse scans the plain form
+ * without it): the reference the tests compare the scan with. */
+an_code an_binance_ws_parse_json(const char *text, size_t len, const an_ws_sub *subs, size_t nsubs,
+                                 an_ws_kline *out, an_ws_bad *bad, an_err *err);
 
 /* The reconnect delay after `failures` failed attempts in a row (0: the
  * first retry): base_ms doubled per failure up to max_ms, then scaled by a
