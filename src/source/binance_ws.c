@@ -258,6 +258,7 @@ struct an_binance_ws {
     int started;
     atomic_int stopping;
     conn *conns;
+    int delivered; /* a kline went out in this service round: on_batch after it */
     an_ws_attempts attempts;
     lws_sorted_usec_list_t tick;
     uint64_t rng;
@@ -441,6 +442,7 @@ static void deliver(an_binance_ws *w, conn *c, const char *text, size_t len)
     pthread_mutex_lock(&w->lock);
     w->st.messages++;
     pthread_mutex_unlock(&w->lock);
+    w->delivered = 1;
     if (w->o.cb.on_kline)
         w->o.cb.on_kline(w->o.cb.ctx, &k, now);
 }
@@ -593,9 +595,16 @@ static void *service(void *arg)
     for (int i = 0; i < w->ngroups; i++)
         group_connect(w, &w->groups[i], 0);
     lws_sul_schedule(w->ctx, 0, &w->tick, tick_cb, LWS_US_PER_SEC);
-    while (!atomic_load(&w->stopping))
+    while (!atomic_load(&w->stopping)) {
         if (lws_service(w->ctx, 0) < 0)
             break;
+        /* one round: every connection's frames read so far were delivered */
+        if (w->delivered) {
+            w->delivered = 0;
+            if (w->o.cb.on_batch)
+                w->o.cb.on_batch(w->o.cb.ctx);
+        }
+    }
     return NULL;
 }
 

@@ -105,6 +105,9 @@ typedef struct an_binance_ws_callbacks {
     void *ctx;
     /* a valid, in-order kline event */
     void (*on_kline)(void *ctx, const an_ws_kline *k, int64_t arrived_ms);
+    /* the end of a service round that delivered klines (the frames of one
+     * wait for the network): work deferred per kline can be done now */
+    void (*on_batch)(void *ctx);
     /* a connection of the group was established; rotated = 1 when it replaced
      * a connection seamlessly (no gap), 0 after a start or a loss */
     void (*on_connected)(void *ctx, int group, int rotated);
