@@ -158,7 +158,7 @@ static void enqueue(client *c, const char *s, size_t n, int64_t arrived_ms, int 
         }
         memcpy(c->buf + c->len, s, n);
         c->len += n;
-        c->last_enqueue_ms = an_now_ms();
+        c->last_enqueue_ms = arrived_ms ? arrived_ms : an_now_ms(); /* no clock read per client */
         if (arrived_ms && c->npend < 64) {
             c->pend[c->npend].end = c->len;
             c->pend[c->npend++].arrived_ms = arrived_ms;
