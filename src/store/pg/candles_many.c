@@ -2,14 +2,16 @@
  * candles_many.c - the PostgreSQL backend's upsert of candles of many series
  * in one statement (an_store_upsert_candles): the live path flushes every
  * series' open candle at once. Parameters are text arrays (symbols,
- * timeframes, epoch milliseconds, and the five values printed with 17
- * significant digits, which read back exactly); the catalog rows, the
+ * timeframes, epoch milliseconds, and the five values as the shortest
+ * decimals that read back exactly: core/numfmt.h); the catalog rows, the
  * announcements (NOTIFY) and, on plain PostgreSQL, the 1h/1d rollups of the
  * series it changed, in set form (a few statements a flush, whatever the
  * number of series), in the same transaction. Any thread; borrows one pooled
  * connection.
  */
 #include "store/pg/pg_internal.h"
+
+#include "core/numfmt.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -292,8 +294,8 @@ an_code an_pg_upsert_candles(an_store *s, const an_series_candle *v, size_t n, a
         char num[6][40];
         snprintf(num[0], sizeof num[0], "%" PRId64, v[i].c.ts);
         const double *f = &v[i].c.open;
-        for (int k = 0; k < 5; k++)
-            snprintf(num[k + 1], sizeof num[k + 1], "%.17g", f[k]);
+        for (int k = 0; k < 5; k++) /* validated: finite */
+            an_num_format(f[k], num[k + 1]);
         int bad = put(&a[0], v[i].symbol, 1) < 0 || put(&a[1], v[i].timeframe, 1) < 0;
         for (int k = 0; k < 6 && !bad; k++)
             bad = put(&a[k + 2], num[k], 0) < 0;
