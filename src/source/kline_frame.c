@@ -8,6 +8,8 @@
  */
 #include "source/kline_frame.h"
 
+#include "source/binance.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,49 +178,9 @@ int an_ws_scan(const char *text, size_t len, an_ws_fields *f)
 
 /* ---- decimals ------------------------------------------------------------ */
 
-/* 10^0 .. 10^22: every one exact in a double */
-static const double P10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-                             1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-
 int an_ws_decimal(an_ws_span s, double *out)
 {
-    if (s.n == 0 || s.n > 40)
-        return 0;
-    uint64_t m = 0;
-    int sig = 0, frac = 0, dots = 0, digits = 0, exact = 1;
-    for (size_t i = 0; i < s.n; i++) {
-        char ch = s.p[i];
-        if (ch >= '0' && ch <= '9') {
-            digits++;
-            frac += dots;
-            if (m == 0 && ch == '0')
-                continue;
-            if (sig < 19)
-                m = m * 10 + (uint64_t)(ch - '0');
-            else
-                exact = 0;
-            sig++;
-        } else if (ch != '.' || ++dots > 1) {
-            return 0;
-        }
-    }
-    if (!digits)
-        return 0;
-    while (m && frac > 0 && m % 10 == 0) {
-        m /= 10;
-        frac--;
-    }
-    /* an exact integer over an exact power of ten: the division rounds once,
-     * as strtod does (Clinger's fast path) */
-    if (exact && m <= (1ull << 53) && frac <= 22) {
-        *out = (double)m / P10[frac];
-        return 1;
-    }
-    char z[48];
-    memcpy(z, s.p, s.n);
-    z[s.n] = 0;
-    *out = strtod(z, NULL);
-    return 1;
+    return s.n > 0 && s.n <= 40 && an_binance_decimal(s.p, s.n, out) == 0;
 }
 
 /* ---- the checks ---------------------------------------------------------- */
