@@ -65,7 +65,7 @@ static void test_fake_frames(void)
     setup();
     const char *py = getenv("AN_PYTHON");
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "'%s' '%s/tests/fake_binance/frames.py' 20",
+    snprintf(cmd, sizeof cmd, "'%s' '%s/tests/fake_binance/frames.py' 10",
              py ? py : AN_SOURCE_DIR "/.deps/venv/bin/python", AN_SOURCE_DIR);
     FILE *p = popen(cmd, "r");
     AN_CHECK(p != NULL);
@@ -95,8 +95,8 @@ static void test_fake_frames(void)
         good++;
     }
     AN_CHECK_INT(pclose(p), 0);
-    /* 5 generated series (6 with the real file) x 20 candles x 61 frames */
-    AN_CHECK_MSG(good >= 5 * 20 * 61, "only %ld good frames from the fake", good);
+    /* 5 generated series (6 with the real file) x 10 candles x 61 frames */
+    AN_CHECK_MSG(good >= 5 * 10 * 61, "only %ld good frames from the fake", good);
     AN_CHECK_INT(scanned, good);
     AN_CHECK_INT(closed, good / 61);
     AN_CHECK_INT(bad, good / 61 * 11);
