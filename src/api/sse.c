@@ -9,7 +9,9 @@
  * libmicrohttpd's response-free callback (its connection ended), or by the
  * replay worker when that came during its replay. Everything else is under
  * hub->lock; MHD_suspend / MHD_resume are called with it held (they only
- * flag the connection).
+ * flag the connection). A suspended client that the stream thread's updates
+ * queued bytes for is resumed once, at the end of that thread's batch (the
+ * listener's NULL update), not once per update.
  */
 #include "api/sse.h"
 
