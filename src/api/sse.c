@@ -9,7 +9,9 @@
  * libmicrohttpd's response-free callback (its connection ended), or by the
  * replay worker when that came during its replay. Everything else is under
  * hub->lock; MHD_suspend / MHD_resume are called with it held (they only
- * flag the connection).
+ * flag the connection). A suspended client that the stream thread's updates
+ * queued bytes for is resumed once, at the end of that thread's batch (the
+ * listener's NULL update), not once per update.
  */
 #include "api/sse.h"
 
@@ -41,6 +43,7 @@ struct client {
     char *buf; /* pending bytes [off, len) */
     size_t off, len, cap;
     int suspended, dropped, ended;
+    int wake; /* suspended with bytes queued by on_update: resumed at the batch's end */
     /* Last-Event-ID: the replay worker reads the store for it; until it has
      * queued the stored events (ahead of any live ones that came meanwhile)
      * nothing is sent. gone: the connection ended meanwhile (the worker
@@ -66,6 +69,7 @@ struct an_sse_hub {
     pthread_cond_t cond;
     client *clients;
     int nclients;
+    int wake_any; /* some client's wake is set */
     int closing;
     uint64_t seq;
     pthread_t beat, replayer;
@@ -91,9 +95,39 @@ static void drop(client *c)
     AN_WARN(COMPONENT, "msg=\"slow client dropped (queue full)\" queue_max=%zu", c->hub->queue_max);
 }
 
-/* Appends bytes to c's queue, or drops c when it would pass the cap. Resumes
- * a suspended client. Under the lock. */
-static void enqueue(client *c, const char *s, size_t n, int64_t arrived_ms)
+/* Resumes a suspended client (not while its replay runs): at once, or with
+ * later = 1 at the end of the stream thread's batch (wake_all). Under the
+ * lock. */
+static void wake(client *c, int later)
+{
+    if (!c->suspended || c->replaying)
+        return;
+    if (later) {
+        c->wake = c->hub->wake_any = 1;
+        return;
+    }
+    c->suspended = 0;
+    MHD_resume_connection(c->conn);
+}
+
+/* The end of a batch of updates (the frames of one network read): the
+ * clients they queued bytes for are resumed, each once, so one send carries
+ * all of a client's events of the batch. Under the lock. */
+static void wake_all(an_sse_hub *hub)
+{
+    if (!hub->wake_any)
+        return;
+    hub->wake_any = 0;
+    for (client *c = hub->clients; c; c = c->next)
+        if (c->wake) {
+            c->wake = 0;
+            wake(c, 0);
+        }
+}
+
+/* Appends bytes to c's queue, or drops c when it would pass the cap. Wakes
+ * a suspended client (later: see wake). Under the lock. */
+static void enqueue(client *c, const char *s, size_t n, int64_t arrived_ms, int later)
 {
     if (c->dropped || c->ended)
         return;
@@ -118,7 +152,7 @@ static void enqueue(client *c, const char *s, size_t n, int64_t arrived_ms)
                 if (!b) {
                     c->dropped = 1;
                     c->hub->dropped++;
-                    goto wake;
+                    goto wake_up;
                 }
                 c->buf = b;
                 c->cap = cap;
@@ -126,17 +160,14 @@ static void enqueue(client *c, const char *s, size_t n, int64_t arrived_ms)
         }
         memcpy(c->buf + c->len, s, n);
         c->len += n;
-        c->last_enqueue_ms = an_now_ms();
+        c->last_enqueue_ms = arrived_ms ? arrived_ms : an_now_ms(); /* no clock read per client */
         if (arrived_ms && c->npend < 64) {
             c->pend[c->npend].end = c->len;
             c->pend[c->npend++].arrived_ms = arrived_ms;
         }
     }
-wake:
-    if (c->suspended && !c->replaying) {
-        c->suspended = 0;
-        MHD_resume_connection(c->conn);
-    }
+wake_up:
+    wake(c, later && !c->dropped);
 }
 
 /* One event's text for client c into rp. */
@@ -162,11 +193,17 @@ static void format_event(an_api_reply *rp, const char *id, const char *symbol, c
     an_api_puts(rp, "}\n\n");
 }
 
-/* The realtime listener: on the stream thread, every update in order. */
+/* The realtime listener: on the stream thread, every update in order; u
+ * NULL at the end of a batch. */
 static void on_update(void *ctx, const an_realtime_update *u)
 {
     an_sse_hub *hub = ctx;
     pthread_mutex_lock(&hub->lock);
+    if (!u) {
+        wake_all(hub);
+        pthread_mutex_unlock(&hub->lock);
+        return;
+    }
     if (!hub->clients || hub->closing) {
         pthread_mutex_unlock(&hub->lock);
         return;
@@ -189,7 +226,7 @@ static void on_update(void *ctx, const an_realtime_update *u)
             made = c;
         }
         if (!rp.oom)
-            enqueue(c, rp.body, rp.len, u->arrived_ms);
+            enqueue(c, rp.body, rp.len, u->arrived_ms, 1);
         hub->events++;
     }
     free(rp.body);
@@ -267,10 +304,11 @@ static void *heartbeat(void *arg)
     while (!hub->closing) {
         struct timespec ts = an_abstime_in(1000);
         pthread_cond_timedwait(&hub->cond, &hub->lock, &ts);
+        wake_all(hub); /* a batch whose end never came (the listener set mid-batch) */
         int64_t now = an_now_ms();
         for (client *c = hub->clients; c && !hub->closing; c = c->next)
             if (!c->dropped && now - c->last_enqueue_ms >= AN_SSE_HEARTBEAT_MS) {
-                enqueue(c, ": heartbeat\n\n", 13, 0);
+                enqueue(c, ": heartbeat\n\n", 13, 0, 0);
                 hub->heartbeats++;
             }
     }

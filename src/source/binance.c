@@ -545,9 +545,7 @@ static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                  1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-/* A decimal string: digits with at most one '.', at least one digit; no
- * sign, exponent, nan or inf. */
-static int parse_decimal(const char *b, size_t n, double *out)
+int an_binance_decimal(const char *b, size_t n, double *out)
 {
     uint64_t m = 0;
     int sig = 0, frac = 0, dot = 0, digits = 0;
@@ -628,7 +626,8 @@ static int scan_row(scan *s, const kline_ctx *kc, size_t i, double f[12], int64_
                 if (t != TOK_NUMBER || parse_uint(b, n, &ints[k == 0 ? 0 : k == 6 ? 1 : 2]) < 0)
                     *rc = an_err_set(kc->err, AN_ERR_PARSE, "%s %s row %zu: %s is not an integer",
                                      kc->ex, kc->interval, i, KLINE_FIELDS[k]);
-            } else if (k != 11 && (t != TOK_STRING || !plain || parse_decimal(b, n, &f[k]) < 0)) {
+            } else if (k != 11 &&
+                       (t != TOK_STRING || !plain || an_binance_decimal(b, n, &f[k]) < 0)) {
                 *rc = an_err_set(kc->err, AN_ERR_PARSE,
                                  "%s %s row %zu: %s is not a non-negative decimal string", kc->ex,
                                  kc->interval, i, KLINE_FIELDS[k]);

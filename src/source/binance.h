@@ -60,6 +60,12 @@ an_code an_binance_klines(an_binance *b, const char *symbol, const char *interva
                           int64_t end_ms, int limit, an_candles *out, size_t *page_rows,
                           an_err *err);
 
+/* A decimal string as Binance sends prices and volumes: digits with at most
+ * one '.', at least one digit; no sign, exponent, nan or inf. 0 and *out
+ * (correctly rounded, strtod's value), else -1. Used by the klines reply's
+ * scanner and the kline stream's (source/kline_frame.c). */
+int an_binance_decimal(const char *b, size_t n, double *out);
+
 /* Parses and validates a klines reply body: 12-element rows, prices and
  * volumes as decimal strings, high >= low, open and close within [low, high],
  * volume >= 0, open times aligned to the interval and strictly increasing,

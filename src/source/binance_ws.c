@@ -22,6 +22,7 @@
 
 #include "core/log.h"
 #include "source/binance.h"
+#include "source/kline_frame.h"
 
 #define COMPONENT "realtime"
 #define FRAME_CAP (1u << 20) /* a kline frame is ~450 bytes; anything near this is not one */
@@ -59,41 +60,6 @@ an_code an_ws_sub_init(an_ws_sub *sub, const char *symbol, const char *timeframe
     return AN_OK;
 }
 
-/* A Binance decimal string: digits with at most one '.', at least one digit. */
-static int parse_dec(const json_t *j, double *out)
-{
-    const char *s = json_string_value(j);
-    if (!s)
-        return 0;
-    size_t n = json_string_length(j), digits = 0, dots = 0;
-    if (n == 0 || n > 40)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] >= '0' && s[i] <= '9')
-            digits++;
-        else if (s[i] == '.' && ++dots == 1)
-            ;
-        else
-            return 0;
-    }
-    if (!digits)
-        return 0;
-    *out = strtod(s, NULL);
-    return 1;
-}
-
-static an_code refuse(an_ws_bad *bad, an_ws_bad kind, an_err *err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static an_code refuse(an_ws_bad *bad, an_ws_bad kind, an_err *err, const char *fmt, ...)
-{
-    *bad = kind;
-    va_list ap;
-    va_start(ap, fmt);
-    an_err_vset(err, kind == AN_WS_BAD_JSON ? AN_ERR_PARSE : AN_ERR_INVALID, fmt, ap);
-    va_end(ap);
-    return err ? err->code : (kind == AN_WS_BAD_JSON ? AN_ERR_PARSE : AN_ERR_INVALID);
-}
-
 /* The subscription named `name`: binary search over order (subs sorted by
  * stream name) or, without it, a linear one. */
 static long find_sub(const an_ws_sub *subs, const size_t *order, size_t n, const char *name)
@@ -118,95 +84,100 @@ static long find_sub(const an_ws_sub *subs, const size_t *order, size_t n, const
     return -1;
 }
 
-static an_code parse_frame(const char *text, size_t len, const an_ws_sub *subs, const size_t *order,
-                           size_t nsubs, an_ws_kline *out, an_ws_bad *bad, an_err *err)
+/* The frame read with jansson: any JSON, every check in order, the message
+ * for the first one failed. */
+static an_code parse_json(const char *text, size_t len, const an_ws_sub *subs, const size_t *order,
+                          size_t nsubs, an_ws_kline *out, an_ws_bad *bad, an_err *err)
 {
     json_error_t je;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!root)
-        return refuse(bad, AN_WS_BAD_JSON, err, "kline frame: not JSON: %.200s", je.text);
+        return an_ws_refuse(bad, AN_WS_BAD_JSON, err, "kline frame: not JSON: %.200s", je.text);
     an_code code = AN_OK;
     json_t *data = json_object_get(root, "data"), *k = NULL;
     const char *stream = json_string_value(json_object_get(root, "stream"));
     long si = -1;
     if (!json_is_object(root) || !stream || !json_is_object(data)) {
-        code = refuse(bad, AN_WS_BAD_WRAPPER, err,
-                      "kline frame: not a combined-stream message {\"stream\", \"data\"}");
+        code = an_ws_refuse(bad, AN_WS_BAD_WRAPPER, err,
+                            "kline frame: not a combined-stream message {\"stream\", \"data\"}");
         goto out;
     }
     if ((si = find_sub(subs, order, nsubs, stream)) < 0) {
-        code = refuse(bad, AN_WS_BAD_WRAPPER, err, "kline frame: stream '%.64s' not subscribed",
-                      stream);
+        code = an_ws_refuse(bad, AN_WS_BAD_WRAPPER, err,
+                            "kline frame: stream '%.64s' not subscribed", stream);
         goto out;
     }
-    const an_ws_sub *sub = &subs[si];
     const char *e = json_string_value(json_object_get(data, "e"));
     k = json_object_get(data, "k");
     if (!e || strcmp(e, "kline") != 0 || !json_is_object(k)) {
-        code = refuse(bad, AN_WS_BAD_EVENT, err, "kline frame (%s): not a kline event (e=%.20s)",
-                      stream, e ? e : "missing");
+        code =
+            an_ws_refuse(bad, AN_WS_BAD_EVENT, err, "kline frame (%s): not a kline event (e=%.20s)",
+                         stream, e ? e : "missing");
         goto out;
     }
     static const char *const ints[] = {"t", "T", "f", "L", "n"};
     for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
         if (!json_is_integer(json_object_get(k, ints[i]))) {
-            code = refuse(bad, AN_WS_BAD_EVENT, err, "kline frame (%s): k.%s is not an integer",
-                          stream, ints[i]);
+            code = an_ws_refuse(bad, AN_WS_BAD_EVENT, err,
+                                "kline frame (%s): k.%s is not an integer", stream, ints[i]);
             goto out;
         }
-    const char *s = json_string_value(json_object_get(data, "s"));
-    const char *ks = json_string_value(json_object_get(k, "s"));
-    const char *ki = json_string_value(json_object_get(k, "i"));
-    json_t *x = json_object_get(k, "x");
-    if (!json_is_integer(json_object_get(data, "E")) || !s || !ks || !ki || !json_is_boolean(x)) {
-        code =
-            refuse(bad, AN_WS_BAD_EVENT, err,
-                   "kline frame (%s): E, s, k.s, k.i or k.x missing or of the wrong type", stream);
+    json_t *s = json_object_get(data, "s"), *ks = json_object_get(k, "s"),
+           *ki = json_object_get(k, "i"), *x = json_object_get(k, "x");
+    if (!json_is_integer(json_object_get(data, "E")) || !json_is_string(s) || !json_is_string(ks) ||
+        !json_is_string(ki) || !json_is_boolean(x)) {
+        code = an_ws_refuse(bad, AN_WS_BAD_EVENT, err,
+                            "kline frame (%s): E, s, k.s, k.i or k.x missing or of the wrong type",
+                            stream);
         goto out;
     }
-    if (strcmp(s, sub->exchange) != 0 || strcmp(ks, sub->exchange) != 0 ||
-        strcmp(ki, sub->timeframe) != 0) {
-        code = refuse(bad, AN_WS_BAD_MISMATCH, err,
-                      "kline frame (%s): symbol %.20s/%.20s interval %.8s, subscribed %s %s",
-                      stream, s, ks, ki, sub->exchange, sub->timeframe);
-        goto out;
-    }
+    an_ws_fields f = {.event_ms = json_integer_value(json_object_get(data, "E")),
+                      .t = json_integer_value(json_object_get(k, "t")),
+                      .T = json_integer_value(json_object_get(k, "T")),
+                      .x = json_is_true(x)};
+    f.s = (an_ws_span){json_string_value(s), json_string_length(s)};
+    f.ks = (an_ws_span){json_string_value(ks), json_string_length(ks)};
+    f.ki = (an_ws_span){json_string_value(ki), json_string_length(ki)};
     static const char *const decs[] = {"o", "h", "l", "c", "v", "q", "V", "Q"};
-    double d[8];
-    for (size_t i = 0; i < 8; i++)
-        if (!parse_dec(json_object_get(k, decs[i]), &d[i])) {
-            code = refuse(bad, AN_WS_BAD_VALUE, err,
-                          "kline frame (%s): k.%s is not a decimal string", stream, decs[i]);
-            goto out;
-        }
-    int64_t t = json_integer_value(json_object_get(k, "t"));
-    int64_t T = json_integer_value(json_object_get(k, "T"));
-    if (t < 0 || !an_timeframe_aligned(sub->timeframe, t) ||
-        T != an_timeframe_next(sub->timeframe, t) - 1) {
-        code = refuse(bad, AN_WS_BAD_TIME, err,
-                      "kline frame (%s): open time %lld / close time %lld do not fit %s", stream,
-                      (long long)t, (long long)T, sub->timeframe);
-        goto out;
+    for (size_t i = 0; i < 8; i++) {
+        json_t *v = json_object_get(k, decs[i]); /* not a string: {NULL, 0}, refused */
+        f.decs[i] =
+            (an_ws_span){json_string_value(v), json_is_string(v) ? json_string_length(v) : 0};
     }
-    an_candle c = {t, d[0], d[1], d[2], d[3], d[4], 0};
-    an_err ce = {0};
-    if (an_candle_validate(&c, -1, &ce) != AN_OK) {
-        code = refuse(bad, AN_WS_BAD_VALUE, err, "kline frame (%s): %s", stream, ce.msg);
-        goto out;
-    }
-    out->sub = (size_t)si;
-    out->candle = c;
-    out->closed = json_is_true(x);
-    out->event_ms = json_integer_value(json_object_get(data, "E"));
+    code = an_ws_fields_check(&f, &subs[si], (size_t)si, out, bad, err);
 out:
     json_decref(root);
     return code;
+}
+
+/* The scan first (the plain form Binance sends), jansson for anything else:
+ * the same verdict either way (kline_frame.h). */
+static an_code parse_frame(const char *text, size_t len, const an_ws_sub *subs, const size_t *order,
+                           size_t nsubs, an_ws_kline *out, an_ws_bad *bad, an_err *err)
+{
+    an_ws_fields f;
+    char name[sizeof subs[0].stream];
+    if (an_ws_scan(text, len, &f) && f.stream.n < sizeof name && f.e.n == 5 &&
+        memcmp(f.e.p, "kline", 5) == 0) {
+        memcpy(name, f.stream.p, f.stream.n);
+        name[f.stream.n] = 0;
+        long si = find_sub(subs, order, nsubs, name);
+        if (si >= 0)
+            return an_ws_fields_check(&f, &subs[si], (size_t)si, out, bad, err);
+    }
+    return parse_json(text, len, subs, order, nsubs, out, bad, err);
 }
 
 an_code an_binance_ws_parse(const char *text, size_t len, const an_ws_sub *subs, size_t nsubs,
                             an_ws_kline *out, an_ws_bad *bad, an_err *err)
 {
     return parse_frame(text, len, subs, NULL, nsubs, out, bad, err);
+}
+
+an_code an_binance_ws_parse_json(const char *text, size_t len, const an_ws_sub *subs, size_t nsubs,
+                                 an_ws_kline *out, an_ws_bad *bad, an_err *err)
+{
+    return parse_json(text, len, subs, NULL, nsubs, out, bad, err);
 }
 
 /* ---- pacing ----------------------------------------------------------- */
@@ -287,6 +258,7 @@ struct an_binance_ws {
     int started;
     atomic_int stopping;
     conn *conns;
+    int delivered; /* a kline went out in this service round: on_batch after it */
     an_ws_attempts attempts;
     lws_sorted_usec_list_t tick;
     uint64_t rng;
@@ -470,6 +442,7 @@ static void deliver(an_binance_ws *w, conn *c, const char *text, size_t len)
     pthread_mutex_lock(&w->lock);
     w->st.messages++;
     pthread_mutex_unlock(&w->lock);
+    w->delivered = 1;
     if (w->o.cb.on_kline)
         w->o.cb.on_kline(w->o.cb.ctx, &k, now);
 }
@@ -622,9 +595,16 @@ static void *service(void *arg)
     for (int i = 0; i < w->ngroups; i++)
         group_connect(w, &w->groups[i], 0);
     lws_sul_schedule(w->ctx, 0, &w->tick, tick_cb, LWS_US_PER_SEC);
-    while (!atomic_load(&w->stopping))
+    while (!atomic_load(&w->stopping)) {
         if (lws_service(w->ctx, 0) < 0)
             break;
+        /* one round: every connection's frames read so far were delivered */
+        if (w->delivered) {
+            w->delivered = 0;
+            if (w->o.cb.on_batch)
+                w->o.cb.on_batch(w->o.cb.ctx);
+        }
+    }
     return NULL;
 }
 

@@ -79,6 +79,10 @@ const char *an_ws_bad_name(an_ws_bad b);
  * *bad says which kind, err says what exactly. */
 an_code an_binance_ws_parse(const char *text, size_t len, const an_ws_sub *subs, size_t nsubs,
                             an_ws_kline *out, an_ws_bad *bad, an_err *err);
+/* The same, always through jansson (an_binance_ws_parse scans the plain form
+ * without it): the reference the tests compare the scan with. */
+an_code an_binance_ws_parse_json(const char *text, size_t len, const an_ws_sub *subs, size_t nsubs,
+                                 an_ws_kline *out, an_ws_bad *bad, an_err *err);
 
 /* The reconnect delay after `failures` failed attempts in a row (0: the
  * first retry): base_ms doubled per failure up to max_ms, then scaled by a
@@ -101,6 +105,9 @@ typedef struct an_binance_ws_callbacks {
     void *ctx;
     /* a valid, in-order kline event */
     void (*on_kline)(void *ctx, const an_ws_kline *k, int64_t arrived_ms);
+    /* the end of a service round that delivered klines (the frames of one
+     * wait for the network): work deferred per kline can be done now */
+    void (*on_batch)(void *ctx);
     /* a connection of the group was established; rotated = 1 when it replaced
      * a connection seamlessly (no gap), 0 after a start or a loss */
     void (*on_connected)(void *ctx, int group, int rotated);

@@ -99,6 +99,15 @@ static void on_kline(void *ctx, const an_ws_kline *k, int64_t arrived_ms)
     pthread_mutex_unlock(&rt->lock);
 }
 
+/* The listener hears the batch's end as a NULL update. */
+static void on_batch(void *ctx)
+{
+    an_realtime *rt = ctx;
+    an_realtime_listener fn = atomic_load(&rt->listener);
+    if (fn)
+        fn(rt->listener_ctx, NULL);
+}
+
 static void on_connected(void *ctx, int group, int rotated)
 {
     an_realtime *rt = ctx;
@@ -365,6 +374,7 @@ an_code an_realtime_start(const an_config *cfg, an_service *svc, an_realtime **o
     wo.backoff_max_ms = 30000;
     wo.cb.ctx = rt;
     wo.cb.on_kline = on_kline;
+    wo.cb.on_batch = on_batch;
     wo.cb.on_connected = on_connected;
     if (pthread_create(&rt->writer, NULL, an_rt_writer, rt) == 0)
         rt->writer_started = 1;

@@ -65,7 +65,9 @@ size_t an_realtime_series(const an_realtime *rt, size_t i, const char **symbol,
 int an_realtime_names(const an_realtime *rt, const char *const **names);
 
 /* A listener sees every update in arrival order, on the stream thread: it
- * must not block. One listener; set it before updates may flow, or NULL. */
+ * must not block. After the updates of one network read it is called with u
+ * NULL (work it deferred per update, such as waking clients, is due then).
+ * One listener; set it before updates may flow, or NULL. */
 typedef void (*an_realtime_listener)(void *ctx, const an_realtime_update *u);
 void an_realtime_listen(an_realtime *rt, an_realtime_listener fn, void *ctx);
 

@@ -277,47 +277,95 @@ static void add_lags(an_realtime *rt, const closed_item *v, size_t n)
     }
 }
 
-/* The closed candles, per series (sorted; the later of two events of one
- * candle wins); a series whose write failed stays in todo for the next
- * round. Counts into *writes, *rows, *errors. */
+/* One series' closed candles in write_closed: todo->v[i..j), deduplicated
+ * into buf[off..off + m). */
+typedef struct closed_run {
+    size_t i, j, off, m;
+} closed_run;
+
+/* Sorts todo and cuts it into one run per series (the later of two events
+ * of one candle wins); every candle also into all (an_store_upsert_candles'
+ * input). The number of runs. */
+static size_t cut_runs(an_realtime *rt, item_vec *todo, an_candle *buf, an_series_candle *all,
+                       closed_run *runs)
+{
+    qsort(todo->v, todo->n, sizeof *todo->v, cmp_item);
+    size_t nruns = 0, off = 0;
+    for (size_t i = 0; i < todo->n;) {
+        size_t j = i, m = 0;
+        an_candle *b = buf + off;
+        for (; j < todo->n && todo->v[j].series == todo->v[i].series; j++)
+            if (m == 0 || b[m - 1].ts != todo->v[j].c.ts)
+                b[m++] = todo->v[j].c;
+            else
+                b[m - 1] = todo->v[j].c;
+        const rt_series *s = &rt->series[todo->v[i].series];
+        for (size_t x = 0; x < m; x++)
+            all[off + x] = (an_series_candle){s->sub.symbol, s->sub.timeframe, b[x]};
+        runs[nruns++] = (closed_run){i, j, off, m};
+        off += m;
+        i = j;
+    }
+    return nruns;
+}
+
+/* The closed candles of every series in one write (set form on
+ * PostgreSQL/TimescaleDB); when that fails, per series, and a series whose
+ * write failed stays in todo for the next round. Then each written series'
+ * final_from advances and its live indicators step. Counts into *writes,
+ * *rows, *errors. */
 static void write_closed(an_realtime *rt, an_store *st, item_vec *todo, int64_t *writes,
                          int64_t *rows, int64_t *errors)
 {
     if (!todo->n)
         return;
-    qsort(todo->v, todo->n, sizeof *todo->v, cmp_item);
     an_candle *buf = malloc(todo->n * sizeof *buf);
+    an_series_candle *all = malloc(todo->n * sizeof *all);
+    closed_run *runs = malloc(todo->n * sizeof *runs);
+    if (!buf || !all || !runs) {
+        free(buf);
+        free(all);
+        free(runs);
+        return; /* todo stays for the next round */
+    }
+    size_t nruns = cut_runs(rt, todo, buf, all, runs), total = 0;
+    for (size_t r = 0; r < nruns; r++)
+        total += runs[r].m;
+    an_err err = {0};
+    int together = an_store_upsert_candles(st, all, total, &err) == AN_OK;
+    if (together)
+        (*writes)++;
+    else
+        AN_WARN(COMPONENT,
+                "msg=\"closed candles write failed; writing per series\" error=\"%.300s\"",
+                err.msg);
     size_t kept = 0;
-    for (size_t i = 0; i < todo->n && buf;) {
-        size_t j = i, m = 0;
-        for (; j < todo->n && todo->v[j].series == todo->v[i].series; j++)
-            if (m == 0 || buf[m - 1].ts != todo->v[j].c.ts)
-                buf[m++] = todo->v[j].c;
-            else
-                buf[m - 1] = todo->v[j].c;
-        rt_series *s = &rt->series[todo->v[i].series];
-        if (write_series(st, s, buf, m) == 0) {
-            (*writes)++;
-            *rows += (int64_t)m;
+    for (size_t r = 0; r < nruns; r++) {
+        closed_run *u = &runs[r];
+        rt_series *s = &rt->series[todo->v[u->i].series];
+        an_candle *b = buf + u->off;
+        if (together || write_series(st, s, b, u->m) == 0) {
+            *writes += !together;
+            *rows += (int64_t)u->m;
             pthread_mutex_lock(&rt->lock);
-            for (size_t x = 0; x < m; x++) /* final up to the first gap */
-                if (buf[x].ts == s->final_from)
-                    s->final_from = an_timeframe_next(s->sub.timeframe, buf[x].ts);
+            for (size_t x = 0; x < u->m; x++) /* final up to the first gap */
+                if (b[x].ts == s->final_from)
+                    s->final_from = an_timeframe_next(s->sub.timeframe, b[x].ts);
             int64_t final_from = s->final_from;
             s->live_pending = 0;
-            add_lags(rt, todo->v + i, j - i);
+            add_lags(rt, todo->v + u->i, u->j - u->i);
             pthread_mutex_unlock(&rt->lock);
-            live_update(rt, st, s, final_from, buf, m);
+            live_update(rt, st, s, final_from, b, u->m);
         } else {
             (*errors)++;
-            for (size_t x = i; x < j; x++) /* kept for the next round */
+            for (size_t x = u->i; x < u->j; x++) /* kept for the next round */
                 todo->v[kept++] = todo->v[x];
         }
-        i = j;
     }
-    if (buf)
-        todo->n = kept;
+    todo->n = kept;
     free(buf);
+    free(all);
+    free(runs);
 }
 
 /* Every series' open candle in one statement (an_store_upsert_candles). */

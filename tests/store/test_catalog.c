@@ -456,6 +456,21 @@ static void test_listener(void)
     AN_CHECK_MSG(heard_within("", 1, 0, 5000), "no \"everything\" on connecting");
     put(writer, "LSN/A", "1m", T0, 20, 31);
     AN_CHECK_MSG(heard_within("LSN/A", T0, T0 + 19 * MIN, 5000), "a write was not heard");
+    /* the live path's flush of several series in one write: each one heard
+     * with its own range, the unchanged one not at all */
+    heard_reset();
+    an_candle c0 = {T0 + 5 * MIN, 10, 12, 9, 11, 1, 0}, c1 = {T0 + 7 * MIN, 20, 22, 19, 21, 2, 0};
+    an_candles a0 = {0};
+    read_all(writer, "LSN/A", "1m", &a0);
+    AN_CHECK(a0.n > 0);
+    an_series_candle many[] = {
+        {"LSN/C", "1m", c1}, {"LSN/B", "1m", c0}, {"LSN/A", "1m", a0.n ? a0.v[0] : c0}};
+    AN_CHECK_OK(an_store_upsert_candles(writer, many, 3, &err), err);
+    an_candles_free(&a0);
+    AN_CHECK_MSG(heard_within("LSN/B", T0 + 5 * MIN, T0 + 5 * MIN, 5000), "LSN/B not heard");
+    AN_CHECK_MSG(heard_within("LSN/C", T0 + 7 * MIN, T0 + 7 * MIN, 5000), "LSN/C not heard");
+    usleep(100000);
+    AN_CHECK_MSG(!heard_within("LSN/A", 1, 0, 0), "an unchanged candle was heard");
     heard_reset();
     AN_CHECK_INT(sql(writer, "TRUNCATE trading.ohlc_data"), 0);
     AN_CHECK_MSG(heard_within("", 1, 0, 5000), "a TRUNCATE was not heard as \"everything\"");

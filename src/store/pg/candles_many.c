@@ -2,12 +2,16 @@
  * candles_many.c - the PostgreSQL backend's upsert of candles of many series
  * in one statement (an_store_upsert_candles): the live path flushes every
  * series' open candle at once. Parameters are text arrays (symbols,
- * timeframes, epoch milliseconds, and the five values printed with 17
- * significant digits, which read back exactly); the catalog rows and, on
- * plain PostgreSQL, the 1h/1d rollups of the series it changed, in set form,
- * in the same transaction. Any thread; borrows one pooled connection.
+ * timeframes, epoch milliseconds, and the five values as the shortest
+ * decimals that read back exactly: core/numfmt.h); the catalog rows, the
+ * announcements (NOTIFY) and, on plain PostgreSQL, the 1h/1d rollups of the
+ * series it changed, in set form (a few statements a flush, whatever the
+ * number of series), in the same transaction. Any thread; borrows one pooled
+ * connection.
  */
 #include "store/pg/pg_internal.h"
+
+#include "core/numfmt.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -145,8 +149,115 @@ static an_code rollups_many(PGconn *c, const series_change *ch, size_t nch, an_e
     return rc;
 }
 
-/* The upsert and, per series it changed, the catalog and the rollups, in
- * one transaction (as every other candle write keeps them). */
+/* The catalog rows of the series that gained candles and the writes'
+ * announcements, in set form (an_pg_catalog_after_write's statements, once
+ * for all series: one NOTIFY statement a flush, not one a series). */
+#define CATALOG_UPSERT_MANY_SQL                                                                    \
+    "INSERT INTO trading.ohlc_series AS s (symbol, timeframe, first_ts, last_ts, row_count)"       \
+    " SELECT t.s, t.tf, " MS_COL("t.a") ", " MS_COL(                                               \
+        "t.b") ", t.k"                                                                             \
+               " FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[])"          \
+               " AS t(s, tf, a, b, k) ON CONFLICT (symbol, timeframe) DO UPDATE SET"               \
+               " first_ts = least(s.first_ts, excluded.first_ts),"                                 \
+               " last_ts = greatest(s.last_ts, excluded.last_ts), row_count = s.row_count + "      \
+               "excluded.row_count"
+#define NOTIFY_MANY_SQL                                                                            \
+    "SELECT pg_notify('" AN_STORE_NOTIFY_CHANNEL "', p) FROM unnest($1::text[]) AS u(p)"
+
+static an_code exec_arrays(PGconn *c, const char *sql, an_pg_buf *a, int n, an_err *err)
+{
+    const char *p[5];
+    for (int k = 0; k < n; k++) {
+        if (finish(&a[k]) < 0)
+            return an_err_set(err, AN_ERR_NOMEM, "upsert_candles: out of memory");
+        p[k] = a[k].p;
+    }
+    PGresult *r = PQexecParams(c, sql, n, NULL, p, NULL, NULL, 0);
+    an_code rc = AN_OK;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        rc = an_pg_res_error(r, c, "update the series catalog", err);
+    PQclear(r);
+    return rc;
+}
+
+static an_code catalog_many(PGconn *c, const series_change *ch, size_t nch, an_err *err)
+{
+    an_pg_buf a[5] = {{0}}, n = {0};
+    int bad = 0, any = 0;
+    for (size_t k = 0; k < nch && !bad; k++) {
+        char lo[24], hi[24], cnt[24], payload[96];
+        snprintf(lo, sizeof lo, "%" PRId64, ch[k].lo);
+        snprintf(hi, sizeof hi, "%" PRId64, ch[k].hi);
+        snprintf(cnt, sizeof cnt, "%" PRId64, ch[k].changed.inserted);
+        snprintf(payload, sizeof payload, "%s %s %s %s", ch[k].symbol, ch[k].tf, lo, hi);
+        bad = put(&n, payload, 1) < 0;
+        if (ch[k].changed.inserted > 0) {
+            bad = bad || put(&a[0], ch[k].symbol, 1) < 0 || put(&a[1], ch[k].tf, 1) < 0 ||
+                  put(&a[2], lo, 0) < 0 || put(&a[3], hi, 0) < 0 || put(&a[4], cnt, 0) < 0;
+            any = 1;
+        }
+    }
+    an_code rc = bad ? an_err_set(err, AN_ERR_NOMEM, "upsert_candles: out of memory") : AN_OK;
+    if (rc == AN_OK && any)
+        rc = exec_arrays(c, CATALOG_UPSERT_MANY_SQL, a, 5, err);
+    if (rc == AN_OK && nch)
+        rc = exec_arrays(c, NOTIFY_MANY_SQL, &n, 1, err);
+    for (int k = 0; k < 5; k++)
+        free(a[k].p);
+    free(n.p);
+    return rc;
+}
+
+/* One changed row of the RETURNING result. */
+typedef struct changed_row {
+    const char *symbol, *tf;
+    int64_t ms;
+    int inserted;
+} changed_row;
+
+static int by_series(const void *a, const void *b)
+{
+    const changed_row *x = a, *y = b;
+    int c = strcmp(x->symbol, y->symbol);
+    return c ? c : strcmp(x->tf, y->tf);
+}
+
+/* The rows of r grouped per series, in (symbol, timeframe) order (the
+ * catalog's rows are locked in that order). NULL when out of memory. */
+static series_change *group_changes(PGresult *r, size_t *nch)
+{
+    int rows = PQntuples(r);
+    changed_row *v = malloc((rows ? (size_t)rows : 1) * sizeof *v);
+    series_change *ch = calloc(rows ? (size_t)rows : 1, sizeof *ch);
+    if (!v || !ch) {
+        free(v);
+        free(ch);
+        return NULL;
+    }
+    for (int i = 0; i < rows; i++)
+        v[i] = (changed_row){PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                             strtoll(PQgetvalue(r, i, 2), NULL, 10), PQgetvalue(r, i, 3)[0] == 't'};
+    qsort(v, (size_t)rows, sizeof *v, by_series);
+    size_t n = 0;
+    for (int i = 0; i < rows; i++) {
+        if (!n || by_series(&v[i], &v[i - 1]) != 0)
+            ch[n++] = (series_change){v[i].symbol, v[i].tf, v[i].ms, v[i].ms, {0, 0, 0}};
+        series_change *k = &ch[n - 1];
+        k->lo = v[i].ms < k->lo ? v[i].ms : k->lo;
+        k->hi = v[i].ms > k->hi ? v[i].ms : k->hi;
+        if (v[i].inserted)
+            k->changed.inserted++;
+        else
+            k->changed.updated++;
+    }
+    free(v);
+    *nch = n;
+    return ch;
+}
+
+/* The upsert and, for the series it changed, the catalog, the rollups and
+ * the announcements, in one transaction (as every other candle write keeps
+ * them). */
 static an_code many_run(PGconn *c, void *ctx, an_err *err)
 {
     many_job *j = ctx;
@@ -159,30 +270,12 @@ static an_code many_run(PGconn *c, void *ctx, an_err *err)
         PQclear(r);
         return rc; /* the release rolls the transaction back */
     }
-    int rows = PQntuples(r);
-    series_change *ch = calloc(rows ? (size_t)rows : 1, sizeof *ch);
     size_t nch = 0;
+    series_change *ch = group_changes(r, &nch);
     if (!ch)
         rc = an_err_set(err, AN_ERR_NOMEM, "upsert_candles: out of memory");
-    for (int i = 0; i < rows && rc == AN_OK; i++) {
-        const char *sym = PQgetvalue(r, i, 0), *tf = PQgetvalue(r, i, 1);
-        int64_t ms = strtoll(PQgetvalue(r, i, 2), NULL, 10);
-        int inserted = PQgetvalue(r, i, 3)[0] == 't';
-        size_t k = 0;
-        while (k < nch && (strcmp(ch[k].symbol, sym) != 0 || strcmp(ch[k].tf, tf) != 0))
-            k++;
-        if (k == nch)
-            ch[nch++] = (series_change){sym, tf, ms, ms, {0, 0, 0}};
-        ch[k].lo = ms < ch[k].lo ? ms : ch[k].lo;
-        ch[k].hi = ms > ch[k].hi ? ms : ch[k].hi;
-        if (inserted)
-            ch[k].changed.inserted++;
-        else
-            ch[k].changed.updated++;
-    }
-    for (size_t k = 0; k < nch && rc == AN_OK; k++) /* the catalog; the rollups below */
-        rc = an_pg_catalog_after_write(c, 0, ch[k].symbol, ch[k].tf, ch[k].lo, ch[k].hi,
-                                       &ch[k].changed, err);
+    if (rc == AN_OK)
+        rc = catalog_many(c, ch, nch, err);
     if (rc == AN_OK && j->plain_pg)
         rc = rollups_many(c, ch, nch, err);
     free(ch);
@@ -201,8 +294,8 @@ an_code an_pg_upsert_candles(an_store *s, const an_series_candle *v, size_t n, a
         char num[6][40];
         snprintf(num[0], sizeof num[0], "%" PRId64, v[i].c.ts);
         const double *f = &v[i].c.open;
-        for (int k = 0; k < 5; k++)
-            snprintf(num[k + 1], sizeof num[k + 1], "%.17g", f[k]);
+        for (int k = 0; k < 5; k++) /* validated: finite */
+            an_num_format(f[k], num[k + 1]);
         int bad = put(&a[0], v[i].symbol, 1) < 0 || put(&a[1], v[i].timeframe, 1) < 0;
         for (int k = 0; k < 6 && !bad; k++)
             bad = put(&a[k + 2], num[k], 0) < 0;
