@@ -241,7 +241,7 @@ bench_mode() {
             results+=("$mode $who-DIED 0 0 0 1")
         else
             check_rows "http://127.0.0.1:$port" "$mode" # the rows again, from a warm cache
-            curl -s "http://127.0.0.1:$port/metrics" | grep -E '^autonama_http_block_(hits|misses|evictions)_total|^autonama_http_block_bytes' |
+            curl -s "http://127.0.0.1:$port/metrics" | grep -E '^autonama_http_block_(hits|misses|passed|evictions)_total|^autonama_http_block_bytes' |
                 tr '\n' ' ' | sed "s/^/# $mode $who: /" && echo
         fi
         stop_all

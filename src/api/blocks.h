@@ -73,6 +73,7 @@ void an_api_blocks_drop(an_api_blocks *b, const an_store_change *ch);
 
 typedef struct an_api_blocks_stats {
     uint64_t hits, misses, evictions, dropped;
+    uint64_t passed; /* misses not kept (a full cache's doorkeeper): read from the store */
     uint64_t bytes, blocks, max_bytes;
 } an_api_blocks_stats;
 
