@@ -53,7 +53,7 @@ PGLiteSocketHandler.prototype.handleData = function (chunk) {
     return origHandleData.call(this, Buffer.concat(whole));
 };
 
-const port = Number(process.argv[2] || 55433);
+const port = Number(process.argv[2] || 25433);
 const dataDir = process.argv[3];
 if (!Number.isInteger(port) || port <= 0 || port > 65535) {
     console.error(`timescale-server: bad port ${process.argv[2]}`);
