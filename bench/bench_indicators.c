@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "analytics/engine.h"
+#include "backend.h"
 #include "series.h"
 #include "store/pg/pg_internal.h"
 #include "store/store.h"
@@ -117,18 +118,6 @@ static void make_candles(an_candles *c, size_t n)
 {
     an_test_series spec = {1500000000000LL / 60000 * 60000, 60000, 30000.0, 1000, 500, 100.0, 7};
     an_test_series_make(c, n, &spec);
-}
-
-static void sql(const char *ci, const char *q)
-{
-    PGconn *c = PQconnectdb(ci);
-    PGresult *r = PQexec(c, q);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-        fprintf(stderr, "bench_indicators: %s: %s", q, PQerrorMessage(c));
-        exit(1);
-    }
-    PQclear(r);
-    PQfinish(c);
 }
 
 /* The rows an indicator run of c writes, time-major, as the engine sends them. */
@@ -241,17 +230,11 @@ static int insert_all(PGconn *c, const an_indicator_batch *b)
 /* Opens the store on a fresh schema with the candles stored. */
 static an_store *fresh_store(const char *ci, const char *mode, const an_candles *c)
 {
-    sql(ci, "SET client_min_messages = warning; DROP SCHEMA IF EXISTS trading CASCADE; DROP "
-            "SCHEMA IF EXISTS analytics CASCADE; DROP SCHEMA IF EXISTS optimization CASCADE; "
-            "DROP SCHEMA IF EXISTS autonama CASCADE");
-    an_store_options o = {0};
-    o.pg_conninfo = ci;
-    o.mode = mode;
-    o.pool_size = 2;
-    an_store *s = NULL;
+    an_test_backend b = {.name = mode, .conninfo = ci};
+    an_test_backend_reset(&b);
+    an_store *s = an_test_backend_open(&b, 2);
     an_err err = {0};
-    if (an_store_open(&o, &s, &err) != AN_OK || an_store_migrate(s, NULL, &err) != AN_OK ||
-        an_store_insert_ohlc(s, "BEN/USDT", "1m", c->v, c->n, NULL, &err) != AN_OK) {
+    if (an_store_insert_ohlc(s, "BEN/USDT", "1m", c->v, c->n, NULL, &err) != AN_OK) {
         fprintf(stderr, "bench_indicators: %s\n", err.msg);
         exit(1);
     }

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "series.h"
 #include "store/store.h"
 
@@ -79,20 +80,9 @@ static void expect_rows(const char *ci, long long want, const char *what)
 
 static void reset_schema(const char *ci, const char *mode)
 {
-    sql_or_die(ci, "DROP SCHEMA IF EXISTS trading CASCADE; DROP SCHEMA IF EXISTS analytics "
-                   "CASCADE; DROP SCHEMA IF EXISTS optimization CASCADE; DROP SCHEMA IF "
-                   "EXISTS autonama CASCADE");
-    an_store_options o = {0};
-    o.pg_conninfo = ci;
-    o.mode = mode;
-    o.pool_size = 1;
-    an_store *s = NULL;
-    an_err err = {0};
-    if (an_store_open(&o, &s, &err) != AN_OK || an_store_migrate(s, NULL, &err) != AN_OK) {
-        fprintf(stderr, "bench_ingest: %s\n", err.msg);
-        exit(1);
-    }
-    an_store_close(s);
+    an_test_backend b = {.name = mode, .conninfo = ci};
+    an_test_backend_reset(&b);
+    an_store_close(an_test_backend_open(&b, 1));
 }
 
 static void empty_table(const char *ci)

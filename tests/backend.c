@@ -61,7 +61,7 @@ void an_test_backend_reset(an_test_backend *b)
     PQfinish(c);
 }
 
-an_store *an_test_backend_open(const an_test_backend *b, int pool_size)
+an_store *an_test_backend_open_raw(const an_test_backend *b, int pool_size)
 {
     an_store_options opt = {.pool_size = pool_size, .connect_timeout_s = 10, .mode = b->name};
     if (strcmp(b->name, "duckdb") == 0)
@@ -70,8 +70,19 @@ an_store *an_test_backend_open(const an_test_backend *b, int pool_size)
         opt.pg_conninfo = b->conninfo;
     an_store *s = NULL;
     an_err err = {0};
-    if (an_store_open(&opt, &s, &err) != AN_OK || an_store_migrate(s, NULL, &err) != AN_OK) {
+    if (an_store_open(&opt, &s, &err) != AN_OK) {
         fprintf(stderr, "cannot open the %s store: %s\n", b->name, err.msg);
+        exit(1);
+    }
+    return s;
+}
+
+an_store *an_test_backend_open(const an_test_backend *b, int pool_size)
+{
+    an_store *s = an_test_backend_open_raw(b, pool_size);
+    an_err err = {0};
+    if (an_store_migrate(s, NULL, &err) != AN_OK) {
+        fprintf(stderr, "cannot migrate the %s store: %s\n", b->name, err.msg);
         exit(1);
     }
     return s;

@@ -28,6 +28,9 @@ void an_test_backend_reset(an_test_backend *b);
 /* A store on the backend, migrated; exits when it cannot be opened. */
 an_store *an_test_backend_open(const an_test_backend *b, int pool_size);
 
+/* The same, not migrated (for tests of the migrations themselves). */
+an_store *an_test_backend_open_raw(const an_test_backend *b, int pool_size);
+
 /* Removes the DuckDB file and its WAL (nothing on the PostgreSQL backends). */
 void an_test_backend_done(const an_test_backend *b);
 

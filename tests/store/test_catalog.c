@@ -24,38 +24,23 @@
 #include <stdint.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "series.h"
 #include "store/duckdb/duck_internal.h"
 #include "store/pg/pg_internal.h"
 #include "store/store.h"
 #include "test.h"
 
-static const char *backend;
-static char duck_path[256];
-static const char *conninfo;
+static an_test_backend B;
+static const char *backend; /* B.name */
 
 #define T0 1704067200000LL /* 2024-01-01 */
 #define MIN 60000LL
 
+/* not migrated: the tests migrate themselves (one checks what it applies) */
 static an_store *open_store(void)
 {
-    an_store_options opt = {0};
-    opt.pool_size = 2;
-    opt.connect_timeout_s = 10;
-    if (strcmp(backend, "duckdb") == 0) {
-        opt.mode = "duckdb";
-        opt.duckdb_path = duck_path;
-    } else {
-        opt.mode = backend;
-        opt.pg_conninfo = conninfo;
-    }
-    an_store *s = NULL;
-    an_err err = {0};
-    if (an_store_open(&opt, &s, &err) != AN_OK) {
-        fprintf(stderr, "cannot open the %s store: %s\n", backend, err.msg);
-        exit(1);
-    }
-    return s;
+    return an_test_backend_open_raw(&B, 2);
 }
 
 /* Runs sql on the backend outside the store's API; 0 on success. */
@@ -84,31 +69,6 @@ static int sql(an_store *s, const char *q)
     if (rc != AN_OK)
         fprintf(stderr, "  sql failed: %s: %s\n", q, err.msg);
     return rc == AN_OK ? 0 : -1;
-}
-
-static void reset_backend(void)
-{
-    if (strcmp(backend, "duckdb") == 0) {
-        snprintf(duck_path, sizeof duck_path, "/tmp/autonama-test-catalog-%d.duckdb",
-                 (int)getpid());
-        unlink(duck_path);
-        char wal[300];
-        snprintf(wal, sizeof wal, "%s.wal", duck_path);
-        unlink(wal);
-        return;
-    }
-    PGconn *c = PQconnectdb(conninfo);
-    PGresult *r = PQexec(c, "SET client_min_messages = warning;"
-                            "DROP SCHEMA IF EXISTS trading CASCADE;"
-                            "DROP SCHEMA IF EXISTS analytics CASCADE;"
-                            "DROP SCHEMA IF EXISTS optimization CASCADE;"
-                            "DROP SCHEMA IF EXISTS autonama CASCADE;");
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        fprintf(stderr, "reset failed: %s\n", PQerrorMessage(c));
-        exit(1);
-    }
-    PQclear(r);
-    PQfinish(c);
 }
 
 static const struct {
@@ -559,31 +519,16 @@ static void test_plans(void)
 
 int main(int argc, char **argv)
 {
-    backend = argc > 1 ? argv[1] : "duckdb";
-    if (strcmp(backend, "postgres") == 0 || strcmp(backend, "timescaledb") == 0) {
-        const char *var =
-            strcmp(backend, "postgres") == 0 ? "AUTONAMA_TEST_PG" : "AUTONAMA_TEST_TS";
-        conninfo = getenv(var);
-        if (!conninfo || !*conninfo) {
-            fprintf(stderr, "%s is not set: start the servers with scripts/test-services start\n",
-                    var);
-            return 1;
-        }
-    } else if (strcmp(backend, "duckdb") != 0) {
-        fprintf(stderr, "usage: test_catalog duckdb|postgres|timescaledb\n");
-        return 2;
-    }
-    reset_backend();
+    int rc = an_test_backend_init(&B, argc, argv, "catalog");
+    if (rc != 0)
+        return rc;
+    backend = B.name;
+    an_test_backend_reset(&B);
     AN_RUN(test_catalog_follows_writes);
     AN_RUN(test_plans);
     AN_RUN(test_truncate);
     AN_RUN(test_local_hooks);
     AN_RUN(test_listener);
-    if (strcmp(backend, "duckdb") == 0) {
-        unlink(duck_path);
-        char wal[300];
-        snprintf(wal, sizeof wal, "%s.wal", duck_path);
-        unlink(wal);
-    }
+    an_test_backend_done(&B);
     return AN_TEST_DONE();
 }

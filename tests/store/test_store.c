@@ -9,14 +9,14 @@
 #include <stdint.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "series.h"
 #include "source/import.h"
 #include "store/store.h"
 #include "test.h"
 
-static const char *backend;
-static char duck_path[256];
-static const char *conninfo;
+static an_test_backend B;
+static const char *backend; /* B.name */
 
 static const char *retention_setting = "";
 
@@ -29,10 +29,10 @@ static an_store *open_store(void)
     opt.compress_after = "30 days";
     if (strcmp(backend, "duckdb") == 0) {
         opt.mode = "duckdb";
-        opt.duckdb_path = duck_path;
+        opt.duckdb_path = B.duck_path;
     } else {
         opt.mode = backend;
-        opt.pg_conninfo = conninfo;
+        opt.pg_conninfo = B.conninfo;
     }
     an_store *s = NULL;
     an_err err = {0};
@@ -41,35 +41,6 @@ static an_store *open_store(void)
         exit(1);
     }
     return s;
-}
-
-/* Drops everything autonama created, so the suite starts from nothing. */
-static void reset_backend(void)
-{
-    if (strcmp(backend, "duckdb") == 0) {
-        snprintf(duck_path, sizeof duck_path, "/tmp/autonama-test-store-%d.duckdb", (int)getpid());
-        unlink(duck_path);
-        char wal[300];
-        snprintf(wal, sizeof wal, "%s.wal", duck_path);
-        unlink(wal);
-        return;
-    }
-    PGconn *c = PQconnectdb(conninfo);
-    if (PQstatus(c) != CONNECTION_OK) {
-        fprintf(stderr, "cannot connect to %s: %s\n", backend, PQerrorMessage(c));
-        exit(1);
-    }
-    PGresult *r = PQexec(c, "SET client_min_messages = warning;"
-                            "DROP SCHEMA IF EXISTS trading CASCADE;"
-                            "DROP SCHEMA IF EXISTS analytics CASCADE;"
-                            "DROP SCHEMA IF EXISTS optimization CASCADE;"
-                            "DROP SCHEMA IF EXISTS autonama CASCADE;");
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        fprintf(stderr, "reset failed: %s\n", PQerrorMessage(c));
-        exit(1);
-    }
-    PQclear(r);
-    PQfinish(c);
 }
 
 /* A deterministic 1m series: a random walk that satisfies every candle rule. */
@@ -498,7 +469,7 @@ static void test_invalid_input_refused(void)
 /* One value from the test database (PostgreSQL backends only). */
 static char *pg_value(const char *sql)
 {
-    PGconn *c = PQconnectdb(conninfo);
+    PGconn *c = PQconnectdb(B.conninfo);
     char *v = NULL;
     PGresult *r = PQexec(c, sql);
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
@@ -553,7 +524,7 @@ static void test_timescale_objects_and_policies(void)
     char sql[128];
     snprintf(sql, sizeof sql, "CALL run_job(%s)", job);
     free(job);
-    PGconn *c = PQconnectdb(conninfo);
+    PGconn *c = PQconnectdb(B.conninfo);
     PGresult *r = PQexec(c, sql);
     AN_CHECK_MSG(PQresultStatus(r) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(c));
     PQclear(r);
@@ -599,23 +570,11 @@ static void test_timescale_objects_and_policies(void)
 
 int main(int argc, char **argv)
 {
-    backend = argc > 1 ? argv[1] : "duckdb";
-    if (strcmp(backend, "postgres") == 0 || strcmp(backend, "timescaledb") == 0) {
-        const char *var =
-            strcmp(backend, "postgres") == 0 ? "AUTONAMA_TEST_PG" : "AUTONAMA_TEST_TS";
-        conninfo = getenv(var);
-        if (!conninfo || !*conninfo) {
-            fprintf(stderr,
-                    "%s is not set: start the servers with scripts/test-services start "
-                    "(make test does)\n",
-                    var);
-            return 1;
-        }
-    } else if (strcmp(backend, "duckdb") != 0) {
-        fprintf(stderr, "usage: test_store duckdb|postgres|timescaledb\n");
-        return 2;
-    }
-    reset_backend();
+    int rc = an_test_backend_init(&B, argc, argv, "store");
+    if (rc != 0)
+        return rc;
+    backend = B.name;
+    an_test_backend_reset(&B);
     AN_RUN(test_migrate_twice);
     AN_RUN(test_insert_twice_and_open_candle);
     AN_RUN(test_range_queries);
@@ -624,11 +583,6 @@ int main(int argc, char **argv)
     AN_RUN(test_list_series);
     AN_RUN(test_invalid_input_refused);
     AN_RUN(test_timescale_objects_and_policies);
-    if (strcmp(backend, "duckdb") == 0) {
-        unlink(duck_path);
-        char wal[300];
-        snprintf(wal, sizeof wal, "%s.wal", duck_path);
-        unlink(wal);
-    }
+    an_test_backend_done(&B);
     return AN_TEST_DONE();
 }
