@@ -428,7 +428,7 @@ static void indicators_on(an_store *s, const an_ind_set *set, an_load_pref pref,
             an_err e = {0};
             json_t *o = json_pack("{s:s, s:s}", "symbol", symbols[i], "timeframe", tfs[k]);
             if (atomic_load(stop)) /* shutting down: the series left are not started */
-                codes[at] = an_err_set(&e, AN_ERR_TIMEOUT, "stopped by a signal");
+                codes[at] = an_err_set(&e, AN_ERR_TIMEOUT, "stopped: the process is shutting down");
             else
                 codes[at] = an_engine_run(s, symbols[i], tfs[k], set, pref, &r, &e);
             if (codes[at] != AN_OK) {

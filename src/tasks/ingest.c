@@ -261,7 +261,7 @@ static an_code fetch_range(run_state *st, void *conn, writer *w, an_ingest_symbo
     w->to = to;
     while (cursor <= to) {
         if (o->stop && atomic_load(o->stop)) {
-            stop_rc = an_err_set(err, AN_ERR_TIMEOUT, "stopped by a signal");
+            stop_rc = an_err_set(err, AN_ERR_TIMEOUT, "stopped: the process is shutting down");
             break; /* what was fetched is still stored below */
         }
         size_t rows = 0;

@@ -350,6 +350,11 @@ an_code an_tasks_start(an_tasks *t, const an_clock *clock, an_err *err)
     if (!err)
         err = &local_err;
     assert(!t->started);
+    /* once only: a submit or /metrics may still hold the first start's
+     * queue, which lives until an_tasks_free */
+    if (t->sched)
+        return an_err_set(err, AN_ERR_UNSUPPORTED,
+                          "the task runtime was started before: it starts once (make a new one)");
     t->clock = *clock;
     /* runs of instances that died (no heartbeat), and our own name's leftovers */
     an_err e = {0};
@@ -370,8 +375,6 @@ an_code an_tasks_start(an_tasks *t, const an_clock *clock, an_err *err)
     int nw = (int)an_config_int(t->cfg, AN_CFG_WORKERS);
     if (nw > AN_TASKS_MAX_WORKERS)
         nw = AN_TASKS_MAX_WORKERS;
-    an_workq_free(t->q); /* a previous start's, closed and idle */
-    t->q = NULL;
     if (an_workq_new("tasks", nw, run_job, t, &t->q, err) != AN_OK)
         return err->code;
     if (pthread_create(&t->beat, NULL, beat, t) != 0) {

@@ -110,7 +110,8 @@ an_code an_tasks_replay(an_tasks *t, json_t **report, an_err *err);
 
 /* Starts the beat thread and the workers (AUTONAMA_WORKERS) with the clock
  * (an_clock_system() outside tests); marks runs of dead instances (stale
- * heartbeat) INTERRUPTED first. */
+ * heartbeat) INTERRUPTED first. Once per an_tasks: a second start, also
+ * after an_tasks_shutdown, is refused (AN_ERR_UNSUPPORTED). */
 struct an_clock;
 an_code an_tasks_start(an_tasks *t, const struct an_clock *clock, an_err *err);
 
