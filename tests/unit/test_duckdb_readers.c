@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "analytics/engine.h"
 #include "core/log.h"
 #include "series.h"
 #include "store/duckdb/duck_internal.h"
@@ -581,6 +582,61 @@ static void *run_reader(void *arg)
     return NULL;
 }
 
+/* The analytics engine's embedded load (its own DuckDB connection) sees
+ * whole writes too: every UPD/USDT close of one version, GRO/USDT in whole
+ * batches. */
+static int engine_round(reader_run *r, size_t *grown)
+{
+    an_err err = {0};
+    an_engine_result res;
+    int64_t *ts = NULL;
+    double *cl = NULL;
+    size_t n = 0;
+    int ok = 0;
+    if (an_engine_load_closes(r->s, "UPD/USDT", "1m", AN_LOAD_AUTO, INT64_MIN, INT64_MAX, &ts, &cl,
+                              &n, &res, &err) != AN_OK) {
+        snprintf(r->msg, sizeof r->msg, "engine: %.400s", err.msg);
+    } else if (n != 0 && n != 1000) {
+        snprintf(r->msg, sizeof r->msg, "engine: UPD/USDT %zu closes of 1000", n);
+    } else {
+        ok = 1;
+        for (size_t i = 1; i < n && ok; i++)
+            if (cl[i] != cl[0]) {
+                snprintf(r->msg, sizeof r->msg, "engine: UPD/USDT close %zu of version %g, 0 of %g",
+                         i, cl[i], cl[0]);
+                ok = 0;
+            }
+    }
+    free(ts);
+    free(cl);
+    ts = NULL;
+    cl = NULL;
+    if (ok && an_engine_load_closes(r->s, "GRO/USDT", "1m", AN_LOAD_AUTO, INT64_MIN, INT64_MAX, &ts,
+                                    &cl, &n, &res, &err) != AN_OK) {
+        snprintf(r->msg, sizeof r->msg, "engine: %.400s", err.msg);
+        ok = 0;
+    } else if (ok && (n % BATCH || n < *grown)) {
+        snprintf(r->msg, sizeof r->msg, "engine: GRO/USDT %zu closes after %zu", n, *grown);
+        ok = 0;
+    } else if (ok) {
+        *grown = n;
+    }
+    free(ts);
+    free(cl);
+    return ok;
+}
+
+static void *run_engine_reader(void *arg)
+{
+    reader_run *r = arg;
+    size_t grown = 0;
+    while (!atomic_load(&r->w->done) && !r->bad) {
+        r->reads++;
+        r->bad += !engine_round(r, &grown);
+    }
+    return NULL;
+}
+
 static void test_whole_transactions(void)
 {
     an_store *s = open_readers("batches.duckdb", 3);
@@ -593,23 +649,24 @@ static void test_whole_transactions(void)
 #endif
     writer_run w = {.s = s, .rounds = all && strcmp(all, "1") == 0 ? 60 : quick};
     atomic_init(&w.done, 0);
-    reader_run r[3];
-    pthread_t tw, tr[3];
-    for (int i = 0; i < 3; i++) {
+    reader_run r[4]; /* three store readers and the engine's */
+    pthread_t tw, tr[4];
+    for (int i = 0; i < 4; i++) {
         r[i] = (reader_run){.s = s, .w = &w};
-        pthread_create(&tr[i], NULL, run_reader, &r[i]);
+        pthread_create(&tr[i], NULL, i < 3 ? run_reader : run_engine_reader, &r[i]);
     }
     pthread_create(&tw, NULL, run_writer, &w);
     pthread_join(tw, NULL);
     int reads = 0;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         pthread_join(tr[i], NULL);
         AN_CHECK_MSG(r[i].bad == 0, "reader %d, read %d: %s", i, r[i].reads, r[i].msg);
-        reads += r[i].reads;
+        reads += i < 3 ? r[i].reads : 0;
     }
     AN_CHECK_MSG(!w.failed, "the writer: %s", w.msg);
-    printf("  # %d write rounds; 3 readers read %d times meanwhile\n", w.rounds, reads);
-    AN_CHECK(reads >= 3);
+    printf("  # %d write rounds; 3 readers read %d times meanwhile, the engine %d\n", w.rounds,
+           reads, r[3].reads);
+    AN_CHECK(reads >= 3 && r[3].reads >= 1);
     an_series_info *list = NULL;
     size_t n = 0;
     an_err err = {0};
