@@ -42,7 +42,7 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 PEER_VENV=$root/.deps/venv-peer
 if ! "$PEER_VENV/bin/python" -c 'import fastapi, uvicorn, psycopg2' 2>/dev/null; then
     python3 -m venv "$PEER_VENV"
-    "$PEER_VENV/bin/pip" install -q -r "$root/bench/peer/requirements.txt" ||
+    "$PEER_VENV/bin/python" -m pip install -q -r "$root/bench/peer/requirements.txt" ||
         { echo "bench/api_scale: could not install bench/peer/requirements.txt" >&2; exit 1; }
 fi
 

@@ -35,7 +35,7 @@ PEER_PY=$root/.deps/venv-bench/bin/python
 if [ "$PEER" = 1 ] && ! "$PEER_PY" -c 'import cryptofeed, asyncpg' 2>/dev/null; then
     echo "# installing cryptofeed==2.4.1 asyncpg==0.32.0 into .deps/venv-bench"
     python3 -m venv "$root/.deps/venv-bench"
-    "$root/.deps/venv-bench/bin/pip" install -q --disable-pip-version-check cryptofeed==2.4.1 \
+    "$root/.deps/venv-bench/bin/python" -m pip install -q --disable-pip-version-check cryptofeed==2.4.1 \
         asyncpg==0.32.0 >"$root/.deps/pip-bench.log" 2>&1 || {
         echo "bench/realtime: installing cryptofeed failed (.deps/pip-bench.log)" >&2
         exit 1
