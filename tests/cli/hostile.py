@@ -213,7 +213,25 @@ def slowloris(host, port, pid, n=1100, hold=12.0, idle=False, deadline=10.0, per
     socks = []
     stop = threading.Event()
     refused = 0
-    for _ in range(n):
+    extra = None
+    t_extra = 0.0
+
+    def extra_request():
+        # the flooding client itself is told 503 quickly while its slots
+        # are held: asked as soon as it holds twice its limit, well inside
+        # the request deadline of its first connections (asked after the
+        # whole flood, a loaded machine's slow connects could let that
+        # deadline close them first, and the answer was then rightly 200)
+        try:
+            r, conn = send_raw(host, port, b"GET /api/v1/symbols HTTP/1.1\r\nHost: x\r\n\r\n", timeout=3)
+            if conn:
+                conn[0].close()
+            return r.status, r.seconds
+        except OSError:
+            return -1, 0.0
+
+    t_first = time.monotonic()
+    for i in range(n):
         try:
             s = socket.create_connection((host, port), timeout=2)
             if not idle:
@@ -221,6 +239,12 @@ def slowloris(host, port, pid, n=1100, hold=12.0, idle=False, deadline=10.0, per
             socks.append(s)
         except OSError:
             refused += 1
+        if extra is None and len(socks) >= 2 * per_client:
+            t_held = time.monotonic() - t_first
+            extra, t_extra = extra_request()
+            if t_held > deadline / 2:
+                print(f"# {'idle' if idle else 'slowloris'}: {2 * per_client} connections "
+                      f"took {t_held:.2f} s of the {deadline} s deadline")
 
     def drip():
         i = 0
@@ -238,19 +262,7 @@ def slowloris(host, port, pid, n=1100, hold=12.0, idle=False, deadline=10.0, per
         th.start()
     kind = "idle" if idle else "slowloris"
     t0 = time.monotonic()
-    # the flooding client itself is told 503 quickly while its slots are
-    # held (the connections over its limit are dropped after a second)
-    time.sleep(1.5)
-    extra = None
-    t_extra = 0.0
-    if time.monotonic() - t0 < deadline:
-        try:
-            r, conn = send_raw(host, port, b"GET /api/v1/symbols HTTP/1.1\r\nHost: x\r\n\r\n", timeout=3)
-            extra, t_extra = r.status, r.seconds
-            if conn:
-                conn[0].close()
-        except OSError:
-            extra = -1
+    time.sleep(1.5)  # the connections over the limit are dropped after a second
     worst = 0.0
     statuses = []
     while time.monotonic() - t0 < hold:
