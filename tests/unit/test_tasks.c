@@ -58,15 +58,23 @@ static const char *state_of(an_tasks *t, const char *id, char *buf, size_t len)
     return buf;
 }
 
+/* The test config, its service and a task runtime on them, not started. */
+static an_tasks *open_runtime(an_config *cfg, an_service *svc)
+{
+    load(cfg);
+    an_service_init(svc, cfg);
+    an_tasks *t = NULL;
+    an_err err = {0};
+    AN_CHECK_OK(an_tasks_new(cfg, svc, &t, &err), err);
+    return t;
+}
+
 static void test_runtime(void)
 {
     an_config cfg;
-    load(&cfg);
     an_service svc;
-    an_service_init(&svc, &cfg);
-    an_tasks *t = NULL;
+    an_tasks *t = open_runtime(&cfg, &svc);
     an_err err = {0};
-    AN_CHECK_OK(an_tasks_new(&cfg, &svc, &t, &err), err);
     char id[AN_TASK_ID_MAX];
     /* not running yet: submit is refused */
     AN_CHECK(an_tasks_submit(t, "health_check", NULL, id, &err) == AN_ERR_UNSUPPORTED);
@@ -106,9 +114,7 @@ static void test_runtime(void)
     an_config_free(&cfg);
 
     /* reopened: the history is there; a run on this thread */
-    load(&cfg);
-    an_service_init(&svc, &cfg);
-    AN_CHECK_OK(an_tasks_new(&cfg, &svc, &t, &err), err);
+    t = open_runtime(&cfg, &svc);
     o = an_tasks_get(t, id, &err);
     AN_CHECK(o != NULL);
     json_decref(o);
@@ -170,12 +176,9 @@ static int second_fails(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(v
 static void test_restart_refused(void)
 {
     an_config cfg;
-    load(&cfg);
     an_service svc;
-    an_service_init(&svc, &cfg);
-    an_tasks *t = NULL;
+    an_tasks *t = open_runtime(&cfg, &svc);
     an_err err = {0};
-    AN_CHECK_OK(an_tasks_new(&cfg, &svc, &t, &err), err);
     an_clock clock = an_clock_system();
     AN_CHECK_OK(an_tasks_start(t, &clock, &err), err);
     AN_CHECK_INT(an_tasks_shutdown(t, 5000), 1);
