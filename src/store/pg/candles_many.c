@@ -63,7 +63,7 @@ static const char ROLLUP_LOCK_MANY_SQL[] =
 
 /* Appends an array element: a quoted string (symbols and timeframes hold no
  * quote or backslash: validated) or a number. -1 when out of memory. */
-static int put(an_pg_buf *b, const char *s, int quote)
+int an_pg_text_array_put(an_pg_buf *b, const char *s, int quote)
 {
     size_t l = strlen(s);
     if (an_pg_buf_reserve(b, l + 4) < 0)
@@ -80,8 +80,8 @@ static int put(an_pg_buf *b, const char *s, int quote)
     return 0;
 }
 
-/* Closes an array put() filled. -1 when out of memory. */
-static int finish(an_pg_buf *b)
+/* Closes an array an_pg_text_array_put filled. -1 when out of memory. */
+int an_pg_text_array_end(an_pg_buf *b)
 {
     if (an_pg_buf_reserve(b, 2) < 0)
         return -1;
@@ -126,11 +126,12 @@ static an_code rollups_many(PGconn *c, const series_change *ch, size_t nch, an_e
             char f[24], t[24];
             snprintf(f, sizeof f, "%" PRId64, from);
             snprintf(t, sizeof t, "%" PRId64, to);
-            bad = put(&a[0], ch[k].symbol, 1) < 0 || put(&a[1], f, 0) < 0 || put(&a[2], t, 0) < 0;
+            bad = an_pg_text_array_put(&a[0], ch[k].symbol, 1) < 0 ||
+                  an_pg_text_array_put(&a[1], f, 0) < 0 || an_pg_text_array_put(&a[2], t, 0) < 0;
             any = 1;
         }
         for (int k = 0; k < 3 && !bad && any; k++)
-            bad = finish(&a[k]) < 0;
+            bad = an_pg_text_array_end(&a[k]) < 0;
         if (bad)
             rc = an_err_set(err, AN_ERR_NOMEM, "upsert_candles: out of memory");
         const char *p[3] = {a[0].p, a[1].p, a[2].p};
@@ -168,7 +169,7 @@ static an_code exec_arrays(PGconn *c, const char *sql, an_pg_buf *a, int n, an_e
 {
     const char *p[5];
     for (int k = 0; k < n; k++) {
-        if (finish(&a[k]) < 0)
+        if (an_pg_text_array_end(&a[k]) < 0)
             return an_err_set(err, AN_ERR_NOMEM, "upsert_candles: out of memory");
         p[k] = a[k].p;
     }
@@ -190,10 +191,12 @@ static an_code catalog_many(PGconn *c, const series_change *ch, size_t nch, an_e
         snprintf(hi, sizeof hi, "%" PRId64, ch[k].hi);
         snprintf(cnt, sizeof cnt, "%" PRId64, ch[k].changed.inserted);
         snprintf(payload, sizeof payload, "%s %s %s %s", ch[k].symbol, ch[k].tf, lo, hi);
-        bad = put(&n, payload, 1) < 0;
+        bad = an_pg_text_array_put(&n, payload, 1) < 0;
         if (ch[k].changed.inserted > 0) {
-            bad = bad || put(&a[0], ch[k].symbol, 1) < 0 || put(&a[1], ch[k].tf, 1) < 0 ||
-                  put(&a[2], lo, 0) < 0 || put(&a[3], hi, 0) < 0 || put(&a[4], cnt, 0) < 0;
+            bad = bad || an_pg_text_array_put(&a[0], ch[k].symbol, 1) < 0 ||
+                  an_pg_text_array_put(&a[1], ch[k].tf, 1) < 0 ||
+                  an_pg_text_array_put(&a[2], lo, 0) < 0 ||
+                  an_pg_text_array_put(&a[3], hi, 0) < 0 || an_pg_text_array_put(&a[4], cnt, 0) < 0;
             any = 1;
         }
     }
@@ -296,15 +299,16 @@ an_code an_pg_upsert_candles(an_store *s, const an_series_candle *v, size_t n, a
         const double *f = &v[i].c.open;
         for (int k = 0; k < 5; k++) /* validated: finite */
             an_num_format(f[k], num[k + 1]);
-        int bad = put(&a[0], v[i].symbol, 1) < 0 || put(&a[1], v[i].timeframe, 1) < 0;
+        int bad = an_pg_text_array_put(&a[0], v[i].symbol, 1) < 0 ||
+                  an_pg_text_array_put(&a[1], v[i].timeframe, 1) < 0;
         for (int k = 0; k < 6 && !bad; k++)
-            bad = put(&a[k + 2], num[k], 0) < 0;
+            bad = an_pg_text_array_put(&a[k + 2], num[k], 0) < 0;
         if (bad)
             rc = an_err_set(err, AN_ERR_NOMEM, "upsert_candles: out of memory");
     }
     const char *params[8];
     for (int k = 0; k < 8 && rc == AN_OK; k++) {
-        if (finish(&a[k]) < 0) {
+        if (an_pg_text_array_end(&a[k]) < 0) {
             rc = an_err_set(err, AN_ERR_NOMEM, "upsert_candles: out of memory");
             break;
         }

@@ -8,6 +8,8 @@
  */
 #include "store/pg/pg_internal.h"
 
+#include "core/numfmt.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -345,4 +347,84 @@ an_code an_pg_put_run(an_store *s, const char *symbol, const char *tf, const an_
         " excluded.spec, through_ts = excluded.through_ts, candles = excluded.candles, digest ="
         " excluded.digest, updated_at = excluded.updated_at",
         6, params, NULL, NULL, NULL, "save indicator run", err);
+}
+
+/* ---- many series at once (the live path's closes) ----------------------- */
+
+/* Every series' rows as five text[] parameters (symbol, timeframe, epoch
+ * ms, name, value as the shortest decimal that reads back exactly). */
+static const char UPSERT_MANY_SQL[] =
+    "INSERT INTO analytics.indicators AS d"
+    " (symbol, timeframe, \"timestamp\", indicator_name, indicator_value)"
+    " SELECT t.s, t.tf, 'epoch'::timestamptz + t.ms * interval '1 millisecond', t.n, t.v"
+    " FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::float8[])"
+    " AS t(s, tf, ms, n, v)"
+    " ON CONFLICT (symbol, timeframe, indicator_name, \"timestamp\") DO UPDATE SET"
+    " indicator_value = excluded.indicator_value"
+    " WHERE d.indicator_value IS DISTINCT FROM excluded.indicator_value";
+
+typedef struct many_ind {
+    const an_series_indicators *v;
+    size_t n;
+} many_ind;
+
+/* The rows of v[from, to) into the five arrays. -1 when out of memory. */
+static int many_params(an_pg_buf a[5], const an_series_indicators *v, size_t from, size_t to)
+{
+    for (int k = 0; k < 5; k++)
+        a[k].n = 0;
+    for (size_t i = from; i < to; i++) {
+        const an_indicator_batch *b = &v[i].b;
+        for (size_t r = 0; r < b->n; r++) {
+            char ms[24], val[40];
+            snprintf(ms, sizeof ms, "%" PRId64, b->ts[r]);
+            an_num_format(b->value[r], val); /* checked: finite */
+            if (an_pg_text_array_put(&a[0], v[i].symbol, 1) < 0 ||
+                an_pg_text_array_put(&a[1], v[i].timeframe, 1) < 0 ||
+                an_pg_text_array_put(&a[2], ms, 0) < 0 ||
+                an_pg_text_array_put(&a[3], b->names[b->name_idx[r]], 1) < 0 ||
+                an_pg_text_array_put(&a[4], val, 0) < 0)
+                return -1;
+        }
+    }
+    for (int k = 0; k < 5; k++)
+        if (an_pg_text_array_end(&a[k]) < 0)
+            return -1;
+    return 0;
+}
+
+/* One statement per group of series holding up to AN_PG_WRITE_BATCH rows
+ * (one series' rows are never split), all in one transaction. */
+static an_code many_ind_run(PGconn *c, void *ctx, an_err *err)
+{
+    many_ind *j = ctx;
+    an_pg_buf a[5] = {{0}};
+    an_code rc = an_pg_exec_cmd(c, "BEGIN", "upsert indicators", err);
+    for (size_t from = 0; from < j->n && rc == AN_OK;) {
+        size_t to = from, rows = 0;
+        while (to < j->n && (to == from || rows + j->v[to].b.n <= AN_PG_WRITE_BATCH))
+            rows += j->v[to++].b.n;
+        if (many_params(a, j->v, from, to) < 0) {
+            rc = an_err_set(err, AN_ERR_NOMEM, "upsert indicators: out of memory");
+            break;
+        }
+        const char *p[5] = {a[0].p, a[1].p, a[2].p, a[3].p, a[4].p};
+        PGresult *r = PQexecParams(c, UPSERT_MANY_SQL, 5, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            rc = an_pg_res_error(r, c, "upsert indicators", err);
+        PQclear(r);
+        from = to;
+    }
+    if (rc == AN_OK)
+        rc = an_pg_exec_cmd(c, "COMMIT", "upsert indicators", err);
+    for (int k = 0; k < 5; k++)
+        free(a[k].p);
+    return rc; /* on failure the release rolls the transaction back */
+}
+
+an_code an_pg_upsert_indicators_many(an_store *s, const an_series_indicators *v, size_t n,
+                                     an_err *err)
+{
+    many_ind j = {v, n};
+    return an_pg_with_conn(s->impl, many_ind_run, &j, err);
 }

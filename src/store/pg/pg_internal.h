@@ -308,6 +308,14 @@ an_code an_pg_detect(pg_store *ps, PGconn *c, an_store *s, an_err *err);
 
 /* candles_many.c: the optional op (store_impl.h's upsert_candles) */
 an_code an_pg_upsert_candles(an_store *s, const an_series_candle *v, size_t n, an_err *err);
+/* Appends an element to a text[] literal being built in b (quote: as a
+ * quoted string; the text holds no quote or backslash), and closes it. -1
+ * when out of memory. */
+int an_pg_text_array_put(an_pg_buf *b, const char *s, int quote);
+int an_pg_text_array_end(an_pg_buf *b);
+/* indicators.c: the optional op (store_impl.h's upsert_indicators_many) */
+an_code an_pg_upsert_indicators_many(an_store *s, const an_series_indicators *v, size_t n,
+                                     an_err *err);
 /* Appends the query's range, order and limit to sql as parameters $np+1...;
  * bufs hold their text and must outlive the query. Returns the new length. */
 typedef struct an_pg_range {
