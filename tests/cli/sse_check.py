@@ -117,6 +117,14 @@ def order(base, seconds, obs):
     ok(all(e[1] == "candle" for e in ea), "stream: every event is a candle event")
     ids = [seq(e[0]) for e in ea]
     ok(ids == sorted(ids) and len(set(ids)) == len(ids), "stream: ids strictly increasing")
+    # every update is numbered, and both clients take every series: each
+    # client's ids are consecutive, whatever number of events one read of
+    # the stream (AUTONAMA_REALTIME_TICK_MS) or one send to it carried
+    for name, ev in (("a", ea), ("b", eb)):
+        got = [seq(e[0]) for e in ev]
+        ok(bool(got) and got == list(range(got[0], got[0] + len(got))),
+           "stream: client %s got every update, none missing or repeated (%d events, ids %s..%s)"
+           % (name, len(got), got[0] if got else "-", got[-1] if got else "-"))
     good = True
     last = {}
     for _, _, d in ea:

@@ -289,12 +289,18 @@ static void test_indicator_writes_many(void)
     int64_t ts[4] = {t0, t0, t0 + 60000, t0 + 60000};
     int idx[4] = {0, 1, 0, 1};
     double a[4] = {1.25, 2.5, 3.75, 0.1}, b[4] = {10, 20, 30, 40}, c[2] = {7, 8};
-    an_series_indicators v[3] = {
+    static const char *const other[2] = {"rsi_14", "null"}; /* a series' own names */
+    double d[2] = {5, 6};
+    an_series_indicators v[4] = {
         {"MANYA/USDT", "1m", {names, 2, ts, idx, a, 4}},
         {"MANYB/USDT", "1m", {names, 2, ts, idx, b, 4}},
+        {"MANYC/USDT", "1m", {other, 2, ts, idx, d, 2}},
         {"MANYA/USDT", "5m", {names, 2, ts, idx, c, 2}},
     };
-    AN_CHECK_OK(an_store_upsert_indicators_many(s, v, 3, &err), err);
+    AN_CHECK_OK(an_store_upsert_indicators_many(s, v, 4, &err), err);
+    AN_CHECK(stored_value(s, "MANYC/USDT", "1m", "rsi_14", t0) == 5);
+    AN_CHECK(stored_value(s, "MANYC/USDT", "1m", "null", t0) == 6);
+    AN_CHECK(stored_value(s, "MANYC/USDT", "1m", "sma_20", t0) == -1);
     for (int i = 0; i < 4; i++) {
         AN_CHECK(stored_value(s, "MANYA/USDT", "1m", names[idx[i]], ts[i]) == a[i]);
         AN_CHECK(stored_value(s, "MANYB/USDT", "1m", names[idx[i]], ts[i]) == b[i]);

@@ -145,6 +145,7 @@ int an_pg_buf_reserve(an_pg_buf *b, size_t more);
 #define AN_OID_FLOAT8 701
 #define AN_OID_TIMESTAMPTZ 1184
 #define AN_OID_INT4_ARRAY 1007
+#define AN_OID_INT8_ARRAY 1016
 #define AN_OID_FLOAT8_ARRAY 1022
 #define AN_OID_TIMESTAMPTZ_ARRAY 1185
 /* microseconds from the Unix epoch to PostgreSQL's (2000-01-01) */
