@@ -34,6 +34,10 @@
 #include "tasks/service.h"
 
 #define AN_SSE_HEARTBEAT_MS 15000
+/* The clients are woken (their queued events sent) at most once per this
+ * many ms: the stream's reads come ~1 ms apart, each with a few frames, and
+ * one send per client per read was most of the SSE cost. */
+#define AN_SSE_COALESCE_MS 5
 
 typedef struct an_sse_hub an_sse_hub;
 

@@ -474,6 +474,15 @@ const an_cfg_def an_cfg_table[AN_CFG__COUNT] = {
          .min = 10,
          .max = 60000,
          .help = "realtime: at most one write of a series' open candle per this many ms"},
+    [AN_CFG_REALTIME_TICK_MS] =
+        {.env = "AUTONAMA_REALTIME_TICK_MS",
+         .flag = "realtime-tick-ms",
+         .type = T_INT,
+         .def = "0",
+         .min = 0,
+         .max = 1000,
+         .help = "realtime: after a read that brought events, wait this many ms before the next "
+                 "(one read then carries many frames; 0: read at once)"},
     [AN_CFG_BINANCE_WS_URL] = {.env = "BINANCE_WS_URL",
                                .flag = "binance-ws-url",
                                .type = T_STR,

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "source/binance.h"
@@ -540,7 +541,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 }
 
 static const struct lws_protocols protocols[] = {
-    {"an-binance-kline", callback, 0, 4096, 0, NULL, 0},
+    {"an-binance-kline", callback, 0, 64 * 1024, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -603,6 +604,15 @@ static void *service(void *arg)
             w->delivered = 0;
             if (w->o.cb.on_batch)
                 w->o.cb.on_batch(w->o.cb.ctx);
+            /* the frames that come meanwhile wait in the kernel and are read
+             * together: one wake-up, one read per connection and one batch
+             * for them all, not one each (1,000 streams: ~1,000 frames/s) */
+            if (w->o.tick_ms > 0 && !atomic_load(&w->stopping) &&
+                lws_service_adjust_timeout(w->ctx, 1, 0) != 0) { /* 0: rx still buffered */
+                struct timespec ts = {(time_t)(w->o.tick_ms / 1000),
+                                      (long)(w->o.tick_ms % 1000) * 1000000L};
+                nanosleep(&ts, NULL);
+            }
         }
     }
     return NULL;

@@ -124,6 +124,10 @@ typedef struct an_binance_ws_options {
     int64_t max_age_ms;     /* replace a connection this old (Binance cuts at 24 h) */
     int64_t backoff_ms;     /* first reconnect delay */
     int64_t backoff_max_ms; /* longest reconnect delay */
+    /* after a service round that delivered events, wait this long before
+     * the next read (0: none): the frames that arrive meanwhile are read
+     * together, with one poll, one read per connection and one on_batch */
+    int64_t tick_ms;
     an_binance_ws_callbacks cb;
 } an_binance_ws_options;
 

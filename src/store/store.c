@@ -360,14 +360,10 @@ static an_code check_key(const char *symbol, const char *tf, an_err *err)
     return AN_OK;
 }
 
-an_code an_store_upsert_indicators(an_store *s, const char *symbol, const char *timeframe,
-                                   const an_indicator_batch *b, an_upsert_counts *counts,
-                                   an_err *err)
+/* The series key, the names and every row of an indicator batch. */
+static an_code check_batch(const char *symbol, const char *timeframe, const an_indicator_batch *b,
+                           an_err *err)
 {
-    an_upsert_counts dummy;
-    if (!counts)
-        counts = &dummy;
-    memset(counts, 0, sizeof *counts);
     if (check_key(symbol, timeframe, err) != AN_OK)
         return AN_ERR_INVALID;
     for (int k = 0; k < b->n_names; k++)
@@ -383,9 +379,46 @@ an_code an_store_upsert_indicators(an_store *s, const char *symbol, const char *
             return an_err_set(err, AN_ERR_INVALID, "indicator row %zu (%s): value not finite", i,
                               b->names[b->name_idx[i]]);
     }
+    return AN_OK;
+}
+
+an_code an_store_upsert_indicators(an_store *s, const char *symbol, const char *timeframe,
+                                   const an_indicator_batch *b, an_upsert_counts *counts,
+                                   an_err *err)
+{
+    an_upsert_counts dummy;
+    if (!counts)
+        counts = &dummy;
+    memset(counts, 0, sizeof *counts);
+    if (check_batch(symbol, timeframe, b, err) != AN_OK)
+        return AN_ERR_INVALID;
     if (b->n == 0)
         return AN_OK;
     return s->ops->upsert_indicators(s, symbol, timeframe, b, counts, err);
+}
+
+an_code an_store_upsert_indicators_many(an_store *s, const an_series_indicators *v, size_t n,
+                                        an_err *err)
+{
+    size_t rows = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (check_batch(v[i].symbol, v[i].timeframe, &v[i].b, err) != AN_OK)
+            return an_err_prefix(err, "upsert_indicators_many refused the batch");
+        rows += v[i].b.n;
+    }
+    if (rows == 0)
+        return AN_OK;
+    if (s->ops->upsert_indicators_many)
+        return s->ops->upsert_indicators_many(s, v, n, err);
+    an_upsert_counts counts;
+    for (size_t i = 0; i < n; i++) {
+        an_code rc = v[i].b.n ? s->ops->upsert_indicators(s, v[i].symbol, v[i].timeframe, &v[i].b,
+                                                          &counts, err)
+                              : AN_OK;
+        if (rc != AN_OK)
+            return rc;
+    }
+    return AN_OK;
 }
 
 an_code an_store_get_indicators(an_store *s, const char *symbol, const char *timeframe,

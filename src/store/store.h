@@ -206,6 +206,20 @@ an_code an_store_upsert_indicators(an_store *s, const char *symbol, const char *
                                    const an_indicator_batch *b, an_upsert_counts *counts,
                                    an_err *err);
 
+/* The indicator rows of one series (an_store_upsert_indicators_many). */
+typedef struct an_series_indicators {
+    const char *symbol, *timeframe;
+    an_indicator_batch b;
+} an_series_indicators;
+
+/* an_store_upsert_indicators for n series at once, each batch checked first
+ * (nothing is written when one is bad); a (series, name, time) key at most
+ * once. PostgreSQL / TimescaleDB: one statement, atomic; DuckDB: one upsert
+ * per series. For the live path: every series' rows of a minute's close in
+ * one write, not one per series. */
+an_code an_store_upsert_indicators_many(an_store *s, const an_series_indicators *v, size_t n,
+                                        an_err *err);
+
 typedef struct an_indicator_point {
     int64_t ts;
     char name[AN_INDICATOR_NAME_MAX];

@@ -60,6 +60,9 @@ typedef an_code an_store_export_closes_fn(an_store *s, const char *source, const
                                           const char *tf, an_closes_cb cb, void *ctx, an_err *err);
 
 /* ---- indicators ---- */
+/* Many series' rows in one write (store.h); the batches are checked. */
+typedef an_code an_store_upsert_indicators_many_fn(an_store *s, const an_series_indicators *v,
+                                                   size_t n, an_err *err);
 /* Atomic batched upsert keyed by (symbol, tf, name, time); unchanged values not rewritten. */
 typedef an_code an_store_upsert_indicators_fn(an_store *s, const char *symbol, const char *tf,
                                               const an_indicator_batch *b, an_upsert_counts *counts,
@@ -151,6 +154,7 @@ typedef struct an_store_ops {
     an_store_export_closes_fn *export_closes;
     /* ---- indicators ---- */
     an_store_upsert_indicators_fn *upsert_indicators;
+    an_store_upsert_indicators_many_fn *upsert_indicators_many; /* optional: NULL falls back */
     an_store_get_indicators_fn *get_indicators;
     an_store_get_run_fn *get_run;
     an_store_put_run_fn *put_run;

@@ -372,6 +372,7 @@ an_code an_realtime_start(const an_config *cfg, an_service *svc, an_realtime **o
     wo.max_age_ms = an_config_int(cfg, AN_CFG_REALTIME_MAX_AGE) * 1000;
     wo.backoff_ms = an_config_int(cfg, AN_CFG_REALTIME_BACKOFF_MS);
     wo.backoff_max_ms = 30000;
+    wo.tick_ms = an_config_int(cfg, AN_CFG_REALTIME_TICK_MS);
     wo.cb.ctx = rt;
     wo.cb.on_kline = on_kline;
     wo.cb.on_batch = on_batch;

@@ -41,6 +41,17 @@ typedef struct closed_item {
     int64_t arrived_ms, event_ms;
 } closed_item;
 
+/* One series' indicator rows made in a writer round (its final candles'
+ * values), written with every other series' at the round's end. */
+typedef struct ind_rows {
+    size_t series;
+    int64_t *ts;
+    int *idx;
+    double *val;
+    size_t n;
+    int64_t prev_ind_from; /* the series' ind_from before these rows */
+} ind_rows;
+
 typedef struct item_vec {
     closed_item *v;
     size_t n, cap;
@@ -69,6 +80,9 @@ struct an_realtime {
     an_lag_ring lag_arrival, lag_event;
     an_lag_ring lag_receive; /* event time (E) -> the frame's arrival */
     int64_t ind_rows, ind_rebuilds, ind_errors;
+    /* the round's indicator rows, all series' in one write (writer only) */
+    ind_rows *indq;
+    size_t indq_n, indq_cap;
     int64_t last_message_ms;
     /* listeners: the live states are read by the stream thread under live_lock */
     pthread_mutex_t live_lock;

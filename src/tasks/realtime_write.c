@@ -4,10 +4,12 @@
  *
  * Each round takes the closed candles queued by the stream thread and, once
  * per AUTONAMA_REALTIME_FLUSH_MS, every series' dirty open candle; closed
- * candles go in per series, the open ones of all series in one statement
+ * candles of all series go in one write, and so do the open ones
  * (an_store_upsert_candles). After a series' final candles are written its
  * live indicator state (analytics/live.h) advances, O(1) per close, or is
- * rebuilt from the stored closes when it is stale or not contiguous.
+ * rebuilt from the stored closes when it is stale or not contiguous; the
+ * round's indicator rows of all series go in one write at its end
+ * (an_store_upsert_indicators_many).
  */
 #include <inttypes.h>
 #include <math.h>
@@ -86,13 +88,13 @@ static an_code collect_closes(void *ctx, const int64_t *ts, const double *close,
  * as `autonama indicators` computes) when it is stale or not contiguous,
  * else advanced one close at a time. Values equal the batch engine's
  * (analytics/live.h). */
-static void write_indicator_rows(an_realtime *rt, an_store *st, rt_series *s, const int64_t *ts,
-                                 const int *idx, const double *val, size_t n, int64_t through);
+static void queue_indicator_rows(an_realtime *rt, rt_series *s, const int64_t *ts, const int *idx,
+                                 const double *val, size_t n, int64_t through);
 
 /* The common case, O(1) per candle: the closes just written follow the state
  * directly and are all final. 0 when it applied. */
-static int live_step(an_realtime *rt, an_store *st, rt_series *s, int64_t final_from,
-                     const an_candle *fresh, size_t nfresh)
+static int live_step(an_realtime *rt, rt_series *s, int64_t final_from, const an_candle *fresh,
+                     size_t nfresh)
 {
     if (s->live_stale || s->live_through == INT64_MIN || !nfresh ||
         fresh[0].ts != an_timeframe_next(s->sub.timeframe, s->live_through) ||
@@ -121,7 +123,7 @@ static int live_step(an_realtime *rt, an_store *st, rt_series *s, int64_t final_
     }
     if (ts && idx && val) {
         s->live_through = fresh[nfresh - 1].ts;
-        write_indicator_rows(rt, st, s, ts, idx, val, n, s->live_through);
+        queue_indicator_rows(rt, s, ts, idx, val, n, s->live_through);
     } else {
         s->live_stale = 1;
     }
@@ -131,31 +133,102 @@ static int live_step(an_realtime *rt, an_store *st, rt_series *s, int64_t final_
     return ts && idx && val ? 0 : -1;
 }
 
-static void write_indicator_rows(an_realtime *rt, an_store *st, rt_series *s, const int64_t *ts,
-                                 const int *idx, const double *val, size_t n, int64_t through)
+/* The rows go out with every other series' at the round's end
+ * (write_indicators); ind_from moves past them now, so a later step or
+ * rebuild of the round does not make them again, and moves back if the
+ * write fails. Out of memory: the series is rebuilt next round. */
+static void queue_indicator_rows(an_realtime *rt, rt_series *s, const int64_t *ts, const int *idx,
+                                 const double *val, size_t n, int64_t through)
 {
-    const char *names[64];
-    int nout = an_live_outputs(s->live);
-    for (int k = 0; k < nout && k < 64; k++)
-        names[k] = an_live_name(s->live, k);
-    an_err err = {0};
-    an_indicator_batch b = {names, nout, ts, idx, val, n};
-    if (n &&
-        an_store_upsert_indicators(st, s->sub.symbol, s->sub.timeframe, &b, NULL, &err) != AN_OK) {
-        AN_WARN(COMPONENT, "msg=\"indicator write failed\" symbol=%s error=\"%.300s\"",
-                s->sub.symbol, err.msg);
-        s->live_stale = 1; /* the next update rebuilds and rewrites from ind_from */
+    int64_t prev = s->ind_from;
+    if (through != INT64_MIN && through >= s->ind_from)
+        s->ind_from = an_timeframe_next(s->sub.timeframe, through);
+    if (!n)
+        return;
+    ind_rows r = {(size_t)(s - rt->series),
+                  malloc(n * sizeof *ts),
+                  malloc(n * sizeof *idx),
+                  malloc(n * sizeof *val),
+                  n,
+                  prev};
+    if (rt->indq_n == rt->indq_cap) {
+        size_t cap = rt->indq_cap ? rt->indq_cap * 2 : 64;
+        ind_rows *q = realloc(rt->indq, cap * sizeof *q);
+        if (q) {
+            rt->indq = q;
+            rt->indq_cap = cap;
+        }
+    }
+    if (!r.ts || !r.idx || !r.val || rt->indq_n == rt->indq_cap) {
+        free(r.ts);
+        free(r.idx);
+        free(r.val);
+        s->ind_from = prev;
+        s->live_stale = 1;
         pthread_mutex_lock(&rt->lock);
         rt->ind_errors++;
         s->live_pending = 1;
         pthread_mutex_unlock(&rt->lock);
         return;
     }
-    if (through != INT64_MIN && through >= s->ind_from)
-        s->ind_from = an_timeframe_next(s->sub.timeframe, through);
+    memcpy(r.ts, ts, n * sizeof *ts);
+    memcpy(r.idx, idx, n * sizeof *idx);
+    memcpy(r.val, val, n * sizeof *val);
+    rt->indq[rt->indq_n++] = r;
+}
+
+/* The round's indicator rows, every series' in one write
+ * (an_store_upsert_indicators_many: at a minute's close 1,000 series were
+ * 1,000 transactions). When it fails, each series is rebuilt and its rows
+ * rewritten from where they were next round. */
+static void write_indicators(an_realtime *rt, an_store *st)
+{
+    if (!rt->indq_n)
+        return;
+    int nout = an_live_outputs(rt->series[0].live);
+    const char **names = malloc((size_t)(nout > 0 ? nout : 1) * sizeof *names);
+    an_series_indicators *v = malloc(rt->indq_n * sizeof *v);
+    an_err err = {0};
+    an_code rc = AN_ERR_NOMEM;
+    int64_t rows = 0;
+    if (names && v) {
+        for (int k = 0; k < nout; k++) /* every series has the same set */
+            names[k] = an_live_name(rt->series[0].live, k);
+        for (size_t i = 0; i < rt->indq_n; i++) {
+            const ind_rows *r = &rt->indq[i];
+            const rt_series *s = &rt->series[r->series];
+            v[i] = (an_series_indicators){
+                s->sub.symbol, s->sub.timeframe, {names, nout, r->ts, r->idx, r->val, r->n}};
+            rows += (int64_t)r->n;
+        }
+        rc = an_store_upsert_indicators_many(st, v, rt->indq_n, &err);
+    }
+    if (rc != AN_OK)
+        AN_WARN(COMPONENT, "msg=\"indicator write failed\" series=%zu error=\"%.300s\"", rt->indq_n,
+                err.msg);
+    pthread_mutex_lock(&rt->live_lock);
     pthread_mutex_lock(&rt->lock);
-    rt->ind_rows += (int64_t)n;
+    for (size_t i = 0; i < rt->indq_n; i++) {
+        ind_rows *r = &rt->indq[i];
+        rt_series *s = &rt->series[r->series];
+        if (rc != AN_OK) {
+            s->ind_from = r->prev_ind_from < s->ind_from ? r->prev_ind_from : s->ind_from;
+            s->live_stale = 1;
+            s->live_pending = 1;
+        }
+        free(r->ts);
+        free(r->idx);
+        free(r->val);
+    }
+    if (rc == AN_OK)
+        rt->ind_rows += rows;
+    else
+        rt->ind_errors++;
     pthread_mutex_unlock(&rt->lock);
+    pthread_mutex_unlock(&rt->live_lock);
+    rt->indq_n = 0;
+    free(names);
+    free(v);
 }
 
 static void live_rebuild(an_realtime *rt, an_store *st, rt_series *s, int64_t final_from);
@@ -166,7 +239,7 @@ static void live_update(an_realtime *rt, an_store *st, rt_series *s, int64_t fin
     if (!s->live || final_from == INT64_MIN)
         return;
     pthread_mutex_lock(&rt->live_lock);
-    if (live_step(rt, st, s, final_from, fresh, nfresh) != 0)
+    if (live_step(rt, s, final_from, fresh, nfresh) != 0)
         live_rebuild(rt, st, s, final_from);
     pthread_mutex_unlock(&rt->live_lock);
 }
@@ -224,7 +297,7 @@ static void live_rebuild(an_realtime *rt, an_store *st, rt_series *s, int64_t fi
     s->live_stale = !(rts && ridx && rval && nout <= 64);
     if (!s->live_stale) {
         s->live_through = v.c.n ? v.c.ts[v.c.n - 1] : INT64_MIN;
-        write_indicator_rows(rt, st, s, rts, ridx, rval, nrows, s->live_through);
+        queue_indicator_rows(rt, s, rts, ridx, rval, nrows, s->live_through);
     }
     free(rts);
     free(ridx);
@@ -435,6 +508,7 @@ static void write_round(an_realtime *rt, item_vec *todo, int flush_open)
         if (pending)
             live_update(rt, st, s, final_from, NULL, 0);
     }
+    write_indicators(rt, st);
     pthread_mutex_lock(&rt->lock);
     rt->writes += writes;
     rt->rows += rows;
@@ -473,5 +547,8 @@ void *an_rt_writer(void *arg)
     }
     pthread_mutex_unlock(&rt->lock);
     free(todo.v);
+    free(rt->indq);
+    rt->indq = NULL;
+    rt->indq_cap = 0;
     return NULL;
 }

@@ -105,18 +105,29 @@ def seq(ev_id):
 def order(base, seconds, obs):
     a = Stream(base, query(indicators="sma_20,rsi_14"), obs=obs)
     b = Stream(base, query(), obs=obs)
+    part = SYMS[1:3]  # a client of two series: only theirs, every one of theirs
+    c = Stream(base, query(symbols=part), obs=obs)
     ok(a.status == 200 and a.ctype.startswith("text/event-stream"),
        "stream: 200 text/event-stream (%d %s)" % (a.status, a.ctype))
     ta = threading.Thread(target=a.read_for, args=(seconds,))
     tb = threading.Thread(target=b.read_for, args=(seconds,))
-    ta.start(), tb.start(), ta.join(), tb.join()
-    a.close(), b.close()
+    tc = threading.Thread(target=c.read_for, args=(seconds,))
+    ta.start(), tb.start(), tc.start(), ta.join(), tb.join(), tc.join()
+    a.close(), b.close(), c.close()
     ea, eb = a.events, b.events
     ok(len(ea) >= 0.7 * seconds * len(SYMS),
        "stream: %d events in %d s for %d symbols at 1 update/s" % (len(ea), seconds, len(SYMS)))
     ok(all(e[1] == "candle" for e in ea), "stream: every event is a candle event")
     ids = [seq(e[0]) for e in ea]
     ok(ids == sorted(ids) and len(set(ids)) == len(ids), "stream: ids strictly increasing")
+    # every update is numbered, and both clients take every series: each
+    # client's ids are consecutive, whatever number of events one read of
+    # the stream (AUTONAMA_REALTIME_TICK_MS) or one send to it carried
+    for name, ev in (("a", ea), ("b", eb)):
+        got = [seq(e[0]) for e in ev]
+        ok(bool(got) and got == list(range(got[0], got[0] + len(got))),
+           "stream: client %s got every update, none missing or repeated (%d events, ids %s..%s)"
+           % (name, len(got), got[0] if got else "-", got[-1] if got else "-"))
     good = True
     last = {}
     for _, _, d in ea:
@@ -132,6 +143,16 @@ def order(base, seconds, obs):
        "stream: indicators only when asked, the ones asked")
     ok(any(d["indicators"]["sma_20"] is not None for _, _, d in ea),
        "stream: live indicator values present")
+    ec = c.events
+    ids_c = [e[0] for e in ec]
+    in_a = set(e[0] for e in ea)
+    # over the ids both a and c were connected for
+    lo = max(seq(ea[0][0]), seq(ec[0][0])) if ea and ec else 0
+    hi = min(seq(ea[-1][0]), seq(ec[-1][0])) if ea and ec else -1
+    want_c = [e[0] for e in ea if e[2]["symbol"] in part and lo <= seq(e[0]) <= hi]
+    ok(bool(ec) and set(d["symbol"] for _, _, d in ec) == set(part)
+       and [i for i in ids_c if lo <= seq(i) <= hi] == want_c and all(i in in_a for i in want_c),
+       "stream: a client of %s got exactly their updates, in order (%d events)" % (part, len(ec)))
     # two clients: the same updates, the same order (over the time both were connected)
     ib = [e[0] for e in eb]
     common = [e[0] for e in ea if e[0] in set(ib)]

@@ -6,6 +6,7 @@
  * starts from an empty schema. The same assertions hold on every backend.
  */
 #include <libpq-fe.h>
+#include <math.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -227,6 +228,75 @@ static void test_indicator_writes_mixed(void)
     an_indicator_points_free(&got);
     ind_rows_free(&first);
     ind_rows_free(&second);
+    an_store_close(s);
+}
+
+/* The value stored for (symbol, tf, name, ts), or -1 when none is. */
+static double stored_value(an_store *s, const char *symbol, const char *tf, const char *name,
+                           int64_t ts)
+{
+    an_err err = {0};
+    an_indicator_points got = {0};
+    an_query q = an_query_all();
+    q.start_ms = ts;
+    q.end_ms = ts + 1;
+    double v = -1;
+    if (an_store_get_indicators(s, symbol, tf, name, &q, &got, &err) == AN_OK && got.n == 1)
+        v = got.v[0].value;
+    an_indicator_points_free(&got);
+    return v;
+}
+
+/* Many series' indicator rows in one write (the live path's closes): every
+ * row reads back under its own series, a second write updates the rows it
+ * repeats and adds the new ones, and a batch with one bad row writes
+ * nothing at all. */
+static void test_indicator_writes_many(void)
+{
+    an_err err = {0};
+    an_store *s = open_store();
+    const int64_t t0 = 1704067200000LL;
+    static const char *const names[2] = {"sma_20", "null"};
+    int64_t ts[4] = {t0, t0, t0 + 60000, t0 + 60000};
+    int idx[4] = {0, 1, 0, 1};
+    double a[4] = {1.25, 2.5, 3.75, 0.1}, b[4] = {10, 20, 30, 40}, c[2] = {7, 8};
+    static const char *const other[2] = {"rsi_14", "null"}; /* a series' own names */
+    double d[2] = {5, 6};
+    an_series_indicators v[4] = {
+        {"MANYA/USDT", "1m", {names, 2, ts, idx, a, 4}},
+        {"MANYB/USDT", "1m", {names, 2, ts, idx, b, 4}},
+        {"MANYC/USDT", "1m", {other, 2, ts, idx, d, 2}},
+        {"MANYA/USDT", "5m", {names, 2, ts, idx, c, 2}},
+    };
+    AN_CHECK_OK(an_store_upsert_indicators_many(s, v, 4, &err), err);
+    AN_CHECK(stored_value(s, "MANYC/USDT", "1m", "rsi_14", t0) == 5);
+    AN_CHECK(stored_value(s, "MANYC/USDT", "1m", "null", t0) == 6);
+    AN_CHECK(stored_value(s, "MANYC/USDT", "1m", "sma_20", t0) == -1);
+    for (int i = 0; i < 4; i++) {
+        AN_CHECK(stored_value(s, "MANYA/USDT", "1m", names[idx[i]], ts[i]) == a[i]);
+        AN_CHECK(stored_value(s, "MANYB/USDT", "1m", names[idx[i]], ts[i]) == b[i]);
+    }
+    AN_CHECK(stored_value(s, "MANYA/USDT", "5m", "sma_20", t0) == 7);
+    AN_CHECK(stored_value(s, "MANYA/USDT", "5m", "null", t0) == 8);
+    AN_CHECK(stored_value(s, "MANYA/USDT", "5m", "sma_20", t0 + 60000) == -1);
+    /* the last two rows of A again (one changed) and one new time */
+    int64_t ts2[3] = {t0 + 60000, t0 + 60000, t0 + 120000};
+    int idx2[3] = {0, 1, 0};
+    double a2[3] = {3.75, 0.30000000000000004, 5};
+    an_series_indicators again = {"MANYA/USDT", "1m", {names, 2, ts2, idx2, a2, 3}};
+    AN_CHECK_OK(an_store_upsert_indicators_many(s, &again, 1, &err), err);
+    AN_CHECK(stored_value(s, "MANYA/USDT", "1m", "null", t0 + 60000) == 0.30000000000000004);
+    AN_CHECK(stored_value(s, "MANYA/USDT", "1m", "sma_20", t0 + 120000) == 5);
+    AN_CHECK(stored_value(s, "MANYA/USDT", "1m", "sma_20", t0) == 1.25);
+    /* one value not finite in the second series: nothing of the first either */
+    double bad[1] = {NAN}, good[1] = {99};
+    int64_t t3[1] = {t0 + 180000};
+    int i3[1] = {0};
+    an_series_indicators refused[2] = {{"MANYA/USDT", "1m", {names, 2, t3, i3, good, 1}},
+                                       {"MANYB/USDT", "1m", {names, 2, t3, i3, bad, 1}}};
+    AN_CHECK(an_store_upsert_indicators_many(s, refused, 2, &err) == AN_ERR_INVALID);
+    AN_CHECK(strstr(err.msg, "not finite") != NULL);
+    AN_CHECK(stored_value(s, "MANYA/USDT", "1m", "sma_20", t0 + 180000) == -1);
     an_store_close(s);
 }
 
@@ -579,6 +649,7 @@ int main(int argc, char **argv)
     AN_RUN(test_insert_twice_and_open_candle);
     AN_RUN(test_range_queries);
     AN_RUN(test_indicator_writes_mixed);
+    AN_RUN(test_indicator_writes_many);
     AN_RUN(test_rollups_real_candles);
     AN_RUN(test_list_series);
     AN_RUN(test_invalid_input_refused);

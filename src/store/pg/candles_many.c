@@ -1,17 +1,15 @@
 /*
  * candles_many.c - the PostgreSQL backend's upsert of candles of many series
  * in one statement (an_store_upsert_candles): the live path flushes every
- * series' open candle at once. Parameters are text arrays (symbols,
- * timeframes, epoch milliseconds, and the five values as the shortest
- * decimals that read back exactly: core/numfmt.h); the catalog rows, the
+ * series' open candle at once. Parameters are arrays (symbols and
+ * timeframes as text, open times and the five values binary: nothing is
+ * formatted, the values go exactly); the catalog rows, the
  * announcements (NOTIFY) and, on plain PostgreSQL, the 1h/1d rollups of the
  * series it changed, in set form (a few statements a flush, whatever the
  * number of series), in the same transaction. Any thread; borrows one pooled
  * connection.
  */
 #include "store/pg/pg_internal.h"
-
-#include "core/numfmt.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -63,7 +61,7 @@ static const char ROLLUP_LOCK_MANY_SQL[] =
 
 /* Appends an array element: a quoted string (symbols and timeframes hold no
  * quote or backslash: validated) or a number. -1 when out of memory. */
-static int put(an_pg_buf *b, const char *s, int quote)
+int an_pg_text_array_put(an_pg_buf *b, const char *s, int quote)
 {
     size_t l = strlen(s);
     if (an_pg_buf_reserve(b, l + 4) < 0)
@@ -80,8 +78,8 @@ static int put(an_pg_buf *b, const char *s, int quote)
     return 0;
 }
 
-/* Closes an array put() filled. -1 when out of memory. */
-static int finish(an_pg_buf *b)
+/* Closes an array an_pg_text_array_put filled. -1 when out of memory. */
+int an_pg_text_array_end(an_pg_buf *b)
 {
     if (an_pg_buf_reserve(b, 2) < 0)
         return -1;
@@ -100,8 +98,21 @@ typedef struct series_change {
 
 typedef struct many_job {
     const char *const *params;
+    const int *lengths;
     int plain_pg;
 } many_job;
+
+/* Symbols and timeframes as text[] literals; the open times (int8) and the
+ * five values (float8) as binary arrays: nothing formatted, exact. */
+static const Oid MANY_TYPES[8] = {0,
+                                  0,
+                                  AN_OID_INT8_ARRAY,
+                                  AN_OID_FLOAT8_ARRAY,
+                                  AN_OID_FLOAT8_ARRAY,
+                                  AN_OID_FLOAT8_ARRAY,
+                                  AN_OID_FLOAT8_ARRAY,
+                                  AN_OID_FLOAT8_ARRAY};
+static const int MANY_FORMATS[8] = {0, 0, 1, 1, 1, 1, 1, 1};
 
 /* The rollups of the 1m series in ch (distinct: one entry per series). */
 static an_code rollups_many(PGconn *c, const series_change *ch, size_t nch, an_err *err)
@@ -126,11 +137,12 @@ static an_code rollups_many(PGconn *c, const series_change *ch, size_t nch, an_e
             char f[24], t[24];
             snprintf(f, sizeof f, "%" PRId64, from);
             snprintf(t, sizeof t, "%" PRId64, to);
-            bad = put(&a[0], ch[k].symbol, 1) < 0 || put(&a[1], f, 0) < 0 || put(&a[2], t, 0) < 0;
+            bad = an_pg_text_array_put(&a[0], ch[k].symbol, 1) < 0 ||
+                  an_pg_text_array_put(&a[1], f, 0) < 0 || an_pg_text_array_put(&a[2], t, 0) < 0;
             any = 1;
         }
         for (int k = 0; k < 3 && !bad && any; k++)
-            bad = finish(&a[k]) < 0;
+            bad = an_pg_text_array_end(&a[k]) < 0;
         if (bad)
             rc = an_err_set(err, AN_ERR_NOMEM, "upsert_candles: out of memory");
         const char *p[3] = {a[0].p, a[1].p, a[2].p};
@@ -168,7 +180,7 @@ static an_code exec_arrays(PGconn *c, const char *sql, an_pg_buf *a, int n, an_e
 {
     const char *p[5];
     for (int k = 0; k < n; k++) {
-        if (finish(&a[k]) < 0)
+        if (an_pg_text_array_end(&a[k]) < 0)
             return an_err_set(err, AN_ERR_NOMEM, "upsert_candles: out of memory");
         p[k] = a[k].p;
     }
@@ -190,10 +202,12 @@ static an_code catalog_many(PGconn *c, const series_change *ch, size_t nch, an_e
         snprintf(hi, sizeof hi, "%" PRId64, ch[k].hi);
         snprintf(cnt, sizeof cnt, "%" PRId64, ch[k].changed.inserted);
         snprintf(payload, sizeof payload, "%s %s %s %s", ch[k].symbol, ch[k].tf, lo, hi);
-        bad = put(&n, payload, 1) < 0;
+        bad = an_pg_text_array_put(&n, payload, 1) < 0;
         if (ch[k].changed.inserted > 0) {
-            bad = bad || put(&a[0], ch[k].symbol, 1) < 0 || put(&a[1], ch[k].tf, 1) < 0 ||
-                  put(&a[2], lo, 0) < 0 || put(&a[3], hi, 0) < 0 || put(&a[4], cnt, 0) < 0;
+            bad = bad || an_pg_text_array_put(&a[0], ch[k].symbol, 1) < 0 ||
+                  an_pg_text_array_put(&a[1], ch[k].tf, 1) < 0 ||
+                  an_pg_text_array_put(&a[2], lo, 0) < 0 ||
+                  an_pg_text_array_put(&a[3], hi, 0) < 0 || an_pg_text_array_put(&a[4], cnt, 0) < 0;
             any = 1;
         }
     }
@@ -264,7 +278,8 @@ static an_code many_run(PGconn *c, void *ctx, an_err *err)
     an_code rc = an_pg_exec_cmd(c, "BEGIN", "upsert_candles", err);
     if (rc != AN_OK)
         return rc;
-    PGresult *r = PQexecParams(c, UPSERT_MANY_SQL RETURNING_SQL, 8, NULL, j->params, NULL, NULL, 0);
+    PGresult *r = PQexecParams(c, UPSERT_MANY_SQL RETURNING_SQL, 8, MANY_TYPES, j->params,
+                               j->lengths, MANY_FORMATS, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         rc = an_pg_res_error(r, c, "upsert_candles", err);
         PQclear(r);
@@ -290,28 +305,41 @@ an_code an_pg_upsert_candles(an_store *s, const an_series_candle *v, size_t n, a
     pg_store *ps = s->impl;
     an_pg_buf a[8] = {{0}};
     an_code rc = AN_OK;
-    for (size_t i = 0; i < n && rc == AN_OK; i++) {
-        char num[6][40];
-        snprintf(num[0], sizeof num[0], "%" PRId64, v[i].c.ts);
-        const double *f = &v[i].c.open;
-        for (int k = 0; k < 5; k++) /* validated: finite */
-            an_num_format(f[k], num[k + 1]);
-        int bad = put(&a[0], v[i].symbol, 1) < 0 || put(&a[1], v[i].timeframe, 1) < 0;
-        for (int k = 0; k < 6 && !bad; k++)
-            bad = put(&a[k + 2], num[k], 0) < 0;
-        if (bad)
+    for (size_t i = 0; i < n && rc == AN_OK; i++)
+        if (an_pg_text_array_put(&a[0], v[i].symbol, 1) < 0 ||
+            an_pg_text_array_put(&a[1], v[i].timeframe, 1) < 0)
             rc = an_err_set(err, AN_ERR_NOMEM, "upsert_candles: out of memory");
-    }
-    const char *params[8];
-    for (int k = 0; k < 8 && rc == AN_OK; k++) {
-        if (finish(&a[k]) < 0) {
+    if (rc == AN_OK && (an_pg_text_array_end(&a[0]) < 0 || an_pg_text_array_end(&a[1]) < 0))
+        rc = an_err_set(err, AN_ERR_NOMEM, "upsert_candles: out of memory");
+    for (int k = 2; k < 8 && rc == AN_OK; k++) {
+        if (an_pg_buf_reserve(&a[k], 20 + n * 12) < 0) {
             rc = an_err_set(err, AN_ERR_NOMEM, "upsert_candles: out of memory");
             break;
         }
-        params[k] = a[k].p;
+        unsigned char *p =
+            an_pg_array_header((unsigned char *)a[k].p, k == 2 ? AN_OID_INT8 : AN_OID_FLOAT8, n);
+        for (size_t i = 0; i < n; i++) {
+            const an_candle *c = &v[i].c; /* validated: finite */
+            double x = k == 3   ? c->open
+                       : k == 4 ? c->high
+                       : k == 5 ? c->low
+                       : k == 6 ? c->close
+                                : c->volume;
+            uint64_t bits = (uint64_t)c->ts;
+            if (k > 2)
+                memcpy(&bits, &x, sizeof bits);
+            p = an_pg_copy_8(p, bits);
+        }
+        a[k].n = 20 + n * 12;
     }
     if (rc == AN_OK) {
-        many_job j = {params, s->mode == AN_STORE_POSTGRES};
+        const char *params[8];
+        int lengths[8];
+        for (int k = 0; k < 8; k++) {
+            params[k] = a[k].p;
+            lengths[k] = (int)a[k].n;
+        }
+        many_job j = {params, lengths, s->mode == AN_STORE_POSTGRES};
         rc = an_pg_with_conn(ps, many_run, &j, err);
     }
     for (int k = 0; k < 8; k++)

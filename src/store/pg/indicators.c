@@ -346,3 +346,138 @@ an_code an_pg_put_run(an_store *s, const char *symbol, const char *tf, const an_
         " excluded.digest, updated_at = excluded.updated_at",
         6, params, NULL, NULL, NULL, "save indicator run", err);
 }
+
+/* ---- many series at once (the live path's closes) ----------------------- */
+
+/* Every series' rows as binary arrays (series number, time, name number,
+ * value: nothing formatted), the series' symbols and timeframes and the
+ * names as text[] literals. */
+static const char UPSERT_MANY_SQL[] =
+    "INSERT INTO analytics.indicators AS d"
+    " (symbol, timeframe, \"timestamp\", indicator_name, indicator_value)"
+    " SELECT ($1::text[])[t.k], ($2::text[])[t.k], t.ts, ($3::text[])[t.n], t.v"
+    " FROM unnest($4::int4[], $5::timestamptz[], $6::int4[], $7::float8[]) AS t(k, ts, n, v)"
+    " ON CONFLICT (symbol, timeframe, indicator_name, \"timestamp\") DO UPDATE SET"
+    " indicator_value = excluded.indicator_value"
+    " WHERE d.indicator_value IS DISTINCT FROM excluded.indicator_value";
+static const Oid MANY_TYPES[7] = {
+    0, 0, 0, AN_OID_INT4_ARRAY, AN_OID_TIMESTAMPTZ_ARRAY, AN_OID_INT4_ARRAY, AN_OID_FLOAT8_ARRAY};
+static const int MANY_FORMATS[7] = {0, 0, 0, 1, 1, 1, 1};
+
+typedef struct many_ind {
+    const an_series_indicators *v;
+    size_t n;
+} many_ind;
+
+/* Series b's names among names (each once, appended when new): map[k] for
+ * its name k. -1 when out of memory. */
+static int map_names(const an_indicator_batch *b, const char ***names, int *nnames, int **map)
+{
+    int *m = realloc(*map, (size_t)(b->n_names ? b->n_names : 1) * sizeof *m);
+    if (m)
+        *map = m;
+    const char **nn = realloc(*names, (size_t)(*nnames + b->n_names + 1) * sizeof *nn);
+    if (nn)
+        *names = nn;
+    if (!m || !nn)
+        return -1;
+    for (int k = 0; k < b->n_names; k++) {
+        int j = 0;
+        while (j < *nnames && strcmp(nn[j], b->names[k]) != 0)
+            j++;
+        if (j == *nnames)
+            nn[(*nnames)++] = b->names[k];
+        m[k] = j;
+    }
+    return 0;
+}
+
+/* The seven parameters for the series v[from, to) (rows in all) into a.
+ * -1 when out of memory. */
+static int many_params(an_pg_buf a[7], const an_series_indicators *v, size_t from, size_t to,
+                       size_t rows)
+{
+    a[0].n = a[1].n = 0;
+    for (size_t i = from; i < to; i++)
+        if (an_pg_text_array_put(&a[0], v[i].symbol, 1) < 0 ||
+            an_pg_text_array_put(&a[1], v[i].timeframe, 1) < 0)
+            return -1;
+    if (an_pg_text_array_end(&a[0]) < 0 || an_pg_text_array_end(&a[1]) < 0)
+        return -1;
+    static const uint32_t OIDS[4] = {AN_OID_INT4, AN_OID_TIMESTAMPTZ, AN_OID_INT4, AN_OID_FLOAT8};
+    unsigned char *p[4];
+    for (int k = 0; k < 4; k++) {
+        size_t w = k % 2 ? 8 : 4;
+        a[3 + k].n = 0;
+        if (an_pg_buf_reserve(&a[3 + k], 20 + rows * (4 + w)) < 0)
+            return -1;
+        p[k] = an_pg_array_header((unsigned char *)a[3 + k].p, OIDS[k], rows);
+        a[3 + k].n = 20 + rows * (4 + w);
+    }
+    /* most often every series has the same names: the map holds */
+    const char **names = NULL;
+    int nnames = 0, *map = NULL, ok = 1;
+    for (size_t i = from; i < to && ok; i++) {
+        const an_indicator_batch *b = &v[i].b;
+        if (i == from || b->names != v[i - 1].b.names || b->n_names != v[i - 1].b.n_names)
+            ok = map_names(b, &names, &nnames, &map) == 0;
+        for (size_t r = 0; r < b->n && ok; r++) {
+            uint64_t bits;
+            memcpy(&bits, &b->value[r], sizeof bits);
+            an_pg_put_be32(p[0], 4);
+            an_pg_put_be32(p[0] + 4, (uint32_t)(i - from + 1));
+            p[1] = an_pg_copy_8(p[1], (uint64_t)(b->ts[r] * 1000 - AN_PG_EPOCH_US));
+            an_pg_put_be32(p[2], 4);
+            an_pg_put_be32(p[2] + 4, (uint32_t)(map[b->name_idx[r]] + 1));
+            p[3] = an_pg_copy_8(p[3], bits);
+            p[0] += 8;
+            p[2] += 8;
+        }
+    }
+    an_indicator_batch all = {names, nnames, NULL, NULL, NULL, 0};
+    ok = ok && names_literal(&a[2], &all) == 0;
+    free(names);
+    free(map);
+    return ok ? 0 : -1;
+}
+
+/* One statement per group of series holding up to AN_PG_WRITE_BATCH rows
+ * (one series' rows are never split), all in one transaction. */
+static an_code many_ind_run(PGconn *c, void *ctx, an_err *err)
+{
+    many_ind *j = ctx;
+    an_pg_buf a[7] = {{0}};
+    an_code rc = an_pg_exec_cmd(c, "BEGIN", "upsert indicators", err);
+    for (size_t from = 0; from < j->n && rc == AN_OK;) {
+        size_t to = from, rows = 0;
+        while (to < j->n && (to == from || rows + j->v[to].b.n <= AN_PG_WRITE_BATCH))
+            rows += j->v[to++].b.n;
+        if (many_params(a, j->v, from, to, rows) < 0) {
+            rc = an_err_set(err, AN_ERR_NOMEM, "upsert indicators: out of memory");
+            break;
+        }
+        const char *p[7];
+        int len[7];
+        for (int k = 0; k < 7; k++) {
+            p[k] = a[k].p;
+            len[k] = (int)a[k].n;
+        }
+        PGresult *r = PQexecParams(c, UPSERT_MANY_SQL, 7, MANY_TYPES, p, len, MANY_FORMATS, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            rc = an_pg_res_error(r, c, "upsert indicators", err);
+        PQclear(r);
+        from = to;
+    }
+    if (rc == AN_OK)
+        rc = an_pg_exec_cmd(c, "COMMIT", "upsert indicators", err);
+    for (int k = 0; k < 7; k++)
+        free(a[k].p);
+    return rc; /* on failure the release rolls the transaction back */
+}
+
+an_code an_pg_upsert_indicators_many(an_store *s, const an_series_indicators *v, size_t n,
+                                     an_err *err)
+{
+    many_ind j = {v, n};
+    return an_pg_with_conn(s->impl, many_ind_run, &j, err);
+}

@@ -145,6 +145,7 @@ int an_pg_buf_reserve(an_pg_buf *b, size_t more);
 #define AN_OID_FLOAT8 701
 #define AN_OID_TIMESTAMPTZ 1184
 #define AN_OID_INT4_ARRAY 1007
+#define AN_OID_INT8_ARRAY 1016
 #define AN_OID_FLOAT8_ARRAY 1022
 #define AN_OID_TIMESTAMPTZ_ARRAY 1185
 /* microseconds from the Unix epoch to PostgreSQL's (2000-01-01) */
@@ -308,6 +309,14 @@ an_code an_pg_detect(pg_store *ps, PGconn *c, an_store *s, an_err *err);
 
 /* candles_many.c: the optional op (store_impl.h's upsert_candles) */
 an_code an_pg_upsert_candles(an_store *s, const an_series_candle *v, size_t n, an_err *err);
+/* Appends an element to a text[] literal being built in b (quote: as a
+ * quoted string; the text holds no quote or backslash), and closes it. -1
+ * when out of memory. */
+int an_pg_text_array_put(an_pg_buf *b, const char *s, int quote);
+int an_pg_text_array_end(an_pg_buf *b);
+/* indicators.c: the optional op (store_impl.h's upsert_indicators_many) */
+an_code an_pg_upsert_indicators_many(an_store *s, const an_series_indicators *v, size_t n,
+                                     an_err *err);
 /* Appends the query's range, order and limit to sql as parameters $np+1...;
  * bufs hold their text and must outlive the query. Returns the new length. */
 typedef struct an_pg_range {

@@ -563,6 +563,7 @@ static const an_store_ops PG_OPS = {.try_lock = an_pg_try_lock,
                                     .release_idle = pg_release_idle,
                                     .close = pg_close,
                                     .upsert_candles = an_pg_upsert_candles,
+                                    .upsert_indicators_many = an_pg_upsert_indicators_many,
                                     .listen = an_pg_listen,
                                     /* and every op of AN_STORE_OPS: an_pg_OP */
                                     AN_STORE_OPS(AN_PG_OP)};
