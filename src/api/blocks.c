@@ -401,21 +401,111 @@ static an_code take_candles(const an_candle *v, size_t n, int64_t lo, int64_t hi
     return txt ? render(out->v + had, m, txt, err) : AN_OK;
 }
 
-/* What a query window needs from block idx: its rows in [lo, hi) appended
- * (order and *left as take's), from the cache, else from the store (and
- * kept when nothing changed the block meanwhile). */
-/* The rows of block idx in [lo, hi) into out (and txt), from the cache or
- * from the store (then kept when admitted). *passed = 1 when the block is
- * neither cached nor admitted: nothing was read, the caller reads the rest
- * of the request from the store at once. */
-static an_code from_block(an_api_blocks *b, an_store *s, const an_api_series_ref *ser, int64_t idx,
-                          int64_t lo, int64_t hi, int desc, int64_t now_ms, size_t *left,
-                          an_candles *out, an_api_rendered *txt, int *passed, an_err *err)
+#define LOAD_MAX 8 /* blocks read by one store query at most */
+
+/* One store read for a run of blocks: the ones in it this request keeps
+ * (NULL: cached or loading already, or not admitted: read, not kept). */
+typedef struct load {
+    int64_t i0;
+    int n;
+    block *mine[LOAD_MAX];
+} load;
+
+/* A new loading entry for block idx in the table (b->lock held); NULL
+ * when out of memory. */
+static block *start_load(an_api_blocks *b, const an_api_series_ref *ser, int64_t idx, uint64_t h)
+{
+    block *k = calloc(1, sizeof *k);
+    if (!k)
+        return NULL;
+    memcpy(k->symbol, ser->symbol, strlen(ser->symbol) + 1); /* lengths checked */
+    memcpy(k->tf, ser->timeframe, strlen(ser->timeframe) + 1);
+    k->idx = idx;
+    k->hash = h;
+    k->loading = 1;
+    k->hnext = b->tab[h & (b->nb - 1)];
+    b->tab[h & (b->nb - 1)] = k;
+    return k;
+}
+
+/* Keeps what ld loaded (rs[j]: block ld->i0 + j's rows) unless a write
+ * marked it dirty meanwhile or the read failed; frees the rest. */
+static void finish_load(an_api_blocks *b, load *ld, rows *rs, an_code rc, int64_t now_ms)
+{
+    pthread_mutex_lock(&b->lock);
+    for (int j = 0; j < ld->n; j++) {
+        block *k = ld->mine[j];
+        if (!k)
+            continue;
+        size_t bytes = sizeof *k + rows_bytes(&rs[j]);
+        if (k->dirty || rc != AN_OK || bytes > b->max_bytes) {
+            if (!k->dirty)
+                table_unlink(b, k);
+            block_free(k);
+            continue;
+        }
+        k->loading = 0;
+        k->loaded_ms = now_ms;
+        k->r = rs[j];
+        k->bytes = bytes;
+        memset(&rs[j], 0, sizeof rs[j]);
+        lru_front(b, k);
+        b->bytes += bytes;
+        b->nblocks++;
+        evict(b);
+    }
+    pthread_mutex_unlock(&b->lock);
+    for (int j = 0; j < ld->n; j++)
+        rows_free(&rs[j]);
+}
+
+/* Reads ld's blocks with one store query and takes their rows in [lo, hi)
+ * in the request's order (as take()); each block this request keeps is
+ * made from its rows first. */
+static an_code run_load(an_api_blocks *b, an_store *s, const an_api_series_ref *ser, load *ld,
+                        int64_t lo, int64_t hi, int desc, int64_t now_ms, size_t *left,
+                        an_candles *out, an_api_rendered *txt, an_err *err)
+{
+    const int64_t span = ser->tf_ms * AN_BLOCK_BARS;
+    an_candles got = {0};
+    rows rs[LOAD_MAX] = {{0}};
+    an_query q = {.start_ms = ld->i0 * span, .end_ms = (ld->i0 + ld->n) * span, .limit = 0};
+    an_code rc = an_store_get_ohlc(s, ser->symbol, ser->timeframe, &q, &got, err);
+    size_t at[LOAD_MAX + 1] = {0}; /* block j's rows: got.v[at[j] .. at[j + 1]) */
+    for (int j = 0, i = 0; j < ld->n; j++) {
+        while ((size_t)i < got.n && got.v[i].ts < (ld->i0 + j + 1) * span)
+            i++;
+        at[j + 1] = (size_t)i;
+    }
+    for (int t = 0; rc == AN_OK && t < ld->n; t++) {
+        int j = desc ? ld->n - 1 - t : t;
+        const an_candle *v = got.v + at[j];
+        size_t n = at[j + 1] - at[j];
+        if (!ld->mine[j])
+            rc = take_candles(v, n, lo, hi, desc, left, out, txt, err);
+        else if ((rc = rows_make(v, n, &rs[j], err)) == AN_OK)
+            rc = take(&rs[j], lo, hi, desc, left, out, txt, err);
+    }
+    an_candles_free(&got);
+    finish_load(b, ld, rs, rc, now_ms);
+    return rc;
+}
+
+/* The rows in [lo, hi) (order and *left as take's) of block idx and, when
+ * it is not cached and the request needs them, of the nblk - 1 blocks
+ * after it (before it when desc): from the cache, else with one store
+ * query for them all (the blocks admitted then kept). *used: the blocks
+ * served (1 from the cache). *passed = 1 when block idx is neither cached
+ * nor admitted: nothing was read, the caller reads the rest of the request
+ * from the store at once. */
+static an_code from_blocks(an_api_blocks *b, an_store *s, const an_api_series_ref *ser, int64_t idx,
+                           int nblk, int64_t lo, int64_t hi, int desc, int64_t now_ms, size_t *left,
+                           an_candles *out, an_api_rendered *txt, int *used, int *passed,
+                           an_err *err)
 {
     *passed = 0;
-    int64_t span = ser->tf_ms * AN_BLOCK_BARS;
+    *used = 1;
     uint64_t h = key_hash(ser->symbol, ser->timeframe, idx);
-    an_code rc = AN_OK;
     pthread_mutex_lock(&b->lock);
     block *k = find(b, ser->symbol, ser->timeframe, idx, h);
     if (k && !k->loading && ser->max_age_ms > 0 && now_ms - k->loaded_ms >= ser->max_age_ms) {
@@ -426,7 +516,7 @@ static an_code from_block(an_api_blocks *b, an_store *s, const an_api_series_ref
         b->hits++;
         lru_unlink(k);
         lru_front(b, k);
-        rc = take(&k->r, lo, hi, desc, left, out, txt, err);
+        an_code rc = take(&k->r, lo, hi, desc, left, out, txt, err);
         pthread_mutex_unlock(&b->lock);
         return rc;
     }
@@ -437,49 +527,19 @@ static an_code from_block(an_api_blocks *b, an_store *s, const an_api_series_ref
         return AN_OK;
     }
     b->misses++;
-    block *mine = NULL; /* NULL: another request is loading it; read without keeping */
-    if (!k && (mine = calloc(1, sizeof *mine))) {
-        memcpy(mine->symbol, ser->symbol, strlen(ser->symbol) + 1); /* lengths checked */
-        memcpy(mine->tf, ser->timeframe, strlen(ser->timeframe) + 1);
-        mine->idx = idx;
-        mine->hash = h;
-        mine->loading = 1;
-        mine->hnext = b->tab[h & (b->nb - 1)];
-        b->tab[h & (b->nb - 1)] = mine;
+    load ld = {.i0 = desc ? idx - nblk + 1 : idx, .n = nblk};
+    for (int j = 0; j < nblk; j++) {
+        int64_t bi = ld.i0 + j;
+        uint64_t hj = bi == idx ? h : key_hash(ser->symbol, ser->timeframe, bi);
+        block *kj = bi == idx ? k : find(b, ser->symbol, ser->timeframe, bi, hj);
+        /* block idx was admitted; a block after it is kept when admitted
+         * too, and read either way (the request needs its rows) */
+        if (!kj && (bi == idx || admit(b, hj)))
+            ld.mine[j] = start_load(b, ser, bi, hj);
     }
     pthread_mutex_unlock(&b->lock);
-
-    an_candles got = {0};
-    rows r = {0};
-    an_query q = {.start_ms = idx * span, .end_ms = (idx + 1) * span, .limit = 0};
-    rc = an_store_get_ohlc(s, ser->symbol, ser->timeframe, &q, &got, err);
-    if (rc == AN_OK && !mine) /* not kept: the rows wanted straight from what was read */
-        rc = take_candles(got.v, got.n, lo, hi, desc, left, out, txt, err);
-    else if (rc == AN_OK && (rc = rows_make(got.v, got.n, &r, err)) == AN_OK)
-        rc = take(&r, lo, hi, desc, left, out, txt, err);
-    an_candles_free(&got);
-    if (!mine)
-        return rc;
-    pthread_mutex_lock(&b->lock);
-    size_t bytes = sizeof *mine + rows_bytes(&r);
-    if (mine->dirty || rc != AN_OK || bytes > b->max_bytes) {
-        if (!mine->dirty)
-            table_unlink(b, mine);
-        block_free(mine);
-    } else {
-        mine->loading = 0;
-        mine->loaded_ms = now_ms;
-        mine->r = r;
-        mine->bytes = bytes;
-        memset(&r, 0, sizeof r);
-        lru_front(b, mine);
-        b->bytes += bytes;
-        b->nblocks++;
-        evict(b);
-    }
-    pthread_mutex_unlock(&b->lock);
-    rows_free(&r);
-    return rc;
+    *used = nblk;
+    return run_load(b, s, ser, &ld, lo, hi, desc, now_ms, left, out, txt, err);
 }
 
 /* The store's answer for [lo, hi) in q's order, at most left rows (0: no
@@ -493,6 +553,20 @@ static an_code direct(an_store *s, const an_api_series_ref *ser, const an_query 
     if (rc == AN_OK && txt)
         rc = render(out->v + had, out->n - had, txt, err);
     return rc;
+}
+
+/* left as bars, no more than LOAD_MAX blocks hold. */
+static int64_t want_bars(size_t left)
+{
+    return left < (size_t)LOAD_MAX * AN_BLOCK_BARS ? (int64_t)left : LOAD_MAX * AN_BLOCK_BARS;
+}
+
+/* n blocks, at least 1, at most LOAD_MAX and room (the walk's budget). */
+static int64_t clamp_blocks(int64_t n, int64_t room)
+{
+    n = n < room ? n : room;
+    n = n < LOAD_MAX ? n : LOAD_MAX;
+    return n < 1 ? 1 : n;
 }
 
 an_code an_api_blocks_read(an_api_blocks *b, an_store *s, const an_api_series_ref *ser,
@@ -514,19 +588,28 @@ an_code an_api_blocks_read(an_api_blocks *b, an_store *s, const an_api_series_re
     an_code rc = AN_OK;
     if (!q->descending) {
         int64_t idx = floordiv(first, span);
-        for (int64_t walked = 0; left > 0; walked++, idx++) {
+        for (int64_t walked = 0; left > 0;) {
             int64_t lo = idx * span > q->start_ms ? idx * span : q->start_ms;
             if (lo >= q->end_ms)
                 return AN_OK;
-            if (idx >= open_idx || walked == max_blocks)
+            if (idx >= open_idx || walked >= max_blocks)
                 return direct(s, ser, q, lo, q->end_ms, left, out, txt, err);
-            int passed;
-            rc =
-                from_block(b, s, ser, idx, lo, q->end_ms, 0, now_ms, &left, out, txt, &passed, err);
+            /* the closed blocks the rest of the request reaches (no gaps) */
+            int64_t last = floordiv(q->end_ms - 1, span);
+            int64_t bars = (lo - idx * span) / ser->tf_ms + want_bars(left);
+            int64_t reach = idx + (bars - 1) / AN_BLOCK_BARS;
+            last = reach < last ? reach : last;
+            last = last < open_idx - 1 ? last : open_idx - 1;
+            int nblk = (int)clamp_blocks(last - idx + 1, max_blocks - walked);
+            int used, passed;
+            rc = from_blocks(b, s, ser, idx, nblk, lo, q->end_ms, 0, now_ms, &left, out, txt, &used,
+                             &passed, err);
             if (rc != AN_OK)
                 return rc;
             if (passed)
                 return direct(s, ser, q, lo, q->end_ms, left, out, txt, err);
+            walked += used;
+            idx += used;
         }
         return AN_OK;
     }
@@ -540,16 +623,25 @@ an_code an_api_blocks_read(an_api_blocks *b, an_store *s, const an_api_series_re
         hi = lo;
     }
     int64_t idx = floordiv(hi - 1, span);
-    for (int64_t walked = 0; left > 0 && hi > first; walked++, idx--) {
-        if (walked == max_blocks)
+    for (int64_t walked = 0; left > 0 && hi > first;) {
+        if (walked >= max_blocks)
             return direct(s, ser, q, q->start_ms, hi, left, out, txt, err);
-        int passed;
-        rc = from_block(b, s, ser, idx, q->start_ms, hi, 1, now_ms, &left, out, txt, &passed, err);
+        int64_t low = floordiv(first, span);
+        /* the bars of block idx under hi, then left rows down from there */
+        int64_t under = (hi - idx * span + ser->tf_ms - 1) / ser->tf_ms;
+        int64_t reach = idx + floordiv(under - want_bars(left), AN_BLOCK_BARS);
+        low = reach > low ? reach : low;
+        int nblk = (int)clamp_blocks(idx - low + 1, max_blocks - walked);
+        int used, passed;
+        rc = from_blocks(b, s, ser, idx, nblk, q->start_ms, hi, 1, now_ms, &left, out, txt, &used,
+                         &passed, err);
         if (rc != AN_OK)
             return rc;
         if (passed)
             return direct(s, ser, q, q->start_ms, hi, left, out, txt, err);
-        hi = idx * span;
+        walked += used;
+        idx -= used;
+        hi = (idx + 1) * span;
     }
     return AN_OK;
 }
