@@ -17,8 +17,10 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/market.h"
 
@@ -114,6 +116,33 @@ an_api_blocks *an_api_blocks_new(size_t max_bytes)
     b->lru.next = b->lru.prev = &b->lru;
     pthread_mutex_init(&b->lock, NULL);
     return b;
+}
+
+size_t an_api_blocks_size_for(uint64_t usable_bytes)
+{
+    const uint64_t lo = (uint64_t)64 << 20, hi = (uint64_t)4096 << 20;
+    uint64_t n = usable_bytes / 8;
+    n = n < lo ? lo : n > hi ? hi : n;
+    return (size_t)(n >> 20) << 20;
+}
+
+size_t an_api_blocks_default_bytes(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    uint64_t usable = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+    /* a container's limit (cgroup v2, then v1) when lower */
+    const char *limits[] = {"/sys/fs/cgroup/memory.max",
+                            "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        FILE *f = fopen(limits[i], "r");
+        unsigned long long v;
+        if (!f)
+            continue;
+        if (fscanf(f, "%llu", &v) == 1 && v > 0 && (usable == 0 || v < usable))
+            usable = v; /* "max" (no limit) reads as no number */
+        fclose(f);
+    }
+    return an_api_blocks_size_for(usable);
 }
 
 void an_api_rendered_free(an_api_rendered *r)

@@ -34,6 +34,12 @@ typedef struct an_api_blocks an_api_blocks;
 an_api_blocks *an_api_blocks_new(size_t max_bytes);
 void an_api_blocks_free(an_api_blocks *b);
 
+/* The default size (AUTONAMA_HTTP_BLOCK_CACHE_MB -1): an eighth of the
+ * memory this process may use (physical memory, or the cgroup's limit when
+ * lower), at least 64 MiB and at most 4 GiB. */
+size_t an_api_blocks_default_bytes(void);
+size_t an_api_blocks_size_for(uint64_t usable_bytes);
+
 /* The series a read is for, as the catalog knows it. */
 typedef struct an_api_series_ref {
     const char *symbol, *timeframe; /* stored as such in trading.ohlc_data */

@@ -417,6 +417,20 @@ static void test_write_while_loading(void)
     an_store_close(s);
 }
 
+/* The default size follows the memory: an eighth, 64 MiB to 4 GiB, whole
+ * MiB; and what this machine gets is within those bounds. */
+static void test_default_size(void)
+{
+    const uint64_t mib = (uint64_t)1 << 20;
+    AN_CHECK_INT(an_api_blocks_size_for(0), 64 * mib);         /* unknown: the floor */
+    AN_CHECK_INT(an_api_blocks_size_for(256 * mib), 64 * mib); /* a small machine */
+    AN_CHECK_INT(an_api_blocks_size_for(2048 * mib), 256 * mib);
+    AN_CHECK_INT(an_api_blocks_size_for(24 * 1024 * mib + 5), 3072 * mib);
+    AN_CHECK_INT(an_api_blocks_size_for(256 * 1024 * mib), 4096 * mib); /* the cap */
+    size_t here = an_api_blocks_default_bytes();
+    AN_CHECK_MSG(here >= 64 * mib && here <= 4096 * mib && here % mib == 0, "%zu bytes", here);
+}
+
 int main(int argc, char **argv)
 {
     int rc = an_test_backend_init(&be, argc, argv, "blocks");
@@ -432,6 +446,7 @@ int main(int argc, char **argv)
         nq = 6;
 #endif
     an_test_backend_reset(&be);
+    AN_RUN(test_default_size);
     AN_RUN(test_same_as_store);
     AN_RUN(test_evictions);
     AN_RUN(test_admission);
