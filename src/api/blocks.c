@@ -100,10 +100,10 @@ an_api_blocks *an_api_blocks_new(size_t max_bytes)
         free(b);
         return NULL;
     }
-    /* about a tenth as many slots as the blocks that fit (~200 KB each
-     * with their text): see admit() */
+    /* about a tenth as many slots as the blocks that fit (~90 KB each
+     * with their times and text): see admit() */
     size_t ng = 64;
-    while (ng < max_bytes / (2048 * 1024) && ng < ((size_t)1 << 20))
+    while (ng < max_bytes / (1024 * 1024) && ng < ((size_t)1 << 20))
         ng <<= 1;
     if (!(b->ghost = calloc(ng, sizeof *b->ghost))) {
         free(b->tab);
