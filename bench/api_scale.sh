@@ -19,6 +19,10 @@
 #                                               scripts/run-bench api_scale)
 # Environment: AN_BENCH_ROWS (1000000: the candles of all 4 symbols together),
 # AN_BENCH_SECONDS (10), AN_BENCH_CONNECTIONS (64), AN_BENCH_THREADS (2),
+# AN_BENCH_WARM (2: seconds of the same load before each measure),
+# AN_BENCH_BLOCK_MB (unset: the block cache's default size; /metrics'
+# autonama_http_block_max_bytes is printed), AN_BENCH_TMP (/tmp: where the
+# generated files and the DuckDB store go, removed at the end),
 # AN_BENCH_DUCKDB_READERS (e.g. "1 4": DuckDB with the reply cache off once per
 # AUTONAMA_DUCKDB_READERS value, same run, with the ratio to the first; unset:
 # once, with the default).
@@ -46,7 +50,10 @@ if ! "$PEER_VENV/bin/python" -c 'import fastapi, uvicorn, psycopg2' 2>/dev/null;
         { echo "bench/api_scale: could not install bench/peer/requirements.txt" >&2; exit 1; }
 fi
 
-work=$(mktemp -d /tmp/autonama-bench-scale.XXXXXX)
+PY=$root/.deps/venv/bin/python # with duckdb (the generator and the DuckDB checks)
+"$PY" -c 'import duckdb' 2>/dev/null || { echo "bench/api_scale: $PY has no duckdb (scripts/bootstrap)" >&2; exit 1; }
+WARM=${AN_BENCH_WARM:-2}
+work=$(mktemp -d "${AN_BENCH_TMP:-/tmp}/autonama-bench-scale.XXXXXX")
 pids=()
 cleanup() {
     local p
@@ -66,26 +73,39 @@ stop_all() {
     pids=()
 }
 
-# ROWS/NSYM 1m candles per symbol (random walks), freqtrade JSON files
+# ROWS/NSYM 1m candles per symbol (random walks), one CSV with a header per
+# symbol, written by DuckDB (.deps/venv's duckdb, pinned by scripts/bootstrap):
+# 50 million candles in about 2 minutes, where a Python loop writing JSON
+# took 5 minutes for 10 million
 PER=$((ROWS / NSYM))
 T0=1577836800000 # 2020-01-01
-python3 - "$work" "$PER" "$NSYM" "$T0" <<'PY'
-import json, random, sys
+t_gen=$SECONDS
+"$PY" - "$work" "$PER" "$NSYM" "$T0" <<'PY'
+import sys, duckdb
 work, n, nsym, t0 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+con = duckdb.connect()
+con.execute("SET threads = 2")
 for k in range(nsym):
-    random.seed(100 + k)
-    p, rows = 1000.0 * (k + 1), []
-    for i in range(n):
-        o = p
-        c = max(1.0, o + random.gauss(0, o * 0.001))
-        h = max(o, c) + abs(random.gauss(0, o * 0.0005))
-        l = min(o, c) - abs(random.gauss(0, o * 0.0005))
-        rows.append([t0 + i * 60000, round(o, 2), round(h, 2), round(l, 2), round(c, 2),
-                     round(random.uniform(0.1, 50), 6)])
-        p = c
-    with open(f"{work}/S{k}_USDT-1m.json", "w") as f:
-        json.dump(rows, f)
+    base = 1000.0 * (k + 1)
+    # a log-normal walk of the close (Box-Muller normals, 0.1% a minute);
+    # open the previous close, high and low around them, all to 2 decimals
+    con.execute(f"""
+COPY (
+  WITH r AS (SELECT i, sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()) AS z,
+                    random() AS u1, random() AS u2, random() AS uv FROM range({n}) t(i)),
+  w AS (SELECT i, u1, u2, uv,
+               {base} * exp(0.001 * sum(z) OVER (ORDER BY i ROWS UNBOUNDED PRECEDING)) AS c
+        FROM r),
+  x AS (SELECT i, u1, u2, uv, round(coalesce(lag(c) OVER (ORDER BY i), {base}), 2) AS o,
+               round(greatest(c, 1.0), 2) AS c FROM w)
+  SELECT {t0} + i * 60000 AS timestamp, o AS open,
+         round(greatest(o, c) * (1 + 0.0005 * u1), 2) AS high,
+         round(least(o, c) * (1 - 0.0005 * u2), 2) AS low, c AS close,
+         round(0.1 + 49.9 * uv, 6) AS volume
+  FROM x ORDER BY i
+) TO '{work}/S{k}_USDT-1m.csv' (HEADER, DELIMITER ',')""")
 PY
+echo "# $ROWS candles generated in $((SECONDS - t_gen)) s"
 
 # wrk's Lua: a random symbol and start per request; counts non-2xx itself
 cat >"$work/varied.lua" <<EOF
@@ -126,8 +146,8 @@ PY
 
 # check_rows BASE MODE: 20 random URLs, candles equal to the store's rows
 check_rows() {
-    python3 - "$1" "$2" "$work" "$NSYM" "$T0" "$PER" <<'PY'
-import json, os, random, subprocess, sys, urllib.request
+    "$PY" - "$1" "$2" "$work" "$NSYM" "$T0" "$PER" <<'PY'
+import duckdb, json, os, random, subprocess, sys, urllib.request
 base, mode, work, nsym, t0, per = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 random.seed(7)
 files = {}
@@ -145,10 +165,9 @@ for i in range(20):
                              text=True, check=True).stdout.split()
         want = [tuple([int(r.split(",")[0])] + [float(x) for x in r.split(",")[1:]]) for r in out]
     else:
-        if s not in files:
-            files[s] = json.load(open(f"{work}/S{s}_USDT-1m.json"))
-        k = (start - t0) // 60000
-        want = [tuple([r[0]] + [float(x) for x in r[1:]]) for r in files[s][k:k + 500]]
+        want = [tuple([int(r[0])] + [float(x) for x in r[1:]]) for r in duckdb.sql(
+            f"SELECT * FROM read_csv('{work}/S{s}_USDT-1m.csv', header = true) "
+            f"WHERE timestamp >= {start} ORDER BY timestamp LIMIT 500").fetchall()]
     if got != want:
         print(f"bench/api_scale: {url}: {len(got)} candles differ from the store's {len(want)}")
         sys.exit(1)
@@ -206,7 +225,10 @@ bench_mode() {
     fi
     "$BIN" migrate >/dev/null
     local t0=$SECONDS
-    "$BIN" import "$work"/S*_USDT-1m.json >/dev/null
+    local k
+    for k in $(seq 0 $((NSYM - 1))); do
+        "$BIN" import --symbol "S$k/USDT" --timeframe 1m "$work/S${k}_USDT-1m.csv" >/dev/null
+    done
     [ "$mode" = postgres ] && psql -X -q -c "VACUUM (ANALYZE) trading.ohlc_data" >/dev/null
     echo "# $mode: $ROWS candles ($NSYM symbols) imported in $((SECONDS - t0)) s"
 
@@ -226,6 +248,7 @@ bench_mode() {
         local env=(AUTONAMA_HTTP_ADDR=127.0.0.1:$port)
         [ "$cache" = off ] && env+=(AUTONAMA_HTTP_CACHE_TTL_MS=0)
         [ "$blocks" = 0 ] && env+=(AUTONAMA_HTTP_BLOCK_CACHE_MB=0)
+        [ "$blocks" != 0 ] && [ -n "${AN_BENCH_BLOCK_MB:-}" ] && env+=(AUTONAMA_HTTP_BLOCK_CACHE_MB=$AN_BENCH_BLOCK_MB)
         [ -n "$readers" ] && env+=(AUTONAMA_DUCKDB_READERS=$readers)
         env "${env[@]}" "$BIN" serve >/dev/null 2>"$work/serve.err" &
         pids+=($!)
@@ -233,7 +256,8 @@ bench_mode() {
         wait_url "$url" || { echo "bench/api_scale: serve did not answer:" >&2; cat "$work/serve.err" >&2; return 1; }
         check_rows "http://127.0.0.1:$port" "$mode"
         curl -s -o "$work/body.json" "$url"
-        wrk -t"$THREADS" -c"$CONNS" -d2s -s "$work/varied.lua" "http://127.0.0.1:$port" >/dev/null 2>&1
+        wrk -t"$THREADS" -c"$CONNS" -d"${WARM}s" -s "$work/varied.lua" "http://127.0.0.1:$port" >/dev/null 2>&1
+        echo "# $mode $who: load average $(cut -d' ' -f1-3 /proc/loadavg)"
         results+=("$mode $who $(run_wrk "http://127.0.0.1:$port" "$work/varied.lua")")
         if ! kill -0 "${pids[-1]}" 2>/dev/null; then
             echo "bench/api_scale: serve died under the load ($who):" >&2
@@ -241,20 +265,21 @@ bench_mode() {
             results+=("$mode $who-DIED 0 0 0 1")
         else
             check_rows "http://127.0.0.1:$port" "$mode" # the rows again, from a warm cache
-            curl -s "http://127.0.0.1:$port/metrics" | grep -E '^autonama_http_block_(hits|misses|passed|evictions)_total|^autonama_http_block_bytes' |
+            curl -s "http://127.0.0.1:$port/metrics" | grep -E '^autonama_http_block_(hits|misses|passed|evictions)_total|^autonama_http_block_(bytes|count|max_bytes) ' |
                 tr '\n' ' ' | sed "s/^/# $mode $who: /" && echo
         fi
         stop_all
     done
     if [ "$mode" = postgres ]; then
         port=$(free_port)
-        (cd "$root/bench/peer" && exec "$PEER_VENV/bin/uvicorn" app:app --host 127.0.0.1 --port "$port" \
+        (cd "$root/bench/peer" && exec "$PEER_VENV/bin/python" -m uvicorn app:app --host 127.0.0.1 --port "$port" \
             --workers 2 --log-level warning) 2>"$work/peer.err" &
         pids+=($!)
         wait_url "http://127.0.0.1:$port/api/v1/data/ohlc?symbol=S0/USDT&timeframe=1m&limit=500&order=asc&start=$T0" ||
             { echo "bench/api_scale: the peer did not answer:" >&2; cat "$work/peer.err" >&2; return 1; }
         check_rows "http://127.0.0.1:$port" "$mode"
-        wrk -t"$THREADS" -c"$CONNS" -d2s -s "$work/varied.lua" "http://127.0.0.1:$port" >/dev/null 2>&1
+        wrk -t"$THREADS" -c"$CONNS" -d"${WARM}s" -s "$work/varied.lua" "http://127.0.0.1:$port" >/dev/null 2>&1
+        echo "# $mode peer-fastapi: load average $(cut -d' ' -f1-3 /proc/loadavg)"
         results+=("$mode peer-fastapi $(run_wrk "http://127.0.0.1:$port" "$work/varied.lua")")
         stop_all
     fi

@@ -87,6 +87,14 @@ void an_api_put_double(an_api_reply *rp, double v);
  * "open":..,"high":..,"low":..,"close":..,"volume":.. (the ohlc route and
  * the stream's events). */
 void an_api_put_candle(an_api_reply *rp, const an_candle *k);
+/* an_api_put_candle's text in two parts, written at p: the head
+ * ("timestamp":"...","ts":N, at most AN_API_CANDLE_HEAD_MAX bytes) and the
+ * tail (,"open":...,"volume":X, at most AN_API_CANDLE_MAX minus that);
+ * each returns its length (no NUL). The block cache keeps tails only. */
+#define AN_API_CANDLE_HEAD_MAX 96
+#define AN_API_CANDLE_MAX (AN_API_CANDLE_HEAD_MAX + 5 * 48)
+size_t an_api_candle_head(int64_t ts, char *p);
+size_t an_api_candle_tail(const an_candle *k, char *p);
 
 /* Replaces the body with {"error": msg, "status": status, "parameter": param}
  * (parameter left out when NULL). */

@@ -3,7 +3,7 @@
  * (issue 12), internal to src/api/: a stored series' candles are cut into
  * blocks of AN_BLOCK_BARS bars of its timeframe, aligned on the Unix epoch;
  * a block wholly older than the series' newest stored candle (closed) is
- * read from the store once and kept with its rows' JSON, so a candle read
+ * read from the store once and kept as its rows' times and JSON, so a candle read
  * touches the store only for the newest block (and for blocks not cached
  * yet) and prints only the rows no block holds. Replies are the store's own
  * answer, row for row (an_store_get_ohlc's order, range and limit).
@@ -34,6 +34,12 @@ typedef struct an_api_blocks an_api_blocks;
 an_api_blocks *an_api_blocks_new(size_t max_bytes);
 void an_api_blocks_free(an_api_blocks *b);
 
+/* The default size (AUTONAMA_HTTP_BLOCK_CACHE_MB -1): an eighth of the
+ * memory this process may use (physical memory, or the cgroup's limit when
+ * lower), at least 64 MiB and at most 4 GiB. */
+size_t an_api_blocks_default_bytes(void);
+size_t an_api_blocks_size_for(uint64_t usable_bytes);
+
 /* The series a read is for, as the catalog knows it. */
 typedef struct an_api_series_ref {
     const char *symbol, *timeframe; /* stored as such in trading.ohlc_data */
@@ -57,12 +63,14 @@ typedef struct an_api_rendered {
 
 void an_api_rendered_free(an_api_rendered *r);
 
-/* Candles of the series under q, appended to out: exactly what
+/* Candles of the series under q, appended to out: exactly the rows
  * an_store_get_ohlc(s, symbol, timeframe, q) appends, with closed blocks
  * taken from the cache (and kept there when read now). When txt is not
- * NULL, each row's JSON is appended to it too (a closed block keeps its
- * rows' text, so most rows are copied, not printed). now_ms is the clock
- * the ages follow. */
+ * NULL, each row's JSON is appended to it (a closed block keeps its rows'
+ * text, so most rows are copied, not printed) and out's rows carry only
+ * their ts (the other fields are unspecified: the numbers are in the
+ * text); without txt, out gets whole candles. now_ms is the clock the ages
+ * follow. */
 an_code an_api_blocks_read(an_api_blocks *b, an_store *s, const an_api_series_ref *ser,
                            const an_query *q, int64_t now_ms, an_candles *out, an_api_rendered *txt,
                            an_err *err);

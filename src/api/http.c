@@ -846,9 +846,10 @@ an_code an_http_start_with(const an_config *cfg, an_service *svc, const an_http_
     atomic_store(&h->store_up, -1);
     h->max_head = (size_t)an_config_int(cfg, AN_CFG_HTTP_MAX_HEADERS);
     an_admission_init(&h->adm, cfg);
-    size_t block_mb = (size_t)an_config_int(cfg, AN_CFG_HTTP_BLOCK_CACHE_MB);
+    long block_mb = an_config_int(cfg, AN_CFG_HTTP_BLOCK_CACHE_MB);
+    size_t block_bytes = block_mb < 0 ? an_api_blocks_default_bytes() : (size_t)block_mb << 20;
     if (!(h->state = an_api_state_new()) || !(h->unavailable = an_reply_unavailable_new()) ||
-        (block_mb && !(h->blocks = an_api_blocks_new(block_mb << 20))))
+        (block_bytes && !(h->blocks = an_api_blocks_new(block_bytes))))
         rc = an_err_set(err, AN_ERR_NOMEM, "out of memory");
     else
         rc = an_http_guard_new((int)an_config_int(cfg, AN_CFG_HTTP_MAX_CONNECTIONS_PER_CLIENT),

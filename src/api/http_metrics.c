@@ -43,28 +43,32 @@ static void blocks_metrics(an_http_server *h, an_api_reply *rp)
 {
     an_api_blocks_stats st;
     an_api_blocks_get_stats(h->blocks, &st);
-    an_api_printf(rp,
-                  "# HELP autonama_http_block_hits_total Closed candle blocks served from the "
-                  "block cache.\n# TYPE autonama_http_block_hits_total counter\n"
-                  "autonama_http_block_hits_total %" PRIu64 "\n"
-                  "# HELP autonama_http_block_misses_total Closed candle blocks read from the "
-                  "store.\n# TYPE autonama_http_block_misses_total counter\n"
-                  "autonama_http_block_misses_total %" PRIu64 "\n"
-                  "# HELP autonama_http_block_evictions_total Blocks evicted to stay within "
-                  "AUTONAMA_HTTP_BLOCK_CACHE_MB.\n# TYPE autonama_http_block_evictions_total "
-                  "counter\nautonama_http_block_evictions_total %" PRIu64 "\n"
-                  "# HELP autonama_http_block_passed_total Blocks missed and not kept (the "
-                  "full cache's admission rule): read from the store with the request.\n"
-                  "# TYPE autonama_http_block_passed_total counter\n"
-                  "autonama_http_block_passed_total %" PRIu64 "\n"
-                  "# HELP autonama_http_block_dropped_total Blocks dropped by writes heard.\n"
-                  "# TYPE autonama_http_block_dropped_total counter\n"
-                  "autonama_http_block_dropped_total %" PRIu64 "\n"
-                  "# HELP autonama_http_block_bytes Bytes held by the block cache.\n"
-                  "# TYPE autonama_http_block_bytes gauge\nautonama_http_block_bytes %" PRIu64
-                  "\n# HELP autonama_http_block_count Blocks held by the block cache.\n"
-                  "# TYPE autonama_http_block_count gauge\nautonama_http_block_count %" PRIu64 "\n",
-                  st.hits, st.misses, st.evictions, st.passed, st.dropped, st.bytes, st.blocks);
+    an_api_printf(
+        rp,
+        "# HELP autonama_http_block_hits_total Closed candle blocks served from the "
+        "block cache.\n# TYPE autonama_http_block_hits_total counter\n"
+        "autonama_http_block_hits_total %" PRIu64 "\n"
+        "# HELP autonama_http_block_misses_total Closed candle blocks read from the "
+        "store.\n# TYPE autonama_http_block_misses_total counter\n"
+        "autonama_http_block_misses_total %" PRIu64 "\n"
+        "# HELP autonama_http_block_evictions_total Blocks evicted to stay within "
+        "AUTONAMA_HTTP_BLOCK_CACHE_MB.\n# TYPE autonama_http_block_evictions_total "
+        "counter\nautonama_http_block_evictions_total %" PRIu64 "\n"
+        "# HELP autonama_http_block_passed_total Blocks missed and not kept (the "
+        "full cache's admission rule): read from the store with the request.\n"
+        "# TYPE autonama_http_block_passed_total counter\n"
+        "autonama_http_block_passed_total %" PRIu64 "\n"
+        "# HELP autonama_http_block_dropped_total Blocks dropped by writes heard.\n"
+        "# TYPE autonama_http_block_dropped_total counter\n"
+        "autonama_http_block_dropped_total %" PRIu64 "\n"
+        "# HELP autonama_http_block_bytes Bytes held by the block cache.\n"
+        "# TYPE autonama_http_block_bytes gauge\nautonama_http_block_bytes %" PRIu64
+        "\n# HELP autonama_http_block_count Blocks held by the block cache.\n"
+        "# TYPE autonama_http_block_count gauge\nautonama_http_block_count %" PRIu64 "\n"
+        "# HELP autonama_http_block_max_bytes The block cache's size "
+        "(AUTONAMA_HTTP_BLOCK_CACHE_MB, or what -1 chose).\n"
+        "# TYPE autonama_http_block_max_bytes gauge\nautonama_http_block_max_bytes %" PRIu64 "\n",
+        st.hits, st.misses, st.evictions, st.passed, st.dropped, st.bytes, st.blocks, st.max_bytes);
 }
 
 void an_http_metrics_render(an_http_server *h, an_api_reply *rp)

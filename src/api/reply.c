@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <zlib.h>
 
+#include "core/market.h"
 #include "core/numfmt.h"
 #include "core/utf8.h"
 
@@ -129,20 +130,60 @@ void an_api_put_double(an_api_reply *rp, double v)
     rp->len += n;
 }
 
+/* Writes "key":v of a double (null for NaN and infinities) at p. */
+static char *put_num(char *p, const char *key, size_t klen, double v)
+{
+    memcpy(p, key, klen);
+    p += klen;
+    size_t n = an_num_format(v, p);
+    if (n == 0) { /* JSON has no NaN or infinity */
+        memcpy(p, "null", 4);
+        n = 4;
+    }
+    return p + n;
+}
+
+#define KEY(s) s, sizeof s - 1
+
+size_t an_api_candle_head(int64_t ts, char *p)
+{
+    char *p0 = p;
+    memcpy(p, "\"timestamp\":\"", 13);
+    p += 13;
+    p += an_time_format_iso(ts, p);
+    memcpy(p, "\",\"ts\":", 7);
+    p += 7;
+    char digits[24];
+    uint64_t u = ts < 0 ? 0 - (uint64_t)ts : (uint64_t)ts;
+    size_t nd = 0;
+    do
+        digits[nd++] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (ts < 0)
+        *p++ = '-';
+    while (nd)
+        *p++ = digits[--nd];
+    return (size_t)(p - p0);
+}
+
+size_t an_api_candle_tail(const an_candle *k, char *p)
+{
+    char *p0 = p;
+    p = put_num(p, KEY(",\"open\":"), k->open);
+    p = put_num(p, KEY(",\"high\":"), k->high);
+    p = put_num(p, KEY(",\"low\":"), k->low);
+    p = put_num(p, KEY(",\"close\":"), k->close);
+    p = put_num(p, KEY(",\"volume\":"), k->volume);
+    return (size_t)(p - p0);
+}
+
 void an_api_put_candle(an_api_reply *rp, const an_candle *k)
 {
-    char t[40];
-    an_api_printf(rp, "\"timestamp\":\"%s\",\"ts\":%" PRId64 ",\"open\":",
-                  an_time_format(k->ts, t, sizeof t), k->ts);
-    an_api_put_double(rp, k->open);
-    an_api_puts(rp, ",\"high\":");
-    an_api_put_double(rp, k->high);
-    an_api_puts(rp, ",\"low\":");
-    an_api_put_double(rp, k->low);
-    an_api_puts(rp, ",\"close\":");
-    an_api_put_double(rp, k->close);
-    an_api_puts(rp, ",\"volume\":");
-    an_api_put_double(rp, k->volume);
+    /* one row of a reply of thousands: written into one buffer, no printf */
+    char row[AN_API_CANDLE_MAX];
+    size_t n = an_api_candle_head(k->ts, row);
+    n += an_api_candle_tail(k, row + n);
+    an_api_put(rp, row, n);
 }
 
 void an_api_error(an_api_reply *rp, unsigned status, const char *param, const char *fmt, ...)

@@ -457,9 +457,9 @@ static void h_ohlc(const an_api_request *rq, an_api_reply *rp)
     an_indicator_points pts = {0};
     an_err e = {0};
     /* the rows' JSON comes with them from the block cache (copied, not
-     * printed) when nothing else goes into a row's object */
+     * printed; the rows then carry their times only) */
     an_api_rendered txt = {0};
-    an_api_rendered *tp = rq->blocks && nn == 0 && plan.source == AN_TF_STORED ? &txt : NULL;
+    an_api_rendered *tp = rq->blocks && plan.source == AN_TF_STORED ? &txt : NULL;
     /* newest first with a limit and no start (the common request): read
      * only the window the limit can reach from the newest stored candle, so
      * the store scans limit rows, not the whole series; when gaps leave it
@@ -511,7 +511,7 @@ static void h_ohlc(const an_api_request *rq, an_api_reply *rp)
     for (size_t j = 0; j < cs.n; j++) {
         const an_candle *x = &cs.v[j];
         an_api_puts(rp, j ? ",{" : "{");
-        if (tp && txt.n == cs.n) {
+        if (tp) { /* txt.n == cs.n: an_api_blocks_read gives both */
             size_t from = j ? txt.end[j - 1] : 0;
             an_api_put(rp, txt.buf.body + from, txt.end[j] - from);
         } else

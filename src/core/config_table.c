@@ -336,10 +336,13 @@ const an_cfg_def an_cfg_table[AN_CFG__COUNT] = {
         {.env = "AUTONAMA_HTTP_BLOCK_CACHE_MB",
          .flag = "http-block-cache-mb",
          .type = T_INT,
-         .def = "256",
+         .def = "-1",
+         .min = -1,
          .max = 65536,
          .help = "HTTP: MiB of closed candle history kept in blocks of 1024 bars per series "
-                 "(least recently used out; a write drops the blocks it touches); 0: off"},
+                 "(least recently used out; a write drops the blocks it touches; about 90 "
+                 "bytes a candle); -1: an eighth of the memory the process may use (physical "
+                 "or its cgroup's limit), 64 to 4096; 0: off"},
     [AN_CFG_HTTP_MAX_LIMIT] = {.env = "AUTONAMA_HTTP_MAX_LIMIT",
                                .flag = "http-max-limit",
                                .type = T_INT,

@@ -267,8 +267,69 @@ an_code an_candles_validate(const char *symbol, const char *tf, const an_candle 
     return AN_OK;
 }
 
+/* The proleptic Gregorian date of a day count since 1970-01-01 (Howard
+ * Hinnant's civil_from_days). */
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const unsigned doe = (unsigned)(z - era * 146097);
+    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+static char *put2(char *p, unsigned v)
+{
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+    return p + 2;
+}
+
+size_t an_time_format_iso(int64_t ms, char *buf)
+{
+    /* years 0000..9999 by hand (called for every candle of a reply); the
+     * rest as gmtime and printf write them */
+    if (ms < -62167219200000LL || ms >= 253402300800000LL) {
+        an_time_format(ms, buf, AN_TIME_ISO_MAX);
+        return strlen(buf);
+    }
+    int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+    unsigned frac = (unsigned)(ms - secs * 1000);
+    int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+    unsigned sod = (unsigned)(secs - days * 86400), mo, d;
+    int64_t y;
+    civil_from_days(days, &y, &mo, &d);
+    char *p = put2(put2(buf, (unsigned)y / 100), (unsigned)y % 100);
+    *p++ = '-';
+    p = put2(p, mo);
+    *p++ = '-';
+    p = put2(p, d);
+    *p++ = 'T';
+    p = put2(p, sod / 3600);
+    *p++ = ':';
+    p = put2(p, sod / 60 % 60);
+    *p++ = ':';
+    p = put2(p, sod % 60);
+    if (frac) {
+        *p++ = '.';
+        *p++ = (char)('0' + frac / 100);
+        p = put2(p, frac % 100);
+    }
+    *p++ = 'Z';
+    *p = '\0';
+    return (size_t)(p - buf);
+}
+
 char *an_time_format(int64_t ms, char *buf, size_t len)
 {
+    if (len >= AN_TIME_ISO_MAX && ms >= -62167219200000LL && ms < 253402300800000LL) {
+        an_time_format_iso(ms, buf);
+        return buf;
+    }
     int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
     int frac = (int)(ms - secs * 1000);
     time_t t = (time_t)secs;

@@ -86,6 +86,12 @@ an_code an_candles_validate(const char *symbol, const char *tf, const an_candle 
  * not whole seconds) into buf; returns buf. */
 char *an_time_format(int64_t ms, char *buf, size_t len);
 
+/* an_time_format's text into buf (AN_TIME_ISO_MAX bytes), returning its
+ * length: without gmtime or printf for the years 0000 to 9999 (a reply's
+ * every candle is printed with it). */
+#define AN_TIME_ISO_MAX 40
+size_t an_time_format_iso(int64_t ms, char *buf);
+
 /* Parses "2024-01-01", "2024-01-01T12:30:00Z", "2024-01-01 12:30:00",
  * or an integer of ms since the epoch. Returns AN_OK and *ms. */
 an_code an_time_parse(const char *s, int64_t *ms, an_err *err);

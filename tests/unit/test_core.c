@@ -2,7 +2,11 @@
  * test_core.c - core: timeframes, alignment, time parsing, candle checks,
  * the configuration table, log redaction.
  */
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "core/config.h"
 #include "core/log.h"
@@ -92,6 +96,74 @@ static void test_time_parse_format(void)
         an_code rc = an_time_parse(bad[i], &t, &err);
         AN_CHECK_MSG(rc == AN_ERR_INVALID, "'%s' accepted", bad[i]);
     }
+}
+
+/* gmtime and strftime's text of ms (what an_time_format wrote before its
+ * hand-written path; the year padded to 4 digits as %04d did). */
+static void reference_time(int64_t ms, char *buf, size_t len)
+{
+    int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+    int frac = (int)(ms - secs * 1000);
+    time_t t = (time_t)secs;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char rest[32];
+    strftime(rest, sizeof rest, "%m-%dT%H:%M:%S", &tm);
+    int n = snprintf(buf, len, "%04d-%s", tm.tm_year + 1900, rest);
+    if (frac)
+        n += snprintf(buf + n, len - (size_t)n, ".%03d", frac);
+    snprintf(buf + n, len - (size_t)n, "Z");
+}
+
+/* The hand-written ISO text equals gmtime's over the years 0000..9999: the
+ * edges, leap days, negative times, and 200,000 random instants. */
+static void test_time_format_iso(void)
+{
+    const int64_t lo = -62167219200000LL, hi = 253402300800000LL; /* 0000-01-01, 10000-01-01 */
+    int64_t edge[] = {0,
+                      -1,
+                      1,
+                      999,
+                      1000,
+                      -1000,
+                      -1001,
+                      lo,
+                      lo + 1,
+                      hi - 1,
+                      hi - 1000,
+                      951782400000LL,
+                      951868799999LL,
+                      4107542400000LL,
+                      -2203891200000LL,
+                      1709251199000LL};
+    char want[64], got[AN_TIME_ISO_MAX], via[64];
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++) {
+        reference_time(edge[i], want, sizeof want);
+        size_t n = an_time_format_iso(edge[i], got);
+        AN_CHECK_MSG(strcmp(got, want) == 0 && n == strlen(want), "%" PRId64 ": %s, want %s",
+                     edge[i], got, want);
+    }
+    uint64_t x = 88172645463325252ull; /* xorshift64 */
+    int bad = 0;
+    for (int i = 0; i < 200000 && bad < 5; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        int64_t ms = lo + (int64_t)(x % (uint64_t)(hi - lo));
+        if (i % 2)
+            ms -= ms % 60000; /* whole minutes, as candles */
+        reference_time(ms, want, sizeof want);
+        an_time_format_iso(ms, got);
+        an_time_format(ms, via, sizeof via);
+        if (strcmp(got, want) != 0 || strcmp(via, want) != 0) {
+            AN_CHECK_MSG(0, "%" PRId64 ": %s / %s, want %s", ms, got, via, want);
+            bad++;
+        }
+    }
+    /* outside 0000..9999: as gmtime and printf write them */
+    reference_time(hi, want, sizeof want);
+    an_time_format_iso(hi, got);
+    AN_CHECK_STR(got, want);
 }
 
 static void test_candle_checks(void)
@@ -235,6 +307,7 @@ int main(void)
     AN_RUN(test_alignment);
     AN_RUN(test_floor_next);
     AN_RUN(test_time_parse_format);
+    AN_RUN(test_time_format_iso);
     AN_RUN(test_candle_checks);
     AN_RUN(test_config);
     AN_RUN(test_redact_uri);
