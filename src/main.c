@@ -38,14 +38,19 @@
 
 #define AN_VERSION "0.1.0"
 
-static void print_json(json_t *o)
+static void print_json_flags(json_t *o, size_t flags)
 {
-    char *s = json_dumps(o, JSON_COMPACT);
+    char *s = json_dumps(o, flags);
     if (s) {
         puts(s);
         free(s);
     }
     fflush(stdout);
+}
+
+static void print_json(json_t *o)
+{
+    print_json_flags(o, JSON_COMPACT);
 }
 
 /* The one error line, and a failed result on stdout. */
@@ -88,7 +93,7 @@ static int cmd_health(const an_config *cfg)
         s = NULL;
     int healthy = 0;
     json_t *o = an_health_check(cfg, s, &err, an_now_ms(), &healthy);
-    print_json(o);
+    print_json_flags(o, AN_HEALTH_JSON_FLAGS);
     if (!healthy) {
         json_t *problems = json_object_get(o, "problems");
         const char *first = json_string_value(json_array_get(problems, 0));

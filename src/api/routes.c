@@ -670,7 +670,7 @@ static void h_health(const an_api_request *rq, an_api_reply *rp)
     free(stream);
     if (sj)
         json_object_set_new(o, "stream", sj);
-    int put = an_api_put_json(rp, o, JSON_COMPACT);
+    int put = an_api_put_json(rp, o, AN_HEALTH_JSON_FLAGS);
     json_decref(o);
     if (put == 0)
         rp->status = healthy ? 200 : 503;

@@ -3,6 +3,7 @@
  */
 #include "tasks/health.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,7 +91,7 @@ json_t *an_health_check(const an_config *cfg, an_store *store, const an_err *ope
         json_array_append_new(problems, json_string(err.msg));
     } else {
         ok_conn = 1;
-        json_object_set_new(conn, "latency_ms", json_real(elapsed_ms(&t0)));
+        json_object_set_new(conn, "latency_ms", json_real(round(elapsed_ms(&t0) * 1000) / 1000));
     }
     json_object_set_new(conn, "ok", json_boolean(ok_conn));
     json_object_set_new(checks, "connection", conn);

@@ -22,4 +22,10 @@
 json_t *an_health_check(const an_config *cfg, an_store *store, const an_err *open_err,
                         int64_t now_ms, int *healthy);
 
+/* How the report is printed (GET /health, `autonama health`): its reals are
+ * times (latency_ms in microsecond steps, the stream's lags), so 15
+ * significant digits print them as written ("1.129", not jansson's default
+ * 17-digit "1.1289999999999999") and lose nothing they carry. */
+#define AN_HEALTH_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
 #endif

@@ -17,6 +17,7 @@ when a check failed.
 """
 import gzip
 import json
+import re
 import math
 import os
 import socket
@@ -494,6 +495,11 @@ def check(mode, data_dir):
     # --- health (AUTONAMA_SYMBOLS=BTC/USDT, freshness limit far away: healthy)
     r = req("/health")
     ok(r.status == 200 and r.json["status"] == "healthy", t + "/health: 200 healthy")
+    # the latency as written, in microsecond steps (jansson's default printed
+    # 17 digits: 1.1289400000000001)
+    m = re.search(rb'"latency_ms":([0-9.eE+-]+)', r.body)
+    ok(m is not None and len(m.group(1).split(b".")[-1]) <= 3 and float(m.group(1)) >= 0,
+       t + "/health: latency_ms in microsecond steps (%s)" % (m.group(1) if m else None))
 
     # --- metrics
     r = req("/metrics")
