@@ -36,7 +36,13 @@ cleanup() {
     [ -f "$work/serve.pid" ] && kill "$(cat "$work/serve.pid")" 2>/dev/null
     [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null && wait "$proxy_pid" 2>/dev/null
     [ -f "$work/proxy.pid" ] && kill "$(cat "$work/proxy.pid")" 2>/dev/null
-    [ -n "${AN_DASHBOARD_OUT:-}" ] && rm -rf "$work"
+    # the store, logs and scripts go; the screenshots and figures stay
+    # (printed above) unless they were written to AN_DASHBOARD_OUT
+    if [ -n "${AN_DASHBOARD_OUT:-}" ]; then
+        rm -rf "$work"
+    else
+        find "$work" -mindepth 1 -maxdepth 1 ! -name out -exec rm -rf {} +
+    fi
 }
 trap cleanup EXIT
 . "$here/lib.sh"
