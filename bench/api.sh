@@ -4,7 +4,9 @@
 # served by `autonama serve` over a store of 1,000,000 1m candles, side by side
 # in the same run with nginx serving the identical reply body as a static file
 # (the ceiling). Prints requests/s, p99 latency and errors of both, and our
-# share of nginx's requests/s. Target: >= 0.3 of nginx, p99 < 20 ms, 0 errors.
+# share of nginx's requests/s, and the CPU each server spends per request
+# (the figure a shared, noisy machine disturbs least). Target: >= 0.3 of
+# nginx, p99 < 20 ms, 0 errors.
 #
 #   bench/api.sh [duckdb|postgres|all]    (default: all; postgres needs
 #                                          AUTONAMA_TEST_PG: scripts/run-bench api)
@@ -71,6 +73,7 @@ print('%.2f' % (float(m.group(1)) * {'us': 1e-3, 'ms': 1, 's': 1e3}[m.group(2)])
 run_wrk() {
     local out
     out=$(wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency ${2:+-s "$2"} "$1" 2>&1)
+    printf '%s\n' "$out" | awk '/requests in/ {print $1}' >"$work/wrk.n"
     local rps p99 non2xx sock p50
     rps=$(printf '%s\n' "$out" | awk '/^Requests\/sec:/ {print $2}')
     p50=$(printf '%s\n' "$out" | awk '$1 == "50%" {print $2}')
@@ -84,6 +87,28 @@ run_wrk() {
     else
         echo "$rps $p99 $(( ${non2xx:-0} + ${sock:-0} ))"
     fi
+}
+
+# CPU time (user + system, clock ticks) of processes and their children's
+# threads: serve, or nginx's master and workers. CPU per request is the figure
+# a shared, noisy machine disturbs least (req/s moves with whatever else runs)
+cpu_ticks() {
+    local t=0 p
+    for p in "$@" $(pgrep -P "$1" 2>/dev/null); do
+        [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    done
+    echo "$t"
+}
+# run_wrk on URL $1 while measuring the CPU of processes $2...: "req/s,p99,errors,us_cpu_per_request"
+run_wrk_cpu() {
+    local url=$1 t0 t1 raw
+    shift
+    t0=$(cpu_ticks "$@")
+    raw=$(run_wrk "$url")
+    t1=$(cpu_ticks "$@")
+    python3 -c "import sys; n=int(sys.argv[3] or 0); \
+print('%s,%.2f' % (sys.argv[4], (int(sys.argv[2]) - int(sys.argv[1])) / $(getconf CLK_TCK) / n * 1e6 if n else float('nan')))" \
+        "$t0" "$t1" "$(cat "$work/wrk.n")" "$(echo $raw | tr ' ' ',')"
 }
 
 # The varied-URL workload (what charting clients do; it defeats a reply
@@ -234,8 +259,8 @@ bench_mode() {
     wrk -t"$THREADS" -c"$CONNS" -d2s "http://127.0.0.1:$nport/ohlc.json" >/dev/null 2>&1
     local ours="" theirs="" raw r
     for r in $(seq 1 "$ROUNDS"); do # alternating, medians reported
-        ours="$ours $(run_wrk "http://127.0.0.1:$aport$URL_PATH" | tr ' ' ',')"
-        theirs="$theirs $(run_wrk "http://127.0.0.1:$nport/ohlc.json" | tr ' ' ',')"
+        ours="$ours $(run_wrk_cpu "http://127.0.0.1:$aport$URL_PATH" "$serve_pid")"
+        theirs="$theirs $(run_wrk_cpu "http://127.0.0.1:$nport/ohlc.json" "$nginx_pid")"
     done
     kill "$nginx_pid" && wait "$nginx_pid" 2>/dev/null || true
     nginx_pid=
@@ -261,16 +286,17 @@ def med(runs):
     runs = [r.split(",") for r in runs.split()]
     return (statistics.median(float(r[0]) for r in runs),
             "%.2f" % statistics.median(float(r[1]) for r in runs),
-            str(sum(int(r[2]) for r in runs)), len(runs))
+            str(sum(int(r[2]) for r in runs)), len(runs),
+            statistics.median(float(r[3]) for r in runs))
 
-o_rps, o_p99, o_err, n = med(sys.argv[6])
-n_rps, n_p99, n_err, _ = med(sys.argv[7])
+o_rps, o_p99, o_err, n, o_cpu = med(sys.argv[6])
+n_rps, n_p99, n_err, _, n_cpu = med(sys.argv[7])
 print("bench/api (%s store, %s 1m candles): GET ohlc limit=500, %d-byte body, "
       "wrk %s connections, %d alternating rounds of %s s (medians; errors summed)"
       % (mode, format(int(rows), ","), size, conns, n, secs))
-print("  %-22s %12s %10s %8s" % ("", "requests/s", "p99 ms", "errors"))
-print("  %-22s %12.0f %10s %8s" % ("autonama serve", o_rps, o_p99, o_err))
-print("  %-22s %12.0f %10s %8s" % ("nginx (static file)", n_rps, n_p99, n_err))
+print("  %-22s %12s %10s %8s %14s" % ("", "requests/s", "p99 ms", "errors", "CPU us/request"))
+print("  %-22s %12.0f %10s %8s %14.2f" % ("autonama serve", o_rps, o_p99, o_err, o_cpu))
+print("  %-22s %12.0f %10s %8s %14.2f" % ("nginx (static file)", n_rps, n_p99, n_err, n_cpu))
 r_rps, r_p99, r_err = sys.argv[8:11]
 print("  %-22s %12.0f %10s %8s   (context: every request read from the store)" %
       ("autonama, cache off", float(r_rps), r_p99, r_err))
@@ -278,6 +304,8 @@ ratio = o_rps / n_rps if n_rps else float("nan")
 verdict = "met" if ratio >= 0.3 and float(o_p99) < 20 and int(o_err) == 0 else "NOT met"
 print("  ratio autonama/nginx requests/s: %.2f  (target >= 0.3, p99 < 20 ms, 0 errors: %s)"
       % (ratio, verdict))
+print("  ratio autonama/nginx CPU per request: %.2f  (the server's own CPU, wrk's not counted)"
+      % (o_cpu / n_cpu if n_cpu else float("nan")))
 PY
 }
 
