@@ -11,10 +11,11 @@
  */
 #include "store/pg/pg_internal.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/numfmt.h"
 
 /* The upsert (without RETURNING). */
 #define UPSERT_MANY_SQL                                                                            \
@@ -135,8 +136,8 @@ static an_code rollups_many(PGconn *c, const series_change *ch, size_t nch, an_e
             if (i >= 0)
                 an_pg_rollup_span(R[i].width, ch[k].lo, ch[k].hi, &from, &to);
             char f[24], t[24];
-            snprintf(f, sizeof f, "%" PRId64, from);
-            snprintf(t, sizeof t, "%" PRId64, to);
+            an_int_format(from, f);
+            an_int_format(to, t);
             bad = an_pg_text_array_put(&a[0], ch[k].symbol, 1) < 0 ||
                   an_pg_text_array_put(&a[1], f, 0) < 0 || an_pg_text_array_put(&a[2], t, 0) < 0;
             any = 1;
@@ -198,10 +199,25 @@ static an_code catalog_many(PGconn *c, const series_change *ch, size_t nch, an_e
     int bad = 0, any = 0;
     for (size_t k = 0; k < nch && !bad; k++) {
         char lo[24], hi[24], cnt[24], payload[96];
-        snprintf(lo, sizeof lo, "%" PRId64, ch[k].lo);
-        snprintf(hi, sizeof hi, "%" PRId64, ch[k].hi);
-        snprintf(cnt, sizeof cnt, "%" PRId64, ch[k].changed.inserted);
-        snprintf(payload, sizeof payload, "%s %s %s %s", ch[k].symbol, ch[k].tf, lo, hi);
+        size_t nlo = an_int_format(ch[k].lo, lo), nhi = an_int_format(ch[k].hi, hi);
+        an_int_format(ch[k].changed.inserted, cnt);
+        /* "symbol tf lo hi" (store.h's payload), without a printf per series */
+        size_t ns = strlen(ch[k].symbol), nt = strlen(ch[k].tf);
+        if (ns + nt + nlo + nhi + 4 > sizeof payload) { /* not a symbol of ours: as before */
+            snprintf(payload, sizeof payload, "%s %s %s %s", ch[k].symbol, ch[k].tf, lo, hi);
+        } else {
+            char *p = payload;
+            memcpy(p, ch[k].symbol, ns);
+            p += ns;
+            *p++ = ' ';
+            memcpy(p, ch[k].tf, nt);
+            p += nt;
+            *p++ = ' ';
+            memcpy(p, lo, nlo);
+            p += nlo;
+            *p++ = ' ';
+            memcpy(p, hi, nhi + 1);
+        }
         bad = an_pg_text_array_put(&n, payload, 1) < 0;
         if (ch[k].changed.inserted > 0) {
             bad = bad || an_pg_text_array_put(&a[0], ch[k].symbol, 1) < 0 ||
