@@ -101,6 +101,7 @@ typedef struct many_job {
     const char *const *params;
     const int *lengths;
     int plain_pg;
+    const char *tag; /* the store handle's NOTIFY tag */
 } many_job;
 
 /* Symbols and timeframes as text[] literals; the open times (int8) and the
@@ -193,18 +194,20 @@ static an_code exec_arrays(PGconn *c, const char *sql, an_pg_buf *a, int n, an_e
     return rc;
 }
 
-static an_code catalog_many(PGconn *c, const series_change *ch, size_t nch, an_err *err)
+static an_code catalog_many(PGconn *c, const series_change *ch, size_t nch, const char *tag,
+                            an_err *err)
 {
     an_pg_buf a[5] = {{0}}, n = {0};
     int bad = 0, any = 0;
     for (size_t k = 0; k < nch && !bad; k++) {
-        char lo[24], hi[24], cnt[24], payload[96];
+        char lo[24], hi[24], cnt[24], payload[128];
         size_t nlo = an_int_format(ch[k].lo, lo), nhi = an_int_format(ch[k].hi, hi);
         an_int_format(ch[k].changed.inserted, cnt);
         /* "symbol tf lo hi" (store.h's payload), without a printf per series */
-        size_t ns = strlen(ch[k].symbol), nt = strlen(ch[k].tf);
-        if (ns + nt + nlo + nhi + 4 > sizeof payload) { /* not a symbol of ours: as before */
-            snprintf(payload, sizeof payload, "%s %s %s %s", ch[k].symbol, ch[k].tf, lo, hi);
+        size_t ns = strlen(ch[k].symbol), nt = strlen(ch[k].tf), ng = strlen(tag);
+        if (ns + nt + nlo + nhi + ng + 5 > sizeof payload) { /* not a symbol of ours */
+            snprintf(payload, sizeof payload, "%s %s %s %s %s", ch[k].symbol, ch[k].tf, lo, hi,
+                     tag);
         } else {
             char *p = payload;
             memcpy(p, ch[k].symbol, ns);
@@ -216,7 +219,10 @@ static an_code catalog_many(PGconn *c, const series_change *ch, size_t nch, an_e
             memcpy(p, lo, nlo);
             p += nlo;
             *p++ = ' ';
-            memcpy(p, hi, nhi + 1);
+            memcpy(p, hi, nhi);
+            p += nhi;
+            *p++ = ' ';
+            memcpy(p, tag, ng + 1);
         }
         bad = an_pg_text_array_put(&n, payload, 1) < 0;
         if (ch[k].changed.inserted > 0) {
@@ -306,7 +312,7 @@ static an_code many_run(PGconn *c, void *ctx, an_err *err)
     if (!ch)
         rc = an_err_set(err, AN_ERR_NOMEM, "upsert_candles: out of memory");
     if (rc == AN_OK)
-        rc = catalog_many(c, ch, nch, err);
+        rc = catalog_many(c, ch, nch, j->tag, err);
     if (rc == AN_OK && j->plain_pg)
         rc = rollups_many(c, ch, nch, err);
     free(ch);
@@ -355,7 +361,7 @@ an_code an_pg_upsert_candles(an_store *s, const an_series_candle *v, size_t n, a
             params[k] = a[k].p;
             lengths[k] = (int)a[k].n;
         }
-        many_job j = {params, lengths, s->mode == AN_STORE_POSTGRES};
+        many_job j = {params, lengths, s->mode == AN_STORE_POSTGRES, ps->tag};
         rc = an_pg_with_conn(ps, many_run, &j, err);
     }
     for (int k = 0; k < 8; k++)
