@@ -22,6 +22,8 @@
 # port for it (a self-signed certificate made here, trusted through
 # SSL_CERT_FILE); autonama reads plain ws://, so the peer pays for TLS.
 # cryptofeed 2.4.1: 3.x needs Python >= 3.13, the venv uses python3 (3.11).
+# AN_BENCH_SERVE_ENV: more settings for serve, as NAME=value words (tests/cli/lib.sh
+# clears the caller's AUTONAMA_* variables), e.g. AN_BENCH_SERVE_ENV=AUTONAMA_REALTIME_TICK_MS=0.
 #   bench/realtime.sh   (AN_BIN, AUTONAMA_TEST_PG; scripts/run-bench realtime sets them)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -99,7 +101,7 @@ AUTONAMA_HTTP_ADDR=127.0.0.1:$http_port AUTONAMA_REALTIME=true AUTONAMA_REALTIME
     AUTONAMA_INGEST_LOOKBACK=60 AUTONAMA_INGEST_PARALLEL=8 AUTONAMA_BINANCE_WEIGHT_BUDGET=1000000 \
     AUTONAMA_BEAT_UPDATE_INTERVAL=0 AUTONAMA_BEAT_INDICATORS_INTERVAL=0 AUTONAMA_BEAT_HEALTH_INTERVAL=0 \
     AUTONAMA_FALLBACK=false AUTONAMA_HTTP_MAX_STREAMS=$((CLIENTS + 10)) AUTONAMA_LOG_LEVEL=warn \
-    "$BIN" serve >"$work/serve.out" 2>"$work/serve.err" &
+    env ${AN_BENCH_SERVE_ENV:-} "$BIN" serve >"$work/serve.out" 2>"$work/serve.err" &
 serve_pid=$!
 metric() { curl -s "$base/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 for _ in $(seq 1 600); do

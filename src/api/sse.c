@@ -2,17 +2,16 @@
  * sse.c - server-sent events for the live path (see sse.h).
  *
  * Owns the hub: the list of clients (each with its series, its indicator
- * choice, its bounded byte queue and whether libmicrohttpd has it
- * suspended), per series the clients subscribed to it, the counters, the
- * heartbeat thread and the replay worker (Last-Event-ID: it reads the store
- * outside the lock, then puts the stored events ahead of the live ones
- * queued meanwhile). A client is freed by libmicrohttpd's response-free
- * callback (its connection ended), or by the replay worker when that came
- * during its replay. Everything else is under hub->lock; MHD_suspend /
- * MHD_resume are called with it held (they only flag the connection). A
- * suspended client that the stream thread's updates queued bytes for is
- * resumed once, at the end of that thread's batch (the listener's NULL
- * update), not once per update.
+ * choice, its bounded queue of event texts and whether libmicrohttpd has it
+ * suspended; an update's text is made once and the queues of all the
+ * clients it goes to hold that one text, counted, not a copy each), per series the clients
+ * subscribed to it, the counters, the heartbeat thread and the replay worker (Last-Event-ID: it
+ * reads the store outside the lock, then puts the stored events ahead of the live ones queued
+ * meanwhile). A client is freed by libmicrohttpd's response-free callback (its connection ended),
+ * or by the replay worker when that came during its replay. Everything else is under hub->lock;
+ * MHD_suspend / MHD_resume are called with it held (they only flag the connection). A suspended
+ * client that the stream thread's updates queued bytes for is resumed once, at the end of that
+ * thread's batch (the listener's NULL update), not once per update.
  */
 #include "api/sse.h"
 
@@ -33,6 +32,20 @@
 #define COMPONENT "sse"
 #define MAX_NAMES 32
 
+/* An event's text, shared by every client it is queued for: freed by the
+ * last one to send it or be gone (refs under the hub's lock). */
+typedef struct text {
+    int refs;
+    size_t len;
+    char s[];
+} text;
+
+/* A queued text and when its event arrived (0: not an event's) */
+typedef struct qent {
+    text *t;
+    int64_t arrived_ms;
+} qent;
+
 typedef struct client client;
 struct client {
     an_sse_hub *hub;
@@ -41,8 +54,10 @@ struct client {
     char *want;         /* per realtime series: 1 when subscribed */
     int ind[MAX_NAMES]; /* indices into the realtime's names */
     int n_ind;
-    char *buf; /* pending bytes [off, len) */
-    size_t off, len, cap;
+    qent *q; /* the queue: q[head .. head + n), of qcap */
+    size_t head, n, qcap;
+    size_t qoff;   /* bytes of q[head] already sent */
+    size_t qbytes; /* bytes queued and not sent */
     int suspended, dropped, ended;
     int wake; /* suspended with bytes queued by on_update: resumed at the batch's end */
     /* Last-Event-ID: the replay worker reads the store for it; until it has
@@ -53,12 +68,6 @@ struct client {
     int64_t since;
     client *rnext;
     int64_t last_enqueue_ms;
-    /* arrival times of the events in the queue, by their end offset */
-    struct {
-        size_t end;
-        int64_t arrived_ms;
-    } pend[64];
-    int npend;
 };
 
 /* The clients subscribed to one series. */
@@ -136,16 +145,62 @@ static void unsubscribe(an_sse_hub *hub, client *c)
     }
 }
 
+/* A text of its own copy of s[0..n), held once by the caller; NULL when out
+ * of memory. */
+static text *text_new(const char *s, size_t n)
+{
+    text *t = malloc(sizeof *t + n);
+    if (t) {
+        t->refs = 1;
+        t->len = n;
+        memcpy(t->s, s, n);
+    }
+    return t;
+}
+
+/* Lets go of t. Under the lock (t may be queued to other clients). */
+static void text_unref(text *t)
+{
+    if (t && --t->refs == 0)
+        free(t);
+}
+
+/* Empties c's queue. Under the lock. */
+static void queue_clear(client *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        text_unref(c->q[c->head + i].t);
+    free(c->q);
+    c->q = NULL;
+    c->head = c->n = c->qcap = c->qoff = c->qbytes = 0;
+}
+
+/* Room for one more entry after the last; 0 when out of memory. */
+static int queue_room(client *c)
+{
+    if (c->head + c->n < c->qcap)
+        return 1;
+    if (c->head && c->head >= c->qcap / 2) { /* half of it already sent: move down */
+        memmove(c->q, c->q + c->head, c->n * sizeof *c->q);
+        c->head = 0;
+        return 1;
+    }
+    size_t cap = c->qcap ? c->qcap * 2 : 64;
+    qent *q = realloc(c->q, cap * sizeof *q);
+    if (!q)
+        return 0;
+    c->q = q;
+    c->qcap = cap;
+    return 1;
+}
+
 /* Drops a client whose queue would pass its cap (it stopped reading): its
  * connection ends with an error at its next read. Under the lock. */
 static void drop(client *c)
 {
     c->dropped = 1;
     c->hub->dropped++;
-    free(c->buf);
-    c->buf = NULL;
-    c->off = c->len = c->cap = 0;
-    c->npend = 0;
+    queue_clear(c);
     AN_WARN(COMPONENT, "msg=\"slow client dropped (queue full)\" queue_max=%zu", c->hub->queue_max);
 }
 
@@ -179,48 +234,23 @@ static void wake_all(an_sse_hub *hub)
         }
 }
 
-/* Appends bytes to c's queue, or drops c when it would pass the cap. Wakes
- * a suspended client (later: see wake). Under the lock. */
-static void enqueue(client *c, const char *s, size_t n, int64_t arrived_ms, int later)
+/* Queues t (shared, not copied) to c, or drops c when it would pass the
+ * cap. Wakes a suspended client (later: see wake). Under the lock. */
+static void enqueue(client *c, text *t, int64_t arrived_ms, int later)
 {
     if (c->dropped || c->ended)
         return;
-    if (c->len - c->off + n > c->hub->queue_max) {
+    if (c->qbytes + t->len > c->hub->queue_max) {
         drop(c);
+    } else if (!queue_room(c)) {
+        c->dropped = 1;
+        c->hub->dropped++;
     } else {
-        if (c->off && c->off == c->len)
-            c->off = c->len = 0;
-        if (c->len + n > c->cap) {
-            if (c->off) { /* compact first */
-                memmove(c->buf, c->buf + c->off, c->len - c->off);
-                for (int i = 0; i < c->npend; i++)
-                    c->pend[i].end -= c->off;
-                c->len -= c->off;
-                c->off = 0;
-            }
-            size_t cap = c->cap ? c->cap : 4096;
-            while (cap < c->len + n)
-                cap *= 2;
-            if (cap != c->cap) {
-                char *b = realloc(c->buf, cap);
-                if (!b) {
-                    c->dropped = 1;
-                    c->hub->dropped++;
-                    goto wake_up;
-                }
-                c->buf = b;
-                c->cap = cap;
-            }
-        }
-        memcpy(c->buf + c->len, s, n);
-        c->len += n;
+        c->q[c->head + c->n++] = (qent){t, arrived_ms};
+        t->refs++;
+        c->qbytes += t->len;
         c->last_enqueue_ms = arrived_ms ? arrived_ms : an_now_ms(); /* no clock read per client */
-        if (arrived_ms && c->npend < 64) {
-            c->pend[c->npend].end = c->len;
-            c->pend[c->npend++].arrived_ms = arrived_ms;
-        }
     }
-wake_up:
     wake(c, later && !c->dropped);
 }
 
@@ -274,8 +304,9 @@ static void on_update(void *ctx, const an_realtime_update *u)
     char id[48];
     snprintf(id, sizeof id, "%" PRId64 "-%" PRIu64, u->event_ms, ++hub->seq);
     /* the text is made once per indicator choice: clients asking for the
-     * same indicators (most often none) share the last one formatted */
-    an_api_reply rp = {0};
+     * same indicators (most often none) share the last one formatted, each
+     * queue holding it (not a copy) until that client has sent it */
+    text *t = NULL;
     const client *made = NULL;
     const sub_list *l = u->series < hub->nseries ? &hub->subs[u->series] : &(sub_list){0};
     for (size_t k = 0; k < l->n; k++) {
@@ -284,17 +315,19 @@ static void on_update(void *ctx, const an_realtime_update *u)
             continue;
         if (!made || made->n_ind != c->n_ind ||
             memcmp(made->ind, c->ind, (size_t)c->n_ind * sizeof *c->ind) != 0) {
-            free(rp.body);
-            rp = (an_api_reply){0};
+            an_api_reply rp = {0};
             format_event(&rp, id, u->symbol, u->timeframe, &u->candle, u->closed, u->values,
                          hub->names, c);
+            text_unref(t);
+            t = rp.oom ? NULL : text_new(rp.body, rp.len);
+            free(rp.body);
             made = c;
         }
-        if (!rp.oom)
-            enqueue(c, rp.body, rp.len, u->arrived_ms, 1);
+        if (t)
+            enqueue(c, t, u->arrived_ms, 1);
         hub->events++;
     }
-    free(rp.body);
+    text_unref(t);
     pthread_mutex_unlock(&hub->lock);
 }
 
@@ -311,18 +344,29 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
         c->suspended = 1; /* the replay worker resumes it */
         MHD_suspend_connection(c->conn);
         n = 0;
-    } else if (c->off < c->len) {
-        size_t k = c->len - c->off < max ? c->len - c->off : max;
-        memcpy(buf, c->buf + c->off, k);
-        c->off += k;
-        int64_t now = an_now_ms();
-        int j = 0;
-        for (int i = 0; i < c->npend; i++)
-            if (c->pend[i].end <= c->off)
-                an_lag_add(&hub->lag, (double)(now - c->pend[i].arrived_ms) / 1000.0);
-            else
-                c->pend[j++] = c->pend[i];
-        c->npend = j;
+    } else if (c->n) {
+        size_t k = 0;
+        int64_t now = 0;
+        while (c->n && k < max) { /* whole texts while they fit, then part of one */
+            qent *e = &c->q[c->head];
+            size_t m = e->t->len - c->qoff < max - k ? e->t->len - c->qoff : max - k;
+            memcpy(buf + k, e->t->s + c->qoff, m);
+            k += m;
+            c->qoff += m;
+            c->qbytes -= m;
+            if (c->qoff < e->t->len)
+                break;
+            if (e->arrived_ms) {
+                now = now ? now : an_now_ms();
+                an_lag_add(&hub->lag, (double)(now - e->arrived_ms) / 1000.0);
+            }
+            text_unref(e->t);
+            c->head++;
+            c->n--;
+            c->qoff = 0;
+        }
+        if (!c->n)
+            c->head = 0;
         n = (ssize_t)k;
     } else if (c->ended) {
         n = MHD_CONTENT_READER_END_OF_STREAM;
@@ -336,10 +380,11 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
     return n;
 }
 
+/* Frees c; its queue must be empty unless the lock is held. */
 static void client_destroy(client *c)
 {
+    queue_clear(c);
     free(c->want);
-    free(c->buf);
     free(c);
 }
 
@@ -358,6 +403,8 @@ static void client_free(void *cls)
     pthread_cond_broadcast(&hub->cond);
     int later = c->replaying; /* the replay worker still holds it */
     c->gone = 1;
+    if (!later)
+        queue_clear(c); /* its texts, other clients may hold them too */
     pthread_mutex_unlock(&hub->lock);
     if (!later)
         client_destroy(c);
@@ -384,11 +431,14 @@ static void *heartbeat(void *arg)
         }
         next_beat = now + 1000;
         wake_all(hub); /* a batch whose end never came (the listener set mid-batch) */
+        text *hb = NULL;
         for (client *c = hub->clients; c && !hub->closing; c = c->next)
-            if (!c->dropped && now - c->last_enqueue_ms >= AN_SSE_HEARTBEAT_MS) {
-                enqueue(c, ": heartbeat\n\n", 13, 0, 0);
+            if (!c->dropped && now - c->last_enqueue_ms >= AN_SSE_HEARTBEAT_MS &&
+                (hb || (hb = text_new(": heartbeat\n\n", 13)))) {
+                enqueue(c, hb, 0, 0);
                 hub->heartbeats++;
             }
+        text_unref(hb);
     }
     pthread_mutex_unlock(&hub->lock);
     return NULL;
@@ -565,21 +615,17 @@ static void prepend(client *c, const char *s, size_t n)
 {
     if (!n || c->dropped || c->ended)
         return;
-    size_t pending = c->len - c->off;
-    char *b = pending + n <= c->hub->queue_max ? malloc(pending + n) : NULL;
-    if (!b) {
+    /* nothing was sent meanwhile (qoff 0): the replay goes first whole */
+    text *t = c->qbytes + n <= c->hub->queue_max ? text_new(s, n) : NULL;
+    if (!t || !queue_room(c)) {
+        free(t);
         drop(c);
         return;
     }
-    memcpy(b, s, n);
-    if (pending) /* c->buf is NULL when nothing is queued */
-        memcpy(b + n, c->buf + c->off, pending);
-    for (int i = 0; i < c->npend; i++)
-        c->pend[i].end = c->pend[i].end - c->off + n;
-    free(c->buf);
-    c->buf = b;
-    c->off = 0;
-    c->len = c->cap = pending + n;
+    memmove(c->q + c->head + 1, c->q + c->head, c->n * sizeof *c->q);
+    c->q[c->head] = (qent){t, 0};
+    c->n++;
+    c->qbytes += n;
 }
 
 /* Ends a client's replay (under the lock); frees it when its connection

@@ -244,3 +244,22 @@ size_t an_num_format(double v, char *buf)
     }
     return (size_t)len;
 }
+
+size_t an_int_format(int64_t v, char *buf)
+{
+    /* the magnitude as unsigned: -INT64_MIN does not fit an int64_t */
+    uint64_t n = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    char t[20];
+    int len = 0;
+    do {
+        t[len++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    size_t k = 0;
+    if (v < 0)
+        buf[k++] = '-';
+    while (len)
+        buf[k++] = t[--len];
+    buf[k] = 0;
+    return k;
+}

@@ -1,14 +1,15 @@
 /*
  * numfmt.h - doubles as the shortest decimal that reads back as the same
  * double, for the JSON the API writes (candles, indicator values, the event
- * stream). Replaces a general-purpose formatter on the hot path of every
- * uncached reply. Pure functions, thread-safe; called on the handler workers
- * and the event-stream thread.
+ * stream), and integers in decimal. Replaces a general-purpose formatter on
+ * the hot path of every uncached reply and of the live path's writes. Pure functions, thread-safe;
+ * called on the handler workers and the event-stream thread.
  */
 #ifndef AN_CORE_NUMFMT_H
 #define AN_CORE_NUMFMT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define AN_NUM_MAX 32 /* a buffer that holds any output with its NUL */
 
@@ -23,5 +24,12 @@
  * writes null).
  */
 size_t an_num_format(double v, char *buf);
+
+/*
+ * Writes v into buf (at least 21 bytes) in decimal, as printf's "%" PRId64
+ * does, NUL-terminated, and returns its length. For the writers that put
+ * thousands of integers a second into statement parameters.
+ */
+size_t an_int_format(int64_t v, char *buf);
 
 #endif

@@ -375,7 +375,10 @@ an_code an_store_opt_results(an_store *s, const char *run_id, const char *symbol
  * NOTIFY autonama_candles, sent in the writing transaction (so delivered at
  * its commit, never for a write rolled back). The payload is
  * "SYMBOL TIMEFRAME FIRST_MS LAST_MS" (the range written or deleted), or
- * "*" for "anything may have changed" (a TRUNCATE of trading.ohlc_data). */
+ * "*" for "anything may have changed" (a TRUNCATE of trading.ohlc_data).
+ * The many-series upsert (the live path's flush) adds " TAG", the writing
+ * store handle's tag: its own listener skips those (this process's hooks
+ * heard them at once); a reader of four fields ignores it. */
 #define AN_STORE_NOTIFY_CHANNEL "autonama_candles"
 
 typedef struct an_store_change {

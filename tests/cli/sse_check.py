@@ -7,7 +7,8 @@ with AUTONAMA_REALTIME=true; used by test_realtime.sh. Python stdlib only.
   sse_check.py resume BASE OBS             a client that comes back with Last-Event-ID
                                            gets the stored candles it missed, then live ones
   sse_check.py errors BASE MAX_STREAMS OBS 400/404/405/413/414/503 answers
-  sse_check.py slow BASE PID SECONDS       a client that stops reading is dropped and
+  sse_check.py slow BASE PID SECONDS       a client that stops reading is dropped (another
+                                           of the same events unharmed) and
                                            the server's RSS stays bounded (prints figures)
 OBS: observations for api_check.py's conformance (path, method, status per line).
 Prints "ok - ..." / "not ok - ..." lines; exits 1 when any check failed.
@@ -109,12 +110,26 @@ def order(base, seconds, obs):
     c = Stream(base, query(symbols=part), obs=obs)
     ok(a.status == 200 and a.ctype.startswith("text/event-stream"),
        "stream: 200 text/event-stream (%d %s)" % (a.status, a.ctype))
+    # b's choice (no indicators) twice more: d reads half the time, e never
+    # reads and closes then. Each update's text is one, shared by the queues
+    # of b, d and e: the two that leave mid-stream (e with events still
+    # queued) must free nothing b still sends (serve runs under ASan too)
+    d = Stream(base, query(), obs=obs)
+    e = Stream(base, query(), obs=obs)
     ta = threading.Thread(target=a.read_for, args=(seconds,))
     tb = threading.Thread(target=b.read_for, args=(seconds,))
     tc = threading.Thread(target=c.read_for, args=(seconds,))
-    ta.start(), tb.start(), tc.start(), ta.join(), tb.join(), tc.join()
-    a.close(), b.close(), c.close()
+    td = threading.Thread(target=d.read_for, args=(seconds / 2,))
+    ta.start(), tb.start(), tc.start(), td.start()
+    time.sleep(seconds / 2)
+    e.close()
+    ta.join(), tb.join(), tc.join(), td.join()
+    a.close(), b.close(), c.close(), d.close()
     ea, eb = a.events, b.events
+    by_id = {ev[0]: ev for ev in eb}
+    ok(bool(d.events) and all(by_id.get(ev[0]) == ev for ev in d.events),
+       "stream: a client sharing b's choice got b's events, ids and data (%d events), and "
+       "left mid-stream (another without reading) while b went on" % len(d.events))
     ok(len(ea) >= 0.7 * seconds * len(SYMS),
        "stream: %d events in %d s for %d symbols at 1 update/s" % (len(ea), seconds, len(SYMS)))
     ok(all(e[1] == "candle" for e in ea), "stream: every event is a candle event")
@@ -280,6 +295,9 @@ def metric(base, name):
 
 def slow(base, pid, seconds, check_rss):
     dropped0 = metric(base, "autonama_sse_dropped_total")
+    # a reading client of the same choice: each event's text is shared by its
+    # queue and the slow one's; dropping the slow one (its queue full) must
+    # free nothing this one still sends (serve runs under ASan too)
     status = 0
     for _ in range(20):  # streams closed just before may still count for a moment
         s = socket.socket()
@@ -302,6 +320,14 @@ def slow(base, pid, seconds, check_rss):
         s.close()
         time.sleep(1)
     ok(status == 200, "slow: the stream opened (%d)" % status)
+    for _ in range(20):
+        mate = Stream(base, query(indicators="sma_20,rsi_14,macd,bb_upper_20"))
+        if mate.status == 200:
+            break
+        mate.close()
+        time.sleep(1)
+    tm = threading.Thread(target=mate.read_for, args=(seconds,))
+    tm.start()
     rss = []
     t_drop = None
     for i in range(seconds):
@@ -311,6 +337,12 @@ def slow(base, pid, seconds, check_rss):
         time.sleep(1)
     rss.append(rss_kb(pid))
     s.close()
+    tm.join()
+    mate.close()
+    got = [seq(ev[0]) for ev in mate.events]
+    ok(len(got) >= 2 * seconds and got == list(range(got[0], got[0] + len(got))),
+       "slow: a reading client of the same events got every one, in order, before and after "
+       "the slow one was dropped (%d events; opened with %d)" % (len(got), mate.status))
     grow = max(rss) - rss[0]
     print("# slow client: RSS %d kB at start, max %d kB, end %d kB over %d s; dropped after %s s"
           % (rss[0], max(rss), rss[-1], seconds, t_drop))

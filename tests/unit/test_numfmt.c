@@ -8,10 +8,12 @@
  * the printer the API used before (its copy below): the same text unless
  * that one was not the shortest. About 0.9 million values by default,
  * 0.5 million under ASan, 10 million with AN_CHECK_ALL=1 (all five files).
+ * And the integer printer against printf's.
  */
 #include "core/numfmt.h"
 
 #include <float.h>
+#include <inttypes.h>
 #include <stdint.h>
 
 #include "test.h"
@@ -260,8 +262,38 @@ static void test_real_candles(void)
     AN_CHECK(n_checked - before > 100000);
 }
 
+/* an_int_format against printf's %" PRId64 ": the ends, every power of ten
+ * and its neighbours, and random values of every length. */
+static void int_case(int64_t v)
+{
+    char want[32], got[32];
+    int wn = snprintf(want, sizeof want, "%" PRId64, v);
+    size_t gn = an_int_format(v, got);
+    AN_CHECK_MSG(gn == (size_t)wn && strcmp(got, want) == 0, "%s printed \"%s\"", want, got);
+}
+
+static void test_integers(void)
+{
+    int_case(0);
+    int_case(INT64_MAX);
+    int_case(INT64_MIN);
+    int_case(INT64_MIN + 1);
+    for (int64_t p = 1; p <= INT64_MAX / 10; p *= 10)
+        for (int64_t d = -1; d <= 1; d++) {
+            int_case(p + d);
+            int_case(-(p + d));
+            int_case(p * 10 + d);
+        }
+    for (int i = 0; i < 100000; i++) {
+        uint64_t r = next();
+        int64_t x = (int64_t)(r >> (r % 64)); /* lengths 1..19 */
+        int_case(i % 2 && x != INT64_MIN ? -x : x);
+    }
+}
+
 int main(void)
 {
+    AN_RUN(test_integers);
     AN_RUN(test_edges);
     AN_RUN(test_random_bits);
     AN_RUN(test_decimals);

@@ -11,10 +11,11 @@
  */
 #include "store/pg/pg_internal.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/numfmt.h"
 
 /* The upsert (without RETURNING). */
 #define UPSERT_MANY_SQL                                                                            \
@@ -100,6 +101,7 @@ typedef struct many_job {
     const char *const *params;
     const int *lengths;
     int plain_pg;
+    const char *tag; /* the store handle's NOTIFY tag */
 } many_job;
 
 /* Symbols and timeframes as text[] literals; the open times (int8) and the
@@ -135,8 +137,8 @@ static an_code rollups_many(PGconn *c, const series_change *ch, size_t nch, an_e
             if (i >= 0)
                 an_pg_rollup_span(R[i].width, ch[k].lo, ch[k].hi, &from, &to);
             char f[24], t[24];
-            snprintf(f, sizeof f, "%" PRId64, from);
-            snprintf(t, sizeof t, "%" PRId64, to);
+            an_int_format(from, f);
+            an_int_format(to, t);
             bad = an_pg_text_array_put(&a[0], ch[k].symbol, 1) < 0 ||
                   an_pg_text_array_put(&a[1], f, 0) < 0 || an_pg_text_array_put(&a[2], t, 0) < 0;
             any = 1;
@@ -192,16 +194,36 @@ static an_code exec_arrays(PGconn *c, const char *sql, an_pg_buf *a, int n, an_e
     return rc;
 }
 
-static an_code catalog_many(PGconn *c, const series_change *ch, size_t nch, an_err *err)
+static an_code catalog_many(PGconn *c, const series_change *ch, size_t nch, const char *tag,
+                            an_err *err)
 {
     an_pg_buf a[5] = {{0}}, n = {0};
     int bad = 0, any = 0;
     for (size_t k = 0; k < nch && !bad; k++) {
-        char lo[24], hi[24], cnt[24], payload[96];
-        snprintf(lo, sizeof lo, "%" PRId64, ch[k].lo);
-        snprintf(hi, sizeof hi, "%" PRId64, ch[k].hi);
-        snprintf(cnt, sizeof cnt, "%" PRId64, ch[k].changed.inserted);
-        snprintf(payload, sizeof payload, "%s %s %s %s", ch[k].symbol, ch[k].tf, lo, hi);
+        char lo[24], hi[24], cnt[24], payload[128];
+        size_t nlo = an_int_format(ch[k].lo, lo), nhi = an_int_format(ch[k].hi, hi);
+        an_int_format(ch[k].changed.inserted, cnt);
+        /* "symbol tf lo hi" (store.h's payload), without a printf per series */
+        size_t ns = strlen(ch[k].symbol), nt = strlen(ch[k].tf), ng = strlen(tag);
+        if (ns + nt + nlo + nhi + ng + 5 > sizeof payload) { /* not a symbol of ours */
+            snprintf(payload, sizeof payload, "%s %s %s %s %s", ch[k].symbol, ch[k].tf, lo, hi,
+                     tag);
+        } else {
+            char *p = payload;
+            memcpy(p, ch[k].symbol, ns);
+            p += ns;
+            *p++ = ' ';
+            memcpy(p, ch[k].tf, nt);
+            p += nt;
+            *p++ = ' ';
+            memcpy(p, lo, nlo);
+            p += nlo;
+            *p++ = ' ';
+            memcpy(p, hi, nhi);
+            p += nhi;
+            *p++ = ' ';
+            memcpy(p, tag, ng + 1);
+        }
         bad = an_pg_text_array_put(&n, payload, 1) < 0;
         if (ch[k].changed.inserted > 0) {
             bad = bad || an_pg_text_array_put(&a[0], ch[k].symbol, 1) < 0 ||
@@ -290,7 +312,7 @@ static an_code many_run(PGconn *c, void *ctx, an_err *err)
     if (!ch)
         rc = an_err_set(err, AN_ERR_NOMEM, "upsert_candles: out of memory");
     if (rc == AN_OK)
-        rc = catalog_many(c, ch, nch, err);
+        rc = catalog_many(c, ch, nch, j->tag, err);
     if (rc == AN_OK && j->plain_pg)
         rc = rollups_many(c, ch, nch, err);
     free(ch);
@@ -339,7 +361,7 @@ an_code an_pg_upsert_candles(an_store *s, const an_series_candle *v, size_t n, a
             params[k] = a[k].p;
             lengths[k] = (int)a[k].n;
         }
-        many_job j = {params, lengths, s->mode == AN_STORE_POSTGRES};
+        many_job j = {params, lengths, s->mode == AN_STORE_POSTGRES, ps->tag};
         rc = an_pg_with_conn(ps, many_run, &j, err);
     }
     for (int k = 0; k < 8; k++)

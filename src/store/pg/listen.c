@@ -10,7 +10,9 @@
  * was not listening is not known. The connect is non-blocking
  * (PQconnectStart / PQconnectPoll) so a stop never waits on it. Owns the
  * listener, its connection and a copy of the connection string (secret,
- * never logged). Threads: the listener's own; start and stop from any one.
+ * never logged). The announcements its own store handle tagged (the live
+ * path's many-series flush, store.h) are skipped: this process's hooks
+ * heard them at once. Threads: the listener's own; start and stop from any one.
  */
 #include "store/pg/pg_internal.h"
 
@@ -34,7 +36,8 @@ struct an_store_listener {
     char *conninfo; /* malloc'd copy of the pool's; secret */
     an_store_change_fn fn;
     void *ctx;
-    int wake[2]; /* stop writes a byte to wake[1]; the thread polls wake[0] */
+    char tag[17]; /* the store handle's: its own announcements are skipped */
+    int wake[2];  /* stop writes a byte to wake[1]; the thread polls wake[0] */
     atomic_int stop;
     pthread_t thread;
 };
@@ -92,9 +95,12 @@ fail:
 static void deliver(an_store_listener *l, const char *payload)
 {
     an_store_change ch = {0};
-    char sym[AN_SYMBOL_MAX], tf[AN_TIMEFRAME_MAX];
+    char sym[AN_SYMBOL_MAX], tf[AN_TIMEFRAME_MAX], tag[17];
     int64_t a, b;
-    if (sscanf(payload, "%31s %7s %" SCNd64 " %" SCNd64, sym, tf, &a, &b) == 4) {
+    int got = sscanf(payload, "%31s %7s %" SCNd64 " %" SCNd64 " %16s", sym, tf, &a, &b, tag);
+    if (got == 5 && strcmp(tag, l->tag) == 0)
+        return; /* this store handle's own write: this process heard it at once */
+    if (got >= 4) {
         memcpy(ch.symbol, sym, sizeof sym);
         memcpy(ch.timeframe, tf, sizeof tf);
         ch.first_ms = a;
@@ -180,6 +186,7 @@ an_code an_pg_listen(an_store *s, an_store_change_fn fn, void *ctx, an_store_lis
     l->wake[0] = l->wake[1] = -1;
     l->fn = fn;
     l->ctx = ctx;
+    memcpy(l->tag, ps->tag, sizeof l->tag);
     if (!(l->conninfo = strdup(ps->pool.conninfo))) {
         free_listener(l);
         return an_err_set(err, AN_ERR_NOMEM, "out of memory");

@@ -68,6 +68,9 @@ typedef struct pg_store {
     struct {
         PGconn *conn;
     } by_lock_mu;
+    /* this handle's NOTIFY tag (16 hex digits, store.h): its listener skips
+     * the announcements that carry it, which this process heard at once */
+    char tag[17];
 } pg_store;
 
 extern const char *const AN_PG_COMPONENT;

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/log.h"
 
@@ -665,6 +666,13 @@ an_code an_pg_store_open(const an_store_options *opt, an_store *s, an_err *err)
         return rc;
     }
     pthread_mutex_init(&ps->lock_mu, NULL);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t x = ((uint64_t)getpid() << 32) ^ (uint64_t)now.tv_nsec ^ (uint64_t)now.tv_sec ^
+                 (uint64_t)(uintptr_t)ps;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u; /* splitmix64's finalizer */
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
+    snprintf(ps->tag, sizeof ps->tag, "%016" PRIx64, x ^ (x >> 31));
     char where[200];
     describe_conninfo(opt->pg_conninfo, where, sizeof where);
     if ((rc = make_conninfo(opt, &ps->pool, err)) != AN_OK)
