@@ -298,6 +298,34 @@ static void *filler(void *arg)
 
 /* ---- start, stop, metrics ----------------------------------------------- */
 
+/* One series per (timeframe, symbol), each with its live indicator state,
+ * and the indicator output names they share. On failure the caller stops
+ * rt, which frees what was made. */
+static an_code init_series(an_realtime *rt, char **syms, size_t nsym, char **tfs, size_t ntf,
+                           const an_ind_set *set, an_err *err)
+{
+    an_code code;
+    for (size_t t = 0; t < ntf; t++)
+        for (size_t i = 0; i < nsym; i++) {
+            rt_series *s = &rt->series[rt->n++];
+            if ((code = an_ws_sub_init(&s->sub, syms[i], tfs[t], err)) != AN_OK) {
+                an_err_prefix(err, "AUTONAMA_REALTIME_SYMBOLS/TIMEFRAMES");
+                return code;
+            }
+            s->final_from = INT64_MIN;
+            s->live_through = INT64_MIN;
+            s->ind_from = INT64_MAX;
+            if (!(s->live = an_live_new(set)))
+                return an_err_set(err, AN_ERR_NOMEM, "out of memory");
+        }
+    rt->n_names = an_live_outputs(rt->series[0].live);
+    if (!(rt->names = calloc((size_t)rt->n_names + 1, sizeof *rt->names)))
+        return an_err_set(err, AN_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < rt->n_names; i++)
+        rt->names[i] = an_live_name(rt->series[0].live, i);
+    return AN_OK;
+}
+
 an_code an_realtime_start(const an_config *cfg, an_service *svc, an_realtime **out, an_err *err)
 {
     *out = NULL;
@@ -330,31 +358,10 @@ an_code an_realtime_start(const an_config *cfg, an_service *svc, an_realtime **o
     pthread_mutex_init(&rt->lock, NULL);
     pthread_mutex_init(&rt->live_lock, NULL);
     pthread_cond_init(&rt->cond, NULL);
-    for (size_t t = 0; t < ntf; t++)
-        for (size_t i = 0; i < nsym; i++) {
-            rt_series *s = &rt->series[rt->n++];
-            if ((code = an_ws_sub_init(&s->sub, syms[i], tfs[t], err)) != AN_OK) {
-                an_err_prefix(err, "AUTONAMA_REALTIME_SYMBOLS/TIMEFRAMES");
-                an_realtime_stop(rt);
-                goto out;
-            }
-            s->final_from = INT64_MIN;
-            s->live_through = INT64_MIN;
-            s->ind_from = INT64_MAX;
-            if (!(s->live = an_live_new(set))) {
-                an_realtime_stop(rt);
-                code = an_err_set(err, AN_ERR_NOMEM, "out of memory");
-                goto out;
-            }
-        }
-    rt->n_names = an_live_outputs(rt->series[0].live);
-    if (!(rt->names = calloc((size_t)rt->n_names + 1, sizeof *rt->names))) {
+    if ((code = init_series(rt, syms, nsym, tfs, ntf, set, err)) != AN_OK) {
         an_realtime_stop(rt);
-        code = an_err_set(err, AN_ERR_NOMEM, "out of memory");
         goto out;
     }
-    for (int i = 0; i < rt->n_names; i++)
-        rt->names[i] = an_live_name(rt->series[0].live, i);
     an_ws_sub *subs = malloc(rt->n * sizeof *subs);
     if (!subs) {
         an_realtime_stop(rt);
