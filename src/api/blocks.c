@@ -17,10 +17,8 @@
 
 #include <math.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/market.h"
 #include "core/numfmt.h"
@@ -70,6 +68,7 @@ struct an_api_blocks {
     block lru; /* the list's sentinel: lru.next the most recent */
     size_t bytes, max_bytes, nblocks;
     uint64_t hits, misses, evictions, dropped, passed;
+    uint64_t warm_blocks, warm_bytes; /* loaded by warming (blocks_warm.c) */
     /* the admission doorkeeper: the keys of recently missed blocks not
      * kept, one per slot (key % nghost), overwritten in place */
     uint64_t *ghost;
@@ -126,33 +125,6 @@ an_api_blocks *an_api_blocks_new(size_t max_bytes)
     b->lru.next = b->lru.prev = &b->lru;
     pthread_mutex_init(&b->lock, NULL);
     return b;
-}
-
-size_t an_api_blocks_size_for(uint64_t usable_bytes)
-{
-    const uint64_t lo = (uint64_t)64 << 20, hi = (uint64_t)4096 << 20;
-    uint64_t n = usable_bytes / 8;
-    n = n < lo ? lo : n > hi ? hi : n;
-    return (size_t)(n >> 20) << 20;
-}
-
-size_t an_api_blocks_default_bytes(void)
-{
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    uint64_t usable = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
-    /* a container's limit (cgroup v2, then v1) when lower */
-    const char *limits[] = {"/sys/fs/cgroup/memory.max",
-                            "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
-    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
-        FILE *f = fopen(limits[i], "r");
-        unsigned long long v;
-        if (!f)
-            continue;
-        if (fscanf(f, "%llu", &v) == 1 && v > 0 && (usable == 0 || v < usable))
-            usable = v; /* "max" (no limit) reads as no number */
-        fclose(f);
-    }
-    return an_api_blocks_size_for(usable);
 }
 
 void an_api_rendered_free(an_api_rendered *r)
@@ -401,6 +373,15 @@ static void lru_front(an_api_blocks *b, block *k)
     k->prev = &b->lru;
     b->lru.next->prev = k;
     b->lru.next = k;
+}
+
+/* At the cold end: the first out (warmed blocks, before any request's). */
+static void lru_back(an_api_blocks *b, block *k)
+{
+    k->prev = b->lru.prev;
+    k->next = &b->lru;
+    b->lru.prev->next = k;
+    b->lru.prev = k;
 }
 
 static void table_unlink(an_api_blocks *b, block *k)
@@ -829,5 +810,86 @@ void an_api_blocks_get_stats(an_api_blocks *b, an_api_blocks_stats *st)
     st->bytes = b->bytes;
     st->blocks = b->nblocks;
     st->max_bytes = b->max_bytes;
+    st->warm_blocks = b->warm_blocks;
+    st->warm_bytes = b->warm_bytes;
     pthread_mutex_unlock(&b->lock);
+}
+
+/* ---- warming (blocks_warm.c's thread) ---- */
+
+/* Keeps the rows rs[j] of the blocks mine[j] warmed (b->lock held) at the
+ * cold end while they fit; the others are freed (*full set). */
+static void warm_keep(an_api_blocks *b, block **mine, rows *rs, int n, an_code rc, int64_t now_ms,
+                      int *full)
+{
+    for (int j = 0; j < n; j++) {
+        block *k = mine[j];
+        if (!k)
+            continue;
+        size_t bytes = sizeof *k + rows_bytes(&rs[j]);
+        if (k->dirty || rc != AN_OK || b->bytes + bytes > b->max_bytes) {
+            *full |= rc == AN_OK && !k->dirty;
+            if (!k->dirty)
+                table_unlink(b, k);
+            block_free(k);
+            continue;
+        }
+        k->loading = 0;
+        k->loaded_ms = now_ms;
+        k->r = rs[j];
+        k->bytes = bytes;
+        memset(&rs[j], 0, sizeof rs[j]);
+        lru_back(b, k);
+        b->bytes += bytes;
+        b->nblocks++;
+        b->warm_blocks++;
+        b->warm_bytes += bytes;
+    }
+}
+
+an_code an_api_blocks_warm(an_api_blocks *b, an_store *s, const an_api_series_ref *ser, int64_t i0,
+                           int64_t i1, int64_t now_ms, int *full, an_err *err)
+{
+    *full = 0;
+    if (i1 - i0 + 1 > AN_BLOCK_WARM_MAX)
+        i0 = i1 - AN_BLOCK_WARM_MAX + 1;
+    const int64_t span = ser->tf_ms * AN_BLOCK_BARS;
+    block *mine[AN_BLOCK_WARM_MAX] = {0};
+    rows rs[AN_BLOCK_WARM_MAX] = {{0}};
+    int64_t lo = i1 + 1, hi = i0 - 1; /* the blocks to read: [lo, hi] */
+    pthread_mutex_lock(&b->lock);
+    for (int64_t idx = i1; idx >= i0; idx--) {
+        if (b->nblocks && b->bytes + b->bytes / b->nblocks > b->max_bytes) {
+            *full = 1; /* no room for a block of the average size */
+            break;
+        }
+        uint64_t h = key_hash(ser->symbol, ser->timeframe, idx);
+        if (find(b, ser->symbol, ser->timeframe, idx, h))
+            continue;
+        if (!(mine[idx - i0] = start_load(b, ser, idx, h)))
+            break;
+        lo = idx;
+        hi = hi > idx ? hi : idx;
+    }
+    pthread_mutex_unlock(&b->lock);
+    if (lo > hi)
+        return AN_OK;
+    an_candles got = {0};
+    an_query q = {.start_ms = lo * span, .end_ms = (hi + 1) * span, .limit = 0};
+    an_code rc = an_store_get_ohlc(s, ser->symbol, ser->timeframe, &q, &got, err);
+    for (size_t i = 0, from = 0; rc == AN_OK && lo + (int64_t)from <= hi; from++) {
+        int64_t idx = lo + (int64_t)from;
+        size_t first = i;
+        while (i < got.n && got.v[i].ts < (idx + 1) * span)
+            i++;
+        if (mine[idx - i0])
+            rc = rows_make(got.v + first, i - first, idx * span, ser->tf_ms, &rs[idx - i0], err);
+    }
+    an_candles_free(&got);
+    pthread_mutex_lock(&b->lock);
+    warm_keep(b, mine, rs, (int)(i1 - i0 + 1), rc, now_ms, full);
+    pthread_mutex_unlock(&b->lock);
+    for (int j = 0; j < AN_BLOCK_WARM_MAX; j++)
+        rows_free(&rs[j]);
+    return rc;
 }

@@ -59,6 +59,7 @@ static void changed(void *ctx, const an_store_change *ch)
     pthread_rwlock_unlock(&h->cache.lock);
     atomic_fetch_add(&h->cache_dropped, dropped);
     an_api_blocks_drop(h->blocks, ch);
+    an_api_warm_again(h->warm); /* blocks dropped, or new ones closed */
     an_api_state_changed(h->state);
 }
 
@@ -72,10 +73,15 @@ void an_http_watch_start(an_http_server *h)
         return;
     }
     h->watching = 1;
+    if (an_config_bool(h->cfg, AN_CFG_HTTP_BLOCK_WARM) &&
+        an_api_warm_start(h->blocks, h->svc, &h->warm, &e) != AN_OK)
+        AN_WARN("http", "msg=\"the block cache fills as requests ask\" error=\"%s\"", e.msg);
 }
 
 void an_http_watch_stop(an_http_server *h)
 {
+    an_api_warm_stop(h->warm); /* first: it reads the store and fills the blocks */
+    h->warm = NULL;
     if (h->watching)
         an_service_unwatch(h->svc);
     h->watching = 0;
