@@ -104,10 +104,11 @@ an_code an_api_blocks_warm(an_api_blocks *b, an_store *s, const an_api_series_re
  * catalog's series, until everything closed is cached or the cache is
  * full; at the lowest CPU priority; only when this process hears every
  * write (an_service_hears_all: else blocks live a TTL and warming is
- * pointless). NULL b or svc: nothing starts (*out NULL, AN_OK). */
+ * pointless). NULL b or svc: nothing starts (*out NULL, AN_OK). The
+ * thread waits for the first an_api_warm_again (the caller's write hook on). */
 typedef struct an_api_warm an_api_warm;
 an_code an_api_warm_start(an_api_blocks *b, an_service *svc, an_api_warm **out, an_err *err);
-/* Asks for another pass (a write was heard); cheap, any thread. */
+/* Asks for a pass (the first, or a write was heard); cheap, any thread. */
 void an_api_warm_again(an_api_warm *w);
 /* 1 when the last pass ended (everything closed cached, or full) and no
  * other is asked for; 0 while one runs or is due. */

@@ -30,10 +30,10 @@
 
 #include "core/log.h"
 
-#define PASS_GAP_MS 1000    /* at most one pass a second */
-#define RETRY_MS 5000       /* after a failed pass */
-#define PROGRESS_MS 5000    /* a progress line in the log this often */
-#define READ_MS 1000        /* a warming read's deadline (then fewer blocks a read) */
+#define PASS_GAP_MS 1000 /* at most one pass a second */
+#define RETRY_MS 5000    /* after a failed pass */
+#define PROGRESS_MS 5000 /* a progress line in the log this often */
+#define READ_MS 1000     /* a warming read's deadline (then fewer blocks a read) */
 
 size_t an_api_blocks_size_for(uint64_t usable_bytes)
 {
@@ -69,6 +69,7 @@ struct an_api_warm {
     pthread_mutex_t lock;
     pthread_cond_t cond; /* on CLOCK_MONOTONIC */
     int stop, again, done;
+    uint64_t passes; /* passes run: done only after one */
 };
 
 static int64_t mono_ms(void)
@@ -213,7 +214,7 @@ static void *run(void *p)
     pthread_mutex_lock(&w->lock);
     while (!w->stop) {
         if (!w->again) {
-            w->done = 1;
+            w->done = w->passes > 0;
             pthread_cond_wait(&w->cond, &w->lock);
             continue;
         }
@@ -235,6 +236,7 @@ static void *run(void *p)
         pthread_mutex_lock(&w->lock);
         if (rc != AN_OK)
             w->again = 1;
+        w->passes++;
         w->done = !w->again;
         nap(w, rc != AN_OK ? RETRY_MS : PASS_GAP_MS);
     }
@@ -252,7 +254,6 @@ an_code an_api_warm_start(an_api_blocks *b, an_service *svc, an_api_warm **out, 
         return an_err_set(err, AN_ERR_NOMEM, "out of memory");
     w->b = b;
     w->svc = svc;
-    w->again = 1;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The block cache's warming (issue 12, AUTONAMA_HTTP_BLOCK_WARM): on a store
-# of generated 1m candles (two series written in SQL, each 100,000 on
-# DuckDB, 50,000 on PostgreSQL; a quarter under the sanitizers),
+# of generated 1m candles (two series written in SQL, each 60,000 on
+# DuckDB, 30,000 on PostgreSQL; a third under the sanitizers),
 #   - `serve` fills the block cache with no request at all: every closed
 #     block of both series, counted by /metrics (warm_done 1, the blocks
 #     and bytes warmed) and said in the log; AUTONAMA_HTTP_BLOCK_WARM=false
@@ -119,12 +119,12 @@ for mode in $modes; do
     echo "# == $mode"
     mode_env $mode
     reset_mode $mode
-    rows=100000
-    [ $mode = postgres ] && rows=50000
-    [ $san = 1 ] && rows=$((rows / 4))
+    rows=60000
+    [ $mode = postgres ] && rows=30000
+    [ $san = 1 ] && rows=$((rows / 3))
     if [ $mode = duckdb ]; then fill_duckdb $rows; else fill_pg $rows; fi
     want=$(closed_blocks $rows)
-    urls 24 $rows
+    urls 16 $rows
     serve_env=(AUTONAMA_HTTP_CACHE_TTL_MS=0 AUTONAMA_LOG_LEVEL=info AUTONAMA_SYMBOLS=GEN/USDT
         AUTONAMA_BEAT_UPDATE_INTERVAL=0 AUTONAMA_BEAT_INDICATORS_INTERVAL=0 AUTONAMA_BEAT_HEALTH_INTERVAL=0)
 
