@@ -213,13 +213,18 @@ EOF
 wait_warm() {
     local t0=$SECONDS m done=0
     while [ $((SECONDS - t0)) -lt "${AN_BENCH_WARM_WAIT:-900}" ]; do
-        m=$(curl -s "$1/metrics")
-        printf '%s\n' "$m" | grep -q '^autonama_http_block_warm_done 1' && { done=1; break; }
-        printf '%s\n' "$m" | grep -q '^autonama_http_block_warm_done' || break # no warming here
+        m=$(curl -s -m 10 "$1/metrics" || true)
+        # here-strings, not pipes: with pipefail a `grep -q` that stops
+        # reading early fails the pipe (printf's SIGPIPE)
+        grep -q '^autonama_http_block_warm_done 1' <<<"$m" && { done=1; break; }
+        # a page without the line: no warming in this binary (an empty or
+        # cut one, a slow answer under load: asked again)
+        grep -q '^autonama_http_block_max_bytes' <<<"$m" &&
+            ! grep -q '^autonama_http_block_warm_done' <<<"$m" && break
         sleep 0.5
     done
     echo "# $2: warm fill $([ $done = 1 ] && echo done || echo 'not done') after $((SECONDS - t0)) s:" \
-        $(printf '%s\n' "$m" | grep -E '^autonama_http_block_(warm_blocks_total|warm_bytes_total|bytes|count) ')
+        $(grep -E '^autonama_http_block_(warm_blocks_total|warm_bytes_total|bytes|count) ' <<<"$m")
 }
 
 results=()
