@@ -10,8 +10,8 @@
  * across a store read. A block being loaded is in the table (loading = 1,
  * not in the list), so a write heard meanwhile finds it and marks it dirty
  * (and unlinks it): its loader then frees it instead of keeping rows that
- * may predate the write. Called on the handler workers (reads) and on the
- * writing thread or the store's listener (drops).
+ * may predate the write. Called on the handler workers (reads), the warming
+ * thread (blocks_warm.c) and the writing thread or the listener (drops).
  */
 #include "api/blocks.h"
 
@@ -25,17 +25,13 @@
 
 #define DROP_LOOKUPS 64 /* a dropped range of more blocks scans the table */
 
-/* A block's rows, oldest first, as the replies need them: each row's open
- * time and the text of its five numbers ("o,h,l,c,v", shortest round-trip,
- * null for what JSON cannot hold). The keys and the head ("timestamp" and
- * "ts") are written when a row is sent (expand(); cheap), and a caller that
- * wants rows without text gets the numbers read back from the text (the
- * shortest round-trip text reads back as the same doubles). A row's time
- * is its bar in the block (2 bytes) when every row is on a multiple of the
- * timeframe from the block's start, else kept whole; a row's text starts
- * where the one before ends: len[] holds each row's length and mark[] the
- * start of every 64th row. About 48 bytes a candle (91 with the keys and
- * whole times, 196 with binary rows and the whole text). */
+/* A block's rows, oldest first: each row's open time (its bar, 2 bytes,
+ * when every row is on one, else whole) and its five numbers' shortest
+ * round-trip text ("o,h,l,c,v", null for what JSON cannot hold; len[] each
+ * row's length, mark[] where every 64th row starts). The keys and the head
+ * are written when a row is sent (expand()); rows without text get the
+ * numbers read back (they read back as the same doubles). About 45 bytes a
+ * candle (92 with the keys and whole times, 196 with binary rows). */
 #define MARK_EVERY 64
 
 typedef struct rows {
@@ -536,6 +532,32 @@ static block *start_load(an_api_blocks *b, const an_api_series_ref *ser, int64_t
     return k;
 }
 
+/* A loading block not kept: freed (out of the table unless a write took it
+ * out and marked it dirty). b->lock held. */
+static void unload(an_api_blocks *b, block *k)
+{
+    if (!k->dirty)
+        table_unlink(b, k);
+    block_free(k);
+}
+
+/* Loading block k keeps *r (taken: *r emptied), at the list's front or,
+ * when cold, its back (first out). b->lock held. */
+static void keep(an_api_blocks *b, block *k, rows *r, size_t bytes, int64_t now_ms, int cold)
+{
+    k->loading = 0;
+    k->loaded_ms = now_ms;
+    k->r = *r;
+    k->bytes = bytes;
+    memset(r, 0, sizeof *r);
+    if (cold)
+        lru_back(b, k);
+    else
+        lru_front(b, k);
+    b->bytes += bytes;
+    b->nblocks++;
+}
+
 /* Keeps what ld loaded (rs[j]: block ld->i0 + j's rows) unless a write
  * marked it dirty meanwhile or the read failed; frees the rest. */
 static void finish_load(an_api_blocks *b, load *ld, rows *rs, an_code rc, int64_t now_ms)
@@ -547,19 +569,10 @@ static void finish_load(an_api_blocks *b, load *ld, rows *rs, an_code rc, int64_
             continue;
         size_t bytes = sizeof *k + rows_bytes(&rs[j]);
         if (k->dirty || rc != AN_OK || bytes > b->max_bytes) {
-            if (!k->dirty)
-                table_unlink(b, k);
-            block_free(k);
+            unload(b, k);
             continue;
         }
-        k->loading = 0;
-        k->loaded_ms = now_ms;
-        k->r = rs[j];
-        k->bytes = bytes;
-        memset(&rs[j], 0, sizeof rs[j]);
-        lru_front(b, k);
-        b->bytes += bytes;
-        b->nblocks++;
+        keep(b, k, &rs[j], bytes, now_ms, 0);
         evict(b);
     }
     pthread_mutex_unlock(&b->lock);
@@ -829,19 +842,10 @@ static void warm_keep(an_api_blocks *b, block **mine, rows *rs, int n, an_code r
         size_t bytes = sizeof *k + rows_bytes(&rs[j]);
         if (k->dirty || rc != AN_OK || b->bytes + bytes > b->max_bytes) {
             *full |= rc == AN_OK && !k->dirty;
-            if (!k->dirty)
-                table_unlink(b, k);
-            block_free(k);
+            unload(b, k);
             continue;
         }
-        k->loading = 0;
-        k->loaded_ms = now_ms;
-        k->r = rs[j];
-        k->bytes = bytes;
-        memset(&rs[j], 0, sizeof rs[j]);
-        lru_back(b, k);
-        b->bytes += bytes;
-        b->nblocks++;
+        keep(b, k, &rs[j], bytes, now_ms, 1);
         b->warm_blocks++;
         b->warm_bytes += bytes;
     }

@@ -28,7 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/abstime.h"
 #include "core/log.h"
+#include "core/thread.h"
 
 #define PASS_GAP_MS 1000 /* at most one pass a second */
 #define RETRY_MS 5000    /* after a failed pass */
@@ -67,7 +69,7 @@ struct an_api_warm {
     an_service *svc;
     pthread_t thread;
     pthread_mutex_t lock;
-    pthread_cond_t cond; /* on CLOCK_MONOTONIC */
+    pthread_cond_t cond;
     int stop, again, done;
     uint64_t passes; /* passes run: done only after one */
 };
@@ -90,14 +92,7 @@ static int stopping(an_api_warm *w)
 /* Waits ms or until stopped (w->lock held); 1 when stopped. */
 static int nap(an_api_warm *w, int64_t ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    struct timespec until = an_abstime_in(ms);
     while (!w->stop && pthread_cond_timedwait(&w->cond, &w->lock, &until) == 0)
         ;
     return w->stop;
@@ -254,11 +249,7 @@ an_code an_api_warm_start(an_api_blocks *b, an_service *svc, an_api_warm **out, 
         return an_err_set(err, AN_ERR_NOMEM, "out of memory");
     w->b = b;
     w->svc = svc;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&w->cond, NULL);
     pthread_mutex_init(&w->lock, NULL);
     if (pthread_create(&w->thread, NULL, run, w) != 0) {
         pthread_cond_destroy(&w->cond);
@@ -295,11 +286,7 @@ void an_api_warm_stop(an_api_warm *w)
 {
     if (!w)
         return;
-    pthread_mutex_lock(&w->lock);
-    w->stop = 1;
-    pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->lock);
-    pthread_join(w->thread, NULL);
+    an_thread_stop_join(&w->lock, &w->cond, &w->stop, w->thread);
     pthread_cond_destroy(&w->cond);
     pthread_mutex_destroy(&w->lock);
     free(w);
