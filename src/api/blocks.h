@@ -3,7 +3,8 @@
  * (issue 12), internal to src/api/: a stored series' candles are cut into
  * blocks of AN_BLOCK_BARS bars of its timeframe, aligned on the Unix epoch;
  * a block wholly older than the series' newest stored candle (closed) is
- * read from the store once and kept as its rows' times and JSON, so a candle read
+ * read from the store once and kept as its rows' times and numbers' text
+ * (blocks.c), and is filled at start by the warming thread, so a candle read
  * touches the store only for the newest block (and for blocks not cached
  * yet) and prints only the rows no block holds. Replies are the store's own
  * answer, row for row (an_store_get_ohlc's order, range and limit).
