@@ -25,7 +25,9 @@
 # generated files and the DuckDB store go, removed at the end),
 # AN_BENCH_DUCKDB_READERS (e.g. "1 4": DuckDB with the reply cache off once per
 # AUTONAMA_DUCKDB_READERS value, same run, with the ratio to the first; unset:
-# once, with the default).
+# once, with the default), AN_BENCH_BLOCK_WARM (unset: the default, true;
+# false: the block cache fills as requests ask), AN_BENCH_WARM_WAIT (900:
+# seconds to wait for the block cache's warming before measuring).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${AN_BIN:-$root/build/autonama}
@@ -205,6 +207,26 @@ EOF
     wait_url "http://127.0.0.1:$1/ohlc.json"
 }
 
+# wait_warm BASE LABEL: until the block cache's warming is done (it fills
+# from the store after serve starts; AN_BENCH_WARM_WAIT seconds at most,
+# 900); prints how long the fill took and what it loaded
+wait_warm() {
+    local t0=$SECONDS m done=0
+    while [ $((SECONDS - t0)) -lt "${AN_BENCH_WARM_WAIT:-900}" ]; do
+        m=$(curl -s -m 10 "$1/metrics" || true)
+        # here-strings, not pipes: with pipefail a `grep -q` that stops
+        # reading early fails the pipe (printf's SIGPIPE)
+        grep -q '^autonama_http_block_warm_done 1' <<<"$m" && { done=1; break; }
+        # a page without the line: no warming in this binary (an empty or
+        # cut one, a slow answer under load: asked again)
+        grep -q '^autonama_http_block_max_bytes' <<<"$m" &&
+            ! grep -q '^autonama_http_block_warm_done' <<<"$m" && break
+        sleep 0.5
+    done
+    echo "# $2: warm fill $([ $done = 1 ] && echo done || echo 'not done') after $((SECONDS - t0)) s:" \
+        $(grep -E '^autonama_http_block_(warm_blocks_total|warm_bytes_total|bytes|count) ' <<<"$m")
+}
+
 results=()
 bench_mode() {
     local mode=$1
@@ -250,10 +272,12 @@ bench_mode() {
         [ "$blocks" = 0 ] && env+=(AUTONAMA_HTTP_BLOCK_CACHE_MB=0)
         [ "$blocks" != 0 ] && [ -n "${AN_BENCH_BLOCK_MB:-}" ] && env+=(AUTONAMA_HTTP_BLOCK_CACHE_MB=$AN_BENCH_BLOCK_MB)
         [ -n "$readers" ] && env+=(AUTONAMA_DUCKDB_READERS=$readers)
+        [ -n "${AN_BENCH_BLOCK_WARM:-}" ] && env+=(AUTONAMA_HTTP_BLOCK_WARM=$AN_BENCH_BLOCK_WARM)
         env "${env[@]}" "$BIN" serve >/dev/null 2>"$work/serve.err" &
         pids+=($!)
         url="http://127.0.0.1:$port/api/v1/data/ohlc?symbol=S0/USDT&timeframe=1m&limit=500&order=asc&start=$T0"
         wait_url "$url" || { echo "bench/api_scale: serve did not answer:" >&2; cat "$work/serve.err" >&2; return 1; }
+        [ "$blocks" != 0 ] && wait_warm "http://127.0.0.1:$port" "$mode $who"
         check_rows "http://127.0.0.1:$port" "$mode"
         curl -s -o "$work/body.json" "$url"
         wrk -t"$THREADS" -c"$CONNS" -d"${WARM}s" -s "$work/varied.lua" "http://127.0.0.1:$port" >/dev/null 2>&1
@@ -265,7 +289,7 @@ bench_mode() {
             results+=("$mode $who-DIED 0 0 0 1")
         else
             check_rows "http://127.0.0.1:$port" "$mode" # the rows again, from a warm cache
-            curl -s "http://127.0.0.1:$port/metrics" | grep -E '^autonama_http_block_(hits|misses|passed|evictions)_total|^autonama_http_block_(bytes|count|max_bytes) ' |
+            curl -s "http://127.0.0.1:$port/metrics" | grep -E '^autonama_http_block_(hits|misses|passed|evictions|warm_blocks|warm_bytes)_total|^autonama_http_block_(bytes|count|max_bytes) ' |
                 tr '\n' ' ' | sed "s/^/# $mode $who: /" && echo
         fi
         stop_all

@@ -10,33 +10,37 @@
  * across a store read. A block being loaded is in the table (loading = 1,
  * not in the list), so a write heard meanwhile finds it and marks it dirty
  * (and unlinks it): its loader then frees it instead of keeping rows that
- * may predate the write. Called on the handler workers (reads) and on the
- * writing thread or the store's listener (drops).
+ * may predate the write. Called on the handler workers (reads), the warming
+ * thread (blocks_warm.c) and the writing thread or the listener (drops).
  */
 #include "api/blocks.h"
 
 #include <math.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/market.h"
+#include "core/numfmt.h"
 
 #define DROP_LOOKUPS 64 /* a dropped range of more blocks scans the table */
 
-/* A block's rows, oldest first, as the replies need them: each row's open
- * time and the tail of its JSON (an_api_candle_tail: ,"open":..,"volume":..);
- * the head ("timestamp" and "ts") is printed from ts when a row is sent,
- * and the candle's numbers are read back from the tail only for a caller
- * that wants rows without text (the shortest round-trip text reads back as
- * the same doubles). About 90 bytes a candle against 200 with the binary
- * rows and the whole text kept. */
+/* A block's rows, oldest first: each row's open time (its bar, 2 bytes,
+ * when every row is on one, else whole) and its five numbers' shortest
+ * round-trip text ("o,h,l,c,v", null for what JSON cannot hold; len[] each
+ * row's length, mark[] where every 64th row starts). The keys and the head
+ * are written when a row is sent (expand()); rows without text get the
+ * numbers read back (they read back as the same doubles). About 45 bytes a
+ * candle (92 with the keys and whole times, 196 with binary rows). */
+#define MARK_EVERY 64
+
 typedef struct rows {
-    int64_t *ts;
-    uint32_t *end; /* row i's tail is tail[i ? end[i - 1] : 0 .. end[i]) */
-    char *tail;
+    int64_t base, step; /* row i's time: base + bar[i] * step (bar != NULL) */
+    uint16_t *bar;
+    int64_t *ts; /* else row i's time (ts != NULL) */
+    uint8_t *len;
+    uint32_t *mark; /* row k * MARK_EVERY's text starts at num[mark[k]] */
+    char *num;
     size_t n;
 } rows;
 
@@ -60,6 +64,7 @@ struct an_api_blocks {
     block lru; /* the list's sentinel: lru.next the most recent */
     size_t bytes, max_bytes, nblocks;
     uint64_t hits, misses, evictions, dropped, passed;
+    uint64_t warm_blocks, warm_bytes; /* loaded by warming (blocks_warm.c) */
     /* the admission doorkeeper: the keys of recently missed blocks not
      * kept, one per slot (key % nghost), overwritten in place */
     uint64_t *ghost;
@@ -118,33 +123,6 @@ an_api_blocks *an_api_blocks_new(size_t max_bytes)
     return b;
 }
 
-size_t an_api_blocks_size_for(uint64_t usable_bytes)
-{
-    const uint64_t lo = (uint64_t)64 << 20, hi = (uint64_t)4096 << 20;
-    uint64_t n = usable_bytes / 8;
-    n = n < lo ? lo : n > hi ? hi : n;
-    return (size_t)(n >> 20) << 20;
-}
-
-size_t an_api_blocks_default_bytes(void)
-{
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    uint64_t usable = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
-    /* a container's limit (cgroup v2, then v1) when lower */
-    const char *limits[] = {"/sys/fs/cgroup/memory.max",
-                            "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
-    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
-        FILE *f = fopen(limits[i], "r");
-        unsigned long long v;
-        if (!f)
-            continue;
-        if (fscanf(f, "%llu", &v) == 1 && v > 0 && (usable == 0 || v < usable))
-            usable = v; /* "max" (no limit) reads as no number */
-        fclose(f);
-    }
-    return an_api_blocks_size_for(usable);
-}
-
 void an_api_rendered_free(an_api_rendered *r)
 {
     free(r->buf.body);
@@ -154,15 +132,43 @@ void an_api_rendered_free(an_api_rendered *r)
 
 static void rows_free(rows *r)
 {
+    free(r->bar);
     free(r->ts);
-    free(r->end);
-    free(r->tail);
+    free(r->len);
+    free(r->mark);
+    free(r->num);
     memset(r, 0, sizeof *r);
 }
 
+static size_t nmarks(size_t n)
+{
+    return (n + MARK_EVERY - 1) / MARK_EVERY;
+}
+
+/* The bytes r holds (its allocations, trimmed to their use). */
 static size_t rows_bytes(const rows *r)
 {
-    return r->n * (sizeof *r->ts + sizeof *r->end) + (r->n ? r->end[r->n - 1] : 0);
+    if (r->n == 0)
+        return 0;
+    size_t last = r->n - 1, at = r->mark[last / MARK_EVERY];
+    for (size_t i = last / MARK_EVERY * MARK_EVERY; i <= last; i++)
+        at += r->len[i];
+    return r->n * ((r->bar ? sizeof *r->bar : sizeof *r->ts) + sizeof *r->len) +
+           nmarks(r->n) * sizeof *r->mark + at;
+}
+
+static int64_t row_ts(const rows *r, size_t i)
+{
+    return r->bar ? r->base + (int64_t)r->bar[i] * r->step : r->ts[i];
+}
+
+/* Where row i's text starts in r->num. */
+static size_t row_at(const rows *r, size_t i)
+{
+    size_t at = r->mark[i / MARK_EVERY];
+    for (size_t j = i / MARK_EVERY * MARK_EVERY; j < i; j++)
+        at += r->len[j];
+    return at;
 }
 
 static void block_free(block *k)
@@ -171,28 +177,62 @@ static void block_free(block *k)
     free(k);
 }
 
-/* r from the store's candles v[0..n) (oldest first). */
-static an_code rows_make(const an_candle *v, size_t n, rows *r, an_err *err)
+/* Writes v's text at p ("null" when JSON cannot hold it); its length. */
+static size_t put_number(double v, char *p)
+{
+    size_t n = an_num_format(v, p);
+    if (n == 0) {
+        memcpy(p, "null", 4);
+        n = 4;
+    }
+    return n;
+}
+
+/* r from the store's candles v[0..n) (oldest first) of the block starting
+ * at base, bars of step ms. */
+static an_code rows_make(const an_candle *v, size_t n, int64_t base, int64_t step, rows *r,
+                         an_err *err)
 {
     memset(r, 0, sizeof *r);
     if (n == 0)
         return AN_OK;
-    char *tail = malloc(n * (AN_API_CANDLE_MAX - AN_API_CANDLE_HEAD_MAX));
-    r->ts = malloc(n * sizeof *r->ts);
-    r->end = malloc(n * sizeof *r->end);
-    if (!tail || !r->ts || !r->end) {
-        free(tail);
+    int on_bars = n <= AN_BLOCK_BARS && step > 0;
+    for (size_t i = 0; on_bars && i < n; i++)
+        on_bars = v[i].ts >= base && (v[i].ts - base) % step == 0 &&
+                  (v[i].ts - base) / step < AN_BLOCK_BARS;
+    char *num = malloc(n * 5 * AN_NUM_MAX);
+    r->len = malloc(n * sizeof *r->len);
+    r->mark = malloc(nmarks(n) * sizeof *r->mark);
+    if (on_bars)
+        r->bar = malloc(n * sizeof *r->bar);
+    else
+        r->ts = malloc(n * sizeof *r->ts);
+    if (!num || !r->len || !r->mark || !(r->bar || r->ts)) {
+        free(num);
         rows_free(r);
         return an_err_set(err, AN_ERR_NOMEM, "out of memory keeping %zu candles", n);
     }
-    size_t len = 0;
+    r->base = base;
+    r->step = step;
+    size_t at = 0;
     for (size_t i = 0; i < n; i++) {
-        r->ts[i] = v[i].ts;
-        len += an_api_candle_tail(&v[i], tail + len);
-        r->end[i] = (uint32_t)len; /* under 300 bytes a row, 1,024 rows */
+        if (r->bar)
+            r->bar[i] = (uint16_t)((v[i].ts - base) / step);
+        else
+            r->ts[i] = v[i].ts;
+        if (i % MARK_EVERY == 0)
+            r->mark[i / MARK_EVERY] = (uint32_t)at; /* under 160 bytes a row */
+        const double f[5] = {v[i].open, v[i].high, v[i].low, v[i].close, v[i].volume};
+        size_t from = at;
+        for (int j = 0; j < 5; j++) {
+            if (j)
+                num[at++] = ',';
+            at += put_number(f[j], num + at);
+        }
+        r->len[i] = (uint8_t)(at - from); /* at most 5 * 31 + 4 */
     }
-    char *fit = realloc(tail, len); /* kept long: no slack */
-    r->tail = fit ? fit : tail;
+    char *fit = realloc(num, at); /* kept long: no slack */
+    r->num = fit ? fit : num;
     r->n = n;
     return AN_OK;
 }
@@ -203,7 +243,7 @@ static size_t lower_bound(const rows *r, int64_t ts)
     size_t lo = 0, hi = r->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (r->ts[mid] < ts)
+        if (row_ts(r, mid) < ts)
             lo = mid + 1;
         else
             hi = mid;
@@ -211,17 +251,16 @@ static size_t lower_bound(const rows *r, int64_t ts)
     return lo;
 }
 
-/* Row i of r as a candle: its numbers read back from its tail. */
-static an_candle row_candle(const rows *r, size_t i)
+/* Row i of r (its text at num) as a candle: the numbers read back. */
+static an_candle row_candle(const rows *r, size_t i, const char *num)
 {
-    an_candle c = {.ts = r->ts[i]};
+    an_candle c = {.ts = row_ts(r, i)};
     double *f[5] = {&c.open, &c.high, &c.low, &c.close, &c.volume};
-    const char *p = r->tail + (i ? r->end[i - 1] : 0), *e = r->tail + r->end[i];
-    for (int j = 0; j < 5 && p < e; j++) {
-        while (p < e && *p != ':')
-            p++;
-        if (p++ >= e)
-            break;
+    char one[5 * AN_NUM_MAX]; /* NUL-ended: strtod must stop at the row's end */
+    memcpy(one, num, r->len[i]);
+    one[r->len[i]] = 0;
+    const char *p = one, *e = one + r->len[i];
+    for (int j = 0; j < 5 && p < e; j++, p++) {
         if (*p == 'n') { /* null: NaN or an infinity (JSON has neither) */
             *f[j] = NAN;
             p += 4;
@@ -232,6 +271,27 @@ static an_candle row_candle(const rows *r, size_t i)
         }
     }
     return c;
+}
+
+/* Row i's members (an_api_put_candle's text) at out from its numbers' text
+ * num[0..len) ("o,h,l,c,v"); the length written. */
+static size_t expand(int64_t ts, const char *num, size_t len, char *out)
+{
+    static const char *const keys[5] = {
+        ",\"open\":", ",\"high\":", ",\"low\":", ",\"close\":", ",\"volume\":"};
+    static const size_t klen[5] = {8, 8, 7, 9, 10};
+    char *p = out + an_api_candle_head(ts, out);
+    const char *e = num + len;
+    for (int j = 0; j < 5; j++) {
+        memcpy(p, keys[j], klen[j]);
+        p += klen[j];
+        const char *c = memchr(num, ',', (size_t)(e - num));
+        size_t n = c ? (size_t)(c - num) : (size_t)(e - num);
+        memcpy(p, num, n);
+        p += n;
+        num += n + (c != NULL);
+    }
+    return (size_t)(p - out);
 }
 
 /* Room for n more items after used in *p (of *cap items of size each),
@@ -309,6 +369,15 @@ static void lru_front(an_api_blocks *b, block *k)
     k->prev = &b->lru;
     b->lru.next->prev = k;
     b->lru.next = k;
+}
+
+/* At the cold end: the first out (warmed blocks, before any request's). */
+static void lru_back(an_api_blocks *b, block *k)
+{
+    k->prev = b->lru.prev;
+    k->next = &b->lru;
+    b->lru.prev->next = k;
+    b->lru.prev = k;
 }
 
 static void table_unlink(an_api_blocks *b, block *k)
@@ -390,17 +459,23 @@ static an_code take(const rows *r, int64_t lo, int64_t hi, int desc, size_t *lef
         return AN_OK;
     if (reserve(out, m, err) != AN_OK || (txt && reserve_ends(txt, m, err) != AN_OK))
         return err->code;
+    /* the text of row i starts at `at`: walked forwards, or back when desc */
+    size_t i = desc ? z - 1 : a, at = row_at(r, i);
     for (size_t j = 0; j < m; j++) {
-        size_t i = desc ? z - 1 - j : a + j;
+        if (j) {
+            if (desc)
+                at -= r->len[--i];
+            else
+                at += r->len[i++];
+        }
         if (!txt) {
-            out->v[out->n++] = row_candle(r, i);
+            out->v[out->n++] = row_candle(r, i, r->num + at);
             continue;
         }
-        out->v[out->n++] = (an_candle){.ts = r->ts[i]};
-        char head[AN_API_CANDLE_HEAD_MAX];
-        size_t from = i ? r->end[i - 1] : 0;
-        an_api_put(&txt->buf, head, an_api_candle_head(r->ts[i], head));
-        an_api_put(&txt->buf, r->tail + from, r->end[i] - from);
+        int64_t ts = row_ts(r, i);
+        out->v[out->n++] = (an_candle){.ts = ts};
+        char row[AN_API_CANDLE_MAX];
+        an_api_put(&txt->buf, row, expand(ts, r->num + at, r->len[i], row));
         txt->end[txt->n++] = txt->buf.len;
     }
     *left -= m;
@@ -457,6 +532,32 @@ static block *start_load(an_api_blocks *b, const an_api_series_ref *ser, int64_t
     return k;
 }
 
+/* A loading block not kept: freed (out of the table unless a write took it
+ * out and marked it dirty). b->lock held. */
+static void unload(an_api_blocks *b, block *k)
+{
+    if (!k->dirty)
+        table_unlink(b, k);
+    block_free(k);
+}
+
+/* Loading block k keeps *r (taken: *r emptied), at the list's front or,
+ * when cold, its back (first out). b->lock held. */
+static void keep(an_api_blocks *b, block *k, rows *r, size_t bytes, int64_t now_ms, int cold)
+{
+    k->loading = 0;
+    k->loaded_ms = now_ms;
+    k->r = *r;
+    k->bytes = bytes;
+    memset(r, 0, sizeof *r);
+    if (cold)
+        lru_back(b, k);
+    else
+        lru_front(b, k);
+    b->bytes += bytes;
+    b->nblocks++;
+}
+
 /* Keeps what ld loaded (rs[j]: block ld->i0 + j's rows) unless a write
  * marked it dirty meanwhile or the read failed; frees the rest. */
 static void finish_load(an_api_blocks *b, load *ld, rows *rs, an_code rc, int64_t now_ms)
@@ -468,19 +569,10 @@ static void finish_load(an_api_blocks *b, load *ld, rows *rs, an_code rc, int64_
             continue;
         size_t bytes = sizeof *k + rows_bytes(&rs[j]);
         if (k->dirty || rc != AN_OK || bytes > b->max_bytes) {
-            if (!k->dirty)
-                table_unlink(b, k);
-            block_free(k);
+            unload(b, k);
             continue;
         }
-        k->loading = 0;
-        k->loaded_ms = now_ms;
-        k->r = rs[j];
-        k->bytes = bytes;
-        memset(&rs[j], 0, sizeof rs[j]);
-        lru_front(b, k);
-        b->bytes += bytes;
-        b->nblocks++;
+        keep(b, k, &rs[j], bytes, now_ms, 0);
         evict(b);
     }
     pthread_mutex_unlock(&b->lock);
@@ -512,7 +604,7 @@ static an_code run_load(an_api_blocks *b, an_store *s, const an_api_series_ref *
         size_t n = at[j + 1] - at[j];
         if (!ld->mine[j])
             rc = take_candles(v, n, lo, hi, desc, left, out, txt, err);
-        else if ((rc = rows_make(v, n, &rs[j], err)) == AN_OK)
+        else if ((rc = rows_make(v, n, (ld->i0 + j) * span, ser->tf_ms, &rs[j], err)) == AN_OK)
             rc = take(&rs[j], lo, hi, desc, left, out, txt, err);
     }
     an_candles_free(&got);
@@ -731,5 +823,77 @@ void an_api_blocks_get_stats(an_api_blocks *b, an_api_blocks_stats *st)
     st->bytes = b->bytes;
     st->blocks = b->nblocks;
     st->max_bytes = b->max_bytes;
+    st->warm_blocks = b->warm_blocks;
+    st->warm_bytes = b->warm_bytes;
     pthread_mutex_unlock(&b->lock);
+}
+
+/* ---- warming (blocks_warm.c's thread) ---- */
+
+/* Keeps the rows rs[j] of the blocks mine[j] warmed (b->lock held) at the
+ * cold end while they fit; the others are freed (*full set). */
+static void warm_keep(an_api_blocks *b, block **mine, rows *rs, int n, an_code rc, int64_t now_ms,
+                      int *full)
+{
+    for (int j = 0; j < n; j++) {
+        block *k = mine[j];
+        if (!k)
+            continue;
+        size_t bytes = sizeof *k + rows_bytes(&rs[j]);
+        if (k->dirty || rc != AN_OK || b->bytes + bytes > b->max_bytes) {
+            *full |= rc == AN_OK && !k->dirty;
+            unload(b, k);
+            continue;
+        }
+        keep(b, k, &rs[j], bytes, now_ms, 1);
+        b->warm_blocks++;
+        b->warm_bytes += bytes;
+    }
+}
+
+an_code an_api_blocks_warm(an_api_blocks *b, an_store *s, const an_api_series_ref *ser, int64_t i0,
+                           int64_t i1, int64_t now_ms, int *full, an_err *err)
+{
+    *full = 0;
+    if (i1 - i0 + 1 > AN_BLOCK_WARM_MAX)
+        i0 = i1 - AN_BLOCK_WARM_MAX + 1;
+    const int64_t span = ser->tf_ms * AN_BLOCK_BARS;
+    block *mine[AN_BLOCK_WARM_MAX] = {0};
+    rows rs[AN_BLOCK_WARM_MAX] = {{0}};
+    int64_t lo = i1 + 1, hi = i0 - 1; /* the blocks to read: [lo, hi] */
+    pthread_mutex_lock(&b->lock);
+    for (int64_t idx = i1; idx >= i0; idx--) {
+        if (b->nblocks && b->bytes + b->bytes / b->nblocks > b->max_bytes) {
+            *full = 1; /* no room for a block of the average size */
+            break;
+        }
+        uint64_t h = key_hash(ser->symbol, ser->timeframe, idx);
+        if (find(b, ser->symbol, ser->timeframe, idx, h))
+            continue;
+        if (!(mine[idx - i0] = start_load(b, ser, idx, h)))
+            break;
+        lo = idx;
+        hi = hi > idx ? hi : idx;
+    }
+    pthread_mutex_unlock(&b->lock);
+    if (lo > hi)
+        return AN_OK;
+    an_candles got = {0};
+    an_query q = {.start_ms = lo * span, .end_ms = (hi + 1) * span, .limit = 0};
+    an_code rc = an_store_get_ohlc(s, ser->symbol, ser->timeframe, &q, &got, err);
+    for (size_t i = 0, from = 0; rc == AN_OK && lo + (int64_t)from <= hi; from++) {
+        int64_t idx = lo + (int64_t)from;
+        size_t first = i;
+        while (i < got.n && got.v[i].ts < (idx + 1) * span)
+            i++;
+        if (mine[idx - i0])
+            rc = rows_make(got.v + first, i - first, idx * span, ser->tf_ms, &rs[idx - i0], err);
+    }
+    an_candles_free(&got);
+    pthread_mutex_lock(&b->lock);
+    warm_keep(b, mine, rs, (int)(i1 - i0 + 1), rc, now_ms, full);
+    pthread_mutex_unlock(&b->lock);
+    for (int j = 0; j < AN_BLOCK_WARM_MAX; j++)
+        rows_free(&rs[j]);
+    return rc;
 }

@@ -3,7 +3,8 @@
  * (issue 12), internal to src/api/: a stored series' candles are cut into
  * blocks of AN_BLOCK_BARS bars of its timeframe, aligned on the Unix epoch;
  * a block wholly older than the series' newest stored candle (closed) is
- * read from the store once and kept as its rows' times and JSON, so a candle read
+ * read from the store once and kept as its rows' times and numbers' text
+ * (blocks.c), and is filled at start by the warming thread, so a candle read
  * touches the store only for the newest block (and for blocks not cached
  * yet) and prints only the rows no block holds. Replies are the store's own
  * answer, row for row (an_store_get_ohlc's order, range and limit).
@@ -24,7 +25,8 @@
 #include "api/api.h"
 #include "store/store.h"
 
-#define AN_BLOCK_BARS 1024 /* bars of the timeframe per block (docs/decisions.md) */
+#define AN_BLOCK_BARS 1024   /* bars of the timeframe per block (docs/decisions.md) */
+#define AN_BLOCK_WARM_MAX 64 /* blocks one warming read loads at most */
 
 typedef struct an_api_blocks an_api_blocks;
 
@@ -83,8 +85,36 @@ typedef struct an_api_blocks_stats {
     uint64_t hits, misses, evictions, dropped;
     uint64_t passed; /* misses not kept (a full cache's doorkeeper): read from the store */
     uint64_t bytes, blocks, max_bytes;
+    uint64_t warm_blocks, warm_bytes; /* loaded by warming (an_api_blocks_warm) */
 } an_api_blocks_stats;
 
 void an_api_blocks_get_stats(an_api_blocks *b, an_api_blocks_stats *st);
+
+/* Warming: loads the closed blocks [i0, i1] of ser (at most the newest
+ * AN_BLOCK_WARM_MAX of them) that are not cached, with one store read, and
+ * keeps them at the cold end of the list (first out) while the cache has
+ * room, never evicting; *full = 1 when it has none left. The lock is not
+ * held across the read (a write heard meanwhile keeps a block out, as for
+ * a request's load). */
+an_code an_api_blocks_warm(an_api_blocks *b, an_store *s, const an_api_series_ref *ser, int64_t i0,
+                           int64_t i1, int64_t now_ms, int *full, an_err *err);
+
+/* The warming thread (blocks_warm.c): after serve starts, and again after
+ * writes that dropped blocks or closed new ones, it fills the cache from
+ * the store in bulk, newest closed history first, round robin over the
+ * catalog's series, until everything closed is cached or the cache is
+ * full; at the lowest CPU priority; only when this process hears every
+ * write (an_service_hears_all: else blocks live a TTL and warming is
+ * pointless). NULL b or svc: nothing starts (*out NULL, AN_OK). The
+ * thread waits for the first an_api_warm_again (the caller's write hook on). */
+typedef struct an_api_warm an_api_warm;
+an_code an_api_warm_start(an_api_blocks *b, an_service *svc, an_api_warm **out, an_err *err);
+/* Asks for a pass (the first, or a write was heard); cheap, any thread. */
+void an_api_warm_again(an_api_warm *w);
+/* 1 when the last pass ended (everything closed cached, or full) and no
+ * other is asked for; 0 while one runs or is due. */
+int an_api_warm_done(an_api_warm *w);
+/* Stops the thread (within one store read) and frees w. */
+void an_api_warm_stop(an_api_warm *w);
 
 #endif

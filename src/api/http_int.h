@@ -66,6 +66,7 @@ struct an_http_server {
     an_workq *q;                      /* the handler workers */
     an_admission adm;                 /* heavy reads and the query deadline */
     an_api_blocks *blocks;            /* closed candle history (blocks.h; own lock); NULL: off */
+    an_api_warm *warm; /* fills the blocks in the background (blocks_warm.c); NULL: not */
     /* the reply cache: every field of every slot under cache.lock (a
      * rwlock: lookups share it); never held across I/O or a handler */
     struct {

@@ -67,8 +67,19 @@ static void blocks_metrics(an_http_server *h, an_api_reply *rp)
         "# TYPE autonama_http_block_count gauge\nautonama_http_block_count %" PRIu64 "\n"
         "# HELP autonama_http_block_max_bytes The block cache's size "
         "(AUTONAMA_HTTP_BLOCK_CACHE_MB, or what -1 chose).\n"
-        "# TYPE autonama_http_block_max_bytes gauge\nautonama_http_block_max_bytes %" PRIu64 "\n",
-        st.hits, st.misses, st.evictions, st.passed, st.dropped, st.bytes, st.blocks, st.max_bytes);
+        "# TYPE autonama_http_block_max_bytes gauge\nautonama_http_block_max_bytes %" PRIu64 "\n"
+        "# HELP autonama_http_block_warm_blocks_total Blocks loaded by warming "
+        "(AUTONAMA_HTTP_BLOCK_WARM).\n# TYPE autonama_http_block_warm_blocks_total counter\n"
+        "autonama_http_block_warm_blocks_total %" PRIu64 "\n"
+        "# HELP autonama_http_block_warm_bytes_total Bytes of the blocks loaded by warming.\n"
+        "# TYPE autonama_http_block_warm_bytes_total counter\n"
+        "autonama_http_block_warm_bytes_total %" PRIu64 "\n"
+        "# HELP autonama_http_block_warm_done 1 when warming has filled what it can (every "
+        "closed block cached, or the cache full) and no pass is due; 0 while it runs or "
+        "when it is off.\n# TYPE autonama_http_block_warm_done gauge\n"
+        "autonama_http_block_warm_done %d\n",
+        st.hits, st.misses, st.evictions, st.passed, st.dropped, st.bytes, st.blocks, st.max_bytes,
+        st.warm_blocks, st.warm_bytes, an_api_warm_done(h->warm));
 }
 
 void an_http_metrics_render(an_http_server *h, an_api_reply *rp)

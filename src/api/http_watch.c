@@ -59,6 +59,7 @@ static void changed(void *ctx, const an_store_change *ch)
     pthread_rwlock_unlock(&h->cache.lock);
     atomic_fetch_add(&h->cache_dropped, dropped);
     an_api_blocks_drop(h->blocks, ch);
+    an_api_warm_again(h->warm); /* blocks dropped, or new ones closed */
     an_api_state_changed(h->state);
 }
 
@@ -67,11 +68,19 @@ void an_http_watch_start(an_http_server *h)
     if (!an_config_bool(h->cfg, AN_CFG_HTTP_CACHE_LISTEN))
         return;
     an_err e = {0};
+    /* the warming thread first, so h->warm is set before the hook can read
+     * it; it waits for the first an_api_warm_again, once the hook is on */
+    if (an_config_bool(h->cfg, AN_CFG_HTTP_BLOCK_WARM) &&
+        an_api_warm_start(h->blocks, h->svc, &h->warm, &e) != AN_OK)
+        AN_WARN("http", "msg=\"the block cache fills as requests ask\" error=\"%s\"", e.msg);
     if (an_service_watch(h->svc, changed, h, &e) != AN_OK) {
         AN_WARN("http", "msg=\"cached replies will last their TTL\" error=\"%s\"", e.msg);
+        an_api_warm_stop(h->warm);
+        h->warm = NULL;
         return;
     }
     h->watching = 1;
+    an_api_warm_again(h->warm);
 }
 
 void an_http_watch_stop(an_http_server *h)
@@ -79,4 +88,7 @@ void an_http_watch_stop(an_http_server *h)
     if (h->watching)
         an_service_unwatch(h->svc);
     h->watching = 0;
+    /* after the hook (which wakes it) is gone, before the blocks go */
+    an_api_warm_stop(h->warm);
+    h->warm = NULL;
 }

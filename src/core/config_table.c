@@ -340,9 +340,18 @@ const an_cfg_def an_cfg_table[AN_CFG__COUNT] = {
          .min = -1,
          .max = 65536,
          .help = "HTTP: MiB of closed candle history kept in blocks of 1024 bars per series "
-                 "(least recently used out; a write drops the blocks it touches; about 90 "
+                 "(least recently used out; a write drops the blocks it touches; about 50 "
                  "bytes a candle); -1: an eighth of the memory the process may use (physical "
                  "or its cgroup's limit), 64 to 4096; 0: off"},
+    [AN_CFG_HTTP_BLOCK_WARM] =
+        {.env = "AUTONAMA_HTTP_BLOCK_WARM",
+         .flag = "http-block-warm",
+         .type = T_BOOL,
+         .def = "true",
+         .help = "HTTP: fill the block cache in the background when serve starts (and after "
+                 "writes that drop or close blocks): the closed history in bulk, newest first, "
+                 "up to the cache's size, at low priority; only where the process hears every "
+                 "write (DuckDB, PostgreSQL with AUTONAMA_HTTP_CACHE_LISTEN)"},
     [AN_CFG_HTTP_MAX_LIMIT] = {.env = "AUTONAMA_HTTP_MAX_LIMIT",
                                .flag = "http-max-limit",
                                .type = T_INT,

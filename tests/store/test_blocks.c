@@ -251,13 +251,13 @@ static void test_same_as_store(void)
     an_store_close(s);
 }
 
-/* A budget of about two blocks (a candle's time, offset and text tail:
- * 70 to 110 bytes): least recently used out, never over it, the answers
+/* A budget of about two blocks (a candle's bar, length and numbers' text:
+ * 40 to 70 bytes): least recently used out, never over it, the answers
  * still the store's. */
 static void test_evictions(void)
 {
     an_store *s = open_store();
-    size_t budget = 2 * AN_BLOCK_BARS * 100;
+    size_t budget = 2 * AN_BLOCK_BARS * 70;
     an_api_blocks *b = an_api_blocks_new(budget);
     an_series_info si;
     an_api_series_ref a = ref_of(s, "BLK/A", "1m", &si);
@@ -323,6 +323,12 @@ static void test_admission(void)
      * of its size (admit() asks for room for the average block) */
     AN_CHECK_MSG(lo > 0 && 2 * lo > hi + 1024, "block sizes %llu..%llu", (unsigned long long)lo,
                  (unsigned long long)hi);
+    /* block 1 holds 1,024 candles: a bar, a length and the numbers' text
+     * each (70 bytes with these long decimals, 3 + 67; 121 when a block
+     * kept the keys and whole times) */
+    uint64_t full = block_bytes(s, &a, 1);
+    AN_CHECK_MSG(full < 80 * AN_BLOCK_BARS, "%.1f bytes a candle (want under 80)",
+                 (double)full / AN_BLOCK_BARS);
     size_t budget = (size_t)(hi + 2 * lo) / 2;
     an_api_blocks *b = an_api_blocks_new(budget);
     an_err err = {0};

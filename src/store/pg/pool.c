@@ -269,21 +269,11 @@ static int send(PGconn *c, const char *name, const char *sql, int n, const char 
                 : PQsendQueryParams(c, sql, n, NULL, params, NULL, NULL, fmt);
 }
 
-/* The statement under the thread's deadline (store.h): waits for the reply
- * until then, sends a cancel request at it and returns the last result
- * (*timed_out = 1 when the cancel was sent). A deadline already past is not
- * sent at all (NULL, *timed_out = 1): a cancel that reaches the backend
- * before it has read the statement is ignored, so the statement would run to
- * its end. */
-static PGresult *exec_by_deadline(PGconn *c, const char *name, const char *sql, int n,
-                                  const char *const *params, int fmt, int *timed_out)
+/* The reply to what was sent on c, under the thread's deadline (store.h):
+ * waits for it until then, sends a cancel request at it and returns the
+ * last result (*timed_out = 1 when the cancel was sent). */
+static PGresult *await_by_deadline(PGconn *c, int *timed_out)
 {
-    if (an_store_deadline_passed()) {
-        *timed_out = 1;
-        return NULL;
-    }
-    if (!send(c, name, sql, n, params, fmt))
-        return NULL;
     while (PQisBusy(c)) {
         int64_t left = an_store_deadline() - an_store_mono_ms();
         if (left <= 0 && !*timed_out) {
@@ -308,6 +298,36 @@ static PGresult *exec_by_deadline(PGconn *c, const char *name, const char *sql, 
         last = r;
     }
     return last;
+}
+
+/* The statement under the thread's deadline (await_by_deadline). A deadline
+ * already past is not sent at all (NULL, *timed_out = 1): a cancel that
+ * reaches the backend before it has read the statement is ignored, so the
+ * statement would run to its end. */
+static PGresult *exec_by_deadline(PGconn *c, const char *name, const char *sql, int n,
+                                  const char *const *params, int fmt, int *timed_out)
+{
+    if (an_store_deadline_passed()) {
+        *timed_out = 1;
+        return NULL;
+    }
+    if (!send(c, name, sql, n, params, fmt))
+        return NULL;
+    return await_by_deadline(c, timed_out);
+}
+
+/* PQprepare, under the thread's deadline when it has one (preparing reads
+ * the catalog and waits on a table's lock as the statement would). */
+static PGresult *prepare_by_deadline(PGconn *c, const char *name, const char *sql, int n,
+                                     int *timed_out)
+{
+    if (an_store_deadline() <= 0)
+        return PQprepare(c, name, sql, n, NULL);
+    if (an_store_deadline_passed()) {
+        *timed_out = 1;
+        return NULL;
+    }
+    return PQsendPrepare(c, name, sql, n, NULL) ? await_by_deadline(c, timed_out) : NULL;
 }
 
 static int sqlstate_is(const PGresult *r, const char *code)
@@ -341,12 +361,15 @@ static an_code prepare_once(an_pg_pool *p, int slot, PGconn *c, const char *sql,
         *named = 0;
         return AN_OK;
     }
-    PGresult *r = PQprepare(c, name, sql, n, NULL);
+    int timed_out = 0;
+    PGresult *r = prepare_by_deadline(c, name, sql, n, &timed_out);
     an_code rc = AN_OK;
     /* "already exists": a server whose clients share one session (the PGlite
      * test server) has it from another connection, under the same name, so
      * the same text */
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && !sqlstate_is(r, "42P05"))
+    if (timed_out)
+        rc = an_err_set(err, AN_ERR_TIMEOUT, "%s: cancelled at the request's query timeout", what);
+    else if (PQresultStatus(r) != PGRES_COMMAND_OK && !sqlstate_is(r, "42P05"))
         rc = an_pg_res_error(r, c, what, err);
     else
         pr->ids[pr->n++] = id;
