@@ -194,6 +194,18 @@ static an_code exec_arrays(PGconn *c, const char *sql, an_pg_buf *a, int n, an_e
     return rc;
 }
 
+/* Copies the n bytes of s to p, then sep (unless 0), stopping at end;
+ * returns where the next field goes. */
+static char *put_field(char *p, char *end, const char *s, size_t n, char sep)
+{
+    size_t room = (size_t)(end - p), m = n < room ? n : room;
+    memcpy(p, s, m);
+    p += m;
+    if (sep && p < end)
+        *p++ = sep;
+    return p;
+}
+
 static an_code catalog_many(PGconn *c, const series_change *ch, size_t nch, const char *tag,
                             an_err *err)
 {
@@ -203,27 +215,15 @@ static an_code catalog_many(PGconn *c, const series_change *ch, size_t nch, cons
         char lo[24], hi[24], cnt[24], payload[128];
         size_t nlo = an_int_format(ch[k].lo, lo), nhi = an_int_format(ch[k].hi, hi);
         an_int_format(ch[k].changed.inserted, cnt);
-        /* "symbol tf lo hi" (store.h's payload), without a printf per series */
-        size_t ns = strlen(ch[k].symbol), nt = strlen(ch[k].tf), ng = strlen(tag);
-        if (ns + nt + nlo + nhi + ng + 5 > sizeof payload) { /* not a symbol of ours */
-            snprintf(payload, sizeof payload, "%s %s %s %s %s", ch[k].symbol, ch[k].tf, lo, hi,
-                     tag);
-        } else {
-            char *p = payload;
-            memcpy(p, ch[k].symbol, ns);
-            p += ns;
-            *p++ = ' ';
-            memcpy(p, ch[k].tf, nt);
-            p += nt;
-            *p++ = ' ';
-            memcpy(p, lo, nlo);
-            p += nlo;
-            *p++ = ' ';
-            memcpy(p, hi, nhi);
-            p += nhi;
-            *p++ = ' ';
-            memcpy(p, tag, ng + 1);
-        }
+        /* "symbol tf lo hi tag" (store.h's payload), without a printf per
+         * series; cut at the buffer's end as snprintf would */
+        char *p = payload, *end = payload + sizeof payload - 1;
+        p = put_field(p, end, ch[k].symbol, strlen(ch[k].symbol), ' ');
+        p = put_field(p, end, ch[k].tf, strlen(ch[k].tf), ' ');
+        p = put_field(p, end, lo, nlo, ' ');
+        p = put_field(p, end, hi, nhi, ' ');
+        p = put_field(p, end, tag, strlen(tag), 0);
+        *p = '\0';
         bad = an_pg_text_array_put(&n, payload, 1) < 0;
         if (ch[k].changed.inserted > 0) {
             bad = bad || an_pg_text_array_put(&a[0], ch[k].symbol, 1) < 0 ||
