@@ -83,6 +83,9 @@ void an_api_put_jstr(an_api_reply *rp, const char *s);
 /* A JSON number, shortest text that reads back as the same double; null for
  * NaN and infinities. */
 void an_api_put_double(an_api_reply *rp, double v);
+/* v's JSON text at p (at most AN_NUM_MAX bytes): the shortest round-trip
+ * decimal, or null for NaN and infinities; its length (no NUL promised). */
+size_t an_api_json_number(double v, char *p);
 /* A candle's members (no braces): "timestamp":"<ISO 8601>","ts":<ms>,
  * "open":..,"high":..,"low":..,"close":..,"volume":.. (the ohlc route and
  * the stream's events). */

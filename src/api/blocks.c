@@ -71,7 +71,7 @@ struct an_api_blocks {
     size_t nghost; /* a power of two */
 };
 
-static int64_t floordiv(int64_t a, int64_t b)
+int64_t an_api_floordiv(int64_t a, int64_t b)
 {
     int64_t q = a / b;
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
@@ -177,17 +177,6 @@ static void block_free(block *k)
     free(k);
 }
 
-/* Writes v's text at p ("null" when JSON cannot hold it); its length. */
-static size_t put_number(double v, char *p)
-{
-    size_t n = an_num_format(v, p);
-    if (n == 0) {
-        memcpy(p, "null", 4);
-        n = 4;
-    }
-    return n;
-}
-
 /* r from the store's candles v[0..n) (oldest first) of the block starting
  * at base, bars of step ms. */
 static an_code rows_make(const an_candle *v, size_t n, int64_t base, int64_t step, rows *r,
@@ -227,7 +216,7 @@ static an_code rows_make(const an_candle *v, size_t n, int64_t base, int64_t ste
         for (int j = 0; j < 5; j++) {
             if (j)
                 num[at++] = ',';
-            at += put_number(f[j], num + at);
+            at += an_api_json_number(f[j], num + at);
         }
         r->len[i] = (uint8_t)(at - from); /* at most 5 * 31 + 4 */
     }
@@ -700,7 +689,7 @@ an_code an_api_blocks_read(an_api_blocks *b, an_store *s, const an_api_series_re
         return direct(s, ser, q, q->start_ms, q->end_ms, q->limit, out, txt, err);
     const int64_t span = ser->tf_ms * AN_BLOCK_BARS;
     /* blocks before this one are closed: it holds the newest stored candle */
-    const int64_t open_idx = floordiv(ser->last_ms, span);
+    const int64_t open_idx = an_api_floordiv(ser->last_ms, span);
     const int64_t first = q->start_ms > ser->first_ms ? q->start_ms : ser->first_ms;
     /* a request walks at most this many blocks; past them (gaps) the store
      * answers the rest at once */
@@ -708,7 +697,7 @@ an_code an_api_blocks_read(an_api_blocks *b, an_store *s, const an_api_series_re
     size_t left = q->limit;
     an_code rc = AN_OK;
     if (!q->descending) {
-        int64_t idx = floordiv(first, span);
+        int64_t idx = an_api_floordiv(first, span);
         for (int64_t walked = 0; left > 0;) {
             int64_t lo = idx * span > q->start_ms ? idx * span : q->start_ms;
             if (lo >= q->end_ms)
@@ -716,7 +705,7 @@ an_code an_api_blocks_read(an_api_blocks *b, an_store *s, const an_api_series_re
             if (idx >= open_idx || walked >= max_blocks)
                 return direct(s, ser, q, lo, q->end_ms, left, out, txt, err);
             /* the closed blocks the rest of the request reaches (no gaps) */
-            int64_t last = floordiv(q->end_ms - 1, span);
+            int64_t last = an_api_floordiv(q->end_ms - 1, span);
             int64_t bars = (lo - idx * span) / ser->tf_ms + want_bars(left);
             int64_t reach = idx + (bars - 1) / AN_BLOCK_BARS;
             last = reach < last ? reach : last;
@@ -743,14 +732,14 @@ an_code an_api_blocks_read(an_api_blocks *b, an_store *s, const an_api_series_re
         left -= out->n - had;
         hi = lo;
     }
-    int64_t idx = floordiv(hi - 1, span);
+    int64_t idx = an_api_floordiv(hi - 1, span);
     for (int64_t walked = 0; left > 0 && hi > first;) {
         if (walked >= max_blocks)
             return direct(s, ser, q, q->start_ms, hi, left, out, txt, err);
-        int64_t low = floordiv(first, span);
+        int64_t low = an_api_floordiv(first, span);
         /* the bars of block idx under hi, then left rows down from there */
         int64_t under = (hi - idx * span + ser->tf_ms - 1) / ser->tf_ms;
-        int64_t reach = idx + floordiv(under - want_bars(left), AN_BLOCK_BARS);
+        int64_t reach = idx + an_api_floordiv(under - want_bars(left), AN_BLOCK_BARS);
         low = reach > low ? reach : low;
         int nblk = (int)clamp_blocks(idx - low + 1, max_blocks - walked);
         int used, passed;
@@ -778,8 +767,8 @@ void an_api_blocks_drop(an_api_blocks *b, const an_store_change *ch)
     if (span) {
         int64_t lo = ch->first_ms < ch->last_ms ? ch->first_ms : ch->last_ms;
         int64_t hi = ch->first_ms < ch->last_ms ? ch->last_ms : ch->first_ms;
-        i0 = floordiv(lo, span);
-        i1 = floordiv(hi, span);
+        i0 = an_api_floordiv(lo, span);
+        i1 = an_api_floordiv(hi, span);
     }
     uint64_t n = 0;
     pthread_mutex_lock(&b->lock);

@@ -30,6 +30,9 @@
 
 typedef struct an_api_blocks an_api_blocks;
 
+/* a / b rounded down (block indexes of times before 1970 too) */
+int64_t an_api_floordiv(int64_t a, int64_t b);
+
 /* A cache holding at most max_bytes of blocks (least recently used first
  * out). NULL when max_bytes is 0 (the cache is off) or out of memory;
  * every function takes a NULL cache (reads then go to the store). */

@@ -74,13 +74,6 @@ struct an_api_warm {
     uint64_t passes; /* passes run: done only after one */
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 static int stopping(an_api_warm *w)
 {
     pthread_mutex_lock(&w->lock);
@@ -96,12 +89,6 @@ static int nap(an_api_warm *w, int64_t ms)
     while (!w->stop && pthread_cond_timedwait(&w->cond, &w->lock, &until) == 0)
         ;
     return w->stop;
-}
-
-static int64_t floordiv(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
 /* A series being warmed: its closed blocks [low, next] are left to load. */
@@ -128,8 +115,8 @@ static cursor *cursors_of(const an_series_info *list, size_t nlist, size_t *n)
                                  .first_ms = list[i].first_ms,
                                  .last_ms = list[i].last_ms,
                                  .rows = list[i].rows},
-                         .low = floordiv(list[i].first_ms, span),
-                         .next = floordiv(list[i].last_ms, span) - 1};
+                         .low = an_api_floordiv(list[i].first_ms, span),
+                         .next = an_api_floordiv(list[i].last_ms, span) - 1};
         if (c[*n].next >= c[*n].low)
             (*n)++;
     }
@@ -144,7 +131,7 @@ static void log_progress(an_api_blocks *b, const char *msg, int64_t t0, size_t n
             "msg=\"%s\" series=%zu warmed_blocks=%" PRIu64 " warmed_bytes=%" PRIu64
             " cache_bytes=%" PRIu64 " max_bytes=%" PRIu64 " seconds=%.1f",
             msg, nser, st.warm_blocks, st.warm_bytes, st.bytes, st.max_bytes,
-            (double)(mono_ms() - t0) / 1000.0);
+            (double)(an_store_mono_ms() - t0) / 1000.0);
 }
 
 /* One pass over the catalog's series: AN_OK when it ended (everything
@@ -166,7 +153,7 @@ static an_code pass(an_api_warm *w, an_err *err)
         free(list);
         return an_err_set(err, AN_ERR_NOMEM, "out of memory warming %zu series", nlist);
     }
-    int64_t t0 = mono_ms(), said = t0, chunk = AN_BLOCK_WARM_MAX;
+    int64_t t0 = an_store_mono_ms(), said = t0, chunk = AN_BLOCK_WARM_MAX;
     int full = 0, more = 1;
     while (rc == AN_OK && more && !full && !stopping(w)) {
         more = 0;
@@ -188,8 +175,8 @@ static an_code pass(an_api_warm *w, an_err *err)
                 continue;
             }
             c[i].next -= chunk;
-            if (mono_ms() - said >= PROGRESS_MS) {
-                said = mono_ms();
+            if (an_store_mono_ms() - said >= PROGRESS_MS) {
+                said = an_store_mono_ms();
                 log_progress(w->b, "warming the block cache", t0, n);
             }
             if (stopping(w))
@@ -218,7 +205,7 @@ static void *run(void *p)
         pthread_mutex_unlock(&w->lock);
         an_api_blocks_stats st0;
         an_api_blocks_get_stats(w->b, &st0);
-        int64_t t0 = mono_ms();
+        int64_t t0 = an_store_mono_ms();
         an_err err = {0};
         an_code rc = pass(w, &err);
         an_api_blocks_stats st;

@@ -118,16 +118,20 @@ void an_api_put_jstr(an_api_reply *rp, const char *s)
     an_api_put(rp, "\"", 1);
 }
 
+size_t an_api_json_number(double v, char *p)
+{
+    size_t n = an_num_format(v, p);
+    if (n == 0) { /* JSON has no NaN or infinity */
+        memcpy(p, "null", 4);
+        n = 4;
+    }
+    return n;
+}
+
 void an_api_put_double(an_api_reply *rp, double v)
 {
-    if (!reserve(rp, AN_NUM_MAX))
-        return;
-    size_t n = an_num_format(v, rp->body + rp->len);
-    if (n == 0) { /* JSON has no NaN or infinity */
-        an_api_puts(rp, "null");
-        return;
-    }
-    rp->len += n;
+    if (reserve(rp, AN_NUM_MAX))
+        rp->len += an_api_json_number(v, rp->body + rp->len);
 }
 
 /* Writes "key":v of a double (null for NaN and infinities) at p. */
@@ -135,12 +139,7 @@ static char *put_num(char *p, const char *key, size_t klen, double v)
 {
     memcpy(p, key, klen);
     p += klen;
-    size_t n = an_num_format(v, p);
-    if (n == 0) { /* JSON has no NaN or infinity */
-        memcpy(p, "null", 4);
-        n = 4;
-    }
-    return p + n;
+    return p + an_api_json_number(v, p);
 }
 
 #define KEY(s) s, sizeof s - 1
@@ -153,16 +152,7 @@ size_t an_api_candle_head(int64_t ts, char *p)
     p += an_time_format_iso(ts, p);
     memcpy(p, "\",\"ts\":", 7);
     p += 7;
-    char digits[24];
-    uint64_t u = ts < 0 ? 0 - (uint64_t)ts : (uint64_t)ts;
-    size_t nd = 0;
-    do
-        digits[nd++] = (char)('0' + u % 10);
-    while ((u /= 10) != 0);
-    if (ts < 0)
-        *p++ = '-';
-    while (nd)
-        *p++ = digits[--nd];
+    p += an_int_format(ts, p); /* its NUL is within AN_API_CANDLE_HEAD_MAX */
     return (size_t)(p - p0);
 }
 
