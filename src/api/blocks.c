@@ -756,19 +756,23 @@ an_code an_api_blocks_read(an_api_blocks *b, an_store *s, const an_api_series_re
     return AN_OK;
 }
 
-void an_api_blocks_drop(an_api_blocks *b, const an_store_change *ch)
+int an_api_blocks_drop(an_api_blocks *b, const an_store_change *ch)
 {
     if (!b)
-        return;
+        return 0;
     int monthly = 0;
     int64_t tf_ms = ch->symbol[0] ? an_timeframe_ms(ch->timeframe, &monthly) : 0;
     int64_t span = tf_ms > 0 && tf_ms <= INT64_MAX / AN_BLOCK_BARS / 4 ? tf_ms * AN_BLOCK_BARS : 0;
     int64_t i0 = 0, i1 = -1;
+    int closes = !span; /* may have closed a block (see blocks.h) */
     if (span) {
         int64_t lo = ch->first_ms < ch->last_ms ? ch->first_ms : ch->last_ms;
         int64_t hi = ch->first_ms < ch->last_ms ? ch->last_ms : ch->first_ms;
         i0 = an_api_floordiv(lo, span);
         i1 = an_api_floordiv(hi, span);
+        /* a block closes when its successor gets a row: the write crossed
+         * into a block, or reached a block's first bar */
+        closes = i1 > i0 || lo - i0 * span < tf_ms;
     }
     uint64_t n = 0;
     pthread_mutex_lock(&b->lock);
@@ -796,6 +800,7 @@ void an_api_blocks_drop(an_api_blocks *b, const an_store_change *ch)
     }
     b->dropped += n;
     pthread_mutex_unlock(&b->lock);
+    return n > 0 || closes;
 }
 
 void an_api_blocks_get_stats(an_api_blocks *b, an_api_blocks_stats *st)

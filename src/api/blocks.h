@@ -81,8 +81,12 @@ an_code an_api_blocks_read(an_api_blocks *b, an_store *s, const an_api_series_re
                            an_err *err);
 
 /* A write changed the candles of (symbol, timeframe) in [first_ms, last_ms]:
- * drops every block overlapping it; symbol "" drops every block. */
-void an_api_blocks_drop(an_api_blocks *b, const an_store_change *ch);
+ * drops every block overlapping it; symbol "" drops every block. Returns 1
+ * when warming may have work after it: a block was dropped, the write was
+ * of everything or of a timeframe of no fixed length, or it may have closed
+ * a block (its range crosses a block's start or holds a block's first bar);
+ * 0 for the common live write, the open candle of an open block again. */
+int an_api_blocks_drop(an_api_blocks *b, const an_store_change *ch);
 
 typedef struct an_api_blocks_stats {
     uint64_t hits, misses, evictions, dropped;

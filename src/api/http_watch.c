@@ -58,8 +58,10 @@ static void changed(void *ctx, const an_store_change *ch)
     }
     pthread_rwlock_unlock(&h->cache.lock);
     atomic_fetch_add(&h->cache_dropped, dropped);
-    an_api_blocks_drop(h->blocks, ch);
-    an_api_warm_again(h->warm); /* blocks dropped, or new ones closed */
+    /* a pass lists the catalog: not for the live path's write of an open
+     * candle each second, only when blocks were dropped or may have closed */
+    if (an_api_blocks_drop(h->blocks, ch))
+        an_api_warm_again(h->warm);
     an_api_state_changed(h->state);
 }
 

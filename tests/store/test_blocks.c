@@ -437,6 +437,47 @@ static void test_default_size(void)
     AN_CHECK_MSG(here >= 64 * mib && here <= 4096 * mib && here % mib == 0, "%zu bytes", here);
 }
 
+/* What a heard write tells the warming thread: work after a drop, after
+ * everything, or when a block may have closed; none for the live path's
+ * open candle written again inside an open block. */
+static void test_drop_wakes_warming(void)
+{
+    an_store *s = open_store();
+    an_api_blocks *b = an_api_blocks_new(64u << 20);
+    an_series_info si;
+    loader l = {.s = s, .b = b, .ser = ref_of(s, "BLK/A", "1m", &si)};
+    const int64_t open0 = (T0 / SPAN + 1) * SPAN; /* the block after T0's */
+    an_store_change ch = {.symbol = "BLK/B", .timeframe = "1m"};
+    ch.first_ms = ch.last_ms = open0 + 5 * MIN; /* an open candle, mid-block */
+    AN_CHECK_INT(an_api_blocks_drop(b, &ch), 0);
+    ch.first_ms = open0 + 3 * MIN; /* a few candles inside one block */
+    AN_CHECK_INT(an_api_blocks_drop(b, &ch), 0);
+    ch.first_ms = ch.last_ms = open0; /* a block's first bar: the one before closed */
+    AN_CHECK_INT(an_api_blocks_drop(b, &ch), 1);
+    ch.first_ms = open0 - 2 * MIN; /* across a block's start */
+    ch.last_ms = open0 + 2 * MIN;
+    AN_CHECK_INT(an_api_blocks_drop(b, &ch), 1);
+    ch.first_ms = ch.last_ms = open0 + 5 * MIN;
+    snprintf(ch.timeframe, sizeof ch.timeframe, "1M"); /* months: no fixed length */
+    AN_CHECK_INT(an_api_blocks_drop(b, &ch), 1);
+    ch.symbol[0] = 0; /* everything */
+    AN_CHECK_INT(an_api_blocks_drop(b, &ch), 1);
+    /* a cached block dropped: work, though mid-block (load_one reads
+     * T0 + 900 to 1,200 minutes: open0's block) */
+    load_one(&l);
+    AN_CHECK_INT(l.rc, AN_OK);
+    an_api_blocks_stats st;
+    an_api_blocks_get_stats(b, &st);
+    AN_CHECK_INT(st.blocks, 1);
+    ch = (an_store_change){.symbol = "BLK/A", .timeframe = "1m"};
+    ch.first_ms = ch.last_ms = open0 + 5 * MIN;
+    AN_CHECK_INT(an_api_blocks_drop(b, &ch), 1);
+    AN_CHECK_INT(an_api_blocks_drop(b, &ch), 0); /* nothing left to drop */
+    an_candles_free(&l.got);
+    an_api_blocks_free(b);
+    an_store_close(s);
+}
+
 int main(int argc, char **argv)
 {
     int rc = an_test_backend_init(&be, argc, argv, "blocks");
@@ -457,6 +498,7 @@ int main(int argc, char **argv)
     AN_RUN(test_evictions);
     AN_RUN(test_admission);
     AN_RUN(test_write_while_loading);
+    AN_RUN(test_drop_wakes_warming);
     an_test_backend_done(&be);
     return AN_TEST_DONE();
 }
