@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/thread.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -94,12 +95,19 @@ fail:
  * counts as "everything changed". */
 static void deliver(an_store_listener *l, const char *payload)
 {
+    /* this store handle's own write (the tag, the last field, is ours):
+     * this process heard it at once; the live path's own flushes are most
+     * of what arrives here, so they are told apart before any parsing */
+    size_t len = strlen(payload), tl = strlen(l->tag);
+    if (tl && len > tl && payload[len - tl - 1] == ' ' &&
+        memcmp(payload + len - tl, l->tag, tl) == 0)
+        return;
     an_store_change ch = {0};
     char sym[AN_SYMBOL_MAX], tf[AN_TIMEFRAME_MAX], tag[17];
     int64_t a, b;
     int got = sscanf(payload, "%31s %7s %" SCNd64 " %" SCNd64 " %16s", sym, tf, &a, &b, tag);
     if (got == 5 && strcmp(tag, l->tag) == 0)
-        return; /* this store handle's own write: this process heard it at once */
+        return;
     if (got >= 4) {
         memcpy(ch.symbol, sym, sizeof sym);
         memcpy(ch.timeframe, tf, sizeof tf);
@@ -139,6 +147,7 @@ static void listen_on(an_store_listener *l, PGconn *c)
 
 static void *run(void *arg)
 {
+    an_thread_name("an-pg-listen");
     an_store_listener *l = arg;
     int backoff = BACKOFF_MIN_MS;
     while (!atomic_load(&l->stop)) {
