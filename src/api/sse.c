@@ -28,6 +28,8 @@
 #include "core/abstime.h"
 #include "core/lagring.h"
 #include "core/log.h"
+#include "core/numfmt.h"
+#include "core/thread.h"
 
 #define COMPONENT "sse"
 #define MAX_NAMES 32
@@ -96,6 +98,7 @@ struct an_sse_hub {
     int flush_due;
     int closing;
     uint64_t seq;
+    an_api_reply fmt; /* on_update's formatting buffer (under the lock) */
     pthread_t beat, replayer;
     int beat_started, replayer_started;
     pthread_cond_t rcond;
@@ -259,11 +262,16 @@ static void format_event(an_api_reply *rp, const char *id, const char *symbol, c
                          const an_candle *k, int closed, const double *values,
                          const char *const *names, const client *c)
 {
-    an_api_printf(rp, "id: %s\nevent: candle\ndata: {\"symbol\":", id);
+    /* no printf: the stream thread formats one of these per update */
+    an_api_puts(rp, "id: ");
+    an_api_puts(rp, id);
+    an_api_puts(rp, "\nevent: candle\ndata: {\"symbol\":");
     an_api_put_jstr(rp, symbol);
-    an_api_printf(rp, ",\"timeframe\":\"%s\",", tf);
+    an_api_puts(rp, ",\"timeframe\":\"");
+    an_api_puts(rp, tf); /* a validated timeframe: nothing to escape */
+    an_api_puts(rp, "\",");
     an_api_put_candle(rp, k);
-    an_api_printf(rp, ",\"closed\":%s", closed ? "true" : "false");
+    an_api_puts(rp, closed ? ",\"closed\":true" : ",\"closed\":false");
     if (c->n_ind) {
         an_api_puts(rp, ",\"indicators\":{");
         for (int i = 0; i < c->n_ind; i++) {
@@ -301,8 +309,10 @@ static void on_update(void *ctx, const an_realtime_update *u)
         pthread_mutex_unlock(&hub->lock);
         return;
     }
-    char id[48];
-    snprintf(id, sizeof id, "%" PRId64 "-%" PRIu64, u->event_ms, ++hub->seq);
+    char id[48]; /* "<event ms>-<seq>", as replay's */
+    size_t idn = an_int_format(u->event_ms, id);
+    id[idn++] = '-';
+    an_int_format((int64_t)(++hub->seq & INT64_MAX), id + idn);
     /* the text is made once per indicator choice: clients asking for the
      * same indicators (most often none) share the last one formatted, each
      * queue holding it (not a copy) until that client has sent it */
@@ -315,12 +325,13 @@ static void on_update(void *ctx, const an_realtime_update *u)
             continue;
         if (!made || made->n_ind != c->n_ind ||
             memcmp(made->ind, c->ind, (size_t)c->n_ind * sizeof *c->ind) != 0) {
-            an_api_reply rp = {0};
-            format_event(&rp, id, u->symbol, u->timeframe, &u->candle, u->closed, u->values,
+            an_api_reply *rp = &hub->fmt; /* its buffer kept from update to update */
+            rp->len = 0;
+            rp->oom = 0;
+            format_event(rp, id, u->symbol, u->timeframe, &u->candle, u->closed, u->values,
                          hub->names, c);
             text_unref(t);
-            t = rp.oom ? NULL : text_new(rp.body, rp.len);
-            free(rp.body);
+            t = rp->oom ? NULL : text_new(rp->body, rp->len);
             made = c;
         }
         if (t)
@@ -412,6 +423,7 @@ static void client_free(void *cls)
 
 static void *heartbeat(void *arg)
 {
+    an_thread_name("an-sse-beat");
     an_sse_hub *hub = arg;
     pthread_mutex_lock(&hub->lock);
     int64_t next_beat = an_now_ms() + 1000;
@@ -519,6 +531,7 @@ void an_sse_hub_free(an_sse_hub *hub)
     for (size_t i = 0; i < hub->nseries; i++)
         free(hub->subs[i].v);
     free(hub->subs);
+    free(hub->fmt.body);
     free(hub);
 }
 
@@ -645,6 +658,7 @@ static void replay_done(client *c)
  * event threads and outside the hub's lock while the store is read. */
 static void *replayer(void *arg)
 {
+    an_thread_name("an-sse-replay");
     an_sse_hub *hub = arg;
     pthread_mutex_lock(&hub->lock);
     for (;;) {
