@@ -26,6 +26,7 @@
 #include "api/sse.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/thread.h"
 #include "store/store.h"
 #include "tasks/health.h"
 #include "tasks/ingest.h"
@@ -147,6 +148,7 @@ static void block_signals(sigset_t *sigs)
 
 static void *watch_signals(void *arg)
 {
+    an_thread_name("an-signals");
     signal_watch *w = arg;
     sigset_t sigs;
     block_signals(&sigs);

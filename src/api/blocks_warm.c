@@ -190,6 +190,7 @@ static an_code pass(an_api_warm *w, an_err *err)
 
 static void *run(void *p)
 {
+    an_thread_name("an-block-warm");
     an_api_warm *w = p;
     /* the lowest priority for this thread only (Linux: a thread's own id) */
     setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);

@@ -75,6 +75,7 @@ static void sweep_once(an_http_guard *g, int64_t now)
 
 static void *sweeper(void *arg)
 {
+    an_thread_name("an-http-guard");
     an_http_guard *g = arg;
     pthread_mutex_lock(&g->lock);
     while (!g->stop) {

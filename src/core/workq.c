@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/thread.h"
 
 struct an_workq {
     char name[32];
@@ -31,6 +32,7 @@ struct an_workq {
 
 static void *thread_main(void *arg)
 {
+    an_thread_name("an-workq");
     an_workq *q = arg;
     pthread_mutex_lock(&q->mu);
     for (;;) {

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/thread.h"
 #include "source/binance.h"
 #include "source/kline_frame.h"
 
@@ -592,6 +593,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
 
 static void *service(void *arg)
 {
+    an_thread_name("an-rt-stream");
     an_binance_ws *w = arg;
     for (int i = 0; i < w->ngroups; i++)
         group_connect(w, &w->groups[i], 0);

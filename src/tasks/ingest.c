@@ -104,6 +104,7 @@ static an_code store_batch(run_state *st, an_ingest_symbol *r, const an_candles 
 
 static void *writer_main(void *arg)
 {
+    an_thread_name("an-ingest-write");
     writer *w = arg;
     pthread_mutex_lock(&w->mu);
     for (;;) {
@@ -372,6 +373,7 @@ static an_code ingest_symbol(run_state *st, void *conn, an_ingest_symbol *r, an_
 
 static void *worker(void *arg)
 {
+    an_thread_name("an-ingest-fetch");
     run_state *st = arg;
     const an_ingest_options *o = st->o;
     void *conn = NULL;

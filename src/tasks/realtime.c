@@ -35,6 +35,7 @@
 #include "source/binance_ws.h"
 #include "tasks/ingest.h"
 
+#include "core/thread.h"
 #include "tasks/realtime_internal.h"
 
 #define COMPONENT "realtime"
@@ -245,6 +246,7 @@ out:
 
 static void *filler(void *arg)
 {
+    an_thread_name("an-rt-gapfill");
     an_realtime *rt = arg;
     pthread_mutex_lock(&rt->lock);
     for (;;) {

@@ -20,6 +20,7 @@
 
 #include "core/abstime.h"
 #include "core/log.h"
+#include "core/thread.h"
 #include "tasks/realtime_internal.h"
 
 #define COMPONENT "realtime"
@@ -518,6 +519,7 @@ static void write_round(an_realtime *rt, item_vec *todo, int flush_open)
 
 void *an_rt_writer(void *arg)
 {
+    an_thread_name("an-rt-writer");
     an_realtime *rt = arg;
     item_vec todo = {0};
     int64_t next_flush = an_now_ms() + rt->flush_ms;

@@ -234,6 +234,7 @@ static int64_t mono_ms(void)
  * hb_stop, waiting on t->cv (the beat thread's, which does not run then). */
 static void *oneshot_heartbeat(void *arg)
 {
+    an_thread_name("an-run-beat");
     an_tasks *t = arg;
     pthread_mutex_lock(&t->mu);
     while (!t->hb_stop) {
@@ -272,6 +273,7 @@ void an_tasks_heartbeat_end(an_tasks *t, int begun)
 
 static void *beat(void *arg)
 {
+    an_thread_name("an-scheduler");
     an_tasks *t = arg;
     int64_t last_hb = INT64_MIN;
     pthread_mutex_lock(&t->mu);
