@@ -75,8 +75,8 @@ an_code an_opt_spec_from_args(int *argc, char **argv, an_opt_spec *spec, an_err 
             val = argv[++i];
         }
         an_code rc = AN_OK;
-        double d;
-        size_t n;
+        double d = 0; /* -O3's maybe-uninitialized cannot see parse_*'s stores */
+        size_t n = 0;
         switch (f) {
         case 0: spec->strategy = val; break;
         case 1: spec->grid = val; break;
