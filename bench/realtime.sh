@@ -141,30 +141,33 @@ for i in $(seq 0 $((CLIENTS - 1))); do
 done
 first100=""
 for j in $(seq 1 "$PER"); do s=${!j}; first100="$first100${first100:+,}${s%USDT}/USDT"; done
-"$PY" - "$base" "$first100" "$SECS" >"$work/sse_lat.txt" <<'PY' &
-import http.client, sys, time, urllib.parse
-base, syms, secs = sys.argv[1], sys.argv[2], int(sys.argv[3])
-u = urllib.parse.urlsplit(base)
-c = http.client.HTTPConnection(u.hostname, u.port)
-c.request("GET", "/api/v1/stream?symbols=%s&timeframe=1m" % syms)
-r = c.getresponse()
-lat, end = [], time.time() + secs
-while time.time() < end:
-    line = r.readline()
-    if not line:
-        break
-    if line.startswith(b"id: "):
-        e = int(line[4:].split(b"-")[0])
-        lat.append(time.time() * 1000 - e)
-lat.sort()
-q = lambda p: lat[min(len(lat) - 1, int(p * (len(lat) - 1) + 0.5))] if lat else float("nan")
-print("%d %.1f %.1f" % (len(lat), q(0.5), q(0.99)))
-PY
+# the measuring client (in C: its own delay stays out of the figure)
+LAT=${AN_BENCH_LAT:-$(dirname "$BIN")/bench/bench_sse_latency}
+[ -x "$LAT" ] || { echo "bench/realtime: $LAT not built (make build)" >&2; exit 1; }
+"$LAT" 127.0.0.1 "$http_port" "/api/v1/stream?symbols=$first100&timeframe=1m" "$SECS" >"$work/sse_lat.txt" &
 mpid=$!
 ticks=$(getconf CLK_TCK)
 # frames the fake sent over all its connections (autonama's and the peer's)
 fake_frames() { curl -s "http://127.0.0.1:$port/_control/stream" | python3 -c 'import json, sys; print(json.load(sys.stdin)["frames"])'; }
 cpu() { awk '{ print $14 + $15 }' "/proc/${1:-$serve_pid}/stat"; }
+# CPU ticks of serve's threads by name (src/core/thread.h names ours), for
+# where the CPU per message goes; threads that exited are in neither
+threads_cpu() {
+    python3 - "$serve_pid" <<'PY'
+import glob, sys
+t = {}
+for f in glob.glob("/proc/%s/task/*/stat" % sys.argv[1]):
+    try:
+        line = open(f).read()
+    except OSError:
+        continue  # the thread exited
+    name, rest = line[line.index("(") + 1:line.rindex(")")], line[line.rindex(")") + 2:].split()
+    t[name] = t.get(name, 0) + int(rest[11]) + int(rest[12])  # utime + stime
+for k, v in t.items():
+    print(k.replace(" ", "_"), v)
+PY
+}
+threads_cpu >"$work/threads0.txt"
 c0=$(cpu)
 [ "$PEER" = 1 ] && p0=$(cpu "$peer_pid")
 ts0=$(date -u +'%Y-%m-%d %H:%M:%S.%N')
@@ -174,6 +177,7 @@ t0=$(date +%s.%N)
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 wait "$mpid" || true
 c1=$(cpu)
+threads_cpu >"$work/threads1.txt"
 [ "$PEER" = 1 ] && p1=$(cpu "$peer_pid")
 ts1=$(date -u +'%Y-%m-%d %H:%M:%S.%N')
 m1=$(metric autonama_realtime_messages_total)
@@ -193,6 +197,15 @@ cpu = (c1 - c0) / tk / wall * 100
 msgs = m1 - m0
 print("autonama: %.1f%% of one core over %.0f s, %.0f messages (%.0f/s), %.1f us CPU per message"
       % (cpu, wall, msgs, msgs / wall, (c1 - c0) / tk / max(msgs, 1) * 1e6))
+PY
+python3 - "$work/threads0.txt" "$work/threads1.txt" "$ticks" "$m0" "$m1" <<'PY'
+import sys
+def load(p):
+    return {l.split()[0]: float(l.split()[1]) for l in open(p) if l.strip()}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+tk, msgs = float(sys.argv[3]), max(float(sys.argv[5]) - float(sys.argv[4]), 1)
+rows = sorted(((b[k] - a.get(k, 0)) / tk / msgs * 1e6, k) for k in b)
+print("  by thread, us CPU per message: " + ", ".join("%s %.1f" % (k, v) for v, k in reversed(rows) if v >= 0.05))
 PY
 echo "event -> row committed: p50 $(m 'autonama_realtime_store_lag_seconds{from="event",quantile="0.5"}') s, p99 $(m 'autonama_realtime_store_lag_seconds{from="event",quantile="0.99"}') s (open candles wait for the ${AUTONAMA_REALTIME_FLUSH_MS:-1000} ms flush)"
 echo "event -> SSE client ($CLIENTS clients + 1 measuring, 100 symbols each): p50 $sse_p50 ms, p99 $sse_p99 ms over $sse_n events"
