@@ -64,14 +64,17 @@ char *an_tasks_metrics(an_tasks *t)
     fprintf(f, "# HELP autonama_fallback_active 1 while data sits in the DuckDB fallback file.\n");
     fprintf(f, "# TYPE autonama_fallback_active gauge\n");
     fprintf(f, "autonama_fallback_active %d\n", atomic_load(&t->fallback_active));
-    if (t->sched) {
+    /* an_tasks_start builds the schedule without the lock, then sets
+     * started under it: the schedule is read only once started */
+    const an_sched *sched = t->started ? t->sched : NULL;
+    if (sched) {
         fprintf(f, "# HELP autonama_schedule_firings_total Beat schedule firings.\n");
         fprintf(f, "# TYPE autonama_schedule_firings_total counter\n");
-        for (int i = 0; i < an_sched_count(t->sched); i++) {
+        for (int i = 0; i < an_sched_count(sched); i++) {
             an_sched_stats st;
-            an_sched_entry_stats(t->sched, i, &st);
+            an_sched_entry_stats(sched, i, &st);
             fprintf(f, "autonama_schedule_firings_total{entry=\"%s\"} %" PRId64 "\n",
-                    an_sched_entry_name(t->sched, i), st.fired);
+                    an_sched_entry_name(sched, i), st.fired);
         }
     }
     pthread_mutex_unlock(&t->mu);
