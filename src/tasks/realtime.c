@@ -19,6 +19,7 @@
 #include "tasks/realtime.h"
 
 #include <inttypes.h>
+#include <jansson.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -32,10 +33,10 @@
 #include "core/abstime.h"
 #include "core/lagring.h"
 #include "core/log.h"
+#include "core/thread.h"
 #include "source/binance_ws.h"
 #include "tasks/ingest.h"
 
-#include "core/thread.h"
 #include "tasks/realtime_internal.h"
 
 #define COMPONENT "realtime"
@@ -61,8 +62,11 @@ static void notify(an_realtime *rt, const an_ws_kline *k, int64_t arrived_ms)
         pthread_mutex_unlock(&rt->live_lock);
     an_realtime_update u = {k->sub,      s->sub.symbol, s->sub.timeframe, k->candle, k->closed,
                             k->event_ms, arrived_ms,    values,           n};
+    pthread_mutex_lock(&rt->listen_mu);
     an_realtime_listener fn = atomic_load(&rt->listener);
-    fn(rt->listener_ctx, &u);
+    if (fn)
+        fn(rt->listener_ctx, &u);
+    pthread_mutex_unlock(&rt->listen_mu);
 }
 
 static void on_kline(void *ctx, const an_ws_kline *k, int64_t arrived_ms)
@@ -104,9 +108,13 @@ static void on_kline(void *ctx, const an_ws_kline *k, int64_t arrived_ms)
 static void on_batch(void *ctx)
 {
     an_realtime *rt = ctx;
+    if (!atomic_load(&rt->listener))
+        return;
+    pthread_mutex_lock(&rt->listen_mu);
     an_realtime_listener fn = atomic_load(&rt->listener);
     if (fn)
         fn(rt->listener_ctx, NULL);
+    pthread_mutex_unlock(&rt->listen_mu);
 }
 
 static void on_connected(void *ctx, int group, int rotated)
@@ -282,7 +290,7 @@ static void *filler(void *arg)
             if (rt->series[i].has_open && rt->series[i].open_arrived_ms >= t0)
                 rt->series[i].dirty = 1;
             rt->series[i].live_pending = 1; /* REST may have filled candles: rebuild */
-            rt->series[i].live_stale = 1;
+            rt->series[i].stale_wanted = 1;
         }
         rt->gapfill_running = 0;
         if (!ok) {
@@ -307,6 +315,7 @@ static an_code init_series(an_realtime *rt, char **syms, size_t nsym, char **tfs
                            const an_ind_set *set, an_err *err)
 {
     an_code code;
+    rt->nsym = nsym;
     for (size_t t = 0; t < ntf; t++)
         for (size_t i = 0; i < nsym; i++) {
             rt_series *s = &rt->series[rt->n++];
@@ -359,6 +368,7 @@ an_code an_realtime_start(const an_config *cfg, an_service *svc, an_realtime **o
     rt->flush_ms = an_config_int(cfg, AN_CFG_REALTIME_FLUSH_MS);
     pthread_mutex_init(&rt->lock, NULL);
     pthread_mutex_init(&rt->live_lock, NULL);
+    pthread_mutex_init(&rt->listen_mu, NULL);
     pthread_cond_init(&rt->cond, NULL);
     if ((code = init_series(rt, syms, nsym, tfs, ntf, set, err)) != AN_OK) {
         an_realtime_stop(rt);
@@ -427,6 +437,7 @@ void an_realtime_stop(an_realtime *rt)
     pthread_cond_destroy(&rt->cond);
     pthread_mutex_destroy(&rt->lock);
     pthread_mutex_destroy(&rt->live_lock);
+    pthread_mutex_destroy(&rt->listen_mu);
     free(rt->names);
     free(rt->closed.v);
     free(rt->rewrite.v);
@@ -546,8 +557,10 @@ int an_realtime_names(const an_realtime *rt, const char *const **names)
 
 void an_realtime_listen(an_realtime *rt, an_realtime_listener fn, void *ctx)
 {
+    pthread_mutex_lock(&rt->listen_mu);
     rt->listener_ctx = ctx;
     atomic_store(&rt->listener, fn);
+    pthread_mutex_unlock(&rt->listen_mu);
 }
 
 char *an_realtime_health(an_realtime *rt)
@@ -561,14 +574,25 @@ char *an_realtime_health(an_realtime *rt)
     const char *state = ws.connected >= ws.groups && ws.groups > 0 ? "connected"
                         : ws.connected > 0                         ? "degraded"
                                                                    : "reconnecting";
-    char *b = malloc(512);
-    if (b)
-        snprintf(b, 512,
-                 "{\"enabled\":true,\"state\":\"%s\",\"connections\":%d,\"connections_wanted\":%d,"
-                 "\"streams\":%zu,\"messages\":%" PRId64 ",\"bad_frames\":%" PRId64
-                 ",\"reconnects\":%" PRId64 ",\"gap_fills\":%" PRId64 ",\"store_errors\":%" PRId64
-                 ",\"last_message_age_ms\":%" PRId64 "}",
-                 state, ws.connected, ws.groups, rt->n, ws.messages, ws.bad_total, ws.reconnects,
-                 fills, errors, last ? an_now_ms() - last : -1);
+    /* what is streamed, so a client (the dashboard) knows which series
+     * /api/v1/stream serves: the symbols and the timeframes, each once, in
+     * subscription order (series[t * nsym + i]: timeframe t, symbol i) */
+    json_t *syms = json_array(), *tfs = json_array();
+    for (size_t i = 0; syms && tfs && i < rt->n; i++) {
+        const an_ws_sub *sub = &rt->series[i].sub;
+        if (i < rt->nsym)
+            json_array_append_new(syms, json_string(sub->symbol));
+        if (rt->nsym && i % rt->nsym == 0)
+            json_array_append_new(tfs, json_string(sub->timeframe));
+    }
+    json_t *o = json_pack(
+        "{s:b,s:s,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o}", "enabled", 1, "state", state,
+        "connections", ws.connected, "connections_wanted", ws.groups, "streams", (json_int_t)rt->n,
+        "messages", (json_int_t)ws.messages, "bad_frames", (json_int_t)ws.bad_total, "reconnects",
+        (json_int_t)ws.reconnects, "gap_fills", (json_int_t)fills, "store_errors",
+        (json_int_t)errors, "last_message_age_ms", (json_int_t)(last ? an_now_ms() - last : -1),
+        "symbols", syms ? syms : json_null(), "timeframes", tfs ? tfs : json_null());
+    char *b = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
     return b;
 }

@@ -67,7 +67,9 @@ int an_realtime_names(const an_realtime *rt, const char *const **names);
 /* A listener sees every update in arrival order, on the stream thread: it
  * must not block. After the updates of one network read it is called with u
  * NULL (work it deferred per update, such as waking clients, is due then).
- * One listener; set it before updates may flow, or NULL. */
+ * One listener, or NULL. Setting it waits for a call in progress: once it
+ * returns, the previous listener is not running and will not be called
+ * again (so its ctx may be freed). */
 typedef void (*an_realtime_listener)(void *ctx, const an_realtime_update *u);
 void an_realtime_listen(an_realtime *rt, an_realtime_listener fn, void *ctx);
 

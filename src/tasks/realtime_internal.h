@@ -31,8 +31,12 @@ typedef struct rt_series {
      * close; rows are written for final candles from ind_from on */
     an_live *live;
     int64_t live_through, ind_from;
-    int live_stale;   /* rebuild from the store before the next step */
+    int live_stale;   /* rebuild from the store before the next step (under live_lock) */
     int live_pending; /* final candles not yet given indicator rows (under lock) */
+    /* a gap fill asks for a rebuild (under lock; the writer turns it into
+     * live_stale under live_lock: the filler holds lock, and live_lock is
+     * taken first) */
+    int stale_wanted;
 } rt_series;
 
 typedef struct closed_item {
@@ -62,6 +66,7 @@ struct an_realtime {
     an_service *svc;
     rt_series *series;
     size_t n;
+    size_t nsym; /* series are timeframe-major: series[t * nsym + i] */
     an_binance_ws *ws;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -86,7 +91,11 @@ struct an_realtime {
     int64_t last_message_ms;
     /* listeners: the live states are read by the stream thread under live_lock */
     pthread_mutex_t live_lock;
-    _Atomic(an_realtime_listener) listener; /* set once ctx is */
+    /* the listener and its ctx, changed and called under listen_mu (so a
+     * removal waits for the call in flight); listener is also read without
+     * it, to skip the lock when there is none */
+    pthread_mutex_t listen_mu;
+    _Atomic(an_realtime_listener) listener;
     void *listener_ctx;
     const char **names;
     int n_names;

@@ -240,6 +240,12 @@ static void live_update(an_realtime *rt, an_store *st, rt_series *s, int64_t fin
     if (!s->live || final_from == INT64_MIN)
         return;
     pthread_mutex_lock(&rt->live_lock);
+    pthread_mutex_lock(&rt->lock); /* a gap fill's rebuild request (live_lock first) */
+    if (s->stale_wanted) {
+        s->live_stale = 1;
+        s->stale_wanted = 0;
+    }
+    pthread_mutex_unlock(&rt->lock);
     if (live_step(rt, s, final_from, fresh, nfresh) != 0)
         live_rebuild(rt, st, s, final_from);
     pthread_mutex_unlock(&rt->live_lock);

@@ -201,6 +201,9 @@ for mode in duckdb postgres timescaledb; do
     curl -s "$base/health" >"$work/health.json"
     check "$mode: /health reports the stream connected ($(json "$work/health.json" 'j.get("stream")'))" \
         test "$(json "$work/health.json" 'j["stream"]["state"]')" = connected
+    check "$mode: /health names what is streamed (the dashboard's live or polled choice)" \
+        test "$(json "$work/health.json" '(j["stream"]["symbols"], j["stream"]["timeframes"])')" = \
+        "(['BTC/USDT', 'ETH/USDT', 'ADA/USDT', 'BNB/USDT', 'SOL/USDT'], ['1m'])"
     sleep 1
     curl -s -X POST "$BINANCE_BASE_URL/_control/clock" -d "{\"server_time_ms\": $(date +%s%3N)}" >/dev/null
     # the last events and the last flush take a moment: polled for up to 20 s
