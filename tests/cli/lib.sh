@@ -146,9 +146,9 @@ stop_serve() {
     kill "$serve_pid" 2>/dev/null
     wait "$serve_pid" 2>/dev/null
     serve_pid=""
-    if grep -qiE 'AddressSanitizer|runtime error|LeakSanitizer' "$work/serve.err"; then
+    if grep -qiE 'AddressSanitizer|ThreadSanitizer|runtime error|LeakSanitizer' "$work/serve.err"; then
         bad "serve reported a sanitizer error"
-        grep -m1 -A40 -iE 'AddressSanitizer|runtime error|LeakSanitizer' "$work/serve.err" | sed 's/^/    /'
+        grep -m1 -A40 -iE 'AddressSanitizer|ThreadSanitizer|runtime error|LeakSanitizer' "$work/serve.err" | sed 's/^/    /'
     else
         ok "serve reported no sanitizer error"
     fi
