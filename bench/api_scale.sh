@@ -232,6 +232,8 @@ bench_mode() {
     local mode=$1
     unset POSTGRES_SERVER POSTGRES_PORT POSTGRES_USER POSTGRES_PASSWORD POSTGRES_DB AUTONAMA_STORE
     export AUTONAMA_LOG_LEVEL=warn DUCKDB_PATH=$work/bench.duckdb
+    # serve only: no beat task runs beside the measured requests
+    export AUTONAMA_BEAT_UPDATE_INTERVAL=0 AUTONAMA_BEAT_INDICATORS_INTERVAL=0 AUTONAMA_BEAT_HEALTH_INTERVAL=0
     if [ "$mode" = postgres ]; then
         local ci=${AUTONAMA_TEST_PG:?postgres mode needs AUTONAMA_TEST_PG: run scripts/run-bench api_scale}
         export POSTGRES_SERVER=$(kv "$ci" host) POSTGRES_PORT=$(kv "$ci" port)
