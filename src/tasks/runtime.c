@@ -64,9 +64,7 @@ char *an_tasks_metrics(an_tasks *t)
     fprintf(f, "# HELP autonama_fallback_active 1 while data sits in the DuckDB fallback file.\n");
     fprintf(f, "# TYPE autonama_fallback_active gauge\n");
     fprintf(f, "autonama_fallback_active %d\n", atomic_load(&t->fallback_active));
-    /* an_tasks_start builds the schedule without the lock, then sets
-     * started under it: the schedule is read only once started */
-    const an_sched *sched = t->started ? t->sched : NULL;
+    const an_sched *sched = t->sched; /* published whole, under t->mu */
     if (sched) {
         fprintf(f, "# HELP autonama_schedule_firings_total Beat schedule firings.\n");
         fprintf(f, "# TYPE autonama_schedule_firings_total counter\n");
@@ -318,7 +316,7 @@ static an_code entry_symbols(an_tasks *t, an_cfg_key key, an_beat_entry *be, an_
 }
 
 /* The beat's entries (the seed's beat schedule). */
-static an_code add_entries(an_tasks *t, an_err *err)
+static an_code add_entries(an_tasks *t, an_sched *sched, an_err *err)
 {
     an_err local_err; /* err may be NULL (error.h): this function reads the code */
     if (!err)
@@ -336,7 +334,7 @@ static an_code add_entries(an_tasks *t, an_err *err)
     for (size_t i = 0; i < sizeof BEAT / sizeof BEAT[0]; i++) {
         assert(an_tasks_find(BEAT[i].task));
         long iv = an_config_int(t->cfg, BEAT[i].interval);
-        int idx = an_sched_add(t->sched, BEAT[i].entry, (int64_t)iv * 1000, iv > 0);
+        int idx = an_sched_add(sched, BEAT[i].entry, (int64_t)iv * 1000, iv > 0);
         if (idx < 0 || idx >= AN_TASKS_MAX_ENTRIES)
             return an_err_set(err, AN_ERR_INTERNAL, "no room for beat entry %s", BEAT[i].entry);
         an_beat_entry *be = &t->entries[idx];
@@ -372,11 +370,18 @@ an_code an_tasks_start(an_tasks *t, const an_clock *clock, an_err *err)
             now - an_config_int(t->cfg, AN_CFG_TASK_STALE_AFTER) * 1000, now, &n, &e) == AN_OK &&
         n > 0)
         AN_WARN(COMPONENT, "msg=\"runs of a stopped instance marked INTERRUPTED\" runs=%d", n);
-    t->sched = an_sched_new(t->clock, on_fire, t);
-    if (!t->sched)
+    /* built whole, then published under t->mu: /metrics reads it under
+     * that lock from the HTTP threads, which run already */
+    an_sched *sched = an_sched_new(t->clock, on_fire, t);
+    if (!sched)
         return an_err_set(err, AN_ERR_NOMEM, "out of memory");
-    if (add_entries(t, err) != AN_OK)
+    if (add_entries(t, sched, err) != AN_OK) {
+        an_sched_free(sched);
         return err->code;
+    }
+    pthread_mutex_lock(&t->mu);
+    t->sched = sched;
+    pthread_mutex_unlock(&t->mu);
     int nw = (int)an_config_int(t->cfg, AN_CFG_WORKERS);
     if (nw > AN_TASKS_MAX_WORKERS)
         nw = AN_TASKS_MAX_WORKERS;
