@@ -119,8 +119,13 @@ static void fire_job_locked(an_tasks *t, int entry, const char *ename, const cha
                             int64_t slot_ms, json_t *args)
 {
     an_beat_entry *be = &t->entries[entry];
+    /* the period: its start and its length (periods of two intervals may
+     * start at the same instant, e.g. on the hour, and are not one period;
+     * the start alone made an hourly run skip the hour a 1 s schedule of
+     * the same entry had claimed) */
     char slot[160];
-    snprintf(slot, sizeof slot, "%s|%s|%" PRId64, ename, tag ? tag : "-", slot_ms);
+    snprintf(slot, sizeof slot, "%s|%s|%" PRId64 "|%" PRId64, ename, tag ? tag : "-", slot_ms,
+             be->interval_ms);
     an_job *j = new_job(entry, be->task, tag, slot, args);
     if (!j) {
         json_decref(args);
@@ -339,6 +344,7 @@ static an_code add_entries(an_tasks *t, an_sched *sched, an_err *err)
             return an_err_set(err, AN_ERR_INTERNAL, "no room for beat entry %s", BEAT[i].entry);
         an_beat_entry *be = &t->entries[idx];
         snprintf(be->task, sizeof be->task, "%s", BEAT[i].task);
+        be->interval_ms = (int64_t)iv * 1000;
         if (BEAT[i].symbols != AN_CFG__COUNT && entry_symbols(t, BEAT[i].symbols, be, err) != AN_OK)
             return err->code;
         AN_INFO(COMPONENT, "msg=\"beat entry\" entry=%s task=%s every_s=%ld enabled=%d symbols=%zu",

@@ -47,7 +47,8 @@ typedef struct an_beat_entry {
     char task[AN_TASK_NAME_MAX];
     char **symbols; /* NULL: one job without symbol */
     size_t n;
-    int pending; /* jobs of the current firing not done yet */
+    int pending;         /* jobs of the current firing not done yet */
+    int64_t interval_ms; /* the period's length: part of its slot */
 } an_beat_entry;
 
 struct an_tasks {
