@@ -103,12 +103,10 @@ static void deliver(an_store_listener *l, const char *payload)
         memcmp(payload + len - tl, l->tag, tl) == 0)
         return;
     an_store_change ch = {0};
-    char sym[AN_SYMBOL_MAX], tf[AN_TIMEFRAME_MAX], tag[17];
-    int64_t a, b;
-    int got = sscanf(payload, "%31s %7s %" SCNd64 " %" SCNd64 " %16s", sym, tf, &a, &b, tag);
-    if (got == 5 && strcmp(tag, l->tag) == 0)
-        return;
-    if (got >= 4) {
+    char sym[AN_SYMBOL_MAX], tf[AN_TIMEFRAME_MAX];
+    int64_t a, b; /* another handle's tag, if any, follows: not needed */
+    int got = sscanf(payload, "%31s %7s %" SCNd64 " %" SCNd64, sym, tf, &a, &b);
+    if (got == 4) {
         memcpy(ch.symbol, sym, sizeof sym);
         memcpy(ch.timeframe, tf, sizeof tf);
         ch.first_ms = a;
