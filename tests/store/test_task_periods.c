@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include "backend.h"
 #include "core/config.h"
 #include "tasks/scheduler.h"
@@ -27,23 +29,6 @@ static an_test_backend be;
 static int64_t fixed_now(void *ctx)
 {
     return *(const int64_t *)ctx;
-}
-
-/* The value of key in a libpq "k=v k=v" string, into out. */
-static const char *kv(const char *conninfo, const char *key, char *out, size_t len)
-{
-    out[0] = 0;
-    size_t kl = strlen(key);
-    for (const char *p = conninfo; p && *p;) {
-        while (*p == ' ')
-            p++;
-        const char *end = strchr(p, ' ');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        if (n > kl && strncmp(p, key, kl) == 0 && p[kl] == '=')
-            snprintf(out, len, "%.*s", (int)(n - kl - 1), p + kl + 1);
-        p = end;
-    }
-    return out;
 }
 
 /* The backend's config, health-check every `every` seconds, nothing else. */
@@ -63,16 +48,19 @@ static void load(an_config *cfg, char *every)
                     "1",
                     "--symbols",
                     "BTC/USDT"};
-    if (be.conninfo) {
+    if (be.conninfo) { /* the server's settings, as serve reads them */
         static const char *const keys[][2] = {{"host", "POSTGRES_SERVER"},
                                               {"port", "POSTGRES_PORT"},
                                               {"user", "POSTGRES_USER"},
                                               {"password", "POSTGRES_PASSWORD"},
                                               {"dbname", "POSTGRES_DB"}};
-        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-            char v[256];
-            setenv(keys[i][1], kv(be.conninfo, keys[i][0], v, sizeof v), 1);
-        }
+        PQconninfoOption *opts = PQconninfoParse(be.conninfo, NULL);
+        AN_CHECK_MSG(opts != NULL, "cannot parse the backend's connection string");
+        for (PQconninfoOption *o = opts; o && o->keyword; o++)
+            for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+                if (o->val && strcmp(o->keyword, keys[i][0]) == 0)
+                    setenv(keys[i][1], o->val, 1);
+        PQconninfoFree(opts);
     }
     an_err err = {0};
     AN_CHECK_OK(an_config_load(cfg, (int)(sizeof argv / sizeof argv[0]), argv, &err), err);
